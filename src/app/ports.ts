@@ -1,0 +1,127 @@
+// The interfaces the use cases are written against. Adapters implement them;
+// nothing here knows Redis, BullMQ, Slack, Teams or Azure.
+import type {
+  AccessRequest,
+  AppliedRule,
+  AuditEvent,
+  PortSpec,
+  PrincipalId,
+  RequestStatus,
+  Target,
+} from '../core/types.js';
+
+export interface ListFilter {
+  requester?: PrincipalId;
+  target?: string;
+  status?: RequestStatus;
+  /** Newest first; default 50. */
+  limit?: number;
+}
+
+export interface RequestStore {
+  /** Stores a new request (version 1) and appends its audit events, atomically. False if the id exists. */
+  create(request: AccessRequest, events: AuditEvent[]): Promise<boolean>;
+  get(id: string): Promise<AccessRequest | null>;
+  /**
+   * Atomic compare-and-set: replaces the request only if the stored version equals
+   * `expectedVersion`; stores `next` with version `expectedVersion + 1`, moves it between
+   * the status indexes and appends `events` to the audit log, all in one step.
+   * Returns false (and changes nothing) when the version no longer matches.
+   */
+  compareAndSet(next: AccessRequest, expectedVersion: number, events: AuditEvent[]): Promise<boolean>;
+  list(filter: ListFilter): Promise<AccessRequest[]>;
+  /** One-time tokens of the "my IP" link, bound to a request; expire after `ttlMs`. */
+  putSourceToken(token: string, requestId: string, ttlMs: number): Promise<void>;
+  /** Returns the request id and deletes the token (GETDEL); null if unknown or expired. */
+  takeSourceToken(token: string): Promise<string | null>;
+  /** Reads without consuming (for the confirmation page). */
+  peekSourceToken(token: string): Promise<string | null>;
+}
+
+export interface AuditQuery {
+  requestId?: string;
+  /** Epoch ms, inclusive. */
+  since?: number;
+  /** Oldest first; default 1000. */
+  limit?: number;
+}
+
+export interface AuditLog {
+  /** Appends one event (append-only); returns it with its id. */
+  append(event: AuditEvent): Promise<AuditEvent>;
+  list(query?: AuditQuery): Promise<AuditEvent[]>;
+}
+
+export interface Scheduler {
+  /** One delayed revocation per grant, keyed by request id: scheduling twice is a no-op. */
+  scheduleExpiry(requestId: string, at: number): Promise<void>;
+  /** Moves an existing revocation to `at` (or schedules it if missing). */
+  rescheduleExpiry(requestId: string, at: number): Promise<void>;
+  cancelExpiry(requestId: string): Promise<void>;
+  scheduleApprovalTimeout(requestId: string, at: number): Promise<void>;
+  cancelApprovalTimeout(requestId: string): Promise<void>;
+  /** When the revocation is due, or null if none is scheduled (for status and tests). */
+  expiryDueAt(requestId: string): Promise<number | null>;
+}
+
+/** What the scheduler's worker calls back into. */
+export interface JobHandlers {
+  expire(requestId: string): Promise<void>;
+  timeoutApproval(requestId: string): Promise<void>;
+}
+
+export interface GrantSpec {
+  requestId: string;
+  target: Target;
+  ports: PortSpec[];
+  sourcePrefix: string;
+  expiresAt: number;
+}
+
+export interface NetworkGate {
+  /** Writes the allow rules of a grant. Idempotent by rule name. Throws on failure (nothing left open). */
+  open(grant: GrantSpec): Promise<AppliedRule[]>;
+  /** Deletes every rule this bot wrote for the request. Idempotent. */
+  close(requestId: string, target: Target): Promise<AppliedRule[]>;
+  /** Rules this bot owns (for reconciliation and display). */
+  list(): Promise<AppliedRule[]>;
+  /** Moves a grant's expiry (the rule description carries it). */
+  updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void>;
+}
+
+/** Something happened to a request that people should see (chat adapters render it). */
+export interface Notification {
+  kind:
+    | 'approval_needed'
+    | 'approval_progress'
+    | 'approved'
+    | 'denied'
+    | 'timed_out'
+    | 'cancelled'
+    | 'activated'
+    | 'failed'
+    | 'extended'
+    | 'expired'
+    | 'revoked';
+  request: AccessRequest;
+  actor: string;
+  /** Principals who may decide (for approval_needed). */
+  approvers?: PrincipalId[];
+}
+
+export interface Notifier {
+  notify(n: Notification): Promise<void>;
+  /** Every audit event, for audit channels. */
+  audit(event: AuditEvent): Promise<void>;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface IdSource {
+  requestId(): string;
+  token(): string;
+}

@@ -1,0 +1,589 @@
+// The use cases: requestAccess, decide, activate, expire, revoke, extend, timeoutApproval,
+// list/status, recordSource, reconcile. Written against the ports; no SDK, no I/O library.
+import type { AccessCommand, Command } from '../core/command.js';
+import { JitError, isJitError } from '../core/errors.js';
+import { formatDuration } from '../core/duration.js';
+import { parseCommand } from '../core/parse.js';
+import {
+  checkAccess,
+  effectivePolicy,
+  exampleVerb,
+  findTarget,
+  type EffectivePolicy,
+  type PolicyBook,
+} from '../core/policy.js';
+import { approversFor, can, isApprover, normalizePrincipal } from '../core/rbac.js';
+import { connectionsFor, type Reply } from '../core/reply.js';
+import { parseSource } from '../core/source.js';
+import { applyTransition, describeStatus, type Transition } from '../core/state.js';
+import type { AccessRequest, AuditEvent, PrincipalId, RequestOrigin, Target } from '../core/types.js';
+import type { AuditLog, Clock, IdSource, JobHandlers, NetworkGate, Notification, Notifier, RequestStore, Scheduler } from './ports.js';
+
+export interface ServiceSettings {
+  /** Shortest grant a request may ask for (policies may allow seconds for demos; default 5 min). */
+  minDurationMs: number;
+  /** Base URL people can open, for the "my IP" link; without it `from` is required. */
+  publicUrl?: string;
+  /** How long the "my IP" link stays valid. */
+  sourceLinkTtlMs: number;
+  /** If a revocation job fires this much before the stored expiry, the grant was extended: reschedule. */
+  expirySlackMs: number;
+}
+
+export const DEFAULT_SETTINGS: ServiceSettings = {
+  minDurationMs: 5 * 60_000,
+  sourceLinkTtlMs: 5 * 60_000,
+  expirySlackMs: 1000,
+};
+
+export interface ServiceDeps {
+  store: RequestStore;
+  audit: AuditLog;
+  scheduler: Scheduler;
+  gate: NetworkGate;
+  notifier: Notifier;
+  clock: Clock;
+  ids: IdSource;
+  book: PolicyBook;
+  settings?: Partial<ServiceSettings>;
+  log?: (msg: string, err?: unknown) => void;
+}
+
+const CAS_ATTEMPTS = 20;
+
+const rejected = (e: JitError): Reply => ({
+  kind: 'rejected',
+  code: e.code,
+  message: e.message,
+  ...(e.example ? { example: e.example } : {}),
+});
+
+export class JitService implements JobHandlers {
+  private book: PolicyBook;
+  readonly settings: ServiceSettings;
+  private readonly log: (msg: string, err?: unknown) => void;
+
+  constructor(private readonly deps: ServiceDeps) {
+    this.book = deps.book;
+    this.settings = { ...DEFAULT_SETTINGS, ...deps.settings };
+    this.log = deps.log ?? (() => {});
+  }
+
+  policyBook(): PolicyBook {
+    return this.book;
+  }
+
+  setPolicyBook(book: PolicyBook): void {
+    this.book = book;
+  }
+
+  // ---------------------------------------------------------------- entry point for every chat
+
+  /** Parses and runs one command typed by `actor`; never throws a JitError (it becomes a rejected reply). */
+  async execute(actor: PrincipalId, text: string, origin: RequestOrigin): Promise<Reply> {
+    try {
+      return await this.run(normalizePrincipal(actor), parseCommand(text), origin);
+    } catch (e) {
+      if (isJitError(e)) return rejected(e);
+      throw e;
+    }
+  }
+
+  async run(actor: PrincipalId, cmd: Command, origin: RequestOrigin): Promise<Reply> {
+    switch (cmd.kind) {
+      case 'access':
+        return this.requestAccess(actor, cmd, origin);
+      case 'approve':
+        return this.decide(actor, cmd.requestId, 'approve');
+      case 'deny':
+        return this.decide(actor, cmd.requestId, 'deny', cmd.reason);
+      case 'revoke':
+        return this.revoke(actor, cmd.requestId);
+      case 'extend':
+        return this.extend(actor, cmd.requestId, cmd.durationMs);
+      case 'status':
+        return this.status(actor, cmd.requestId);
+      case 'list':
+        return this.list(actor, cmd.scope);
+      case 'help':
+        return this.help(actor);
+    }
+  }
+
+  // ---------------------------------------------------------------- requestAccess
+
+  async requestAccess(actor: PrincipalId, cmd: AccessCommand, origin: RequestOrigin): Promise<Reply> {
+    const book = this.book;
+    const target = findTarget(book, cmd.target);
+    if (!target) throw this.unknownTarget(actor, cmd.target, cmd);
+    if (!can(book, actor, 'request', target.id)) {
+      throw new JitError('forbidden', `you (${actor}) have no JIT Requester role covering ${target.name}; ask a JIT Admin to assign one`);
+    }
+    const policy = effectivePolicy(book, target);
+    const source = cmd.source === undefined ? undefined : parseSource(cmd.source);
+    const checked = checkAccess(policy, { ports: cmd.ports, durationMs: cmd.durationMs, ...(source !== undefined ? { source } : {}) }, this.settings.minDurationMs);
+
+    const now = this.deps.clock.now();
+    const needLink = checked.source === undefined;
+    if (needLink && !this.settings.publicUrl) {
+      throw new JitError(
+        'source_required',
+        `say where you will connect from: ${target.name} has no single fixed source range and no PUBLIC_URL is configured for the "my IP" link`,
+        `${exampleVerb(cmd.ports)} ${target.name} ${formatDuration(cmd.durationMs)} from 203.0.113.7`,
+      );
+    }
+    const status: AccessRequest['status'] = needLink ? 'awaiting_source' : policy.approval.required ? 'pending' : 'approved';
+    const request: AccessRequest = {
+      id: this.deps.ids.requestId(),
+      requester: actor,
+      target: target.name,
+      targetId: target.id,
+      ports: cmd.ports,
+      source: checked.source ?? null,
+      durationMs: cmd.durationMs,
+      ...(cmd.justification ? { justification: cmd.justification } : {}),
+      status,
+      decisions: [],
+      createdAt: now,
+      updatedAt: now,
+      approvalExpiresAt: now + (needLink ? this.settings.sourceLinkTtlMs : policy.approval.timeoutMs),
+      rules: [],
+      origin,
+      version: 1,
+    };
+    const events: AuditEvent[] = [
+      this.event(request, 'request.created', actor, now, {
+        ports: request.ports.map((p) => `${p.port}/${p.protocol}`).join(','),
+        source: request.source,
+        duration: formatDuration(request.durationMs),
+        justification: request.justification ?? null,
+        via: origin.channel,
+      }),
+    ];
+    if (status === 'awaiting_source') events.push(this.event(request, 'request.awaiting_source', actor, now));
+    if (status === 'approved') events.push(this.event(request, 'request.approved', 'policy', now, { rule: 'approval not required' }));
+
+    if (!(await this.deps.store.create(request, events))) throw new JitError('conflict', 'request id collision; please retry');
+    await this.emitAudit(events);
+
+    if (status === 'awaiting_source') {
+      const token = this.deps.ids.token();
+      await this.deps.store.putSourceToken(token, request.id, this.settings.sourceLinkTtlMs);
+      await this.deps.scheduler.scheduleApprovalTimeout(request.id, request.approvalExpiresAt);
+      const link = `${this.settings.publicUrl!.replace(/\/+$/, '')}/myip/${token}`;
+      return { kind: 'awaiting_source', request, link, linkExpiresAt: now + this.settings.sourceLinkTtlMs };
+    }
+    return this.afterSourceKnown(request, policy);
+  }
+
+  /** A request whose source is known is either waiting for approvers or approved by policy. */
+  private async afterSourceKnown(request: AccessRequest, policy: EffectivePolicy): Promise<Reply> {
+    if (request.status === 'pending') {
+      await this.deps.scheduler.scheduleApprovalTimeout(request.id, request.approvalExpiresAt);
+      const approvers = approversFor(this.book, policy).filter((p) => p !== request.requester || policy.approval.selfApproval);
+      await this.notify({ kind: 'approval_needed', request, actor: request.requester, approvers });
+      return { kind: 'pending_approval', request, approvers };
+    }
+    const activated = await this.activate(request.id);
+    return this.outcome(activated);
+  }
+
+  private unknownTarget(actor: PrincipalId, name: string, cmd: AccessCommand): JitError {
+    const mine = this.requestableTargets(actor);
+    const first = mine[0];
+    return new JitError(
+      'unknown_target',
+      `there is no target named "${name}"${mine.length ? `; you can request: ${mine.slice(0, 8).map((t) => t.name).join(', ')}` : '; you cannot request any target yet (ask a JIT Admin)'}`,
+      first ? `${exampleVerb(cmd.ports)} ${first.name} ${formatDuration(cmd.durationMs)}` : undefined,
+    );
+  }
+
+  private requestableTargets(actor: PrincipalId): Target[] {
+    return Object.values(this.book.targets).filter((t) => can(this.book, actor, 'request', t.id));
+  }
+
+  // ---------------------------------------------------------------- "my IP"
+
+  /** Records the address the one-time link was opened from, and continues the request. */
+  async recordSource(token: string, address: string): Promise<Reply> {
+    try {
+      const id = await this.deps.store.takeSourceToken(token);
+      if (!id) throw new JitError('link_expired', 'this link has expired or was already used; make the request again');
+      const req = await this.mustGet(id);
+      const target = this.targetOf(req);
+      const policy = effectivePolicy(this.book, target);
+      const source = parseSource(address);
+      checkAccess(policy, { ports: req.ports, durationMs: req.durationMs, source }, 0);
+      const now = this.deps.clock.now();
+      const autoApprove = !policy.approval.required;
+      const next = await this.transition(id, () => ({
+        type: 'record_source',
+        source,
+        approvalExpiresAt: now + policy.approval.timeoutMs,
+        autoApprove,
+      }));
+      await this.deps.scheduler.cancelApprovalTimeout(id);
+      return this.afterSourceKnown(next, policy);
+    } catch (e) {
+      if (isJitError(e)) return rejected(e);
+      throw e;
+    }
+  }
+
+  /** For the link's confirmation page: what the link is for, without consuming it. */
+  async describeSourceToken(token: string): Promise<AccessRequest | null> {
+    const id = await this.deps.store.peekSourceToken(token);
+    return id ? this.deps.store.get(id) : null;
+  }
+
+  // ---------------------------------------------------------------- decide
+
+  async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', reason?: string): Promise<Reply> {
+    const req = await this.mustGet(id);
+    const policy = effectivePolicy(this.book, this.targetOf(req));
+    if (!isApprover(this.book, actor, policy)) {
+      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${approversFor(this.book, policy).join(', ') || 'none configured'}`);
+    }
+    const { quorum, selfApproval } = policy.approval;
+    const next = await this.transition(id, () =>
+      decision === 'approve'
+        ? { type: 'approve', by: actor, quorum, selfApproval }
+        : { type: 'deny', by: actor, selfApproval, ...(reason ? { reason } : {}) },
+    );
+    const approvals = next.decisions.filter((d) => d.decision === 'approve').length;
+    if (next.status === 'pending') {
+      await this.notify({ kind: 'approval_progress', request: next, actor });
+      return { kind: 'decided', request: next, decision, approvals, quorum };
+    }
+    await this.deps.scheduler.cancelApprovalTimeout(id);
+    if (next.status === 'denied') {
+      await this.notify({ kind: 'denied', request: next, actor });
+      return { kind: 'decided', request: next, decision, approvals, quorum };
+    }
+    await this.notify({ kind: 'approved', request: next, actor });
+    const activated = await this.activate(id);
+    return { kind: 'decided', request: activated, decision, approvals, quorum };
+  }
+
+  // ---------------------------------------------------------------- activate
+
+  /**
+   * approved → active. The revocation is scheduled before the rule is written, so a crash at any
+   * point still ends in a closed port: the job finds the request not active and closes its rules.
+   */
+  async activate(id: string): Promise<AccessRequest> {
+    const req = await this.mustGet(id);
+    if (req.status !== 'approved') return req;
+    const target = this.targetOf(req);
+    const expiresAt = this.deps.clock.now() + req.durationMs;
+    await this.deps.scheduler.scheduleExpiry(id, expiresAt);
+    let rules;
+    try {
+      rules = await this.deps.gate.open({ requestId: id, target, ports: req.ports, sourcePrefix: req.source ?? '', expiresAt });
+    } catch (err) {
+      this.log(`network write failed for ${id}`, err);
+      const reason = `network write failed: ${err instanceof Error ? err.message : String(err)}`;
+      await this.closeQuietly(req, target);
+      const failed = await this.transition(id, () => ({ type: 'fail', reason }));
+      await this.deps.scheduler.cancelExpiry(id);
+      await this.notify({ kind: 'failed', request: failed, actor: 'system' });
+      return failed;
+    }
+    try {
+      const active = await this.transition(id, () => ({ type: 'activate', rules, expiresAt }));
+      await this.notify({ kind: 'activated', request: active, actor: 'system' });
+      return active;
+    } catch (err) {
+      // Someone else moved the request on (cannot normally happen from `approved`): leave nothing open.
+      await this.closeQuietly(req, target);
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- expire (revocation job)
+
+  async expire(id: string): Promise<void> {
+    const req = await this.deps.store.get(id);
+    if (!req) return;
+    const now = this.deps.clock.now();
+    const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
+    if (req.status === 'active') {
+      if ((req.expiresAt ?? 0) > now + this.settings.expirySlackMs) {
+        // Extended after this job was queued: move the job instead of closing.
+        await this.deps.scheduler.rescheduleExpiry(id, req.expiresAt ?? now);
+        return;
+      }
+      let expired: AccessRequest;
+      try {
+        expired = await this.transition(id, () => ({ type: 'expire' }));
+      } catch (e) {
+        if (isJitError(e)) return this.expire(id); // lost a race (revoke / extend): look again
+        throw e;
+      }
+      await this.closeRules(expired, target, 'system');
+      await this.notify({ kind: 'expired', request: expired, actor: 'system' });
+      return;
+    }
+    if (req.status === 'approved') {
+      // A crash between the rule write and the activation commit: close whatever was written.
+      await this.closeRules(req, target, 'system');
+      await this.transition(id, () => ({ type: 'fail', reason: 'activation did not complete; rules closed by the revocation job' }))
+        .catch((e: unknown) => {
+          if (!isJitError(e)) throw e;
+        });
+      return;
+    }
+    // Final states: make sure nothing is left open (idempotent; a retried job lands here).
+    await this.closeRules(req, target, 'system');
+  }
+
+  // ---------------------------------------------------------------- approval timeout (job)
+
+  async timeoutApproval(id: string): Promise<void> {
+    const req = await this.deps.store.get(id);
+    if (!req || (req.status !== 'pending' && req.status !== 'awaiting_source')) return;
+    if (req.approvalExpiresAt > this.deps.clock.now() + this.settings.expirySlackMs) {
+      await this.deps.scheduler.scheduleApprovalTimeout(id, req.approvalExpiresAt);
+      return;
+    }
+    try {
+      const next = await this.transition(id, () => ({ type: 'timeout' }));
+      await this.notify({ kind: 'timed_out', request: next, actor: 'system' });
+    } catch (e) {
+      if (!isJitError(e)) throw e; // decided meanwhile: nothing to do
+    }
+  }
+
+  // ---------------------------------------------------------------- revoke / cancel
+
+  async revoke(actor: PrincipalId, id: string, reason?: string): Promise<Reply> {
+    const req = await this.mustGet(id);
+    const target = this.targetOf(req);
+    const own = req.requester === actor;
+    if (!own && !can(this.book, actor, 'revoke_any', target.id)) {
+      throw new JitError('forbidden', `only the requester or a JIT Admin can revoke ${id}`);
+    }
+    if (req.status === 'pending' || req.status === 'awaiting_source') {
+      const next = await this.transition(id, () => ({ type: 'cancel', by: actor }));
+      await this.deps.scheduler.cancelApprovalTimeout(id);
+      await this.notify({ kind: 'cancelled', request: next, actor });
+      return { kind: 'closed', request: next };
+    }
+    const next = await this.transition(id, () => ({ type: 'revoke', by: actor, ...(reason ? { reason } : {}) }));
+    await this.closeRules(next, target, actor);
+    await this.deps.scheduler.cancelExpiry(id);
+    await this.notify({ kind: 'revoked', request: next, actor });
+    return { kind: 'closed', request: next };
+  }
+
+  // ---------------------------------------------------------------- extend
+
+  async extend(actor: PrincipalId, id: string, addMs: number): Promise<Reply> {
+    const req = await this.mustGet(id);
+    const target = this.targetOf(req);
+    const policy = effectivePolicy(this.book, target);
+    const own = req.requester === actor;
+    const admin = can(this.book, actor, 'revoke_any', target.id);
+    const approver = !own && isApprover(this.book, actor, policy);
+    if (!own && !admin && !approver) throw new JitError('forbidden', `only the requester, an approver or a JIT Admin can extend ${id}`);
+    if (own && !admin && policy.approval.required) {
+      throw new JitError(
+        'forbidden',
+        `${req.target} requires approval, so an extension needs an approver or a JIT Admin (ask one to run: extend ${id} ${formatDuration(addMs)}), or make a new request`,
+        `${exampleVerb(req.ports)} ${req.target} ${formatDuration(addMs)}${req.source ? ` from ${req.source}` : ''}`,
+      );
+    }
+    if (req.status !== 'active') throw new JitError('invalid_transition', `request ${id} ${describeStatus(req)}; only an active grant can be extended`);
+    const now = this.deps.clock.now();
+    const start = req.activatedAt ?? now;
+    const newExpiry = Math.max(req.expiresAt ?? now, now) + addMs;
+    const { rules } = checkAccess(policy, { ports: req.ports, durationMs: req.durationMs }, 0);
+    const maxMs = Math.min(...rules.map((r) => r.maxDurationMs));
+    if (newExpiry - start > maxMs) {
+      const room = Math.max(0, start + maxMs - Math.max(req.expiresAt ?? now, now));
+      throw new JitError(
+        'duration_too_long',
+        `${req.target} allows at most ${formatDuration(maxMs)} for a whole grant on ${req.ports.map((p) => p.port).join(',')}; ${
+          room >= 1000 ? `this one can grow by ${formatDuration(room)} more` : 'this one cannot grow any more'
+        }`,
+        room >= 1000 ? `extend ${id} ${formatDuration(room)}` : undefined,
+      );
+    }
+    const next = await this.transition(id, () => ({ type: 'extend', by: actor, expiresAt: newExpiry }));
+    // Commit first, then move the job: a crash in between leaves the old job, which sees the
+    // later expiry and reschedules itself; the reverse order could close a port late.
+    await this.deps.scheduler.rescheduleExpiry(id, newExpiry);
+    await this.deps.gate.updateExpiry(id, target, newExpiry).catch((err: unknown) => this.log(`could not update rule expiry for ${id}`, err));
+    await this.notify({ kind: 'extended', request: next, actor });
+    return { kind: 'extended', request: next };
+  }
+
+  // ---------------------------------------------------------------- list / status / help
+
+  async status(actor: PrincipalId, id: string): Promise<Reply> {
+    const req = await this.mustGet(id);
+    this.assertCanSee(actor, req);
+    const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
+    return { kind: 'status', request: req, connections: connectionsFor(target, req.ports) };
+  }
+
+  async list(actor: PrincipalId, scope: 'mine' | 'all' | 'pending' | 'active'): Promise<Reply> {
+    if (scope === 'mine') return { kind: 'list', scope, requests: await this.deps.store.list({ requester: actor, limit: 20 }) };
+    const status = scope === 'all' ? undefined : scope;
+    const all = await this.deps.store.list({ ...(status ? { status } : {}), limit: 200 });
+    const visible = all.filter((r) => this.canSee(actor, r)).slice(0, 50);
+    return { kind: 'list', scope, requests: visible };
+  }
+
+  help(actor: PrincipalId): Reply {
+    const examples: string[] = [];
+    for (const t of this.requestableTargets(actor).slice(0, 3)) {
+      const policy = effectivePolicy(this.book, t);
+      const rule = policy.ports[0];
+      if (!rule) continue;
+      const ask = [{ port: rule.port, protocol: rule.protocol }];
+      const from = rule.allowedSourcePrefixes.find((p) => p !== '*');
+      examples.push(`${exampleVerb(ask)} ${t.name} ${formatDuration(Math.min(rule.maxDurationMs, 3600_000))}${from && !this.settings.publicUrl ? ` from ${from.split('/')[0]}` : ''} reason "INC-1234"`);
+    }
+    if (examples.length === 0) examples.push('rdp vm1 2h from 203.0.113.7   (you cannot request any target yet)');
+    examples.push('list [mine|pending|active|all]', 'status <id>', 'revoke <id>', 'extend <id> 30m', 'approve <id>', 'deny <id> [reason]', 'help');
+    return { kind: 'help', examples };
+  }
+
+  // ---------------------------------------------------------------- reconcile (second line)
+
+  /**
+   * Closes rules on the network whose expiry has passed or whose request is not active, whatever
+   * Redis says (it works with Redis empty). Returns how many rules were removed.
+   */
+  async reconcile(): Promise<number> {
+    const now = this.deps.clock.now();
+    const rules = await this.deps.gate.list();
+    const byRequest = new Map<string, typeof rules>();
+    for (const r of rules) byRequest.set(r.requestId, [...(byRequest.get(r.requestId) ?? []), r]);
+    let removed = 0;
+    for (const [requestId, owned] of byRequest) {
+      const req = await this.deps.store.get(requestId);
+      const expired = owned.some((r) => r.expiresAt <= now);
+      const stale = !req || (req.status !== 'active' && req.status !== 'approved') || (req.status === 'approved' && expired);
+      if (!expired && !stale) continue;
+      const target = (req && this.book.targets[req.target]) || this.targetForRules(owned);
+      if (!target) continue;
+      const gone = await this.deps.gate.close(requestId, target);
+      removed += gone.length;
+      for (const rule of gone) {
+        await this.appendAudit({
+          time: now, actor: 'reconciler', action: 'rule.reconciled', requestId, target: target.name,
+          details: { rule: rule.name, scope: rule.scope, expiresAt: new Date(rule.expiresAt).toISOString(), status: req?.status ?? 'unknown' },
+        });
+      }
+      if (req?.status === 'active') {
+        await this.transition(requestId, () => ({ type: 'expire' })).catch((e: unknown) => {
+          if (!isJitError(e)) throw e;
+        });
+      }
+    }
+    return removed;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /** Read, apply the pure transition, compare-and-set; on a lost race, read again and re-decide. */
+  private async transition(id: string, make: (current: AccessRequest) => Transition): Promise<AccessRequest> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const current = await this.mustGet(id);
+      const { next, events } = applyTransition(current, make(current), this.deps.clock.now());
+      if (await this.deps.store.compareAndSet(next, current.version, events)) {
+        await this.emitAudit(events);
+        return { ...next, version: current.version + 1 };
+      }
+    }
+    throw new JitError('conflict', `request ${id} is changing too fast; try again`);
+  }
+
+  private async closeRules(req: AccessRequest, target: Target, actor: string): Promise<void> {
+    const removed = await this.deps.gate.close(req.id, target);
+    for (const rule of removed) {
+      await this.appendAudit({
+        time: this.deps.clock.now(), actor, action: 'rule.removed', requestId: req.id, target: req.target,
+        details: { rule: rule.name, scope: rule.scope, priority: rule.priority },
+      });
+    }
+  }
+
+  private async closeQuietly(req: AccessRequest, target: Target): Promise<void> {
+    try {
+      await this.closeRules(req, target, 'system');
+    } catch (err) {
+      this.log(`cleanup of ${req.id} failed; the revocation job and reconciler will retry`, err);
+    }
+  }
+
+  private async appendAudit(e: AuditEvent): Promise<void> {
+    const stored = await this.deps.audit.append(e);
+    await this.emitAudit([stored]);
+  }
+
+  private async emitAudit(events: AuditEvent[]): Promise<void> {
+    for (const e of events) {
+      try {
+        await this.deps.notifier.audit(e);
+      } catch (err) {
+        this.log('audit notifier failed', err);
+      }
+    }
+  }
+
+  private async notify(n: Notification): Promise<void> {
+    try {
+      await this.deps.notifier.notify(n);
+    } catch (err) {
+      this.log(`notifier failed for ${n.kind} ${n.request.id}`, err);
+    }
+  }
+
+  private outcome(req: AccessRequest): Reply {
+    if (req.status === 'active') return { kind: 'active', request: req, connections: connectionsFor(this.targetOf(req), req.ports) };
+    if (req.status === 'failed') return { kind: 'failed', request: req };
+    return { kind: 'status', request: req, connections: [] };
+  }
+
+  private async mustGet(id: string): Promise<AccessRequest> {
+    const req = await this.deps.store.get(id);
+    if (!req) throw new JitError('not_found', `there is no request ${id}`, 'list');
+    return req;
+  }
+
+  private targetOf(req: AccessRequest): Target {
+    return this.book.targets[req.target] ?? this.targetFromRecord(req);
+  }
+
+  /** A target removed from the policy file still has its grants closed. */
+  private targetFromRecord(req: AccessRequest): Target {
+    return { name: req.target, id: req.targetId, os: 'linux' };
+  }
+
+  private targetForRules(rules: { requestId: string; scope: string }[]): Target | undefined {
+    const scope = rules[0]?.scope.toLowerCase();
+    if (!scope) return undefined;
+    return Object.values(this.book.targets).find((t) => {
+      const rg = t.id.toLowerCase().split('/providers/')[0] ?? '';
+      return scope.startsWith(rg + '/') && scope.endsWith(`/${t.name.toLowerCase()}-nsg`);
+    });
+  }
+
+  private canSee(actor: PrincipalId, req: AccessRequest): boolean {
+    if (req.requester === actor) return true;
+    if (can(this.book, actor, 'read', req.targetId)) return true;
+    const target = this.book.targets[req.target];
+    return target ? isApprover(this.book, actor, effectivePolicy(this.book, target)) : false;
+  }
+
+  private assertCanSee(actor: PrincipalId, req: AccessRequest): void {
+    if (!this.canSee(actor, req)) throw new JitError('not_found', `there is no request ${req.id} that you can see`, 'list');
+  }
+
+  private event(req: AccessRequest, action: AuditEvent['action'], actor: string, now: number, details: AuditEvent['details'] = {}): AuditEvent {
+    return { time: now, actor, action, requestId: req.id, target: req.target, details };
+  }
+}

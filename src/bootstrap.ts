@@ -1,0 +1,171 @@
+// Wires configuration, Redis, the store, the audit log, the scheduler and worker, the network
+// gate and the HTTP server. `startJit` is what `npm start` runs and what integration tests start.
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { randomIds } from './app/ids.js';
+import { systemClock, type Clock, type IdSource, type NetworkGate, type Notifier } from './app/ports.js';
+import { JitService } from './app/service.js';
+import { FanoutNotifier, LocalFeed } from './adapters/local/feed.js';
+import { BullScheduler, BullWorker } from './adapters/queue/bullmq.js';
+import { RedisAuditLog } from './adapters/redis/audit.js';
+import { checkEvictionPolicy, createRedis } from './adapters/redis/connection.js';
+import { ensureRedis } from './adapters/redis/embedded.js';
+import { RedisRequestStore } from './adapters/redis/store.js';
+import { SimulatedGate } from './adapters/simulated/gate.js';
+import { loadConfig, type Config } from './config/env.js';
+import { loadPolicyFile } from './config/policy-file.js';
+import { createLogger, type Logger } from './log.js';
+import { createHttpServer } from './server.js';
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  clock?: Clock;
+  ids?: IdSource;
+  /** Replace the network gate (tests inject faults). */
+  gate?: NetworkGate;
+  notifiers?: Notifier[];
+}
+
+export interface RunningJit {
+  config: Config;
+  url: string;
+  service: JitService;
+  gate: NetworkGate;
+  feed: LocalFeed;
+  scheduler: BullScheduler;
+  redis: Redis;
+  /** Stops taking requests, drains the worker, closes connections (and the embedded Redis). */
+  stop(): Promise<void>;
+  /** Stops only the worker (tests simulate a crash / restart of it). */
+  stopWorker(): Promise<void>;
+  startWorker(): void;
+}
+
+export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
+  const config = loadConfig(opts.env ?? process.env);
+  const log = opts.log ?? createLogger(config.LOG_LEVEL);
+  const book = await loadPolicyFile(config.JIT_POLICY_FILE);
+
+  const redisInfo = await ensureRedis({
+    ...(config.REDIS_URL ? { url: config.REDIS_URL } : {}),
+    dataDir: config.JIT_DATA_DIR,
+    log: (m) => log.info(m),
+  });
+
+  const redis = createRedis(redisInfo.url);
+  try {
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    await redisInfo.stop();
+    throw new Error(`REDIS_URL: cannot reach Redis (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const eviction = await checkEvictionPolicy(redis);
+  if (eviction) log.warn(eviction);
+
+  const prefix = config.JIT_KEY_PREFIX;
+  const store = new RedisRequestStore(redis, prefix);
+  const audit = new RedisAuditLog(redis, prefix);
+  const scheduler = new BullScheduler({ connection: redis, prefix: `${prefix}-bull` });
+  const gate = opts.gate ?? (await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
+  const feed = new LocalFeed();
+  const notifier = new FanoutNotifier([feed, ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
+
+  const service = new JitService({
+    store,
+    audit,
+    scheduler,
+    gate,
+    notifier,
+    clock: opts.clock ?? systemClock,
+    ids: opts.ids ?? randomIds((n) => randomBytes(n)),
+    book,
+    settings: {
+      minDurationMs: config.JIT_MIN_DURATION,
+      sourceLinkTtlMs: config.JIT_SOURCE_LINK_TTL,
+      ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
+    },
+    log: (msg, err) => log.warn(msg, { err }),
+  });
+
+  let worker: BullWorker | null = null;
+  const startWorker = () => {
+    if (worker) return;
+    worker = new BullWorker({
+      connection: redis,
+      prefix: `${prefix}-bull`,
+      handlers: service,
+      log: (msg, err) => log.warn(msg, { err }),
+    });
+  };
+  const stopWorker = async () => {
+    const w = worker;
+    worker = null;
+    await w?.close();
+  };
+  if (config.JIT_WORKER) startWorker();
+
+  const server = createHttpServer({
+    service,
+    gate,
+    audit,
+    log,
+    network: config.JIT_NETWORK,
+    localChannel: config.JIT_LOCAL_CHANNEL,
+    trustedProxies: config.JIT_TRUSTED_PROXIES,
+    health: {
+      redis: async () => (await redis.ping()) === 'PONG',
+      worker: () => (!config.JIT_WORKER ? 'disabled' : worker?.running() ? 'running' : 'stopped'),
+    },
+  });
+  server.listen(config.PORT, config.HOST);
+  await once(server, 'listening');
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+
+  // Second line of "no port outlives its grant": sweep the network for rules past expiry.
+  const sweep = async () => {
+    try {
+      const n = await service.reconcile();
+      if (n > 0) log.warn('reconciler closed rules that outlived their grant', { rules: n });
+    } catch (err) {
+      log.error('reconcile failed', { err });
+    }
+  };
+  await sweep();
+  const timer = setInterval(() => void sweep(), config.JIT_RECONCILE_INTERVAL);
+  timer.unref();
+
+  log.info('jit-bot listening', { url, network: config.JIT_NETWORK, policy: config.JIT_POLICY_FILE, localChannel: config.JIT_LOCAL_CHANNEL });
+
+  let stopped = false;
+  return {
+    config,
+    url,
+    service,
+    gate,
+    feed,
+    scheduler,
+    redis,
+    startWorker,
+    stopWorker,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await stopWorker();
+      await scheduler.close();
+      await redis.quit().catch(() => redis.disconnect());
+      await redisInfo.stop();
+    },
+  };
+}

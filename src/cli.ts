@@ -1,0 +1,76 @@
+// The local chat channel from a terminal:
+//   npm run jit -- as alice@contoso.com rdp vm1 2h from 203.0.113.7
+//   npm run jit -- as bob@contoso.com approve <id>
+//   npm run jit -- rules            (the simulated NSG rules)
+//   npm run jit -- audit [<id>]     (the audit log)
+// Talks to the running server's local API (JIT_URL, default http://127.0.0.1:3000).
+
+const base = (process.env.JIT_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`).replace(/\/+$/, '');
+const USAGE = `usage:
+  npm run jit -- as <principal> <command...>   e.g. as alice@contoso.com rdp vm1 2h from 203.0.113.7
+  npm run jit -- rules                         show the simulated network rules
+  npm run jit -- audit [<request id>]          show the audit log`;
+
+async function call(path: string, init?: RequestInit): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(base + path, init);
+  } catch {
+    throw new Error(`cannot reach jit-bot at ${base}; is it running (npm start)? Set JIT_URL if it runs elsewhere.`);
+  }
+  const body = (await res.json()) as { error?: string };
+  if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+  return body;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === 'as') {
+    const [principal, ...words] = rest;
+    if (!principal) throw new Error(USAGE);
+    const body = (await call('/api/local/command', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ as: principal, text: words.join(' '), prefix: `npm run jit -- as ${principal}` }),
+    })) as { text: string; reply: { kind: string } };
+    process.stdout.write(body.text + '\n');
+    return body.reply.kind === 'rejected' ? 2 : 0;
+  }
+  if (first === 'rules') {
+    const { rules } = (await call('/api/local/rules')) as {
+      rules: { name: string; scope: string; priority: number; protocol: string; sourcePrefix: string; destinationPort: number; expiresAt: number }[];
+    };
+    if (rules.length === 0) process.stdout.write('No JIT rules are open.\n');
+    for (const r of rules) {
+      const nsg = r.scope.split('/').pop();
+      process.stdout.write(`${nsg}  ${String(r.priority).padStart(4)}  Allow Inbound ${r.protocol}/${r.destinationPort} from ${r.sourcePrefix}  ${r.name}  expires ${iso(r.expiresAt)}\n`);
+    }
+    return 0;
+  }
+  if (first === 'audit') {
+    const q = rest[0] ? `?request=${encodeURIComponent(rest[0])}` : '';
+    const { events } = (await call(`/api/local/audit${q}`)) as {
+      events: { time: number; actor: string; action: string; requestId: string; target: string; details: Record<string, unknown> }[];
+    };
+    for (const e of events) {
+      const details = Object.entries(e.details)
+        .filter(([, v]) => v !== null && v !== '')
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' ');
+      process.stdout.write(`${iso(e.time)}  ${e.requestId}  ${e.action.padEnd(24)} ${e.actor.padEnd(20)} ${e.target}  ${details}\n`);
+    }
+    return 0;
+  }
+  process.stdout.write(USAGE + '\n');
+  return first ? 2 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,105 @@
+// Configuration from environment variables, validated at start. A bad or missing value gets a
+// message that names the variable.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration } from '../core/duration.js';
+import { parseSource } from '../core/source.js';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const durationVar = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      try {
+        return parseDuration(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; write 5m, 60s or PT5M` });
+        return z.NEVER;
+      }
+    });
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? fallback : v === 'true' || v === '1' || v === 'yes'));
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z
+    .string()
+    .default('127.0.0.1')
+    .refine((h) => isIP(h) !== 0 || h === 'localhost', { message: 'must be an IP address to bind to (127.0.0.1, ::1, 0.0.0.0)' }),
+  REDIS_URL: z
+    .string()
+    .optional()
+    .refine((u) => u === undefined || /^(rediss?:\/\/|unix:\/\/)/.test(u), { message: 'must start with redis://, rediss:// or unix://' }),
+  JIT_POLICY_FILE: z.string().default('config/policy.example.yaml'),
+  JIT_NETWORK: z.enum(['simulated', 'azure'], { message: 'must be "simulated" or "azure"' }).default('simulated'),
+  JIT_DATA_DIR: z.string().default('data'),
+  JIT_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('jit'),
+  JIT_MIN_DURATION: durationVar('PT5M'),
+  JIT_SOURCE_LINK_TTL: durationVar('PT5M'),
+  JIT_RECONCILE_INTERVAL: durationVar('60s'),
+  PUBLIC_URL: z.url({ message: 'must be an absolute http(s) URL people can open, e.g. https://jit.contoso.com' }).optional(),
+  JIT_TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const out: string[] = [];
+      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+        try {
+          out.push(parseSource(part));
+        } catch {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not an address or CIDR` });
+        }
+      }
+      return out;
+    }),
+  /** The local chat channel (CLI / console) acts as any principal: loopback only unless forced. */
+  JIT_LOCAL_CHANNEL: bool(true),
+  JIT_WORKER: bool(true),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type Config = z.infer<typeof schema>;
+
+export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') input[key] = v;
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const name = String(i.path[0] ?? '?');
+        const got = input[name];
+        return `${name}: ${i.message}${got !== undefined && name !== 'REDIS_URL' ? ` (got "${got}")` : ''}`;
+      }),
+    );
+  }
+  const cfg = parsed.data;
+  const problems: string[] = [];
+  if (cfg.JIT_NETWORK === 'azure') {
+    problems.push('JIT_NETWORK: "azure" is not available in this build yet; use "simulated" (the Azure adapter is tracked as its own issue)');
+  }
+  if (cfg.JIT_LOCAL_CHANNEL && !isLoopback(cfg.HOST) && env.JIT_LOCAL_CHANNEL === undefined) {
+    // Default: the local channel exists only on loopback.
+    cfg.JIT_LOCAL_CHANNEL = false;
+  } else if (cfg.JIT_LOCAL_CHANNEL && !isLoopback(cfg.HOST)) {
+    problems.push(`JIT_LOCAL_CHANNEL: the local channel lets anyone act as any principal; it is refused when HOST (${cfg.HOST}) is not a loopback address`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return cfg;
+}

@@ -1,0 +1,218 @@
+// Loads and validates the YAML policy file. Every error names the path of the bad key:
+//   policies.prod.ports[1].maxDuration: "99x" is not a duration ...
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from '../core/duration.js';
+import { isJitError } from '../core/errors.js';
+import { ROLE_NAMES, normalizeScope, type PolicyBook, type PolicyDef, type RoleName } from '../core/policy.js';
+import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
+import { parseSource } from '../core/source.js';
+import type { ApprovalRule, PortRule, Protocol, Target } from '../core/types.js';
+
+export class PolicyFileError extends Error {
+  constructor(readonly file: string, readonly problems: string[]) {
+    super(`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the policy file:\n  ${problems.join('\n  ')}`);
+    this.name = 'PolicyFileError';
+  }
+}
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v) || v <= 0) {
+      ctx.addIssue({ code: 'custom', message: `${v} is not a duration; write 3h, 90m or PT3H` });
+      return z.NEVER;
+    }
+    return v * 1000; // bare numbers are seconds
+  }
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; write 3h, 90m, 45s or ISO-8601 PT3H${isJitError(e) ? '' : ''}` });
+    return z.NEVER;
+  }
+});
+
+const armId = z
+  .string()
+  .refine((s) => s.startsWith('/'), { message: 'must be an ARM resource id or scope starting with "/" (e.g. /subscriptions/<id>/resourceGroups/<rg>)' });
+
+const email = z
+  .string()
+  .refine((s) => /^[^@\s]+@[^@\s]+$/.test(s), { message: 'must be an email / UPN like alice@contoso.com' })
+  .transform(normalizePrincipal);
+
+const principalRef = z
+  .string()
+  .refine((s) => s.startsWith(GROUP_PREFIX) || /^[^@\s]+@[^@\s]+$/.test(s), {
+    message: 'must be a principal (alice@contoso.com) or a group (group:oncall)',
+  })
+  .transform((s) => (s.startsWith(GROUP_PREFIX) ? s : normalizePrincipal(s)));
+
+const sourcePrefix = z.string().transform((v, ctx) => {
+  try {
+    return parseSource(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: isJitError(e) ? e.message : `"${v}" is not an address or CIDR` });
+    return z.NEVER;
+  }
+});
+
+const protocol = z
+  .enum(['tcp', 'udp', '*', 'any', 'TCP', 'UDP', 'Any', 'ANY'])
+  .transform((p): Protocol => (p.toLowerCase() === 'any' ? '*' : (p.toLowerCase() as Protocol)));
+
+const portRule = z
+  .object({
+    port: z.number().int().min(1, 'must be a port 1-65535').max(65535, 'must be a port 1-65535'),
+    protocol: protocol.default('tcp'),
+    allowedSourcePrefixes: z.array(sourcePrefix).min(1, 'needs at least one prefix ("*" for Any)').default(['*']),
+    maxDuration: duration.default(3 * 3600),
+  })
+  .strict()
+  .transform((r): PortRule => ({ port: r.port, protocol: r.protocol, allowedSourcePrefixes: r.allowedSourcePrefixes, maxDurationMs: r.maxDuration }));
+
+const approval = z
+  .object({
+    required: z.boolean().optional(),
+    approvers: z.array(principalRef).optional(),
+    quorum: z.number().int().min(1, 'must be at least 1').optional(),
+    timeout: duration.optional(),
+    selfApproval: z.boolean().optional(),
+  })
+  .strict()
+  .transform((a): Partial<ApprovalRule> => {
+    const out: Partial<ApprovalRule> = {};
+    if (a.required !== undefined) out.required = a.required;
+    if (a.approvers !== undefined) out.approvers = a.approvers;
+    if (a.quorum !== undefined) out.quorum = a.quorum;
+    if (a.timeout !== undefined) out.timeoutMs = a.timeout;
+    if (a.selfApproval !== undefined) out.selfApproval = a.selfApproval;
+    return out;
+  });
+
+const channelPair = z.object({ approvals: z.string().optional(), audit: z.string().optional() }).strict();
+
+const fileSchema = z
+  .object({
+    principals: z
+      .record(z.string(), z.object({ slack: z.string().optional(), teams: z.string().optional() }).strict().nullable())
+      .default({}),
+    groups: z.record(z.string(), z.array(email)).default({}),
+    roles: z
+      .array(
+        z
+          .object({
+            principal: principalRef,
+            role: z.enum(ROLE_NAMES as [RoleName, ...RoleName[]], { message: `must be one of ${ROLE_NAMES.join(', ')}` }),
+            scope: armId,
+          })
+          .strict(),
+      )
+      .default([]),
+    targets: z
+      .record(
+        z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/i, 'target names are letters, digits, . _ - (max 64)'),
+        z
+          .object({
+            id: armId,
+            os: z.enum(['windows', 'linux'], { message: 'must be windows or linux' }),
+            address: z.string().optional(),
+            user: z.string().optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+    policies: z
+      .record(
+        z.string(),
+        z
+          .object({
+            scope: armId,
+            ports: z.array(portRule).optional(),
+            approval: approval.optional(),
+            channels: z.object({ slack: channelPair.optional(), teams: channelPair.optional() }).strict().optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+  })
+  .strict();
+
+function pathOf(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || '(top level)';
+}
+
+/** Parses YAML text into a PolicyBook; throws PolicyFileError listing every problem with its key path. */
+export function parsePolicyText(text: string, file = 'policy file'): PolicyBook {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) throw new PolicyFileError(file, doc.errors.map((e) => `YAML: ${e.message}`));
+  const parsed = fileSchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    throw new PolicyFileError(
+      file,
+      parsed.error.issues.map((i) => {
+        const got = valueAt(doc.toJS(), i.path);
+        const shown = i.code === 'custom' || got === undefined ? '' : ` (got ${JSON.stringify(got)})`;
+        return `${pathOf(i.path)}: ${i.message}${shown}`;
+      }),
+    );
+  }
+  const f = parsed.data;
+  const problems: string[] = [];
+  const principals: PolicyBook['principals'] = {};
+  for (const [p, info] of Object.entries(f.principals)) principals[normalizePrincipal(p)] = info ?? {};
+  const targets: Record<string, Target> = {};
+  for (const [name, t] of Object.entries(f.targets)) {
+    targets[name.toLowerCase()] = { name: name.toLowerCase(), ...t };
+  }
+  const policies: PolicyDef[] = Object.entries(f.policies).map(([name, p]) => ({
+    name,
+    scope: normalizeScope(p.scope),
+    ...(p.ports ? { ports: p.ports } : {}),
+    ...(p.approval ? { approval: p.approval } : {}),
+    ...(p.channels ? { channels: p.channels } : {}),
+  }));
+  for (const [i, r] of f.roles.entries()) {
+    if (r.principal.startsWith(GROUP_PREFIX) && !f.groups[r.principal.slice(GROUP_PREFIX.length)]) {
+      problems.push(`roles[${i}].principal: group "${r.principal.slice(GROUP_PREFIX.length)}" is not defined under groups`);
+    }
+  }
+  for (const [name, p] of Object.entries(f.policies)) {
+    for (const [i, a] of (p.approval?.approvers ?? []).entries()) {
+      if (a.startsWith(GROUP_PREFIX) && !f.groups[a.slice(GROUP_PREFIX.length)]) {
+        problems.push(`policies.${name}.approval.approvers[${i}]: group "${a.slice(GROUP_PREFIX.length)}" is not defined under groups`);
+      }
+    }
+    const seen = new Set<string>();
+    for (const [i, r] of (p.ports ?? []).entries()) {
+      const key = `${r.port}/${r.protocol}`;
+      if (seen.has(key)) problems.push(`policies.${name}.ports[${i}]: port ${key} is listed twice`);
+      seen.add(key);
+    }
+  }
+  if (problems.length) throw new PolicyFileError(file, problems);
+  return { principals, groups: f.groups, roles: f.roles, targets, policies };
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let cur: unknown = root;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[p];
+  }
+  return cur;
+}
+
+export async function loadPolicyFile(file: string): Promise<PolicyBook> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new PolicyFileError(file, [code === 'ENOENT' ? 'file not found (set JIT_POLICY_FILE to your policy file)' : `cannot read: ${String(e)}`]);
+  }
+  return parsePolicyText(text, file);
+}

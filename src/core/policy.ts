@@ -1,0 +1,230 @@
+// The policy model: targets, scoped policies that inherit downwards, and the check of a
+// request against the effective policy. Pure.
+import { JitError } from './errors.js';
+import { formatDuration } from './duration.js';
+import { ANY, describePrefixes, parseSource, sourceAllowed } from './source.js';
+import type {
+  ApprovalRule,
+  ChannelRouting,
+  Os,
+  PortRule,
+  PortSpec,
+  PrincipalId,
+  PrincipalRef,
+  Target,
+} from './types.js';
+
+export type RoleName = 'JIT Reader' | 'JIT Requester' | 'JIT Approver' | 'JIT Admin';
+export const ROLE_NAMES: readonly RoleName[] = ['JIT Reader', 'JIT Requester', 'JIT Approver', 'JIT Admin'];
+
+export interface RoleAssignment {
+  principal: PrincipalRef;
+  role: RoleName;
+  scope: string;
+}
+
+export interface PolicyDef {
+  name: string;
+  scope: string;
+  ports?: PortRule[];
+  approval?: Partial<ApprovalRule>;
+  channels?: ChannelRouting;
+}
+
+export interface PrincipalInfo {
+  slack?: string;
+  teams?: string;
+}
+
+/** Everything the policy file says: who is who, who may do what where, what each target allows. */
+export interface PolicyBook {
+  principals: Record<PrincipalId, PrincipalInfo>;
+  groups: Record<string, PrincipalId[]>;
+  roles: RoleAssignment[];
+  targets: Record<string, Target>;
+  policies: PolicyDef[];
+}
+
+export const DEFAULT_MAX_DURATION_MS = 3 * 3600_000;
+export const DEFAULT_APPROVAL: ApprovalRule = {
+  required: true,
+  approvers: [],
+  quorum: 1,
+  timeoutMs: 3600_000,
+  selfApproval: false,
+};
+
+/** Azure JIT's defaults per OS: Windows 3389, Linux 22, source Any, 3 hours. */
+export function osDefaultPorts(os: Os): PortRule[] {
+  const port = os === 'windows' ? 3389 : 22;
+  return [{ port, protocol: 'tcp', allowedSourcePrefixes: [ANY], maxDurationMs: DEFAULT_MAX_DURATION_MS }];
+}
+
+/** ARM ids compare case-insensitively, and a scope covers itself and everything below it. */
+export function normalizeScope(scope: string): string {
+  const s = scope.trim().toLowerCase().replace(/\/+$/, '');
+  return s === '' ? '/' : s;
+}
+
+export function scopeCovers(scope: string, resourceId: string): boolean {
+  const s = normalizeScope(scope);
+  const r = normalizeScope(resourceId);
+  return s === '/' || r === s || r.startsWith(s + '/');
+}
+
+export function scopeDepth(scope: string): number {
+  const s = normalizeScope(scope);
+  return s === '/' ? 0 : s.split('/').length - 1;
+}
+
+export interface EffectivePolicy {
+  target: Target;
+  ports: PortRule[];
+  approval: ApprovalRule;
+  channels: ChannelRouting;
+  /** Where each value came from: a policy name, or `default`. Keys: `ports`, `approval.<field>`, `channels.<platform>.<kind>`. */
+  origin: Record<string, string>;
+}
+
+/** Policies covering the target, shallow first; a deeper scope overrides what it sets. */
+export function effectivePolicy(book: PolicyBook, target: Target): EffectivePolicy {
+  const covering = book.policies
+    .map((p, index) => ({ p, index }))
+    .filter(({ p }) => scopeCovers(p.scope, target.id))
+    .sort((a, b) => scopeDepth(a.p.scope) - scopeDepth(b.p.scope) || a.index - b.index)
+    .map(({ p }) => p);
+
+  let ports = osDefaultPorts(target.os);
+  const approval: ApprovalRule = { ...DEFAULT_APPROVAL };
+  const channels: ChannelRouting = {};
+  const origin: Record<string, string> = { ports: `default (${target.os})` };
+  for (const key of Object.keys(DEFAULT_APPROVAL)) origin[`approval.${key}`] = 'default';
+
+  for (const p of covering) {
+    if (p.ports) {
+      ports = p.ports;
+      origin.ports = p.name;
+    }
+    if (p.approval) {
+      for (const [k, v] of Object.entries(p.approval) as [keyof ApprovalRule, ApprovalRule[keyof ApprovalRule]][]) {
+        if (v === undefined) continue;
+        (approval as unknown as Record<string, unknown>)[k] = v;
+        origin[`approval.${k}`] = p.name;
+      }
+    }
+    if (p.channels) {
+      for (const platform of ['slack', 'teams'] as const) {
+        const c = p.channels[platform];
+        if (!c) continue;
+        channels[platform] = { ...channels[platform], ...c };
+        for (const kind of Object.keys(c)) origin[`channels.${platform}.${kind}`] = p.name;
+      }
+    }
+  }
+  return { target, ports, approval, channels, origin };
+}
+
+export function findTarget(book: PolicyBook, name: string): Target | undefined {
+  return book.targets[name.toLowerCase()];
+}
+
+export const portLabel = (p: PortSpec): string => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`;
+
+function ruleFor(policy: EffectivePolicy, want: PortSpec): PortRule | undefined {
+  return policy.ports.find(
+    (r) => r.port === want.port && (r.protocol === want.protocol || r.protocol === '*'),
+  );
+}
+
+/** The verb someone would type for these ports on this target (for examples). */
+export function exampleVerb(ports: PortSpec[]): string {
+  const only = ports.length === 1 ? ports[0] : undefined;
+  if (only && only.protocol === 'tcp' && only.port === 3389) return 'rdp';
+  if (only && only.protocol === 'tcp' && only.port === 22) return 'ssh';
+  if (ports.length === 2 && ports.every((p) => p.protocol === 'tcp') && ports.some((p) => p.port === 5985) && ports.some((p) => p.port === 5986))
+    return 'winrm';
+  return `port ${ports.map(portLabel).join(',')}`;
+}
+
+export interface AccessAsk {
+  ports: PortSpec[];
+  durationMs: number;
+  /** Normalised source, or undefined when the requester gave none. */
+  source?: string;
+}
+
+export interface CheckedAccess {
+  rules: PortRule[];
+  /** The source to use; undefined means it must be learnt from the requester ("my IP"). */
+  source?: string;
+}
+
+/**
+ * Checks ports, duration and source against the effective policy. Throws a JitError that says
+ * what was wrong, what is allowed and what to type instead.
+ */
+export function checkAccess(policy: EffectivePolicy, ask: AccessAsk, minDurationMs: number): CheckedAccess {
+  const name = policy.target.name;
+  const allowedList = policy.ports.map(portLabel).join(', ') || 'none';
+  const rules: PortRule[] = [];
+  for (const want of ask.ports) {
+    const rule = ruleFor(policy, want);
+    if (!rule) {
+      const first = policy.ports[0];
+      throw new JitError(
+        'port_not_allowed',
+        `${name} does not allow ${portLabel(want)}; allowed: ${allowedList}`,
+        first ? `${exampleVerb([first])} ${name} ${formatDuration(Math.min(3600_000, first.maxDurationMs))}` : undefined,
+      );
+    }
+    rules.push(rule);
+  }
+  const maxMs = Math.min(...rules.map((r) => r.maxDurationMs));
+  const verb = exampleVerb(ask.ports);
+  const fromPart = ask.source ? ` from ${ask.source === ANY ? '*' : ask.source}` : '';
+  if (ask.durationMs > maxMs) {
+    throw new JitError(
+      'duration_too_long',
+      `${name} allows at most ${formatDuration(maxMs)} on ${ask.ports.map((p) => p.port).join(',')}`,
+      `${verb} ${name} ${formatDuration(maxMs)}${fromPart}`,
+    );
+  }
+  if (ask.durationMs < minDurationMs) {
+    throw new JitError(
+      'duration_too_short',
+      `the shortest grant is ${formatDuration(minDurationMs)}`,
+      `${verb} ${name} ${formatDuration(Math.min(maxMs, Math.max(minDurationMs, 30 * 60_000)))}${fromPart}`,
+    );
+  }
+  if (ask.source !== undefined) {
+    for (const rule of rules) {
+      if (!sourceAllowed(ask.source, rule.allowedSourcePrefixes)) {
+        const sample = rule.allowedSourcePrefixes.find((p) => p !== ANY);
+        throw new JitError(
+          'source_not_allowed',
+          `${ask.source === ANY ? 'Any source (*)' : ask.source} is not allowed on ${name} ${portLabel(rule)}; allowed sources: ${describePrefixes(rule.allowedSourcePrefixes)}`,
+          sample ? `${verb} ${name} ${formatDuration(ask.durationMs)} from ${sample}` : undefined,
+        );
+      }
+    }
+    return { rules, source: ask.source };
+  }
+  return { rules, source: fixedSource(rules) };
+}
+
+/** When every port allows exactly one fixed range (not Any), that range is the source. */
+export function fixedSource(rules: PortRule[]): string | undefined {
+  const sets = rules.map((r) => r.allowedSourcePrefixes.map((p) => safeParse(p)));
+  const first = sets[0];
+  if (!first || first.length !== 1 || first[0] === undefined || first[0] === ANY) return undefined;
+  const only = first[0];
+  return sets.every((s) => s.length === 1 && s[0] === only) ? only : undefined;
+}
+
+function safeParse(p: string): string | undefined {
+  try {
+    return parseSource(p);
+  } catch {
+    return undefined;
+  }
+}

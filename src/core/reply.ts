@@ -1,0 +1,94 @@
+// What the bot answers, as data every chat adapter can render (text, Block Kit, Adaptive Card),
+// plus a plain-text rendering used by the CLI and as the fallback text everywhere.
+import { formatDuration } from './duration.js';
+import { ANY } from './source.js';
+import { describeStatus } from './state.js';
+import type { AccessRequest, PortSpec, Target } from './types.js';
+
+export interface Connection {
+  host: string;
+  port: number;
+  /** A ready line: `mstsc /v:host:3389`, `ssh -p 22 user@host`. */
+  command: string;
+}
+
+export type Reply =
+  | { kind: 'rejected'; code: string; message: string; example?: string }
+  | { kind: 'awaiting_source'; request: AccessRequest; link: string; linkExpiresAt: number }
+  | { kind: 'pending_approval'; request: AccessRequest; approvers: string[] }
+  | { kind: 'active'; request: AccessRequest; connections: Connection[] }
+  | { kind: 'failed'; request: AccessRequest }
+  | { kind: 'decided'; request: AccessRequest; decision: 'approve' | 'deny'; approvals: number; quorum: number }
+  | { kind: 'closed'; request: AccessRequest }
+  | { kind: 'extended'; request: AccessRequest }
+  | { kind: 'status'; request: AccessRequest; connections: Connection[] }
+  | { kind: 'list'; scope: string; requests: AccessRequest[] }
+  | { kind: 'help'; examples: string[] };
+
+export function connectionsFor(target: Target, ports: PortSpec[]): Connection[] {
+  const host = target.address ?? target.name;
+  return ports.map((p) => {
+    let command = `${host}:${p.port}`;
+    if (p.port === 3389) command = `mstsc /v:${host}:${p.port}`;
+    else if (p.port === 22) command = `ssh -p ${p.port} ${target.user ? `${target.user}@` : ''}${host}`;
+    else if (p.port === 5985 || p.port === 5986)
+      command = `Enter-PSSession -ComputerName ${host} -Port ${p.port}${p.port === 5986 ? ' -UseSSL' : ''}`;
+    return { host, port: p.port, command };
+  });
+}
+
+const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace('.000Z', 'Z') : '-');
+const ports = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(',');
+const source = (r: AccessRequest) => (r.source === null ? '(awaiting)' : r.source === ANY ? 'Any' : r.source);
+
+export function summarize(r: AccessRequest): string {
+  return `${r.id}  ${r.status.padEnd(15)} ${r.target} ${ports(r)} from ${source(r)} for ${formatDuration(r.durationMs)}  by ${r.requester}${
+    r.status === 'active' ? `  until ${iso(r.expiresAt)}` : ''
+  }`;
+}
+
+/** Plain text for a reply; `prefix` is how the platform spells the command (`/jit`, `jit`, `npm run jit --`). */
+export function renderText(reply: Reply, prefix = '/jit'): string {
+  switch (reply.kind) {
+    case 'rejected':
+      return `✗ ${reply.message}${reply.example ? `; try ${prefix} ${reply.example}` : ''}`;
+    case 'awaiting_source':
+      return `Request ${reply.request.id}: open this link from the machine you will connect from, so the bot can record its address (valid until ${iso(reply.linkExpiresAt)}, one use): ${reply.link}`;
+    case 'pending_approval':
+      return `Request ${reply.request.id} is waiting for approval (${reply.request.target} ${ports(reply.request)} from ${source(reply.request)} for ${formatDuration(reply.request.durationMs)}). Approvers: ${
+        reply.approvers.join(', ') || 'none configured'
+      }. Approval expires ${iso(reply.request.approvalExpiresAt)}.`;
+    case 'active':
+    case 'status': {
+      const r = reply.request;
+      const head =
+        reply.kind === 'active'
+          ? `✓ Request ${r.id} is open: ${r.target} ${ports(r)} from ${source(r)} until ${iso(r.expiresAt)}.`
+          : `${summarize(r)}\n  ${r.id} ${describeStatus(r)}.`;
+      const lines = r.status === 'active' ? reply.connections.map((c) => `  connect: ${c.command}`) : [];
+      return [head, ...lines].join('\n');
+    }
+    case 'failed':
+      return `✗ Request ${reply.request.id} ${describeStatus(reply.request)}. Nothing was left open.`;
+    case 'decided': {
+      const r = reply.request;
+      if (reply.decision === 'deny') return `Request ${r.id} denied.`;
+      if (r.status === 'pending') return `Approval recorded for ${r.id} (${reply.approvals} of ${reply.quorum}).`;
+      return `Request ${r.id} approved; ${r.status === 'active' ? `open until ${iso(r.expiresAt)}` : describeStatus(r)}.`;
+    }
+    case 'closed':
+      return `Request ${reply.request.id} ${describeStatus(reply.request)}.`;
+    case 'extended':
+      return `Request ${reply.request.id} extended; now open until ${iso(reply.request.expiresAt)}.`;
+    case 'list':
+      return reply.requests.length === 0
+        ? `No ${reply.scope === 'mine' ? 'requests of yours' : `${reply.scope} requests`} to show.`
+        : reply.requests.map(summarize).join('\n');
+    case 'help':
+      return [
+        'Commands:',
+        ...reply.examples.map((e) => `  ${prefix} ${e}`),
+        'Durations: 30m, 2h, 1h30m or PT2H. Sources: an address (203.0.113.7) or a range (203.0.113.0/28).',
+      ].join('\n');
+  }
+}

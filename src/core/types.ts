@@ -1,0 +1,155 @@
+// The vocabulary of ../shared/DESIGN.md as types. Pure: no I/O, no SDK.
+
+/** A person, by email / UPN (lower-cased). */
+export type PrincipalId = string;
+/** A principal (`alice@contoso.com`) or a group reference (`group:oncall`). */
+export type PrincipalRef = string;
+
+export type Protocol = 'tcp' | 'udp' | '*';
+
+export interface PortSpec {
+  port: number;
+  protocol: Protocol;
+}
+
+export type Os = 'windows' | 'linux';
+
+export interface Target {
+  /** Short name people type in chat (`vm1`). */
+  name: string;
+  /** ARM resource id of the VM. */
+  id: string;
+  os: Os;
+  /** Host name or IP the connection line uses. */
+  address?: string;
+  /** Login name for the ready-made ssh line (linux). */
+  user?: string;
+}
+
+export interface PortRule extends PortSpec {
+  /** Source prefixes a request may use: CIDRs / addresses, or `*` for Any. */
+  allowedSourcePrefixes: string[];
+  maxDurationMs: number;
+}
+
+export interface ApprovalRule {
+  required: boolean;
+  /** Principals and `group:` refs. Empty: whoever holds JIT Approver / JIT Admin covering the target. */
+  approvers: PrincipalRef[];
+  quorum: number;
+  timeoutMs: number;
+  selfApproval: boolean;
+}
+
+export interface ChannelRouting {
+  slack?: { approvals?: string; audit?: string };
+  teams?: { approvals?: string; audit?: string };
+}
+
+export type RequestStatus =
+  | 'awaiting_source'
+  | 'pending'
+  | 'approved'
+  | 'active'
+  | 'denied'
+  | 'timed_out'
+  | 'cancelled'
+  | 'expired'
+  | 'revoked'
+  | 'failed';
+
+export const FINAL_STATUSES: readonly RequestStatus[] = [
+  'denied',
+  'timed_out',
+  'cancelled',
+  'expired',
+  'revoked',
+  'failed',
+];
+
+export interface Decision {
+  by: PrincipalId;
+  decision: 'approve' | 'deny';
+  at: number;
+  reason?: string;
+}
+
+/** A network rule written for a grant, as the gate reports it (NSG-like). */
+export interface AppliedRule {
+  /** Deterministic: `jit-<requestId>-<port>`. */
+  name: string;
+  /** Where the rule lives: NSG (or firewall) resource id. */
+  scope: string;
+  priority: number;
+  direction: 'Inbound';
+  access: 'Allow';
+  protocol: Protocol;
+  sourcePrefix: string;
+  destinationPort: number;
+  /** Carries request id and expiry, so a reconciler needs nothing but the rule. */
+  description: string;
+  requestId: string;
+  expiresAt: number;
+}
+
+export interface RequestOrigin {
+  /** `cli`, `slack`, `teams`, `console`, `api`. */
+  channel: string;
+  /** Platform-specific reply address (Slack response_url, Teams conversation ref id ...). */
+  replyTo?: string;
+}
+
+export interface AccessRequest {
+  id: string;
+  requester: PrincipalId;
+  target: string;
+  targetId: string;
+  ports: PortSpec[];
+  /** Source prefix (normalised CIDR or `*`); null until the "my IP" link was opened. */
+  source: string | null;
+  durationMs: number;
+  justification?: string;
+  status: RequestStatus;
+  /** Why it is in this status (deny reason, failure reason ...). */
+  statusReason?: string;
+  decisions: Decision[];
+  createdAt: number;
+  updatedAt: number;
+  /** Pending (or awaiting source) requests time out at this instant. */
+  approvalExpiresAt: number;
+  activatedAt?: number;
+  expiresAt?: number;
+  rules: AppliedRule[];
+  origin: RequestOrigin;
+  /** Incremented by every committed transition; the store's compare-and-set key. */
+  version: number;
+}
+
+export type AuditAction =
+  | 'request.created'
+  | 'request.awaiting_source'
+  | 'request.source_recorded'
+  | 'request.approval_vote'
+  | 'request.approved'
+  | 'request.denied'
+  | 'request.timed_out'
+  | 'request.cancelled'
+  | 'grant.activated'
+  | 'grant.failed'
+  | 'grant.extended'
+  | 'grant.revoked'
+  | 'grant.expired'
+  | 'rule.applied'
+  | 'rule.removed'
+  | 'rule.reconciled';
+
+export interface AuditEvent {
+  /** Assigned by the log (Redis stream id); empty before append. */
+  id?: string;
+  time: number;
+  actor: string;
+  action: AuditAction;
+  requestId: string;
+  target: string;
+  details: Record<string, string | number | boolean | null>;
+}

@@ -1,0 +1,188 @@
+// The one HTTP server. Routes: GET /healthz, the "my IP" link (/myip/<token>), and the local
+// channel's API under /api/local/ (loopback only) used by the CLI. Chat adapters (Slack at
+// /slack/events, Teams at /api/messages) mount here as they land.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { JitService } from './app/service.js';
+import type { AuditLog, NetworkGate } from './app/ports.js';
+import { renderText } from './core/reply.js';
+import { parseSource, sourceAllowed } from './core/source.js';
+import type { Logger } from './log.js';
+
+export interface Health {
+  redis(): Promise<boolean>;
+  worker(): 'running' | 'stopped' | 'disabled';
+}
+
+export interface ServerDeps {
+  service: JitService;
+  gate: NetworkGate;
+  audit: AuditLog;
+  health: Health;
+  log: Logger;
+  network: string;
+  localChannel: boolean;
+  trustedProxies: string[];
+}
+
+/** Extra routes mounted by adapters: return true when the request was handled. */
+export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
+
+const MAX_BODY = 64 * 1024;
+
+export class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export async function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > limit) throw new HttpError(413, `body larger than ${limit} bytes`);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendHtml(res: ServerResponse, status: number, html: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+  });
+  res.end(html);
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+
+/**
+ * The address a request came from. `X-Forwarded-For` is honoured only when the peer is a
+ * trusted proxy; then the right-most address that is not itself a trusted proxy is the client.
+ */
+export function clientAddress(req: IncomingMessage, trustedProxies: string[]): string {
+  const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  const trusted = (addr: string) => {
+    try {
+      return trustedProxies.length > 0 && sourceAllowed(parseSource(addr), trustedProxies);
+    } catch {
+      return false;
+    }
+  };
+  if (!trusted(peer)) return peer;
+  const header = req.headers['x-forwarded-for'];
+  const chain = (Array.isArray(header) ? header.join(',') : header ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const hop = chain[i]!;
+    if (!trusted(hop)) return hop;
+  }
+  return peer;
+}
+
+export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): Server {
+  const { service, log } = deps;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+
+    if (req.method === 'GET' && path === '/healthz') {
+      const redis = await deps.health.redis().catch(() => false);
+      const worker = deps.health.worker();
+      const ok = redis && worker !== 'stopped';
+      sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', redis: redis ? 'up' : 'down', worker, network: deps.network });
+      return;
+    }
+
+    const myip = /^\/myip\/([A-Za-z0-9_-]{16,64})$/.exec(path);
+    if (myip) {
+      const token = myip[1]!;
+      if (req.method === 'GET') {
+        // A GET never consumes the link: chat apps fetch links to preview them.
+        const request = await service.describeSourceToken(token);
+        if (!request) return sendHtml(res, 410, page('Link expired', '<p>This link has expired or was already used. Make the request again in chat.</p>'));
+        const addr = clientAddress(req, deps.trustedProxies);
+        return sendHtml(
+          res,
+          200,
+          page(
+            `Confirm your address for ${escapeHtml(request.id)}`,
+            `<p>Request <b>${escapeHtml(request.id)}</b>: ${escapeHtml(request.target)}, ports ${escapeHtml(request.ports.map((p) => p.port).join(', '))}.</p>
+<p>Your address as this server sees it: <b>${escapeHtml(addr)}</b>. Access will be allowed from this address only.</p>
+<form method="post"><button type="submit">Use ${escapeHtml(addr)}</button></form>`,
+          ),
+        );
+      }
+      if (req.method === 'POST') {
+        const addr = clientAddress(req, deps.trustedProxies);
+        const reply = await service.recordSource(token, addr);
+        const ok = reply.kind !== 'rejected';
+        return sendHtml(res, ok ? 200 : 400, page(ok ? 'Address recorded' : 'Not accepted', `<p>${escapeHtml(renderText(reply, 'jit'))}</p><p>You can close this page.</p>`));
+      }
+      res.writeHead(405, { allow: 'GET, POST' }).end();
+      return;
+    }
+
+    if (path.startsWith('/api/local/')) {
+      if (!deps.localChannel) throw new HttpError(404, 'the local channel is disabled (JIT_LOCAL_CHANNEL, loopback only)');
+      return localApi(req, res, url);
+    }
+
+    for (const route of extraRoutes) if (await route(req, res, url)) return;
+    sendJson(res, 404, { error: `no route for ${req.method} ${path}` });
+  }
+
+  async function localApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    if (req.method === 'POST' && path === '/api/local/command') {
+      let body: unknown;
+      try {
+        body = JSON.parse(await readBody(req));
+      } catch (e) {
+        if (e instanceof HttpError) throw e;
+        throw new HttpError(400, 'body must be JSON: {"as": "alice@contoso.com", "text": "rdp vm1 2h"}');
+      }
+      const { as, text, prefix } = (body ?? {}) as { as?: unknown; text?: unknown; prefix?: unknown };
+      if (typeof as !== 'string' || !as.includes('@')) throw new HttpError(400, '"as" must be the principal to act as (alice@contoso.com)');
+      if (typeof text !== 'string') throw new HttpError(400, '"text" must be the command (rdp vm1 2h)');
+      const reply = await service.execute(as, text, { channel: 'cli' });
+      return sendJson(res, 200, { reply, text: renderText(reply, typeof prefix === 'string' ? prefix : 'jit') });
+    }
+    if (req.method === 'GET' && path === '/api/local/rules') return sendJson(res, 200, { rules: await deps.gate.list() });
+    if (req.method === 'GET' && path === '/api/local/audit') {
+      const requestId = url.searchParams.get('request') ?? undefined;
+      const since = url.searchParams.get('since');
+      return sendJson(res, 200, { events: await deps.audit.list({ ...(requestId ? { requestId } : {}), ...(since ? { since: Number(since) } : {}) }) });
+    }
+    throw new HttpError(404, `no route for ${req.method} ${path}`);
+  }
+
+  return createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
+      log.error('request failed', { path: req.url, err });
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.end();
+    });
+  });
+}
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}button{font-size:1rem;padding:.6rem 1.2rem}</style></head>
+<body><h1>${title}</h1>${body}</body></html>`;
+}
