@@ -39,6 +39,11 @@ class TimedGate implements NetworkGate {
   list() {
     return this.inner.list();
   }
+  async remove(rules: AppliedRule[]) {
+    const removed = await this.inner.remove(rules);
+    for (const r of removed) if (!this.closed.has(r.requestId)) this.closed.set(r.requestId, Date.now());
+    return removed;
+  }
   updateExpiry(id: string, t: Target, at: number) {
     return this.inner.updateExpiry(id, t, at);
   }

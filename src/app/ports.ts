@@ -64,10 +64,13 @@ export interface Scheduler {
   expiryDueAt(requestId: string): Promise<number | null>;
 }
 
-/** What the scheduler's worker calls back into. */
+/** A handler's answer: done, or "not yet, run me again at `retryAt`" (a grant extended while its job fired). */
+export type JobOutcome = void | { retryAt: number };
+
+/** What the scheduler's worker calls back into. Throwing means "retry with backoff". */
 export interface JobHandlers {
-  expire(requestId: string): Promise<void>;
-  timeoutApproval(requestId: string): Promise<void>;
+  expire(requestId: string): Promise<JobOutcome>;
+  timeoutApproval(requestId: string): Promise<JobOutcome>;
 }
 
 export interface GrantSpec {
@@ -85,6 +88,8 @@ export interface NetworkGate {
   close(requestId: string, target: Target): Promise<AppliedRule[]>;
   /** Rules this bot owns (for reconciliation and display). */
   list(): Promise<AppliedRule[]>;
+  /** Deletes exactly these rules (the reconciler's sweep; works without the request record). */
+  remove(rules: AppliedRule[]): Promise<AppliedRule[]>;
   /** Moves a grant's expiry (the rule description carries it). */
   updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void>;
 }

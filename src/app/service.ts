@@ -17,7 +17,7 @@ import { connectionsFor, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
 import type { AccessRequest, AuditEvent, PrincipalId, RequestOrigin, Target } from '../core/types.js';
-import type { AuditLog, Clock, IdSource, JobHandlers, NetworkGate, Notification, Notifier, RequestStore, Scheduler } from './ports.js';
+import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, RequestStore, Scheduler } from './ports.js';
 
 export interface ServiceSettings {
   /** Shortest grant a request may ask for (policies may allow seconds for demos; default 5 min). */
@@ -302,16 +302,15 @@ export class JitService implements JobHandlers {
 
   // ---------------------------------------------------------------- expire (revocation job)
 
-  async expire(id: string): Promise<void> {
+  async expire(id: string): Promise<JobOutcome> {
     const req = await this.deps.store.get(id);
     if (!req) return;
     const now = this.deps.clock.now();
     const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
     if (req.status === 'active') {
       if ((req.expiresAt ?? 0) > now + this.settings.expirySlackMs) {
-        // Extended after this job was queued: move the job instead of closing.
-        await this.deps.scheduler.rescheduleExpiry(id, req.expiresAt ?? now);
-        return;
+        // Extended while this job was already firing: ask the scheduler to run it again later.
+        return { retryAt: req.expiresAt ?? now };
       }
       let expired: AccessRequest;
       try {
@@ -339,12 +338,11 @@ export class JitService implements JobHandlers {
 
   // ---------------------------------------------------------------- approval timeout (job)
 
-  async timeoutApproval(id: string): Promise<void> {
+  async timeoutApproval(id: string): Promise<JobOutcome> {
     const req = await this.deps.store.get(id);
     if (!req || (req.status !== 'pending' && req.status !== 'awaiting_source')) return;
     if (req.approvalExpiresAt > this.deps.clock.now() + this.settings.expirySlackMs) {
-      await this.deps.scheduler.scheduleApprovalTimeout(id, req.approvalExpiresAt);
-      return;
+      return { retryAt: req.approvalExpiresAt };
     }
     try {
       const next = await this.transition(id, () => ({ type: 'timeout' }));
@@ -467,13 +465,11 @@ export class JitService implements JobHandlers {
       const expired = owned.some((r) => r.expiresAt <= now);
       const stale = !req || (req.status !== 'active' && req.status !== 'approved') || (req.status === 'approved' && expired);
       if (!expired && !stale) continue;
-      const target = (req && this.book.targets[req.target]) || this.targetForRules(owned);
-      if (!target) continue;
-      const gone = await this.deps.gate.close(requestId, target);
+      const gone = await this.deps.gate.remove(owned);
       removed += gone.length;
       for (const rule of gone) {
         await this.appendAudit({
-          time: now, actor: 'reconciler', action: 'rule.reconciled', requestId, target: target.name,
+          time: now, actor: 'reconciler', action: 'rule.reconciled', requestId, target: req?.target ?? rule.scope.split('/').pop() ?? 'unknown',
           details: { rule: rule.name, scope: rule.scope, expiresAt: new Date(rule.expiresAt).toISOString(), status: req?.status ?? 'unknown' },
         });
       }
@@ -561,15 +557,6 @@ export class JitService implements JobHandlers {
   /** A target removed from the policy file still has its grants closed. */
   private targetFromRecord(req: AccessRequest): Target {
     return { name: req.target, id: req.targetId, os: 'linux' };
-  }
-
-  private targetForRules(rules: { requestId: string; scope: string }[]): Target | undefined {
-    const scope = rules[0]?.scope.toLowerCase();
-    if (!scope) return undefined;
-    return Object.values(this.book.targets).find((t) => {
-      const rg = t.id.toLowerCase().split('/providers/')[0] ?? '';
-      return scope.startsWith(rg + '/') && scope.endsWith(`/${t.name.toLowerCase()}-nsg`);
-    });
   }
 
   private canSee(actor: PrincipalId, req: AccessRequest): boolean {

@@ -1,0 +1,187 @@
+// The embedded default NetworkGate: NSG-like security rules kept in a JSON file, with the same
+// shape and constraints as Azure's (unique priority per NSG and direction, 100–4096, rule names
+// unique per NSG), written atomically (temp file + rename) and all-or-nothing per grant.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { GrantSpec, NetworkGate } from '../../app/ports.js';
+import type { AppliedRule, Target } from '../../core/types.js';
+
+export interface SimulatedGateOptions {
+  file: string;
+  /** Priorities the bot may use (Azure allows 100–4096; keep room for your own rules). */
+  priorityRange?: [number, number];
+  /** Added to every write, to imitate a cloud's latency in demos. */
+  latencyMs?: number;
+}
+
+interface FileShape {
+  version: 1;
+  /** NSG id → its rules. */
+  nsgs: Record<string, AppliedRule[]>;
+}
+
+/** Where a target's rules live: the NSG `<vm>-nsg` in the VM's resource group (Azure's JIT default naming). */
+export function nsgIdFor(target: Target): string {
+  const rg = target.id.split('/providers/')[0] ?? target.id;
+  return `${rg}/providers/Microsoft.Network/networkSecurityGroups/${target.name}-nsg`;
+}
+
+export const ruleName = (requestId: string, port: number, protocol: string): string =>
+  `jit-${requestId}-${port}${protocol === 'tcp' ? '' : `-${protocol === '*' ? 'any' : protocol}`}`;
+
+export const ruleDescription = (requestId: string, expiresAt: number): string =>
+  `jit-bot request=${requestId} expires=${new Date(expiresAt).toISOString()}`;
+
+/** Reads back what `ruleDescription` wrote; null for rules this bot did not write. */
+export function parseRuleDescription(description: string | undefined): { requestId: string; expiresAt: number } | null {
+  const m = /^jit-bot request=([a-z0-9]+) expires=(\S+)$/.exec(description ?? '');
+  if (!m) return null;
+  const expiresAt = Date.parse(m[2]!);
+  return Number.isNaN(expiresAt) ? null : { requestId: m[1]!, expiresAt };
+}
+
+export class SimulatedGate implements NetworkGate {
+  private state: FileShape;
+  /** Writes are serialised: each mutation sees the previous one's result. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly file: string,
+    state: FileShape,
+    private readonly range: [number, number],
+    private readonly latencyMs: number,
+  ) {
+    this.state = state;
+  }
+
+  static async open(opts: SimulatedGateOptions): Promise<SimulatedGate> {
+    const range = opts.priorityRange ?? [100, 4096];
+    if (!(range[0] >= 100 && range[1] <= 4096 && range[0] <= range[1])) {
+      throw new Error(`priority range ${range.join('-')} must lie within 100-4096`);
+    }
+    let state: FileShape = { version: 1, nsgs: {} };
+    try {
+      const parsed = JSON.parse(await readFile(opts.file, 'utf8')) as Partial<FileShape>;
+      if (parsed.version !== 1 || typeof parsed.nsgs !== 'object' || parsed.nsgs === null) {
+        throw new Error(`${opts.file} is not a simulated network file (version 1)`);
+      }
+      state = { version: 1, nsgs: parsed.nsgs };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return new SimulatedGate(opts.file, state, range, opts.latencyMs ?? 0);
+  }
+
+  open(grant: GrantSpec): Promise<AppliedRule[]> {
+    return this.mutate(() => {
+      if (!grant.sourcePrefix) throw new Error(`grant ${grant.requestId} has no source prefix`);
+      const scope = nsgIdFor(grant.target);
+      const rules = [...(this.state.nsgs[scope] ?? [])];
+      const used = new Set(rules.map((r) => r.priority));
+      const written: AppliedRule[] = [];
+      for (const p of grant.ports) {
+        const name = ruleName(grant.requestId, p.port, p.protocol);
+        const existing = rules.find((r) => r.name === name);
+        if (existing) {
+          written.push(existing); // idempotent: a retried open finds its rule
+          continue;
+        }
+        const priority = this.freePriority(used);
+        if (priority === null) {
+          throw new Error(`no free priority in ${this.range.join('-')} on ${scope}: the NSG is full`);
+        }
+        used.add(priority);
+        const rule: AppliedRule = {
+          name,
+          scope,
+          priority,
+          direction: 'Inbound',
+          access: 'Allow',
+          protocol: p.protocol,
+          sourcePrefix: grant.sourcePrefix,
+          destinationPort: p.port,
+          description: ruleDescription(grant.requestId, grant.expiresAt),
+          requestId: grant.requestId,
+          expiresAt: grant.expiresAt,
+        };
+        rules.push(rule);
+        written.push(rule);
+      }
+      // All or nothing: the new list replaces the old only when every rule fitted.
+      return { next: { ...this.state.nsgs, [scope]: rules }, result: written };
+    });
+  }
+
+  close(requestId: string, target: Target): Promise<AppliedRule[]> {
+    return this.mutate(() => {
+      const scope = nsgIdFor(target);
+      const rules = this.state.nsgs[scope] ?? [];
+      const gone = rules.filter((r) => r.requestId === requestId);
+      if (gone.length === 0) return { next: null, result: [] };
+      return { next: { ...this.state.nsgs, [scope]: rules.filter((r) => r.requestId !== requestId) }, result: gone };
+    });
+  }
+
+  remove(toRemove: AppliedRule[]): Promise<AppliedRule[]> {
+    return this.mutate(() => {
+      const next = { ...this.state.nsgs };
+      const gone: AppliedRule[] = [];
+      for (const want of toRemove) {
+        const rules = next[want.scope] ?? [];
+        const hit = rules.find((r) => r.name === want.name);
+        if (!hit) continue;
+        gone.push(hit);
+        next[want.scope] = rules.filter((r) => r !== hit);
+      }
+      return { next: gone.length > 0 ? next : null, result: gone };
+    });
+  }
+
+  async list(): Promise<AppliedRule[]> {
+    await this.queue.catch(() => undefined);
+    return Object.values(this.state.nsgs)
+      .flat()
+      .sort((a, b) => a.scope.localeCompare(b.scope) || a.priority - b.priority);
+  }
+
+  updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void> {
+    return this.mutate(() => {
+      const scope = nsgIdFor(target);
+      const rules = this.state.nsgs[scope] ?? [];
+      if (!rules.some((r) => r.requestId === requestId)) return { next: null, result: undefined };
+      const updated = rules.map((r) =>
+        r.requestId === requestId ? { ...r, expiresAt, description: ruleDescription(requestId, expiresAt) } : r,
+      );
+      return { next: { ...this.state.nsgs, [scope]: updated }, result: undefined };
+    });
+  }
+
+  private freePriority(used: Set<number>): number | null {
+    for (let p = this.range[0]; p <= this.range[1]; p++) if (!used.has(p)) return p;
+    return null;
+  }
+
+  /** Runs one mutation after the previous; persists (tmp + rename) before the new state is visible. */
+  private mutate<T>(fn: () => { next: Record<string, AppliedRule[]> | null; result: T }): Promise<T> {
+    const run = this.queue.then(async () => {
+      if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+      const { next, result } = fn();
+      if (next) {
+        for (const [k, v] of Object.entries(next)) if (v.length === 0) delete next[k];
+        const state: FileShape = { version: 1, nsgs: next };
+        await this.persist(state);
+        this.state = state;
+      }
+      return result;
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async persist(state: FileShape): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(state, null, 1));
+    await rename(tmp, this.file);
+  }
+}

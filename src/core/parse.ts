@@ -1,0 +1,253 @@
+// The chat grammar, the same for Slack, Teams, the CLI and the console. Pure.
+//
+//   rdp|ssh|winrm <vm> <duration> [from <address|cidr|*>] [reason "<text>"]
+//   port <port>[/tcp|/udp][,<port>…] <vm> <duration> [from …] [reason …]
+//   list [mine|pending|active|all] · status <id> · revoke|cancel <id> · extend <id> <duration>
+//   approve <id> · deny <id> [reason "<text>"] · help
+import type { AccessCommand, Command } from './command.js';
+import { looksLikeDuration, parseDuration } from './duration.js';
+import { JitError } from './errors.js';
+import type { PortSpec, Protocol } from './types.js';
+
+export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
+  rdp: [{ port: 3389, protocol: 'tcp' }],
+  ssh: [{ port: 22, protocol: 'tcp' }],
+  winrm: [
+    { port: 5985, protocol: 'tcp' },
+    { port: 5986, protocol: 'tcp' },
+  ],
+};
+
+const COMMANDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'cancel', 'extend', 'approve', 'deny', 'help'] as const;
+const LIST_SCOPES = ['mine', 'pending', 'active', 'all'] as const;
+export const MAX_REASON_LENGTH = 500;
+const TARGET_RE = /^[a-z0-9][a-z0-9._-]{0,79}$/i;
+/** `r` + 9 Crockford base-32 characters (see src/app/ids.ts). */
+export const REQUEST_ID_RE = /^r[0-9abcdefghjkmnpqrstvwxyz]{9}$/;
+const MAX_INPUT = 2000;
+
+interface Token {
+  text: string;
+  quoted: boolean;
+}
+
+/** Splits on white space; "double", 'single' and “smart” quotes group words. */
+export function tokenize(input: string): Token[] {
+  const tokens: Token[] = [];
+  const s = input.replace(/[\u201c\u201d\u201e\u00ab\u00bb]/g, '"').replace(/[\u2018\u2019\u201a]/g, "'");
+  let i = 0;
+  while (i < s.length) {
+    const c = s[i]!;
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    if (c === '"' || c === "'") {
+      const end = s.indexOf(c, i + 1);
+      if (end === -1) throw new JitError('parse', `a quote (${c}) is not closed`, 'ssh vm1 1h reason "INC-4711 disk full"');
+      tokens.push({ text: s.slice(i + 1, end), quoted: true });
+      i = end + 1;
+      continue;
+    }
+    let j = i;
+    while (j < s.length && !/\s/.test(s[j]!)) j++;
+    tokens.push({ text: s.slice(i, j), quoted: false });
+    i = j;
+  }
+  return tokens;
+}
+
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  return d[a.length]![b.length]!;
+}
+
+/** The closest known word within two edits, for "did you mean". */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const c of candidates) {
+    const dist = distance(word.toLowerCase(), c.toLowerCase());
+    if (dist < bestD) {
+      best = c;
+      bestD = dist;
+    }
+  }
+  return best && bestD <= (word.length <= 3 ? 1 : 2) ? best : undefined;
+}
+
+const EXAMPLES: Record<string, string> = {
+  rdp: 'rdp vm1 2h',
+  ssh: 'ssh vm1 30m from 203.0.113.7',
+  winrm: 'winrm vm1 1h',
+  port: 'port 8443/tcp vm1 45m',
+  list: 'list',
+  status: 'status r7k2m9q4xw',
+  revoke: 'revoke r7k2m9q4xw',
+  cancel: 'cancel r7k2m9q4xw',
+  extend: 'extend r7k2m9q4xw 1h',
+  approve: 'approve r7k2m9q4xw',
+  deny: 'deny r7k2m9q4xw reason "not in a change window"',
+  help: 'help',
+};
+
+export function parseCommand(input: string): Command {
+  if (input.length > MAX_INPUT) throw new JitError('parse', `the command is too long (${input.length} characters; at most ${MAX_INPUT})`, 'help');
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(input)) {
+    throw new JitError('parse', 'the command contains control characters', 'help');
+  }
+  const tokens = tokenize(input);
+  const first = tokens[0];
+  if (first && !first.quoted && /^\/?jit$/i.test(first.text)) tokens.shift();
+  const head = tokens.shift();
+  if (!head || ((head.text === '?' || head.text.toLowerCase() === 'help') && !head.quoted)) return { kind: 'help' };
+  const word = head.text.toLowerCase();
+  switch (word) {
+    case 'rdp':
+    case 'ssh':
+    case 'winrm':
+      return parseAccess(word, VERB_PORTS[word], tokens);
+    case 'port': {
+      const spec = tokens.shift();
+      if (!spec) throw new JitError('parse', 'port needs a port (8443 or 8443/tcp), a VM name and a duration', EXAMPLES.port);
+      return parseAccess('port', parsePorts(spec.text), tokens);
+    }
+    case 'list': {
+      const scope = tokens.shift();
+      if (!scope) return { kind: 'list', scope: 'mine' };
+      const s = scope.text.toLowerCase();
+      if (!(LIST_SCOPES as readonly string[]).includes(s)) {
+        throw new JitError('parse', `list shows ${LIST_SCOPES.join(', ')}, not "${scope.text}"`, 'list pending');
+      }
+      noMore(tokens, 'list');
+      return { kind: 'list', scope: s as (typeof LIST_SCOPES)[number] };
+    }
+    case 'status':
+    case 'revoke':
+    case 'cancel':
+    case 'approve': {
+      const requestId = takeId(tokens, word);
+      noMore(tokens, word);
+      return { kind: word === 'cancel' ? 'revoke' : word, requestId };
+    }
+    case 'extend': {
+      const requestId = takeId(tokens, word);
+      const d = tokens.shift();
+      if (!d) throw new JitError('parse', 'extend needs a request id and how much longer', `extend ${requestId} 1h`);
+      const durationMs = parseDuration(d.text);
+      noMore(tokens, word);
+      return { kind: 'extend', requestId, durationMs };
+    }
+    case 'deny': {
+      const requestId = takeId(tokens, word);
+      if (tokens[0] && !tokens[0].quoted && tokens[0].text.toLowerCase() === 'reason') tokens.shift();
+      const reason = tokens.map((t) => t.text).join(' ').trim();
+      if (reason.length > MAX_REASON_LENGTH) {
+        throw new JitError('parse', `the reason is ${reason.length} characters; at most ${MAX_REASON_LENGTH}`, `deny ${requestId} reason "not in a change window"`);
+      }
+      return reason ? { kind: 'deny', requestId, reason } : { kind: 'deny', requestId };
+    }
+    default: {
+      const guess = closest(word, COMMANDS);
+      if (guess) throw new JitError('unknown_command', `unknown command "${head.text}"; did you mean ${guess}?`, EXAMPLES[guess]);
+      throw new JitError('unknown_command', `unknown command "${head.text}"; commands: rdp, ssh, winrm, port, list, status, revoke, extend, approve, deny, help`, 'help');
+    }
+  }
+}
+
+function noMore(tokens: Token[], verb: string): void {
+  const extra = tokens[0];
+  if (extra) throw new JitError('parse', `unexpected "${extra.text}" after ${verb}`, EXAMPLES[verb as keyof typeof EXAMPLES] ?? 'help');
+}
+
+function takeId(tokens: Token[], verb: string): string {
+  const t = tokens.shift();
+  const example = EXAMPLES[verb as keyof typeof EXAMPLES] ?? 'list';
+  if (!t) throw new JitError('parse', `${verb} needs a request id (see list)`, example);
+  const id = t.text.toLowerCase();
+  if (!REQUEST_ID_RE.test(id)) throw new JitError('parse', `"${t.text}" is not a request id; ids look like r7k2m9q4xw (see list)`, 'list');
+  return id;
+}
+
+function parsePorts(text: string): PortSpec[] {
+  const out: PortSpec[] = [];
+  for (const part of text.split(',')) {
+    const m = /^(\d{1,5})(?:\/(tcp|udp|any|\*))?$/i.exec(part.trim());
+    if (!m) {
+      if (TARGET_RE.test(part) && !/^\d/.test(part)) {
+        throw new JitError('bad_port', `port needs a port number before the VM name ("${part}" is not a port)`, EXAMPLES.port);
+      }
+      throw new JitError('bad_port', `"${part}" is not a port; write 8443, 8443/tcp or 8443/udp`, EXAMPLES.port);
+    }
+    const port = Number(m[1]);
+    if (port < 1 || port > 65535) throw new JitError('bad_port', `${port} is not a port; ports are 1-65535`, EXAMPLES.port);
+    const proto = (m[2] ?? 'tcp').toLowerCase();
+    const protocol: Protocol = proto === 'any' || proto === '*' ? '*' : (proto as Protocol);
+    if (out.some((p) => p.port === port && p.protocol === protocol)) {
+      throw new JitError('bad_port', `${port}/${proto} is listed twice`, EXAMPLES.port);
+    }
+    out.push({ port, protocol });
+  }
+  if (out.length > 10) throw new JitError('bad_port', `at most 10 ports per request (got ${out.length})`, EXAMPLES.port);
+  return out;
+}
+
+function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Token[]): AccessCommand {
+  const portText = verb === 'port' ? `port ${ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(',')}` : verb;
+  const example = verb === 'port' ? `${portText} vm1 45m` : EXAMPLES[verb];
+  const t = tokens.shift();
+  const d = tokens.shift();
+  if (!t) throw new JitError('parse', `${verb} needs a VM name and a duration`, example);
+  if (!d) {
+    if (looksLikeDuration(t.text)) throw new JitError('parse', `${verb} needs a VM name before the duration`, example);
+    throw new JitError('parse', `${verb} needs a duration after the VM name (at most what the policy allows)`, `${portText} ${t.text} 1h`);
+  }
+  // `rdp 2h vm1`: the right words in the wrong order.
+  if (looksLikeDuration(t.text) && !looksLikeDuration(d.text) && TARGET_RE.test(d.text)) {
+    throw new JitError('parse', `the VM name comes before the duration`, `${portText} ${d.text} ${t.text}`);
+  }
+  if (!TARGET_RE.test(t.text)) {
+    throw new JitError('parse', `"${t.text}" is not a VM name (letters, digits, . _ -)`, example);
+  }
+  const target = t.text.toLowerCase();
+  const durationMs = parseDuration(d.text);
+  const cmd: AccessCommand = { kind: 'access', verb, ports, target, durationMs };
+  while (tokens.length > 0) {
+    const kw = tokens.shift()!;
+    const k = kw.quoted ? '' : kw.text.toLowerCase();
+    if (k === 'from') {
+      if (cmd.source !== undefined) throw new JitError('parse', '"from" is given twice', `${portText} ${target} ${d.text} from 203.0.113.7`);
+      const src = tokens.shift();
+      if (!src || (!src.quoted && ['reason', 'from'].includes(src.text.toLowerCase()))) {
+        throw new JitError('parse', '"from" needs an address or range', `${portText} ${target} ${d.text} from 203.0.113.7`);
+      }
+      cmd.source = src.text;
+    } else if (k === 'reason' || k === 'for' || k === 'because') {
+      if (cmd.justification !== undefined) throw new JitError('parse', '"reason" is given twice', `${portText} ${target} ${d.text} reason "INC-4711"`);
+      const words: string[] = [];
+      while (tokens[0] && (tokens[0].quoted || tokens[0].text.toLowerCase() !== 'from')) words.push(tokens.shift()!.text);
+      const reason = words.join(' ').trim();
+      if (!reason) throw new JitError('parse', '"reason" needs some text', `${portText} ${target} ${d.text} reason "INC-4711 disk full"`);
+      if (reason.length > MAX_REASON_LENGTH) {
+        throw new JitError('parse', `the reason is ${reason.length} characters; at most ${MAX_REASON_LENGTH}`, `${portText} ${target} ${d.text} reason "INC-4711 disk full"`);
+      }
+      cmd.justification = reason;
+    } else {
+      const guess = kw.quoted ? undefined : closest(k, ['from', 'reason']);
+      throw new JitError(
+        'parse',
+        guess ? `unexpected "${kw.text}"; did you mean ${guess}?` : `unexpected "${kw.text}"; after the duration come "from <address>" and "reason <text>"`,
+        `${portText} ${target} ${d.text} from 203.0.113.7 reason "INC-4711"`,
+      );
+    }
+  }
+  return cmd;
+}
