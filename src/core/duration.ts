@@ -34,9 +34,9 @@ export function parseDuration(input: string): number {
 function parseFriendly(text: string): number {
   const lower = text.toLowerCase();
   if (/^\d+$/.test(lower)) {
-    throw new JitError('bad_duration', `"${text}" has no unit; ${HINT}`);
+    throw new JitError('bad_duration', `"${text}" has no unit (minutes? hours?); ${HINT}`);
   }
-  const re = /(\d+(?:\.\d+)?)\s*([a-z]+)/gy;
+  const re = /\s*(\d+(?:\.\d+)?)\s*([a-z]+)/gy;
   let total = 0;
   let pos = 0;
   const seen = new Set<string>();
@@ -53,7 +53,9 @@ function parseFriendly(text: string): number {
       throw new JitError('bad_duration', `"${text}" has an unknown unit "${m[2]}"${hint}; ${HINT}`);
     }
     const unitMs = UNIT_MS[unit]!;
-    if (seen.has(unit) || unitMs > last) throw new JitError('bad_duration', `"${text}" is not a duration; ${HINT}`);
+    if (seen.has(unit) || unitMs > last) {
+      throw new JitError('bad_duration', `"${text}" repeats a unit or puts a smaller one first; write the largest first, as in 1h30m`);
+    }
     if (!Number.isInteger(value) && unit !== 'h' && unit !== 'd') {
       throw new JitError('bad_duration', `"${text}" uses a fraction of a ${unit === 'm' ? 'minute' : 'second'}; ${HINT}`);
     }

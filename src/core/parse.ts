@@ -6,7 +6,8 @@
 //   approve <id> · deny <id> [reason "<text>"] · help
 import type { AccessCommand, Command } from './command.js';
 import { looksLikeDuration, parseDuration } from './duration.js';
-import { JitError } from './errors.js';
+import { JitError, isJitError } from './errors.js';
+import { parseSource } from './source.js';
 import type { PortSpec, Protocol } from './types.js';
 
 export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
@@ -142,7 +143,7 @@ export function parseCommand(input: string): Command {
       const requestId = takeId(tokens, word);
       const d = tokens.shift();
       if (!d) throw new JitError('parse', 'extend needs a request id and how much longer', `extend ${requestId} 1h`);
-      const durationMs = parseDuration(d.text);
+      const durationMs = withExample(() => parseDuration(d.text), `extend ${requestId} 1h`);
       noMore(tokens, word);
       return { kind: 'extend', requestId, durationMs };
     }
@@ -175,6 +176,16 @@ function takeId(tokens: Token[], verb: string): string {
   const id = t.text.toLowerCase();
   if (!REQUEST_ID_RE.test(id)) throw new JitError('parse', `"${t.text}" is not a request id; ids look like r7k2m9q4xw (see list)`, 'list');
   return id;
+}
+
+/** Adds a ready-to-type example to a JitError that has none. */
+function withExample<T>(fn: () => T, example: string): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (isJitError(e) && e.example === undefined) throw new JitError(e.code, e.message, example);
+    throw e;
+  }
 }
 
 function parsePorts(text: string): PortSpec[] {
@@ -218,7 +229,7 @@ function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Tok
     throw new JitError('parse', `"${t.text}" is not a VM name (letters, digits, . _ -)`, example);
   }
   const target = t.text.toLowerCase();
-  const durationMs = parseDuration(d.text);
+  const durationMs = withExample(() => parseDuration(d.text), `${portText} ${target} ${/^\d+$/.test(d.text) ? `${d.text}m` : '1h'}`);
   const cmd: AccessCommand = { kind: 'access', verb, ports, target, durationMs };
   while (tokens.length > 0) {
     const kw = tokens.shift()!;
@@ -229,11 +240,14 @@ function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Tok
       if (!src || (!src.quoted && ['reason', 'from'].includes(src.text.toLowerCase()))) {
         throw new JitError('parse', '"from" needs an address or range', `${portText} ${target} ${d.text} from 203.0.113.7`);
       }
+      withExample(() => parseSource(src.text), `${portText} ${target} ${d.text} from 203.0.113.7`);
       cmd.source = src.text;
     } else if (k === 'reason' || k === 'for' || k === 'because') {
       if (cmd.justification !== undefined) throw new JitError('parse', '"reason" is given twice', `${portText} ${target} ${d.text} reason "INC-4711"`);
       const words: string[] = [];
-      while (tokens[0] && (tokens[0].quoted || tokens[0].text.toLowerCase() !== 'from')) words.push(tokens.shift()!.text);
+      // A quoted reason is one token; an unquoted one runs up to the next `from`.
+      if (tokens[0]?.quoted) words.push(tokens.shift()!.text);
+      else while (tokens[0] && (tokens[0].quoted || tokens[0].text.toLowerCase() !== 'from')) words.push(tokens.shift()!.text);
       const reason = words.join(' ').trim();
       if (!reason) throw new JitError('parse', '"reason" needs some text', `${portText} ${target} ${d.text} reason "INC-4711 disk full"`);
       if (reason.length > MAX_REASON_LENGTH) {

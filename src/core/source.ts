@@ -13,6 +13,9 @@ export const isAny = (source: string): boolean => ANY_WORDS.has(source.trim().to
 const EXAMPLE = 'write an address like 203.0.113.7 or a range like 203.0.113.0/28';
 
 function parseAddress(text: string, whole: string): Addr {
+  if (/^\d+(\.\d+){3}$/.test(text) && text.split('.').some((octet) => octet.length > 1 && octet.startsWith('0'))) {
+    throw new JitError('bad_source', `"${whole}" has a leading zero in an octet, which some tools read as octal; ${EXAMPLE}`);
+  }
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
     if (text.split('.').some((octet) => octet.length > 1 && octet.startsWith('0'))) {
       throw new JitError('bad_source', `"${whole}" has a leading zero in an octet, which some tools read as octal; ${EXAMPLE}`);
