@@ -119,6 +119,7 @@ async function main(): Promise<void> {
     const rssActive = process.memoryUsage().rss;
     const redis = new Redis(REDIS_URL);
     const perGrant = await redisBytesPerGrant(redis, prefix, ids.slice(0, 50));
+    const hz = Number(((await redis.config('GET', 'hz')) as string[])[1]);
     redis.disconnect();
 
     const deadline = Date.now() + DURATION_S * 1000 + 60_000;
@@ -126,12 +127,12 @@ async function main(): Promise<void> {
     if (gate.closed.size < N) throw new Error(`only ${gate.closed.size} of ${N} rules were removed`);
     const removed = summary('expiry → rule removed', ids.map((id) => gate.closed.get(id)! - expiresAt.get(id)!));
     const left = await gate.list();
-    console.log(`rules left open: ${left.length}; Redis bytes per grant (request hash + index entries + audit): ~${perGrant}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssActive / 2 ** 20).toFixed(0)} MiB with ${N} active`);
+    console.log(`Redis hz ${hz}; rules left open: ${left.length}; Redis bytes per grant (request hash + index entries + audit): ~${perGrant}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssActive / 2 ** 20).toFixed(0)} MiB with ${N} active`);
 
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, grants: N, concurrency: CONCURRENCY,
       approveToApplied: applied, expiryToRemoved: removed, requestsPerSecond: (N / requestMs) * 1000, approvalsPerSecond: (N / approveMs) * 1000,
-      redisBytesPerGrant: perGrant, rssMiB: { before: rssBefore / 2 ** 20, active: rssActive / 2 ** 20 }, rulesLeftOpen: left.length,
+      redisBytesPerGrant: perGrant, redisHz: hz, rssMiB: { before: rssBefore / 2 ** 20, active: rssActive / 2 ** 20 }, rulesLeftOpen: left.length,
     };
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/grants.json', JSON.stringify(results, null, 2));

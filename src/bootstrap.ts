@@ -11,7 +11,7 @@ import { JitService } from './app/service.js';
 import { FanoutNotifier, LocalFeed } from './adapters/local/feed.js';
 import { BullScheduler, BullWorker } from './adapters/queue/bullmq.js';
 import { RedisAuditLog } from './adapters/redis/audit.js';
-import { checkEvictionPolicy, createRedis } from './adapters/redis/connection.js';
+import { checkEvictionPolicy, checkTimerResolution, createRedis } from './adapters/redis/connection.js';
 import { ensureRedis } from './adapters/redis/embedded.js';
 import { RedisRequestStore } from './adapters/redis/store.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
@@ -66,6 +66,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   }
   const eviction = await checkEvictionPolicy(redis);
   if (eviction) log.warn(eviction);
+  const hzNote = await checkTimerResolution(redis);
+  if (hzNote) log.info(hzNote);
 
   const prefix = config.JIT_KEY_PREFIX;
   const store = new RedisRequestStore(redis, prefix);

@@ -26,3 +26,16 @@ export async function checkEvictionPolicy(redis: Redis): Promise<string | null> 
     return null; // CONFIG may be disabled on managed Redis; nothing to say then.
   }
 }
+
+/** BullMQ's delayed jobs wake on Redis's `hz` timer: at the default 10 a revocation can be ~100 ms late. */
+export async function checkTimerResolution(redis: Redis): Promise<string | null> {
+  try {
+    const res = (await redis.config('GET', 'hz')) as string[];
+    const hz = Number(res[1]);
+    return Number.isFinite(hz) && hz < 50
+      ? `Redis hz is ${hz}: delayed revocations fire up to ${Math.round(1000 / hz)} ms late; "hz 100" makes it ~10 ms (see docs/benchmarks.md)`
+      : null;
+  } catch {
+    return null;
+  }
+}

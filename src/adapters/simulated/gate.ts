@@ -1,6 +1,7 @@
 // The embedded default NetworkGate: NSG-like security rules kept in a JSON file, with the same
 // shape and constraints as Azure's (unique priority per NSG and direction, 100–4096, rule names
-// unique per NSG), written atomically (temp file + rename) and all-or-nothing per grant.
+// unique per NSG), written atomically (temp file + rename, one write per batch of changes) and
+// all-or-nothing per grant.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { GrantSpec, NetworkGate } from '../../app/ports.js';
@@ -40,10 +41,16 @@ export function parseRuleDescription(description: string | undefined): { request
   return Number.isNaN(expiresAt) ? null : { requestId: m[1]!, expiresAt };
 }
 
+interface PendingOp {
+  fn: () => { next: Record<string, AppliedRule[]> | null; result: unknown };
+  resolve: (v: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
 export class SimulatedGate implements NetworkGate {
   private state: FileShape;
-  /** Writes are serialised: each mutation sees the previous one's result. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private pending: PendingOp[] = [];
+  private flushing: Promise<void> | null = null;
 
   private constructor(
     private readonly file: string,
@@ -138,7 +145,7 @@ export class SimulatedGate implements NetworkGate {
   }
 
   async list(): Promise<AppliedRule[]> {
-    await this.queue.catch(() => undefined);
+    await this.flushing;
     return Object.values(this.state.nsgs)
       .flat()
       .sort((a, b) => a.scope.localeCompare(b.scope) || a.priority - b.priority);
@@ -161,21 +168,50 @@ export class SimulatedGate implements NetworkGate {
     return null;
   }
 
-  /** Runs one mutation after the previous; persists (tmp + rename) before the new state is visible. */
+  /**
+   * Mutations are applied one after another, in order, each to the result of the previous; a
+   * batch of them is persisted with one write (tmp + rename: group commit), and each caller is
+   * answered only after the write that holds its change. A mutation that throws changes nothing.
+   */
   private mutate<T>(fn: () => { next: Record<string, AppliedRule[]> | null; result: T }): Promise<T> {
-    const run = this.queue.then(async () => {
-      if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
-      const { next, result } = fn();
-      if (next) {
-        for (const [k, v] of Object.entries(next)) if (v.length === 0) delete next[k];
-        const state: FileShape = { version: 1, nsgs: next };
-        await this.persist(state);
-        this.state = state;
-      }
-      return result;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.flushing) this.flushing = this.flush();
     });
-    this.queue = run.catch(() => undefined);
-    return run;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0);
+      const before = this.state;
+      let working = before;
+      const done: { op: PendingOp; result: unknown }[] = [];
+      for (const op of batch) {
+        const saved = this.state;
+        this.state = working; // each mutation sees the previous one's result
+        try {
+          const { next, result } = op.fn();
+          if (next) {
+            for (const [k, v] of Object.entries(next)) if (v.length === 0) delete next[k];
+            working = { version: 1, nsgs: next };
+          }
+          done.push({ op, result });
+        } catch (err) {
+          op.reject(err);
+        } finally {
+          this.state = saved;
+        }
+      }
+      try {
+        if (working !== before) await this.persist(working);
+        this.state = working;
+        for (const { op, result } of done) op.resolve(result);
+      } catch (err) {
+        for (const { op } of done) op.reject(err);
+      }
+    }
+    this.flushing = null;
   }
 
   private async persist(state: FileShape): Promise<void> {
