@@ -15,6 +15,7 @@ import { checkEvictionPolicy, checkTimerResolution, createRedis } from './adapte
 import { ensureRedis } from './adapters/redis/embedded.js';
 import { RedisRequestStore } from './adapters/redis/store.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
+import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
@@ -78,6 +79,9 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const notifier = new FanoutNotifier([feed, ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
 
   const service = new JitService({
+    ...(config.PAGERDUTY_API_TOKEN
+      ? { onCall: new PagerDutyOnCall({ token: config.PAGERDUTY_API_TOKEN, ...(config.PAGERDUTY_API_URL ? { apiUrl: config.PAGERDUTY_API_URL } : {}) }) }
+      : {}),
     store,
     audit,
     scheduler,

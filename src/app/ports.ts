@@ -62,7 +62,12 @@ export interface Scheduler {
   cancelApprovalTimeout(requestId: string): Promise<void>;
   /** When the revocation is due, or null if none is scheduled (for status and tests). */
   expiryDueAt(requestId: string): Promise<number | null>;
+  /** Workflow jobs (escalation, expiry reminder): one per kind and request; scheduling again moves it. */
+  scheduleWorkflow(kind: WorkflowJob, requestId: string, at: number): Promise<void>;
+  cancelWorkflow(kind: WorkflowJob, requestId: string): Promise<void>;
 }
+
+export type WorkflowJob = 'escalate' | 'remind';
 
 /** A handler's answer: done, or "not yet, run me again at `retryAt`" (a grant extended while its job fired). */
 export type JobOutcome = void | { retryAt: number };
@@ -71,6 +76,12 @@ export type JobOutcome = void | { retryAt: number };
 export interface JobHandlers {
   expire(requestId: string): Promise<JobOutcome>;
   timeoutApproval(requestId: string): Promise<JobOutcome>;
+  workflow(kind: WorkflowJob, requestId: string): Promise<JobOutcome>;
+}
+
+/** Who is on call (PagerDuty or another directory). Any failure means "unknown": a human decides. */
+export interface OnCallDirectory {
+  isOnCall(principal: PrincipalId, schedules: string[], at: number): Promise<boolean>;
 }
 
 export interface GrantSpec {
@@ -107,11 +118,15 @@ export interface Notification {
     | 'failed'
     | 'extended'
     | 'expired'
-    | 'revoked';
+    | 'revoked'
+    | 'escalated'
+    | 'expiring';
   request: AccessRequest;
   actor: string;
-  /** Principals who may decide (for approval_needed). */
+  /** Principals who may decide (for approval_needed, and the added ones for escalated). */
   approvers?: PrincipalId[];
+  /** For expiring: the extensions offered (ms), each within the policy's maximum. */
+  extendOptionsMs?: number[];
 }
 
 export interface Notifier {

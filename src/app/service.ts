@@ -12,12 +12,13 @@ import {
   type EffectivePolicy,
   type PolicyBook,
 } from '../core/policy.js';
-import { approversFor, can, isApprover, normalizePrincipal } from '../core/rbac.js';
+import { approversFor, can, expandRefs, isApprover, normalizePrincipal, refMatches } from '../core/rbac.js';
+import { checkJustification, extendOptions, matchAutoApproval } from '../core/workflow.js';
 import { connectionsFor, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
 import type { AccessRequest, AuditEvent, PrincipalId, RequestOrigin, Target } from '../core/types.js';
-import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, RequestStore, Scheduler } from './ports.js';
+import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RequestStore, Scheduler, WorkflowJob } from './ports.js';
 
 export interface ServiceSettings {
   /** Shortest grant a request may ask for (policies may allow seconds for demos; default 5 min). */
@@ -45,6 +46,8 @@ export interface ServiceDeps {
   clock: Clock;
   ids: IdSource;
   book: PolicyBook;
+  /** Answers "is this person on call" for auto-approval rules that need it (PagerDuty). */
+  onCall?: OnCallDirectory;
   settings?: Partial<ServiceSettings>;
   log?: (msg: string, err?: unknown) => void;
 }
@@ -123,8 +126,12 @@ export class JitService implements JobHandlers {
     const source = cmd.source === undefined ? undefined : parseSource(cmd.source);
     const checked = checkAccess(policy, { ports: cmd.ports, durationMs: cmd.durationMs, ...(source !== undefined ? { source } : {}) }, this.settings.minDurationMs);
 
+    const fromPart = cmd.source !== undefined ? ` from ${cmd.source}` : '';
+    checkJustification(policy.justification, cmd.justification, `${exampleVerb(cmd.ports)} ${target.name} ${formatDuration(cmd.durationMs)}${fromPart}`);
+
     const now = this.deps.clock.now();
     const needLink = checked.source === undefined;
+    const autoRule = !needLink && policy.approval.required ? await this.autoApprovalRule(policy, actor, cmd.ports, cmd.durationMs, now) : undefined;
     if (needLink && !this.settings.publicUrl) {
       throw new JitError(
         'source_required',
@@ -132,7 +139,7 @@ export class JitService implements JobHandlers {
         `${exampleVerb(cmd.ports)} ${target.name} ${formatDuration(cmd.durationMs)} from 203.0.113.7`,
       );
     }
-    const status: AccessRequest['status'] = needLink ? 'awaiting_source' : policy.approval.required ? 'pending' : 'approved';
+    const status: AccessRequest['status'] = needLink ? 'awaiting_source' : policy.approval.required && !autoRule ? 'pending' : 'approved';
     const request: AccessRequest = {
       id: this.deps.ids.requestId(),
       requester: actor,
@@ -161,7 +168,7 @@ export class JitService implements JobHandlers {
       }),
     ];
     if (status === 'awaiting_source') events.push(this.event(request, 'request.awaiting_source', actor, now));
-    if (status === 'approved') events.push(this.event(request, 'request.approved', 'policy', now, { rule: 'approval not required' }));
+    if (status === 'approved') events.push(this.event(request, 'request.approved', 'policy', now, { rule: autoRule ?? 'approval not required' }));
 
     if (!(await this.deps.store.create(request, events))) throw new JitError('conflict', 'request id collision; please retry');
     await this.emitAudit(events);
@@ -180,6 +187,10 @@ export class JitService implements JobHandlers {
   private async afterSourceKnown(request: AccessRequest, policy: EffectivePolicy): Promise<Reply> {
     if (request.status === 'pending') {
       await this.deps.scheduler.scheduleApprovalTimeout(request.id, request.approvalExpiresAt);
+      const esc = policy.approval.escalation;
+      if (esc && request.createdAt + esc.afterMs < request.approvalExpiresAt) {
+        await this.deps.scheduler.scheduleWorkflow('escalate', request.id, this.deps.clock.now() + esc.afterMs);
+      }
       const approvers = approversFor(this.book, policy).filter((p) => p !== request.requester || policy.approval.selfApproval);
       await this.notify({ kind: 'approval_needed', request, actor: request.requester, approvers });
       return { kind: 'pending_approval', request, approvers };
@@ -215,12 +226,14 @@ export class JitService implements JobHandlers {
       const source = parseSource(address);
       checkAccess(policy, { ports: req.ports, durationMs: req.durationMs, source }, 0);
       const now = this.deps.clock.now();
-      const autoApprove = !policy.approval.required;
+      const autoRule = policy.approval.required ? await this.autoApprovalRule(policy, req.requester, req.ports, req.durationMs, now) : undefined;
+      const autoApprove = !policy.approval.required || autoRule !== undefined;
       const next = await this.transition(id, () => ({
         type: 'record_source',
         source,
         approvalExpiresAt: now + policy.approval.timeoutMs,
         autoApprove,
+        ...(autoRule ? { rule: autoRule } : {}),
       }));
       await this.deps.scheduler.cancelApprovalTimeout(id);
       return this.afterSourceKnown(next, policy);
@@ -241,14 +254,14 @@ export class JitService implements JobHandlers {
   async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', reason?: string): Promise<Reply> {
     const req = await this.mustGet(id);
     const policy = effectivePolicy(this.book, this.targetOf(req));
-    if (!isApprover(this.book, actor, policy)) {
-      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${approversFor(this.book, policy).join(', ') || 'none configured'}`);
+    if (!this.mayDecide(actor, req, policy)) {
+      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
     }
-    const { quorum, selfApproval } = policy.approval;
+    const { quorum, selfApproval, denyQuorum } = policy.approval;
     const next = await this.transition(id, () =>
       decision === 'approve'
         ? { type: 'approve', by: actor, quorum, selfApproval }
-        : { type: 'deny', by: actor, selfApproval, ...(reason ? { reason } : {}) },
+        : { type: 'deny', by: actor, selfApproval, denyQuorum, ...(reason ? { reason } : {}) },
     );
     const approvals = next.decisions.filter((d) => d.decision === 'approve').length;
     if (next.status === 'pending') {
@@ -291,6 +304,7 @@ export class JitService implements JobHandlers {
     }
     try {
       const active = await this.transition(id, () => ({ type: 'activate', rules, expiresAt }));
+      await this.scheduleReminder(active, effectivePolicy(this.book, target));
       await this.notify({ kind: 'activated', request: active, actor: 'system' });
       return active;
     } catch (err) {
@@ -411,6 +425,7 @@ export class JitService implements JobHandlers {
     // Commit first, then move the job: a crash in between leaves the old job, which sees the
     // later expiry and reschedules itself; the reverse order could close a port late.
     await this.deps.scheduler.rescheduleExpiry(id, newExpiry);
+    await this.scheduleReminder(next, policy);
     await this.deps.gate.updateExpiry(id, target, newExpiry).catch((err: unknown) => this.log(`could not update rule expiry for ${id}`, err));
     await this.notify({ kind: 'extended', request: next, actor });
     return { kind: 'extended', request: next };
@@ -446,6 +461,84 @@ export class JitService implements JobHandlers {
     if (examples.length === 0) examples.push('rdp vm1 2h from 203.0.113.7   (you cannot request any target yet)');
     examples.push('list [mine|pending|active|all]', 'status <id>', 'revoke <id>', 'extend <id> 30m', 'approve <id>', 'deny <id> [reason]', 'help');
     return { kind: 'help', examples };
+  }
+
+  // ---------------------------------------------------------------- workflow jobs
+
+  /** Escalation and expiry-reminder jobs. */
+  async workflow(kind: WorkflowJob, id: string): Promise<JobOutcome> {
+    const req = await this.deps.store.get(id);
+    if (!req) return;
+    const target = this.book.targets[req.target];
+    if (!target) return;
+    const policy = effectivePolicy(this.book, target);
+    const now = this.deps.clock.now();
+    if (kind === 'escalate') {
+      const esc = policy.approval.escalation;
+      if (req.status !== 'pending' || req.escalatedAt || !esc) return;
+      const due = req.createdAt + esc.afterMs;
+      if (due > now + this.settings.expirySlackMs) return { retryAt: due };
+      const added = expandRefs(this.book, esc.approvers).filter((p) => p !== req.requester || policy.approval.selfApproval);
+      let next: AccessRequest;
+      try {
+        next = await this.transition(id, () => ({ type: 'escalate', approvers: added }));
+      } catch (e) {
+        if (isJitError(e)) return; // decided meanwhile
+        throw e;
+      }
+      await this.notify({ kind: 'escalated', request: next, actor: 'system', approvers: added });
+      return;
+    }
+    // remind
+    if (req.status !== 'active' || req.expiresAt === undefined) return;
+    const due = req.expiresAt - policy.reminder.beforeMs;
+    if (due > now + this.settings.expirySlackMs) return { retryAt: due }; // extended since
+    const { rules } = checkAccess(policy, { ports: req.ports, durationMs: req.durationMs }, 0);
+    const maxMs = Math.min(...rules.map((r) => r.maxDurationMs));
+    const options = extendOptions(policy.reminder, req.activatedAt ?? now, req.expiresAt, maxMs);
+    await this.appendAudit({
+      time: now, actor: 'system', action: 'grant.reminded', requestId: id, target: req.target,
+      details: { expiresAt: new Date(req.expiresAt).toISOString(), options: options.map(formatDuration).join(',') },
+    });
+    await this.notify({ kind: 'expiring', request: req, actor: 'system', extendOptionsMs: options });
+  }
+
+  private async scheduleReminder(req: AccessRequest, policy: EffectivePolicy): Promise<void> {
+    const before = policy.reminder.beforeMs;
+    if (before <= 0 || req.expiresAt === undefined || req.activatedAt === undefined) return;
+    // Only worth it when the grant lasts longer than the reminder lead time.
+    if (req.expiresAt - req.activatedAt <= before) return;
+    await this.deps.scheduler.scheduleWorkflow('remind', req.id, req.expiresAt - before).catch((err: unknown) => this.log(`could not schedule the reminder for ${req.id}`, err));
+  }
+
+  /** The name of the first auto-approval rule that holds, asking the on-call directory if a rule needs it. */
+  private async autoApprovalRule(policy: EffectivePolicy, requester: PrincipalId, ports: AccessRequest['ports'], durationMs: number, now: number): Promise<string | undefined> {
+    const candidates = matchAutoApproval(policy.autoApprove, { requester, ports, durationMs, at: now }, (ref, p) => refMatches(this.book, ref, p));
+    for (const rule of candidates) {
+      if (rule.onCallSchedules.length === 0) return rule.name;
+      if (!this.deps.onCall) continue;
+      try {
+        if (await this.deps.onCall.isOnCall(requester, rule.onCallSchedules, now)) return rule.name;
+      } catch (err) {
+        // Never auto-approve on a failure: a human decides.
+        this.log(`on-call check failed for ${requester}; falling back to human approval`, err);
+      }
+    }
+    return undefined;
+  }
+
+  /** Approvers of the policy, plus the escalation approvers once the request escalated. */
+  private approversOf(req: AccessRequest, policy: EffectivePolicy): PrincipalId[] {
+    const base = approversFor(this.book, policy);
+    const esc = policy.approval.escalation;
+    if (!req.escalatedAt || !esc) return base;
+    return [...new Set([...base, ...expandRefs(this.book, esc.approvers)])];
+  }
+
+  private mayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): boolean {
+    if (isApprover(this.book, actor, policy)) return true;
+    const esc = policy.approval.escalation;
+    return Boolean(req.escalatedAt && esc && esc.approvers.some((ref) => refMatches(this.book, ref, actor)));
   }
 
   // ---------------------------------------------------------------- reconcile (second line)

@@ -67,6 +67,8 @@ const schema = z.object({
   JIT_LOCAL_CHANNEL: bool(true),
   JIT_WORKER: bool(true),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  PAGERDUTY_API_TOKEN: z.string().min(1).optional(),
+  PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
 });
 
 export type Config = z.infer<typeof schema>;

@@ -8,7 +8,8 @@ import { isJitError } from '../core/errors.js';
 import { ROLE_NAMES, normalizeScope, type PolicyBook, type PolicyDef, type RoleName } from '../core/policy.js';
 import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
 import { parseSource } from '../core/source.js';
-import type { ApprovalRule, PortRule, Protocol, Target } from '../core/types.js';
+import type { ApprovalRule, PortRule, PortSpec, Protocol, Target } from '../core/types.js';
+import { WEEKDAYS, type AutoApproveRule, type ReminderRule, type TimeWindow, type Weekday } from '../core/workflow.js';
 
 export class PolicyFileError extends Error {
   constructor(readonly file: string, readonly problems: string[]) {
@@ -79,6 +80,11 @@ const approval = z
     quorum: z.number().int().min(1, 'must be at least 1').optional(),
     timeout: duration.optional(),
     selfApproval: z.boolean().optional(),
+    denyQuorum: z.number().int().min(1, 'must be at least 1').optional(),
+    escalation: z
+      .object({ after: duration, approvers: z.array(principalRef).min(1, 'needs at least one approver') })
+      .strict()
+      .optional(),
   })
   .strict()
   .transform((a): Partial<ApprovalRule> => {
@@ -88,8 +94,74 @@ const approval = z
     if (a.quorum !== undefined) out.quorum = a.quorum;
     if (a.timeout !== undefined) out.timeoutMs = a.timeout;
     if (a.selfApproval !== undefined) out.selfApproval = a.selfApproval;
+    if (a.denyQuorum !== undefined) out.denyQuorum = a.denyQuorum;
+    if (a.escalation !== undefined) out.escalation = { afterMs: a.escalation.after, approvers: a.escalation.approvers };
     return out;
   });
+
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'must be HH:MM (24-hour), e.g. 08:00');
+const timeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an IANA time zone like Europe/Berlin or UTC' },
+);
+const weekday = z.enum(WEEKDAYS as [Weekday, ...Weekday[]], { message: `must be one of ${WEEKDAYS.join(', ')}` });
+const portRef = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}\/(tcp|udp|\*)$/i, 'must be a port like 22 or 53/udp')]).transform(
+  (v): PortSpec => (typeof v === 'number' ? { port: v, protocol: 'tcp' } : { port: Number(v.split('/')[0]), protocol: v.split('/')[1]!.toLowerCase() as Protocol }),
+);
+
+const autoApproveRule = z
+  .object({
+    name: z.string().min(1),
+    principals: z.array(principalRef).default([]),
+    ports: z.array(portRef).default([]),
+    maxDuration: duration.optional(),
+    windows: z
+      .array(z.object({ days: z.array(weekday).min(1), from: hhmm, to: hhmm, timeZone: timeZone.default('UTC') }).strict())
+      .default([]),
+    onCall: z.object({ schedules: z.array(z.string().min(1)).min(1) }).strict().optional(),
+  })
+  .strict()
+  .transform((r): AutoApproveRule => ({
+    name: r.name,
+    principals: r.principals,
+    ports: r.ports,
+    ...(r.maxDuration !== undefined ? { maxDurationMs: r.maxDuration } : {}),
+    windows: r.windows as TimeWindow[],
+    onCallSchedules: r.onCall?.schedules ?? [],
+  }));
+
+const justificationRule = z
+  .object({
+    required: z.boolean().optional(),
+    pattern: z
+      .string()
+      .refine((p) => {
+        try {
+          new RegExp(p);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be a valid regular expression')
+      .optional(),
+    hint: z.string().max(200).optional(),
+  })
+  .strict();
+
+const reminderRule = z
+  .object({ before: duration.optional(), extendOptions: z.array(duration).max(4).optional() })
+  .strict()
+  .transform((r): Partial<ReminderRule> => ({
+    ...(r.before !== undefined ? { beforeMs: r.before } : {}),
+    ...(r.extendOptions !== undefined ? { extendOptionsMs: r.extendOptions } : {}),
+  }));
 
 const channelPair = z.object({ approvals: z.string().optional(), audit: z.string().optional() }).strict();
 
@@ -132,6 +204,9 @@ const fileSchema = z
             ports: z.array(portRule).optional(),
             approval: approval.optional(),
             channels: z.object({ slack: channelPair.optional(), teams: channelPair.optional() }).strict().optional(),
+            justification: justificationRule.optional(),
+            autoApprove: z.array(autoApproveRule).optional(),
+            reminder: reminderRule.optional(),
           })
           .strict(),
       )
@@ -174,6 +249,9 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
     ...(p.ports ? { ports: p.ports } : {}),
     ...(p.approval ? { approval: p.approval } : {}),
     ...(p.channels ? { channels: p.channels } : {}),
+    ...(p.justification ? { justification: dropUndefined(p.justification) } : {}),
+    ...(p.autoApprove ? { autoApprove: p.autoApprove } : {}),
+    ...(p.reminder ? { reminder: p.reminder } : {}),
   }));
   for (const [i, r] of f.roles.entries()) {
     if (r.principal.startsWith(GROUP_PREFIX) && !f.groups[r.principal.slice(GROUP_PREFIX.length)]) {
@@ -195,6 +273,10 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
   }
   if (problems.length) throw new PolicyFileError(file, problems);
   return { principals, groups: f.groups, roles: f.roles, targets, policies };
+}
+
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {

@@ -20,7 +20,9 @@ export type JitErrorCode =
   | 'not_approver'
   | 'conflict'
   | 'link_expired'
-  | 'network';
+  | 'network'
+  | 'justification_required'
+  | 'bad_justification';
 
 export class JitError extends Error {
   readonly code: JitErrorCode;

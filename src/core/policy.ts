@@ -3,6 +3,7 @@
 import { JitError } from './errors.js';
 import { formatDuration } from './duration.js';
 import { ANY, describePrefixes, parseSource, sourceAllowed } from './source.js';
+import { DEFAULT_JUSTIFICATION, DEFAULT_REMINDER, type AutoApproveRule, type JustificationRule, type ReminderRule } from './workflow.js';
 import type {
   ApprovalRule,
   ChannelRouting,
@@ -29,6 +30,10 @@ export interface PolicyDef {
   ports?: PortRule[];
   approval?: Partial<ApprovalRule>;
   channels?: ChannelRouting;
+  justification?: Partial<JustificationRule>;
+  /** Replaced as a whole list by a deeper scope that sets it. */
+  autoApprove?: AutoApproveRule[];
+  reminder?: Partial<ReminderRule>;
 }
 
 export interface PrincipalInfo {
@@ -52,6 +57,7 @@ export const DEFAULT_APPROVAL: ApprovalRule = {
   quorum: 1,
   timeoutMs: 3600_000,
   selfApproval: false,
+  denyQuorum: 1,
 };
 
 /** Azure JIT's defaults per OS: Windows 3389, Linux 22, source Any, 3 hours. */
@@ -82,6 +88,9 @@ export interface EffectivePolicy {
   ports: PortRule[];
   approval: ApprovalRule;
   channels: ChannelRouting;
+  justification: JustificationRule;
+  autoApprove: AutoApproveRule[];
+  reminder: ReminderRule;
   /** Where each value came from: a policy name, or `default`. Keys: `ports`, `approval.<field>`, `channels.<platform>.<kind>`. */
   origin: Record<string, string>;
 }
@@ -97,7 +106,17 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
   let ports = osDefaultPorts(target.os);
   const approval: ApprovalRule = { ...DEFAULT_APPROVAL };
   const channels: ChannelRouting = {};
-  const origin: Record<string, string> = { ports: `default (${target.os})` };
+  const justification: JustificationRule = { ...DEFAULT_JUSTIFICATION };
+  const reminder: ReminderRule = { ...DEFAULT_REMINDER };
+  let autoApprove: AutoApproveRule[] = [];
+  const origin: Record<string, string> = { ports: `default (${target.os})`, autoApprove: 'default' };
+  const merge = <T extends object>(into: T, from: Partial<T>, key: string, name: string) => {
+    for (const [k, v] of Object.entries(from)) {
+      if (v === undefined) continue;
+      (into as Record<string, unknown>)[k] = v;
+      origin[`${key}.${k}`] = name;
+    }
+  };
   for (const key of Object.keys(DEFAULT_APPROVAL)) origin[`approval.${key}`] = 'default';
 
   for (const p of covering) {
@@ -112,6 +131,12 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
         origin[`approval.${k}`] = p.name;
       }
     }
+    if (p.justification) merge(justification, p.justification, 'justification', p.name);
+    if (p.reminder) merge(reminder, p.reminder, 'reminder', p.name);
+    if (p.autoApprove) {
+      autoApprove = p.autoApprove;
+      origin.autoApprove = p.name;
+    }
     if (p.channels) {
       for (const platform of ['slack', 'teams'] as const) {
         const c = p.channels[platform];
@@ -121,7 +146,7 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
       }
     }
   }
-  return { target, ports, approval, channels, origin };
+  return { target, ports, approval, channels, justification, autoApprove, reminder, origin };
 }
 
 export function findTarget(book: PolicyBook, name: string): Target | undefined {

@@ -11,9 +11,10 @@ import { formatDuration } from './duration.js';
 import type { AccessRequest, AppliedRule, AuditAction, AuditEvent, RequestStatus } from './types.js';
 
 export type Transition =
-  | { type: 'record_source'; source: string; approvalExpiresAt: number; autoApprove: boolean }
+  | { type: 'record_source'; source: string; approvalExpiresAt: number; autoApprove: boolean; rule?: string }
   | { type: 'approve'; by: string; quorum: number; selfApproval: boolean }
-  | { type: 'deny'; by: string; reason?: string; selfApproval: boolean }
+  | { type: 'deny'; by: string; reason?: string; selfApproval: boolean; denyQuorum?: number }
+  | { type: 'escalate'; approvers: string[] }
   | { type: 'timeout' }
   | { type: 'cancel'; by: string }
   | { type: 'activate'; rules: AppliedRule[]; expiresAt: number }
@@ -31,6 +32,7 @@ const FROM: Record<Transition['type'], readonly RequestStatus[]> = {
   record_source: ['awaiting_source'],
   approve: ['pending'],
   deny: ['pending'],
+  escalate: ['pending'],
   timeout: ['awaiting_source', 'pending'],
   cancel: ['awaiting_source', 'pending'],
   activate: ['approved'],
@@ -91,7 +93,7 @@ export function applyTransition(req: AccessRequest, t: Transition, now: number):
         approvalExpiresAt: t.approvalExpiresAt,
       };
       const events = [event(req, 'request.source_recorded', req.requester, now, { source: t.source })];
-      if (t.autoApprove) events.push(event(req, 'request.approved', 'policy', now, { rule: 'approval not required' }));
+      if (t.autoApprove) events.push(event(req, 'request.approved', 'policy', now, { rule: t.rule ?? 'approval not required' }));
       return { next, events };
     }
     case 'approve': {
@@ -112,12 +114,28 @@ export function applyTransition(req: AccessRequest, t: Transition, now: number):
       if (t.by === req.requester && !t.selfApproval) {
         throw new JitError('self_approval', `you cannot decide on your own request ${req.id}; to withdraw it use revoke`, `revoke ${req.id}`);
       }
+      if (req.decisions.some((d) => d.by === t.by)) {
+        throw new JitError('already_decided', `you have already decided on request ${req.id}`);
+      }
       const decisions = [...req.decisions, { by: t.by, decision: 'deny' as const, at: now, ...(t.reason ? { reason: t.reason } : {}) }];
+      const denyQuorum = t.denyQuorum ?? 1;
+      const denials = decisions.filter((d) => d.decision === 'deny').length;
+      if (denials < denyQuorum) {
+        return {
+          next: { ...base, decisions },
+          events: [event(req, 'request.approval_vote', t.by, now, { decision: 'deny', denials, denyQuorum, reason: t.reason ?? null })],
+        };
+      }
       return {
         next: { ...base, decisions, status: 'denied', ...(t.reason ? { statusReason: t.reason } : {}) },
-        events: [event(req, 'request.denied', t.by, now, { reason: t.reason ?? null })],
+        events: [event(req, 'request.denied', t.by, now, { reason: t.reason ?? null, ...(denyQuorum > 1 ? { denials } : {}) })],
       };
     }
+    case 'escalate':
+      return {
+        next: { ...base, escalatedAt: now },
+        events: [event(req, 'request.escalated', 'system', now, { approvers: t.approvers.join(',') })],
+      };
     case 'timeout':
       return {
         next: { ...base, status: 'timed_out', statusReason: 'no decision before the approval timeout' },

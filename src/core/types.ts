@@ -39,6 +39,10 @@ export interface ApprovalRule {
   quorum: number;
   timeoutMs: number;
   selfApproval: boolean;
+  /** Denials needed to end the request (default 1: any deny ends it). */
+  denyQuorum: number;
+  /** If nobody decides within `afterMs`, these approvers are asked too. */
+  escalation?: { afterMs: number; approvers: PrincipalRef[] };
 }
 
 export interface ChannelRouting {
@@ -121,6 +125,8 @@ export interface AccessRequest {
   expiresAt?: number;
   rules: AppliedRule[];
   origin: RequestOrigin;
+  /** Set when the request was escalated to the policy's escalation approvers. */
+  escalatedAt?: number;
   /** Incremented by every committed transition; the store's compare-and-set key. */
   version: number;
 }
@@ -133,10 +139,12 @@ export type AuditAction =
   | 'request.approved'
   | 'request.denied'
   | 'request.timed_out'
+  | 'request.escalated'
   | 'request.cancelled'
   | 'grant.activated'
   | 'grant.failed'
   | 'grant.extended'
+  | 'grant.reminded'
   | 'grant.revoked'
   | 'grant.expired'
   | 'rule.applied'

@@ -16,6 +16,7 @@ function recorder(answer: (id: string, n: number) => Promise<JobOutcome> = async
   const expired: { id: string; at: number }[] = [];
   const timedOut: { id: string; at: number }[] = [];
   const counts = new Map<string, number>();
+  const workflow: { id: string; at: number }[] = [];
   const handlers: JobHandlers = {
     async expire(id) {
       const n = (counts.get(id) ?? 0) + 1;
@@ -26,8 +27,11 @@ function recorder(answer: (id: string, n: number) => Promise<JobOutcome> = async
     async timeoutApproval(id) {
       timedOut.push({ id, at: Date.now() });
     },
+    async workflow(kind, id) {
+      workflow.push({ id: `${kind}-${id}`, at: Date.now() });
+    },
   };
-  return { handlers, expired, timedOut };
+  return { handlers, expired, timedOut, workflow };
 }
 
 function startWorker(handlers: JobHandlers): BullWorker {
@@ -44,6 +48,7 @@ afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.close()));
   await scheduler.revoke.obliterate({ force: true });
   await scheduler.approval.obliterate({ force: true });
+  await scheduler.workflow.obliterate({ force: true });
 });
 afterAll(async () => {
   await scheduler.close();
@@ -145,5 +150,20 @@ describe('BullScheduler', () => {
     await Promise.all([w.close(), w.close()]);
     expect(finished).toBe(true);
     expect(w.running()).toBe(false);
+  });
+
+  it('workflow jobs are keyed by kind and request: rescheduling moves the one job', async () => {
+    const rec = recorder();
+    startWorker(rec.handlers);
+    await scheduler.scheduleWorkflow('remind', 'rsched00009', Date.now() + 200);
+    const later = Date.now() + 700;
+    await scheduler.scheduleWorkflow('remind', 'rsched00009', later);
+    await scheduler.scheduleWorkflow('escalate', 'rsched00009', Date.now() + 100);
+    await scheduler.cancelWorkflow('escalate', 'rsched00009');
+    expect(await scheduler.workflowDueAt('remind', 'rsched00009')).toBe(later);
+    await waitFor('remind fired', async () => rec.workflow.length === 1, 3000);
+    await sleep(200);
+    expect(rec.workflow.map((w) => w.id)).toEqual(['remind-rsched00009']);
+    expect(rec.workflow[0]!.at).toBeGreaterThanOrEqual(later - 5);
   });
 });

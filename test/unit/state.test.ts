@@ -49,6 +49,7 @@ describe('state machine', () => {
     record_source: ['awaiting_source'],
     approve: ['pending'],
     deny: ['pending'],
+    escalate: ['pending'],
     timeout: ['awaiting_source', 'pending'],
     cancel: ['awaiting_source', 'pending'],
     activate: ['approved'],
@@ -146,5 +147,23 @@ describe('state machine', () => {
       expect(events.length).toBeGreaterThan(0);
       for (const e of events) expect(e).toMatchObject({ requestId: 'rtest00001', target: 'vm1', time: NOW });
     }
+  });
+
+  it('deny quorum 2: the first deny is a vote, the second distinct deny ends the request', () => {
+    const deny = (by: string) => ({ type: 'deny' as const, by, selfApproval: false, denyQuorum: 2, reason: 'no' });
+    const one = applyTransition(req('pending'), deny('bob@contoso.com'), NOW);
+    expect(one.next.status).toBe('pending');
+    expect(one.events.map((e) => e.action)).toEqual(['request.approval_vote']);
+    expect(fails(() => applyTransition(one.next, deny('bob@contoso.com'), NOW)).code).toBe('already_decided');
+    const two = applyTransition(one.next, deny('carol@contoso.com'), NOW);
+    expect(two.next.status).toBe('denied');
+    expect(two.events.map((e) => e.action)).toEqual(['request.denied']);
+  });
+
+  it('escalate marks a pending request and audits who was asked', () => {
+    const { next, events } = applyTransition(req('pending'), { type: 'escalate', approvers: ['sec@contoso.com'] }, NOW);
+    expect(next.escalatedAt).toBe(NOW);
+    expect(next.status).toBe('pending');
+    expect(events[0]).toMatchObject({ action: 'request.escalated', details: { approvers: 'sec@contoso.com' } });
   });
 });

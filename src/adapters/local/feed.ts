@@ -6,7 +6,7 @@ import type { AuditEvent } from '../../core/types.js';
 export interface FeedItem {
   seq: number;
   at: number;
-  notification?: { kind: Notification['kind']; requestId: string; status: string; actor: string; approvers?: string[] };
+  notification?: { kind: Notification['kind']; requestId: string; status: string; actor: string; approvers?: string[]; extendOptionsMs?: number[] };
   audit?: AuditEvent;
 }
 
@@ -25,6 +25,7 @@ export class LocalFeed implements Notifier {
         status: n.request.status,
         actor: n.actor,
         ...(n.approvers ? { approvers: n.approvers } : {}),
+        ...(n.extendOptionsMs ? { extendOptionsMs: n.extendOptionsMs } : {}),
       },
     });
   }

@@ -3,13 +3,16 @@
 // schedule it twice. The worker runs them with retries and drains on shutdown.
 import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { JobHandlers, JobOutcome, Scheduler } from '../../app/ports.js';
+import type { JobHandlers, JobOutcome, Scheduler, WorkflowJob } from '../../app/ports.js';
 
 export const REVOKE_QUEUE = 'jit-revoke';
 export const APPROVAL_QUEUE = 'jit-approval-timeout';
+export const WORKFLOW_QUEUE = 'jit-workflow';
 
 interface JobData {
   requestId: string;
+  /** For the workflow queue: which job (the job id is `<kind>-<requestId>`). */
+  kind?: WorkflowJob;
   /** When the job is meant to run (epoch ms); kept in the data because `changeDelay` keeps `timestamp`. */
   dueAt: number;
 }
@@ -37,8 +40,10 @@ export interface BullOptions {
 export class BullScheduler implements Scheduler {
   readonly revoke: Queue<JobData>;
   readonly approval: Queue<JobData>;
+  readonly workflow: Queue<JobData>;
 
   constructor(opts: BullOptions) {
+    this.workflow = new Queue<JobData>(WORKFLOW_QUEUE, { connection: opts.connection, prefix: opts.prefix, defaultJobOptions: JOB_OPTIONS });
     this.revoke = new Queue<JobData>(REVOKE_QUEUE, { connection: opts.connection, prefix: opts.prefix, defaultJobOptions: JOB_OPTIONS });
     this.approval = new Queue<JobData>(APPROVAL_QUEUE, { connection: opts.connection, prefix: opts.prefix, defaultJobOptions: JOB_OPTIONS });
   }
@@ -64,6 +69,18 @@ export class BullScheduler implements Scheduler {
     await this.approval.remove(requestId);
   }
 
+  scheduleWorkflow(kind: WorkflowJob, requestId: string, at: number): Promise<void> {
+    return this.put(this.workflow, kind, `${kind}-${requestId}`, at, true, { requestId, kind, dueAt: at });
+  }
+
+  async cancelWorkflow(kind: WorkflowJob, requestId: string): Promise<void> {
+    await this.workflow.remove(`${kind}-${requestId}`);
+  }
+
+  async workflowDueAt(kind: WorkflowJob, requestId: string): Promise<number | null> {
+    return this.dueAt(this.workflow, `${kind}-${requestId}`);
+  }
+
   async expiryDueAt(requestId: string): Promise<number | null> {
     return this.dueAt(this.revoke, requestId);
   }
@@ -79,7 +96,7 @@ export class BullScheduler implements Scheduler {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.revoke.close(), this.approval.close()]);
+    await Promise.all([this.revoke.close(), this.approval.close(), this.workflow.close()]);
   }
 
   private async dueAt(queue: Queue<JobData>, id: string): Promise<number | null> {
@@ -93,8 +110,7 @@ export class BullScheduler implements Scheduler {
    * Adds the job, or (with `move`) moves an existing one to `at`. A job that is already running
    * keeps running: its handler re-reads the request and answers `retryAt` if it is early.
    */
-  private async put(queue: Queue<JobData>, name: string, id: string, at: number, move: boolean): Promise<void> {
-    const data: JobData = { requestId: id, dueAt: at };
+  private async put(queue: Queue<JobData>, name: string, id: string, at: number, move: boolean, data: JobData = { requestId: id, dueAt: at }): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const existing = await queue.getJob(id);
       if (existing) {
@@ -133,11 +149,11 @@ export class BullWorker {
 
   constructor(opts: WorkerOptions) {
     const concurrency = opts.concurrency ?? 50;
-    const make = (queue: string, handle: (id: string) => Promise<JobOutcome>) => {
+    const make = (queue: string, handle: (id: string, data: JobData) => Promise<JobOutcome>) => {
       const worker = new Worker<JobData>(
         queue,
         async (job: Job<JobData>, token?: string) => {
-          const outcome = await handle(job.data.requestId);
+          const outcome = await handle(job.data.requestId, job.data);
           if (outcome && outcome.retryAt > Date.now()) {
             await job.updateData({ ...job.data, dueAt: outcome.retryAt });
             await job.moveToDelayed(outcome.retryAt, token);
@@ -156,6 +172,7 @@ export class BullWorker {
     this.workers = [
       make(REVOKE_QUEUE, (id) => opts.handlers.expire(id)),
       make(APPROVAL_QUEUE, (id) => opts.handlers.timeoutApproval(id)),
+      make(WORKFLOW_QUEUE, (id, data) => (data.kind ? opts.handlers.workflow(data.kind, id) : Promise.resolve())),
     ];
   }
 

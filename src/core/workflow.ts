@@ -1,0 +1,134 @@
+// Approval workflow rules beyond "who may approve": justification rules, auto-approval rules
+// (principals, ports, duration, time windows, on-call), escalation and expiry reminders. Pure:
+// the on-call check is a question the caller answers (an adapter asks PagerDuty).
+import { JitError } from './errors.js';
+import { formatDuration } from './duration.js';
+import type { PortSpec, PrincipalId, PrincipalRef } from './types.js';
+
+export interface JustificationRule {
+  required: boolean;
+  /** A regular expression the justification must match (e.g. `^(INC|CHG)-\d+`). */
+  pattern?: string;
+  /** Shown when it does not match: `a ticket id like INC-4711`. */
+  hint?: string;
+}
+
+export const DEFAULT_JUSTIFICATION: JustificationRule = { required: false };
+
+export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
+export const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+export interface TimeWindow {
+  days: Weekday[];
+  /** `HH:MM`, inclusive. */
+  from: string;
+  /** `HH:MM`, exclusive; `24:00` for end of day. */
+  to: string;
+  /** IANA time zone, e.g. `Europe/Berlin`. */
+  timeZone: string;
+}
+
+export interface AutoApproveRule {
+  name: string;
+  /** Principals and `group:` refs; empty = anyone who may request. */
+  principals: PrincipalRef[];
+  /** Ports the rule covers; empty = any port the policy allows. */
+  ports: PortSpec[];
+  /** Longest grant the rule approves. */
+  maxDurationMs?: number;
+  /** When the rule applies; empty = always. */
+  windows: TimeWindow[];
+  /** The requester must be on call in one of these (PagerDuty) schedules. */
+  onCallSchedules: string[];
+}
+
+export interface EscalationRule {
+  /** Delay after which a still-pending request goes to the next approvers. */
+  afterMs: number;
+  approvers: PrincipalRef[];
+}
+
+export interface ReminderRule {
+  /** How long before expiry the requester is reminded (0 = never). */
+  beforeMs: number;
+  /** Extension choices offered on the reminder. */
+  extendOptionsMs: number[];
+}
+
+export const DEFAULT_REMINDER: ReminderRule = { beforeMs: 10 * 60_000, extendOptionsMs: [30 * 60_000, 3600_000] };
+
+/** Checks the justification against the rule; throws a JitError with the hint. */
+export function checkJustification(rule: JustificationRule, text: string | undefined, example: string): void {
+  const given = text?.trim() ?? '';
+  const hint = rule.hint ? ` (${rule.hint})` : '';
+  if (!given) {
+    if (rule.required) throw new JitError('justification_required', `this target needs a reason${hint}`, `${example} reason "${sampleReason(rule)}"`);
+    return;
+  }
+  if (rule.pattern && !new RegExp(rule.pattern).test(given)) {
+    throw new JitError('bad_justification', `the reason "${given}" does not match what this target needs${hint || ` (${rule.pattern})`}`, `${example} reason "${sampleReason(rule)}"`);
+  }
+}
+
+function sampleReason(rule: JustificationRule): string {
+  if (rule.pattern && /INC/.test(rule.pattern)) return 'INC-4711 disk full';
+  if (rule.pattern && /CHG/.test(rule.pattern)) return 'CHG-1234 patching';
+  return 'INC-4711 disk full';
+}
+
+/** The local weekday and minutes since midnight of `at` in `timeZone`. */
+export function localTime(at: number, timeZone: string): { day: Weekday; minutes: number } {
+  const parts = new Intl.DateTimeFormat('en-GB', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(at));
+  const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '';
+  const day = get('weekday').toLowerCase().slice(0, 3) as Weekday;
+  return { day, minutes: Number(get('hour')) * 60 + Number(get('minute')) };
+}
+
+const minutesOf = (hhmm: string): number => {
+  const [h, m] = hhmm.split(':').map(Number);
+  return (h ?? 0) * 60 + (m ?? 0);
+};
+
+export function inWindow(w: TimeWindow, at: number): boolean {
+  const { day, minutes } = localTime(at, w.timeZone);
+  return w.days.includes(day) && minutes >= minutesOf(w.from) && minutes < minutesOf(w.to);
+}
+
+export interface AutoApproveAsk {
+  requester: PrincipalId;
+  ports: PortSpec[];
+  durationMs: number;
+  at: number;
+}
+
+/**
+ * The first rule whose static conditions (principal, ports, duration, time window) hold. Rules
+ * that also need on-call are returned with `needsOnCall`; the caller asks and, on any failure,
+ * falls back to human approval.
+ */
+export function matchAutoApproval(
+  rules: AutoApproveRule[],
+  ask: AutoApproveAsk,
+  isMember: (ref: PrincipalRef, principal: PrincipalId) => boolean,
+): AutoApproveRule[] {
+  return rules.filter((r) => {
+    if (r.principals.length > 0 && !r.principals.some((ref) => isMember(ref, ask.requester))) return false;
+    if (r.ports.length > 0 && !ask.ports.every((p) => r.ports.some((q) => q.port === p.port && (q.protocol === p.protocol || q.protocol === '*')))) return false;
+    if (r.maxDurationMs !== undefined && ask.durationMs > r.maxDurationMs) return false;
+    if (r.windows.length > 0 && !r.windows.some((w) => inWindow(w, ask.at))) return false;
+    return true;
+  });
+}
+
+/** Extension choices that still fit within the whole grant's maximum. */
+export function extendOptions(rule: ReminderRule, activatedAt: number, expiresAt: number, maxMs: number): number[] {
+  const room = activatedAt + maxMs - expiresAt;
+  return rule.extendOptionsMs.filter((ms) => ms <= room);
+}
+
+export function describeAutoRule(r: AutoApproveRule): string {
+  const parts = [r.name];
+  if (r.maxDurationMs !== undefined) parts.push(`up to ${formatDuration(r.maxDurationMs)}`);
+  if (r.onCallSchedules.length) parts.push('when on call');
+  return parts.join(', ');
+}
