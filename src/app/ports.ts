@@ -120,7 +120,9 @@ export interface Notification {
     | 'expired'
     | 'revoked'
     | 'escalated'
-    | 'expiring';
+    | 'expiring'
+    | 'extension_needed'
+    | 'extension_denied';
   request: AccessRequest;
   actor: string;
   /** Principals who may decide (for approval_needed, and the added ones for escalated). */

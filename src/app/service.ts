@@ -254,6 +254,7 @@ export class JitService implements JobHandlers {
   async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', reason?: string): Promise<Reply> {
     const req = await this.mustGet(id);
     const policy = effectivePolicy(this.book, this.targetOf(req));
+    if (req.status === 'active' && req.pendingExtension) return this.decideExtension(actor, req, policy, decision, reason);
     if (!this.mayDecide(actor, req, policy)) {
       throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
     }
@@ -276,6 +277,36 @@ export class JitService implements JobHandlers {
     await this.notify({ kind: 'approved', request: next, actor });
     const activated = await this.activate(id);
     return { kind: 'decided', request: activated, decision, approvals, quorum };
+  }
+
+  /** An approver's decision on an extension the requester asked for. */
+  private async decideExtension(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy, decision: 'approve' | 'deny', reason?: string): Promise<Reply> {
+    if (!this.mayDecide(actor, req, policy)) {
+      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
+    }
+    const { quorum, selfApproval } = policy.approval;
+    const target = this.targetOf(req);
+    const next = await this.transition(req.id, (cur) => {
+      const add = cur.pendingExtension?.addMs ?? 0;
+      const now = this.deps.clock.now();
+      return decision === 'approve'
+        ? { type: 'approve_extension', by: actor, quorum, selfApproval, expiresAt: Math.max(cur.expiresAt ?? now, now) + add }
+        : { type: 'deny_extension', by: actor, selfApproval, ...(reason ? { reason } : {}) };
+    });
+    const approvals = next.pendingExtension?.decisions.length ?? (decision === 'approve' ? quorum : 0);
+    if (decision === 'deny') {
+      await this.notify({ kind: 'extension_denied', request: next, actor });
+      return { kind: 'decided', request: next, decision, approvals: 0, quorum };
+    }
+    if (next.pendingExtension) {
+      await this.notify({ kind: 'approval_progress', request: next, actor });
+      return { kind: 'decided', request: next, decision, approvals, quorum };
+    }
+    await this.deps.scheduler.rescheduleExpiry(req.id, next.expiresAt!);
+    await this.scheduleReminder(next, policy);
+    await this.deps.gate.updateExpiry(req.id, target, next.expiresAt!).catch((err: unknown) => this.log(`could not update rule expiry for ${req.id}`, err));
+    await this.notify({ kind: 'extended', request: next, actor });
+    return { kind: 'extended', request: next };
   }
 
   // ---------------------------------------------------------------- activate
@@ -396,15 +427,9 @@ export class JitService implements JobHandlers {
     const policy = effectivePolicy(this.book, target);
     const own = req.requester === actor;
     const admin = can(this.book, actor, 'revoke_any', target.id);
-    const approver = !own && isApprover(this.book, actor, policy);
+    const approver = !own && this.mayDecide(actor, req, policy);
     if (!own && !admin && !approver) throw new JitError('forbidden', `only the requester, an approver or a JIT Admin can extend ${id}`);
-    if (own && !admin && policy.approval.required) {
-      throw new JitError(
-        'forbidden',
-        `${req.target} requires approval, so an extension needs an approver or a JIT Admin (ask one to run: extend ${id} ${formatDuration(addMs)}), or make a new request`,
-        `${exampleVerb(req.ports)} ${req.target} ${formatDuration(addMs)}${req.source ? ` from ${req.source}` : ''}`,
-      );
-    }
+    // A late click on a reminder's Extend button gets a plain answer and opens nothing.
     if (req.status !== 'active') throw new JitError('invalid_transition', `request ${id} ${describeStatus(req)}; only an active grant can be extended`);
     const now = this.deps.clock.now();
     const start = req.activatedAt ?? now;
@@ -421,7 +446,18 @@ export class JitService implements JobHandlers {
         room >= 1000 ? `extend ${id} ${formatDuration(room)}` : undefined,
       );
     }
-    const next = await this.transition(id, () => ({ type: 'extend', by: actor, expiresAt: newExpiry }));
+    let rule: string | undefined;
+    if (own && !admin && policy.approval.required) {
+      // The same rules as a request: auto-approval where a rule covers the whole grant, else approvers.
+      rule = await this.autoApprovalRule(policy, actor, req.ports, newExpiry - start, now);
+      if (!rule) {
+        const next = await this.transition(id, () => ({ type: 'request_extension', by: actor, addMs }));
+        const approvers = this.approversOf(next, policy).filter((p) => p !== next.requester || policy.approval.selfApproval);
+        await this.notify({ kind: 'extension_needed', request: next, actor, approvers });
+        return { kind: 'extension_pending', request: next, approvers };
+      }
+    }
+    const next = await this.transition(id, () => ({ type: 'extend', by: actor, expiresAt: newExpiry, ...(rule ? { rule } : {}) }));
     // Commit first, then move the job: a crash in between leaves the old job, which sees the
     // later expiry and reschedules itself; the reverse order could close a port late.
     await this.deps.scheduler.rescheduleExpiry(id, newExpiry);

@@ -21,6 +21,7 @@ export type Reply =
   | { kind: 'decided'; request: AccessRequest; decision: 'approve' | 'deny'; approvals: number; quorum: number }
   | { kind: 'closed'; request: AccessRequest }
   | { kind: 'extended'; request: AccessRequest }
+  | { kind: 'extension_pending'; request: AccessRequest; approvers: string[] }
   | { kind: 'status'; request: AccessRequest; connections: Connection[] }
   | { kind: 'list'; scope: string; requests: AccessRequest[] }
   | { kind: 'help'; examples: string[] };
@@ -72,7 +73,13 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       return `✗ Request ${reply.request.id} ${describeStatus(reply.request)}. Nothing was left open.`;
     case 'decided': {
       const r = reply.request;
-      if (reply.decision === 'deny') return `Request ${r.id} denied.`;
+      if (r.status === 'active' && reply.decision === 'deny') return `Extension of ${r.id} denied; the grant still ends at ${iso(r.expiresAt)}.`;
+      if (r.status === 'active' && r.pendingExtension) {
+        return `Approval recorded for the extension of ${r.id} (${reply.approvals} of ${reply.quorum}).`;
+      }
+      if (reply.decision === 'deny') {
+        return r.status === 'pending' ? `Denial recorded for ${r.id}; it needs more denials to end.` : `Request ${r.id} denied.`;
+      }
       if (r.status === 'pending') return `Approval recorded for ${r.id} (${reply.approvals} of ${reply.quorum}).`;
       return `Request ${r.id} approved; ${r.status === 'active' ? `open until ${iso(r.expiresAt)}` : describeStatus(r)}.`;
     }
@@ -80,6 +87,10 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       return `Request ${reply.request.id} ${describeStatus(reply.request)}.`;
     case 'extended':
       return `Request ${reply.request.id} extended; now open until ${iso(reply.request.expiresAt)}.`;
+    case 'extension_pending':
+      return `Extension of ${reply.request.id} by ${formatDuration(reply.request.pendingExtension?.addMs ?? 0)} is waiting for approval. Approvers: ${
+        reply.approvers.join(', ') || 'none configured'
+      }. The grant ends at ${iso(reply.request.expiresAt)} unless it is approved.`;
     case 'list':
       return reply.requests.length === 0
         ? `No ${reply.scope === 'mine' ? 'requests of yours' : `${reply.scope} requests`} to show.`

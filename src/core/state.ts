@@ -21,7 +21,10 @@ export type Transition =
   | { type: 'fail'; reason: string }
   | { type: 'expire' }
   | { type: 'revoke'; by: string; reason?: string }
-  | { type: 'extend'; by: string; expiresAt: number };
+  | { type: 'extend'; by: string; expiresAt: number; rule?: string }
+  | { type: 'request_extension'; by: string; addMs: number }
+  | { type: 'approve_extension'; by: string; quorum: number; selfApproval: boolean; expiresAt: number }
+  | { type: 'deny_extension'; by: string; selfApproval: boolean; reason?: string };
 
 export interface TransitionResult {
   next: AccessRequest;
@@ -40,6 +43,9 @@ const FROM: Record<Transition['type'], readonly RequestStatus[]> = {
   expire: ['active'],
   revoke: ['active'],
   extend: ['active'],
+  request_extension: ['active'],
+  approve_extension: ['active'],
+  deny_extension: ['active'],
 };
 
 export function canTransition(status: RequestStatus, type: Transition['type']): boolean {
@@ -180,13 +186,62 @@ export function applyTransition(req: AccessRequest, t: Transition, now: number):
       if (t.expiresAt <= previous) {
         throw new JitError('invalid_transition', `the new expiry must be later than the current one (${new Date(previous).toISOString()})`);
       }
+      const { pendingExtension: _dropped, ...rest } = base;
       return {
-        next: { ...base, expiresAt: t.expiresAt },
+        next: { ...rest, expiresAt: t.expiresAt },
         events: [
           event(req, 'grant.extended', t.by, now, {
             from: new Date(previous).toISOString(),
             to: new Date(t.expiresAt).toISOString(),
             added: formatDuration(t.expiresAt - previous),
+            ...(t.rule ? { rule: t.rule } : {}),
+          }),
+        ],
+      };
+    }
+    case 'request_extension': {
+      if (req.pendingExtension) {
+        throw new JitError('conflict', `an extension of ${req.id} by ${formatDuration(req.pendingExtension.addMs)} is already waiting for approval`);
+      }
+      return {
+        next: { ...base, pendingExtension: { addMs: t.addMs, by: t.by, at: now, decisions: [] } },
+        events: [event(req, 'grant.extension_requested', t.by, now, { add: formatDuration(t.addMs) })],
+      };
+    }
+    case 'approve_extension':
+    case 'deny_extension': {
+      const ext = req.pendingExtension;
+      if (!ext) throw new JitError('invalid_transition', `request ${req.id} has no extension waiting for approval`);
+      if (t.by === req.requester && !t.selfApproval) {
+        throw new JitError('self_approval', `you cannot decide on the extension of your own request ${req.id}; another approver must decide`);
+      }
+      if (ext.decisions.some((d) => d.by === t.by)) throw new JitError('already_decided', `you have already decided on the extension of ${req.id}`);
+      if (t.type === 'deny_extension') {
+        const { pendingExtension: _gone, ...rest } = base;
+        return {
+          next: rest,
+          events: [event(req, 'grant.extension_denied', t.by, now, { add: formatDuration(ext.addMs), reason: t.reason ?? null })],
+        };
+      }
+      const decisions = [...ext.decisions, { by: t.by, decision: 'approve' as const, at: now }];
+      const approvals = decisions.length;
+      if (approvals < t.quorum) {
+        return {
+          next: { ...base, pendingExtension: { ...ext, decisions } },
+          events: [event(req, 'grant.extension_vote', t.by, now, { approvals, quorum: t.quorum })],
+        };
+      }
+      const previous = req.expiresAt ?? now;
+      const { pendingExtension: _done, ...rest } = base;
+      return {
+        next: { ...rest, expiresAt: t.expiresAt },
+        events: [
+          event(req, 'grant.extended', t.by, now, {
+            from: new Date(previous).toISOString(),
+            to: new Date(t.expiresAt).toISOString(),
+            added: formatDuration(t.expiresAt - previous),
+            requestedBy: ext.by,
+            approvers: decisions.map((d) => d.by).join(','),
           }),
         ],
       };

@@ -125,6 +125,8 @@ export interface AccessRequest {
   expiresAt?: number;
   rules: AppliedRule[];
   origin: RequestOrigin;
+  /** An extension the requester asked for that waits for approvers (policies that need approval). */
+  pendingExtension?: { addMs: number; by: PrincipalId; at: number; decisions: Decision[] };
   /** Set when the request was escalated to the policy's escalation approvers. */
   escalatedAt?: number;
   /** Incremented by every committed transition; the store's compare-and-set key. */
@@ -145,6 +147,9 @@ export type AuditAction =
   | 'grant.failed'
   | 'grant.extended'
   | 'grant.reminded'
+  | 'grant.extension_requested'
+  | 'grant.extension_vote'
+  | 'grant.extension_denied'
   | 'grant.revoked'
   | 'grant.expired'
   | 'rule.applied'

@@ -109,15 +109,46 @@ describe('request → approve → active → expired', () => {
     expect(audit.filter((a) => a === 'grant.expired')).toHaveLength(1);
   });
 
-  it('a requester cannot extend a grant that needed approval past what was approved', async () => {
+  it('a requester\'s extension of a grant that needed approval goes to the approvers; nothing moves until they approve', async () => {
     const id = await pending('rdp vm1 1h from 203.0.113.9');
     await h.cmd(BOB, `approve ${id}`);
+    const before = await h.get(id);
+    const dueBefore = await h.app.scheduler.expiryDueAt(id);
     const { reply, text } = await h.cmd(ALICE, `extend ${id} 1h`);
-    expect(reply).toMatchObject({ kind: 'rejected', code: 'forbidden' });
-    expect(text).toContain('needs an approver or a JIT Admin');
+    expect(reply).toMatchObject({ kind: 'extension_pending', approvers: [BOB, CAROL] });
+    expect(text).toContain('is waiting for approval');
+    expect((await h.get(id))!.expiresAt).toBe(before!.expiresAt);
+    expect(await h.app.scheduler.expiryDueAt(id)).toBe(dueBefore);
+    const twice = await h.cmd(ALICE, `extend ${id} 30m`);
+    expect(twice.reply).toMatchObject({ kind: 'rejected', code: 'conflict' });
+    const self = await h.cmd(ALICE, `approve ${id}`);
+    expect(self.reply).toMatchObject({ kind: 'rejected' });
+    const ok = await h.cmd(CAROL, `approve ${id}`);
+    expect(ok.reply).toMatchObject({ kind: 'extended' });
+    const after = await h.get(id);
+    expect(after!.expiresAt).toBe(before!.expiresAt! + 3600_000);
+    expect(await h.app.scheduler.expiryDueAt(id)).toBe(after!.expiresAt);
+    expect((await h.audit(id)).map((e) => e.action)).toEqual(expect.arrayContaining(['grant.extension_requested', 'grant.extended']));
     const tooLong = await h.cmd(DAVE, `extend ${id} 5h`);
     expect(tooLong.reply).toMatchObject({ kind: 'rejected', code: 'duration_too_long' });
     expect(tooLong.text).toContain('allows at most 3h for a whole grant');
+    await h.cmd(ALICE, `revoke ${id}`);
+    const late = await h.cmd(ALICE, `extend ${id} 30m`);
+    expect(late.reply).toMatchObject({ kind: 'rejected', code: 'invalid_transition' });
+    expect(late.text).toContain('was revoked');
+  });
+
+  it('an approver can deny a requested extension; the grant keeps its expiry', async () => {
+    const id = await pending('rdp vm1 1h from 203.0.113.9');
+    await h.cmd(BOB, `approve ${id}`);
+    const before = await h.get(id);
+    await h.cmd(ALICE, `extend ${id} 1h`);
+    const denied = await h.cmd(CAROL, `deny ${id} reason "not needed"`);
+    expect(denied.text).toContain('Extension of');
+    const after = await h.get(id);
+    expect(after!.status).toBe('active');
+    expect(after!.expiresAt).toBe(before!.expiresAt);
+    expect(after!.pendingExtension).toBeUndefined();
     await h.cmd(ALICE, `revoke ${id}`);
   });
 });

@@ -130,6 +130,17 @@ describe('auto-approval', () => {
     expect((await h.rules()).some((r) => r.requestId === id)).toBe(true);
   });
 
+  it('an extension is approved by the same rules: within the rule at once, beyond it by approvers', async () => {
+    const id = requestOf((await h.cmd(SAM, 'ssh auto1 5m from 203.0.113.8')).reply).id;
+    const auto = await h.cmd(SAM, `extend ${id} 4m`);
+    expect(auto.reply.kind).toBe('extended');
+    const extended = (await h.audit(id)).find((e) => e.action === 'grant.extended');
+    expect(extended?.details.rule).toBe('sre-any-time-short');
+    const beyond = await h.cmd(SAM, `extend ${id} 30m`);
+    expect(beyond.reply).toMatchObject({ kind: 'extension_pending', approvers: [BOB, CAROL] });
+    await h.cmd(SAM, `revoke ${id}`);
+  });
+
   it('outside the rule (too long, or not in the group) a human decides', async () => {
     expect((await h.cmd(SAM, 'ssh auto1 30m from 203.0.113.8')).reply.kind).toBe('pending_approval');
     expect((await h.cmd(ALICE, 'ssh auto1 5m from 203.0.113.8')).reply.kind).toBe('pending_approval');

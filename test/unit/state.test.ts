@@ -57,6 +57,9 @@ describe('state machine', () => {
     expire: ['active'],
     revoke: ['active'],
     extend: ['active'],
+    request_extension: ['active'],
+    approve_extension: ['active'],
+    deny_extension: ['active'],
   };
   const cases = Object.entries(allowed).flatMap(([t, from]) => ALL.map((s) => [t as Transition['type'], s, from.includes(s)] as const));
 
