@@ -9,6 +9,7 @@ import type {
   RequestStatus,
   Target,
 } from '../core/types.js';
+import type { ApprovalRoute } from '../core/workflow.js';
 
 export interface ListFilter {
   requester?: PrincipalId;
@@ -127,6 +128,8 @@ export interface Notification {
   actor: string;
   /** Principals who may decide (for approval_needed, and the added ones for escalated). */
   approvers?: PrincipalId[];
+  /** For approval_needed / extension_needed / escalated: where to post (from the policy's routing). */
+  route?: ApprovalRoute;
   /** For expiring: the extensions offered (ms), each within the policy's maximum. */
   extendOptionsMs?: number[];
 }

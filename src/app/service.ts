@@ -12,8 +12,8 @@ import {
   type EffectivePolicy,
   type PolicyBook,
 } from '../core/policy.js';
-import { approversFor, can, expandRefs, isApprover, normalizePrincipal, refMatches } from '../core/rbac.js';
-import { checkJustification, extendOptions, matchAutoApproval } from '../core/workflow.js';
+import { approversFor, can, expandRefs, isApprover, normalizePrincipal, refMatches, rolesAt } from '../core/rbac.js';
+import { checkJustification, extendOptions, matchAutoApproval, routeApproval, type ApprovalRoute } from '../core/workflow.js';
 import { connectionsFor, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
@@ -192,7 +192,7 @@ export class JitService implements JobHandlers {
         await this.deps.scheduler.scheduleWorkflow('escalate', request.id, this.deps.clock.now() + esc.afterMs);
       }
       const approvers = approversFor(this.book, policy).filter((p) => p !== request.requester || policy.approval.selfApproval);
-      await this.notify({ kind: 'approval_needed', request, actor: request.requester, approvers });
+      await this.notify({ kind: 'approval_needed', request, actor: request.requester, approvers, route: this.routeOf(request, policy) });
       return { kind: 'pending_approval', request, approvers };
     }
     const activated = await this.activate(request.id);
@@ -453,7 +453,7 @@ export class JitService implements JobHandlers {
       if (!rule) {
         const next = await this.transition(id, () => ({ type: 'request_extension', by: actor, addMs }));
         const approvers = this.approversOf(next, policy).filter((p) => p !== next.requester || policy.approval.selfApproval);
-        await this.notify({ kind: 'extension_needed', request: next, actor, approvers });
+        await this.notify({ kind: 'extension_needed', request: next, actor, approvers, route: this.routeOf(next, policy) });
         return { kind: 'extension_pending', request: next, approvers };
       }
     }
@@ -522,7 +522,7 @@ export class JitService implements JobHandlers {
         if (isJitError(e)) return; // decided meanwhile
         throw e;
       }
-      await this.notify({ kind: 'escalated', request: next, actor: 'system', approvers: added });
+      await this.notify({ kind: 'escalated', request: next, actor: 'system', approvers: added, route: this.routeOf(next, policy) });
       return;
     }
     // remind
@@ -561,6 +561,11 @@ export class JitService implements JobHandlers {
       }
     }
     return undefined;
+  }
+
+  /** Where the approval request goes, by the policy's routing (target, port, requester's role). */
+  routeOf(req: AccessRequest, policy: EffectivePolicy): ApprovalRoute {
+    return routeApproval(policy.routing, { target: req.target, ports: req.ports, requesterRoles: rolesAt(this.book, req.requester, req.targetId) }, policy.channels);
   }
 
   /** Approvers of the policy, plus the escalation approvers once the request escalated. */

@@ -9,7 +9,7 @@ import { ROLE_NAMES, normalizeScope, type PolicyBook, type PolicyDef, type RoleN
 import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
 import { parseSource } from '../core/source.js';
 import type { ApprovalRule, PortRule, PortSpec, Protocol, Target } from '../core/types.js';
-import { WEEKDAYS, type AutoApproveRule, type ReminderRule, type TimeWindow, type Weekday } from '../core/workflow.js';
+import { WEEKDAYS, type AutoApproveRule, type PlatformRoute, type ReminderRule, type RoutingRule, type TimeWindow, type Weekday } from '../core/workflow.js';
 
 export class PolicyFileError extends Error {
   constructor(readonly file: string, readonly problems: string[]) {
@@ -163,6 +163,37 @@ const reminderRule = z
     ...(r.extendOptions !== undefined ? { extendOptionsMs: r.extendOptions } : {}),
   }));
 
+const platformRoute = z
+  .object({ channel: z.string().min(1).optional(), dm: z.boolean().default(false) })
+  .strict()
+  .refine((r) => r.channel !== undefined || r.dm, { message: 'needs a channel, or dm: true, or both' })
+  .transform((r): PlatformRoute => ({ ...(r.channel ? { channel: r.channel } : {}), dm: r.dm }));
+
+const routingRule = z
+  .object({
+    name: z.string().min(1),
+    when: z
+      .object({
+        targets: z.array(z.string()).default([]),
+        ports: z.array(portRef).default([]),
+        roles: z.array(z.enum(ROLE_NAMES as [RoleName, ...RoleName[]], { message: `must be one of ${ROLE_NAMES.join(', ')}` })).default([]),
+      })
+      .strict()
+      .optional(),
+    slack: platformRoute.optional(),
+    teams: platformRoute.optional(),
+  })
+  .strict()
+  .refine((r) => r.slack || r.teams, { message: 'needs a slack and/or teams destination' })
+  .transform((r): RoutingRule => ({
+    name: r.name,
+    targets: (r.when?.targets ?? []).map((t) => t.toLowerCase()),
+    ports: r.when?.ports ?? [],
+    roles: r.when?.roles ?? [],
+    ...(r.slack ? { slack: r.slack } : {}),
+    ...(r.teams ? { teams: r.teams } : {}),
+  }));
+
 const channelPair = z.object({ approvals: z.string().optional(), audit: z.string().optional() }).strict();
 
 const fileSchema = z
@@ -207,6 +238,7 @@ const fileSchema = z
             justification: justificationRule.optional(),
             autoApprove: z.array(autoApproveRule).optional(),
             reminder: reminderRule.optional(),
+            routing: z.array(routingRule).optional(),
           })
           .strict(),
       )
@@ -252,6 +284,7 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
     ...(p.justification ? { justification: dropUndefined(p.justification) } : {}),
     ...(p.autoApprove ? { autoApprove: p.autoApprove } : {}),
     ...(p.reminder ? { reminder: p.reminder } : {}),
+    ...(p.routing ? { routing: p.routing } : {}),
   }));
   for (const [i, r] of f.roles.entries()) {
     if (r.principal.startsWith(GROUP_PREFIX) && !f.groups[r.principal.slice(GROUP_PREFIX.length)]) {

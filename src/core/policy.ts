@@ -3,7 +3,7 @@
 import { JitError } from './errors.js';
 import { formatDuration } from './duration.js';
 import { ANY, describePrefixes, parseSource, sourceAllowed } from './source.js';
-import { DEFAULT_JUSTIFICATION, DEFAULT_REMINDER, type AutoApproveRule, type JustificationRule, type ReminderRule } from './workflow.js';
+import { DEFAULT_JUSTIFICATION, DEFAULT_REMINDER, type AutoApproveRule, type JustificationRule, type ReminderRule, type RoutingRule } from './workflow.js';
 import type {
   ApprovalRule,
   ChannelRouting,
@@ -34,6 +34,8 @@ export interface PolicyDef {
   /** Replaced as a whole list by a deeper scope that sets it. */
   autoApprove?: AutoApproveRule[];
   reminder?: Partial<ReminderRule>;
+  /** Replaced as a whole list by a deeper scope that sets it. */
+  routing?: RoutingRule[];
 }
 
 export interface PrincipalInfo {
@@ -91,6 +93,7 @@ export interface EffectivePolicy {
   justification: JustificationRule;
   autoApprove: AutoApproveRule[];
   reminder: ReminderRule;
+  routing: RoutingRule[];
   /** Where each value came from: a policy name, or `default`. Keys: `ports`, `approval.<field>`, `channels.<platform>.<kind>`. */
   origin: Record<string, string>;
 }
@@ -109,6 +112,7 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
   const justification: JustificationRule = { ...DEFAULT_JUSTIFICATION };
   const reminder: ReminderRule = { ...DEFAULT_REMINDER };
   let autoApprove: AutoApproveRule[] = [];
+  let routing: RoutingRule[] = [];
   const origin: Record<string, string> = { ports: `default (${target.os})`, autoApprove: 'default' };
   const merge = <T extends object>(into: T, from: Partial<T>, key: string, name: string) => {
     for (const [k, v] of Object.entries(from)) {
@@ -133,6 +137,10 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
     }
     if (p.justification) merge(justification, p.justification, 'justification', p.name);
     if (p.reminder) merge(reminder, p.reminder, 'reminder', p.name);
+    if (p.routing) {
+      routing = p.routing;
+      origin.routing = p.name;
+    }
     if (p.autoApprove) {
       autoApprove = p.autoApprove;
       origin.autoApprove = p.name;
@@ -146,7 +154,7 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
       }
     }
   }
-  return { target, ports, approval, channels, justification, autoApprove, reminder, origin };
+  return { target, ports, approval, channels, justification, autoApprove, reminder, routing, origin };
 }
 
 export function findTarget(book: PolicyBook, name: string): Target | undefined {

@@ -132,3 +132,59 @@ export function describeAutoRule(r: AutoApproveRule): string {
   if (r.onCallSchedules.length) parts.push('when on call');
   return parts.join(', ');
 }
+
+/** Where one platform sends an approval request: a channel, DMs to the approvers, or both. */
+export interface PlatformRoute {
+  channel?: string;
+  dm: boolean;
+}
+
+export interface ApprovalRoute {
+  /** The routing entry that matched (`*` for the fallback, `default` without routing). */
+  matched: string;
+  slack?: PlatformRoute;
+  teams?: PlatformRoute;
+}
+
+/** One routing entry: conditions (all must hold; none = fallback `*`) and destinations. */
+export interface RoutingRule {
+  name: string;
+  targets: string[];
+  ports: PortSpec[];
+  /** Role names the requester holds at the target (`JIT Requester`, `JIT Admin` ...). */
+  roles: string[];
+  slack?: PlatformRoute;
+  teams?: PlatformRoute;
+}
+
+export interface RouteAsk {
+  target: string;
+  ports: PortSpec[];
+  requesterRoles: string[];
+}
+
+/**
+ * The first routing entry whose conditions hold, in file order; an entry without conditions
+ * (or named `*`) is the fallback. Without routing, approvals go to the policy's approval channel
+ * per platform and, where none is set, to the approvers' DMs.
+ */
+export function routeApproval(routing: RoutingRule[], ask: RouteAsk, channels: { slack?: { approvals?: string }; teams?: { approvals?: string } }): ApprovalRoute {
+  const specific = routing.filter((r) => r.name !== '*' && (r.targets.length || r.ports.length || r.roles.length));
+  const fallback = routing.find((r) => r.name === '*' || (!r.targets.length && !r.ports.length && !r.roles.length));
+  const hit = specific.find(
+    (r) =>
+      (r.targets.length === 0 || r.targets.includes(ask.target)) &&
+      (r.ports.length === 0 || ask.ports.some((p) => r.ports.some((q) => q.port === p.port && (q.protocol === p.protocol || q.protocol === '*')))) &&
+      (r.roles.length === 0 || ask.requesterRoles.some((role) => r.roles.includes(role))),
+  ) ?? fallback;
+  if (hit) {
+    return { matched: hit.name, ...(hit.slack ? { slack: hit.slack } : {}), ...(hit.teams ? { teams: hit.teams } : {}) };
+  }
+  const slack = channels.slack?.approvals;
+  const teams = channels.teams?.approvals;
+  return {
+    matched: 'default',
+    slack: slack ? { channel: slack, dm: false } : { dm: true },
+    teams: teams ? { channel: teams, dm: false } : { dm: true },
+  };
+}

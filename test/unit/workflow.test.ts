@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PolicyFileError, parsePolicyText } from '../../src/config/policy-file.js';
 import { effectivePolicy } from '../../src/core/policy.js';
 import { refMatches } from '../../src/core/rbac.js';
-import { checkJustification, extendOptions, inWindow, localTime, matchAutoApproval, type AutoApproveRule } from '../../src/core/workflow.js';
+import { checkJustification, extendOptions, inWindow, localTime, matchAutoApproval, routeApproval, type AutoApproveRule } from '../../src/core/workflow.js';
 
 const H = 3_600_000;
 const M = 60_000;
@@ -132,5 +132,51 @@ describe('extension options', () => {
     expect(extendOptions(rule, 0, 2 * H, 3 * H)).toEqual([30 * M, H]);
     expect(extendOptions(rule, 0, 2.5 * H, 3 * H)).toEqual([30 * M]);
     expect(extendOptions(rule, 0, 3 * H, 3 * H)).toEqual([]);
+  });
+});
+
+describe('approval routing', () => {
+  const ROUTED = `
+targets:
+  vm1: { id: /subscriptions/s/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1, os: windows }
+  db1: { id: /subscriptions/s/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/db1, os: linux }
+policies:
+  sub:
+    scope: /subscriptions/s
+    channels: { slack: { approvals: C-DEFAULT } }
+    routing:
+      - name: databases
+        when: { targets: [db1] }
+        slack: { channel: C-DBA }
+        teams: { channel: "19:dba@thread.tacv2", dm: true }
+      - name: rdp-by-admins
+        when: { ports: [3389], roles: [JIT Admin] }
+        slack: { dm: true }
+      - name: "*"
+        slack: { channel: C-OPS }
+`;
+  const book = parsePolicyText(ROUTED, 'routed.yaml');
+  const route = (target: string, port: number, roles: string[]) => {
+    const p = effectivePolicy(book, book.targets[target]!);
+    return routeApproval(p.routing, { target, ports: [{ port, protocol: 'tcp' }], requesterRoles: roles }, p.channels);
+  };
+
+  it.each([
+    ['by target', 'db1', 22, ['JIT Requester'], { matched: 'databases', slack: { channel: 'C-DBA', dm: false }, teams: { channel: '19:dba@thread.tacv2', dm: true } }],
+    ['by port and the requester\'s role', 'vm1', 3389, ['JIT Admin'], { matched: 'rdp-by-admins', slack: { dm: true } }],
+    ['the same port by another role falls back', 'vm1', 3389, ['JIT Requester'], { matched: '*', slack: { channel: 'C-OPS', dm: false } }],
+    ['anything else falls back to *', 'vm1', 22, [], { matched: '*', slack: { channel: 'C-OPS', dm: false } }],
+  ])('%s', (_what, target, port, roles, expected) => {
+    expect(route(target, port, roles)).toEqual(expected);
+  });
+
+  it('without routing: the approval channel where one is set, else DMs to approvers', () => {
+    expect(routeApproval([], { target: 'x', ports: [], requesterRoles: [] }, { slack: { approvals: 'C1' } })).toEqual({
+      matched: 'default', slack: { channel: 'C1', dm: false }, teams: { dm: true },
+    });
+  });
+
+  it('a routing entry without any destination is refused with its key path', () => {
+    expect(() => parsePolicyText(ROUTED.replace('slack: { channel: C-OPS }', 'slack: { dm: false }'), 'r.yaml')).toThrow(/policies\.sub\.routing\[2\]\.slack: needs a channel, or dm: true/);
   });
 });

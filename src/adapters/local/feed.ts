@@ -2,11 +2,12 @@
 // the CLI / console (and later server-sent events), and fans out to other notifiers.
 import type { Notification, Notifier } from '../../app/ports.js';
 import type { AuditEvent } from '../../core/types.js';
+import type { ApprovalRoute } from '../../core/workflow.js';
 
 export interface FeedItem {
   seq: number;
   at: number;
-  notification?: { kind: Notification['kind']; requestId: string; status: string; actor: string; approvers?: string[]; extendOptionsMs?: number[] };
+  notification?: { kind: Notification['kind']; requestId: string; status: string; actor: string; approvers?: string[]; extendOptionsMs?: number[]; route?: ApprovalRoute };
   audit?: AuditEvent;
 }
 
@@ -26,6 +27,7 @@ export class LocalFeed implements Notifier {
         actor: n.actor,
         ...(n.approvers ? { approvers: n.approvers } : {}),
         ...(n.extendOptionsMs ? { extendOptionsMs: n.extendOptionsMs } : {}),
+        ...(n.route ? { route: n.route } : {}),
       },
     });
   }
