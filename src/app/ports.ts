@@ -68,7 +68,7 @@ export interface Scheduler {
   cancelWorkflow(kind: WorkflowJob, requestId: string): Promise<void>;
 }
 
-export type WorkflowJob = 'escalate' | 'remind';
+export type WorkflowJob = 'escalate' | 'remind' | 'start';
 
 /** A handler's answer: done, or "not yet, run me again at `retryAt`" (a grant extended while its job fired). */
 export type JobOutcome = void | { retryAt: number };

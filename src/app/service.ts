@@ -13,7 +13,7 @@ import {
   type PolicyBook,
 } from '../core/policy.js';
 import { approversFor, can, expandRefs, isApprover, normalizePrincipal, refMatches, rolesAt } from '../core/rbac.js';
-import { checkJustification, extendOptions, matchAutoApproval, routeApproval, type ApprovalRoute } from '../core/workflow.js';
+import { checkJustification, extendOptions, matchAutoApproval, resolveStart, routeApproval, type ApprovalRoute } from '../core/workflow.js';
 import { connectionsFor, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
@@ -130,6 +130,10 @@ export class JitService implements JobHandlers {
     checkJustification(policy.justification, cmd.justification, `${exampleVerb(cmd.ports)} ${target.name} ${formatDuration(cmd.durationMs)}${fromPart}`);
 
     const now = this.deps.clock.now();
+    const startAt =
+      cmd.startAt === undefined
+        ? undefined
+        : resolveStart(cmd.startAt, now, origin.timeZone ?? policy.timeZone, `${exampleVerb(cmd.ports)} ${target.name} ${formatDuration(cmd.durationMs)}${fromPart} at 14:00`);
     const needLink = checked.source === undefined;
     const autoRule = !needLink && policy.approval.required ? await this.autoApprovalRule(policy, actor, cmd.ports, cmd.durationMs, now) : undefined;
     if (needLink && !this.settings.publicUrl) {
@@ -149,6 +153,7 @@ export class JitService implements JobHandlers {
       source: checked.source ?? null,
       durationMs: cmd.durationMs,
       ...(cmd.justification ? { justification: cmd.justification } : {}),
+      ...(startAt !== undefined ? { startAt } : {}),
       status,
       decisions: [],
       createdAt: now,
@@ -165,6 +170,7 @@ export class JitService implements JobHandlers {
         duration: formatDuration(request.durationMs),
         justification: request.justification ?? null,
         via: origin.channel,
+        ...(startAt !== undefined ? { startAt: new Date(startAt).toISOString() } : {}),
       }),
     ];
     if (status === 'awaiting_source') events.push(this.event(request, 'request.awaiting_source', actor, now));
@@ -195,7 +201,7 @@ export class JitService implements JobHandlers {
       await this.notify({ kind: 'approval_needed', request, actor: request.requester, approvers, route: this.routeOf(request, policy) });
       return { kind: 'pending_approval', request, approvers };
     }
-    const activated = await this.activate(request.id);
+    const activated = await this.activateOrSchedule(request);
     return this.outcome(activated);
   }
 
@@ -275,7 +281,7 @@ export class JitService implements JobHandlers {
       return { kind: 'decided', request: next, decision, approvals, quorum };
     }
     await this.notify({ kind: 'approved', request: next, actor });
-    const activated = await this.activate(id);
+    const activated = await this.activateOrSchedule(next);
     return { kind: 'decided', request: activated, decision, approvals, quorum };
   }
 
@@ -307,6 +313,15 @@ export class JitService implements JobHandlers {
     await this.deps.gate.updateExpiry(req.id, target, next.expiresAt!).catch((err: unknown) => this.log(`could not update rule expiry for ${req.id}`, err));
     await this.notify({ kind: 'extended', request: next, actor });
     return { kind: 'extended', request: next };
+  }
+
+  /** Opens now, or (for `at …`) schedules the opening; approval can happen ahead of the start. */
+  private async activateOrSchedule(req: AccessRequest): Promise<AccessRequest> {
+    if (req.startAt !== undefined && req.startAt > this.deps.clock.now() + this.settings.expirySlackMs) {
+      await this.deps.scheduler.scheduleWorkflow('start', req.id, req.startAt);
+      return req;
+    }
+    return this.activate(req.id);
   }
 
   // ---------------------------------------------------------------- activate
@@ -406,8 +421,9 @@ export class JitService implements JobHandlers {
     if (!own && !can(this.book, actor, 'revoke_any', target.id)) {
       throw new JitError('forbidden', `only the requester or a JIT Admin can revoke ${id}`);
     }
-    if (req.status === 'pending' || req.status === 'awaiting_source') {
+    if (req.status === 'pending' || req.status === 'awaiting_source' || (req.status === 'approved' && req.startAt)) {
       const next = await this.transition(id, () => ({ type: 'cancel', by: actor }));
+      await this.deps.scheduler.cancelWorkflow('start', id);
       await this.deps.scheduler.cancelApprovalTimeout(id);
       await this.notify({ kind: 'cancelled', request: next, actor });
       return { kind: 'closed', request: next };
@@ -509,6 +525,12 @@ export class JitService implements JobHandlers {
     if (!target) return;
     const policy = effectivePolicy(this.book, target);
     const now = this.deps.clock.now();
+    if (kind === 'start') {
+      if (req.status !== 'approved') return;
+      if ((req.startAt ?? 0) > now + this.settings.expirySlackMs) return { retryAt: req.startAt! };
+      await this.activate(id);
+      return;
+    }
     if (kind === 'escalate') {
       const esc = policy.approval.escalation;
       if (req.status !== 'pending' || req.escalatedAt || !esc) return;

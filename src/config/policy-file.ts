@@ -239,6 +239,7 @@ const fileSchema = z
             autoApprove: z.array(autoApproveRule).optional(),
             reminder: reminderRule.optional(),
             routing: z.array(routingRule).optional(),
+            timeZone: timeZone.optional(),
           })
           .strict(),
       )
@@ -285,6 +286,7 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
     ...(p.autoApprove ? { autoApprove: p.autoApprove } : {}),
     ...(p.reminder ? { reminder: p.reminder } : {}),
     ...(p.routing ? { routing: p.routing } : {}),
+    ...(p.timeZone ? { timeZone: p.timeZone } : {}),
   }));
   for (const [i, r] of f.roles.entries()) {
     if (r.principal.startsWith(GROUP_PREFIX) && !f.groups[r.principal.slice(GROUP_PREFIX.length)]) {

@@ -11,6 +11,8 @@ export interface AccessCommand {
   /** As typed after `from` (validated later against policy); undefined when omitted. */
   source?: string;
   justification?: string;
+  /** `at 14:00` (local time, next occurrence) or `at 2026-11-25T14:00` / with an offset: when to open. */
+  startAt?: string;
 }
 
 export type Command =

@@ -22,7 +22,8 @@ export type JitErrorCode =
   | 'link_expired'
   | 'network'
   | 'justification_required'
-  | 'bad_justification';
+  | 'bad_justification'
+  | 'bad_start';
 
 export class JitError extends Error {
   readonly code: JitErrorCode;

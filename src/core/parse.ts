@@ -1,6 +1,6 @@
 // The chat grammar, the same for Slack, Teams, the CLI and the console. Pure.
 //
-//   rdp|ssh|winrm <vm> <duration> [from <address|cidr|*>] [reason "<text>"]
+//   rdp|ssh|winrm <vm> <duration> [from <address|cidr|*>] [at <HH:MM|date-time>] [reason "<text>"]
 //   port <port>[/tcp|/udp][,<port>…] <vm> <duration> [from …] [reason …]
 //   list [mine|pending|active|all] · status <id> · revoke|cancel <id> · extend <id> <duration>
 //   approve <id> · deny <id> [reason "<text>"] · help
@@ -26,6 +26,8 @@ const TARGET_RE = /^[a-z0-9][a-z0-9._-]{0,79}$/i;
 /** `r` + 9 Crockford base-32 characters (see src/app/ids.ts). */
 export const REQUEST_ID_RE = /^r[0-9abcdefghjkmnpqrstvwxyz]{9}$/;
 const MAX_INPUT = 2000;
+/** `14:00`, or an ISO date-time `2026-11-25T14:00[:ss][Z|±hh:mm]`. */
+export const START_RE = /^(([01]?\d|2[0-3]):[0-5]\d|\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?)$/;
 
 interface Token {
   text: string;
@@ -242,12 +244,19 @@ function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Tok
       }
       withExample(() => parseSource(src.text), `${portText} ${target} ${d.text} from 203.0.113.7`);
       cmd.source = src.text;
+    } else if (k === 'at') {
+      if (cmd.startAt !== undefined) throw new JitError('parse', '"at" is given twice', `${portText} ${target} ${d.text} at 14:00`);
+      const when = tokens.shift();
+      if (!when || !START_RE.test(when.text)) {
+        throw new JitError('parse', `"at" needs a start time: HH:MM (24-hour) or a date and time like 2026-11-25T14:00`, `${portText} ${target} ${d.text} at 14:00`);
+      }
+      cmd.startAt = when.text;
     } else if (k === 'reason' || k === 'for' || k === 'because') {
       if (cmd.justification !== undefined) throw new JitError('parse', '"reason" is given twice', `${portText} ${target} ${d.text} reason "INC-4711"`);
       const words: string[] = [];
-      // A quoted reason is one token; an unquoted one runs up to the next `from`.
+      // A quoted reason is one token; an unquoted one runs up to the next `from` or `at`.
       if (tokens[0]?.quoted) words.push(tokens.shift()!.text);
-      else while (tokens[0] && (tokens[0].quoted || tokens[0].text.toLowerCase() !== 'from')) words.push(tokens.shift()!.text);
+      else while (tokens[0] && (tokens[0].quoted || !['from', 'at'].includes(tokens[0].text.toLowerCase()))) words.push(tokens.shift()!.text);
       const reason = words.join(' ').trim();
       if (!reason) throw new JitError('parse', '"reason" needs some text', `${portText} ${target} ${d.text} reason "INC-4711 disk full"`);
       if (reason.length > MAX_REASON_LENGTH) {
@@ -255,7 +264,7 @@ function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Tok
       }
       cmd.justification = reason;
     } else {
-      const guess = kw.quoted ? undefined : closest(k, ['from', 'reason']);
+      const guess = kw.quoted ? undefined : closest(k, ['from', 'reason', 'at']);
       throw new JitError(
         'parse',
         guess ? `unexpected "${kw.text}"; did you mean ${guess}?` : `unexpected "${kw.text}"; after the duration come "from <address>" and "reason <text>"`,

@@ -36,6 +36,8 @@ export interface PolicyDef {
   reminder?: Partial<ReminderRule>;
   /** Replaced as a whole list by a deeper scope that sets it. */
   routing?: RoutingRule[];
+  /** IANA time zone for `at 14:00` when the platform does not say the requester's. */
+  timeZone?: string;
 }
 
 export interface PrincipalInfo {
@@ -94,6 +96,7 @@ export interface EffectivePolicy {
   autoApprove: AutoApproveRule[];
   reminder: ReminderRule;
   routing: RoutingRule[];
+  timeZone: string;
   /** Where each value came from: a policy name, or `default`. Keys: `ports`, `approval.<field>`, `channels.<platform>.<kind>`. */
   origin: Record<string, string>;
 }
@@ -113,6 +116,7 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
   const reminder: ReminderRule = { ...DEFAULT_REMINDER };
   let autoApprove: AutoApproveRule[] = [];
   let routing: RoutingRule[] = [];
+  let timeZone = 'UTC';
   const origin: Record<string, string> = { ports: `default (${target.os})`, autoApprove: 'default' };
   const merge = <T extends object>(into: T, from: Partial<T>, key: string, name: string) => {
     for (const [k, v] of Object.entries(from)) {
@@ -137,6 +141,10 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
     }
     if (p.justification) merge(justification, p.justification, 'justification', p.name);
     if (p.reminder) merge(reminder, p.reminder, 'reminder', p.name);
+    if (p.timeZone) {
+      timeZone = p.timeZone;
+      origin.timeZone = p.name;
+    }
     if (p.routing) {
       routing = p.routing;
       origin.routing = p.name;
@@ -154,7 +162,7 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
       }
     }
   }
-  return { target, ports, approval, channels, justification, autoApprove, reminder, routing, origin };
+  return { target, ports, approval, channels, justification, autoApprove, reminder, routing, timeZone, origin };
 }
 
 export function findTarget(book: PolicyBook, name: string): Target | undefined {

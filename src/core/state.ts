@@ -37,7 +37,7 @@ const FROM: Record<Transition['type'], readonly RequestStatus[]> = {
   deny: ['pending'],
   escalate: ['pending'],
   timeout: ['awaiting_source', 'pending'],
-  cancel: ['awaiting_source', 'pending'],
+  cancel: ['awaiting_source', 'pending', 'approved'],
   activate: ['approved'],
   fail: ['approved'],
   expire: ['active'],
@@ -62,7 +62,9 @@ export function describeStatus(req: AccessRequest): string {
     case 'pending':
       return 'is waiting for approval';
     case 'approved':
-      return `was approved by ${by('approve') || 'policy'} and is being opened`;
+      return req.startAt
+        ? `was approved by ${by('approve') || 'policy'} and opens at ${new Date(req.startAt).toISOString()}`
+        : `was approved by ${by('approve') || 'policy'} and is being opened`;
     case 'active':
       return `is active until ${new Date(req.expiresAt ?? 0).toISOString()}`;
     case 'denied':

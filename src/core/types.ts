@@ -101,6 +101,8 @@ export interface RequestOrigin {
   channel: string;
   /** Platform-specific reply address (Slack response_url, Teams conversation ref id ...). */
   replyTo?: string;
+  /** The requester's IANA time zone from their platform profile (for `at 14:00`). */
+  timeZone?: string;
 }
 
 export interface AccessRequest {
@@ -121,6 +123,8 @@ export interface AccessRequest {
   updatedAt: number;
   /** Pending (or awaiting source) requests time out at this instant. */
   approvalExpiresAt: number;
+  /** Scheduled start (`at 14:00`): approval can happen ahead, the port opens at this instant. */
+  startAt?: number;
   activatedAt?: number;
   expiresAt?: number;
   rules: AppliedRule[];

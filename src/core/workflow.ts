@@ -188,3 +188,46 @@ export function routeApproval(routing: RoutingRule[], ask: RouteAsk, channels: {
     teams: teams ? { channel: teams, dm: false } : { dm: true },
   };
 }
+
+const MAX_START_AHEAD_MS = 7 * 86_400_000;
+
+/** Milliseconds to add to UTC to get local wall-clock time in `timeZone` at instant `at`. */
+function tzOffset(at: number, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  }).formatToParts(new Date(at));
+  const n = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? 0);
+  return Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'), n('second')) - Math.floor(at / 1000) * 1000;
+}
+
+/** The instant a local wall-clock time (as a UTC-fields timestamp) has in `timeZone`. */
+function fromLocal(localAsUtc: number, timeZone: string): number {
+  let guess = localAsUtc - tzOffset(localAsUtc, timeZone);
+  guess = localAsUtc - tzOffset(guess, timeZone);
+  return guess;
+}
+
+/**
+ * Resolves `at 14:00` (the next 14:00 in `timeZone`) or `at 2026-11-25T14:00[Z|±hh:mm]` to an
+ * instant. Refuses times in the past and more than 7 days ahead.
+ */
+export function resolveStart(text: string, now: number, timeZone: string, example: string): number {
+  let at: number;
+  const hm = /^(\d{1,2}):(\d{2})$/.exec(text);
+  if (hm) {
+    const local = now + tzOffset(now, timeZone);
+    const d = new Date(local);
+    const todayLocal = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), Number(hm[1]), Number(hm[2]));
+    at = fromLocal(todayLocal, timeZone);
+    if (at <= now) at = fromLocal(todayLocal + 86_400_000, timeZone);
+  } else if (/(Z|[+-]\d{2}:\d{2})$/.test(text)) {
+    at = Date.parse(text);
+  } else {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(text);
+    at = m ? fromLocal(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)), timeZone) : NaN;
+  }
+  if (Number.isNaN(at)) throw new JitError('bad_start', `"${text}" is not a start time`, example);
+  if (at <= now) throw new JitError('bad_start', `${text} (${new Date(at).toISOString()}) is in the past`, example);
+  if (at - now > MAX_START_AHEAD_MS) throw new JitError('bad_start', `${text} is more than 7 days ahead; request closer to the time`, example);
+  return at;
+}

@@ -217,3 +217,43 @@ describe('expiry reminders', () => {
     expect((await h.rules()).some((r) => r.requestId === id)).toBe(false);
   });
 });
+
+describe('scheduled start', () => {
+  const inSeconds = (s: number) => new Date(Math.ceil((Date.now() + s * 1000) / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+
+  it('approved ahead of time, the port opens at the start time by a delayed job and runs its full duration', async () => {
+    const at = inSeconds(2);
+    const { reply } = await h.cmd(ALICE, `ssh deny2 2s from 203.0.113.7 at ${at}`);
+    expect(reply.kind).toBe('pending_approval');
+    const id = requestOf(reply).id;
+    const approved = await h.cmd(BOB, `approve ${id}`);
+    expect(approved.reply).toMatchObject({ kind: 'decided', request: { status: 'approved', startAt: Date.parse(at) } });
+    expect(approved.text).toContain(`opens at ${new Date(Date.parse(at)).toISOString()}`);
+    expect((await h.rules()).some((r) => r.requestId === id)).toBe(false);
+    const rule = await waitFor('opened at start', async () => (await h.rules()).find((r) => r.requestId === id), 5000);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(at) - 5);
+    expect(rule.expiresAt - Date.parse(at)).toBeGreaterThanOrEqual(2000);
+    await waitFor('closed after its duration', async () => !(await h.rules()).some((r) => r.requestId === id), 5000);
+  });
+
+  it('a scheduled grant revoked before its start never opens', async () => {
+    const at = inSeconds(2);
+    const id = requestOf((await h.cmd(ALICE, `ssh deny2 2s from 203.0.113.7 at ${at}`)).reply).id;
+    await h.cmd(BOB, `approve ${id}`);
+    const revoked = await h.cmd(ALICE, `revoke ${id}`);
+    expect(revoked.reply).toMatchObject({ kind: 'closed', request: { status: 'cancelled' } });
+    await sleep(2500);
+    expect((await h.rules()).some((r) => r.requestId === id)).toBe(false);
+    expect((await h.audit(id)).map((e) => e.action)).not.toContain('grant.activated');
+  });
+
+  it('a start in the past or too far ahead is refused with an example, and nothing is stored', async () => {
+    const before = (await h.audit()).length;
+    const past = await h.cmd(ALICE, 'ssh deny2 30m from 203.0.113.7 at 2020-01-01T10:00Z');
+    expect(past.reply).toMatchObject({ kind: 'rejected', code: 'bad_start' });
+    expect(past.text).toContain('is in the past; try jit ssh deny2 30m from 203.0.113.7 at 14:00');
+    const far = await h.cmd(ALICE, 'ssh deny2 30m from 203.0.113.7 at 2030-01-01T10:00Z');
+    expect(far.text).toContain('more than 7 days ahead');
+    expect((await h.audit()).length).toBe(before);
+  });
+});

@@ -51,7 +51,7 @@ describe('state machine', () => {
     deny: ['pending'],
     escalate: ['pending'],
     timeout: ['awaiting_source', 'pending'],
-    cancel: ['awaiting_source', 'pending'],
+    cancel: ['awaiting_source', 'pending', 'approved'],
     activate: ['approved'],
     fail: ['approved'],
     expire: ['active'],

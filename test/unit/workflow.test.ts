@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PolicyFileError, parsePolicyText } from '../../src/config/policy-file.js';
 import { effectivePolicy } from '../../src/core/policy.js';
 import { refMatches } from '../../src/core/rbac.js';
-import { checkJustification, extendOptions, inWindow, localTime, matchAutoApproval, routeApproval, type AutoApproveRule } from '../../src/core/workflow.js';
+import { checkJustification, extendOptions, inWindow, localTime, matchAutoApproval, resolveStart, routeApproval, type AutoApproveRule } from '../../src/core/workflow.js';
 
 const H = 3_600_000;
 const M = 60_000;
@@ -178,5 +178,28 @@ policies:
 
   it('a routing entry without any destination is refused with its key path', () => {
     expect(() => parsePolicyText(ROUTED.replace('slack: { channel: C-OPS }', 'slack: { dm: false }'), 'r.yaml')).toThrow(/policies\.sub\.routing\[2\]\.slack: needs a channel, or dm: true/);
+  });
+});
+
+describe('scheduled start times', () => {
+  const now = Date.parse('2026-11-24T12:30:00Z'); // 13:30 in Berlin, 07:30 in New York
+  it.each([
+    ['14:00', 'Europe/Berlin', '2026-11-24T13:00:00.000Z'],
+    ['13:00', 'Europe/Berlin', '2026-11-25T12:00:00.000Z'], // already past today: tomorrow
+    ['14:00', 'America/New_York', '2026-11-24T19:00:00.000Z'],
+    ['14:00', 'UTC', '2026-11-24T14:00:00.000Z'],
+    ['2026-11-25T09:15', 'Europe/Berlin', '2026-11-25T08:15:00.000Z'],
+    ['2026-11-25T09:15Z', 'Europe/Berlin', '2026-11-25T09:15:00.000Z'],
+    ['2026-11-25T09:15+05:30', 'UTC', '2026-11-25T03:45:00.000Z'],
+  ])('%s in %s → %s', (text, tz, iso) => {
+    expect(new Date(resolveStart(text, now, tz, 'x')).toISOString()).toBe(iso);
+  });
+  it('crosses a daylight-saving change correctly', () => {
+    // 2026-03-29: Berlin moves from UTC+1 to UTC+2 at 02:00.
+    const sat = Date.parse('2026-03-28T20:00:00Z');
+    expect(new Date(resolveStart('09:00', sat, 'Europe/Berlin', 'x')).toISOString()).toBe('2026-03-29T07:00:00.000Z');
+  });
+  it.each([['2026-11-24T10:00Z', /in the past/], ['2026-12-30T10:00Z', /more than 7 days ahead/]])('%s is refused', (text, msg) => {
+    expect(() => resolveStart(text, now, 'UTC', 'ssh vm1 1h at 14:00')).toThrow(msg);
   });
 });
