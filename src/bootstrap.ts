@@ -16,6 +16,7 @@ import { ensureRedis } from './adapters/redis/embedded.js';
 import { RedisRequestStore } from './adapters/redis/store.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
+import { SlackAdapter } from './adapters/slack/adapter.js';
 import { loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
@@ -37,6 +38,8 @@ export interface RunningJit {
   service: JitService;
   gate: NetworkGate;
   feed: LocalFeed;
+  /** Present when SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are set. */
+  slack?: SlackAdapter;
   scheduler: BullScheduler;
   redis: Redis;
   /** Stops taking requests, drains the worker, closes connections (and the embedded Redis). */
@@ -76,7 +79,30 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const scheduler = new BullScheduler({ connection: redis, prefix: `${prefix}-bull` });
   const gate = opts.gate ?? (await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
   const feed = new LocalFeed();
-  const notifier = new FanoutNotifier([feed, ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
+  let slack: SlackAdapter | undefined;
+  if (config.SLACK_SIGNING_SECRET && config.SLACK_BOT_TOKEN) {
+    try {
+      slack = await SlackAdapter.create({
+        settings: {
+          signingSecret: config.SLACK_SIGNING_SECRET,
+          botToken: config.SLACK_BOT_TOKEN,
+          ...(config.SLACK_API_URL ? { apiUrl: config.SLACK_API_URL.endsWith('/') ? config.SLACK_API_URL : `${config.SLACK_API_URL}/` } : {}),
+          ...(config.SLACK_AUDIT_CHANNEL ? { auditChannel: config.SLACK_AUDIT_CHANNEL } : {}),
+          auditIntervalMs: config.SLACK_AUDIT_INTERVAL,
+          userCacheTtlMs: config.SLACK_USER_CACHE_TTL,
+        },
+        redis,
+        prefix,
+        log,
+      });
+    } catch (err) {
+      await scheduler.close();
+      redis.disconnect();
+      await redisInfo.stop();
+      throw err;
+    }
+  }
+  const notifier = new FanoutNotifier([feed, ...(slack ? [slack] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
 
   const service = new JitService({
     ...(config.PAGERDUTY_API_TOKEN
@@ -97,6 +123,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     },
     log: (msg, err) => log.warn(msg, { err }),
   });
+  slack?.bind(service);
 
   let worker: BullWorker | null = null;
   const startWorker = () => {
@@ -127,7 +154,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       redis: async () => (await redis.ping()) === 'PONG',
       worker: () => (!config.JIT_WORKER ? 'disabled' : worker?.running() ? 'running' : 'stopped'),
     },
-  });
+  }, slack ? [slack.route] : []);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;
@@ -147,7 +174,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const timer = setInterval(() => void sweep(), config.JIT_RECONCILE_INTERVAL);
   timer.unref();
 
-  log.info('jit-bot listening', { url, network: config.JIT_NETWORK, policy: config.JIT_POLICY_FILE, localChannel: config.JIT_LOCAL_CHANNEL });
+  log.info('jit-bot listening', { url, network: config.JIT_NETWORK, policy: config.JIT_POLICY_FILE, localChannel: config.JIT_LOCAL_CHANNEL, slack: Boolean(slack) });
 
   let stopped = false;
   return {
@@ -156,6 +183,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     service,
     gate,
     feed,
+    ...(slack ? { slack } : {}),
     scheduler,
     redis,
     startWorker,
@@ -169,6 +197,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
         server.closeAllConnections();
       });
       await stopWorker();
+      await slack?.close();
       await scheduler.close();
       await redis.quit().catch(() => redis.disconnect());
       await redisInfo.stop();

@@ -20,6 +20,9 @@ import { applyTransition, describeStatus, type Transition } from '../core/state.
 import type { AccessRequest, AuditEvent, PrincipalId, RequestOrigin, Target } from '../core/types.js';
 import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RequestStore, Scheduler, WorkflowJob } from './ports.js';
 
+/** What a clicked card was about: the request itself, or an extension of the grant. */
+export type DecisionScope = 'request' | 'extension';
+
 export interface ServiceSettings {
   /** Shortest grant a request may ask for (policies may allow seconds for demos; default 5 min). */
   minDurationMs: number;
@@ -70,6 +73,11 @@ export class JitService implements JobHandlers {
     this.book = deps.book;
     this.settings = { ...DEFAULT_SETTINGS, ...deps.settings };
     this.log = deps.log ?? (() => {});
+  }
+
+  /** A request as stored, for adapters that render it (no permission check: never show it to a user as is). */
+  get(id: string): Promise<AccessRequest | null> {
+    return this.deps.store.get(id);
   }
 
   policyBook(): PolicyBook {
@@ -257,9 +265,14 @@ export class JitService implements JobHandlers {
 
   // ---------------------------------------------------------------- decide
 
-  async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', reason?: string): Promise<Reply> {
+  /**
+   * An approver's decision. `scope` says what the clicked card was about: a button on a request's
+   * card must not approve an extension asked for later on the same request, and the reverse.
+   */
+  async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', reason?: string, scope?: DecisionScope): Promise<Reply> {
     const req = await this.mustGet(id);
     const policy = effectivePolicy(this.book, this.targetOf(req));
+    this.assertScope(req, scope);
     if (req.status === 'active' && req.pendingExtension) return this.decideExtension(actor, req, policy, decision, reason);
     if (!this.mayDecide(actor, req, policy)) {
       throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
@@ -283,6 +296,37 @@ export class JitService implements JobHandlers {
     await this.notify({ kind: 'approved', request: next, actor });
     const activated = await this.activateOrSchedule(next);
     return { kind: 'decided', request: activated, decision, approvals, quorum };
+  }
+
+  /**
+   * Would `decide` accept this actor's decision now? Throws the same error it would, changes
+   * nothing (chat adapters ask before opening a "reason" dialog).
+   */
+  async checkDecide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', scope?: DecisionScope): Promise<void> {
+    const req = await this.mustGet(id);
+    const policy = effectivePolicy(this.book, this.targetOf(req));
+    this.assertScope(req, scope);
+    if (!this.mayDecide(actor, req, policy)) {
+      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
+    }
+    const { quorum, selfApproval, denyQuorum } = policy.approval;
+    const now = this.deps.clock.now();
+    if (req.status === 'active' && req.pendingExtension) {
+      applyTransition(req, decision === 'approve'
+        ? { type: 'approve_extension', by: actor, quorum, selfApproval, expiresAt: Math.max(req.expiresAt ?? now, now) + req.pendingExtension.addMs }
+        : { type: 'deny_extension', by: actor, selfApproval }, now);
+    } else {
+      applyTransition(req, decision === 'approve' ? { type: 'approve', by: actor, quorum, selfApproval } : { type: 'deny', by: actor, selfApproval, denyQuorum }, now);
+    }
+  }
+
+  private assertScope(req: AccessRequest, scope: DecisionScope | undefined): void {
+    if (scope === 'request' && req.status !== 'pending') {
+      throw new JitError('already_decided', `request ${req.id} ${describeStatus(req)}; this card's decision is over`);
+    }
+    if (scope === 'extension' && !(req.status === 'active' && req.pendingExtension)) {
+      throw new JitError('already_decided', `no extension of ${req.id} is waiting for a decision (${describeStatus(req)})`);
+    }
   }
 
   /** An approver's decision on an extension the requester asked for. */

@@ -68,6 +68,12 @@ const schema = z.object({
   JIT_WORKER: bool(true),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   PAGERDUTY_API_TOKEN: z.string().min(1).optional(),
+  SLACK_SIGNING_SECRET: z.string().min(8, 'looks too short for a Slack signing secret').optional(),
+  SLACK_BOT_TOKEN: z.string().regex(/^xox[bp]-/, 'must be a bot token (xoxb-…) from the app\'s OAuth & Permissions page').optional(),
+  SLACK_API_URL: z.url({ message: 'must be the Web API base URL, e.g. https://slack.com/api/' }).optional(),
+  SLACK_AUDIT_CHANNEL: z.string().regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a channel id such as C0123ABCD (not a #name)').optional(),
+  SLACK_AUDIT_INTERVAL: durationVar('1s'),
+  SLACK_USER_CACHE_TTL: durationVar('10m'),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
 });
 
@@ -93,6 +99,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const cfg = parsed.data;
   const problems: string[] = [];
+  if (Boolean(cfg.SLACK_SIGNING_SECRET) !== Boolean(cfg.SLACK_BOT_TOKEN)) {
+    const missing = cfg.SLACK_SIGNING_SECRET ? 'SLACK_BOT_TOKEN' : 'SLACK_SIGNING_SECRET';
+    problems.push(`${missing}: missing; Slack needs both SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or neither, to run without Slack)`);
+  }
   if (cfg.JIT_NETWORK === 'azure') {
     problems.push('JIT_NETWORK: "azure" is not available in this build yet; use "simulated" (the Azure adapter is tracked as its own issue)');
   }

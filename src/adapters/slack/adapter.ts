@@ -1,0 +1,497 @@
+// Slack, on @slack/bolt: the `/jit` slash command, Approve / Deny buttons (Deny asks for a reason
+// in a modal), Revoke and Extend buttons, message updates with chat.update, DMs to requesters
+// and approvers, and the audit channel. Bolt's HTTPReceiver checks every request's v0 signature
+// and timestamp; it is mounted on the project's one HTTP server at POST /slack/events.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { App, HTTPReceiver, LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
+import type { Redis } from 'ioredis';
+import type { Notification, Notifier } from '../../app/ports.js';
+import type { JitService } from '../../app/service.js';
+import { isJitError } from '../../core/errors.js';
+import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
+import { connectionsFor } from '../../core/reply.js';
+import { REQUEST_ID_RE } from '../../core/parse.js';
+import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
+import type { PlatformRoute } from '../../core/workflow.js';
+import type { Logger } from '../../log.js';
+import type { Route } from '../../server.js';
+import {
+  ACTIONS,
+  DENY_MODAL,
+  activeMessage,
+  approvalCard,
+  auditLine,
+  denyModal,
+  expiringMessage,
+  extensionCard,
+  noticeMessage,
+  replyMessage,
+  type SlackMessage,
+} from './blocks.js';
+import { SlackDirectory, UnresolvedUserError } from './directory.js';
+import { ChannelPoster } from './poster.js';
+
+export const SLACK_PATH = '/slack/events';
+
+export interface SlackSettings {
+  signingSecret: string;
+  botToken: string;
+  /** Base URL of the Web API, ending in `/api/` (tests, Enterprise Grid proxies). */
+  apiUrl?: string;
+  /** Fallback audit channel when the policy names none for a target. */
+  auditChannel?: string;
+  /** At most one audit message per channel per this interval (Slack: about 1 per second). */
+  auditIntervalMs: number;
+  /** How long a Slack user → principal lookup is trusted. */
+  userCacheTtlMs: number;
+}
+
+export interface SlackDeps {
+  settings: SlackSettings;
+  redis: Redis;
+  prefix: string;
+  log: Logger;
+}
+
+type Client = InstanceType<typeof webApi.WebClient>;
+type CardKind = 'req' | 'ext';
+interface CardRef {
+  channel: string;
+  ts: string;
+}
+
+const CARD_TTL_S = 30 * 86_400;
+const SEEN_TTL_S = 3600;
+
+function boltLogger(log: Logger): BoltLogger {
+  let level = LogLevel.WARN;
+  const text = (msgs: unknown[]) => msgs.map((m) => (m instanceof Error ? m.message : typeof m === 'string' ? m : JSON.stringify(m))).join(' ');
+  return {
+    debug: () => {},
+    info: () => {},
+    warn: (...m: unknown[]) => log.warn(`slack: ${text(m)}`),
+    error: (...m: unknown[]) => log.error(`slack: ${text(m)}`),
+    setLevel: (l: LogLevel) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => {},
+  };
+}
+
+const fail = (message: string): SlackMessage => ({ text: `✗ ${message}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `✗ ${message.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}` } }] });
+
+export class SlackAdapter implements Notifier {
+  readonly app: App;
+  readonly client: Client;
+  private readonly receiver: HTTPReceiver;
+  private readonly directory: SlackDirectory;
+  private readonly poster: ChannelPoster;
+  private service: JitService | undefined;
+  /** Per request, card updates run one after another and never go back to an older version. */
+  private chains = new Map<string, Promise<void>>();
+  private rendered = new Map<string, number>();
+
+  private constructor(private readonly deps: SlackDeps, client: Client, ids: { botId?: string; botUserId?: string }) {
+    const { settings, log } = deps;
+    this.client = client;
+    this.receiver = new HTTPReceiver({
+      signingSecret: settings.signingSecret,
+      endpoints: SLACK_PATH,
+      logger: boltLogger(log),
+      // Acks go out as soon as a listener calls ack(); the work runs after.
+      processBeforeResponse: false,
+    });
+    this.app = new App({
+      token: settings.botToken,
+      receiver: this.receiver,
+      logger: boltLogger(log),
+      ...(ids.botId && ids.botUserId ? { botId: ids.botId, botUserId: ids.botUserId } : { tokenVerificationEnabled: false }),
+      clientOptions: this.clientOptions(),
+    });
+    this.directory = new SlackDirectory(
+      {
+        info: async (user) => {
+          const u = (await this.client.users.info({ user })).user;
+          if (!u?.id) return undefined;
+          return {
+            id: u.id,
+            ...(u.deleted !== undefined ? { deleted: u.deleted } : {}),
+            ...(u.is_bot !== undefined ? { is_bot: u.is_bot } : {}),
+            ...(u.tz ? { tz: u.tz } : {}),
+            ...(u.profile?.email ? { profile: { email: u.profile.email } } : {}),
+          };
+        },
+        lookupByEmail: async (email) => {
+          try {
+            const r = await this.client.users.lookupByEmail({ email });
+            return r.user?.id ? { id: r.user.id } : undefined;
+          } catch (err) {
+            if (slackError(err) === 'users_not_found') return undefined;
+            throw err;
+          }
+        },
+      },
+      () => this.book(),
+      settings.userCacheTtlMs,
+    );
+    this.poster = new ChannelPoster(
+      async (channel, text) => {
+        await this.client.chat.postMessage({ channel, text, mrkdwn: true, unfurl_links: false, unfurl_media: false });
+      },
+      settings.auditIntervalMs,
+      (channel, err, dropped) => log.error('slack: audit lines could not be posted (they stay in the audit log)', { channel, err, lines: dropped.length }),
+    );
+    this.register();
+  }
+
+  private clientOptions() {
+    const { settings } = this.deps;
+    return {
+      ...(settings.apiUrl ? { slackApiUrl: settings.apiUrl } : {}),
+      retryConfig: { retries: 2, factor: 2, minTimeout: 300, maxTimeout: 3000, randomize: true },
+      logger: boltLogger(this.deps.log),
+    };
+  }
+
+  /** Checks the bot token (auth.test) and builds the adapter. A token Slack refuses stops start-up. */
+  static async create(deps: SlackDeps): Promise<SlackAdapter> {
+    const { settings, log } = deps;
+    const client = new webApi.WebClient(settings.botToken, {
+      ...(settings.apiUrl ? { slackApiUrl: settings.apiUrl } : {}),
+      retryConfig: { retries: 2, factor: 2, minTimeout: 300, maxTimeout: 3000, randomize: true },
+      logger: boltLogger(log),
+    });
+    let ids: { botId?: string; botUserId?: string } = {};
+    try {
+      const auth = await client.auth.test();
+      ids = { ...(auth.bot_id ? { botId: auth.bot_id } : {}), ...(auth.user_id ? { botUserId: auth.user_id } : {}) };
+      log.info('slack: connected', { team: auth.team, bot: auth.user });
+    } catch (err) {
+      const code = slackError(err);
+      if (code === 'invalid_auth' || code === 'not_authed' || code === 'account_inactive' || code === 'token_revoked') {
+        throw new Error(`SLACK_BOT_TOKEN: Slack refused the token (${code})`);
+      }
+      log.warn('slack: auth.test failed; starting anyway, Web API calls will be retried', { err });
+    }
+    return new SlackAdapter(deps, client, ids);
+  }
+
+  bind(service: JitService): void {
+    this.service = service;
+  }
+
+  /** The route for the project's HTTP server. */
+  readonly route: Route = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
+    if (url.pathname !== SLACK_PATH) return false;
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
+      return true;
+    }
+    this.receiver.requestListener(req, res);
+    return true;
+  };
+
+  async close(): Promise<void> {
+    await Promise.race([this.poster.flush(), new Promise((r) => setTimeout(r, 2000))]);
+    this.poster.close();
+  }
+
+  /** Resolves when every queued audit line was posted. */
+  flushAudit(): Promise<void> {
+    return this.poster.flush();
+  }
+
+  private svc(): JitService {
+    if (!this.service) throw new Error('slack adapter used before bind()');
+    return this.service;
+  }
+
+  private book(): PolicyBook {
+    return this.svc().policyBook();
+  }
+
+  /** True the first time a Slack interaction (trigger_id) is seen: retries and replays are dropped. */
+  private async firstTime(kind: string, key: string | undefined): Promise<boolean> {
+    if (!key) return true;
+    const ok = await this.deps.redis.set(`${this.deps.prefix}:slack:seen:${kind}:${key}`, '1', 'EX', SEEN_TTL_S, 'NX');
+    return ok === 'OK';
+  }
+
+  // ------------------------------------------------------------------ incoming
+
+  private register(): void {
+    const { log } = this.deps;
+
+    this.app.command('/jit', async ({ command, ack, respond, context }) => {
+      await ack();
+      if (!(await this.firstTime('cmd', command.trigger_id))) {
+        log.info('slack: repeated slash command ignored', { retry: context.retryNum ?? 0 });
+        return;
+      }
+      let message: SlackMessage;
+      try {
+        const who = await this.directory.resolve(command.user_id);
+        const reply = await this.svc().execute(who.principal, command.text, {
+          channel: 'slack',
+          replyTo: command.channel_id,
+          ...(who.timeZone ? { timeZone: who.timeZone } : {}),
+        });
+        message = replyMessage(reply);
+      } catch (err) {
+        message = this.failure(err);
+      }
+      await respond({ response_type: 'ephemeral', ...message });
+    });
+
+    const decision = (decision: 'approve' | 'deny', scope: 'request' | 'extension') =>
+      async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond: (m: object) => Promise<unknown> }) => {
+        await args.ack();
+        const body = args.body as { user: { id: string }; trigger_id?: string };
+        const value = (args.action as { value?: string }).value ?? '';
+        const say = (m: SlackMessage) => args.respond({ response_type: 'ephemeral', replace_original: false, ...m });
+        if (!(await this.firstTime('act', body.trigger_id))) {
+          await say(fail('this click was already handled; nothing changed'));
+          return;
+        }
+        if (!REQUEST_ID_RE.test(value)) {
+          await say(fail('this button does not name a request; nothing changed'));
+          return;
+        }
+        try {
+          // The clicker is the verified payload's user; nothing in the button value names a person.
+          const who = await this.directory.resolve(body.user.id);
+          if (decision === 'deny') {
+            await this.svc().checkDecide(who.principal, value, 'deny', scope);
+            const req = await this.peek(value);
+            await this.client.views.open({ trigger_id: body.trigger_id ?? '', view: denyModal(value, scope, req?.target ?? '') });
+            return;
+          }
+          const reply = await this.svc().decide(who.principal, value, 'approve', undefined, scope);
+          await say(replyMessage(reply));
+        } catch (err) {
+          await say(this.failure(err));
+        }
+      };
+    this.app.action(ACTIONS.approve, decision('approve', 'request'));
+    this.app.action(ACTIONS.deny, decision('deny', 'request'));
+    this.app.action(ACTIONS.extApprove, decision('approve', 'extension'));
+    this.app.action(ACTIONS.extDeny, decision('deny', 'extension'));
+
+    this.app.view(DENY_MODAL, async ({ ack, body, view }) => {
+      let meta: { requestId?: unknown; scope?: unknown } = {};
+      try {
+        meta = JSON.parse(view.private_metadata) as typeof meta;
+      } catch {
+        /* handled below */
+      }
+      const id = typeof meta.requestId === 'string' ? meta.requestId : '';
+      const scope = meta.scope === 'extension' ? 'extension' : 'request';
+      const reason = view.state.values.reason?.reason?.value?.trim() || undefined;
+      if (!REQUEST_ID_RE.test(id)) {
+        await ack({ response_action: 'errors', errors: { reason: 'This dialog does not name a request; nothing changed.' } });
+        return;
+      }
+      try {
+        const who = await this.directory.resolve(body.user.id);
+        await this.svc().decide(who.principal, id, 'deny', reason, scope);
+        await ack();
+      } catch (err) {
+        await ack({ response_action: 'errors', errors: { reason: this.failure(err).text.slice(0, 150) } });
+      }
+    });
+
+    this.app.action(ACTIONS.revoke, async ({ ack, body, action, respond }) => {
+      await ack();
+      const value = (action as { value?: string }).value ?? '';
+      const say = (m: SlackMessage) => respond({ response_type: 'ephemeral', replace_original: false, ...m });
+      if (!(await this.firstTime('act', (body as { trigger_id?: string }).trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
+      if (!REQUEST_ID_RE.test(value)) return void (await say(fail('this button does not name a request; nothing changed')));
+      try {
+        const who = await this.directory.resolve(body.user.id);
+        await say(replyMessage(await this.svc().revoke(who.principal, value)));
+      } catch (err) {
+        await say(this.failure(err));
+      }
+    });
+
+    this.app.action(new RegExp(`^${ACTIONS.extend}_\\d+$`), async ({ ack, body, action, respond }) => {
+      await ack();
+      const value = (action as { value?: string }).value ?? '';
+      const say = (m: SlackMessage) => respond({ response_type: 'ephemeral', replace_original: false, ...m });
+      if (!(await this.firstTime('act', (body as { trigger_id?: string }).trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
+      const m = /^(r[0-9a-z]{9}):(\d{1,9})$/.exec(value);
+      if (!m || !REQUEST_ID_RE.test(m[1]!)) return void (await say(fail('this button does not name an extension; nothing changed')));
+      try {
+        const who = await this.directory.resolve(body.user.id);
+        await say(replyMessage(await this.svc().extend(who.principal, m[1]!, Number(m[2]))));
+      } catch (err) {
+        await say(this.failure(err));
+      }
+    });
+
+    this.app.error(async (err) => {
+      log.error('slack: listener failed', { err });
+    });
+  }
+
+  private failure(err: unknown): SlackMessage {
+    if (isJitError(err)) return replyMessage({ kind: 'rejected', code: err.code, message: err.message, ...(err.example ? { example: err.example } : {}) });
+    if (err instanceof UnresolvedUserError) return fail(err.message);
+    this.deps.log.error('slack: command failed', { err });
+    return fail('something went wrong on our side; nothing was changed. Try again in a minute');
+  }
+
+  private async peek(id: string): Promise<AccessRequest | null> {
+    return this.svc().get(id);
+  }
+
+  // ------------------------------------------------------------------ outgoing
+
+  async notify(n: Notification): Promise<void> {
+    const r = n.request;
+    const target = this.book().targets[r.target];
+    const policy = target ? effectivePolicy(this.book(), target) : undefined;
+    const quorum = policy?.approval.quorum ?? 1;
+    const fromSlack = r.origin.channel === 'slack';
+    const dmRequester = async (m: SlackMessage) => {
+      if (fromSlack) await this.dm(r.requester, m);
+    };
+    switch (n.kind) {
+      case 'approval_needed':
+        await this.postCards('req', r, n.route?.slack, n.approvers ?? [], approvalCard(r, { quorum }));
+        return;
+      case 'extension_needed':
+        await this.postCards('ext', r, n.route?.slack, n.approvers ?? [], extensionCard(r, { quorum }));
+        return;
+      case 'escalated': {
+        const added = n.approvers ?? [];
+        await this.updateCards('req', r, approvalCard(r, { quorum, escalatedTo: added }));
+        await this.postCards('req', r, { dm: true }, added, approvalCard(r, { quorum, escalatedTo: added }));
+        return;
+      }
+      case 'approval_progress':
+        if (r.status === 'active' && r.pendingExtension) await this.updateCards('ext', r, extensionCard(r, { quorum }));
+        else await this.updateCards('req', r, approvalCard(r, { quorum }));
+        return;
+      case 'approved':
+      case 'cancelled':
+        await this.updateCards('req', r, approvalCard(r, { quorum }));
+        return;
+      case 'denied':
+        await this.updateCards('req', r, approvalCard(r, { quorum }));
+        await dmRequester(noticeMessage(r, `Your request for ${r.target} was denied by ${n.actor}${r.statusReason ? `: “${r.statusReason}”` : ''}.`));
+        return;
+      case 'timed_out':
+        await this.updateCards('req', r, approvalCard(r, { quorum }));
+        await dmRequester(noticeMessage(r, `Nobody approved your request for ${r.target} in time; it timed out. Nothing was opened.`));
+        return;
+      case 'activated':
+        await this.updateCards('req', r, approvalCard(r, { quorum }));
+        if (target) await dmRequester(activeMessage(r, connectionsFor(target, r.ports)));
+        return;
+      case 'failed':
+        await this.updateCards('req', r, approvalCard(r, { quorum }));
+        await dmRequester(noticeMessage(r, `Your access to ${r.target} could not be opened (${r.statusReason ?? 'network error'}). Nothing was left open.`));
+        return;
+      case 'extended':
+        await this.updateCards('ext', r, extensionCard(r, { quorum }, 'approved'));
+        await dmRequester(noticeMessage(r, `Your access to ${r.target} was extended; it now closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`));
+        return;
+      case 'extension_denied':
+        await this.updateCards('ext', r, extensionCard(r, { quorum }, 'denied'));
+        await dmRequester(noticeMessage(r, `Your extension of ${r.target} was denied by ${n.actor}; the grant still closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`));
+        return;
+      case 'expiring':
+        await dmRequester(expiringMessage(r, n.extendOptionsMs ?? []));
+        return;
+      case 'expired':
+      case 'revoked':
+        await this.updateCards('req', r, approvalCard(r, { quorum }));
+        await dmRequester(
+          noticeMessage(r, n.kind === 'expired' ? `Your access to ${r.target} expired; the port is closed.` : `Your access to ${r.target} was closed by ${n.actor}; the port is closed.`),
+        );
+        return;
+    }
+  }
+
+  async audit(event: AuditEvent): Promise<void> {
+    const target = this.book().targets[event.target];
+    const channel = (target ? effectivePolicy(this.book(), target).channels.slack?.audit : undefined) ?? this.deps.settings.auditChannel;
+    if (channel) this.poster.enqueue(channel, auditLine(event));
+  }
+
+  private async dm(principal: PrincipalId, m: SlackMessage): Promise<CardRef | null> {
+    const user = await this.directory.userOf(principal);
+    if (!user) {
+      this.deps.log.warn('slack: no Slack user for a principal; DM not sent', { principal });
+      return null;
+    }
+    return this.post(user, m);
+  }
+
+  private async post(channel: string, m: SlackMessage): Promise<CardRef | null> {
+    const res = await this.client.chat.postMessage({ channel, text: m.text, blocks: m.blocks as never, unfurl_links: false, unfurl_media: false });
+    return res.channel && res.ts ? { channel: res.channel, ts: res.ts } : null;
+  }
+
+  private cardKey(kind: CardKind, id: string): string {
+    return `${this.deps.prefix}:slack:cards:${kind}:${id}`;
+  }
+
+  /** Posts an approval card where the route says (channel and/or approvers' DMs) and remembers each copy. */
+  private async postCards(kind: CardKind, r: AccessRequest, route: PlatformRoute | undefined, approvers: PrincipalId[], m: SlackMessage): Promise<void> {
+    if (!route) return;
+    const posts: Array<Promise<CardRef | null>> = [];
+    if (route.channel) posts.push(this.post(route.channel, m));
+    if (route.dm) for (const p of approvers) posts.push(this.dm(p, m));
+    const refs = (await Promise.allSettled(posts)).flatMap((s) => {
+      if (s.status === 'rejected') {
+        this.deps.log.warn('slack: approval card not posted', { request: r.id, err: s.reason });
+        return [];
+      }
+      return s.value ? [s.value] : [];
+    });
+    if (refs.length === 0) return;
+    const key = this.cardKey(kind, r.id);
+    await this.deps.redis.multi().sadd(key, ...refs.map((x) => `${x.channel} ${x.ts}`)).expire(key, CARD_TTL_S).exec();
+    this.rendered.set(`${kind}:${r.id}`, r.version);
+  }
+
+  /** Updates every copy of a request's card, in version order (an older state never overwrites a newer one). */
+  private updateCards(kind: CardKind, r: AccessRequest, m: SlackMessage): Promise<void> {
+    const key = `${kind}:${r.id}`;
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      if ((this.rendered.get(key) ?? 0) > r.version) return;
+      this.rendered.set(key, r.version);
+      const refs = await this.deps.redis.smembers(this.cardKey(kind, r.id));
+      await Promise.all(
+        refs.map(async (ref) => {
+          const [channel, ts] = ref.split(' ');
+          try {
+            await this.client.chat.update({ channel: channel!, ts: ts!, text: m.text, blocks: m.blocks as never });
+          } catch (err) {
+            this.deps.log.warn('slack: card not updated', { request: r.id, channel, err });
+          }
+        }),
+      );
+    });
+    const settled = next.catch(() => {});
+    this.chains.set(key, settled);
+    void settled.then(() => {
+      if (this.chains.get(key) === settled) {
+        this.chains.delete(key);
+        if (FINAL.has(r.status)) this.rendered.delete(key);
+      }
+    });
+    return next;
+  }
+}
+
+const FINAL = new Set(['denied', 'timed_out', 'cancelled', 'expired', 'revoked', 'failed']);
+
+function slackError(err: unknown): string | undefined {
+  const data = (err as { data?: { error?: unknown } } | undefined)?.data;
+  return typeof data?.error === 'string' ? data.error : undefined;
+}
