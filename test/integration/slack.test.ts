@@ -392,3 +392,32 @@ describe('audit channel under rate limits', () => {
     expect(slack.calls.some((c) => c.method === 'chat.postMessage!429')).toBe(true);
   });
 });
+
+describe('the app manifest', () => {
+  it('points both URLs at /slack/events and asks for exactly the scopes of the Web API methods the bot called', async () => {
+    const { parse } = await import('yaml');
+    const { readFileSync } = await import('node:fs');
+    const m = parse(readFileSync('manifest/slack/manifest.yaml', 'utf8')) as {
+      features: { slash_commands: Array<{ command: string; url: string }> };
+      settings: { interactivity: { is_enabled: boolean; request_url: string } };
+      oauth_config: { scopes: { bot: string[] } };
+    };
+    expect(m.features.slash_commands.map((c) => c.command)).toEqual(['/jit']);
+    expect(new URL(m.features.slash_commands[0]!.url).pathname).toBe('/slack/events');
+    expect(m.settings.interactivity.is_enabled).toBe(true);
+    expect(new URL(m.settings.interactivity.request_url).pathname).toBe('/slack/events');
+    // Scopes each method needs, from Slack's method reference.
+    const needs: Record<string, string[]> = {
+      'auth.test': [],
+      'chat.postMessage': ['chat:write'],
+      'chat.update': ['chat:write'],
+      'views.open': [],
+      'users.info': ['users:read', 'users:read.email'],
+      'users.lookupByEmail': ['users:read.email'],
+    };
+    const called = [...new Set(slack.calls.map((c) => c.method.split('!')[0]!))];
+    for (const method of called) expect(Object.keys(needs), `unexpected Web API method ${method}`).toContain(method);
+    const used = new Set(['commands', ...called.flatMap((c) => needs[c] ?? [])]);
+    expect([...m.oauth_config.scopes.bot].sort()).toEqual([...used].sort());
+  });
+});

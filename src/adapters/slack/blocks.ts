@@ -119,7 +119,7 @@ export function approvalCard(r: AccessRequest, opts: CardOptions): SlackMessage 
     });
   }
   const state = r.status === 'pending' ? `waiting for approval${opts.quorum > 1 ? ` (${approvals} of ${opts.quorum})` : ''}` : describeStatus(r);
-  return { text: `Access request ${r.id}: ${r.requester} asks for ${portsOf(r)} on ${r.target} for ${formatDuration(r.durationMs)}; ${state}`, blocks };
+  return { text: esc(`Access request ${r.id}: ${r.requester} asks for ${portsOf(r)} on ${r.target} for ${formatDuration(r.durationMs)}; ${state}`), blocks };
 }
 
 function outcomeLine(r: AccessRequest): string {
@@ -183,14 +183,14 @@ export function extensionCard(r: AccessRequest, opts: CardOptions, outcome?: 'ap
       ],
     });
   }
-  return { text: `Extension of ${r.id} on ${r.target}: ${ext ? `+${formatDuration(ext.addMs)} waiting for approval` : outcome ?? describeStatus(r)}`, blocks };
+  return { text: esc(`Extension of ${r.id} on ${r.target}: ${ext ? `+${formatDuration(ext.addMs)} waiting for approval` : outcome ?? describeStatus(r)}`), blocks };
 }
 
 /** The requester's DM when the port is open: connection lines and a Revoke button. */
 export function activeMessage(r: AccessRequest, connections: Connection[], firewall?: boolean): SlackMessage {
   const lines = connections.map((c) => `\`${c.command}\``).join('\n');
   return {
-    text: `Request ${r.id} is open: ${r.target} ${portsOf(r)} until ${isoUtc(r.expiresAt ?? r.updatedAt)}. ${connections.map((c) => c.command).join(' ; ')}`,
+    text: esc(`Request ${r.id} is open: ${r.target} ${portsOf(r)} until ${isoUtc(r.expiresAt ?? r.updatedAt)}. ${connections.map((c) => c.command).join(' ; ')}`),
     blocks: [
       { type: 'section', text: md(`🔓 *${esc(r.target)}* is open for you (${esc(portsOf(r))} from ${esc(sourceOf(r))}) until ${slackDate(r.expiresAt ?? r.updatedAt)}.`) },
       { type: 'section', text: md(`${firewall ? 'Connect through the firewall:' : 'Connect:'}\n${lines}`) },
@@ -220,13 +220,13 @@ export function expiringMessage(r: AccessRequest, optionsMs: number[]): SlackMes
     { type: 'section', text: md(`⏳ Your access to *${esc(r.target)}* (${esc(r.id)}) closes ${slackDate(r.expiresAt ?? r.updatedAt)}.${buttons.length ? '' : ' It cannot be extended further under its policy.'}`) },
   ];
   if (buttons.length) blocks.push({ type: 'actions', block_id: 'jit_extend', elements: buttons });
-  return { text: `Your access to ${r.target} (${r.id}) closes at ${isoUtc(r.expiresAt ?? r.updatedAt)}.`, blocks };
+  return { text: esc(`Your access to ${r.target} (${r.id}) closes at ${isoUtc(r.expiresAt ?? r.updatedAt)}.`), blocks };
 }
 
 /** A short DM to the requester (denied, timed out, closed, extended, failed ...). */
 export function noticeMessage(r: AccessRequest, headline: string): SlackMessage {
   return {
-    text: `${headline} (${r.id}, ${r.target})`,
+    text: esc(`${headline} (${r.id}, ${r.target})`),
     blocks: [
       { type: 'section', text: md(esc(headline)) },
       { type: 'context', elements: [md(`Request ${esc(r.id)} · ${esc(r.target)} · ${esc(portsOf(r))} · ${esc(describeStatus(r))}`)] },
@@ -236,17 +236,17 @@ export function noticeMessage(r: AccessRequest, headline: string): SlackMessage 
 
 /** A command's answer, shown only to the person who typed it. */
 export function replyMessage(reply: Reply): SlackMessage {
-  const text = renderText(reply, '/jit');
+  const text = esc(renderText(reply, '/jit'));
   if (reply.kind === 'active' || (reply.kind === 'status' && reply.request.status === 'active')) {
     return activeMessage(reply.request, reply.connections);
   }
   if (reply.kind === 'help') {
-    return { text, blocks: [{ type: 'section', text: md(['*jit-bot commands*', ...reply.examples.map((e) => `\`/jit ${esc(e)}\``), esc(text.split('\n').at(-1) ?? '')].join('\n')) }] };
+    return { text, blocks: [{ type: 'section', text: md(['*jit-bot commands*', ...reply.examples.map((e) => `\`/jit ${esc(e)}\``), text.split('\n').at(-1) ?? ''].join('\n')) }] };
   }
   if (reply.kind === 'list') {
-    return { text, blocks: [{ type: 'section', text: md(reply.requests.length ? '```' + esc(text) + '```' : esc(text)) }] };
+    return { text, blocks: [{ type: 'section', text: md(reply.requests.length ? '```' + text + '```' : text) }] };
   }
-  return { text, blocks: [{ type: 'section', text: md(esc(text)) }] };
+  return { text, blocks: [{ type: 'section', text: md(text) }] };
 }
 
 /** One line of the audit channel: request id, actor, action, target, details. */

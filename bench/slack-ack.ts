@@ -1,0 +1,160 @@
+// Benchmark: ack latency of a signed Slack `/jit` request at a fixed rate, for jit-bot (the real
+// server: Bolt on /slack/events, Redis, BullMQ, simulated gate, Web API answered by a local fake
+// Slack) beside a bare Bolt app that only acks, in the same run, requests interleaved.
+// Also: time until the user sees the answer (the POST to response_url). Not a test.
+//
+//   npm run bench:slack                         (100 req/s to each, 30 s)
+//   BENCH_RATE=50 BENCH_SECONDS=10 npm run bench:slack
+//
+// Loopback only. Redis at REDIS_URL (default 127.0.0.1:6379), under a throw-away key prefix.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { FakeSlack, sendSigned, slashBody } from '../test/fakes/slack.js';
+import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
+
+const RATE = Number(process.env.BENCH_RATE ?? 100);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const SECRET = 'bench-signing-secret-0123456789';
+
+function pct(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+}
+const fmt = (v: number) => v.toFixed(1);
+function summary(name: string, values: number[]) {
+  const out = { n: values.length, p50: pct(values, 50), p99: pct(values, 99), max: Math.max(...values) };
+  console.log(`${name}: n=${out.n} p50=${fmt(out.p50)} ms p99=${fmt(out.p99)} ms max=${fmt(out.max)} ms`);
+  return out;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Starts a server as its own process (as in production) and waits until it answers. */
+async function spawnServer(name: string, script: string, env: Record<string, string>, ready: string): Promise<{ url: string; proc: ChildProcess }> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const until = Date.now() + 30_000;
+  for (;;) {
+    if (out.includes(ready)) break;
+    if (proc.exitCode !== null || Date.now() > until) throw new Error(`${name} did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, proc };
+}
+
+async function main() {
+  const slack = await new FakeSlack({ U024ALICE: { email: 'alice@contoso.com' } }).start();
+  const dir = mkdtempSync(join(tmpdir(), 'jit-bench-slack-'));
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(
+    policy,
+    TEST_POLICY_YAML.replace(
+      'approval: { required: true, approvers: [group:oncall], quorum: 1, timeout: PT1H }',
+      'approval: { required: true, approvers: [group:oncall], quorum: 1, timeout: PT1H }\n    channels: { slack: { approvals: C0APPROVALS, audit: C0AUDIT } }',
+    ),
+  );
+  const prefix = `bench-slack-${Date.now().toString(36)}`;
+  const jit = await spawnServer('jit-bot', 'src/main.ts', {
+    REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_DATA_DIR: dir, JIT_POLICY_FILE: policy,
+    SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: 'xoxb-bench', SLACK_API_URL: slack.apiUrl,
+  }, 'jit-bot is running');
+  const bare = await spawnServer('bare Bolt', 'bench/bare-bolt.ts', { SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: slack.apiUrl }, 'listening');
+  // Warm-up (JIT compilation, connection pools): not measured.
+  for (let i = 0; i < 200; i++) {
+    await Promise.all([
+      sendSigned(jit.url, slashBody('U024ALICE', 'help', slack.responseUrl(`warm-${i}`)), { secret: SECRET }),
+      sendSigned(bare.url, slashBody('U024ALICE', 'help', slack.responseUrl(`warm-${i}`)), { secret: SECRET }),
+    ]);
+  }
+
+  const ackJit: number[] = [];
+  const ackBare: number[] = [];
+  const sentAt = new Map<string, number>();
+  const errors = { jit: 0, bare: 0 };
+  const total = RATE * SECONDS;
+  const interval = 1000 / RATE;
+  const t0 = performance.now();
+  const inflight: Array<Promise<void>> = [];
+  const shoot = (which: 'jit' | 'bare', i: number) => {
+    const id = `${which}-${i}`;
+    // Each jit request is a real access request (creates a request and posts an approval card).
+    const body = slashBody('U024ALICE', `rdp vm1 2h from 203.0.113.${(i % 250) + 1}`, slack.responseUrl(id));
+    sentAt.set(id, Date.now());
+    return sendSigned(which === 'jit' ? jit.url : bare.url, body, { secret: SECRET })
+      .then((r) => {
+        if (r.status !== 200) errors[which]++;
+        else (which === 'jit' ? ackJit : ackBare).push(r.ms);
+      })
+      .catch(() => void errors[which]++);
+  };
+  for (let i = 0; i < total; i++) {
+    const due = t0 + i * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    // Alternate which one goes first so neither always gets the quieter slot.
+    const order: Array<'jit' | 'bare'> = i % 2 ? ['jit', 'bare'] : ['bare', 'jit'];
+    for (const w of order) inflight.push(shoot(w, i));
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - t0) / 1000;
+  // Wait for the answers the user sees (response_url posts).
+  const until = Date.now() + 30_000;
+  while (slack.responses.filter((r) => r.path.startsWith('/respond/jit-')).length < ackJit.length && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  const answer = slack.responses
+    .filter((r) => r.path.startsWith('/respond/jit-'))
+    .map((r) => r.at - sentAt.get(r.path.slice('/respond/'.length))!);
+  const rss = Number((await import('node:fs')).readFileSync(`/proc/${jit.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) * 1024;
+
+  console.log(`slack ack bench: ${RATE} req/s to each for ${SECONDS} s (${elapsed.toFixed(1)} s actual), ${cpus().length} cores, node ${process.version}`);
+  const j = summary('jit-bot /jit ack', ackJit);
+  const b = summary('bare Bolt ack', ackBare);
+  const a = summary('jit-bot answer at response_url', answer);
+  const ratio = { p50: j.p50 / b.p50, p99: j.p99 / b.p99 };
+  console.log(`ratio jit/bare: p50 ${ratio.p50.toFixed(2)}x p99 ${ratio.p99.toFixed(2)}x (goal <= 1.3x, jit p99 < 30 ms); errors jit=${errors.jit} bare=${errors.bare}`);
+  console.log(`jit-bot RSS after the run ${(rss / 2 ** 20).toFixed(0)} MiB; approval cards posted: ${slack.of('chat.postMessage').filter((c) => c.body.channel === 'C0APPROVALS').length}`);
+
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(
+    'bench/results/slack-ack.json',
+    JSON.stringify({ at: new Date().toISOString(), rate: RATE, seconds: SECONDS, cores: cpus().length, node: process.version, jit: j, bare: b, answer: a, ratio, errors }, null, 2),
+  );
+
+  bare.proc.kill('SIGTERM');
+  jit.proc.kill('SIGTERM');
+  await Promise.all([once(bare.proc, 'exit'), once(jit.proc, 'exit')]);
+  await slack.close();
+  const r = new Redis(REDIS_URL);
+  for (const pattern of [`${prefix}:*`, `${prefix}-bull:*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await r.del(...keys);
+    } while (cursor !== '0');
+  }
+  await r.quit();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
