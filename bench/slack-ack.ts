@@ -46,7 +46,9 @@ async function freePort(): Promise<number> {
 /** Starts a server as its own process (as in production) and waits until it answers. */
 async function spawnServer(name: string, script: string, env: Record<string, string>, ready: string): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_PROF=1: CPU profile of each server, in bench/results/prof (open in Chrome DevTools).
+  const prof = process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=bench/results/prof/${name.replace(/\W+/g, '-')}`] : [];
+  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', script], { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));

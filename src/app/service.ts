@@ -20,6 +20,13 @@ import { applyTransition, describeStatus, type Transition } from '../core/state.
 import type { AccessRequest, AuditEvent, PrincipalId, RequestOrigin, Target } from '../core/types.js';
 import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RequestStore, Scheduler, WorkflowJob } from './ports.js';
 
+/** Thrown inside a transition when a grant was extended after the caller decided to expire it. */
+class ExtendedMeanwhile extends Error {
+  constructor(readonly expiresAt: number) {
+    super('extended meanwhile');
+  }
+}
+
 /** What a clicked card was about: the request itself, or an extension of the grant. */
 export type DecisionScope = 'request' | 'extension';
 
@@ -37,7 +44,7 @@ export interface ServiceSettings {
 export const DEFAULT_SETTINGS: ServiceSettings = {
   minDurationMs: 5 * 60_000,
   sourceLinkTtlMs: 5 * 60_000,
-  expirySlackMs: 1000,
+  expirySlackMs: 250,
 };
 
 export interface ServiceDeps {
@@ -418,9 +425,15 @@ export class JitService implements JobHandlers {
       }
       let expired: AccessRequest;
       try {
-        expired = await this.transition(id, () => ({ type: 'expire' }));
+        // Re-checked on every compare-and-set attempt: an extension that commits while this job
+        // runs wins, and the job comes back at the new expiry instead of closing the grant.
+        expired = await this.transition(id, (cur) => {
+          if (cur.status === 'active' && (cur.expiresAt ?? 0) > this.deps.clock.now() + this.settings.expirySlackMs) throw new ExtendedMeanwhile(cur.expiresAt!);
+          return { type: 'expire' };
+        });
       } catch (e) {
-        if (isJitError(e)) return this.expire(id); // lost a race (revoke / extend): look again
+        if (e instanceof ExtendedMeanwhile) return { retryAt: e.expiresAt };
+        if (isJitError(e)) return this.expire(id); // lost a race (revoke): look again
         throw e;
       }
       await this.closeRules(expired, target, 'system');
@@ -662,9 +675,18 @@ export class JitService implements JobHandlers {
     let removed = 0;
     for (const [requestId, owned] of byRequest) {
       const req = await this.deps.store.get(requestId);
-      const expired = owned.some((r) => r.expiresAt <= now);
+      // The stored grant's expiry is authoritative (an extension may not have reached the rule's
+      // description yet); the rule's own expiry counts only when Redis has no record.
+      const expiresAt = req?.status === 'active' && req.expiresAt !== undefined ? req.expiresAt : Math.min(...owned.map((r) => r.expiresAt));
+      const expired = expiresAt <= now;
       const stale = !req || (req.status !== 'active' && req.status !== 'approved') || (req.status === 'approved' && expired);
-      if (!expired && !stale) continue;
+      if (!expired && !stale) {
+        if (req?.status === 'active' && owned.some((r) => r.expiresAt !== expiresAt)) {
+          const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
+          await this.deps.gate.updateExpiry(requestId, target, expiresAt).catch((err: unknown) => this.log(`could not repair rule expiry for ${requestId}`, err));
+        }
+        continue;
+      }
       const gone = await this.deps.gate.remove(owned);
       removed += gone.length;
       for (const rule of gone) {
@@ -674,8 +696,11 @@ export class JitService implements JobHandlers {
         });
       }
       if (req?.status === 'active') {
-        await this.transition(requestId, () => ({ type: 'expire' })).catch((e: unknown) => {
-          if (!isJitError(e)) throw e;
+        await this.transition(requestId, (cur) => {
+          if ((cur.expiresAt ?? 0) > this.deps.clock.now()) throw new ExtendedMeanwhile(cur.expiresAt!);
+          return { type: 'expire' };
+        }).catch((e: unknown) => {
+          if (!isJitError(e) && !(e instanceof ExtendedMeanwhile)) throw e;
         });
       }
     }

@@ -19,10 +19,14 @@ const POLICY = TEST_POLICY_YAML.replace(
   'targets:\n',
   `targets:
   rem1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/rem1, os: linux, address: rem1.contoso.example, user: azureuser }
+  esc1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/esc1, os: linux }
 `,
 ) + `  rem1:
     scope: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/rem1
     reminder: { before: 3s, extendOptions: [20s] }
+  esc1:
+    scope: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/esc1
+    approval: { escalation: { after: 1s, approvers: [erin@contoso.com] } }
 `;
 
 const ALICE = 'U024ALICE'; // mapped in the policy file
@@ -80,6 +84,7 @@ beforeAll(async () => {
     [CAROL]: { email: 'carol@contoso.com', tz: 'America/New_York' },
     [MALLORY]: { email: 'mallory@contoso.com' },
     [NOBODY]: {},
+    U0ERIN: { email: 'erin@contoso.com' },
   }).start();
   const dir = mkdtempSync(join(tmpdir(), 'jit-slack-'));
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
@@ -370,6 +375,32 @@ describe('deny with a reason, timeouts, revoke and extend buttons', () => {
     const late = await click(ALICE, button.action_id, button.value, { channel: 'D024ALICE', ts: '1.2' });
     expect(replyText(await late.reply())).toMatch(/only an active grant can be extended/);
     expect((await h.rules()).some((x) => x.requestId === id)).toBe(false);
+  });
+});
+
+describe('workflow in Slack', () => {
+  it('a request nobody decides escalates: the card says so and the escalation approver gets a card by DM and may decide', async () => {
+    const { id, card } = await requestVia(ALICE, 'ssh esc1 1h from 203.0.113.7');
+    await waitFor('escalated card', async () => updatesOf(id).find((u) => u.body.ts === ts(card).ts && blocksText(u).includes('Escalated') && blocksText(u).includes('erin@contoso.com')), 10_000);
+    const dm = await waitFor('card to erin', async () => dmsTo('U0ERIN').find((c) => actionIds(c).includes('jit_approve') && blocksText(c).includes(id)));
+    const ok = await click('U0ERIN', 'jit_approve', id, ts(dm));
+    expect(replyText(await ok.reply())).toMatch(/approved/);
+    // Both copies (channel and Erin's DM) now show the decision without buttons.
+    await waitFor('both copies updated', async () => {
+      const done = updatesOf(id).filter((u) => !actionIds(u).length && blocksText(u).includes('Approved by erin@contoso.com'));
+      return new Set(done.map((u) => u.body.channel)).size >= 2 || null;
+    });
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+
+  it('`at 23:59` is read in the time zone of the requester\'s Slack profile', async () => {
+    const { id, card } = await requestVia(ALICE, 'rdp vm1 1h from 203.0.113.7 at 23:59');
+    const req = await state(id);
+    const local = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Amsterdam', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(req.startAt!));
+    expect(local).toBe('23:59');
+    expect(req.startAt! - Date.now()).toBeLessThanOrEqual(86_400_000);
+    expect(blocksText(card)).toContain(`<!date^${Math.floor(req.startAt! / 1000)}^`);
+    await h.app.service.revoke('alice@contoso.com', id);
   });
 });
 

@@ -257,3 +257,41 @@ describe('scheduled start', () => {
     expect((await h.audit()).length).toBe(before);
   });
 });
+
+describe('extend racing expiry', () => {
+  it('has one outcome: extended (rule kept, revocation moved) or expired (rule gone, extend refused), never both', async () => {
+    const outcomes: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const id = requestOf((await h.cmd(ALICE, `ssh rem1 2s from 203.0.113.${20 + i}`)).reply).id;
+      await h.cmd(BOB, `approve ${id}`);
+      const active = (await h.app.service.get(id))!;
+      // Fire the extension at the expiry instant (plus a little skew per round), racing the BullMQ job.
+      await sleep(Math.max(0, active.expiresAt! - Date.now()) + i * 40);
+      const ext = await h.app.service.extend(BOB, id, 1000).then((r) => r.kind, (e: Error) => `refused: ${e.message}`);
+      const now = (await h.app.service.get(id))!;
+      const rules = (await h.rules()).filter((r) => r.requestId === id);
+      const actions = (await h.audit(id)).map((e) => e.action);
+      if (ext === 'extended') {
+        expect(now.status).toBe('active');
+        // max(old expiry, time of the click) + 1s
+        expect(now.expiresAt! - active.expiresAt!).toBeGreaterThanOrEqual(1000);
+        expect(now.expiresAt! - active.expiresAt!).toBeLessThan(1500);
+        expect(rules).toHaveLength(1);
+        expect(rules[0]!.expiresAt).toBe(now.expiresAt);
+        expect(await h.app.scheduler.expiryDueAt(id)).toBe(now.expiresAt);
+        expect(actions).not.toContain('grant.expired');
+        outcomes.push('extended');
+      } else {
+        expect(ext).toMatch(/only an active grant can be extended|expired/);
+        await waitFor('expired', async () => ((await h.app.service.get(id))!.status === 'expired' ? true : null));
+        expect(actions).not.toContain('grant.extended');
+        outcomes.push('expired');
+      }
+      // Either way it ends closed, with exactly one expiry in the audit.
+      await waitFor('closed', async () => ((await h.app.service.get(id))!.status === 'expired' && (await h.rules()).every((r) => r.requestId !== id)) || null, 10_000);
+      expect((await h.audit(id)).filter((e) => e.action === 'grant.expired')).toHaveLength(1);
+    }
+    expect(outcomes).toHaveLength(6);
+  }, 60_000);
+});
+
