@@ -17,6 +17,7 @@ import { RedisRequestStore } from './adapters/redis/store.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { SlackAdapter } from './adapters/slack/adapter.js';
+import { TeamsAdapter } from './adapters/teams/adapter.js';
 import { loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
@@ -40,6 +41,8 @@ export interface RunningJit {
   feed: LocalFeed;
   /** Present when SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are set. */
   slack?: SlackAdapter;
+  /** Present when MICROSOFT_APP_ID is set (or TEAMS_ALLOW_UNAUTHENTICATED for local tests). */
+  teams?: TeamsAdapter;
   scheduler: BullScheduler;
   redis: Redis;
   /** Stops taking requests, drains the worker, closes connections (and the embedded Redis). */
@@ -102,7 +105,26 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       throw err;
     }
   }
-  const notifier = new FanoutNotifier([feed, ...(slack ? [slack] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
+  let teams: TeamsAdapter | undefined;
+  if (config.MICROSOFT_APP_ID || config.TEAMS_ALLOW_UNAUTHENTICATED) {
+    if (!config.MICROSOFT_APP_ID) log.warn('teams: TEAMS_ALLOW_UNAUTHENTICATED=true: activities on /api/messages are NOT authenticated (local testing only)');
+    teams = new TeamsAdapter({
+      settings: {
+        appId: config.MICROSOFT_APP_ID ?? '',
+        ...(config.MICROSOFT_APP_PASSWORD ? { appPassword: config.MICROSOFT_APP_PASSWORD } : {}),
+        appType: config.MICROSOFT_APP_TYPE,
+        ...(config.MICROSOFT_APP_TENANT_ID ? { tenantId: config.MICROSOFT_APP_TENANT_ID } : {}),
+        serviceUrl: config.TEAMS_SERVICE_URL,
+        ...(config.TEAMS_AUDIT_CHANNEL ? { auditChannel: config.TEAMS_AUDIT_CHANNEL } : {}),
+        auditIntervalMs: config.TEAMS_AUDIT_INTERVAL,
+        userCacheTtlMs: config.SLACK_USER_CACHE_TTL,
+      },
+      redis,
+      prefix,
+      log,
+    });
+  }
+  const notifier = new FanoutNotifier([feed, ...(slack ? [slack] : []), ...(teams ? [teams] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
 
   const service = new JitService({
     ...(config.PAGERDUTY_API_TOKEN
@@ -124,6 +146,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     log: (msg, err) => log.warn(msg, { err }),
   });
   slack?.bind(service);
+  teams?.bind(service);
 
   let worker: BullWorker | null = null;
   const startWorker = () => {
@@ -154,7 +177,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       redis: async () => (await redis.ping()) === 'PONG',
       worker: () => (!config.JIT_WORKER ? 'disabled' : worker?.running() ? 'running' : 'stopped'),
     },
-  }, slack ? [slack.route] : []);
+  }, [...(slack ? [slack.route] : []), ...(teams ? [teams.route] : [])]);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;
@@ -174,7 +197,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const timer = setInterval(() => void sweep(), config.JIT_RECONCILE_INTERVAL);
   timer.unref();
 
-  log.info('jit-bot listening', { url, network: config.JIT_NETWORK, policy: config.JIT_POLICY_FILE, localChannel: config.JIT_LOCAL_CHANNEL, slack: Boolean(slack) });
+  log.info('jit-bot listening', { url, network: config.JIT_NETWORK, policy: config.JIT_POLICY_FILE, localChannel: config.JIT_LOCAL_CHANNEL, slack: Boolean(slack), teams: teams ? (config.MICROSOFT_APP_ID ? 'authenticated' : 'UNAUTHENTICATED') : false });
 
   let stopped = false;
   return {
@@ -184,6 +207,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     gate,
     feed,
     ...(slack ? { slack } : {}),
+    ...(teams ? { teams } : {}),
     scheduler,
     redis,
     startWorker,
@@ -198,6 +222,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       });
       await stopWorker();
       await slack?.close();
+      await teams?.close();
       await scheduler.close();
       await redis.quit().catch(() => redis.disconnect());
       await redisInfo.stop();

@@ -87,6 +87,12 @@ export class JitService implements JobHandlers {
     return this.deps.store.get(id);
   }
 
+  /** Who may decide on this request now (policy approvers, plus escalation approvers once escalated). */
+  async approversFor(req: AccessRequest): Promise<PrincipalId[]> {
+    const policy = effectivePolicy(this.book, this.targetOf(req));
+    return this.approversOf(req, policy).filter((p) => p !== req.requester || policy.approval.selfApproval);
+  }
+
   policyBook(): PolicyBook {
     return this.book;
   }

@@ -74,6 +74,14 @@ const schema = z.object({
   SLACK_AUDIT_CHANNEL: z.string().regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a channel id such as C0123ABCD (not a #name)').optional(),
   SLACK_AUDIT_INTERVAL: durationVar('1s'),
   SLACK_USER_CACHE_TTL: durationVar('10m'),
+  MICROSOFT_APP_ID: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be the bot\'s Microsoft App ID (a GUID)').optional(),
+  MICROSOFT_APP_PASSWORD: z.string().min(1).optional(),
+  MICROSOFT_APP_TYPE: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI'], { message: 'must be MultiTenant, SingleTenant or UserAssignedMSI' }).default('MultiTenant'),
+  MICROSOFT_APP_TENANT_ID: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a tenant id (a GUID)').optional(),
+  TEAMS_ALLOW_UNAUTHENTICATED: bool(false),
+  TEAMS_SERVICE_URL: z.url({ message: 'must be the Bot Connector URL, e.g. https://smba.trafficmanager.net/teams/' }).default('https://smba.trafficmanager.net/teams/'),
+  TEAMS_AUDIT_CHANNEL: z.string().min(1).optional(),
+  TEAMS_AUDIT_INTERVAL: durationVar('1s'),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
 });
 
@@ -102,6 +110,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (Boolean(cfg.SLACK_SIGNING_SECRET) !== Boolean(cfg.SLACK_BOT_TOKEN)) {
     const missing = cfg.SLACK_SIGNING_SECRET ? 'SLACK_BOT_TOKEN' : 'SLACK_SIGNING_SECRET';
     problems.push(`${missing}: missing; Slack needs both SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or neither, to run without Slack)`);
+  }
+  if (cfg.MICROSOFT_APP_ID) {
+    if (cfg.TEAMS_ALLOW_UNAUTHENTICATED) problems.push('TEAMS_ALLOW_UNAUTHENTICATED: only for local testing without MICROSOFT_APP_ID; with an app id every activity is authenticated');
+    if (cfg.MICROSOFT_APP_TYPE !== 'UserAssignedMSI' && !cfg.MICROSOFT_APP_PASSWORD) problems.push(`MICROSOFT_APP_PASSWORD: missing; a ${cfg.MICROSOFT_APP_TYPE} bot needs its client secret`);
+    if (cfg.MICROSOFT_APP_TYPE !== 'MultiTenant' && !cfg.MICROSOFT_APP_TENANT_ID) problems.push(`MICROSOFT_APP_TENANT_ID: missing; a ${cfg.MICROSOFT_APP_TYPE} bot needs its tenant id`);
+  } else if (cfg.MICROSOFT_APP_PASSWORD) {
+    problems.push('MICROSOFT_APP_ID: missing; MICROSOFT_APP_PASSWORD is set without it');
+  } else if (cfg.TEAMS_ALLOW_UNAUTHENTICATED && !isLoopback(cfg.HOST)) {
+    problems.push(`TEAMS_ALLOW_UNAUTHENTICATED: accepts unauthenticated activities, so it is refused when HOST (${cfg.HOST}) is not a loopback address`);
   }
   if (cfg.JIT_NETWORK === 'azure') {
     problems.push('JIT_NETWORK: "azure" is not available in this build yet; use "simulated" (the Azure adapter is tracked as its own issue)');

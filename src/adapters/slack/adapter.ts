@@ -30,7 +30,7 @@ import {
   type SlackMessage,
 } from './blocks.js';
 import { SlackDirectory, UnresolvedUserError } from './directory.js';
-import { ChannelPoster } from './poster.js';
+import { ChannelPoster } from '../chat/poster.js';
 
 export const SLACK_PATH = '/slack/events';
 

@@ -1,0 +1,191 @@
+// Adaptive Cards for Teams (and the local console): the templates in cards/ expanded with
+// adaptivecards-templating from requests and replies. Everything a user typed is escaped for the
+// Adaptive Card markdown subset, so a justification cannot become a link or emphasis.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { formatDuration } from '../../core/duration.js';
+import { renderText, type Connection, type Reply } from '../../core/reply.js';
+import { ANY } from '../../core/source.js';
+import { describeStatus } from '../../core/state.js';
+import type { AccessRequest } from '../../core/types.js';
+
+export type CardJson = Record<string, unknown>;
+
+// Loaded untyped: the package's typings pull in adaptivecards' TypeScript sources, which do not
+// compile under this project's strict ESM settings. The runtime API used is one class.
+const ACData = createRequire(import.meta.url)('adaptivecards-templating') as {
+  Template: new (json: unknown) => { expand(context: { $root: unknown }): unknown };
+};
+
+const load = (name: string): CardJson => JSON.parse(readFileSync(new URL(`../../../cards/${name}`, import.meta.url), 'utf8')) as CardJson;
+const TEMPLATES = { approval: load('approval.json'), message: load('message.json') };
+
+export const VERBS = {
+  approve: 'approve',
+  deny: 'deny',
+  extApprove: 'ext_approve',
+  extDeny: 'ext_deny',
+  revoke: 'revoke',
+  extend: 'extend',
+  refresh: 'refresh',
+} as const;
+
+/** Escapes the Adaptive Card markdown subset (links, emphasis, code) and template syntax (`${`). */
+export const mdEsc = (s: string): string => s.replace(/[\\`*_~[\]()]/g, (c) => `\\${c}`).replace(/\$\{/g, '$\\{');
+
+const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
+const portsOf = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(', ');
+const sourceOf = (r: AccessRequest) => (r.source === null ? 'not recorded yet' : r.source === ANY ? 'Any' : r.source);
+
+function expand(template: CardJson, data: Record<string, unknown>): CardJson {
+  return new ACData.Template(template).expand({ $root: data }) as CardJson;
+}
+
+export interface ApprovalView {
+  scope: 'request' | 'extension';
+  quorum: number;
+  /** The viewer may decide now: Approve / Deny and the reason field are shown. */
+  canDecide: boolean;
+  /** Teams user ids (29:…) that get a personal, refreshed view. */
+  refreshUserIds: string[];
+  escalatedTo?: string[];
+  /** For a finished extension card. */
+  outcome?: 'approved' | 'denied';
+}
+
+export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
+  const ext = v.scope === 'extension';
+  const decisions = ext ? r.pendingExtension?.decisions ?? [] : r.decisions;
+  const lines = decisions.map((d) => ({
+    text: `${d.decision === 'approve' ? '✅ Approved' : '❌ Denied'} by ${mdEsc(d.by)} at ${iso(d.at)}${d.reason ? `: “${mdEsc(d.reason)}”` : ''}`,
+  }));
+  if (r.escalatedAt && !ext) lines.unshift({ text: `⏫ Escalated at ${iso(r.escalatedAt)}${v.escalatedTo?.length ? ` to ${mdEsc(v.escalatedTo.join(', '))}` : ''}` });
+  const approvals = decisions.filter((d) => d.decision === 'approve').length;
+  let state = '';
+  let stateColor = 'Default';
+  if (ext) {
+    if (r.pendingExtension && r.status === 'active') state = v.quorum > 1 ? `Approvals: ${approvals} of ${v.quorum}` : 'Waiting for approval';
+    else if (v.outcome === 'approved') [state, stateColor] = [`✅ Extension approved; open until ${iso(r.expiresAt)}`, 'Good'];
+    else if (v.outcome === 'denied') [state, stateColor] = [`❌ Extension denied; the grant ends ${iso(r.expiresAt)}`, 'Attention'];
+    else state = mdEsc(describeStatus(r));
+  } else if (r.status === 'pending') {
+    state = v.quorum > 1 ? `Approvals: ${approvals} of ${v.quorum}` : 'Waiting for approval';
+  } else {
+    [state, stateColor] = outcome(r);
+  }
+  const pending = ext ? Boolean(r.pendingExtension && r.status === 'active') : r.status === 'pending';
+  return expand(TEMPLATES.approval, {
+    id: r.id,
+    scope: v.scope,
+    refreshUserIds: v.refreshUserIds.slice(0, 60),
+    title: ext ? `Extension of ${r.id}: ${r.target}` : `Access request ${r.id}: ${r.target}`,
+    summary: ext && r.pendingExtension
+      ? `${mdEsc(r.pendingExtension.by)} asks to extend ${portsOf(r)} on ${mdEsc(r.target)} by ${formatDuration(r.pendingExtension.addMs)}; it ends ${iso(r.expiresAt)} otherwise.`
+      : `${mdEsc(r.requester)} asks for ${portsOf(r)} on ${mdEsc(r.target)} for ${formatDuration(r.durationMs)}${r.startAt ? ` from ${iso(r.startAt)}` : ''}.`,
+    requester: mdEsc(r.requester),
+    target: mdEsc(r.target),
+    ports: portsOf(r),
+    source: sourceOf(r),
+    duration: formatDuration(r.durationMs),
+    justification: r.justification ? mdEsc(r.justification) : 'none given',
+    offerExpires: pending && !ext ? iso(r.approvalExpiresAt) : '-',
+    lines,
+    state,
+    stateColor,
+    canDecide: v.canDecide && pending,
+    approveTitle: ext ? 'Approve extension' : 'Approve',
+    approveVerb: ext ? VERBS.extApprove : VERBS.approve,
+    denyVerb: ext ? VERBS.extDeny : VERBS.deny,
+  });
+}
+
+function outcome(r: AccessRequest): [string, string] {
+  switch (r.status) {
+    case 'approved':
+      return [r.startAt ? `Approved; opens ${iso(r.startAt)}` : 'Approved; opening', 'Good'];
+    case 'active':
+      return [`🔓 Open until ${iso(r.expiresAt)}`, 'Good'];
+    case 'denied':
+      return [`❌ Denied at ${iso(r.updatedAt)}${r.statusReason ? `: “${mdEsc(r.statusReason)}”` : ''}`, 'Attention'];
+    case 'timed_out':
+      return [`⌛ Nobody decided in time; the request timed out at ${iso(r.updatedAt)}`, 'Warning'];
+    case 'cancelled':
+      return [`Withdrawn by the requester at ${iso(r.updatedAt)}`, 'Default'];
+    case 'expired':
+      return [`🔒 Expired at ${iso(r.updatedAt)}; the port is closed`, 'Default'];
+    case 'revoked':
+      return [`🔒 Revoked at ${iso(r.updatedAt)}; the port is closed`, 'Default'];
+    default:
+      return [mdEsc(describeStatus(r)), 'Warning'];
+  }
+}
+
+interface MessageData {
+  title: string;
+  color?: string;
+  text?: string;
+  facts?: Array<{ title: string; value: string }>;
+  lines?: Array<{ text: string; font?: string }>;
+  actions?: Array<{ title: string; verb: string; style?: string; requestId: string; addMs?: number }>;
+}
+
+export function messageCard(m: MessageData): CardJson {
+  return expand(TEMPLATES.message, {
+    title: m.title,
+    color: m.color ?? 'Default',
+    text: m.text ?? '',
+    facts: m.facts ?? [],
+    lines: (m.lines ?? []).map((l) => ({ text: l.text, font: l.font ?? 'Default' })),
+    actions: (m.actions ?? []).map((a) => ({ style: 'default', addMs: 0, ...a })),
+  });
+}
+
+export function activeCard(r: AccessRequest, connections: Connection[]): CardJson {
+  return messageCard({
+    title: `🔓 ${r.target} is open for you until ${iso(r.expiresAt)}`,
+    color: 'Good',
+    text: `${portsOf(r)} from ${sourceOf(r)}. Request ${r.id}.`,
+    lines: connections.map((c) => ({ text: `\`${c.command}\``, font: 'Monospace' })),
+    actions: [{ title: 'Close it now', verb: VERBS.revoke, style: 'destructive', requestId: r.id }],
+  });
+}
+
+export function expiringCard(r: AccessRequest, optionsMs: number[]): CardJson {
+  return messageCard({
+    title: `⏳ Your access to ${r.target} closes at ${iso(r.expiresAt)}`,
+    text: optionsMs.length ? `Request ${r.id}. Extend it:` : `Request ${r.id}. It cannot be extended further under its policy.`,
+    actions: optionsMs.map((ms) => ({ title: `Extend +${formatDuration(ms)}`, verb: VERBS.extend, requestId: r.id, addMs: ms })),
+  });
+}
+
+export function noticeCard(r: AccessRequest, headline: string, color = 'Default'): CardJson {
+  return messageCard({ title: mdEsc(headline), color, text: `Request ${r.id} · ${mdEsc(r.target)} · ${portsOf(r)} · ${mdEsc(describeStatus(r))}` });
+}
+
+/** A command's answer as a card (Teams prefix `jit`). */
+export function replyCard(reply: Reply): CardJson {
+  switch (reply.kind) {
+    case 'rejected':
+      return messageCard({ title: '✗ Not done', color: 'Attention', text: mdEsc(reply.message), ...(reply.example ? { lines: [{ text: `Try: \`jit ${mdEsc(reply.example)}\``, font: 'Monospace' }] } : {}) });
+    case 'active':
+      return activeCard(reply.request, reply.connections);
+    case 'status':
+      if (reply.request.status === 'active') return activeCard(reply.request, reply.connections);
+      return messageCard({ title: `Request ${reply.request.id}`, text: mdEsc(renderText(reply, 'jit')) });
+    case 'pending_approval':
+      return messageCard({
+        title: `Request ${reply.request.id} is waiting for approval`,
+        text: `${mdEsc(reply.request.target)} ${portsOf(reply.request)} from ${sourceOf(reply.request)} for ${formatDuration(reply.request.durationMs)}.`,
+        facts: [
+          { title: 'Approvers', value: mdEsc(reply.approvers.join(', ') || 'none configured') },
+          { title: 'Offer expires', value: iso(reply.request.approvalExpiresAt) },
+        ],
+      });
+    case 'help':
+      return messageCard({ title: 'jit-bot commands', lines: reply.examples.map((e) => ({ text: `jit ${mdEsc(e)}`, font: 'Monospace' })), text: 'Durations: 30m, 2h, 1h30m or PT2H. Sources: an address or a range.' });
+    case 'list':
+      return messageCard({ title: reply.requests.length ? `Requests (${reply.scope})` : 'Nothing to show', lines: mdEsc(renderText(reply, 'jit')).split('\n').map((text) => ({ text, font: 'Monospace' })) });
+    default:
+      return messageCard({ title: mdEsc(renderText(reply, 'jit').split('\n')[0] ?? ''), text: '' });
+  }
+}
