@@ -18,6 +18,7 @@ import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { SlackAdapter } from './adapters/slack/adapter.js';
 import { TeamsAdapter } from './adapters/teams/adapter.js';
+import { createAzureGate } from './adapters/azure/wiring.js';
 import { loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
@@ -80,7 +81,11 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const store = new RedisRequestStore(redis, prefix);
   const audit = new RedisAuditLog(redis, prefix);
   const scheduler = new BullScheduler({ connection: redis, prefix: `${prefix}-bull` });
-  const gate = opts.gate ?? (await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
+  const gate =
+    opts.gate ??
+    (config.JIT_NETWORK === 'azure'
+      ? await createAzureGate(config, { redis, prefix, targets: () => Object.values(book.targets), log })
+      : await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
   const feed = new LocalFeed();
   let slack: SlackAdapter | undefined;
   if (config.SLACK_SIGNING_SECRET && config.SLACK_BOT_TOKEN) {

@@ -82,6 +82,25 @@ const schema = z.object({
   TEAMS_SERVICE_URL: z.url({ message: 'must be the Bot Connector URL, e.g. https://smba.trafficmanager.net/teams/' }).default('https://smba.trafficmanager.net/teams/'),
   TEAMS_AUDIT_CHANNEL: z.string().min(1).optional(),
   TEAMS_AUDIT_INTERVAL: durationVar('1s'),
+  AZURE_ARM_ENDPOINT: z.url({ message: 'must be the Resource Manager URL, e.g. https://management.azure.com or https://management.usgovcloudapi.net' }).default('https://management.azure.com'),
+  AZURE_AUTHORITY_HOST: z.url({ message: 'must be the Entra ID authority, e.g. https://login.microsoftonline.us' }).optional(),
+  AZURE_ARM_CA_FILE: z.string().min(1).optional(),
+  /** A static bearer token instead of DefaultAzureCredential (the ARM emulator, short-lived CI jobs). */
+  AZURE_ACCESS_TOKEN: z.string().min(1).optional(),
+  JIT_NSG_PRIORITY_RANGE: z
+    .string()
+    .default('100-199')
+    .transform((v, ctx) => {
+      const m = /^(\d{3,4})-(\d{3,4})$/.exec(v);
+      const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
+      if (!range || range[0] < 100 || range[1] > 4096 || range[0] > range[1]) {
+        ctx.addIssue({ code: 'custom', message: 'must be a range within 100-4096, e.g. 100-199' });
+        return z.NEVER;
+      }
+      return range;
+    }),
+  AZURE_WRITE_DEADLINE: durationVar('60s'),
+  AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
 });
 
@@ -120,9 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (cfg.TEAMS_ALLOW_UNAUTHENTICATED && !isLoopback(cfg.HOST)) {
     problems.push(`TEAMS_ALLOW_UNAUTHENTICATED: accepts unauthenticated activities, so it is refused when HOST (${cfg.HOST}) is not a loopback address`);
   }
-  if (cfg.JIT_NETWORK === 'azure') {
-    problems.push('JIT_NETWORK: "azure" is not available in this build yet; use "simulated" (the Azure adapter is tracked as its own issue)');
-  }
+  if (cfg.AZURE_ARM_CA_FILE && cfg.JIT_NETWORK !== 'azure') problems.push('AZURE_ARM_CA_FILE: only used with JIT_NETWORK=azure');
   if (cfg.JIT_LOCAL_CHANNEL && !isLoopback(cfg.HOST) && env.JIT_LOCAL_CHANNEL === undefined) {
     // Default: the local channel exists only on loopback.
     cfg.JIT_LOCAL_CHANNEL = false;

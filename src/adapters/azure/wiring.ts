@@ -1,0 +1,36 @@
+// Builds the Azure gate from configuration: DefaultAzureCredential (managed identity, workload
+// identity, environment, Azure CLI) or a static token, the ARM endpoint (sovereign clouds, the
+// emulator) and an optional extra CA.
+import { readFile } from 'node:fs/promises';
+import { DefaultAzureCredential, type AccessToken, type TokenCredential } from '@azure/identity';
+import type { Redis } from 'ioredis';
+import type { Config } from '../../config/env.js';
+import type { Target } from '../../core/types.js';
+import type { Logger } from '../../log.js';
+import { AzureGate } from './gate.js';
+
+export async function createAzureGate(config: Config, deps: { redis: Redis; prefix: string; targets: () => Target[]; log: Logger }): Promise<AzureGate> {
+  const credential: TokenCredential = config.AZURE_ACCESS_TOKEN
+    ? { getToken: async (): Promise<AccessToken> => ({ token: config.AZURE_ACCESS_TOKEN!, expiresOnTimestamp: Date.now() + 3600_000 }) }
+    : new DefaultAzureCredential(config.AZURE_AUTHORITY_HOST ? { authorityHost: config.AZURE_AUTHORITY_HOST } : {});
+  let caCert: string | undefined;
+  if (config.AZURE_ARM_CA_FILE) {
+    try {
+      caCert = await readFile(config.AZURE_ARM_CA_FILE, 'utf8');
+    } catch (err) {
+      throw new Error(`AZURE_ARM_CA_FILE: cannot read ${config.AZURE_ARM_CA_FILE} (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+  return new AzureGate({
+    credential,
+    endpoint: config.AZURE_ARM_ENDPOINT,
+    ...(caCert ? { caCert } : {}),
+    priorityRange: config.JIT_NSG_PRIORITY_RANGE,
+    writeDeadlineMs: config.AZURE_WRITE_DEADLINE,
+    pollIntervalMs: config.AZURE_POLL_INTERVAL_MS,
+    redis: deps.redis,
+    lockPrefix: deps.prefix,
+    targets: deps.targets,
+    log: (msg, fields) => deps.log.warn(msg, fields),
+  });
+}

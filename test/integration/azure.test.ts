@@ -1,0 +1,174 @@
+// JIT_NETWORK=azure against the ARM emulator (HTTPS on 127.0.0.1), reached by configuration only:
+// AZURE_ARM_ENDPOINT, AZURE_ARM_CA_FILE, AZURE_ACCESS_TOKEN. Real Redis and BullMQ.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AzureGate } from '../../src/adapters/azure/gate.js';
+import type { AccessRequest } from '../../src/core/types.js';
+import { ArmEmulator, type ArmRule } from '../fakes/arm.js';
+import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
+
+let arm: ArmEmulator;
+let h: Harness;
+let vm1: ReturnType<ArmEmulator['standardVm']>;
+let db1: ReturnType<ArmEmulator['standardVm']>;
+
+const ours = (nsg: string, id: string) => arm.rules(nsg).filter((r) => r.name.startsWith(`jit-${id}-`));
+const state = async (id: string): Promise<AccessRequest> => (await h.app.service.get(id))!;
+const gate = () => h.app.gate as AzureGate;
+
+async function grant(text: string, approver = 'bob@contoso.com'): Promise<string> {
+  const id = requestOf((await h.cmd('alice@contoso.com', text)).reply).id;
+  await h.cmd(approver, `approve ${id}`);
+  return id;
+}
+
+beforeAll(async () => {
+  arm = await new ArmEmulator().start();
+  vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
+  db1 = arm.standardVm('sub1', 'prod', 'db1', '10.0.0.5');
+  arm.standardVm('sub1', 'prod', 'quorum2', '10.0.0.6');
+  // quick1: a VM whose NIC and subnet have no NSG at all (Azure JIT calls it Unsupported).
+  const base = '/subscriptions/sub1/resourceGroups/prod/providers';
+  const bare = arm.addSubnet(`${base}/Microsoft.Network/virtualNetworks/bare-vnet/subnets/default`, '10.9.0.0/24');
+  arm.addVm(`${base}/Microsoft.Compute/virtualMachines/quick1`, [arm.addNic(`${base}/Microsoft.Network/networkInterfaces/quick1-nic`, [{ ip: '10.9.0.4', subnet: bare }])]);
+  h = await startHarness({
+    JIT_NETWORK: 'azure',
+    AZURE_ARM_ENDPOINT: arm.url,
+    AZURE_ARM_CA_FILE: arm.certFile,
+    AZURE_ACCESS_TOKEN: 'emulator-token',
+    AZURE_POLL_INTERVAL_MS: '5',
+    AZURE_WRITE_DEADLINE: '3s',
+  });
+});
+
+afterAll(async () => {
+  await h?.close();
+  await arm?.close();
+});
+
+describe('grants on real NSG rules (emulated ARM)', () => {
+  it('opens an Allow rule on the NIC NSG and the subnet NSG, and closes both at expiry', async () => {
+    const id = await grant('rdp vm1 3s from 203.0.113.7');
+    expect((await state(id)).status).toBe('active');
+    for (const nsg of [vm1.nicNsg, vm1.subnetNsg]) {
+      const [rule, ...more] = ours(nsg, id);
+      expect(more).toEqual([]);
+      expect(rule!.name).toBe(`jit-${id}-3389`);
+      expect(rule!.properties).toMatchObject({
+        direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '203.0.113.7/32',
+        destinationAddressPrefix: '10.0.0.4', destinationPortRange: '3389',
+      });
+      expect(rule!.properties.priority).toBeGreaterThanOrEqual(100);
+      expect(rule!.properties.priority).toBeLessThanOrEqual(199);
+      expect(rule!.properties.description).toBe(`jit-bot request=${id} expires=${new Date((await state(id)).expiresAt!).toISOString()}`);
+    }
+    // The connection details name the VM's address from the policy.
+    const status = await h.cmd('alice@contoso.com', `status ${id}`);
+    expect(status.text).toContain('mstsc /v:vm1.contoso.example:3389');
+    await waitFor('closed at expiry', async () => ours(vm1.nicNsg, id).length + ours(vm1.subnetNsg, id).length === 0 || null, 15_000);
+    expect((await state(id)).status).toBe('expired');
+  });
+
+  it('picks a free priority next to rules others wrote, and never touches those rules', async () => {
+    const foreign: ArmRule = { name: 'allow-bastion', properties: { priority: 100, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '10.10.0.0/24', destinationAddressPrefix: '*', destinationPortRange: '22', sourcePortRange: '*' } };
+    const lookalike: ArmRule = { name: 'jit-rzzzzzzzzz-22', properties: { priority: 150, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '*', destinationAddressPrefix: '*', destinationPortRange: '22', sourcePortRange: '*', description: 'someone else\'s rule' } };
+    arm.addForeignRule(db1.nicNsg, foreign);
+    arm.addForeignRule(db1.nicNsg, lookalike);
+    const id = await grant('ssh db1 1h from 203.0.113.9');
+    const mine = ours(db1.nicNsg, id)[0]!;
+    expect(mine.properties.priority).toBe(101);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+    expect(ours(db1.nicNsg, id)).toEqual([]);
+    expect(await h.app.service.reconcile()).toBe(0);
+    const names = arm.rules(db1.nicNsg).map((r) => r.name);
+    expect(names).toContain('allow-bastion');
+    expect(names).toContain('jit-rzzzzzzzzz-22');
+  });
+
+  it('a VM without any NSG is unsupported: the grant fails with the reason and nothing is written', async () => {
+    const puts = arm.stats.puts;
+    const id = requestOf((await h.cmd('alice@contoso.com', 'ssh quick1 1h from 203.0.113.7')).reply).id;
+    await h.cmd('bob@contoso.com', `approve ${id}`);
+    const req = await state(id);
+    expect(req.status).toBe('failed');
+    expect(req.statusReason).toMatch(/not supported.*no network security group/);
+    expect(arm.stats.puts).toBe(puts);
+  });
+});
+
+describe('writes under ARM\'s rules', () => {
+  it('409 AnotherOperationInProgress, 412 and a priority conflict are retried; the grant opens', async () => {
+    arm.failNext(
+      { status: 409, code: 'AnotherOperationInProgress' },
+      { status: 412, code: 'PreconditionFailed' },
+      { status: 400, code: 'SecurityRuleConflict' },
+    );
+    const before = { ...gate().stats };
+    const id = await grant('rdp vm1 1h from 203.0.113.10');
+    expect((await state(id)).status).toBe('active');
+    expect(ours(vm1.nicNsg, id)).toHaveLength(1);
+    expect(ours(vm1.subnetNsg, id)).toHaveLength(1);
+    expect(gate().stats.retries - before.retries).toBe(3);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+  });
+
+  it('429 is waited out for at least Retry-After', async () => {
+    arm.throttleNext(1, 1);
+    const t0 = Date.now();
+    const id = await grant('rdp vm1 1h from 203.0.113.11');
+    const waited = Date.now() - t0;
+    expect((await state(id)).status).toBe('active');
+    expect(waited).toBeGreaterThanOrEqual(1000);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+  });
+
+  it('5xx until the deadline: the grant fails, says why, and nothing is left open on either NSG', async () => {
+    arm.failNext(...Array.from({ length: 40 }, () => ({ status: 503, code: 'ServiceUnavailable' })));
+    const id = await grant('rdp vm1 1h from 203.0.113.12');
+    const req = await state(id);
+    expect(req.status).toBe('failed');
+    expect(req.statusReason).toMatch(/deadline/);
+    arm.clearFaults();
+    await waitFor('nothing open', async () => ours(vm1.nicNsg, id).length + ours(vm1.subnetNsg, id).length === 0 || null);
+    const audit = (await h.audit(id)).map((e) => e.action);
+    expect(audit).toContain('grant.failed');
+    expect(audit).not.toContain('grant.activated');
+  });
+
+  it('grants arriving together for one NSG share writes: no 409s, far fewer PUTs than grants', async () => {
+    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => h.cmd('alice@contoso.com', `rdp vm1 1h from 198.51.100.${i + 1}`).then((r) => requestOf(r.reply).id)));
+    const puts = arm.stats.puts;
+    const c409 = arm.stats.conflicts409;
+    await Promise.all(ids.map((id) => h.cmd('bob@contoso.com', `approve ${id}`)));
+    for (const id of ids) expect((await state(id)).status).toBe('active');
+    expect(arm.rules(vm1.nicNsg).filter((r) => ids.some((id) => r.name.startsWith(`jit-${id}-`)))).toHaveLength(20);
+    const used = arm.stats.puts - puts;
+    expect(arm.stats.conflicts409 - c409).toBe(0);
+    expect(used).toBeLessThan(20); // 40 rule writes (2 NSGs × 20) in fewer than 20 PUTs
+    const priorities = arm.rules(vm1.nicNsg).map((r) => r.properties.priority);
+    expect(new Set(priorities).size).toBe(priorities.length);
+    await Promise.all(ids.map((id) => h.cmd('alice@contoso.com', `revoke ${id}`)));
+    expect(arm.rules(vm1.nicNsg).filter((r) => ids.some((id) => r.name.startsWith(`jit-${id}-`)))).toEqual([]);
+  });
+});
+
+describe('reconciler', () => {
+  it('closes a rule whose grant was never recorded (crash between write and commit) once it expires, and audits it', async () => {
+    const target = h.app.service.policyBook().targets.vm1!;
+    const orphan = 'rorphan0001';
+    await gate().open({ requestId: orphan, target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.99/32', expiresAt: Date.now() + 500 });
+    expect(ours(vm1.nicNsg, orphan)).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await h.app.service.reconcile()).toBe(2);
+    expect(ours(vm1.nicNsg, orphan)).toEqual([]);
+    expect(ours(vm1.subnetNsg, orphan)).toEqual([]);
+    expect((await h.audit(orphan)).map((e) => e.action)).toEqual(['rule.reconciled', 'rule.reconciled']);
+  });
+
+  it('extend rewrites the expiry the rules carry, so a reconciler reading only ARM agrees', async () => {
+    const id = await grant('rdp vm1 30m from 203.0.113.13');
+    await h.cmd('dave@contoso.com', `extend ${id} 30m`);
+    const req = await state(id);
+    for (const nsg of [vm1.nicNsg, vm1.subnetNsg]) expect(ours(nsg, id)[0]!.properties.description).toBe(`jit-bot request=${id} expires=${new Date(req.expiresAt!).toISOString()}`);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+  });
+});
