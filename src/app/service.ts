@@ -552,7 +552,7 @@ export class JitService implements JobHandlers {
     const req = await this.mustGet(id);
     this.assertCanSee(actor, req);
     const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
-    return { kind: 'status', request: req, connections: connectionsFor(target, req.ports) };
+    return { kind: 'status', request: req, connections: connectionsFor(target, req.ports, req.rules) };
   }
 
   async list(actor: PrincipalId, scope: 'mine' | 'all' | 'pending' | 'active'): Promise<Reply> {
@@ -770,7 +770,7 @@ export class JitService implements JobHandlers {
   }
 
   private outcome(req: AccessRequest): Reply {
-    if (req.status === 'active') return { kind: 'active', request: req, connections: connectionsFor(this.targetOf(req), req.ports) };
+    if (req.status === 'active') return { kind: 'active', request: req, connections: connectionsFor(this.targetOf(req), req.ports, req.rules) };
     if (req.status === 'failed') return { kind: 'failed', request: req };
     return { kind: 'status', request: req, connections: [] };
   }

@@ -1,6 +1,7 @@
 // Loads and validates the YAML policy file. Every error names the path of the bad key:
 //   policies.prod.ports[1].maxDuration: "99x" is not a duration ...
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
@@ -222,6 +223,20 @@ const fileSchema = z
             os: z.enum(['windows', 'linux'], { message: 'must be windows or linux' }),
             address: z.string().optional(),
             user: z.string().optional(),
+            firewall: z
+              .object({
+                firewall: armId.optional(),
+                policy: armId.optional(),
+                ruleCollectionGroup: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$/, 'must be a rule collection group name').optional(),
+                publicIp: z.string().refine((v) => isIP(v) !== 0, { message: 'must be the firewall\'s public IP address' }),
+                ports: z.string().regex(/^\d{1,5}-\d{1,5}$/, 'must be a port range like 50000-50999'),
+                subnet: z.string().refine((v) => { try { parseSource(v); return true; } catch { return false; } }, { message: 'must be the AzureFirewallSubnet prefix, e.g. 10.0.1.0/26' }),
+              })
+              .strict()
+              .refine((f) => Boolean(f.firewall) !== Boolean(f.policy), { message: 'needs either firewall (classic rules) or policy (Firewall Policy), not both' })
+              .refine((f) => !f.policy || f.ruleCollectionGroup, { message: 'a Firewall Policy needs ruleCollectionGroup' })
+              .refine((f) => { const [a, b] = f.ports.split('-').map(Number); return a! >= 1 && b! <= 65535 && a! <= b!; }, { message: 'ports must be a range within 1-65535' })
+              .optional(),
           })
           .strict(),
       )
@@ -274,7 +289,22 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
   for (const [p, info] of Object.entries(f.principals)) principals[normalizePrincipal(p)] = info ?? {};
   const targets: Record<string, Target> = {};
   for (const [name, t] of Object.entries(f.targets)) {
-    targets[name.toLowerCase()] = { name: name.toLowerCase(), ...t };
+    const { firewall, ...rest } = t;
+    targets[name.toLowerCase()] = {
+      name: name.toLowerCase(),
+      ...rest,
+      ...(firewall
+        ? {
+            firewall: {
+              ...(firewall.firewall ? { firewallId: firewall.firewall } : {}),
+              ...(firewall.policy ? { policyId: firewall.policy, ruleCollectionGroup: firewall.ruleCollectionGroup! } : {}),
+              publicIp: firewall.publicIp,
+              portPool: firewall.ports.split('-').map(Number) as [number, number],
+              subnetPrefix: parseSource(firewall.subnet),
+            },
+          }
+        : {}),
+    };
   }
   const policies: PolicyDef[] = Object.entries(f.policies).map(([name, p]) => ({
     name,

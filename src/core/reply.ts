@@ -3,7 +3,7 @@
 import { formatDuration } from './duration.js';
 import { ANY } from './source.js';
 import { describeStatus } from './state.js';
-import type { AccessRequest, PortSpec, Target } from './types.js';
+import type { AccessRequest, AppliedRule, PortSpec, Target } from './types.js';
 
 export interface Connection {
   host: string;
@@ -26,15 +26,21 @@ export type Reply =
   | { kind: 'list'; scope: string; requests: AccessRequest[] }
   | { kind: 'help'; examples: string[] };
 
-export function connectionsFor(target: Target, ports: PortSpec[]): Connection[] {
-  const host = target.address ?? target.name;
+/**
+ * How to connect for each port: the target's address, or, behind an Azure Firewall, the
+ * firewall's public IP and the port the DNAT rule maps (from the applied rules).
+ */
+export function connectionsFor(target: Target, ports: PortSpec[], rules: AppliedRule[] = []): Connection[] {
   return ports.map((p) => {
-    let command = `${host}:${p.port}`;
-    if (p.port === 3389) command = `mstsc /v:${host}:${p.port}`;
-    else if (p.port === 22) command = `ssh -p ${p.port} ${target.user ? `${target.user}@` : ''}${host}`;
+    const nat = rules.find((r) => r.nat && r.nat.translatedPort === p.port)?.nat;
+    const host = nat ? nat.publicAddress : target.address ?? target.name;
+    const port = nat ? nat.publicPort : p.port;
+    let command = `${host}:${port}`;
+    if (p.port === 3389) command = `mstsc /v:${host}:${port}`;
+    else if (p.port === 22) command = `ssh -p ${port} ${target.user ? `${target.user}@` : ''}${host}`;
     else if (p.port === 5985 || p.port === 5986)
-      command = `Enter-PSSession -ComputerName ${host} -Port ${p.port}${p.port === 5986 ? ' -UseSSL' : ''}`;
-    return { host, port: p.port, command };
+      command = `Enter-PSSession -ComputerName ${host} -Port ${port}${p.port === 5986 ? ' -UseSSL' : ''}`;
+    return { host, port, command };
   });
 }
 

@@ -24,6 +24,22 @@ export interface Target {
   address?: string;
   /** Login name for the ready-made ssh line (linux). */
   user?: string;
+  /** Reached through an Azure Firewall: grants are DNAT rules there (plus NSG allows from its subnet). */
+  firewall?: FirewallRoute;
+}
+
+export interface FirewallRoute {
+  /** Classic rules: the Azure Firewall's resource id (natRuleCollections). */
+  firewallId?: string;
+  /** Firewall Policy: the policy's resource id and the rule collection group jit-bot writes to. */
+  policyId?: string;
+  ruleCollectionGroup?: string;
+  /** The firewall's public IP people connect to. */
+  publicIp: string;
+  /** Public ports jit-bot maps grants to. */
+  portPool: [number, number];
+  /** The AzureFirewallSubnet prefix: DNAT'd traffic reaches the VM from there. */
+  subnetPrefix: string;
 }
 
 export interface PortRule extends PortSpec {
@@ -94,6 +110,8 @@ export interface AppliedRule {
   description: string;
   requestId: string;
   expiresAt: number;
+  /** For a DNAT rule: where people connect (the firewall's public IP and mapped port). */
+  nat?: { publicAddress: string; publicPort: number; translatedPort: number };
 }
 
 export interface RequestOrigin {

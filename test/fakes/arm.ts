@@ -76,6 +76,9 @@ export class ArmEmulator {
   private nics = new Map<string, { id: string; name: string; ips: Array<{ ip: string; subnet: string }>; nsg?: string }>();
   private subnets = new Map<string, { id: string; name: string; prefix: string; nsg?: string }>();
   private nsgs = new Map<string, Nsg>();
+  /** Azure Firewalls and Firewall Policy rule collection groups, kept as ARM's wire JSON. */
+  private docs = new Map<string, { id: string; name: string; location: string; etag: string; properties: Record<string, unknown>; busyUntil: number }>();
+  private policies = new Set<string>();
   private ops = new Map<string, number>();
   private faults: Fault[] = [];
   private throttle = 0;
@@ -162,6 +165,40 @@ export class ArmEmulator {
     return { vm, nic, nicNsg, subnet, subnetNsg };
   }
 
+  /** An Azure Firewall (classic rules) with a public IP. */
+  addFirewall(id: string, publicIp: string): string {
+    this.docs.set(lower(id), {
+      id, name: id.split('/').pop()!, location: 'westeurope', etag: `W/"${randomUUID()}"`, busyUntil: 0,
+      properties: {
+        sku: { name: 'AZFW_VNet', tier: 'Standard' },
+        threatIntelMode: 'Alert',
+        ipConfigurations: [{ name: 'ipconfig1', properties: { privateIPAddress: '10.100.0.4', publicIPAddress: { id: `${id.split('/providers/')[0]}/providers/Microsoft.Network/publicIPAddresses/fw-pip` } } }],
+        natRuleCollections: [],
+        networkRuleCollections: [],
+        applicationRuleCollections: [],
+      },
+    });
+    this.fwIps.set(lower(id), publicIp);
+    return id;
+  }
+  private fwIps = new Map<string, string>();
+
+  /** A Firewall Policy; its rule collection groups are created by PUT. */
+  addFirewallPolicy(id: string): string {
+    this.policies.add(lower(id));
+    return id;
+  }
+
+  /** DNAT rules on a firewall (classic) or in a rule collection group, flattened. */
+  natRules(resourceId: string): Array<Record<string, unknown>> {
+    const d = this.docs.get(lower(resourceId));
+    if (!d) return [];
+    if (/\/rulecollectiongroups\//.test(lower(resourceId))) {
+      return ((d.properties.ruleCollections ?? []) as Array<{ ruleCollectionType: string; rules?: Array<Record<string, unknown>> }>).filter((c) => c.ruleCollectionType === 'FirewallPolicyNatRuleCollection').flatMap((c) => c.rules ?? []);
+    }
+    return ((d.properties.natRuleCollections ?? []) as Array<{ properties?: { rules?: Array<Record<string, unknown>> } }>).flatMap((c) => c.properties?.rules ?? []);
+  }
+
   rules(nsgId: string): ArmRule[] {
     return this.nsgs.get(lower(nsgId))?.rules ?? [];
   }
@@ -239,7 +276,82 @@ export class ArmEmulator {
       if (method === 'GET') return send(200, this.nsgJson(nsg), { etag: nsg.etag });
       if (method === 'PUT') return this.putNsg(nsg, headers, body, send);
     }
+    const fw = /\/providers\/microsoft\.network\/azurefirewalls\/[^/]+$/.test(key);
+    const rcg = /^(.*\/providers\/microsoft\.network\/firewallpolicies\/[^/]+)\/rulecollectiongroups\/[^/]+$/.exec(key);
+    if (fw || rcg) {
+      let doc = this.docs.get(key);
+      if (!doc && rcg && method === 'PUT' && this.policies.has(rcg[1]!)) {
+        doc = { id: path, name: path.split('/').pop()!, location: 'westeurope', etag: '', properties: {}, busyUntil: 0 };
+        this.docs.set(key, doc);
+      }
+      if (!doc) return notFound(fw ? 'Microsoft.Network/azureFirewalls' : 'Microsoft.Network/firewallPolicies/ruleCollectionGroups');
+      const json = () => ({ id: doc!.id, name: doc!.name, ...(fw ? { location: doc!.location, type: 'Microsoft.Network/azureFirewalls' } : { type: 'Microsoft.Network/FirewallPolicies/RuleCollectionGroups' }), etag: doc!.etag, properties: { ...doc!.properties, provisioningState: doc!.busyUntil > Date.now() ? 'Updating' : 'Succeeded' } });
+      if (method === 'GET') return send(200, json(), { etag: doc.etag });
+      if (method === 'PUT') {
+        if (!this.admit(doc, headers, send)) return;
+        const props = (body.properties ?? {}) as Record<string, unknown>;
+        // DNAT destinations must be unique per public address and port.
+        const tmp = { ...doc, properties: props };
+        this.docs.set(key, tmp);
+        const seen = new Set<string>();
+        for (const r of this.natRules(path)) {
+          for (const a of (r.destinationAddresses as string[] | undefined) ?? []) for (const p of (r.destinationPorts as string[] | undefined) ?? []) {
+            if (seen.has(`${a}:${p}`)) {
+              this.docs.set(key, doc);
+              return send(400, { error: { code: 'AzureFirewallNatRuleDuplicate', message: `More than one DNAT rule for ${a}:${p}` } });
+            }
+            seen.add(`${a}:${p}`);
+          }
+        }
+        this.docs.set(key, doc);
+        doc.properties = props;
+        return this.commit(doc, path, () => json(), send);
+      }
+    }
     send(404, { error: { code: 'InvalidResourceType', message: `no emulated route for ${method} ${path}` } });
+  }
+
+  /** ARM's gatekeeping for a write: faults, throttling, one operation at a time, If-Match. */
+  private admit(res: { etag: string; busyUntil: number }, headers: Record<string, string | string[] | undefined>, send: (status: number, payload: unknown, headers?: Record<string, string>) => void): boolean {
+    this.stats.puts++;
+    const fault = this.faults.shift();
+    if (fault) {
+      this.stats.faults++;
+      send(fault.status, { error: { code: fault.code, message: `injected ${fault.code}` } }, fault.headers ?? {});
+      return false;
+    }
+    if (this.throttle > 0) {
+      this.throttle--;
+      this.stats.throttled429++;
+      send(429, { error: { code: 'RetryableError', message: 'Too many requests; retry after the interval in Retry-After.' } }, { 'retry-after': String(this.retryAfterS) });
+      return false;
+    }
+    if (res.busyUntil > Date.now()) {
+      this.stats.conflicts409++;
+      send(409, { error: { code: 'AnotherOperationInProgress', message: 'Another operation on this or dependent resource is in progress. To retry later, please wait for the operation to complete.' } });
+      return false;
+    }
+    const ifMatch = headers['if-match'];
+    if (ifMatch && ifMatch !== '*' && ifMatch !== res.etag) {
+      this.stats.preconditionFailed412++;
+      send(412, { error: { code: 'PreconditionFailed', message: 'The condition specified using HTTP conditional header(s) is not met.' } });
+      return false;
+    }
+    return true;
+  }
+
+  /** Stores a write: new ETag, busy for the latency, 200 + Azure-AsyncOperation. */
+  private commit(res: { id: string; etag: string; busyUntil: number; location?: string }, id: string, json: () => unknown, send: (status: number, payload: unknown, headers?: Record<string, string>) => void): void {
+    res.etag = `W/"${randomUUID()}"`;
+    res.busyUntil = Date.now() + (this.opts.latencyMs ?? 0);
+    const opId = randomUUID();
+    this.ops.set(opId, res.busyUntil);
+    this.writes.push({ at: Date.now(), nsg: id, rules: 0 });
+    const sub = id.split('/')[2];
+    send(200, json(), {
+      'azure-asyncoperation': `${this.url}/subscriptions/${sub}/providers/Microsoft.Network/locations/westeurope/operations/${opId}?api-version=2024-05-01`,
+      etag: res.etag,
+    });
   }
 
   private nsgJson(nsg: Nsg) {
@@ -254,26 +366,7 @@ export class ArmEmulator {
   }
 
   private putNsg(nsg: Nsg, headers: Record<string, string | string[] | undefined>, body: Record<string, unknown>, send: (status: number, payload: unknown, headers?: Record<string, string>) => void): void {
-    this.stats.puts++;
-    const fault = this.faults.shift();
-    if (fault) {
-      this.stats.faults++;
-      return send(fault.status, { error: { code: fault.code, message: `injected ${fault.code}` } }, fault.headers ?? {});
-    }
-    if (this.throttle > 0) {
-      this.throttle--;
-      this.stats.throttled429++;
-      return send(429, { error: { code: 'RetryableError', message: 'Too many requests; retry after the interval in Retry-After.' } }, { 'retry-after': String(this.retryAfterS) });
-    }
-    if (nsg.busyUntil > Date.now()) {
-      this.stats.conflicts409++;
-      return send(409, { error: { code: 'AnotherOperationInProgress', message: `Another operation on this or dependent resource is in progress. To retry later, please wait for the operation to complete.` } });
-    }
-    const ifMatch = headers['if-match'];
-    if (ifMatch && ifMatch !== '*' && ifMatch !== nsg.etag) {
-      this.stats.preconditionFailed412++;
-      return send(412, { error: { code: 'PreconditionFailed', message: 'The condition specified using HTTP conditional header(s) is not met.' } });
-    }
+    if (!this.admit(nsg, headers, send)) return;
     const props = (body.properties ?? {}) as { securityRules?: ArmRule[] };
     const rules = (props.securityRules ?? []).map((r) => ({ name: r.name, properties: { ...r.properties } }));
     const seen = new Map<string, string>();
@@ -291,16 +384,7 @@ export class ArmEmulator {
       seen.set(k, r.name);
     }
     nsg.rules = rules;
-    nsg.etag = `W/"${randomUUID()}"`;
-    const latency = this.opts.latencyMs ?? 0;
-    nsg.busyUntil = Date.now() + latency;
-    const opId = randomUUID();
-    this.ops.set(opId, nsg.busyUntil);
-    this.writes.push({ at: Date.now(), nsg: nsg.id, rules: rules.length });
-    const sub = nsg.id.split('/')[2];
-    send(200, this.nsgJson(nsg), {
-      'azure-asyncoperation': `${this.url}/subscriptions/${sub}/providers/Microsoft.Network/locations/${nsg.location}/operations/${opId}?api-version=2024-05-01`,
-      etag: nsg.etag,
-    });
+    this.commit(nsg, nsg.id, () => this.nsgJson(nsg), send);
+    this.writes[this.writes.length - 1]!.rules = rules.length;
   }
 }

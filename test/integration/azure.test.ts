@@ -1,6 +1,10 @@
 // JIT_NETWORK=azure against the ARM emulator (HTTPS on 127.0.0.1), reached by configuration only:
 // AZURE_ARM_ENDPOINT, AZURE_ARM_CA_FILE, AZURE_ACCESS_TOKEN. Real Redis and BullMQ.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_POLICY_YAML } from '../fixtures/book.js';
 import type { AzureGate } from '../../src/adapters/azure/gate.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { ArmEmulator, type ArmRule } from '../fakes/arm.js';
@@ -10,6 +14,25 @@ let arm: ArmEmulator;
 let h: Harness;
 let vm1: ReturnType<ArmEmulator['standardVm']>;
 let db1: ReturnType<ArmEmulator['standardVm']>;
+let app1: ReturnType<ArmEmulator['standardVm']>;
+const HUB = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network';
+const FW = `${HUB}/azureFirewalls/hub-fw`;
+const POLICY_ID = `${HUB}/firewallPolicies/hub-policy`;
+const RCG = `${POLICY_ID}/ruleCollectionGroups/jit`;
+const POLICY = TEST_POLICY_YAML.replace(
+  'targets:\n',
+  `targets:
+  app1:
+    id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/app1
+    os: linux
+    user: azureuser
+    firewall: { firewall: ${FW}, publicIp: 20.50.60.70, ports: 50000-50001, subnet: 10.100.0.0/26 }
+  app2:
+    id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/app2
+    os: windows
+    firewall: { policy: ${POLICY_ID}, ruleCollectionGroup: jit, publicIp: 20.50.60.71, ports: 51000-51099, subnet: 10.100.0.0/26 }
+`,
+);
 
 const ours = (nsg: string, id: string) => arm.rules(nsg).filter((r) => r.name.startsWith(`jit-${id}-`));
 const state = async (id: string): Promise<AccessRequest> => (await h.app.service.get(id))!;
@@ -26,12 +49,19 @@ beforeAll(async () => {
   vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
   db1 = arm.standardVm('sub1', 'prod', 'db1', '10.0.0.5');
   arm.standardVm('sub1', 'prod', 'quorum2', '10.0.0.6');
+  app1 = arm.standardVm('sub1', 'prod', 'app1', '10.0.0.7');
+  arm.standardVm('sub1', 'prod', 'app2', '10.0.0.8');
+  arm.addFirewall(FW, '20.50.60.70');
+  arm.addFirewallPolicy(POLICY_ID);
+  const dir = mkdtempSync(join(tmpdir(), 'jit-azure-'));
+  writeFileSync(join(dir, 'policy.yaml'), POLICY);
   // quick1: a VM whose NIC and subnet have no NSG at all (Azure JIT calls it Unsupported).
   const base = '/subscriptions/sub1/resourceGroups/prod/providers';
   const bare = arm.addSubnet(`${base}/Microsoft.Network/virtualNetworks/bare-vnet/subnets/default`, '10.9.0.0/24');
   arm.addVm(`${base}/Microsoft.Compute/virtualMachines/quick1`, [arm.addNic(`${base}/Microsoft.Network/networkInterfaces/quick1-nic`, [{ ip: '10.9.0.4', subnet: bare }])]);
   h = await startHarness({
     JIT_NETWORK: 'azure',
+    JIT_POLICY_FILE: join(dir, 'policy.yaml'),
     AZURE_ARM_ENDPOINT: arm.url,
     AZURE_ARM_CA_FILE: arm.certFile,
     AZURE_ACCESS_TOKEN: 'emulator-token',
@@ -172,3 +202,52 @@ describe('reconciler', () => {
     await h.cmd('alice@contoso.com', `revoke ${id}`);
   });
 });
+
+describe('Azure Firewall targets (DNAT)', () => {
+  const natOf = (res: string, id: string) => arm.natRules(res).filter((r) => String(r.name).startsWith(`jit-${id}-`));
+
+  it('classic rules: a DNAT rule from a pool port on the public IP, NSG allows from the firewall subnet, connection details through the firewall', async () => {
+    const id = await grant('ssh app1 1h from 203.0.113.7');
+    expect((await state(id)).status).toBe('active');
+    const [nat, ...more] = natOf(FW, id);
+    expect(more).toEqual([]);
+    expect(nat).toMatchObject({
+      name: `jit-${id}-22`, sourceAddresses: ['203.0.113.7/32'], destinationAddresses: ['20.50.60.70'], destinationPorts: ['50000'],
+      protocols: ['TCP'], translatedAddress: '10.0.0.7', translatedPort: '22',
+    });
+    for (const nsg of [app1.nicNsg, app1.subnetNsg]) expect(ours(nsg, id)[0]!.properties.sourceAddressPrefix).toBe('10.100.0.0/26');
+    const status = await h.cmd('alice@contoso.com', `status ${id}`);
+    expect(status.text).toContain('ssh -p 50000 azureuser@20.50.60.70');
+
+    // The next grant takes the next pool port; when the pool is used up the grant fails and leaves nothing open.
+    const second = await grant('ssh app1 1h from 203.0.113.8');
+    expect(natOf(FW, second)[0]!.destinationPorts).toEqual(['50001']);
+    const third = await grant('ssh app1 1h from 203.0.113.9');
+    const failed = await state(third);
+    expect(failed.status).toBe('failed');
+    expect(failed.statusReason).toMatch(/no free port in 50000-50001/);
+    expect(natOf(FW, third)).toEqual([]);
+    for (const nsg of [app1.nicNsg, app1.subnetNsg]) expect(ours(nsg, third)).toEqual([]);
+
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+    await h.cmd('alice@contoso.com', `revoke ${second}`);
+    expect(natOf(FW, id)).toEqual([]);
+    expect(natOf(FW, second)).toEqual([]);
+    expect(ours(app1.nicNsg, id)).toEqual([]);
+  });
+
+  it('Firewall Policy: the bot\'s rule collection group gets a NAT rule collection; revoke removes the rule', async () => {
+    const id = await grant('rdp app2 1h from 203.0.113.7');
+    expect((await state(id)).status).toBe('active');
+    const [nat] = natOf(RCG, id);
+    expect(nat).toMatchObject({ ruleType: 'NatRule', ipProtocols: ['TCP'], destinationAddresses: ['20.50.60.71'], destinationPorts: ['51000'], translatedAddress: '10.0.0.8', translatedPort: '3389' });
+    const status = await h.cmd('alice@contoso.com', `status ${id}`);
+    expect(status.text).toContain('mstsc /v:20.50.60.71:51000');
+    // The reconciler sees DNAT rules too (nothing to do while the grant is active).
+    expect((await h.rules()).some((r) => r.requestId === id && r.nat?.publicPort === 51000)).toBe(true);
+    expect(await h.app.service.reconcile()).toBe(0);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+    expect(natOf(RCG, id)).toEqual([]);
+  });
+});
+

@@ -11,10 +11,19 @@
 // with jittered backoff until a deadline; a priority conflict re-reads and picks again.
 import type { TokenCredential } from '@azure/identity';
 import { ComputeManagementClient } from '@azure/arm-compute';
-import { NetworkManagementClient, type NetworkSecurityGroup, type SecurityRule } from '@azure/arm-network';
+import {
+  NetworkManagementClient,
+  type AzureFirewall,
+  type AzureFirewallNatRule,
+  type FirewallPolicyNatRuleCollection,
+  type FirewallPolicyRuleCollectionGroup,
+  type NatRule,
+  type NetworkSecurityGroup,
+  type SecurityRule,
+} from '@azure/arm-network';
 import type { Redis } from 'ioredis';
 import type { GrantSpec, NetworkGate } from '../../app/ports.js';
-import type { AppliedRule, Protocol, Target } from '../../core/types.js';
+import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription, ruleName } from '../simulated/gate.js';
 
 export interface AzureGateOptions {
@@ -67,13 +76,34 @@ export interface NetworkPath {
   at: number;
 }
 
+/** One caller's edit of a resource (NSG, firewall, rule collection group), applied in a batch. */
 interface Change {
-  add: Array<{ rule: SecurityRule; requestId: string; expiresAt: number }>;
-  remove: (rule: SecurityRule) => boolean;
-  describe: Map<string, string>;
+  /** Edits the resource document in place; returns what it did. Throws (without editing) to refuse. */
+  mutate: (doc: ResourceDoc) => { results: AppliedRule[]; changed: boolean };
   resolve: (applied: AppliedRule[]) => void;
   reject: (err: unknown) => void;
 }
+
+type ResourceKind = 'nsg' | 'firewall' | 'rcg';
+type ResourceDoc = NetworkSecurityGroup | AzureFirewall | FirewallPolicyRuleCollectionGroup;
+
+export function kindOf(resourceId: string): ResourceKind {
+  if (/\/networkSecurityGroups\//i.test(resourceId)) return 'nsg';
+  if (/\/azureFirewalls\//i.test(resourceId)) return 'firewall';
+  if (/\/firewallPolicies\/[^/]+\/ruleCollectionGroups\//i.test(resourceId)) return 'rcg';
+  throw new Error(`not a resource jit-bot writes to: ${resourceId}`);
+}
+
+/** The resource a firewall target's DNAT rules live in. */
+export function dnatResourceOf(fw: FirewallRoute): string {
+  if (fw.firewallId) return fw.firewallId;
+  return `${fw.policyId}/ruleCollectionGroups/${fw.ruleCollectionGroup}`;
+}
+
+const DNAT_COLLECTION = 'jit-dnat';
+/** Matches a rule this bot wrote for `requestId` (name and description both say so). */
+const ownedBy = (requestId: string) => (r: { name?: string; description?: string }) =>
+  Boolean(r.name?.startsWith(`jit-${requestId}-`)) && parseRuleDescription(r.description)?.requestId === requestId;
 
 const DISCOVERY_TTL_MS = 5 * 60_000;
 
@@ -173,34 +203,19 @@ export class AzureGate implements NetworkGate {
 
   async open(grant: GrantSpec): Promise<AppliedRule[]> {
     const path = await this.discover(grant.target);
+    const fw = grant.target.firewall;
     const description = ruleDescription(grant.requestId, grant.expiresAt);
-    const source = grant.sourcePrefix === '*' ? '*' : grant.sourcePrefix;
-    const results = await Promise.allSettled(
-      path.nsgs.map((nsg) =>
-        this.enqueue(nsg, {
-          add: grant.ports.map((p) => ({
-            requestId: grant.requestId,
-            expiresAt: grant.expiresAt,
-            rule: {
-              name: ruleName(grant.requestId, p.port, p.protocol),
-              direction: 'Inbound',
-              access: 'Allow',
-              protocol: armProtocol(p.protocol),
-              sourceAddressPrefix: source,
-              sourcePortRange: '*',
-              ...(path.privateIps.length === 1 ? { destinationAddressPrefix: path.privateIps[0]! } : { destinationAddressPrefixes: path.privateIps }),
-              destinationPortRange: String(p.port),
-              description,
-            },
-          })),
-          remove: () => false,
-          describe: new Map(),
-        }),
-      ),
-    );
+    // Behind a firewall, DNAT'd traffic reaches the VM from the firewall's subnet.
+    const nsgSource = fw ? fw.subnetPrefix : grant.sourcePrefix;
+    const writes = path.nsgs.map((nsg) => this.enqueue(nsg, (doc) => this.addNsgRules(nsg, doc as NetworkSecurityGroup, grant.ports, nsgSource, path.privateIps, description)));
+    if (fw) {
+      const res = dnatResourceOf(fw);
+      writes.push(this.enqueue(res, (doc) => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.privateIps[0]!, description)));
+    }
+    const results = await Promise.allSettled(writes);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
-      // All or nothing: a grant open on one NSG of the path but not the other is closed again.
+      // All or nothing: a grant open on one resource of the path but not another is closed again.
       await this.close(grant.requestId, grant.target).catch((err: unknown) => this.log('azure: could not roll back a partial grant; the reconciler will', { request: grant.requestId, err }));
       throw failed.reason;
     }
@@ -208,61 +223,214 @@ export class AzureGate implements NetworkGate {
   }
 
   async close(requestId: string, target: Target): Promise<AppliedRule[]> {
-    const path = await this.discover(target);
-    const prefix = `jit-${requestId}-`;
-    const removed = await Promise.all(
-      path.nsgs.map((nsg) =>
-        this.enqueue(nsg, { add: [], remove: (r) => Boolean(r.name?.startsWith(prefix)) && parseRuleDescription(r.description)?.requestId === requestId, describe: new Map() }),
-      ),
-    );
+    const removed = await Promise.all(this.resourcesOf(await this.discover(target), target).map((res) => this.enqueue(res, (doc) => this.removeRules(res, doc, ownedBy(requestId)))));
     return removed.flat();
   }
 
   async list(): Promise<AppliedRule[]> {
-    const nsgs = new Set<string>();
+    const resources = new Set<string>();
     for (const t of this.opts.targets()) {
       try {
-        for (const n of (await this.discover(t)).nsgs) nsgs.add(n);
+        for (const r of this.resourcesOf(await this.discover(t), t)) resources.add(r);
       } catch (err) {
         if (!(err instanceof UnsupportedTargetError)) this.log('azure: discovery failed while listing rules', { target: t.name, err });
       }
     }
     const out: AppliedRule[] = [];
-    for (const nsgId of nsgs) {
-      const id = parseArmId(nsgId);
-      const nsg = await this.client(id.subscription).network.networkSecurityGroups.get(id.resourceGroup, id.name);
-      for (const r of nsg.securityRules ?? []) {
-        const applied = this.toApplied(nsgId, r);
-        if (applied) out.push(applied);
-      }
+    for (const res of resources) {
+      const { doc } = await this.read(res);
+      out.push(...this.ownedRules(res, doc));
     }
     return out;
   }
 
   async remove(rules: AppliedRule[]): Promise<AppliedRule[]> {
-    const byNsg = new Map<string, Set<string>>();
-    for (const r of rules) byNsg.set(r.scope, (byNsg.get(r.scope) ?? new Set()).add(r.name));
+    const byScope = new Map<string, Set<string>>();
+    for (const r of rules) byScope.set(r.scope, (byScope.get(r.scope) ?? new Set()).add(r.name));
     const removed = await Promise.all(
-      [...byNsg].map(([nsg, names]) => this.enqueue(nsg, { add: [], remove: (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null, describe: new Map() })),
+      [...byScope].map(([res, names]) => this.enqueue(res, (doc) => this.removeRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null))),
     );
     return removed.flat();
   }
 
   async updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void> {
-    const path = await this.discover(target);
     const description = ruleDescription(requestId, expiresAt);
+    const mine = ownedBy(requestId);
     await Promise.all(
-      path.nsgs.map(async (nsg) => {
-        const id = parseArmId(nsg);
-        const current = await this.client(id.subscription).network.networkSecurityGroups.get(id.resourceGroup, id.name);
-        const mine = (current.securityRules ?? []).filter((r) => parseRuleDescription(r.description)?.requestId === requestId);
-        if (mine.length === 0) return;
-        await this.enqueue(nsg, { add: [], remove: () => false, describe: new Map(mine.map((r) => [r.name!, description])) });
-      }),
+      this.resourcesOf(await this.discover(target), target).map((res) =>
+        this.enqueue(res, (doc) => {
+          let changed = false;
+          for (const r of this.ruleList(res, doc)) {
+            if (mine(r) && r.description !== description) {
+              r.description = description;
+              changed = true;
+            }
+          }
+          return { results: [], changed };
+        }),
+      ),
     );
   }
 
-  private toApplied(nsgId: string, r: SecurityRule): AppliedRule | null {
+  private resourcesOf(path: NetworkPath, target: Target): string[] {
+    return [...path.nsgs, ...(target.firewall ? [dnatResourceOf(target.firewall)] : [])];
+  }
+
+  // ------------------------------------------------------------------ edits of resource documents
+
+  private addNsgRules(nsgId: string, doc: NetworkSecurityGroup, ports: PortSpec[], source: string, ips: string[], description: string): { results: AppliedRule[]; changed: boolean } {
+    const rules = (doc.securityRules ??= []);
+    const used = new Set(rules.filter((r) => (r.direction ?? 'Inbound') === 'Inbound').map((r) => r.priority));
+    const toAdd: SecurityRule[] = [];
+    const results: AppliedRule[] = [];
+    const requestId = parseRuleDescription(description)!.requestId;
+    for (const p of ports) {
+      const name = ruleName(requestId, p.port, p.protocol);
+      const existing = rules.find((r) => r.name === name);
+      if (existing) {
+        // Idempotent by name: a retried open finds its rule already there.
+        const applied = this.nsgApplied(nsgId, existing);
+        if (applied) results.push(applied);
+        continue;
+      }
+      let priority = this.range[0];
+      while (used.has(priority) && priority <= this.range[1]) priority++;
+      if (priority > this.range[1]) throw new NoFreePriorityError(nsgId, this.range);
+      used.add(priority);
+      toAdd.push({
+        name,
+        priority,
+        direction: 'Inbound',
+        access: 'Allow',
+        protocol: armProtocol(p.protocol),
+        sourceAddressPrefix: source,
+        sourcePortRange: '*',
+        ...(ips.length === 1 ? { destinationAddressPrefix: ips[0]! } : { destinationAddressPrefixes: ips }),
+        destinationPortRange: String(p.port),
+        description,
+      });
+    }
+    rules.push(...toAdd);
+    results.push(...toAdd.map((r) => this.nsgApplied(nsgId, r)!));
+    return { results, changed: toAdd.length > 0 };
+  }
+
+  private addDnatRules(
+    resId: string,
+    doc: ResourceDoc,
+    fw: FirewallRoute,
+    requestId: string,
+    ports: PortSpec[],
+    source: string,
+    vmIp: string,
+    description: string,
+  ): { results: AppliedRule[]; changed: boolean } {
+    const existingRules = this.ruleList(resId, doc) as Array<AzureFirewallNatRule | NatRule>;
+    const usedPorts = new Set(
+      existingRules.filter((r) => (r.destinationAddresses ?? []).includes(fw.publicIp) || (r.destinationAddresses ?? []).includes('*')).flatMap((r) => (r.destinationPorts ?? []).map(Number)),
+    );
+    const pick = () => {
+      for (let p = fw.portPool[0]; p <= fw.portPool[1]; p++) if (!usedPorts.has(p)) return usedPorts.add(p), p;
+      throw new NoFreePortError(resId, fw.portPool);
+    };
+    const adds: Array<{ name: string; publicPort: number; p: PortSpec; priority: number }> = [];
+    const results: AppliedRule[] = [];
+    const collection = this.dnatCollection(resId, doc, true)!;
+    for (const p of ports) {
+      const name = ruleName(requestId, p.port, p.protocol);
+      const existing = existingRules.find((r) => r.name === name);
+      if (existing) {
+        const applied = this.dnatApplied(resId, existing, collection.priority ?? 0);
+        if (applied) results.push(applied);
+        continue;
+      }
+      adds.push({ name, publicPort: pick(), p, priority: collection.priority ?? 0 });
+    }
+    const srcs = [source === '*' ? '*' : source];
+    for (const a of adds) {
+      const common = { name: a.name, description, sourceAddresses: srcs, destinationAddresses: [fw.publicIp], destinationPorts: [String(a.publicPort)], translatedAddress: vmIp, translatedPort: String(a.p.port) };
+      const proto = a.p.protocol === 'udp' ? 'UDP' : 'TCP';
+      const rule = kindOf(resId) === 'rcg' ? ({ ruleType: 'NatRule', ipProtocols: [proto], ...common } as NatRule) : ({ protocols: [proto], ...common } as AzureFirewallNatRule);
+      (collection.rules as Array<AzureFirewallNatRule | NatRule>).push(rule);
+      results.push(this.dnatApplied(resId, rule, collection.priority ?? 0)!);
+    }
+    return { results, changed: adds.length > 0 };
+  }
+
+  private removeRules(resId: string, doc: ResourceDoc, match: (r: { name?: string; description?: string }) => boolean): { results: AppliedRule[]; changed: boolean } {
+    const results: AppliedRule[] = [];
+    const kind = kindOf(resId);
+    if (kind === 'nsg') {
+      const nsg = doc as NetworkSecurityGroup;
+      const keep: SecurityRule[] = [];
+      for (const r of nsg.securityRules ?? []) {
+        const applied = match(r) ? this.nsgApplied(resId, r) : null;
+        if (applied) results.push(applied);
+        else keep.push(r);
+      }
+      nsg.securityRules = keep;
+    } else {
+      const collection = this.dnatCollection(resId, doc, false);
+      if (collection) {
+        const keep: Array<AzureFirewallNatRule | NatRule> = [];
+        for (const r of (collection.rules ?? []) as Array<AzureFirewallNatRule | NatRule>) {
+          const applied = match(r) ? this.dnatApplied(resId, r, collection.priority ?? 0) : null;
+          if (applied) results.push(applied);
+          else keep.push(r);
+        }
+        collection.rules = keep as never;
+      }
+    }
+    return { results, changed: results.length > 0 };
+  }
+
+  /** The bot's own DNAT rule collection (created on first use), classic or Firewall Policy. */
+  private dnatCollection(resId: string, doc: ResourceDoc, create: boolean): { priority?: number; rules?: unknown[] } | undefined {
+    if (kindOf(resId) === 'rcg') {
+      const group = doc as FirewallPolicyRuleCollectionGroup;
+      const list = (group.ruleCollections ??= []);
+      let c = list.find((x) => x.name === DNAT_COLLECTION) as FirewallPolicyNatRuleCollection | undefined;
+      if (!c && create) {
+        const used = new Set(list.map((x) => x.priority));
+        let priority = 100;
+        while (used.has(priority)) priority++;
+        c = { ruleCollectionType: 'FirewallPolicyNatRuleCollection', name: DNAT_COLLECTION, priority, action: { type: 'DNAT' }, rules: [] };
+        list.push(c);
+      }
+      if (c) c.rules ??= [];
+      return c;
+    }
+    const fwDoc = doc as AzureFirewall;
+    const list = (fwDoc.natRuleCollections ??= []);
+    let c = list.find((x) => x.name === DNAT_COLLECTION);
+    if (!c && create) {
+      const used = new Set(list.map((x) => x.priority));
+      let priority = 100;
+      while (used.has(priority)) priority++;
+      c = { name: DNAT_COLLECTION, priority, action: { type: 'Dnat' }, rules: [] };
+      list.push(c);
+    }
+    if (c) c.rules ??= [];
+    return c;
+  }
+
+  /** Every rule of a document that could be ours (NSG rules, or the DNAT collection's rules). */
+  private ruleList(resId: string, doc: ResourceDoc): Array<{ name?: string; description?: string; destinationAddresses?: string[]; destinationPorts?: string[] }> {
+    const kind = kindOf(resId);
+    if (kind === 'nsg') return (doc as NetworkSecurityGroup).securityRules ?? [];
+    if (kind === 'rcg') {
+      return ((doc as FirewallPolicyRuleCollectionGroup).ruleCollections ?? []).flatMap((c) => ((c as FirewallPolicyNatRuleCollection).rules ?? []) as NatRule[]);
+    }
+    return ((doc as AzureFirewall).natRuleCollections ?? []).flatMap((c) => c.rules ?? []);
+  }
+
+  private ownedRules(resId: string, doc: ResourceDoc): AppliedRule[] {
+    if (kindOf(resId) === 'nsg') return ((doc as NetworkSecurityGroup).securityRules ?? []).flatMap((r) => this.nsgApplied(resId, r) ?? []);
+    const c = this.dnatCollection(resId, doc, false);
+    return ((c?.rules ?? []) as Array<AzureFirewallNatRule | NatRule>).flatMap((r) => this.dnatApplied(resId, r, c?.priority ?? 0) ?? []);
+  }
+
+  private nsgApplied(nsgId: string, r: SecurityRule): AppliedRule | null {
     const owner = parseRuleDescription(r.description);
     if (!owner || !r.name?.startsWith('jit-')) return null;
     return {
@@ -280,29 +448,55 @@ export class AzureGate implements NetworkGate {
     };
   }
 
-  // ------------------------------------------------------------------ the per-NSG writer
+  private dnatApplied(resId: string, r: AzureFirewallNatRule | NatRule, priority: number): AppliedRule | null {
+    const owner = parseRuleDescription(r.description);
+    if (!owner || !r.name?.startsWith('jit-')) return null;
+    const protos = 'ipProtocols' in r ? r.ipProtocols : (r as AzureFirewallNatRule).protocols;
+    const publicPort = Number(r.destinationPorts?.[0] ?? 0);
+    return {
+      name: r.name,
+      scope: resId,
+      priority,
+      direction: 'Inbound',
+      access: 'Allow',
+      protocol: jitProtocol(protos?.[0]),
+      sourcePrefix: r.sourceAddresses?.join(',') ?? '*',
+      destinationPort: publicPort,
+      description: r.description ?? '',
+      requestId: owner.requestId,
+      expiresAt: owner.expiresAt,
+      nat: { publicAddress: r.destinationAddresses?.[0] ?? '', publicPort, translatedPort: Number(r.translatedPort ?? 0) },
+    };
+  }
 
-  private enqueue(nsgId: string, change: Omit<Change, 'resolve' | 'reject'>): Promise<AppliedRule[]> {
-    const key = nsgId.toLowerCase();
+  // ------------------------------------------------------------------ the per-resource writer
+
+  private enqueue(resourceId: string, mutate: Change['mutate']): Promise<AppliedRule[]> {
+    const key = resourceId.toLowerCase();
     let q = this.queues.get(key);
     if (!q) {
       q = { changes: [], running: false };
       this.queues.set(key, q);
     }
-    const promise = new Promise<AppliedRule[]>((resolve, reject) => q.changes.push({ ...change, resolve, reject }));
-    if (!q.running) void this.drain(nsgId, q);
+    const queue = q;
+    const promise = new Promise<AppliedRule[]>((resolve, reject) => queue.changes.push({ mutate, resolve, reject }));
+    if (!queue.running) void this.drain(resourceId, queue);
     return promise;
   }
 
-  private async drain(nsgId: string, q: { changes: Change[]; running: boolean }): Promise<void> {
+  private async drain(resourceId: string, q: { changes: Change[]; running: boolean }): Promise<void> {
     q.running = true;
     try {
       while (q.changes.length > 0) {
         // Everything queued while the previous write ran goes into this one.
         const batch = q.changes.splice(0);
         try {
-          const results = await this.writeBatch(nsgId, batch);
-          batch.forEach((c, i) => c.resolve(results[i]!));
+          const outcome = await this.writeBatch(resourceId, batch);
+          batch.forEach((c, i) => {
+            const o = outcome[i]!;
+            if ('error' in o) c.reject(o.error);
+            else c.resolve(o.results);
+          });
         } catch (err) {
           for (const c of batch) c.reject(err);
         }
@@ -312,23 +506,74 @@ export class AzureGate implements NetworkGate {
     }
   }
 
-  private async writeBatch(nsgId: string, batch: Change[]): Promise<AppliedRule[][]> {
-    const id = parseArmId(nsgId);
+  private async read(resourceId: string): Promise<{ doc: ResourceDoc; etag?: string }> {
+    const id = parseArmId(resourceId);
     const { network } = this.client(id.subscription);
+    switch (kindOf(resourceId)) {
+      case 'nsg': {
+        const doc = await network.networkSecurityGroups.get(id.resourceGroup, id.name);
+        return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
+      }
+      case 'firewall': {
+        const doc = await network.azureFirewalls.get(id.resourceGroup, id.name);
+        return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
+      }
+      case 'rcg': {
+        try {
+          const doc = await network.firewallPolicyRuleCollectionGroups.get(id.resourceGroup, id.parent!, id.name);
+          return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
+        } catch (err) {
+          // The group is the bot's own: created on the first grant.
+          if (errorInfo(err).status === 404) return { doc: { priority: 65000, ruleCollections: [] } };
+          throw err;
+        }
+      }
+    }
+  }
+
+  private async write(resourceId: string, doc: ResourceDoc, etag: string | undefined): Promise<void> {
+    const id = parseArmId(resourceId);
+    const { network } = this.client(id.subscription);
+    const options = { updateIntervalInMs: this.pollMs, ...(etag ? { requestOptions: { customHeaders: { 'If-Match': etag } } } : {}) };
+    this.stats.puts++;
+    switch (kindOf(resourceId)) {
+      case 'nsg': {
+        const nsg = doc as NetworkSecurityGroup;
+        await network.networkSecurityGroups.beginCreateOrUpdateAndWait(id.resourceGroup, id.name, { location: nsg.location, tags: nsg.tags, securityRules: nsg.securityRules }, options);
+        return;
+      }
+      case 'firewall':
+        await network.azureFirewalls.beginCreateOrUpdateAndWait(id.resourceGroup, id.name, doc as AzureFirewall, options);
+        return;
+      case 'rcg': {
+        const g = doc as FirewallPolicyRuleCollectionGroup;
+        await network.firewallPolicyRuleCollectionGroups.beginCreateOrUpdateAndWait(id.resourceGroup, id.parent!, id.name, { priority: g.priority, ruleCollections: g.ruleCollections }, options);
+        return;
+      }
+    }
+  }
+
+  /** One read-modify-write for a batch; each change gets its results or its own refusal. */
+  private async writeBatch(resourceId: string, batch: Change[]): Promise<Array<{ results: AppliedRule[] } | { error: unknown }>> {
+    const name = parseArmId(resourceId).name;
     const deadline = Date.now() + this.deadlineMs;
     let attempt = 0;
     for (;;) {
-      const release = await this.lock(nsgId, deadline);
+      const release = await this.lock(resourceId, deadline);
       try {
-        const current = await network.networkSecurityGroups.get(id.resourceGroup, id.name);
-        const { next, results, changed } = this.apply(nsgId, current, batch);
-        if (!changed) return results;
-        this.stats.puts++;
-        await network.networkSecurityGroups.beginCreateOrUpdateAndWait(id.resourceGroup, id.name, next, {
-          updateIntervalInMs: this.pollMs,
-          ...(current.etag ? { requestOptions: { customHeaders: { 'If-Match': current.etag } } } : {}),
+        const { doc, etag } = await this.read(resourceId);
+        let changed = false;
+        const outcome = batch.map((c) => {
+          try {
+            const r = c.mutate(doc);
+            changed ||= r.changed;
+            return { results: r.results };
+          } catch (error) {
+            return { error };
+          }
         });
-        return results;
+        if (changed) await this.write(resourceId, doc, etag);
+        return outcome;
       } catch (err) {
         const info = errorInfo(err);
         const reread = info.status === 412 || info.code === 'SecurityRuleConflict' || info.code === 'PreconditionFailed';
@@ -337,80 +582,32 @@ export class AzureGate implements NetworkGate {
         if (info.status === 412) this.stats.preconditionFailed412++;
         if (info.status === 429) this.stats.throttled429++;
         if ((info.status ?? 0) >= 500) this.stats.serverErrors++;
-        if (err instanceof NoFreePriorityError || !retryable) throw err;
+        if (!retryable) throw err;
         attempt++;
         const backoff = reread ? Math.random() * 50 : Math.min(10_000, 250 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
         const wait = Math.max(info.retryAfterMs ?? 0, backoff);
         if (Date.now() + wait > deadline) {
-          throw new Error(`writing ${id.name} failed after ${attempt} attempts (${info.code ?? info.status ?? 'network error'}); deadline of ${Math.round(this.deadlineMs / 1000)} s reached`);
+          throw new Error(`writing ${name} failed after ${attempt} attempts (${info.code ?? info.status ?? 'network error'}); deadline of ${Math.round(this.deadlineMs / 1000)} s reached`);
         }
         this.stats.retries++;
-        this.log('azure: NSG write retried', { nsg: id.name, status: info.status, code: info.code, waitMs: Math.round(wait) });
+        this.log('azure: write retried', { resource: name, status: info.status, code: info.code, waitMs: Math.round(wait) });
         await release();
         await this.sleep(wait);
-        continue;
       } finally {
         await release();
       }
     }
   }
 
-  /** Applies a batch of changes to an NSG read from ARM; picks free priorities for new rules. */
-  private apply(nsgId: string, current: NetworkSecurityGroup, batch: Change[]): { next: NetworkSecurityGroup; results: AppliedRule[][]; changed: boolean } {
-    let rules = [...(current.securityRules ?? [])];
-    let changed = false;
-    const results: AppliedRule[][] = batch.map(() => []);
-    batch.forEach((c, i) => {
-      const keep: SecurityRule[] = [];
-      for (const r of rules) {
-        if (c.remove(r)) {
-          const applied = this.toApplied(nsgId, r);
-          if (applied) results[i]!.push(applied);
-          changed = true;
-        } else keep.push(r);
-      }
-      rules = keep;
-      for (const r of rules) {
-        const d = r.name ? c.describe.get(r.name) : undefined;
-        if (d !== undefined && r.description !== d) {
-          r.description = d;
-          changed = true;
-        }
-      }
-    });
-    const used = new Set(rules.filter((r) => (r.direction ?? 'Inbound') === 'Inbound').map((r) => r.priority));
-    batch.forEach((c, i) => {
-      for (const { rule } of c.add) {
-        const existing = rules.find((r) => r.name === rule.name);
-        if (existing) {
-          // Idempotent by name: a retried open finds its rule already there.
-          const applied = this.toApplied(nsgId, existing);
-          if (applied) results[i]!.push(applied);
-          continue;
-        }
-        let priority = this.range[0];
-        while (used.has(priority) && priority <= this.range[1]) priority++;
-        if (priority > this.range[1]) throw new NoFreePriorityError(nsgId, this.range);
-        used.add(priority);
-        const created: SecurityRule = { ...rule, priority };
-        rules.push(created);
-        changed = true;
-        results[i]!.push(this.toApplied(nsgId, created)!);
-      }
-    });
-    const next: NetworkSecurityGroup = { location: current.location, tags: current.tags, securityRules: rules };
-    return { next, results, changed };
-  }
-
-  /** A Redis lock per NSG so replicas take turns; released by token. No Redis: in-process only. */
-  private async lock(nsgId: string, deadline: number): Promise<() => Promise<void>> {
+  /** A Redis lock per resource so replicas take turns; released by token. No Redis: in-process only. */
+  private async lock(resourceId: string, deadline: number): Promise<() => Promise<void>> {
     const redis = this.opts.redis;
     if (!redis) return async () => {};
-    const key = `${this.opts.lockPrefix ?? 'jit'}:azure:lock:${nsgId.toLowerCase()}`;
+    const key = `${this.opts.lockPrefix ?? 'jit'}:azure:lock:${resourceId.toLowerCase()}`;
     const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
     for (;;) {
       if ((await redis.set(key, token, 'PX', 30_000, 'NX')) === 'OK') break;
-      if (Date.now() > deadline) throw new Error(`could not get the write lock for ${nsgId.split('/').pop()} before the deadline`);
+      if (Date.now() > deadline) throw new Error(`could not get the write lock for ${resourceId.split('/').pop()} before the deadline`);
       await this.sleep(20 + Math.random() * 30);
     }
     let released = false;
@@ -419,6 +616,13 @@ export class AzureGate implements NetworkGate {
       released = true;
       await redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token).catch(() => 0);
     };
+  }
+}
+
+export class NoFreePortError extends Error {
+  constructor(resId: string, pool: [number, number]) {
+    super(`no free port in ${pool[0]}-${pool[1]} on ${resId.split('/').pop()}; widen the firewall's port pool in the policy file`);
+    this.name = 'NoFreePortError';
   }
 }
 

@@ -392,7 +392,7 @@ export class SlackAdapter implements Notifier {
         return;
       case 'activated':
         await this.updateCards('req', r, approvalCard(r, { quorum }));
-        if (target) await dmRequester(activeMessage(r, connectionsFor(target, r.ports)));
+        if (target) await dmRequester(activeMessage(r, connectionsFor(target, r.ports, r.rules)));
         return;
       case 'failed':
         await this.updateCards('req', r, approvalCard(r, { quorum }));

@@ -447,7 +447,7 @@ export class TeamsAdapter implements Notifier {
         return tell(noticeCard(r, `Nobody approved your request for ${r.target} in time; it timed out. Nothing was opened.`, 'Warning'), 'Request timed out');
       case 'activated':
         await this.updateCards('req', r);
-        if (target) await tell(activeCard(r, connectionsFor(target, r.ports)), `${r.target} is open`);
+        if (target) await tell(activeCard(r, connectionsFor(target, r.ports, r.rules)), `${r.target} is open`);
         return;
       case 'failed':
         await this.updateCards('req', r);
