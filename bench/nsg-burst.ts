@@ -63,7 +63,7 @@ async function main() {
           return;
         } catch (err) {
           const info = errorInfo(err);
-          if (info.status !== 409 && info.status !== 412 && info.status !== 400 && info.status !== 429) throw err;
+          if (info.status !== undefined && info.status !== 409 && info.status !== 412 && info.status !== 400 && info.status !== 429 && info.status < 500) throw err;
           await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
         }
       }

@@ -104,6 +104,13 @@ export interface NetworkGate {
   remove(rules: AppliedRule[]): Promise<AppliedRule[]>;
   /** Moves a grant's expiry (the rule description carries it). */
   updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void>;
+  /**
+   * "Enable JIT" on a target: Deny-inbound rules for these ports on its path, unless an
+   * equivalent deny exists. Returns the rules written. Absent where the network is closed anyway.
+   */
+  enforce?(target: Target, ports: PortSpec[]): Promise<AppliedRule[]>;
+  /** Removes only the Deny rules `enforce` wrote. */
+  unenforce?(target: Target): Promise<AppliedRule[]>;
 }
 
 /** Something happened to a request that people should see (chat adapters render it). */

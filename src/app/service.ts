@@ -9,6 +9,7 @@ import {
   effectivePolicy,
   exampleVerb,
   findTarget,
+  portLabel,
   type EffectivePolicy,
   type PolicyBook,
 } from '../core/policy.js';
@@ -17,7 +18,7 @@ import { checkJustification, extendOptions, matchAutoApproval, resolveStart, rou
 import { connectionsFor, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
-import type { AccessRequest, AuditEvent, PrincipalId, RequestOrigin, Target } from '../core/types.js';
+import type { AccessRequest, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
 import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RequestStore, Scheduler, WorkflowJob } from './ports.js';
 
 /** Thrown inside a transition when a grant was extended after the caller decided to expire it. */
@@ -129,9 +130,54 @@ export class JitService implements JobHandlers {
         return this.status(actor, cmd.requestId);
       case 'list':
         return this.list(actor, cmd.scope);
+      case 'policy_enable':
+        return this.enforce(actor, cmd.target, cmd.ports);
+      case 'policy_disable':
+        return this.unenforce(actor, cmd.target);
       case 'help':
         return this.help(actor);
     }
+  }
+
+  // ---------------------------------------------------------------- enable / disable JIT on a target
+
+  /** "Enable JIT" (JIT Admin): the bot's Deny rules for the policy's ports (or those given) on the target's path. */
+  async enforce(actor: PrincipalId, name: string, ports?: PortSpec[], system = false): Promise<Reply> {
+    const target = this.managedTarget(actor, name, system);
+    const policy = effectivePolicy(this.book, target);
+    const want = ports ?? policy.ports.map((p) => ({ port: p.port, protocol: p.protocol }));
+    if (!this.deps.gate.enforce) {
+      return { kind: 'info', message: `${target.name}: this network (simulated) keeps every port closed unless a grant opens it; nothing to enforce` };
+    }
+    const rules = await this.deps.gate.enforce(target, want);
+    await this.appendAudit({
+      time: this.deps.clock.now(), actor: system ? 'system' : actor, action: 'policy.enforced', requestId: `policy-${target.name}`, target: target.name,
+      details: { ports: want.map(portLabel).join(','), rules: rules.map((r) => `${r.scope.split('/').pop()}/${r.name}@${r.priority}`).join(',') || 'none needed (equivalent deny rules exist)' },
+    });
+    return {
+      kind: 'info',
+      message: rules.length
+        ? `${target.name}: ${want.map(portLabel).join(', ')} now denied by default (${rules.length} rule${rules.length === 1 ? '' : 's'} written); grants open them for their time`
+        : `${target.name}: ${want.map(portLabel).join(', ')} were already denied by existing rules; nothing written`,
+    };
+  }
+
+  async unenforce(actor: PrincipalId, name: string): Promise<Reply> {
+    const target = this.managedTarget(actor, name, false);
+    if (!this.deps.gate.unenforce) return { kind: 'info', message: `${target.name}: nothing to disable on this network (simulated)` };
+    const removed = await this.deps.gate.unenforce(target);
+    await this.appendAudit({
+      time: this.deps.clock.now(), actor, action: 'policy.unenforced', requestId: `policy-${target.name}`, target: target.name,
+      details: { rules: removed.map((r) => `${r.scope.split('/').pop()}/${r.name}`).join(',') || 'none' },
+    });
+    return { kind: 'info', message: `${target.name}: removed ${removed.length} deny rule${removed.length === 1 ? '' : 's'} jit-bot had written; rules written by others are untouched` };
+  }
+
+  private managedTarget(actor: PrincipalId, name: string, system: boolean): Target {
+    const target = findTarget(this.book, name);
+    if (!target) throw new JitError('unknown_target', `unknown VM "${name}"`, 'help');
+    if (!system && !can(this.book, actor, 'manage', target.id)) throw new JitError('forbidden', `only a JIT Admin for ${target.name} can change its policy`);
+    return target;
   }
 
   // ---------------------------------------------------------------- requestAccess

@@ -99,6 +99,18 @@ const schema = z.object({
       }
       return range;
     }),
+  JIT_NSG_DENY_PRIORITY_RANGE: z
+    .string()
+    .default('4000-4096')
+    .transform((v, ctx) => {
+      const m = /^(\d{3,4})-(\d{3,4})$/.exec(v);
+      const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
+      if (!range || range[0] < 100 || range[1] > 4096 || range[0] > range[1]) {
+        ctx.addIssue({ code: 'custom', message: 'must be a range within 100-4096, e.g. 4000-4096' });
+        return z.NEVER;
+      }
+      return range;
+    }),
   AZURE_WRITE_DEADLINE: durationVar('60s'),
   AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),

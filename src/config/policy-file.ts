@@ -223,6 +223,7 @@ const fileSchema = z
             os: z.enum(['windows', 'linux'], { message: 'must be windows or linux' }),
             address: z.string().optional(),
             user: z.string().optional(),
+            enforce: z.boolean().optional(),
             firewall: z
               .object({
                 firewall: armId.optional(),

@@ -23,4 +23,6 @@ export type Command =
   | { kind: 'extend'; requestId: string; durationMs: number }
   | { kind: 'approve'; requestId: string }
   | { kind: 'deny'; requestId: string; reason?: string }
+  | { kind: 'policy_enable'; target: string; ports?: PortSpec[] }
+  | { kind: 'policy_disable'; target: string }
   | { kind: 'help' };

@@ -24,6 +24,7 @@ export type Reply =
   | { kind: 'extension_pending'; request: AccessRequest; approvers: string[] }
   | { kind: 'status'; request: AccessRequest; connections: Connection[] }
   | { kind: 'list'; scope: string; requests: AccessRequest[] }
+  | { kind: 'info'; message: string }
   | { kind: 'help'; examples: string[] };
 
 /**
@@ -101,6 +102,8 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       return reply.requests.length === 0
         ? `No ${reply.scope === 'mine' ? 'requests of yours' : `${reply.scope} requests`} to show.`
         : reply.requests.map(summarize).join('\n');
+    case 'info':
+      return reply.message;
     case 'help':
       return [
         'Commands:',

@@ -24,6 +24,8 @@ export interface Target {
   address?: string;
   /** Login name for the ready-made ssh line (linux). */
   user?: string;
+  /** Keep the management ports closed by the bot's own Deny rules (written at start). */
+  enforce?: boolean;
   /** Reached through an Azure Firewall: grants are DNAT rules there (plus NSG allows from its subnet). */
   firewall?: FirewallRoute;
 }
@@ -102,7 +104,8 @@ export interface AppliedRule {
   scope: string;
   priority: number;
   direction: 'Inbound';
-  access: 'Allow';
+  /** Allow for grants; Deny for the rules "enable JIT" writes. */
+  access: 'Allow' | 'Deny';
   protocol: Protocol;
   sourcePrefix: string;
   destinationPort: number;
@@ -176,7 +179,9 @@ export type AuditAction =
   | 'grant.expired'
   | 'rule.applied'
   | 'rule.removed'
-  | 'rule.reconciled';
+  | 'rule.reconciled'
+  | 'policy.enforced'
+  | 'policy.unenforced';
 
 export interface AuditEvent {
   /** Assigned by the log (Redis stream id); empty before append. */

@@ -15,11 +15,12 @@ let h: Harness;
 let vm1: ReturnType<ArmEmulator['standardVm']>;
 let db1: ReturnType<ArmEmulator['standardVm']>;
 let app1: ReturnType<ArmEmulator['standardVm']>;
+let q2: ReturnType<ArmEmulator['standardVm']>;
 const HUB = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network';
 const FW = `${HUB}/azureFirewalls/hub-fw`;
 const POLICY_ID = `${HUB}/firewallPolicies/hub-policy`;
 const RCG = `${POLICY_ID}/ruleCollectionGroups/jit`;
-const POLICY = TEST_POLICY_YAML.replace(
+const POLICY = TEST_POLICY_YAML.replace('virtualMachines/quorum2, os: linux }', 'virtualMachines/quorum2, os: linux, enforce: true }').replace(
   'targets:\n',
   `targets:
   app1:
@@ -48,7 +49,7 @@ beforeAll(async () => {
   arm = await new ArmEmulator().start();
   vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
   db1 = arm.standardVm('sub1', 'prod', 'db1', '10.0.0.5');
-  arm.standardVm('sub1', 'prod', 'quorum2', '10.0.0.6');
+  q2 = arm.standardVm('sub1', 'prod', 'quorum2', '10.0.0.6');
   app1 = arm.standardVm('sub1', 'prod', 'app1', '10.0.0.7');
   arm.standardVm('sub1', 'prod', 'app2', '10.0.0.8');
   arm.addFirewall(FW, '20.50.60.70');
@@ -248,6 +249,53 @@ describe('Azure Firewall targets (DNAT)', () => {
     expect(await h.app.service.reconcile()).toBe(0);
     await h.cmd('alice@contoso.com', `revoke ${id}`);
     expect(natOf(RCG, id)).toEqual([]);
+  });
+});
+
+describe('enable JIT on a target (deny rules)', () => {
+  const denies = (nsg: string) => arm.rules(nsg).filter((r) => r.properties.access === 'Deny');
+
+  it('a target marked enforce: true got Deny rules for its ports at start, on every NSG in its path, at the bottom of the range', () => {
+    for (const nsg of [q2.nicNsg]) {
+      const rules = denies(nsg).map((r) => [r.name, r.properties.destinationPortRange, r.properties.priority, r.properties.sourceAddressPrefix]);
+      expect(rules).toEqual([
+        ['jit-deny-quorum2-3389', '3389', 4096, '*'],
+        ['jit-deny-quorum2-22', '22', 4095, '*'],
+      ]);
+    }
+    // The subnet NSG is shared with vm1 and db1, so its rules target quorum2's address only.
+    expect(denies(q2.subnetNsg).every((r) => r.properties.destinationAddressPrefix === '10.0.0.6')).toBe(true);
+  });
+
+  it('policy enable is for JIT Admins, idempotent, skips ports an existing deny covers; disable removes only its own rules', async () => {
+    const refused = await h.cmd('alice@contoso.com', 'policy enable vm1');
+    expect(refused.text).toMatch(/only a JIT Admin/);
+    expect(denies(vm1.nicNsg)).toEqual([]);
+    // Someone already denies 3389-3390 from the Internet on vm1's NIC NSG.
+    arm.addForeignRule(vm1.nicNsg, { name: 'deny-rdp', properties: { priority: 3000, direction: 'Inbound', access: 'Deny', protocol: '*', sourceAddressPrefix: 'Internet', sourcePortRange: '*', destinationAddressPrefix: '*', destinationPortRange: '3389-3390' } });
+    const first = await h.cmd('dave@contoso.com', 'policy enable vm1 3389 22');
+    expect(first.text).toMatch(/now denied by default/);
+    expect(denies(vm1.nicNsg).map((r) => r.name).sort()).toEqual(['deny-rdp', 'jit-deny-vm1-22']);
+    // The subnet NSG is shared: quorum2's deny rules (to 10.0.0.6) do not cover vm1, so vm1 gets its own.
+    const vm1Denies = denies(vm1.subnetNsg).filter((r) => r.properties.destinationAddressPrefix === '10.0.0.4');
+    expect(vm1Denies.map((r) => r.name).sort()).toEqual(['jit-deny-vm1-22', 'jit-deny-vm1-3389']);
+    expect(new Set(arm.rules(vm1.subnetNsg).map((r) => r.properties.priority)).size).toBe(arm.rules(vm1.subnetNsg).length);
+    const puts = arm.stats.puts;
+    const again = await h.cmd('dave@contoso.com', 'policy enable vm1 3389 22');
+    expect(again.text).toMatch(/already denied/);
+    expect(arm.stats.puts).toBe(puts);
+    // A grant still opens (Allow at 100-199 wins over Deny at 4000+), and reconcile leaves deny rules alone.
+    const id = await grant('rdp vm1 1h from 203.0.113.30');
+    expect((await state(id)).status).toBe('active');
+    expect(await h.app.service.reconcile()).toBe(0);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+    const off = await h.cmd('dave@contoso.com', 'policy disable vm1');
+    expect(off.text).toMatch(/removed \d+ deny rule/);
+    expect(denies(vm1.nicNsg).map((r) => r.name)).toEqual(['deny-rdp']);
+    expect(denies(vm1.subnetNsg).filter((r) => r.properties.destinationAddressPrefix === '10.0.0.4')).toEqual([]);
+    expect(denies(vm1.subnetNsg).filter((r) => r.properties.destinationAddressPrefix === '10.0.0.6')).toHaveLength(2); // quorum2's stay
+    const audit = (await h.audit('policy-vm1')).map((e) => e.action);
+    expect(audit).toEqual(['policy.enforced', 'policy.enforced', 'policy.unenforced']);
   });
 });
 

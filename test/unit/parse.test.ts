@@ -156,3 +156,20 @@ describe('tokenize', () => {
     expect(tokenize(`reason "a b" 'c d' \u201ce f\u201d ""`).map((t) => t.text)).toEqual(['reason', 'a b', 'c d', 'e f', '']);
   });
 });
+
+describe('policy enable / disable', () => {
+  it('parses a VM and optional ports; disable takes only a VM', () => {
+    expect(parseCommand('policy enable vm1')).toEqual({ kind: 'policy_enable', target: 'vm1' });
+    expect(parseCommand('jit policy enable VM1 3389 22/tcp 53/udp')).toEqual({
+      kind: 'policy_enable', target: 'vm1', ports: [{ port: 3389, protocol: 'tcp' }, { port: 22, protocol: 'tcp' }, { port: 53, protocol: 'udp' }],
+    });
+    expect(parseCommand('policy disable vm1')).toEqual({ kind: 'policy_disable', target: 'vm1' });
+  });
+
+  it('refuses what it cannot read, with an example', () => {
+    for (const bad of ['policy', 'policy open vm1', 'policy enable', 'policy disable vm1 22', 'policy enable vm1 99999']) {
+      expect(() => parseCommand(bad), bad).toThrow();
+    }
+    expect(() => parseCommand('polcy enable vm1')).toThrow(/did you mean policy/);
+  });
+});

@@ -34,6 +34,8 @@ export interface AzureGateOptions {
   caCert?: string;
   /** Priorities the bot may use for Allow rules (default 100–199, as Azure JIT). */
   priorityRange?: [number, number];
+  /** Priorities for the bot's Deny rules ("enable JIT"; default 4000–4096, below everything else). */
+  denyPriorityRange?: [number, number];
   /** How long a write keeps retrying 409 / 429 / 5xx before the grant fails. */
   writeDeadlineMs?: number;
   /** LRO polling interval. */
@@ -270,6 +272,59 @@ export class AzureGate implements NetworkGate {
         }),
       ),
     );
+  }
+
+  async enforce(target: Target, ports: PortSpec[]): Promise<AppliedRule[]> {
+    const path = await this.discover(target, true);
+    const [lo, hi] = this.opts.denyPriorityRange ?? [4000, 4096];
+    const written = await Promise.all(
+      path.nsgs.map((nsg) =>
+        this.enqueue(nsg, (doc) => {
+          const rules = ((doc as NetworkSecurityGroup).securityRules ??= []);
+          const used = new Set(rules.filter((r) => (r.direction ?? 'Inbound') === 'Inbound').map((r) => r.priority));
+          const results: AppliedRule[] = [];
+          for (const p of ports) {
+            if (rules.some((r) => denies(r, p, path.privateIps))) continue; // an equivalent deny exists (ours or anyone's)
+            let priority = hi;
+            while (used.has(priority) && priority >= lo) priority--;
+            if (priority < lo) throw new NoFreePriorityError(nsg, [lo, hi]);
+            used.add(priority);
+            const rule: SecurityRule = {
+              name: `jit-deny-${target.name}-${p.port}${p.protocol === 'tcp' ? '' : `-${p.protocol === '*' ? 'any' : p.protocol}`}`,
+              priority,
+              direction: 'Inbound',
+              access: 'Deny',
+              protocol: armProtocol(p.protocol),
+              sourceAddressPrefix: '*',
+              sourcePortRange: '*',
+              ...(path.privateIps.length === 1 ? { destinationAddressPrefix: path.privateIps[0]! } : { destinationAddressPrefixes: path.privateIps }),
+              destinationPortRange: String(p.port),
+              description: `${DENY_MARK} target=${target.name}`,
+            };
+            rules.push(rule);
+            results.push(denyApplied(nsg, rule));
+          }
+          return { results, changed: results.length > 0 };
+        }),
+      ),
+    );
+    return written.flat();
+  }
+
+  async unenforce(target: Target): Promise<AppliedRule[]> {
+    const path = await this.discover(target, true);
+    const removed = await Promise.all(
+      path.nsgs.map((nsg) =>
+        this.enqueue(nsg, (doc) => {
+          const d = doc as NetworkSecurityGroup;
+          const mine = (r: SecurityRule) => Boolean(r.name?.startsWith('jit-deny-')) && r.description === `${DENY_MARK} target=${target.name}`;
+          const results = (d.securityRules ?? []).filter(mine).map((r) => denyApplied(nsg, r));
+          d.securityRules = (d.securityRules ?? []).filter((r) => !mine(r));
+          return { results, changed: results.length > 0 };
+        }),
+      ),
+    );
+    return removed.flat();
   }
 
   private resourcesOf(path: NetworkPath, target: Target): string[] {
@@ -617,6 +672,42 @@ export class AzureGate implements NetworkGate {
       await redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token).catch(() => 0);
     };
   }
+}
+
+const DENY_MARK = 'jit-bot deny';
+
+/** Does this rule already deny inbound traffic from anywhere to port `p` on all of these addresses? */
+function denies(r: SecurityRule, p: PortSpec, ips: string[]): boolean {
+  if (r.access !== 'Deny' || (r.direction ?? 'Inbound') !== 'Inbound') return false;
+  const dests = [r.destinationAddressPrefix, ...(r.destinationAddressPrefixes ?? [])].filter((x): x is string => Boolean(x));
+  const anyDest = dests.some((d) => d === '*' || d === 'VirtualNetwork');
+  if (!anyDest && !ips.every((ip) => dests.some((d) => d === ip || d === `${ip}/32` || inCidr(ip, d)))) return false;
+  const anySource = [r.sourceAddressPrefix, ...(r.sourceAddressPrefixes ?? [])].some((s) => s === '*' || s === 'Internet' || s === '0.0.0.0/0');
+  const protoOk = r.protocol === '*' || r.protocol?.toLowerCase() === (p.protocol === '*' ? '*' : p.protocol);
+  const ranges = [r.destinationPortRange, ...(r.destinationPortRanges ?? [])].filter((x): x is string => Boolean(x));
+  const portOk = ranges.some((range) => {
+    if (range === '*') return true;
+    const [a, b] = range.split('-').map(Number);
+    return b === undefined ? a === p.port : a! <= p.port && p.port <= b;
+  });
+  return anySource && protoOk && portOk;
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  const a = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  if (!m || !a) return false;
+  const num = (x: RegExpExecArray) => ((Number(x[1]) << 24) | (Number(x[2]) << 16) | (Number(x[3]) << 8) | Number(x[4])) >>> 0;
+  const bits = Number(m[5]);
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return (num(a) & mask) === (num(m) & mask);
+}
+
+function denyApplied(nsgId: string, r: SecurityRule): AppliedRule {
+  return {
+    name: r.name ?? '', scope: nsgId, priority: r.priority ?? 0, direction: 'Inbound', access: 'Deny', protocol: jitProtocol(r.protocol),
+    sourcePrefix: '*', destinationPort: Number(r.destinationPortRange ?? 0), description: r.description ?? '', requestId: '', expiresAt: 0,
+  };
 }
 
 export class NoFreePortError extends Error {

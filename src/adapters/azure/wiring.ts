@@ -26,6 +26,7 @@ export async function createAzureGate(config: Config, deps: { redis: Redis; pref
     endpoint: config.AZURE_ARM_ENDPOINT,
     ...(caCert ? { caCert } : {}),
     priorityRange: config.JIT_NSG_PRIORITY_RANGE,
+    denyPriorityRange: config.JIT_NSG_DENY_PRIORITY_RANGE,
     writeDeadlineMs: config.AZURE_WRITE_DEADLINE,
     pollIntervalMs: config.AZURE_POLL_INTERVAL_MS,
     redis: deps.redis,
