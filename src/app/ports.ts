@@ -109,6 +109,11 @@ export interface NetworkGate {
    * equivalent deny exists. Returns the rules written. Absent where the network is closed anyway.
    */
   enforce?(target: Target, ports: PortSpec[]): Promise<AppliedRule[]>;
+  /**
+   * Every VM the network side can see (Azure: the subscriptions' VMs), each supported or not (with
+   * the reason). Absent where only the policy file's targets exist.
+   */
+  inventory?(): Promise<Array<{ id: string; name: string; reason?: string }>>;
   /** Removes only the Deny rules `enforce` wrote. */
   unenforce?(target: Target): Promise<AppliedRule[]>;
 }

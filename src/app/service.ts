@@ -134,9 +134,50 @@ export class JitService implements JobHandlers {
         return this.enforce(actor, cmd.target, cmd.ports);
       case 'policy_disable':
         return this.unenforce(actor, cmd.target);
+      case 'vms':
+        return this.vms(actor);
       case 'help':
         return this.help(actor);
     }
+  }
+
+  /** Targets as Defender for Cloud's JIT blade groups them: Configured, Not configured, Unsupported. */
+  async vms(actor: PrincipalId): Promise<Reply> {
+    const visible = (id: string) => can(this.book, actor, 'read', id) || can(this.book, actor, 'request', id);
+    const configuredIds = new Map(Object.values(this.book.targets).map((t) => [t.id.toLowerCase(), t]));
+    const seen = this.deps.gate.inventory ? await this.deps.gate.inventory() : Object.values(this.book.targets).map((t) => ({ id: t.id, name: t.name }));
+    const now = this.deps.clock.now();
+    const configured = [];
+    const notConfigured: Array<{ name: string; id: string }> = [];
+    const unsupported: Array<{ name: string; id: string; reason: string }> = [];
+    const known = new Set(seen.map((v) => v.id.toLowerCase()));
+    // Policy targets the network side did not list are shown too (as configured; opening them will say why if it cannot).
+    const all = [...seen, ...Object.values(this.book.targets).filter((t) => !known.has(t.id.toLowerCase())).map((t) => ({ id: t.id, name: t.name }))];
+    for (const v of all) {
+      if (!visible(v.id)) continue;
+      const reason = 'reason' in v && typeof v.reason === 'string' ? v.reason : undefined;
+      if (reason) {
+        unsupported.push({ name: v.name, id: v.id, reason });
+        continue;
+      }
+      const t = configuredIds.get(v.id.toLowerCase());
+      if (!t) {
+        notConfigured.push({ name: v.name, id: v.id });
+        continue;
+      }
+      const recent = (await this.deps.store.list({ target: t.name, limit: 500 })).filter((r) => r.createdAt >= now - 7 * 86_400_000);
+      const approved = recent.filter((r) => r.decisions.some((d) => d.decision === 'approve') || r.activatedAt !== undefined);
+      const last = [...recent].filter((r) => r.activatedAt !== undefined).sort((a, b) => b.activatedAt! - a.activatedAt!)[0];
+      configured.push({
+        name: t.name,
+        id: t.id,
+        ports: effectivePolicy(this.book, t).ports.map(portLabel).join(','),
+        approved7d: approved.length,
+        ...(last ? { lastAccessAt: last.activatedAt!, lastUser: last.requester } : {}),
+        address: t.firewall ? `${t.firewall.publicIp} (firewall)` : t.address ?? t.name,
+      });
+    }
+    return { kind: 'inventory', configured, notConfigured, unsupported };
   }
 
   // ---------------------------------------------------------------- enable / disable JIT on a target

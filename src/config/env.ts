@@ -82,6 +82,7 @@ const schema = z.object({
   TEAMS_SERVICE_URL: z.url({ message: 'must be the Bot Connector URL, e.g. https://smba.trafficmanager.net/teams/' }).default('https://smba.trafficmanager.net/teams/'),
   TEAMS_AUDIT_CHANNEL: z.string().min(1).optional(),
   TEAMS_AUDIT_INTERVAL: durationVar('1s'),
+  AZURE_SUBSCRIPTION_ID: z.string().regex(/^[0-9a-zA-Z-]+(,[0-9a-zA-Z-]+)*$/, 'must be a subscription id (or several, comma-separated)').optional(),
   AZURE_ARM_ENDPOINT: z.url({ message: 'must be the Resource Manager URL, e.g. https://management.azure.com or https://management.usgovcloudapi.net' }).default('https://management.azure.com'),
   AZURE_AUTHORITY_HOST: z.url({ message: 'must be the Entra ID authority, e.g. https://login.microsoftonline.us' }).optional(),
   AZURE_ARM_CA_FILE: z.string().min(1).optional(),

@@ -25,4 +25,5 @@ export type Command =
   | { kind: 'deny'; requestId: string; reason?: string }
   | { kind: 'policy_enable'; target: string; ports?: PortSpec[] }
   | { kind: 'policy_disable'; target: string }
+  | { kind: 'vms' }
   | { kind: 'help' };

@@ -19,7 +19,7 @@ export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
   ],
 };
 
-const COMMANDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'cancel', 'extend', 'approve', 'deny', 'policy', 'help'] as const;
+const COMMANDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'cancel', 'extend', 'approve', 'deny', 'policy', 'vms', 'help'] as const;
 const LIST_SCOPES = ['mine', 'pending', 'active', 'all'] as const;
 export const MAX_REASON_LENGTH = 500;
 const TARGET_RE = /^[a-z0-9][a-z0-9._-]{0,79}$/i;
@@ -99,6 +99,7 @@ const EXAMPLES: Record<string, string> = {
   approve: 'approve r7k2m9q4xw',
   deny: 'deny r7k2m9q4xw reason "not in a change window"',
   policy: 'policy enable vm1 3389',
+  vms: 'vms',
   help: 'help',
 };
 
@@ -159,6 +160,10 @@ export function parseCommand(input: string): Command {
       }
       return reason ? { kind: 'deny', requestId, reason } : { kind: 'deny', requestId };
     }
+    case 'vms':
+    case 'inventory':
+      noMore(tokens, 'vms');
+      return { kind: 'vms' };
     case 'policy': {
       const action = tokens.shift()?.text.toLowerCase();
       if (action !== 'enable' && action !== 'disable') throw new JitError('parse', 'policy takes enable or disable, a VM name and (for enable) optional ports', EXAMPLES.policy);
@@ -174,7 +179,7 @@ export function parseCommand(input: string): Command {
     default: {
       const guess = closest(word, COMMANDS);
       if (guess) throw new JitError('unknown_command', `unknown command "${head.text}"; did you mean ${guess}?`, EXAMPLES[guess]);
-      throw new JitError('unknown_command', `unknown command "${head.text}"; commands: rdp, ssh, winrm, port, list, status, revoke, extend, approve, deny, policy, help`, 'help');
+      throw new JitError('unknown_command', `unknown command "${head.text}"; commands: rdp, ssh, winrm, port, list, status, revoke, extend, approve, deny, policy, vms, help`, 'help');
     }
   }
 }

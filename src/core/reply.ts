@@ -25,12 +25,25 @@ export type Reply =
   | { kind: 'status'; request: AccessRequest; connections: Connection[] }
   | { kind: 'list'; scope: string; requests: AccessRequest[] }
   | { kind: 'info'; message: string }
+  | { kind: 'inventory'; configured: InventoryRow[]; notConfigured: Array<{ name: string; id: string }>; unsupported: Array<{ name: string; id: string; reason: string }> }
   | { kind: 'help'; examples: string[] };
 
 /**
  * How to connect for each port: the target's address, or, behind an Azure Firewall, the
  * firewall's public IP and the port the DNAT rule maps (from the applied rules).
  */
+/** A configured target as Defender for Cloud's JIT blade lists it. */
+export interface InventoryRow {
+  name: string;
+  id: string;
+  ports: string;
+  /** Requests approved in the last 7 days. */
+  approved7d: number;
+  lastAccessAt?: number;
+  lastUser?: string;
+  address: string;
+}
+
 export function connectionsFor(target: Target, ports: PortSpec[], rules: AppliedRule[] = []): Connection[] {
   return ports.map((p) => {
     const nat = rules.find((r) => r.nat && r.nat.translatedPort === p.port)?.nat;
@@ -104,6 +117,15 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
         : reply.requests.map(summarize).join('\n');
     case 'info':
       return reply.message;
+    case 'inventory': {
+      const out = [`Configured (${reply.configured.length}):`];
+      for (const r of reply.configured) {
+        out.push(`  ${r.name.padEnd(12)} ${r.ports.padEnd(16)} approved in 7 days: ${r.approved7d}  last access: ${r.lastAccessAt ? `${iso(r.lastAccessAt)} by ${r.lastUser}` : 'never'}  address: ${r.address}`);
+      }
+      out.push(`Not configured (${reply.notConfigured.length}):`, ...reply.notConfigured.map((v) => `  ${v.name.padEnd(12)} ${v.id}`));
+      out.push(`Unsupported (${reply.unsupported.length}):`, ...reply.unsupported.map((v) => `  ${v.name.padEnd(12)} ${v.reason}`));
+      return out.join('\n');
+    }
     case 'help':
       return [
         'Commands:',

@@ -245,6 +245,14 @@ export class ArmEmulator {
       return send(200, { status: Date.now() >= done ? 'Succeeded' : 'InProgress' });
     }
     const notFound = (type: string) => send(404, { error: { code: 'ResourceNotFound', message: `The Resource '${type}' under resource group was not found.` } });
+    const list = /^\/subscriptions\/([^/]+)\/providers\/microsoft\.compute\/virtualmachines$/.exec(key);
+    if (list && method === 'GET') {
+      const value = [...this.vms.values()].filter((vm) => lower(vm.id).startsWith(`/subscriptions/${list[1]}/`)).map((vm) => ({
+        id: vm.id, name: vm.name, type: 'Microsoft.Compute/virtualMachines', location: vm.location,
+        properties: { provisioningState: 'Succeeded', networkProfile: { networkInterfaces: vm.nics.map((id, i) => ({ id, properties: { primary: i === 0 } })) } },
+      }));
+      return send(200, { value });
+    }
     if (/\/providers\/microsoft\.compute\/virtualmachines\/[^/]+$/.test(key) && method === 'GET') {
       const vm = this.vms.get(key);
       if (!vm) return notFound('Microsoft.Compute/virtualMachines');

@@ -299,3 +299,23 @@ describe('enable JIT on a target (deny rules)', () => {
   });
 });
 
+describe('inventory', () => {
+  it('vms lists Configured (with 7-day activity), Not configured and Unsupported VMs, as the JIT blade does', async () => {
+    arm.standardVm('sub1', 'prod', 'web7', '10.0.0.20'); // in Azure, not in the policy file
+    const { text, reply } = await h.cmd('dave@contoso.com', 'vms');
+    expect(reply.kind).toBe('inventory');
+    if (reply.kind !== 'inventory') return;
+    const vm1Row = reply.configured.find((r) => r.name === 'vm1')!;
+    expect(vm1Row.approved7d).toBeGreaterThanOrEqual(3);
+    expect(vm1Row.lastUser).toBe('alice@contoso.com');
+    expect(vm1Row.ports).toBe('3389/tcp,22/tcp');
+    expect(reply.configured.find((r) => r.name === 'app1')!.address).toBe('20.50.60.70 (firewall)');
+    expect(reply.notConfigured.map((v) => v.name)).toEqual(['web7']);
+    expect(reply.unsupported).toEqual([{ name: 'quick1', id: expect.stringContaining('quick1'), reason: 'no network security group on its network interfaces or subnets' }]);
+    expect(text).toMatch(/^Configured \(\d+\):/);
+    // A requester sees only what their roles cover (alice: prod and dev requester; no read at the subscription).
+    const alice = await h.cmd('alice@contoso.com', 'vms');
+    expect(alice.reply.kind === 'inventory' && alice.reply.configured.every((r) => r.id.includes('/resourceGroups/prod/') || r.id.includes('/resourceGroups/dev/'))).toBe(true);
+  });
+});
+

@@ -43,6 +43,8 @@ export interface AzureGateOptions {
   /** Cross-replica lock per NSG. */
   redis?: Redis;
   lockPrefix?: string;
+  /** Subscriptions whose VMs the inventory lists (besides those of the policy's targets). */
+  subscriptions?: string[];
   /** The targets whose NSGs the reconciler lists. */
   targets: () => Target[];
   log?: (msg: string, fields?: Record<string, unknown>) => void;
@@ -272,6 +274,24 @@ export class AzureGate implements NetworkGate {
         }),
       ),
     );
+  }
+
+  async inventory(): Promise<Array<{ id: string; name: string; reason?: string }>> {
+    const subs = new Set([...(this.opts.subscriptions ?? []), ...this.opts.targets().map((t) => parseArmId(t.id).subscription)]);
+    const out: Array<{ id: string; name: string; reason?: string }> = [];
+    for (const sub of subs) {
+      for await (const vm of this.client(sub).compute.virtualMachines.listAll()) {
+        if (!vm.id || !vm.name) continue;
+        try {
+          await this.discover({ name: vm.name, id: vm.id, os: 'linux' });
+          out.push({ id: vm.id, name: vm.name });
+        } catch (err) {
+          if (err instanceof UnsupportedTargetError) out.push({ id: vm.id, name: vm.name, reason: err.message.replace(/^.*?: /, '') });
+          else throw err;
+        }
+      }
+    }
+    return out;
   }
 
   async enforce(target: Target, ports: PortSpec[]): Promise<AppliedRule[]> {

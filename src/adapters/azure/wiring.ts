@@ -32,6 +32,7 @@ export async function createAzureGate(config: Config, deps: { redis: Redis; pref
     redis: deps.redis,
     lockPrefix: deps.prefix,
     targets: deps.targets,
+    ...(config.AZURE_SUBSCRIPTION_ID ? { subscriptions: config.AZURE_SUBSCRIPTION_ID.split(',') } : {}),
     log: (msg, fields) => deps.log.warn(msg, fields),
   });
 }

@@ -243,8 +243,8 @@ export function replyMessage(reply: Reply): SlackMessage {
   if (reply.kind === 'help') {
     return { text, blocks: [{ type: 'section', text: md(['*jit-bot commands*', ...reply.examples.map((e) => `\`/jit ${esc(e)}\``), text.split('\n').at(-1) ?? ''].join('\n')) }] };
   }
-  if (reply.kind === 'list') {
-    return { text, blocks: [{ type: 'section', text: md(reply.requests.length ? '```' + text + '```' : text) }] };
+  if (reply.kind === 'list' || reply.kind === 'inventory') {
+    return { text, blocks: [{ type: 'section', text: md(reply.kind === 'inventory' || reply.requests.length ? '```' + text + '```' : text) }] };
   }
   return { text, blocks: [{ type: 'section', text: md(text) }] };
 }

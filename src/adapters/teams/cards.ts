@@ -185,6 +185,10 @@ export function replyCard(reply: Reply): CardJson {
       return messageCard({ title: 'jit-bot commands', lines: reply.examples.map((e) => ({ text: `jit ${mdEsc(e)}`, font: 'Monospace' })), text: 'Durations: 30m, 2h, 1h30m or PT2H. Sources: an address or a range.' });
     case 'list':
       return messageCard({ title: reply.requests.length ? `Requests (${reply.scope})` : 'Nothing to show', lines: mdEsc(renderText(reply, 'jit')).split('\n').map((text) => ({ text, font: 'Monospace' })) });
+    case 'info':
+      return messageCard({ title: mdEsc(reply.message), text: '' });
+    case 'inventory':
+      return messageCard({ title: 'VMs', lines: mdEsc(renderText(reply, 'jit')).split('\n').map((text) => ({ text, font: 'Monospace' })) });
     default:
       return messageCard({ title: mdEsc(renderText(reply, 'jit').split('\n')[0] ?? ''), text: '' });
   }
