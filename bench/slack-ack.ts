@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { FakeSlack, sendSigned, slashBody } from '../test/fakes/slack.js';
+import { sendSigned, slashBody } from '../test/fakes/slack.js';
 import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 100);
@@ -44,7 +44,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts a server as its own process (as in production) and waits until it answers. */
-async function spawnServer(name: string, script: string, env: Record<string, string>, ready: string): Promise<{ url: string; proc: ChildProcess }> {
+async function spawnServer(name: string, script: string, env: Record<string, string>, ready: string): Promise<{ url: string; proc: ChildProcess; output: string }> {
   const port = await freePort();
   // BENCH_PROF=1: CPU profile of each server, in bench/results/prof (open in Chrome DevTools).
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=bench/results/prof/${name.replace(/\W+/g, '-')}`] : [];
@@ -59,11 +59,22 @@ async function spawnServer(name: string, script: string, env: Record<string, str
     if (proc.exitCode !== null || Date.now() > until) throw new Error(`${name} did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, proc };
+  return { url, proc, output: out };
 }
 
 async function main() {
-  const slack = await new FakeSlack({ U024ALICE: { email: 'alice@contoso.com' } }).start();
+  // The fake Slack runs in its own process: this one only sends requests and measures.
+  const fake = await spawnServer('fake Slack', 'bench/fake-slack-server.ts', {}, 'listening');
+  const fakeUrl = await new Promise<string>((resolve) => {
+    let out = '';
+    const check = () => {
+      const m = /listening (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    };
+    fake.proc.stdout!.on('data', (d: Buffer) => ((out += d.toString()), check()));
+    fake.output.includes('listening') ? ((out = fake.output), check()) : undefined;
+  });
+  const slack = { apiUrl: `${fakeUrl}/api/`, responseUrl: (id: string) => `${fakeUrl}/respond/${id}` };
   const dir = mkdtempSync(join(tmpdir(), 'jit-bench-slack-'));
   const policy = join(dir, 'policy.yaml');
   writeFileSync(
@@ -98,7 +109,8 @@ async function main() {
   const shoot = (which: 'jit' | 'bare', i: number) => {
     const id = `${which}-${i}`;
     // Each jit request is a real access request (creates a request and posts an approval card).
-    const body = slashBody('U024ALICE', `rdp vm1 2h from 203.0.113.${(i % 250) + 1}`, slack.responseUrl(id));
+    const text = process.env.BENCH_SLACK_TEXT ?? `rdp vm1 2h from 203.0.113.${(i % 250) + 1}`;
+    const body = slashBody('U024ALICE', text, slack.responseUrl(id));
     sentAt.set(id, Date.now());
     return sendSigned(which === 'jit' ? jit.url : bare.url, body, { secret: SECRET })
       .then((r) => {
@@ -118,11 +130,15 @@ async function main() {
   await Promise.all(inflight);
   const elapsed = (performance.now() - t0) / 1000;
   // Wait for the answers the user sees (response_url posts).
+  type Stats = { responses: Array<{ path: string; at: number }>; cards: number };
+  const stats = async () => (await (await fetch(`${fakeUrl}/stats`)).json()) as Stats;
   const until = Date.now() + 30_000;
-  while (slack.responses.filter((r) => r.path.startsWith('/respond/jit-')).length < ackJit.length && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-  const answer = slack.responses
-    .filter((r) => r.path.startsWith('/respond/jit-'))
-    .map((r) => r.at - sentAt.get(r.path.slice('/respond/'.length))!);
+  let seen = await stats();
+  while (seen.responses.filter((r) => r.path.startsWith('/respond/jit-')).length < ackJit.length && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 200));
+    seen = await stats();
+  }
+  const answer = seen.responses.filter((r) => r.path.startsWith('/respond/jit-')).map((r) => r.at - sentAt.get(r.path.slice('/respond/'.length))!);
   const rss = Number((await import('node:fs')).readFileSync(`/proc/${jit.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) * 1024;
 
   console.log(`slack ack bench: ${RATE} req/s to each for ${SECONDS} s (${elapsed.toFixed(1)} s actual), ${cpus().length} cores, node ${process.version}`);
@@ -131,7 +147,7 @@ async function main() {
   const a = summary('jit-bot answer at response_url', answer);
   const ratio = { p50: j.p50 / b.p50, p99: j.p99 / b.p99 };
   console.log(`ratio jit/bare: p50 ${ratio.p50.toFixed(2)}x p99 ${ratio.p99.toFixed(2)}x (goal <= 1.3x, jit p99 < 30 ms); errors jit=${errors.jit} bare=${errors.bare}`);
-  console.log(`jit-bot RSS after the run ${(rss / 2 ** 20).toFixed(0)} MiB; approval cards posted: ${slack.of('chat.postMessage').filter((c) => c.body.channel === 'C0APPROVALS').length}`);
+  console.log(`jit-bot RSS after the run ${(rss / 2 ** 20).toFixed(0)} MiB; approval cards posted: ${seen.cards}`);
 
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(
@@ -141,8 +157,8 @@ async function main() {
 
   bare.proc.kill('SIGTERM');
   jit.proc.kill('SIGTERM');
-  await Promise.all([once(bare.proc, 'exit'), once(jit.proc, 'exit')]);
-  await slack.close();
+  fake.proc.kill('SIGTERM');
+  await Promise.all([once(bare.proc, 'exit'), once(jit.proc, 'exit'), once(fake.proc, 'exit')]);
   const r = new Redis(REDIS_URL);
   for (const pattern of [`${prefix}:*`, `${prefix}-bull:*`]) {
     let cursor = '0';

@@ -56,6 +56,10 @@ export class FakeSlack {
           res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
           res.end(JSON.stringify(payload));
         };
+        if (path === '/stats' && req.method === 'GET') {
+          // For benchmarks that run this fake in a process of its own.
+          return send(200, { responses: this.responses.map((r) => ({ path: r.path, at: r.at })), cards: this.of('chat.postMessage').filter((c) => c.body.channel === 'C0APPROVALS').length });
+        }
         if (path.startsWith('/respond/')) {
           this.responses.push({ path, body, at: Date.now() });
           return send(200, { ok: true });
