@@ -29,8 +29,21 @@ const ALICE = user('alice', '6f1c0c1e-0000-4000-8000-00000000a11c', 'Alice@conto
 const BOB = user('bob', '6f1c0c1e-0000-4000-8000-000000000b0b'); // mapped in the policy file (no UPN needed)
 const CAROL = user('carol', '6f1c0c1e-0000-4000-8000-0000000ca201', 'carol@contoso.com');
 const MALLORY = user('mallory', '6f1c0c1e-0000-4000-8000-0000000ba11d', 'mallory@contoso.com');
+const ERIN = user('erin', '6f1c0c1e-0000-4000-8000-00000000e21a', 'erin@contoso.com');
 
-const POLICY = TEST_POLICY_YAML.replace('bob@contoso.com: { slack: U024BOB }', `bob@contoso.com: { slack: U024BOB, teams: ${BOB.aadObjectId} }`).replace(
+const POLICY = (TEST_POLICY_YAML.replace(
+  'targets:\n',
+  `targets:
+  rem1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/rem1, os: linux, address: rem1.contoso.example, user: azureuser }
+  esc1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/esc1, os: linux }
+`,
+) + `  rem1:
+    scope: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/rem1
+    reminder: { before: 3s, extendOptions: [20s] }
+  esc1:
+    scope: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/esc1
+    approval: { escalation: { after: 1s, approvers: [erin@contoso.com] } }
+`).replace('bob@contoso.com: { slack: U024BOB }', `bob@contoso.com: { slack: U024BOB, teams: ${BOB.aadObjectId} }`).replace(
   'approval: { required: true, approvers: [group:oncall], quorum: 1, timeout: PT1H }',
   `approval: { required: true, approvers: [group:oncall], quorum: 1, timeout: PT1H }
     channels: { teams: { approvals: "${APPROVALS}", audit: "${AUDIT}" } }`,
@@ -60,12 +73,12 @@ async function request(from: TeamsUser, words: string): Promise<{ id: string; po
 }
 
 beforeAll(async () => {
-  bf = await new FakeConnector([ALICE, BOB, CAROL, MALLORY]).start();
+  bf = await new FakeConnector([ALICE, BOB, CAROL, MALLORY, ERIN]).start();
   const dir = mkdtempSync(join(tmpdir(), 'jit-teams-'));
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
   h = await startHarness({ JIT_POLICY_FILE: join(dir, 'policy.yaml'), TEAMS_ALLOW_UNAUTHENTICATED: 'true', TEAMS_SERVICE_URL: bf.url, TEAMS_AUDIT_INTERVAL: '1s' });
   // Each person installed the app (personal scope): the bot keeps their 1:1 conversation.
-  for (const u of [ALICE, BOB, CAROL, MALLORY]) expect((await postActivity(h.app.url, installActivity(bf.url, u))).status).toBe(200);
+  for (const u of [ALICE, BOB, CAROL, MALLORY, ERIN]) expect((await postActivity(h.app.url, installActivity(bf.url, u))).status).toBe(200);
 });
 
 afterAll(async () => {
@@ -225,10 +238,53 @@ describe('who may act on a card', () => {
   });
 });
 
+describe('workflow in Teams', () => {
+  it('the expiry reminder card offers Extend; the extension card goes to approvers, who approve it on the card', async () => {
+    const { id } = await request(ALICE, 'ssh rem1 5s from 203.0.113.7');
+    await act(BOB, 'approve', { requestId: id });
+    const reminder = await waitFor('reminder card', async () => bf.to(personalConversation(ALICE).id).find((c) => verbs(cardOf(c)).includes('extend') && text(cardOf(c)).includes(id)), 10_000);
+    const extend = (cardOf(reminder)!.actions as Array<{ verb: string; data: { requestId: string; addMs: number } }>)[0]!;
+    expect(extend.data).toEqual({ requestId: id, addMs: 20_000 });
+    const before = await state(id);
+    const asked = await act(ALICE, 'extend', extend.data, personalConversation(ALICE));
+    expect(String(asked.body.value)).toMatch(/waiting for approval/);
+    const extCard = await waitFor('extension card', async () => bf.to(APPROVALS).find((c) => text(cardOf(c)).includes(`Extension of ${id}`)));
+    expect(verbs(cardOf(extCard))).toEqual([]); // read-only base; approvers get buttons by refresh
+    const bobView = await act(BOB, 'refresh', { requestId: id, scope: 'extension' });
+    expect(verbs(bobView.body.value as Card)).toEqual(['ext_approve', 'ext_deny']);
+    // The old request card's Approve cannot approve the extension.
+    const stale = await act(CAROL, 'approve', { requestId: id });
+    expect(String(stale.body.value)).toMatch(/decision is over/);
+    const ok = await act(CAROL, 'ext_approve', { requestId: id });
+    expect(text(ok.body.value)).toContain('Extension approved');
+    expect((await state(id)).expiresAt).toBe(before.expiresAt! + 20_000);
+    expect(await h.app.scheduler.expiryDueAt(id)).toBe(before.expiresAt! + 20_000);
+    await h.app.service.revoke('alice@contoso.com', id);
+    const late = await act(ALICE, 'extend', extend.data, personalConversation(ALICE));
+    expect(String(late.body.value)).toMatch(/only an active grant can be extended/);
+  });
+
+  it('escalation: the channel card says it escalated and the escalation approver gets a card to decide on', async () => {
+    const { id, post } = await request(ALICE, 'ssh esc1 1h from 203.0.113.7');
+    await waitFor('escalated card', async () => bf.updates().find((u) => u.activityId === post.resourceId && text(cardOf(u)).includes('Escalated') && text(cardOf(u)).includes('erin@contoso.com')), 10_000);
+    const dm = await waitFor('card to erin', async () => bf.to(personalConversation(ERIN).id).find((c) => text(cardOf(c)).includes(`Access request ${id}`)));
+    expect(verbs(cardOf(dm))).toEqual(['approve', 'deny']);
+    const ok = await act(ERIN, 'approve', { requestId: id }, personalConversation(ERIN));
+    expect(text(ok.body.value)).toContain('Approved by erin@contoso.com');
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+
+  it('a request nobody decides times out: the card and the requester say so', async () => {
+    const { id, post } = await request(ALICE, 'ssh quick1 1h from 203.0.113.7');
+    await waitFor('timed-out card', async () => bf.updates().find((u) => u.activityId === post.resourceId && text(cardOf(u)).includes('timed out')), 10_000);
+    await waitFor('requester told', async () => bf.to(personalConversation(ALICE).id).find((c) => text(cardOf(c)).includes('in time') && text(cardOf(c)).includes(id)));
+  });
+});
+
 describe('conversation references', () => {
   it('are kept in Redis per conversation and per principal (captured on install)', async () => {
     const keys = await h.app.redis.keys(`${h.prefix}:teams:ref:user:*`);
-    expect(keys.map((k) => k.split(':').pop()).sort()).toEqual(['alice@contoso.com', 'bob@contoso.com', 'carol@contoso.com', 'mallory@contoso.com']);
+    expect(keys.map((k) => k.split(':').pop()).sort()).toEqual(['alice@contoso.com', 'bob@contoso.com', 'carol@contoso.com', 'erin@contoso.com', 'mallory@contoso.com']);
     const ref = JSON.parse((await h.app.redis.get(`${h.prefix}:teams:ref:user:alice@contoso.com`))!) as { serviceUrl: string; conversation: { id: string; tenantId: string } };
     expect(ref.serviceUrl).toBe(bf.url);
     expect(ref.conversation).toMatchObject({ id: personalConversation(ALICE).id, tenantId: TENANT });

@@ -22,6 +22,7 @@ import type { DecisionScope, JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
 import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
+import { expandRefs } from '../../core/rbac.js';
 import { connectionsFor, renderText, type Reply } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
 import type { PlatformRoute } from '../../core/workflow.js';
@@ -274,8 +275,10 @@ export class TeamsAdapter implements Notifier {
           const decision = verb === VERBS.approve || verb === VERBS.extApprove ? 'approve' : 'deny';
           const reason = typeof data.reason === 'string' && data.reason.trim() ? data.reason.trim().slice(0, 500) : undefined;
           await this.svc().decide(principal, id, decision, reason, scope);
-          const req = await this.svc().get(id);
-          return show(await this.cardFor(req!, scope, principal));
+          const req = (await this.svc().get(id))!;
+          // An extension decided by this click: say how it ended (the pending part is gone).
+          const outcome = scope === 'extension' && !req.pendingExtension ? (decision === 'approve' ? 'approved' : 'denied') : undefined;
+          return show(await this.cardFor(req, scope, principal, outcome));
         }
         case VERBS.revoke:
           return say(this.text(await this.svc().revoke(principal, id)));
@@ -306,7 +309,21 @@ export class TeamsAdapter implements Notifier {
         .checkDecide(viewer, req.id, 'approve', scope)
         .then(() => true, () => false);
     }
-    return approvalCard(req, { scope, quorum: this.quorumOf(req), canDecide, refreshUserIds: await this.approverTeamsIds(req), ...(outcome ? { outcome } : {}) });
+    const escalatedTo = req.escalatedAt ? this.escalationApprovers(req) : [];
+    return approvalCard(req, {
+      scope,
+      quorum: this.quorumOf(req),
+      canDecide,
+      refreshUserIds: await this.approverTeamsIds(req),
+      ...(outcome ? { outcome } : {}),
+      ...(escalatedTo.length ? { escalatedTo } : {}),
+    });
+  }
+
+  private escalationApprovers(req: AccessRequest): PrincipalId[] {
+    const target = this.book().targets[req.target];
+    const esc = target ? effectivePolicy(this.book(), target).approval.escalation : undefined;
+    return esc ? expandRefs(this.book(), esc.approvers) : [];
   }
 
   private quorumOf(req: AccessRequest): number {
