@@ -105,4 +105,16 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
       .get(NSG).query(true).reply(200, nsgBody('W/"e2"'));
     await expect(g.open({ requestId: 'rabcdefghm', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '*', expiresAt: Date.now() + 60_000 })).rejects.toThrow(/authorization/i);
   });
+
+  it('writes back the NSG\'s own settings (flushConnection) untouched, so revocation keeps established connections as its owner chose', async () => {
+    discovery();
+    let body: { properties?: { flushConnection?: boolean } } = {};
+    const withFlush = { ...nsgBody('W/"f1"'), properties: { ...nsgBody('W/"f1"').properties, flushConnection: true } };
+    nock(ARM)
+      .get(NSG).query(true).reply(200, withFlush)
+      .put(NSG).query(true).reply((_uri, b) => ((body = b as typeof body), [200, withFlush]))
+      .get(NSG).query(true).reply(200, withFlush);
+    await gate().open({ requestId: 'rabcdefghn', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '*', expiresAt: Date.now() + 60_000 });
+    expect(body.properties?.flushConnection).toBe(true);
+  });
 });

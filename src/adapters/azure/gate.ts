@@ -614,7 +614,14 @@ export class AzureGate implements NetworkGate {
     switch (kindOf(resourceId)) {
       case 'nsg': {
         const nsg = doc as NetworkSecurityGroup;
-        await network.networkSecurityGroups.beginCreateOrUpdateAndWait(id.resourceGroup, id.name, { location: nsg.location, tags: nsg.tags, securityRules: nsg.securityRules }, options);
+        // Everything but the rule list is written back as read: notably flushConnection, so removing
+        // a rule keeps established connections unless the NSG's owner chose otherwise.
+        await network.networkSecurityGroups.beginCreateOrUpdateAndWait(
+          id.resourceGroup,
+          id.name,
+          { location: nsg.location, tags: nsg.tags, securityRules: nsg.securityRules, ...(nsg.flushConnection !== undefined ? { flushConnection: nsg.flushConnection } : {}) },
+          options,
+        );
         return;
       }
       case 'firewall':

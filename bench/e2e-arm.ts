@@ -1,0 +1,104 @@
+// Benchmark: end to end with modelled ARM latency. The real server (startJit with
+// JIT_NETWORK=azure, Redis, BullMQ) against the ARM emulator where every NSG write takes
+// BENCH_ARM_LATENCY_MS (default 5,000 ms) to complete, as Azure's do. Figures:
+//   request → port open (from the approver's click to the rules on both NSGs of the path),
+//   expiry → port closed (from the stored expiry to the rules gone),
+// to set beside "about a minute" that Defender for Cloud's JIT takes to apply a request.
+//
+//   npm run bench:e2e                       (20 grants, 5 s per ARM write, 30 s grants)
+//   BENCH_E2E_GRANTS=5 BENCH_ARM_LATENCY_MS=2000 npm run bench:e2e
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { startJit } from '../src/bootstrap.js';
+import { silentLogger } from '../src/log.js';
+import { ArmEmulator } from '../test/fakes/arm.js';
+import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
+
+const N = Number(process.env.BENCH_E2E_GRANTS ?? 20);
+const LATENCY = Number(process.env.BENCH_ARM_LATENCY_MS ?? 5000);
+const DURATION_S = Number(process.env.BENCH_E2E_DURATION_S ?? 30);
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+function pct(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+}
+function summary(name: string, values: number[]) {
+  const out = { n: values.length, p50: pct(values, 50), p99: pct(values, 99), max: Math.max(...values) };
+  console.log(`${name}: n=${out.n} p50=${(out.p50 / 1000).toFixed(2)} s p99=${(out.p99 / 1000).toFixed(2)} s max=${(out.max / 1000).toFixed(2)} s`);
+  return out;
+}
+
+async function main() {
+  const arm = await new ArmEmulator({ latencyMs: LATENCY }).start();
+  const vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
+  const dir = mkdtempSync(join(tmpdir(), 'jit-bench-e2e-'));
+  writeFileSync(join(dir, 'policy.yaml'), TEST_POLICY_YAML);
+  const prefix = `bench-e2e-${Date.now().toString(36)}`;
+  const jit = await startJit({
+    env: {
+      PORT: '0', HOST: '127.0.0.1', REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_DATA_DIR: dir, JIT_POLICY_FILE: join(dir, 'policy.yaml'), JIT_MIN_DURATION: '1s',
+      JIT_NETWORK: 'azure', AZURE_ARM_ENDPOINT: arm.url, AZURE_ARM_CA_FILE: arm.certFile, AZURE_ACCESS_TOKEN: 'bench',
+      AZURE_POLL_INTERVAL_MS: process.env.AZURE_POLL_INTERVAL_MS ?? '500', AZURE_WRITE_DEADLINE: '120s',
+    },
+    log: silentLogger,
+  });
+  const open = (id: string) => [vm1.nicNsg, vm1.subnetNsg].every((nsg) => arm.rules(nsg).some((r) => r.name.startsWith(`jit-${id}-`)));
+  const closed = (id: string) => [vm1.nicNsg, vm1.subnetNsg].every((nsg) => !arm.rules(nsg).some((r) => r.name.startsWith(`jit-${id}-`)));
+
+  const ids: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const r = await jit.service.execute('alice@contoso.com', `rdp vm1 ${DURATION_S}s from 203.0.113.${i + 1}`, { channel: 'bench' });
+    if (!('request' in r)) throw new Error(JSON.stringify(r));
+    ids.push(r.request.id);
+  }
+  // Approvals arrive a second apart, as people click.
+  const openMs: number[] = [];
+  const approvals = ids.map(async (id, i) => {
+    await new Promise((r) => setTimeout(r, i * 1000));
+    const t0 = Date.now();
+    await jit.service.execute('bob@contoso.com', `approve ${id}`, { channel: 'bench' });
+    while (!open(id)) await new Promise((r) => setTimeout(r, 20));
+    openMs.push(Date.now() - t0);
+  });
+  await Promise.all(approvals);
+  const writesAfterOpen = arm.stats.puts;
+
+  const closeMs: number[] = [];
+  await Promise.all(
+    ids.map(async (id) => {
+      const req = await jit.service.get(id);
+      const due = req!.expiresAt!;
+      while (!closed(id)) await new Promise((r) => setTimeout(r, 20));
+      closeMs.push(Date.now() - due);
+    }),
+  );
+
+  console.log(`e2e with modelled ARM latency: ${N} grants on one VM (NIC NSG + subnet NSG), ${LATENCY} ms per NSG write, approvals 1 s apart, ${cpus().length} cores, node ${process.version}`);
+  const o = summary('request approved → port open', openMs);
+  const c = summary('expiry → port closed', closeMs);
+  console.log(`NSG writes: ${writesAfterOpen} to open ${N} grants on 2 NSGs, ${arm.stats.puts - writesAfterOpen} to close them; 409s ${arm.stats.conflicts409}; goal: open <= 10 s (Defender for Cloud JIT: about a minute)`);
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/e2e-arm.json', JSON.stringify({ at: new Date().toISOString(), grants: N, latencyMs: LATENCY, open: o, close: c, puts: arm.stats.puts, conflicts409: arm.stats.conflicts409 }, null, 2));
+
+  await jit.stop();
+  await arm.close();
+  const r = new Redis(REDIS_URL);
+  for (const pattern of [`${prefix}:*`, `${prefix}-bull:*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await r.del(...keys);
+    } while (cursor !== '0');
+  }
+  await r.quit();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
