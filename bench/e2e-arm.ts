@@ -10,9 +10,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { startJit } from '../src/bootstrap.js';
 import { silentLogger } from '../src/log.js';
+import { dropKeys, summary } from './lib.js';
 import { ArmEmulator } from '../test/fakes/arm.js';
 import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
 
@@ -21,15 +21,6 @@ const LATENCY = Number(process.env.BENCH_ARM_LATENCY_MS ?? 5000);
 const DURATION_S = Number(process.env.BENCH_E2E_DURATION_S ?? 30);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-function pct(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-}
-function summary(name: string, values: number[]) {
-  const out = { n: values.length, p50: pct(values, 50), p99: pct(values, 99), max: Math.max(...values) };
-  console.log(`${name}: n=${out.n} p50=${(out.p50 / 1000).toFixed(2)} s p99=${(out.p99 / 1000).toFixed(2)} s max=${(out.max / 1000).toFixed(2)} s`);
-  return out;
-}
 
 async function main() {
   const arm = await new ArmEmulator({ latencyMs: LATENCY }).start();
@@ -77,24 +68,15 @@ async function main() {
   );
 
   console.log(`e2e with modelled ARM latency: ${N} grants on one VM (NIC NSG + subnet NSG), ${LATENCY} ms per NSG write, approvals 1 s apart, ${cpus().length} cores, node ${process.version}`);
-  const o = summary('request approved → port open', openMs);
-  const c = summary('expiry → port closed', closeMs);
+  const o = summary('request approved → port open', openMs, 's');
+  const c = summary('expiry → port closed', closeMs, 's');
   console.log(`NSG writes: ${writesAfterOpen} to open ${N} grants on 2 NSGs, ${arm.stats.puts - writesAfterOpen} to close them; 409s ${arm.stats.conflicts409}; goal: open <= 10 s (Defender for Cloud JIT: about a minute)`);
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/e2e-arm.json', JSON.stringify({ at: new Date().toISOString(), grants: N, latencyMs: LATENCY, open: o, close: c, puts: arm.stats.puts, conflicts409: arm.stats.conflicts409 }, null, 2));
 
   await jit.stop();
   await arm.close();
-  const r = new Redis(REDIS_URL);
-  for (const pattern of [`${prefix}:*`, `${prefix}-bull:*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  }
-  await r.quit();
+  await dropKeys(REDIS_URL, prefix);
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -14,6 +14,9 @@ import { SimulatedGate } from '../src/adapters/simulated/gate.js';
 import { startJit } from '../src/bootstrap.js';
 import type { AppliedRule, Target } from '../src/core/types.js';
 import { silentLogger } from '../src/log.js';
+import { dropKeys, summary } from './lib.js';
+
+const fmt = (v: number) => v.toFixed(1);
 
 const N = Number(process.env.BENCH_GRANTS ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 20);
@@ -49,16 +52,6 @@ class TimedGate implements NetworkGate {
   }
 }
 
-function pct(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-}
-const fmt = (v: number) => v.toFixed(1);
-function summary(name: string, values: number[]) {
-  const out = { n: values.length, p50: pct(values, 50), p99: pct(values, 99), max: Math.max(...values) };
-  console.log(`${name}: n=${out.n} p50=${fmt(out.p50)} ms p99=${fmt(out.p99)} ms max=${fmt(out.max)} ms`);
-  return out;
-}
 
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -139,16 +132,7 @@ async function main(): Promise<void> {
     console.log('wrote bench/results/grants.json');
   } finally {
     await app.stop();
-    const r = new Redis(REDIS_URL);
-    for (const pattern of [`${prefix}:*`, `${prefix}-bull:*`]) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await r.del(...keys);
-      } while (cursor !== '0');
-    }
-    r.disconnect();
+    await dropKeys(REDIS_URL, prefix);
     rmSync(dir, { recursive: true, force: true });
   }
 }

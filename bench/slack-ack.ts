@@ -14,8 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Redis } from 'ioredis';
 import { sendSigned, slashBody } from '../test/fakes/slack.js';
+import { dropKeys, summary } from './lib.js';
 import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 100);
@@ -23,16 +23,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SECRET = 'bench-signing-secret-0123456789';
 
-function pct(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-}
-const fmt = (v: number) => v.toFixed(1);
-function summary(name: string, values: number[]) {
-  const out = { n: values.length, p50: pct(values, 50), p99: pct(values, 99), max: Math.max(...values) };
-  console.log(`${name}: n=${out.n} p50=${fmt(out.p50)} ms p99=${fmt(out.p99)} ms max=${fmt(out.max)} ms`);
-  return out;
-}
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -159,16 +149,7 @@ async function main() {
   jit.proc.kill('SIGTERM');
   fake.proc.kill('SIGTERM');
   await Promise.all([once(bare.proc, 'exit'), once(jit.proc, 'exit'), once(fake.proc, 'exit')]);
-  const r = new Redis(REDIS_URL);
-  for (const pattern of [`${prefix}:*`, `${prefix}-bull:*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  }
-  await r.quit();
+  await dropKeys(REDIS_URL, prefix);
   rmSync(dir, { recursive: true, force: true });
 }
 

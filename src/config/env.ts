@@ -25,6 +25,21 @@ const durationVar = (fallback: string) =>
       }
     });
 
+/** An NSG priority range `lo-hi` within Azure's 100-4096. */
+const priorityRange = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const m = /^(\d{3,4})-(\d{3,4})$/.exec(v);
+      const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
+      if (!range || range[0] < 100 || range[1] > 4096 || range[0] > range[1]) {
+        ctx.addIssue({ code: 'custom', message: `must be a range within 100-4096, e.g. ${fallback}` });
+        return z.NEVER;
+      }
+      return range;
+    });
+
 const bool = (fallback: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -88,30 +103,8 @@ const schema = z.object({
   AZURE_ARM_CA_FILE: z.string().min(1).optional(),
   /** A static bearer token instead of DefaultAzureCredential (the ARM emulator, short-lived CI jobs). */
   AZURE_ACCESS_TOKEN: z.string().min(1).optional(),
-  JIT_NSG_PRIORITY_RANGE: z
-    .string()
-    .default('100-199')
-    .transform((v, ctx) => {
-      const m = /^(\d{3,4})-(\d{3,4})$/.exec(v);
-      const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
-      if (!range || range[0] < 100 || range[1] > 4096 || range[0] > range[1]) {
-        ctx.addIssue({ code: 'custom', message: 'must be a range within 100-4096, e.g. 100-199' });
-        return z.NEVER;
-      }
-      return range;
-    }),
-  JIT_NSG_DENY_PRIORITY_RANGE: z
-    .string()
-    .default('4000-4096')
-    .transform((v, ctx) => {
-      const m = /^(\d{3,4})-(\d{3,4})$/.exec(v);
-      const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
-      if (!range || range[0] < 100 || range[1] > 4096 || range[0] > range[1]) {
-        ctx.addIssue({ code: 'custom', message: 'must be a range within 100-4096, e.g. 4000-4096' });
-        return z.NEVER;
-      }
-      return range;
-    }),
+  JIT_NSG_PRIORITY_RANGE: priorityRange('100-199'),
+  JIT_NSG_DENY_PRIORITY_RANGE: priorityRange('4000-4096'),
   AZURE_WRITE_DEADLINE: durationVar('60s'),
   AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
