@@ -10,6 +10,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RedisAuditLog } from '../src/adapters/redis/audit.js';
 import { startJit } from '../src/bootstrap.js';
 import { silentLogger } from '../src/log.js';
 import { dropKeys, summary } from './lib.js';
@@ -50,20 +51,30 @@ async function main() {
   const approvals = ids.map(async (id, i) => {
     await new Promise((r) => setTimeout(r, i * 1000));
     const t0 = Date.now();
-    await jit.service.execute('bob@contoso.com', `approve ${id}`, { channel: 'bench' });
-    while (!open(id)) await new Promise((r) => setTimeout(r, 20));
+    // The approve call returns once the grant is active: both NSG writes accepted AND their
+    // long-running operations reported Succeeded (ARM applies rules asynchronously).
+    const reply = await jit.service.execute('bob@contoso.com', `approve ${id}`, { channel: 'bench' });
+    if (!('request' in reply) || reply.request.status !== 'active' || !open(id)) throw new Error(`not open: ${JSON.stringify(reply).slice(0, 300)}`);
     openMs.push(Date.now() - t0);
   });
   await Promise.all(approvals);
   const writesAfterOpen = arm.stats.puts;
 
+  const audit = new RedisAuditLog(jit.redis, prefix);
   const closeMs: number[] = [];
   await Promise.all(
     ids.map(async (id) => {
       const req = await jit.service.get(id);
       const due = req!.expiresAt!;
-      while (!closed(id)) await new Promise((r) => setTimeout(r, 20));
-      closeMs.push(Date.now() - due);
+      // Closed when the last rule.removed is audited: written after the NSG operations succeeded.
+      for (;;) {
+        const removed = (await audit.list({ requestId: id })).filter((e) => e.action === 'rule.removed');
+        if (removed.length >= 2 && closed(id)) {
+          closeMs.push(Math.max(...removed.map((e) => e.time)) - due);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }),
   );
 

@@ -21,6 +21,9 @@ const fmt = (v: number) => v.toFixed(1);
 const N = Number(process.env.BENCH_GRANTS ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
+/** Spread the expiries over this many seconds (grant i lasts DURATION_S + i/N × spread). */
+const SPREAD_S = Number(process.env.BENCH_EXPIRY_SPREAD_S ?? 0);
+const gcNow = (globalThis as { gc?: () => void }).gc;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TARGETS = 10;
 
@@ -85,12 +88,12 @@ async function main(): Promise<void> {
   });
   const rssBefore = process.memoryUsage().rss;
   try {
-    console.log(`bench: ${N} grants over ${TARGETS} NSGs, concurrency ${CONCURRENCY}, duration ${DURATION_S}s, ${cpus().length} cores, node ${process.version}`);
+    console.log(`bench: ${N} grants over ${TARGETS} NSGs, concurrency ${CONCURRENCY}, duration ${DURATION_S}s${SPREAD_S ? ` + up to ${SPREAD_S}s (expiries spread)` : ''}, ${cpus().length} cores, node ${process.version}`);
     const ids: string[] = [];
     const t0 = performance.now();
     await pool(Array.from({ length: N }, (_, i) => i), CONCURRENCY, async (i) => {
       const octet = (i % 250) + 1;
-      const reply = await app.service.execute('req@bench.example', `rdp vm${i % TARGETS} ${DURATION_S}s from 203.0.${Math.floor(i / 250)}.${octet}`, { channel: 'bench' });
+      const reply = await app.service.execute('req@bench.example', `rdp vm${i % TARGETS} ${DURATION_S + Math.floor((i / N) * SPREAD_S)}s from 203.0.${Math.floor(i / 250)}.${octet}`, { channel: 'bench' });
       if (reply.kind !== 'pending_approval') throw new Error(`request ${i}: ${JSON.stringify(reply)}`);
       ids.push(reply.request.id);
     });
@@ -109,23 +112,26 @@ async function main(): Promise<void> {
     const approveMs = performance.now() - t1;
     console.log(`approvals: ${N} in ${fmt(approveMs)} ms (${fmt((N / approveMs) * 1000)}/s)`);
     const applied = summary('approve → rule applied', ids.map((id) => gate.opened.get(id)! - approveStart.get(id)!));
+    // With --expose-gc (npm run bench does it), measure live memory, not garbage not yet collected.
+    gcNow?.();
     const rssActive = process.memoryUsage().rss;
+    const heapActive = process.memoryUsage().heapUsed;
     const redis = new Redis(REDIS_URL);
     const perGrant = await redisBytesPerGrant(redis, prefix, ids.slice(0, 50));
     const hz = Number(((await redis.config('GET', 'hz')) as string[])[1]);
     redis.disconnect();
 
-    const deadline = Date.now() + DURATION_S * 1000 + 60_000;
+    const deadline = Date.now() + (DURATION_S + SPREAD_S) * 1000 + 60_000;
     while (gate.closed.size < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     if (gate.closed.size < N) throw new Error(`only ${gate.closed.size} of ${N} rules were removed`);
     const removed = summary('expiry → rule removed', ids.map((id) => gate.closed.get(id)! - expiresAt.get(id)!));
     const left = await gate.list();
-    console.log(`Redis hz ${hz}; rules left open: ${left.length}; Redis bytes per grant (request hash + index entries + audit): ~${perGrant}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssActive / 2 ** 20).toFixed(0)} MiB with ${N} active`);
+    console.log(`Redis hz ${hz}; rules left open: ${left.length}; Redis bytes per grant (request hash + index entries + audit): ~${perGrant}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssActive / 2 ** 20).toFixed(0)} MiB (heap used ${(heapActive / 2 ** 20).toFixed(0)} MiB${gcNow ? ' after GC' : ', no --expose-gc'}) with ${N} active`);
 
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, grants: N, concurrency: CONCURRENCY,
       approveToApplied: applied, expiryToRemoved: removed, requestsPerSecond: (N / requestMs) * 1000, approvalsPerSecond: (N / approveMs) * 1000,
-      redisBytesPerGrant: perGrant, redisHz: hz, rssMiB: { before: rssBefore / 2 ** 20, active: rssActive / 2 ** 20 }, rulesLeftOpen: left.length,
+      redisBytesPerGrant: perGrant, redisHz: hz, rssMiB: { before: rssBefore / 2 ** 20, active: rssActive / 2 ** 20 }, heapUsedMiB: heapActive / 2 ** 20, rulesLeftOpen: left.length,
     };
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/grants.json', JSON.stringify(results, null, 2));
