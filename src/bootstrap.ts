@@ -19,6 +19,7 @@ import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { SlackAdapter } from './adapters/slack/adapter.js';
 import { TeamsAdapter } from './adapters/teams/adapter.js';
 import { createAzureGate } from './adapters/azure/wiring.js';
+import { createConsole } from './adapters/console/console.js';
 import { loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
@@ -189,7 +190,12 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       redis: async () => (await redis.ping()) === 'PONG',
       worker: () => (!config.JIT_WORKER ? 'disabled' : worker?.running() ? 'running' : 'stopped'),
     },
-  }, [...(slack ? [slack.route] : []), ...(teams ? [teams.route] : [])]);
+  }, [
+    ...(slack ? [slack.route] : []),
+    ...(teams ? [teams.route] : []),
+    // The web console acts as any principal: only with the local channel (loopback unless forced).
+    ...(config.JIT_LOCAL_CHANNEL ? [await createConsole({ service, gate, audit, feed, log })] : []),
+  ]);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;

@@ -94,6 +94,11 @@ export class JitService implements JobHandlers {
     return this.approversOf(req, policy).filter((p) => p !== req.requester || policy.approval.selfApproval);
   }
 
+  /** The newest requests, for the local console (no permission check: local mode only). */
+  recent(limit = 200): Promise<AccessRequest[]> {
+    return this.deps.store.list({ limit });
+  }
+
   policyBook(): PolicyBook {
     return this.book;
   }

@@ -20,16 +20,16 @@ import type { Redis } from 'ioredis';
 import type { Notification, Notifier } from '../../app/ports.js';
 import type { DecisionScope, JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
-import { REQUEST_ID_RE } from '../../core/parse.js';
 import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
 import { expandRefs } from '../../core/rbac.js';
-import { connectionsFor, renderText, type Reply } from '../../core/reply.js';
+import { connectionsFor } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
 import type { PlatformRoute } from '../../core/workflow.js';
 import type { Logger } from '../../log.js';
 import { HttpError, readBody, type Route } from '../../server.js';
+import { runCardAction } from '../chat/card-actions.js';
 import { ChannelPoster } from '../chat/poster.js';
-import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, VERBS, type CardJson } from './cards.js';
+import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
 
 export const TEAMS_PATH = '/api/messages';
 
@@ -246,63 +246,25 @@ export class TeamsAdapter implements Notifier {
     const value = (context.activity.value ?? {}) as { action?: { verb?: unknown; data?: Record<string, unknown> } };
     const verb = String(value.action?.verb ?? '');
     const data = value.action?.data ?? {};
-    const id = typeof data.requestId === 'string' ? data.requestId : '';
     const answer = async (body: { statusCode: number; type: string; value: unknown }) => {
       await context.sendActivity({ type: ActivityTypes.InvokeResponse, value: { status: 200, body } });
     };
     const say = (text: string) => answer({ statusCode: 200, type: INVOKE_MESSAGE, value: text });
     const show = (card: CardJson) => answer({ statusCode: 200, type: INVOKE_CARD, value: card });
-    if (!REQUEST_ID_RE.test(id)) return say('✗ This card does not name a request; nothing changed.');
     let principal: PrincipalId;
     try {
       principal = await this.principalOf(context);
     } catch (err) {
       return say(`✗ ${err instanceof Error ? err.message : String(err)}`);
     }
-    try {
-      switch (verb) {
-        case VERBS.refresh: {
-          const req = await this.svc().get(id);
-          if (!req) return say('✗ This request no longer exists.');
-          const scope: DecisionScope = data.scope === 'extension' ? 'extension' : 'request';
-          return show(await this.cardFor(req, scope, principal));
-        }
-        case VERBS.approve:
-        case VERBS.deny:
-        case VERBS.extApprove:
-        case VERBS.extDeny: {
-          const scope: DecisionScope = verb === VERBS.extApprove || verb === VERBS.extDeny ? 'extension' : 'request';
-          const decision = verb === VERBS.approve || verb === VERBS.extApprove ? 'approve' : 'deny';
-          const reason = typeof data.reason === 'string' && data.reason.trim() ? data.reason.trim().slice(0, 500) : undefined;
-          await this.svc().decide(principal, id, decision, reason, scope);
-          const req = (await this.svc().get(id))!;
-          // An extension decided by this click: say how it ended (the pending part is gone).
-          const outcome = scope === 'extension' && !req.pendingExtension ? (decision === 'approve' ? 'approved' : 'denied') : undefined;
-          return show(await this.cardFor(req, scope, principal, outcome));
-        }
-        case VERBS.revoke:
-          return say(this.text(await this.svc().revoke(principal, id)));
-        case VERBS.extend: {
-          const addMs = Number(data.addMs);
-          if (!Number.isInteger(addMs) || addMs <= 0) return say('✗ This button does not name an extension; nothing changed.');
-          return say(this.text(await this.svc().extend(principal, id, addMs)));
-        }
-        default:
-          return say(`✗ Unknown action "${verb.slice(0, 40)}"; nothing changed.`);
-      }
-    } catch (err) {
-      if (isJitError(err)) return say(`✗ ${err.format('jit')}`);
-      this.deps.log.error('teams: action failed', { err, verb });
-      return say('✗ Something went wrong on our side; nothing was changed.');
-    }
-  }
-
-  private text(reply: Reply): string {
-    return renderText(reply, 'jit');
+    const result = await runCardAction(this.svc(), principal, verb, data, (req, scope, viewer, outcome) => this.cardFor(req, scope, viewer, outcome), (msg, fields) =>
+      this.deps.log.error(`teams: ${msg}`, fields),
+    );
+    return result.kind === 'card' ? show(result.card) : say(result.text);
   }
 
   /** The approval card as `viewer` should see it (buttons only if they may decide now). */
-  private async cardFor(req: AccessRequest, scope: DecisionScope, viewer?: PrincipalId, outcome?: 'approved' | 'denied'): Promise<CardJson> {
+  async cardFor(req: AccessRequest, scope: DecisionScope, viewer?: PrincipalId, outcome?: 'approved' | 'denied'): Promise<CardJson> {
     let canDecide = false;
     if (viewer) {
       canDecide = await this.svc()
