@@ -273,12 +273,19 @@ function pathOf(path: readonly PropertyKey[]): string {
 export function parsePolicyText(text: string, file = 'policy file'): PolicyBook {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) throw new PolicyFileError(file, doc.errors.map((e) => `YAML: ${e.message}`));
-  const parsed = fileSchema.safeParse(doc.toJS() ?? {});
+  let raw: unknown;
+  try {
+    // toJS resolves aliases and tags; a dangling alias (`*x`) or a bad tag fails only here.
+    raw = doc.toJS();
+  } catch (e) {
+    throw new PolicyFileError(file, [`YAML: ${e instanceof Error ? e.message : String(e)}`]);
+  }
+  const parsed = fileSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     throw new PolicyFileError(
       file,
       parsed.error.issues.map((i) => {
-        const got = valueAt(doc.toJS(), i.path);
+        const got = valueAt(raw, i.path);
         const shown = i.code === 'custom' || got === undefined ? '' : ` (got ${JSON.stringify(got)})`;
         return `${pathOf(i.path)}: ${i.message}${shown}`;
       }),
