@@ -1,0 +1,51 @@
+// Races a security team asks about: many approvals of one request at once; revoke, extend and the
+// expiry job at the same instant. Real Redis, BullMQ and the simulated gate.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requestOf, sleep, startHarness, waitFor, type Harness } from './harness.js';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('races', () => {
+  it('50 concurrent approvals of one request: exactly one decision, one approval event, one rule', async () => {
+    const id = requestOf((await h.cmd('alice@contoso.com', 'rdp vm1 1h from 203.0.113.40')).reply).id;
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => h.cmd(i % 2 ? 'bob@contoso.com' : 'carol@contoso.com', `approve ${id}`)));
+    const accepted = replies.filter((r) => r.reply.kind === 'decided');
+    expect(accepted).toHaveLength(1);
+    for (const r of replies.filter((x) => x.reply.kind !== 'decided')) expect(r.text).toMatch(/already|approved|active/);
+    const req = (await h.get(id))!;
+    expect(req.status).toBe('active');
+    expect(req.decisions).toHaveLength(1);
+    const audit = (await h.audit(id)).map((e) => e.action);
+    expect(audit.filter((a) => a === 'request.approved')).toHaveLength(1);
+    expect(audit.filter((a) => a === 'grant.activated')).toHaveLength(1);
+    expect((await h.rules()).filter((r) => r.requestId === id)).toHaveLength(1);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+  });
+
+  it('revoke racing extend racing the expiry job: one final outcome, one terminal audit event, nothing left open', async () => {
+    for (let round = 0; round < 4; round++) {
+      const id = requestOf((await h.cmd('alice@contoso.com', `rdp vm1 2s from 203.0.113.${50 + round}`)).reply).id;
+      await h.cmd('bob@contoso.com', `approve ${id}`);
+      const active = (await h.get(id))!;
+      await sleep(Math.max(0, active.expiresAt! - Date.now()) + round * 30);
+      await Promise.allSettled([h.cmd('alice@contoso.com', `revoke ${id}`), h.cmd('dave@contoso.com', `extend ${id} 30m`)]);
+      // If the extension won, close it now; either way it must end closed.
+      const now = (await h.get(id))!;
+      if (now.status === 'active') await h.cmd('alice@contoso.com', `revoke ${id}`);
+      const final = await waitFor('final', async () => {
+        const r = (await h.get(id))!;
+        return r.status === 'expired' || r.status === 'revoked' ? r : null;
+      });
+      const terminal = (await h.audit(id)).filter((e) => e.action === 'grant.expired' || e.action === 'grant.revoked');
+      expect(terminal).toHaveLength(1);
+      expect(terminal[0]!.action).toBe(final.status === 'expired' ? 'grant.expired' : 'grant.revoked');
+      expect((await h.rules()).filter((r) => r.requestId === id)).toEqual([]);
+    }
+  }, 40_000);
+});
