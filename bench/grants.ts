@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   const gate = new TimedGate(await SimulatedGate.open({ file: join(dir, 'net.json') }));
   const app = await startJit({
     env: {
-      PORT: '0', REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_DATA_DIR: dir, JIT_POLICY_FILE: join(dir, 'policy.yaml'),
+      PORT: '0', REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_REQUEST_RATE: 'off', JIT_MAX_ACTIVE_PER_PRINCIPAL: '0', JIT_MAX_ACTIVE_PER_TARGET: '0', JIT_DATA_DIR: dir, JIT_POLICY_FILE: join(dir, 'policy.yaml'),
       JIT_MIN_DURATION: '1s', LOG_LEVEL: 'error', JIT_RECONCILE_INTERVAL: '1h',
     },
     log: silentLogger,

@@ -76,7 +76,7 @@ async function main() {
   );
   const prefix = `bench-slack-${Date.now().toString(36)}`;
   const jit = await spawnServer('jit-bot', 'src/main.ts', {
-    REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_DATA_DIR: dir, JIT_POLICY_FILE: policy,
+    REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_REQUEST_RATE: 'off', JIT_MAX_ACTIVE_PER_PRINCIPAL: '0', JIT_MAX_ACTIVE_PER_TARGET: '0', JIT_DATA_DIR: dir, JIT_POLICY_FILE: policy,
     SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: 'xoxb-bench', SLACK_API_URL: slack.apiUrl,
   }, 'jit-bot is running');
   const bare = await spawnServer('bare Bolt', 'bench/bare-bolt.ts', { SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: slack.apiUrl }, 'listening');

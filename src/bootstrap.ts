@@ -14,6 +14,7 @@ import { RedisAuditLog } from './adapters/redis/audit.js';
 import { checkEvictionPolicy, checkTimerResolution, createRedis } from './adapters/redis/connection.js';
 import { ensureRedis } from './adapters/redis/embedded.js';
 import { RedisRequestStore } from './adapters/redis/store.js';
+import { RedisRateLimiter } from './adapters/redis/ratelimit.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { SlackAdapter } from './adapters/slack/adapter.js';
@@ -144,7 +145,11 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     clock: opts.clock ?? systemClock,
     ids: opts.ids ?? randomIds((n) => randomBytes(n)),
     book,
+    rateLimiter: new RedisRateLimiter(redis, prefix),
     settings: {
+      requestRate: config.JIT_REQUEST_RATE,
+      maxActivePerPrincipal: config.JIT_MAX_ACTIVE_PER_PRINCIPAL,
+      maxActivePerTarget: config.JIT_MAX_ACTIVE_PER_TARGET,
       minDurationMs: config.JIT_MIN_DURATION,
       sourceLinkTtlMs: config.JIT_SOURCE_LINK_TTL,
       ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),

@@ -152,6 +152,11 @@ export interface Notifier {
   audit(event: AuditEvent): Promise<void>;
 }
 
+/** Counts events per key in fixed windows (shared by all replicas). */
+export interface RateLimiter {
+  hit(key: string, limit: number, windowMs: number): Promise<{ allowed: boolean; retryAfterMs: number }>;
+}
+
 export interface Clock {
   now(): number;
 }

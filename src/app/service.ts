@@ -19,7 +19,7 @@ import { connectionsFor, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
 import type { AccessRequest, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
-import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RequestStore, Scheduler, WorkflowJob } from './ports.js';
+import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RateLimiter, RequestStore, Scheduler, WorkflowJob } from './ports.js';
 
 /** Thrown inside a transition when a grant was extended after the caller decided to expire it. */
 class ExtendedMeanwhile extends Error {
@@ -40,12 +40,20 @@ export interface ServiceSettings {
   sourceLinkTtlMs: number;
   /** If a revocation job fires this much before the stored expiry, the grant was extended: reschedule. */
   expirySlackMs: number;
+  /** Requests per principal per window (0: no limit). */
+  requestRate: { count: number; windowMs: number };
+  /** Requests in flight (waiting, approved or active) per principal and per target; 0: no cap. */
+  maxActivePerPrincipal: number;
+  maxActivePerTarget: number;
 }
 
 export const DEFAULT_SETTINGS: ServiceSettings = {
   minDurationMs: 5 * 60_000,
   sourceLinkTtlMs: 5 * 60_000,
   expirySlackMs: 250,
+  requestRate: { count: 0, windowMs: 60_000 },
+  maxActivePerPrincipal: 0,
+  maxActivePerTarget: 0,
 };
 
 export interface ServiceDeps {
@@ -59,6 +67,8 @@ export interface ServiceDeps {
   book: PolicyBook;
   /** Answers "is this person on call" for auto-approval rules that need it (PagerDuty). */
   onCall?: OnCallDirectory;
+  /** Per-principal request rate (abuse limit); without it only the caps on grants in flight apply. */
+  rateLimiter?: RateLimiter;
   settings?: Partial<ServiceSettings>;
   log?: (msg: string, err?: unknown) => void;
 }
@@ -187,6 +197,31 @@ export class JitService implements JobHandlers {
 
   // ---------------------------------------------------------------- enable / disable JIT on a target
 
+  /** Abuse limits: a request rate per principal and caps on grants in flight per principal and per target. */
+  private async checkAbuseLimits(actor: PrincipalId, target: Target): Promise<void> {
+    const { requestRate, maxActivePerPrincipal, maxActivePerTarget } = this.settings;
+    const inFlight = async (filter: { requester?: string; target?: string }, cap: number) => {
+      let n = 0;
+      for (const status of ['awaiting_source', 'pending', 'approved', 'active'] as const) {
+        n += (await this.deps.store.list({ ...filter, status, limit: cap })).length;
+        if (n >= cap) break;
+      }
+      return n;
+    };
+    if (maxActivePerPrincipal > 0 && (await inFlight({ requester: actor }, maxActivePerPrincipal)) >= maxActivePerPrincipal) {
+      throw new JitError('limit_reached', `you already have ${maxActivePerPrincipal} requests waiting or open (the limit per person); close one first (list, then revoke <id>)`, 'list mine');
+    }
+    if (maxActivePerTarget > 0 && (await inFlight({ target: target.name }, maxActivePerTarget)) >= maxActivePerTarget) {
+      throw new JitError('limit_reached', `${target.name} already has ${maxActivePerTarget} requests waiting or open (the limit per target); try again when some have closed`);
+    }
+    if (requestRate.count > 0 && this.deps.rateLimiter) {
+      const { allowed, retryAfterMs } = await this.deps.rateLimiter.hit(`req:${actor}`, requestRate.count, requestRate.windowMs);
+      if (!allowed) {
+        throw new JitError('rate_limited', `too many requests: at most ${requestRate.count} per ${formatDuration(requestRate.windowMs)}; try again in ${formatDuration(Math.max(1000, Math.ceil(retryAfterMs / 1000) * 1000))}`);
+      }
+    }
+  }
+
   /** "Enable JIT" (JIT Admin): the bot's Deny rules for the policy's ports (or those given) on the target's path. */
   async enforce(actor: PrincipalId, name: string, ports?: PortSpec[], system = false): Promise<Reply> {
     const target = this.managedTarget(actor, name, system);
@@ -238,6 +273,8 @@ export class JitService implements JobHandlers {
     const policy = effectivePolicy(book, target);
     const source = cmd.source === undefined ? undefined : parseSource(cmd.source);
     const checked = checkAccess(policy, { ports: cmd.ports, durationMs: cmd.durationMs, ...(source !== undefined ? { source } : {}) }, this.settings.minDurationMs);
+
+    await this.checkAbuseLimits(actor, target);
 
     const fromPart = cmd.source !== undefined ? ` from ${cmd.source}` : '';
     checkJustification(policy.justification, cmd.justification, `${exampleVerb(cmd.ports)} ${target.name} ${formatDuration(cmd.durationMs)}${fromPart}`);

@@ -81,6 +81,27 @@ const schema = z.object({
   /** The local chat channel (CLI / console) acts as any principal: loopback only unless forced. */
   JIT_LOCAL_CHANNEL: bool(true),
   JIT_WORKER: bool(true),
+  /** Abuse limits: requests per principal per window (`30/1m`; `off`), and caps on requests in flight. */
+  JIT_REQUEST_RATE: z
+    .string()
+    .default('30/1m')
+    .transform((v, ctx) => {
+      if (v === 'off' || v === '0') return { count: 0, windowMs: 60_000 };
+      const m = /^(\d{1,6})\/(.+)$/.exec(v);
+      let windowMs = NaN;
+      try {
+        windowMs = m ? parseDuration(m[2]!) : NaN;
+      } catch {
+        /* reported below */
+      }
+      if (!m || Number.isNaN(windowMs) || Number(m[1]) < 1) {
+        ctx.addIssue({ code: 'custom', message: 'must be <count>/<duration> such as 30/1m, or off' });
+        return z.NEVER;
+      }
+      return { count: Number(m[1]), windowMs };
+    }),
+  JIT_MAX_ACTIVE_PER_PRINCIPAL: z.coerce.number().int().min(0).max(100_000).default(10),
+  JIT_MAX_ACTIVE_PER_TARGET: z.coerce.number().int().min(0).max(1_000_000).default(100),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   PAGERDUTY_API_TOKEN: z.string().min(1).optional(),
   SLACK_SIGNING_SECRET: z.string().min(8, 'looks too short for a Slack signing secret').optional(),

@@ -23,7 +23,9 @@ export type JitErrorCode =
   | 'network'
   | 'justification_required'
   | 'bad_justification'
-  | 'bad_start';
+  | 'bad_start'
+  | 'rate_limited'
+  | 'limit_reached';
 
 export class JitError extends Error {
   readonly code: JitErrorCode;

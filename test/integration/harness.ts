@@ -36,6 +36,10 @@ export async function startHarness(env: Record<string, string> = {}, opts: Omit<
       JIT_DATA_DIR: dir,
       JIT_POLICY_FILE: policy,
       JIT_MIN_DURATION: '1s',
+      // Suites create many requests quickly; the abuse limits have their own suite.
+      JIT_REQUEST_RATE: 'off',
+      JIT_MAX_ACTIVE_PER_PRINCIPAL: '0',
+      JIT_MAX_ACTIVE_PER_TARGET: '0',
       ...env,
     },
     log: silentLogger,
