@@ -1,0 +1,106 @@
+// Authorization, table-driven: roles × actions × scopes, on the real service and Redis.
+// Fixture roles (test/fixtures/book.ts): alice JIT Requester on prod and dev; bob JIT Requester
+// on prod and, through group:oncall, JIT Approver on the subscription; carol Approver (oncall);
+// dave JIT Admin on the subscription; erin JIT Reader; mallory no role at all.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Reply } from '../../src/core/reply.js';
+import { testBook } from '../fixtures/book.js';
+import { requestOf, startHarness, type Harness } from './harness.js';
+
+let h: Harness;
+const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const refused = (r: Reply) => (r.kind === 'rejected' ? r.code : 'allowed');
+
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+/** A fresh pending request by alice on vm1 (prod). */
+async function pending(): Promise<string> {
+  return requestOf(await run('alice@contoso.com', 'rdp vm1 1h from 203.0.113.7')).id;
+}
+/** A fresh active grant for alice on vm1. */
+async function active(): Promise<string> {
+  const id = await pending();
+  await run('bob@contoso.com', `approve ${id}`);
+  return id;
+}
+
+type Outcome = 'allowed' | string;
+const P = ['alice@contoso.com', 'bob@contoso.com', 'carol@contoso.com', 'dave@contoso.com', 'erin@contoso.com', 'mallory@contoso.com'] as const;
+
+// action → [setup, command(id), expected outcome per principal in P's order]
+const TABLE: Array<[string, () => Promise<string>, (id: string) => string, Outcome[]]> = [
+  ['request on prod', async () => '', () => 'rdp vm1 1h from 198.51.100.1', ['allowed', 'allowed', 'forbidden', 'allowed', 'forbidden', 'forbidden']],
+  ['request on dev', async () => '', () => 'ssh dev1 30m from 198.51.100.2', ['allowed', 'forbidden', 'forbidden', 'allowed', 'forbidden', 'forbidden']],
+  // vm1's policy names its approvers (group:oncall): they, and only they, decide, even over a JIT Admin
+  // (who may change the policy, audited, but not bypass it).
+  ['approve alice\'s request', pending, (id) => `approve ${id}`, ['not_approver', 'allowed', 'allowed', 'not_approver', 'not_approver', 'not_approver']],
+  ['deny alice\'s request', pending, (id) => `deny ${id} reason "no"`, ['not_approver', 'allowed', 'allowed', 'not_approver', 'not_approver', 'not_approver']],
+  ['revoke alice\'s grant', active, (id) => `revoke ${id}`, ['allowed', 'forbidden', 'forbidden', 'allowed', 'forbidden', 'forbidden']],
+  ['extend alice\'s grant', active, (id) => `extend ${id} 30m`, ['allowed', 'allowed', 'allowed', 'allowed', 'forbidden', 'forbidden']],
+  // Someone who may not see a request is told it does not exist (ids are not confirmed to outsiders).
+  ['view alice\'s request', pending, (id) => `status ${id}`, ['allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'not_found']],
+  ['change vm1\'s policy', async () => '', () => 'policy enable vm1', ['forbidden', 'forbidden', 'forbidden', 'allowed', 'forbidden', 'forbidden']],
+];
+
+describe('authorization matrix', () => {
+  for (const [action, setup, command, expected] of TABLE) {
+    it(`${action}: ${P.map((p, i) => `${p.split('@')[0]}=${expected[i]}`).join(' ')}`, async () => {
+      const got: Outcome[] = [];
+      for (const who of P) {
+        const id = await setup();
+        const reply = await run(who, command(id));
+        // extend by the requester on an approval-required target waits for approvers: still "allowed" to ask.
+        got.push(refused(reply));
+        if (id) {
+          const r = await h.app.service.get(id);
+          if (r && (r.status === 'active' || r.status === 'pending')) await run('dave@contoso.com', `revoke ${id}`);
+        }
+      }
+      expect(got).toEqual(expected);
+    });
+  }
+
+  it('"list all" shows only what the caller may read', async () => {
+    await pending();
+    const seen = async (who: string) => {
+      const r = await run(who, 'list all');
+      return r.kind === 'list' ? r.requests.length : -1;
+    };
+    expect(await seen('erin@contoso.com')).toBeGreaterThan(0); // Reader on the subscription
+    expect(await seen('mallory@contoso.com')).toBe(0);
+  });
+});
+
+describe('authorization edge cases', () => {
+  it('nobody approves their own request (bob is an approver and a requester)', async () => {
+    const id = requestOf(await run('bob@contoso.com', 'rdp vm1 1h from 203.0.113.8')).id;
+    expect(refused(await run('bob@contoso.com', `approve ${id}`))).toBe('self_approval');
+    expect((await h.app.service.get(id))!.status).toBe('pending');
+  });
+
+  it('a member of a group that lost the approver role can no longer approve', async () => {
+    const id = await pending();
+    const book = testBook();
+    const original = h.app.service.policyBook();
+    h.app.service.setPolicyBook({ ...book, groups: { ...book.groups, oncall: ['carol@contoso.com'] } });
+    try {
+      expect(refused(await run('bob@contoso.com', `approve ${id}`))).toBe('not_approver');
+      expect((await h.app.service.get(id))!.status).toBe('pending');
+      expect(refused(await run('carol@contoso.com', `approve ${id}`))).toBe('allowed');
+    } finally {
+      h.app.service.setPolicyBook(original);
+    }
+  });
+
+  it('a source wider than the policy allows is refused (db1 allows only 203.0.113.0/24)', async () => {
+    for (const from of ['0.0.0.0/0', '203.0.0.0/16', '198.51.100.7', '*']) {
+      expect(refused(await run('alice@contoso.com', `ssh db1 30m from ${from}`)), from).toBe('source_not_allowed');
+    }
+    expect(refused(await run('alice@contoso.com', 'ssh db1 30m from 203.0.113.64/26'))).toBe('allowed');
+  });
+});
