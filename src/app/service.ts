@@ -74,6 +74,8 @@ export interface ServiceDeps {
 }
 
 const CAS_ATTEMPTS = 20;
+/** How long after an approval the activation guard job fires (see guardActivation). */
+const ACTIVATION_GUARD_MS = 15_000;
 
 const rejected = (e: JitError): Reply => ({
   kind: 'rejected',
@@ -326,6 +328,8 @@ export class JitService implements JobHandlers {
     if (status === 'awaiting_source') events.push(this.event(request, 'request.awaiting_source', actor, now));
     if (status === 'approved') events.push(this.event(request, 'request.approved', 'policy', now, { rule: autoRule ?? 'approval not required' }));
 
+    // Approved at creation: the activation guard goes first, so a crash before the grant opens is healed.
+    if (status === 'approved') await this.guardActivation(request);
     if (!(await this.deps.store.create(request, events))) throw new JitError('conflict', 'request id collision; please retry');
     await this.emitAudit(events);
 
@@ -384,6 +388,7 @@ export class JitService implements JobHandlers {
       const now = this.deps.clock.now();
       const autoRule = policy.approval.required ? await this.autoApprovalRule(policy, req.requester, req.ports, req.durationMs, now) : undefined;
       const autoApprove = !policy.approval.required || autoRule !== undefined;
+      if (autoApprove) await this.guardActivation(req);
       const next = await this.transition(id, () => ({
         type: 'record_source',
         source,
@@ -420,6 +425,8 @@ export class JitService implements JobHandlers {
       throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
     }
     const { quorum, selfApproval, denyQuorum } = policy.approval;
+    // A vote that completes the quorum: guard the activation before committing it (see guardActivation).
+    if (decision === 'approve' && req.status === 'pending' && req.decisions.filter((d) => d.decision === 'approve').length + 1 >= quorum) await this.guardActivation(req);
     const next = await this.transition(id, () =>
       decision === 'approve'
         ? { type: 'approve', by: actor, quorum, selfApproval }
@@ -501,6 +508,17 @@ export class JitService implements JobHandlers {
     return { kind: 'extended', request: next };
   }
 
+  /**
+   * Crash safety for `approved`: before a request can become approved, a 'start' job is scheduled a
+   * little later (or at its start time). If the process dies between the approval and the grant
+   * opening, that job opens it (late, but as approved) on any replica; if the grant opened, the job
+   * finds it active and does nothing. Scheduling it again just moves it.
+   */
+  private async guardActivation(req: AccessRequest): Promise<void> {
+    const at = Math.max(req.startAt ?? 0, this.deps.clock.now() + ACTIVATION_GUARD_MS);
+    await this.deps.scheduler.scheduleWorkflow('start', req.id, at);
+  }
+
   /** Opens now, or (for `at …`) schedules the opening; approval can happen ahead of the start. */
   private async activateOrSchedule(req: AccessRequest): Promise<AccessRequest> {
     if (req.startAt !== undefined && req.startAt > this.deps.clock.now() + this.settings.expirySlackMs) {
@@ -540,7 +558,11 @@ export class JitService implements JobHandlers {
       await this.notify({ kind: 'activated', request: active, actor: 'system' });
       return active;
     } catch (err) {
-      // Someone else moved the request on (cannot normally happen from `approved`): leave nothing open.
+      // Another activation (the guard job, another replica) won: the rules are the same ones (named
+      // by request and port), so leave them to that grant.
+      const now = await this.deps.store.get(id);
+      if (now?.status === 'active') return now;
+      // Someone else moved the request on (revoked, cancelled, failed): leave nothing open.
       await this.closeQuietly(req, target);
       throw err;
     }

@@ -95,3 +95,21 @@ describe('SimulatedGate', () => {
     expect(nsgIdFor(vm2)).toMatch(/networkSecurityGroups\/vm2-nsg$/);
   });
 });
+
+describe('simulated gate: a change that changes nothing', () => {
+  it('does not block the changes after it (regression: the crash harness found every later write hanging)', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { SimulatedGate } = await import('../../src/adapters/simulated/gate.js');
+    const gate = await SimulatedGate.open({ file: join(mkdtempSync(join(tmpdir(), 'gate-noop-')), 'net.json') });
+    const target = { name: 'vm1', id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1', os: 'windows' as const };
+    expect(await gate.close('rnothing00', target)).toEqual([]); // no rules: a no-op batch on an idle gate
+    const opened = await Promise.race([
+      gate.open({ requestId: 'rafter0001', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.7/32', expiresAt: Date.now() + 60_000 }),
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 2000)),
+    ]);
+    expect(opened).not.toBe('hung');
+    expect((await gate.list()).map((r) => r.name)).toEqual(['jit-rafter0001-3389']);
+  });
+});

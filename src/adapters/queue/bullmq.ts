@@ -160,7 +160,17 @@ export class BullWorker {
             throw new DelayedError();
           }
         },
-        { connection: opts.connection, prefix: opts.prefix, concurrency },
+        {
+          connection: opts.connection,
+          prefix: opts.prefix,
+          concurrency,
+          // A job whose process died (SIGKILL, OOM, node lost) is retried within ~15 s rather than
+          // BullMQ's default ~60 s: the lock is renewed every 5 s while a job runs, so a slow
+          // network write keeps it; a dead process stops renewing and the check every 5 s finds it.
+          lockDuration: 10_000,
+          stalledInterval: 5_000,
+          maxStalledCount: 5,
+        },
       );
       worker.on('failed', (job, err) => {
         if (err instanceof DelayedError || err.name === 'DelayedError') return;

@@ -181,6 +181,11 @@ export class SimulatedGate implements NetworkGate {
   }
 
   private async flush(): Promise<void> {
+    // Yield first: `mutate` must have stored this promise in `flushing` before the loop can end and
+    // clear it. (Without this, a batch that changes nothing finished synchronously, `flushing` was
+    // cleared before it was set, then set to a settled promise: every later change waited forever.
+    // Found by the crash harness: an expiry job closing a grant that never opened.)
+    await Promise.resolve();
     if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0);
