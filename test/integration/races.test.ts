@@ -49,3 +49,25 @@ describe('races', () => {
     }
   }, 40_000);
 });
+
+describe('Redis loses its data while grants are active', () => {
+  it('with every key of the bot flushed, the reconciler still closes the open rules (it needs only the rules) and audits them', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = requestOf((await h.cmd('alice@contoso.com', `rdp vm1 1h from 203.0.113.${70 + i}`)).reply).id;
+      await h.cmd('bob@contoso.com', `approve ${id}`);
+      ids.push(id);
+    }
+    expect((await h.rules()).filter((r) => ids.includes(r.requestId))).toHaveLength(3);
+    // The flush: every request, index, audit entry and BullMQ job of this bot is gone.
+    const { deleteKeys } = await import('./harness.js');
+    await deleteKeys(h.prefix);
+    expect(await h.app.service.get(ids[0]!)).toBeNull();
+    const removed = await h.app.service.reconcile();
+    expect(removed).toBeGreaterThanOrEqual(3);
+    expect((await h.rules()).filter((r) => ids.includes(r.requestId))).toEqual([]);
+    const audit = await h.audit(ids[0]);
+    expect(audit.map((e) => e.action)).toEqual(['rule.reconciled']);
+    expect(audit[0]!.details.status).toBe('unknown');
+  });
+});
