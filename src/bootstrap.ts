@@ -17,10 +17,8 @@ import { RedisRequestStore } from './adapters/redis/store.js';
 import { RedisRateLimiter } from './adapters/redis/ratelimit.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
-import { SlackAdapter } from './adapters/slack/adapter.js';
-import { TeamsAdapter } from './adapters/teams/adapter.js';
-import { createAzureGate } from './adapters/azure/wiring.js';
-import { createConsole } from './adapters/console/console.js';
+import type { SlackAdapter } from './adapters/slack/adapter.js';
+import type { TeamsAdapter } from './adapters/teams/adapter.js';
 import { loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
@@ -86,12 +84,14 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const gate =
     opts.gate ??
     (config.JIT_NETWORK === 'azure'
-      ? await createAzureGate(config, { redis, prefix, targets: () => Object.values(book.targets), log })
+      ? await (await import('./adapters/azure/wiring.js')).createAzureGate(config, { redis, prefix, targets: () => Object.values(book.targets), log })
       : await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
   const feed = new LocalFeed();
   let slack: SlackAdapter | undefined;
   if (config.SLACK_SIGNING_SECRET && config.SLACK_BOT_TOKEN) {
     try {
+      // Adapters load only when configured: their SDKs take seconds to import.
+      const { SlackAdapter } = await import('./adapters/slack/adapter.js');
       slack = await SlackAdapter.create({
         settings: {
           signingSecret: config.SLACK_SIGNING_SECRET,
@@ -115,6 +115,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   let teams: TeamsAdapter | undefined;
   if (config.MICROSOFT_APP_ID || config.TEAMS_ALLOW_UNAUTHENTICATED) {
     if (!config.MICROSOFT_APP_ID) log.warn('teams: TEAMS_ALLOW_UNAUTHENTICATED=true: activities on /api/messages are NOT authenticated (local testing only)');
+    const { TeamsAdapter } = await import('./adapters/teams/adapter.js');
     teams = new TeamsAdapter({
       settings: {
         appId: config.MICROSOFT_APP_ID ?? '',
@@ -199,7 +200,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),
     // The web console acts as any principal: only with the local channel (loopback unless forced).
-    ...(config.JIT_LOCAL_CHANNEL ? [await createConsole({ service, gate, audit, feed, log })] : []),
+    ...(config.JIT_LOCAL_CHANNEL ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
   ]);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');

@@ -6,7 +6,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import type { LocalFeed } from '../local/feed.js';
 import type { AuditLog, NetworkGate } from '../../app/ports.js';
 import type { DecisionScope, JitService } from '../../app/service.js';
@@ -64,6 +63,7 @@ let assets: Promise<{ appJs: string; acJs: string }> | undefined;
 function loadAssets(): Promise<{ appJs: string; acJs: string }> {
   assets ??= (async () => {
     const entry = fileURLToPath(new URL('./web/app.ts', import.meta.url));
+    const { build } = await import('esbuild');
     const bundle = await build({ entryPoints: [entry], bundle: true, write: false, format: 'iife', target: 'es2020', minify: true, logLevel: 'silent' });
     const require = createRequire(import.meta.url);
     const acJs = await readFile(require.resolve('adaptivecards/dist/adaptivecards.min.js'), 'utf8');
@@ -74,7 +74,6 @@ function loadAssets(): Promise<{ appJs: string; acJs: string }> {
 
 export async function createConsole(deps: ConsoleDeps): Promise<Route> {
   const { service, gate, audit, feed, log } = deps;
-  const { appJs, acJs } = await loadAssets();
 
   const view = async (req: AccessRequest, scope: DecisionScope, viewer: PrincipalId, outcome?: 'approved' | 'denied'): Promise<CardJson> => {
     const canDecide = await service.checkDecide(viewer, req.id, 'approve', scope).then(() => true, () => false);
@@ -112,8 +111,8 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
     const path = url.pathname;
     if (req.method === 'GET' && path === '/') return send(res, 'text/html; charset=utf-8', PAGE), true;
     if (!path.startsWith('/console/')) return false;
-    if (req.method === 'GET' && path === '/console/app.js') return send(res, 'text/javascript; charset=utf-8', appJs), true;
-    if (req.method === 'GET' && path === '/console/adaptivecards.js') return send(res, 'text/javascript; charset=utf-8', acJs), true;
+    if (req.method === 'GET' && path === '/console/app.js') return send(res, 'text/javascript; charset=utf-8', (await loadAssets()).appJs), true;
+    if (req.method === 'GET' && path === '/console/adaptivecards.js') return send(res, 'text/javascript; charset=utf-8', (await loadAssets()).acJs), true;
     if (req.method === 'GET' && path === '/console/api/principals') {
       const book = service.policyBook();
       const anyTarget = Object.values(book.targets)[0]?.id ?? '/';
