@@ -10,7 +10,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -18,7 +17,7 @@ import { RedisAuditLog } from '../../src/adapters/redis/audit.js';
 import { RedisRequestStore } from '../../src/adapters/redis/store.js';
 import type { AccessRequest, AppliedRule, AuditAction } from '../../src/core/types.js';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
-import { deleteKeys } from '../integration/harness.js';
+import { deleteKeys, freePort } from '../integration/harness.js';
 
 export interface CrashOptions {
   kills: number;
@@ -42,14 +41,6 @@ export interface CrashReport {
   seconds: number;
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -98,6 +98,17 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A TCP port free on 127.0.0.1 right now (for servers a test starts as child processes). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await new Promise((r) => s.once('listening', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 export function requestOf(reply: Reply): AccessRequest {
   if ('request' in reply) return reply.request;
   throw new Error(`reply has no request: ${JSON.stringify(reply)}`);

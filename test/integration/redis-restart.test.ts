@@ -3,24 +3,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requestOf, sleep, startHarness, waitFor, type Harness } from './harness.js';
+import { freePort, requestOf, sleep, startHarness, waitFor, type Harness } from './harness.js';
 
 let redis: ChildProcess | undefined;
 let h: Harness | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'jit-redis-restart-'));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function startRedis(port: number): Promise<ChildProcess> {
   const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--dir', dir, '--hz', '100'], { stdio: 'ignore' });
