@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { RedisAuditLog } from '../src/adapters/redis/audit.js';
 import { startJit } from '../src/bootstrap.js';
 import { silentLogger } from '../src/log.js';
-import { dropKeys, summary } from './lib.js';
+import { deleteKeys } from '../test/integration/harness.js';
+import { summary } from './lib.js';
 import { ArmEmulator } from '../test/fakes/arm.js';
 import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
 
@@ -87,7 +88,7 @@ async function main() {
 
   await jit.stop();
   await arm.close();
-  await dropKeys(REDIS_URL, prefix);
+  await deleteKeys(prefix);
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -14,7 +14,8 @@ import { SimulatedGate } from '../src/adapters/simulated/gate.js';
 import { startJit } from '../src/bootstrap.js';
 import type { AppliedRule, Target } from '../src/core/types.js';
 import { silentLogger } from '../src/log.js';
-import { dropKeys, summary } from './lib.js';
+import { deleteKeys } from '../test/integration/harness.js';
+import { summary } from './lib.js';
 
 const fmt = (v: number) => v.toFixed(1);
 
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
     console.log('wrote bench/results/grants.json');
   } finally {
     await app.stop();
-    await dropKeys(REDIS_URL, prefix);
+    await deleteKeys(prefix);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -15,7 +15,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { sendSigned, slashBody } from '../test/fakes/slack.js';
-import { dropKeys, summary } from './lib.js';
+import { deleteKeys } from '../test/integration/harness.js';
+import { summary } from './lib.js';
 import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 100);
@@ -149,7 +150,7 @@ async function main() {
   jit.proc.kill('SIGTERM');
   fake.proc.kill('SIGTERM');
   await Promise.all([once(bare.proc, 'exit'), once(jit.proc, 'exit'), once(fake.proc, 'exit')]);
-  await dropKeys(REDIS_URL, prefix);
+  await deleteKeys(prefix);
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -421,9 +421,7 @@ export class JitService implements JobHandlers {
     const policy = effectivePolicy(this.book, this.targetOf(req));
     this.assertScope(req, scope);
     if (req.status === 'active' && req.pendingExtension) return this.decideExtension(actor, req, policy, decision, reason);
-    if (!this.mayDecide(actor, req, policy)) {
-      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
-    }
+    this.assertMayDecide(actor, req, policy);
     const { quorum, selfApproval, denyQuorum } = policy.approval;
     // A vote that completes the quorum: guard the activation before committing it (see guardActivation).
     if (decision === 'approve' && req.status === 'pending' && req.decisions.filter((d) => d.decision === 'approve').length + 1 >= quorum) await this.guardActivation(req);
@@ -451,13 +449,11 @@ export class JitService implements JobHandlers {
    * Would `decide` accept this actor's decision now? Throws the same error it would, changes
    * nothing (chat adapters ask before opening a "reason" dialog).
    */
-  async checkDecide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', scope?: DecisionScope): Promise<void> {
-    const req = await this.mustGet(id);
+  async checkDecide(actor: PrincipalId, request: string | AccessRequest, decision: 'approve' | 'deny', scope?: DecisionScope): Promise<void> {
+    const req = typeof request === 'string' ? await this.mustGet(request) : request;
     const policy = effectivePolicy(this.book, this.targetOf(req));
     this.assertScope(req, scope);
-    if (!this.mayDecide(actor, req, policy)) {
-      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
-    }
+    this.assertMayDecide(actor, req, policy);
     const { quorum, selfApproval, denyQuorum } = policy.approval;
     const now = this.deps.clock.now();
     if (req.status === 'active' && req.pendingExtension) {
@@ -480,9 +476,7 @@ export class JitService implements JobHandlers {
 
   /** An approver's decision on an extension the requester asked for. */
   private async decideExtension(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy, decision: 'approve' | 'deny', reason?: string): Promise<Reply> {
-    if (!this.mayDecide(actor, req, policy)) {
-      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
-    }
+    this.assertMayDecide(actor, req, policy);
     const { quorum, selfApproval } = policy.approval;
     const target = this.targetOf(req);
     const next = await this.transition(req.id, (cur) => {
@@ -810,6 +804,12 @@ export class JitService implements JobHandlers {
     const esc = policy.approval.escalation;
     if (!req.escalatedAt || !esc) return base;
     return [...new Set([...base, ...expandRefs(this.book, esc.approvers)])];
+  }
+
+  private assertMayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): void {
+    if (!this.mayDecide(actor, req, policy)) {
+      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
+    }
   }
 
   private mayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): boolean {

@@ -135,7 +135,7 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
     let n = 0;
     while (loading) {
       n++;
-      const r = await cmd('alice@contoso.com', `rdp vm${n % 2 ? '1' : '1'} ${1 + (n % 3)}s from 198.51.100.${(n % 250) + 1}`);
+      const r = await cmd('alice@contoso.com', `rdp vm1 ${1 + (n % 3)}s from 198.51.100.${(n % 250) + 1}`);
       const id = r.reply?.request?.id;
       if (id) {
         ids.push(id);

@@ -48,7 +48,9 @@ export class ChannelPoster {
     await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
-  close(): void {
+  /** Stops posting after giving queued lines up to `graceMs` to go out. */
+  async close(graceMs = 0): Promise<void> {
+    if (graceMs > 0) await Promise.race([this.flush(), new Promise((r) => setTimeout(r, graceMs))]);
     this.closed = true;
   }
 

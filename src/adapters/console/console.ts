@@ -76,7 +76,7 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
   const { service, gate, audit, feed, log } = deps;
 
   const view = async (req: AccessRequest, scope: DecisionScope, viewer: PrincipalId, outcome?: 'approved' | 'denied'): Promise<CardJson> => {
-    const canDecide = await service.checkDecide(viewer, req.id, 'approve', scope).then(() => true, () => false);
+    const canDecide = await service.checkDecide(viewer, req, 'approve', scope).then(() => true, () => false);
     const target = service.policyBook().targets[req.target];
     const quorum = target ? effectivePolicy(service.policyBook(), target).approval.quorum : 1;
     return approvalCard(req, { scope, quorum, canDecide, refreshUserIds: [], ...(outcome ? { outcome } : {}) });
@@ -115,8 +115,8 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
     if (req.method === 'GET' && path === '/console/adaptivecards.js') return send(res, 'text/javascript; charset=utf-8', (await loadAssets()).acJs), true;
     if (req.method === 'GET' && path === '/console/api/principals') {
       const book = service.policyBook();
-      const anyTarget = Object.values(book.targets)[0]?.id ?? '/';
-      sendJson(res, 200, { principals: Object.keys(book.principals).map((id) => ({ id, roles: [...new Set(Object.values(book.targets).flatMap((t) => rolesAt(book, id, t.id)))].join(', ') || (rolesAt(book, id, anyTarget).join(', ') || 'no role') })) });
+      const rolesOf = (id: string) => [...new Set(Object.values(book.targets).flatMap((t) => rolesAt(book, id, t.id)))].join(', ') || 'no role';
+      sendJson(res, 200, { principals: Object.keys(book.principals).map((id) => ({ id, roles: rolesOf(id) })) });
       return true;
     }
     if (req.method === 'GET' && path === '/console/api/state') {

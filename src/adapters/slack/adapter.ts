@@ -11,7 +11,7 @@ import { isJitError } from '../../core/errors.js';
 import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
 import { connectionsFor } from '../../core/reply.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
-import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
+import { FINAL_STATUSES, type AccessRequest, type AuditEvent, type PrincipalId } from '../../core/types.js';
 import type { PlatformRoute } from '../../core/workflow.js';
 import type { Logger } from '../../log.js';
 import type { Route } from '../../server.js';
@@ -80,6 +80,13 @@ function boltLogger(log: Logger): BoltLogger {
   };
 }
 
+/** The Web API client's options (ours and Bolt's): base URL, a few quick retries, our logger. */
+const webClientOptions = ({ settings, log }: SlackDeps) => ({
+  ...(settings.apiUrl ? { slackApiUrl: settings.apiUrl } : {}),
+  retryConfig: { retries: 2, factor: 2, minTimeout: 300, maxTimeout: 3000, randomize: true },
+  logger: boltLogger(log),
+});
+
 const fail = (message: string): SlackMessage => ({ text: `✗ ${esc(message)}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `✗ ${esc(message)}` } }] });
 
 export class SlackAdapter implements Notifier {
@@ -111,7 +118,7 @@ export class SlackAdapter implements Notifier {
       authorize: async () => authorized,
       receiver: this.receiver,
       logger: boltLogger(log),
-      clientOptions: this.clientOptions(),
+      clientOptions: webClientOptions(deps),
     });
     this.directory = new SlackDirectory(
       {
@@ -149,23 +156,10 @@ export class SlackAdapter implements Notifier {
     this.register();
   }
 
-  private clientOptions() {
-    const { settings } = this.deps;
-    return {
-      ...(settings.apiUrl ? { slackApiUrl: settings.apiUrl } : {}),
-      retryConfig: { retries: 2, factor: 2, minTimeout: 300, maxTimeout: 3000, randomize: true },
-      logger: boltLogger(this.deps.log),
-    };
-  }
-
   /** Checks the bot token (auth.test) and builds the adapter. A token Slack refuses stops start-up. */
   static async create(deps: SlackDeps): Promise<SlackAdapter> {
     const { settings, log } = deps;
-    const client = new webApi.WebClient(settings.botToken, {
-      ...(settings.apiUrl ? { slackApiUrl: settings.apiUrl } : {}),
-      retryConfig: { retries: 2, factor: 2, minTimeout: 300, maxTimeout: 3000, randomize: true },
-      logger: boltLogger(log),
-    });
+    const client = new webApi.WebClient(settings.botToken, webClientOptions(deps));
     let ids: { botId?: string; botUserId?: string } = {};
     try {
       const auth = await client.auth.test();
@@ -197,8 +191,7 @@ export class SlackAdapter implements Notifier {
   };
 
   async close(): Promise<void> {
-    await Promise.race([this.poster.flush(), new Promise((r) => setTimeout(r, 2000))]);
-    this.poster.close();
+    await this.poster.close(2000);
   }
 
   /** Resolves when every queued audit line was posted. */
@@ -248,39 +241,52 @@ export class SlackAdapter implements Notifier {
       await respond({ response_type: 'ephemeral', ...message });
     });
 
-    const decision = (decision: 'approve' | 'deny', scope: 'request' | 'extension') =>
+    /**
+     * Every button: ack at once, drop replays (trigger_id seen), read the button value (`parse`
+     * answers a string to refuse it), resolve the clicker from the verified payload (nothing in
+     * the value names a person), answer privately.
+     */
+    const onClick =
+      <T>(parse: (value: string) => T | string, handle: (principal: PrincipalId, value: T, triggerId: string) => Promise<SlackMessage | void>) =>
       async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond: (m: object) => Promise<unknown> }) => {
         await args.ack();
         const body = args.body as { user: { id: string }; trigger_id?: string };
-        const value = (args.action as { value?: string }).value ?? '';
         const say = (m: SlackMessage) => args.respond({ response_type: 'ephemeral', replace_original: false, ...m });
-        if (!(await this.firstTime('act', body.trigger_id))) {
-          await say(fail('this click was already handled; nothing changed'));
-          return;
-        }
-        if (!REQUEST_ID_RE.test(value)) {
-          await say(fail('this button does not name a request; nothing changed'));
-          return;
-        }
+        if (!(await this.firstTime('act', body.trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
+        const value = parse((args.action as { value?: string }).value ?? '');
+        if (typeof value === 'string') return void (await say(fail(value)));
         try {
-          // The clicker is the verified payload's user; nothing in the button value names a person.
           const who = await this.directory.resolve(body.user.id);
-          if (decision === 'deny') {
-            await this.svc().checkDecide(who.principal, value, 'deny', scope);
-            const req = await this.peek(value);
-            await this.client.views.open({ trigger_id: body.trigger_id ?? '', view: denyModal(value, scope, req?.target ?? '') });
-            return;
-          }
-          const reply = await this.svc().decide(who.principal, value, 'approve', undefined, scope);
-          await say(replyMessage(reply));
+          const m = await handle(who.principal, value, body.trigger_id ?? '');
+          if (m) await say(m);
         } catch (err) {
           await say(this.failure(err));
         }
       };
+    const requestId = (v: string) => (REQUEST_ID_RE.test(v) ? { id: v } : 'this button does not name a request; nothing changed');
+    const decision = (decision: 'approve' | 'deny', scope: 'request' | 'extension') =>
+      onClick(requestId, async (principal, { id }, triggerId) => {
+        if (decision === 'approve') return replyMessage(await this.svc().decide(principal, id, 'approve', undefined, scope));
+        // Deny asks for a reason first; the clicker is checked before the dialog opens.
+        await this.svc().checkDecide(principal, id, 'deny', scope);
+        const req = await this.svc().get(id);
+        await this.client.views.open({ trigger_id: triggerId, view: denyModal(id, scope, req?.target ?? '') });
+      });
     this.app.action(ACTIONS.approve, decision('approve', 'request'));
     this.app.action(ACTIONS.deny, decision('deny', 'request'));
     this.app.action(ACTIONS.extApprove, decision('approve', 'extension'));
     this.app.action(ACTIONS.extDeny, decision('deny', 'extension'));
+    this.app.action(ACTIONS.revoke, onClick(requestId, async (principal, { id }) => replyMessage(await this.svc().revoke(principal, id))));
+    this.app.action(
+      new RegExp(`^${ACTIONS.extend}_\\d+$`),
+      onClick(
+        (v) => {
+          const m = /^(r[0-9a-z]{9}):(\d{1,9})$/.exec(v);
+          return m && REQUEST_ID_RE.test(m[1]!) ? { id: m[1]!, addMs: Number(m[2]) } : 'this button does not name an extension; nothing changed';
+        },
+        async (principal, { id, addMs }) => replyMessage(await this.svc().extend(principal, id, addMs)),
+      ),
+    );
 
     this.app.view(DENY_MODAL, async ({ ack, body, view }) => {
       let meta: { requestId?: unknown; scope?: unknown } = {};
@@ -305,35 +311,6 @@ export class SlackAdapter implements Notifier {
       }
     });
 
-    this.app.action(ACTIONS.revoke, async ({ ack, body, action, respond }) => {
-      await ack();
-      const value = (action as { value?: string }).value ?? '';
-      const say = (m: SlackMessage) => respond({ response_type: 'ephemeral', replace_original: false, ...m });
-      if (!(await this.firstTime('act', (body as { trigger_id?: string }).trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
-      if (!REQUEST_ID_RE.test(value)) return void (await say(fail('this button does not name a request; nothing changed')));
-      try {
-        const who = await this.directory.resolve(body.user.id);
-        await say(replyMessage(await this.svc().revoke(who.principal, value)));
-      } catch (err) {
-        await say(this.failure(err));
-      }
-    });
-
-    this.app.action(new RegExp(`^${ACTIONS.extend}_\\d+$`), async ({ ack, body, action, respond }) => {
-      await ack();
-      const value = (action as { value?: string }).value ?? '';
-      const say = (m: SlackMessage) => respond({ response_type: 'ephemeral', replace_original: false, ...m });
-      if (!(await this.firstTime('act', (body as { trigger_id?: string }).trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
-      const m = /^(r[0-9a-z]{9}):(\d{1,9})$/.exec(value);
-      if (!m || !REQUEST_ID_RE.test(m[1]!)) return void (await say(fail('this button does not name an extension; nothing changed')));
-      try {
-        const who = await this.directory.resolve(body.user.id);
-        await say(replyMessage(await this.svc().extend(who.principal, m[1]!, Number(m[2]))));
-      } catch (err) {
-        await say(this.failure(err));
-      }
-    });
-
     this.app.error(async (err) => {
       log.error('slack: listener failed', { err });
     });
@@ -344,10 +321,6 @@ export class SlackAdapter implements Notifier {
     if (err instanceof UnresolvedUserError) return fail(err.message);
     this.deps.log.error('slack: command failed', { err });
     return fail('something went wrong on our side; nothing was changed. Try again in a minute');
-  }
-
-  private async peek(id: string): Promise<AccessRequest | null> {
-    return this.svc().get(id);
   }
 
   // ------------------------------------------------------------------ outgoing
@@ -486,14 +459,12 @@ export class SlackAdapter implements Notifier {
     void settled.then(() => {
       if (this.chains.get(key) === settled) {
         this.chains.delete(key);
-        if (FINAL.has(r.status)) this.rendered.delete(key);
+        if (FINAL_STATUSES.includes(r.status)) this.rendered.delete(key);
       }
     });
     return next;
   }
 }
-
-const FINAL = new Set(['denied', 'timed_out', 'cancelled', 'expired', 'revoked', 'failed']);
 
 function slackError(err: unknown): string | undefined {
   const data = (err as { data?: { error?: unknown } } | undefined)?.data;

@@ -106,8 +106,7 @@ export class TeamsAdapter implements Notifier {
   }
 
   async close(): Promise<void> {
-    await Promise.race([this.poster.flush(), new Promise((r) => setTimeout(r, 2000))]);
-    this.poster.close();
+    await this.poster.close(2000);
   }
 
   flushAudit(): Promise<void> {
@@ -268,7 +267,7 @@ export class TeamsAdapter implements Notifier {
     let canDecide = false;
     if (viewer) {
       canDecide = await this.svc()
-        .checkDecide(viewer, req.id, 'approve', scope)
+        .checkDecide(viewer, req, 'approve', scope)
         .then(() => true, () => false);
     }
     const escalatedTo = req.escalatedAt ? this.escalationApprovers(req) : [];
