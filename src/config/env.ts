@@ -127,6 +127,7 @@ const schema = z.object({
   JIT_NSG_PRIORITY_RANGE: priorityRange('100-199'),
   JIT_NSG_DENY_PRIORITY_RANGE: priorityRange('4000-4096'),
   AZURE_WRITE_DEADLINE: durationVar('60s'),
+  AZURE_REQUEST_TIMEOUT: durationVar('20s'),
   AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
 });

@@ -41,11 +41,12 @@ interface Nsg {
   busyUntil: number;
 }
 
-export interface Fault {
-  status: number;
-  code: string;
-  headers?: Record<string, string>;
-}
+/**
+ * An injected answer to the next write: an error status, or a network fault —
+ * `hang: 'before'` never answers and applies nothing (a dead connection), `hang: 'after'` applies
+ * the write but never answers (the answer is lost), `slowMs` applies it and answers late.
+ */
+export type Fault = { status: number; code: string; headers?: Record<string, string> } | { hang: 'before' | 'after' } | { slowMs: number };
 
 export interface ArmStats {
   puts: number;
@@ -81,6 +82,8 @@ export class ArmEmulator {
   private policies = new Set<string>();
   private ops = new Map<string, number>();
   private faults: Fault[] = [];
+  /** How the write being committed is answered (set by admit() from a network fault). */
+  private answer: Fault | undefined;
   private throttle = 0;
   private retryAfterS = 1;
   readonly certFile: string;
@@ -323,10 +326,15 @@ export class ArmEmulator {
   private admit(res: { etag: string; busyUntil: number }, headers: Record<string, string | string[] | undefined>, send: (status: number, payload: unknown, headers?: Record<string, string>) => void): boolean {
     this.stats.puts++;
     const fault = this.faults.shift();
+    this.answer = undefined;
     if (fault) {
       this.stats.faults++;
-      send(fault.status, { error: { code: fault.code, message: `injected ${fault.code}` } }, fault.headers ?? {});
-      return false;
+      if ('status' in fault) {
+        send(fault.status, { error: { code: fault.code, message: `injected ${fault.code}` } }, fault.headers ?? {});
+        return false;
+      }
+      if ('hang' in fault && fault.hang === 'before') return false; // no answer, nothing applied
+      this.answer = fault;
     }
     if (this.throttle > 0) {
       this.throttle--;
@@ -356,7 +364,12 @@ export class ArmEmulator {
     this.ops.set(opId, res.busyUntil);
     this.writes.push({ at: Date.now(), nsg: id, rules: 0 });
     const sub = id.split('/')[2];
-    send(200, json(), {
+    const answer = this.answer;
+    this.answer = undefined;
+    if (answer && 'hang' in answer) return; // applied, but the answer is lost
+    const reply = (status: number, payload: unknown, headers: Record<string, string>) =>
+      answer && 'slowMs' in answer ? void setTimeout(() => send(status, payload, headers), answer.slowMs) : send(status, payload, headers);
+    reply(200, json(), {
       'azure-asyncoperation': `${this.url}/subscriptions/${sub}/providers/Microsoft.Network/locations/westeurope/operations/${opId}?api-version=2024-05-01`,
       etag: res.etag,
     });

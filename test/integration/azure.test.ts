@@ -1,11 +1,11 @@
 // JIT_NETWORK=azure against the ARM emulator (HTTPS on 127.0.0.1), reached by configuration only:
 // AZURE_ARM_ENDPOINT, AZURE_ARM_CA_FILE, AZURE_ACCESS_TOKEN. Real Redis and BullMQ.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
-import type { AzureGate } from '../../src/adapters/azure/gate.js';
+import { AzureGate } from '../../src/adapters/azure/gate.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { ArmEmulator, type ArmRule } from '../fakes/arm.js';
 import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
@@ -68,6 +68,7 @@ beforeAll(async () => {
     AZURE_ACCESS_TOKEN: 'emulator-token',
     AZURE_POLL_INTERVAL_MS: '5',
     AZURE_WRITE_DEADLINE: '3s',
+    AZURE_REQUEST_TIMEOUT: '1s',
   });
 });
 
@@ -163,6 +164,94 @@ describe('writes under ARM\'s rules', () => {
     const audit = (await h.audit(id)).map((e) => e.action);
     expect(audit).toContain('grant.failed');
     expect(audit).not.toContain('grant.activated');
+  });
+
+  it('a write that never gets an answer (dead connection) times out and is retried; the grant opens', async () => {
+    arm.failNext({ hang: 'before' });
+    const before = { ...gate().stats };
+    const id = await grant('rdp vm1 1h from 203.0.113.13');
+    expect((await state(id)).status).toBe('active');
+    expect(ours(vm1.nicNsg, id)).toHaveLength(1);
+    expect(ours(vm1.subnetNsg, id)).toHaveLength(1);
+    expect(gate().stats.timeouts - before.timeouts).toBe(1);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+    await waitFor('closed', async () => ours(vm1.nicNsg, id).length + ours(vm1.subnetNsg, id).length === 0 || null);
+  });
+
+  it('a write applied whose answer is lost is retried without a duplicate rule, and closes cleanly', async () => {
+    arm.failNext({ hang: 'after' });
+    const before = { ...gate().stats };
+    const id = await grant('rdp vm1 1h from 203.0.113.14');
+    expect((await state(id)).status).toBe('active');
+    expect(ours(vm1.nicNsg, id)).toHaveLength(1);
+    expect(ours(vm1.subnetNsg, id)).toHaveLength(1);
+    expect(gate().stats.timeouts - before.timeouts).toBe(1);
+    // The lost answer is also injected into the close: the rule still goes.
+    arm.failNext({ hang: 'after' });
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+    await waitFor('closed', async () => ours(vm1.nicNsg, id).length + ours(vm1.subnetNsg, id).length === 0 || null);
+    expect((await state(id)).status).toBe('revoked');
+  });
+
+  it('slow writes (under the timeout) are waited for, not retried', async () => {
+    arm.failNext({ slowMs: 600 }, { slowMs: 600 });
+    const before = { ...gate().stats };
+    const id = await grant('rdp vm1 1h from 203.0.113.15');
+    expect((await state(id)).status).toBe('active');
+    expect(gate().stats.retries - before.retries).toBe(0);
+    expect(ours(vm1.nicNsg, id)).toHaveLength(1);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+  });
+
+  it('ARM hanging until the deadline: the grant fails, says why, and nothing is left open', async () => {
+    arm.failNext(...Array.from({ length: 10 }, () => ({ hang: 'before' as const })));
+    const id = await grant('rdp vm1 1h from 203.0.113.16');
+    const req = await state(id);
+    expect(req.status).toBe('failed');
+    expect(req.statusReason).toMatch(/RequestTimeout|no answer/);
+    arm.clearFaults();
+    await waitFor('nothing open', async () => ours(vm1.nicNsg, id).length + ours(vm1.subnetNsg, id).length === 0 || null);
+    expect((await h.audit(id)).map((e) => e.action)).toContain('grant.failed');
+  });
+
+  it('retries are bounded by the deadline and jittered (no two waits alike, each within its backoff window)', async () => {
+    const waits: number[] = [];
+    const g = new AzureGate({
+      credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
+      endpoint: arm.url,
+      caCert: readFileSync(arm.certFile, 'utf8'),
+      writeDeadlineMs: 20_000,
+      pollIntervalMs: 5,
+      targets: () => [],
+      // Time passes only in the recorded waits: the deadline is reached after ~20 s of backoff.
+      sleep: async (ms) => {
+        waits.push(ms);
+        clock += ms;
+      },
+    });
+    let clock = 0;
+    const realNow = Date.now;
+    const t0 = realNow();
+    Date.now = () => realNow() + clock;
+    try {
+      arm.failNext(...Array.from({ length: 100 }, () => ({ status: 503, code: 'ServiceUnavailable' })));
+      const target = { ...h.app.service.policyBook().targets.vm1! };
+      await expect(g.open({ requestId: 'rjitterjit', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.17/32', expiresAt: t0 + 3600_000 })).rejects.toThrow(/deadline/);
+    } finally {
+      Date.now = realNow;
+      arm.clearFaults();
+    }
+    expect(waits.length).toBeGreaterThan(3);
+    expect(waits.length).toBeLessThan(20);
+    expect(new Set(waits).size).toBe(waits.length);
+    // The VM's two NSGs retry side by side, each with its own backoff (windows 250–500, 500–1000,
+    // 1000–2000 ms, …): sorted, the waits go two per window.
+    [...waits].sort((a, b) => a - b).forEach((w, i) => {
+      const cap = Math.min(10_000, 250 * 2 ** Math.min(Math.floor(i / 2) + 1, 6));
+      expect(w).toBeGreaterThanOrEqual(cap / 2);
+      expect(w).toBeLessThanOrEqual(cap);
+    });
+    expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(2 * 20_000);
   });
 
   it('grants arriving together for one NSG share writes: no 409s, far fewer PUTs than grants', async () => {

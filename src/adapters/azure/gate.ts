@@ -40,6 +40,12 @@ export interface AzureGateOptions {
   writeDeadlineMs?: number;
   /** LRO polling interval. */
   pollIntervalMs?: number;
+  /**
+   * How long one ARM call (a read, or a write with its polling) may take before it is abandoned
+   * and retried (default 20 s). A timed-out write may still have been applied: the retry re-reads
+   * with the new ETag, and every change is idempotent.
+   */
+  requestTimeoutMs?: number;
   /** Cross-replica lock per NSG. */
   redis?: Redis;
   lockPrefix?: string;
@@ -132,15 +138,17 @@ export class AzureGate implements NetworkGate {
   private readonly range: [number, number];
   private readonly deadlineMs: number;
   private readonly pollMs: number;
+  private readonly timeoutMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly log: (msg: string, fields?: Record<string, unknown>) => void;
   /** Writes issued (PUTs) and their outcomes, for metrics and benchmarks. */
-  readonly stats = { puts: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0 };
+  readonly stats = { puts: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0, timeouts: 0 };
 
   constructor(private readonly opts: AzureGateOptions) {
     this.range = opts.priorityRange ?? [100, 199];
     this.deadlineMs = opts.writeDeadlineMs ?? 60_000;
     this.pollMs = opts.pollIntervalMs ?? 1000;
+    this.timeoutMs = opts.requestTimeoutMs ?? 20_000;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.log = opts.log ?? (() => {});
   }
@@ -165,6 +173,28 @@ export class AzureGate implements NetworkGate {
     return c;
   }
 
+  /**
+   * Runs one ARM call with a deadline: the call gets an abort signal, and the caller gets a
+   * `RequestTimeout` error when the time is up even if the SDK keeps waiting (a hung connection).
+   */
+  private async timed<T>(what: string, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const ctl = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.stats.timeouts++;
+        const err = Object.assign(new Error(`${what}: no answer from Azure Resource Manager within ${Math.round(this.timeoutMs / 1000)} s`), { code: 'RequestTimeout' });
+        ctl.abort(err);
+        reject(err);
+      }, this.timeoutMs);
+    });
+    try {
+      return await Promise.race([call(ctl.signal), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   // ------------------------------------------------------------------ discovery
 
   /** VM → NICs → their NSGs and their subnets' NSGs, and the private IPs. Cached for 5 minutes. */
@@ -173,7 +203,7 @@ export class AzureGate implements NetworkGate {
     if (cached && !fresh && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached;
     const vmId = parseArmId(target.id);
     const { compute } = this.client(vmId.subscription);
-    const vm = await compute.virtualMachines.get(vmId.resourceGroup, vmId.name);
+    const vm = await this.timed(`reading VM ${vmId.name}`, (abortSignal) => compute.virtualMachines.get(vmId.resourceGroup, vmId.name, { abortSignal }));
     const nicIds = (vm.networkProfile?.networkInterfaces ?? []).flatMap((n) => (n.id ? [n.id] : []));
     if (nicIds.length === 0) throw new UnsupportedTargetError(target.name, 'the VM has no network interface');
     const nicNsgs: string[] = [];
@@ -181,7 +211,7 @@ export class AzureGate implements NetworkGate {
     const ips: string[] = [];
     for (const nicId of nicIds) {
       const id = parseArmId(nicId);
-      const nic = await this.client(id.subscription).network.networkInterfaces.get(id.resourceGroup, id.name);
+      const nic = await this.timed(`reading NIC ${id.name}`, (abortSignal) => this.client(id.subscription).network.networkInterfaces.get(id.resourceGroup, id.name, { abortSignal }));
       if (nic.networkSecurityGroup?.id) nicNsgs.push(nic.networkSecurityGroup.id);
       for (const cfg of nic.ipConfigurations ?? []) {
         if (cfg.privateIPAddress) ips.push(cfg.privateIPAddress);
@@ -191,7 +221,7 @@ export class AzureGate implements NetworkGate {
     const subnetNsgs: string[] = [];
     for (const subnetId of subnetIds) {
       const id = parseArmId(subnetId);
-      const subnet = await this.client(id.subscription).network.subnets.get(id.resourceGroup, id.parent!, id.name);
+      const subnet = await this.timed(`reading subnet ${id.name}`, (abortSignal) => this.client(id.subscription).network.subnets.get(id.resourceGroup, id.parent!, id.name, { abortSignal }));
       if (subnet.networkSecurityGroup?.id) subnetNsgs.push(subnet.networkSecurityGroup.id);
     }
     const seen = new Set<string>();
@@ -581,21 +611,25 @@ export class AzureGate implements NetworkGate {
     }
   }
 
-  private async read(resourceId: string): Promise<{ doc: ResourceDoc; etag?: string }> {
+  private read(resourceId: string): Promise<{ doc: ResourceDoc; etag?: string }> {
+    return this.timed(`reading ${parseArmId(resourceId).name}`, (abortSignal) => this.readOnce(resourceId, abortSignal));
+  }
+
+  private async readOnce(resourceId: string, abortSignal: AbortSignal): Promise<{ doc: ResourceDoc; etag?: string }> {
     const id = parseArmId(resourceId);
     const { network } = this.client(id.subscription);
     switch (kindOf(resourceId)) {
       case 'nsg': {
-        const doc = await network.networkSecurityGroups.get(id.resourceGroup, id.name);
+        const doc = await network.networkSecurityGroups.get(id.resourceGroup, id.name, { abortSignal });
         return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
       }
       case 'firewall': {
-        const doc = await network.azureFirewalls.get(id.resourceGroup, id.name);
+        const doc = await network.azureFirewalls.get(id.resourceGroup, id.name, { abortSignal });
         return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
       }
       case 'rcg': {
         try {
-          const doc = await network.firewallPolicyRuleCollectionGroups.get(id.resourceGroup, id.parent!, id.name);
+          const doc = await network.firewallPolicyRuleCollectionGroups.get(id.resourceGroup, id.parent!, id.name, { abortSignal });
           return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
         } catch (err) {
           // The group is the bot's own: created on the first grant.
@@ -606,10 +640,14 @@ export class AzureGate implements NetworkGate {
     }
   }
 
-  private async write(resourceId: string, doc: ResourceDoc, etag: string | undefined): Promise<void> {
+  private write(resourceId: string, doc: ResourceDoc, etag: string | undefined): Promise<void> {
+    return this.timed(`writing ${parseArmId(resourceId).name}`, (abortSignal) => this.writeOnce(resourceId, doc, etag, abortSignal));
+  }
+
+  private async writeOnce(resourceId: string, doc: ResourceDoc, etag: string | undefined, abortSignal: AbortSignal): Promise<void> {
     const id = parseArmId(resourceId);
     const { network } = this.client(id.subscription);
-    const options = { updateIntervalInMs: this.pollMs, ...(etag ? { requestOptions: { customHeaders: { 'If-Match': etag } } } : {}) };
+    const options = { abortSignal, updateIntervalInMs: this.pollMs, ...(etag ? { requestOptions: { customHeaders: { 'If-Match': etag } } } : {}) };
     this.stats.puts++;
     switch (kindOf(resourceId)) {
       case 'nsg': {
@@ -688,7 +726,8 @@ export class AzureGate implements NetworkGate {
     const key = `${this.opts.lockPrefix ?? 'jit'}:azure:lock:${resourceId.toLowerCase()}`;
     const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
     for (;;) {
-      if ((await redis.set(key, token, 'PX', 30_000, 'NX')) === 'OK') break;
+      // Held for one read and one write at most, each bounded by the request timeout.
+      if ((await redis.set(key, token, 'PX', 2 * this.timeoutMs + 10_000, 'NX')) === 'OK') break;
       if (Date.now() > deadline) throw new Error(`could not get the write lock for ${resourceId.split('/').pop()} before the deadline`);
       await this.sleep(20 + Math.random() * 30);
     }

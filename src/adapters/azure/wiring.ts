@@ -29,6 +29,7 @@ export async function createAzureGate(config: Config, deps: { redis: Redis; pref
     denyPriorityRange: config.JIT_NSG_DENY_PRIORITY_RANGE,
     writeDeadlineMs: config.AZURE_WRITE_DEADLINE,
     pollIntervalMs: config.AZURE_POLL_INTERVAL_MS,
+    requestTimeoutMs: config.AZURE_REQUEST_TIMEOUT,
     redis: deps.redis,
     lockPrefix: deps.prefix,
     targets: deps.targets,

@@ -7,7 +7,8 @@ import { isJitError } from '../../core/errors.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
 import { renderText } from '../../core/reply.js';
 import type { AccessRequest, PrincipalId } from '../../core/types.js';
-import { VERBS, type CardJson } from '../teams/cards.js';
+import type { CardJson } from '../teams/cards.js';
+import { VERBS } from './verbs.js';
 
 export type CardActionResult = { kind: 'card'; card: CardJson } | { kind: 'message'; text: string };
 

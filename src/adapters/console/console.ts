@@ -16,7 +16,11 @@ import type { AccessRequest, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { HttpError, readBody, sendJson, type Route } from '../../server.js';
 import { runCardAction } from '../chat/card-actions.js';
-import { approvalCard, replyCard, type CardJson } from '../teams/cards.js';
+import type { CardJson } from '../teams/cards.js';
+
+// The card renderer loads adaptivecards-templating (~250 ms): only when the console is first used.
+let cardsModule: Promise<typeof import('../teams/cards.js')> | undefined;
+const cards = () => (cardsModule ??= import('../teams/cards.js'));
 
 export interface ConsoleDeps {
   service: JitService;
@@ -79,7 +83,7 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
     const canDecide = await service.checkDecide(viewer, req, 'approve', scope).then(() => true, () => false);
     const target = service.policyBook().targets[req.target];
     const quorum = target ? effectivePolicy(service.policyBook(), target).approval.quorum : 1;
-    return approvalCard(req, { scope, quorum, canDecide, refreshUserIds: [], ...(outcome ? { outcome } : {}) });
+    return (await cards()).approvalCard(req, { scope, quorum, canDecide, refreshUserIds: [], ...(outcome ? { outcome } : {}) });
   };
 
   const principalOf = (as: unknown): PrincipalId => {
@@ -143,7 +147,7 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
       const as = principalOf(body.as);
       if (typeof body.text !== 'string') throw new HttpError(400, '"text" must be the command');
       const reply = await service.execute(as, body.text, { channel: 'console', timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone });
-      sendJson(res, 200, { card: replyCard(reply) });
+      sendJson(res, 200, { card: (await cards()).replyCard(reply) });
       return true;
     }
     if (req.method === 'POST' && path === '/console/api/action') {

@@ -8,6 +8,7 @@ import { renderText, type Connection, type Reply } from '../../core/reply.js';
 import { ANY } from '../../core/source.js';
 import { describeStatus } from '../../core/state.js';
 import type { AccessRequest } from '../../core/types.js';
+import { VERBS } from '../chat/verbs.js';
 
 export type CardJson = Record<string, unknown>;
 
@@ -20,15 +21,7 @@ const ACData = createRequire(import.meta.url)('adaptivecards-templating') as {
 const load = (name: string): CardJson => JSON.parse(readFileSync(new URL(`../../../cards/${name}`, import.meta.url), 'utf8')) as CardJson;
 const TEMPLATES = { approval: load('approval.json'), message: load('message.json') };
 
-export const VERBS = {
-  approve: 'approve',
-  deny: 'deny',
-  extApprove: 'ext_approve',
-  extDeny: 'ext_deny',
-  revoke: 'revoke',
-  extend: 'extend',
-  refresh: 'refresh',
-} as const;
+export { VERBS };
 
 /** Escapes the Adaptive Card markdown subset (links, emphasis, code) and template syntax (`${`). */
 export const mdEsc = (s: string): string => s.replace(/[\\`*_~[\]()]/g, (c) => `\\${c}`).replace(/\$\{/g, '$\\{');
