@@ -592,12 +592,24 @@ export class JitService implements JobHandlers {
       return;
     }
     if (req.status === 'approved') {
-      // A crash between the rule write and the activation commit: close whatever was written.
-      await this.closeRules(req, target, 'system');
-      await this.transition(id, () => ({ type: 'fail', reason: 'activation did not complete; rules closed by the revocation job' }))
-        .catch((e: unknown) => {
-          if (!isJitError(e)) throw e;
+      // An activation may still be in flight (a slow network write, or the guard job re-opening
+      // after a crash): it commits `active` and this job then closes it at its expiry. Look again
+      // each second until the activation guard has had its chance.
+      const approvedAt = Math.max(req.startAt ?? 0, ...req.decisions.filter((d) => d.decision === 'approve').map((d) => d.at), req.createdAt);
+      if (now < approvedAt + 2 * ACTIVATION_GUARD_MS) return { retryAt: now + 1000 };
+      // It never completed (a crash between the rule write and the commit, and no guard): fail the
+      // request first — a late activation then loses the compare-and-set and closes its own rules —
+      // and close whatever was written.
+      try {
+        await this.transition(id, (cur) => {
+          if (cur.status !== 'approved') throw new JitError('conflict', `request ${id} moved on`);
+          return { type: 'fail', reason: 'activation did not complete; rules closed by the revocation job' };
         });
+      } catch (e) {
+        if (isJitError(e)) return this.expire(id); // activated meanwhile: handle it as active
+        throw e;
+      }
+      await this.closeRules(req, target, 'system');
       return;
     }
     // Final states: make sure nothing is left open (idempotent; a retried job lands here).

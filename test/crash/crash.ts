@@ -1,7 +1,10 @@
-// Crash safety: the real server (src/main.ts) as a child process under load (requests,
-// approvals, extensions, revocations with short durations), killed with SIGKILL at random
-// moments and restarted, again and again. A sampler reads the simulated network (the file the
-// gate writes) the whole time. Afterwards the invariants are checked:
+// Crash safety: the real server (src/main.ts, bundled once with esbuild so a restart takes ~0.5 s)
+// as a child process under load (requests, approvals, extensions, revocations with short
+// durations), killed with SIGKILL at random moments and restarted, again and again. A sampler
+// reads the network the whole time: the simulated gate's file, or — with `network: 'arm'` — the
+// NSGs of the ARM emulator the server writes to over HTTPS, which meanwhile injects faults
+// (409, 429 with Retry-After, 503, hung connections, lost answers, slow writes).
+// Afterwards the invariants are checked:
 //   - no rule is open later than its expiry plus one reconcile interval (plus restart time);
 //   - at the end, no rule is open at all, and every rule that was open belonged to a grant;
 //   - every request is in a final or consistent state;
@@ -13,9 +16,12 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { build } from 'esbuild';
+import { parseRuleDescription } from '../../src/adapters/simulated/gate.js';
 import { RedisAuditLog } from '../../src/adapters/redis/audit.js';
 import { RedisRequestStore } from '../../src/adapters/redis/store.js';
-import type { AccessRequest, AppliedRule, AuditAction } from '../../src/core/types.js';
+import type { AccessRequest, AuditAction } from '../../src/core/types.js';
+import { ArmEmulator, type Fault } from '../fakes/arm.js';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
 import { deleteKeys, freePort } from '../integration/harness.js';
 
@@ -25,6 +31,20 @@ export interface CrashOptions {
   /** Reconcile interval of the server, ms (also the lateness allowance). */
   reconcileMs?: number;
   log?: (line: string) => void;
+  /** Pause between new requests, ms (default 15). */
+  requestIntervalMs?: number;
+  /** How long the server lives between kills, ms (default 150–600). */
+  uptimeMs?: [number, number];
+  /** The simulated gate (default) or the real Azure adapter against the ARM emulator, with faults. */
+  network?: 'simulated' | 'arm';
+}
+
+/** A rule seen open on the network. */
+export interface OpenRule {
+  scope: string;
+  name: string;
+  requestId: string;
+  expiresAt: number;
 }
 
 export interface CrashReport {
@@ -32,16 +52,21 @@ export interface CrashReport {
   requests: number;
   activated: number;
   lateRules: Array<{ name: string; expiresAt: number; seenAt: number }>;
-  leftOpen: AppliedRule[];
+  leftOpen: OpenRule[];
+  /** ARM mode: faults the emulator injected. */
+  faults: number;
   inconsistent: Array<{ id: string; why: string }>;
   /** Rules seen open whose request was never approved. */
   unexplained: string[];
   auditGaps: Array<{ id: string; missing: string }>;
   maxLateMs: number;
+  /** The lateness allowed past expiry (outside downtime), ms. */
+  allowanceMs: number;
   seconds: number;
 }
 
 
+const ARM_REQUEST_TIMEOUT_MS = 2000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
@@ -54,7 +79,26 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const netFile = join(dir, 'simulated-network.json');
+  const network = opts.network ?? 'simulated';
+  // Bundled once (code splitting keeps the lazy adapters lazy); three levels deep, like the
+  // sources, so paths the code resolves from its own URL (cards/) still point at the repository.
+  const bundleDir = join(process.cwd(), '.cache', 'crash', prefix);
+  await build({ entryPoints: ['src/main.ts'], bundle: true, splitting: true, platform: 'node', format: 'esm', packages: 'external', outdir: bundleDir, logLevel: 'warning' });
+  let arm: ArmEmulator | undefined;
+  let nsgs: string[] = [];
+  let armEnv: Record<string, string> = {};
+  if (network === 'arm') {
+    arm = await new ArmEmulator({ latencyMs: 20 }).start();
+    const vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
+    for (const [rg, name, ip] of [['prod', 'db1', '10.0.0.5'], ['dev', 'dev1', '10.1.0.4'], ['prod', 'quorum2', '10.0.0.6'], ['prod', 'quick1', '10.0.0.7']] as const) arm.standardVm('sub1', rg, name, ip);
+    nsgs = [vm1.nicNsg, vm1.subnetNsg];
+    armEnv = {
+      JIT_NETWORK: 'azure', AZURE_ARM_ENDPOINT: arm.url, AZURE_ARM_CA_FILE: arm.certFile, AZURE_ACCESS_TOKEN: 'crash-run',
+      AZURE_POLL_INTERVAL_MS: '5', AZURE_WRITE_DEADLINE: '20s', AZURE_REQUEST_TIMEOUT: `${ARM_REQUEST_TIMEOUT_MS / 1000}s`,
+    };
+  }
   const env = {
+    ...armEnv,
     ...process.env,
     PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, JIT_KEY_PREFIX: prefix, JIT_DATA_DIR: dir,
     JIT_POLICY_FILE: join(dir, 'policy.yaml'), JIT_MIN_DURATION: '1s', JIT_RECONCILE_INTERVAL: `${Math.round(reconcileMs / 1000)}s`,
@@ -66,7 +110,7 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   let downSince = Date.now();
   const start = async () => {
     const out = openSync(join(dir, 'server.log'), 'a');
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...env, LOG_LEVEL: process.env.CRASH_LOG_LEVEL ?? 'error' }, stdio: ['ignore', out, out] });
+    child = spawn(process.execPath, [join(bundleDir, 'main.js')], { env: { ...env, LOG_LEVEL: process.env.CRASH_LOG_LEVEL ?? 'error' }, stdio: ['ignore', out, out] });
     closeSync(out);
     for (let i = 0; i < 300; i++) {
       try {
@@ -92,15 +136,27 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   };
 
   // The sampler: every rule it sees open, with when it saw it.
-  const seenOpen = new Map<string, AppliedRule>();
+  const seenOpen = new Map<string, OpenRule>();
   const lateRules: CrashReport['lateRules'] = [];
-  const allowance = reconcileMs + 1000; // one reconcile interval + the sampler's and the sweep's own time
+  // One reconcile interval + the sampler's and the sweep's own time. Against ARM with faults, also
+  // one fault's recovery — a close stuck on a hung connection costs a request timeout, and its
+  // retry another call — and the write lock a killed replica leaves behind (1.5 s).
+  const allowance = reconcileMs + 1000 + (network === 'arm' ? 2 * ARM_REQUEST_TIMEOUT_MS + 1500 : 0);
   const downtime = (from: number, to: number) => down.reduce((t, [a, b]) => t + Math.max(0, Math.min(b, to) - Math.max(a, from)), 0) + (downSince > (down.at(-1)?.[1] ?? 0) && downSince < to ? to - Math.max(downSince, from) : 0);
   let sampling = true;
-  const readRules = (): AppliedRule[] => {
+  const readRules = (): OpenRule[] => {
+    if (arm) {
+      const a = arm;
+      return nsgs.flatMap((scope) =>
+        a.rules(scope).flatMap((r) => {
+          const d = parseRuleDescription(r.properties.description);
+          return d && r.properties.access === 'Allow' ? [{ scope, name: r.name, requestId: d.requestId, expiresAt: d.expiresAt }] : [];
+        }),
+      );
+    }
     if (!existsSync(netFile)) return [];
     try {
-      const f = JSON.parse(readFileSync(netFile, 'utf8')) as { nsgs: Record<string, AppliedRule[]> };
+      const f = JSON.parse(readFileSync(netFile, 'utf8')) as { nsgs: Record<string, OpenRule[]> };
       return Object.values(f.nsgs).flat();
     } catch {
       return []; // caught mid-rename: next sample
@@ -145,7 +201,24 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
           return undefined;
         });
       }
-      await sleep(15);
+      await sleep(opts.requestIntervalMs ?? 15);
+    }
+  })();
+
+  // ARM mode: a fault now and then, of every kind the adapter must survive.
+  const FAULTS: Fault[] = [
+    { status: 409, code: 'AnotherOperationInProgress' },
+    { status: 429, code: 'RetryableError', headers: { 'retry-after': '1' } },
+    { status: 503, code: 'ServiceUnavailable' },
+    { status: 500, code: 'InternalServerError' },
+    { hang: 'before' },
+    { hang: 'after' },
+    { slowMs: 800 },
+  ];
+  const faulting = (async () => {
+    while (arm && loading) {
+      await sleep(1000 + Math.random() * 3000);
+      arm.failNext(FAULTS[Math.floor(Math.random() * FAULTS.length)]!);
     }
   })();
 
@@ -153,13 +226,16 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   try {
     await start();
     for (let k = 0; k < opts.kills; k++) {
-      await sleep(150 + Math.random() * 450);
+      const [lo, hi] = opts.uptimeMs ?? [150, 600];
+      await sleep(lo + Math.random() * (hi - lo));
       await kill();
       await start();
       if ((k + 1) % 20 === 0) log(`kills: ${k + 1}/${opts.kills}, requests so far ${ids.length}`);
     }
     loading = false;
     await load;
+    await faulting;
+    arm?.clearFaults();
     // Settle: grants last at most 4 s (+ extensions), the reconciler sweeps each second, an approval
     // interrupted by a kill is healed by its activation guard 15 s later, and a job that was running
     // in a killed process is retried within ~15 s. Wait until nothing is in flight (at most 90 s).
@@ -209,6 +285,9 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
     if (!r || !r.decisions.some((d) => d.decision === 'approve')) unexplained.push(`${rule.name} (request ${r ? r.status : 'unknown'})`);
   }
   const leftOpen = readRules();
+  const faults = arm?.stats.faults ?? 0;
+  await arm?.close();
+  rmSync(bundleDir, { recursive: true, force: true });
   if (process.env.CRASH_KEEP_SERVER) {
     log(`server kept running at ${url} (pid ${child ? (child as ChildProcess).pid : '?'})`);
     (child as ChildProcess | null)?.unref();
@@ -219,5 +298,5 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
     await deleteKeys(prefix);
     rmSync(dir, { recursive: true, force: true });
   }
-  return { kills: opts.kills, requests: ids.length, activated, lateRules, leftOpen, inconsistent, unexplained, auditGaps, maxLateMs, seconds: (Date.now() - t0) / 1000 };
+  return { kills: opts.kills, requests: ids.length, activated, lateRules, leftOpen, faults, inconsistent, unexplained, auditGaps, maxLateMs, allowanceMs: allowance, seconds: (Date.now() - t0) / 1000 };
 }

@@ -1,6 +1,12 @@
 // Races a security team asks about: many approvals of one request at once; revoke, extend and the
 // expiry job at the same instant. Real Redis, BullMQ and the simulated gate.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SimulatedGate } from '../../src/adapters/simulated/gate.js';
+import type { GrantSpec, NetworkGate } from '../../src/app/ports.js';
+import type { Target } from '../../src/core/types.js';
 import { requestOf, sleep, startHarness, waitFor, type Harness } from './harness.js';
 
 let h: Harness;
@@ -70,4 +76,36 @@ describe('Redis loses its data while grants are active', () => {
     expect(audit.map((e) => e.action)).toEqual(['rule.reconciled']);
     expect(audit[0]!.details.status).toBe('unknown');
   });
+});
+
+describe('the expiry job fires while the activation is still writing the rule', () => {
+  it('a network write slower than the grant: the request still ends in one final state with nothing open (not "active" with no rule)', async () => {
+    // A gate whose writes take turns (as ARM's per-NSG queue does) and whose opens take 2.5 s.
+    const inner = await SimulatedGate.open({ file: join(mkdtempSync(join(tmpdir(), 'jit-slow-')), 'net.json') });
+    let turn: Promise<unknown> = Promise.resolve();
+    const inTurn = <T>(fn: () => Promise<T>): Promise<T> => {
+      const p = turn.then(fn, fn);
+      turn = p.catch(() => undefined);
+      return p;
+    };
+    const slow: NetworkGate = Object.assign(Object.create(inner) as SimulatedGate, {
+      open: (g: GrantSpec) => inTurn(async () => (await sleep(2500), inner.open(g))),
+      close: (id: string, t: Target) => inTurn(() => inner.close(id, t)),
+    });
+    const hs = await startHarness({ JIT_RECONCILE_INTERVAL: '1h' }, { gate: slow });
+    try {
+      const id = requestOf((await hs.cmd('alice@contoso.com', 'rdp vm1 1s from 203.0.113.80')).reply).id;
+      await hs.cmd('bob@contoso.com', `approve ${id}`);
+      const final = await waitFor('a final state', async () => {
+        const r = (await hs.get(id))!;
+        return r.status === 'expired' || r.status === 'failed' ? r : null;
+      }, 15_000);
+      expect(['expired', 'failed']).toContain(final.status);
+      expect((await inner.list()).filter((r) => r.requestId === id)).toEqual([]);
+      const actions = (await hs.audit(id)).map((e) => e.action);
+      expect(actions.filter((a) => a === 'grant.expired' || a === 'grant.failed')).toHaveLength(1);
+    } finally {
+      await hs.close();
+    }
+  }, 30_000);
 });

@@ -241,10 +241,16 @@ export class AzureGate implements NetworkGate {
     const description = ruleDescription(grant.requestId, grant.expiresAt);
     // Behind a firewall, DNAT'd traffic reaches the VM from the firewall's subnet.
     const nsgSource = fw ? fw.subnetPrefix : grant.sourcePrefix;
-    const writes = path.nsgs.map((nsg) => this.enqueue(nsg, (doc) => this.addNsgRules(nsg, doc as NetworkSecurityGroup, grant.ports, nsgSource, path.privateIps, description)));
+    // A write still queued (throttling, retries, a busy NSG) when the grant's time is up is not
+    // made: a rule must not open after its grant expired.
+    const unexpired = <T>(write: () => T): T => {
+      if (grant.expiresAt <= Date.now()) throw new Error(`the grant expired (${new Date(grant.expiresAt).toISOString()}) before its rule could be written`);
+      return write();
+    };
+    const writes = path.nsgs.map((nsg) => this.enqueue(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc as NetworkSecurityGroup, grant.ports, nsgSource, path.privateIps, description))));
     if (fw) {
       const res = dnatResourceOf(fw);
-      writes.push(this.enqueue(res, (doc) => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.privateIps[0]!, description)));
+      writes.push(this.enqueue(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.privateIps[0]!, description))));
     }
     const results = await Promise.allSettled(writes);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -263,19 +269,18 @@ export class AzureGate implements NetworkGate {
 
   async list(): Promise<AppliedRule[]> {
     const resources = new Set<string>();
-    for (const t of this.opts.targets()) {
-      try {
-        for (const r of this.resourcesOf(await this.discover(t), t)) resources.add(r);
-      } catch (err) {
-        if (!(err instanceof UnsupportedTargetError)) this.log('azure: discovery failed while listing rules', { target: t.name, err });
-      }
-    }
-    const out: AppliedRule[] = [];
-    for (const res of resources) {
-      const { doc } = await this.read(res);
-      out.push(...this.ownedRules(res, doc));
-    }
-    return out;
+    // Targets are discovered side by side (a fresh replica has no cached paths yet).
+    await Promise.all(
+      this.opts.targets().map(async (t) => {
+        try {
+          for (const r of this.resourcesOf(await this.discover(t), t)) resources.add(r);
+        } catch (err) {
+          if (!(err instanceof UnsupportedTargetError)) this.log('azure: discovery failed while listing rules', { target: t.name, err });
+        }
+      }),
+    );
+    const docs = await Promise.all([...resources].map(async (res) => this.ownedRules(res, (await this.read(res)).doc)));
+    return docs.flat();
   }
 
   async remove(rules: AppliedRule[]): Promise<AppliedRule[]> {
@@ -719,26 +724,37 @@ export class AzureGate implements NetworkGate {
     }
   }
 
-  /** A Redis lock per resource so replicas take turns; released by token. No Redis: in-process only. */
+  /**
+   * A Redis lock per resource so replicas take turns; released by token. It lives 1.5 s and is
+   * renewed every 0.5 s while held, so a replica killed mid-write blocks the others for at most
+   * 1.5 s. Correctness does not rest on it (every write carries If-Match): it only spares ARM a
+   * storm of 412s. No Redis: in-process only.
+   */
   private async lock(resourceId: string, deadline: number): Promise<() => Promise<void>> {
     const redis = this.opts.redis;
     if (!redis) return async () => {};
     const key = `${this.opts.lockPrefix ?? 'jit'}:azure:lock:${resourceId.toLowerCase()}`;
     const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
     for (;;) {
-      // Held for one read and one write at most, each bounded by the request timeout.
-      if ((await redis.set(key, token, 'PX', 2 * this.timeoutMs + 10_000, 'NX')) === 'OK') break;
+      if ((await redis.set(key, token, 'PX', LOCK_TTL_MS, 'NX')) === 'OK') break;
       if (Date.now() > deadline) throw new Error(`could not get the write lock for ${resourceId.split('/').pop()} before the deadline`);
       await this.sleep(20 + Math.random() * 30);
     }
+    const renew = setInterval(() => {
+      void redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", 1, key, token, LOCK_TTL_MS).catch(() => 0);
+    }, LOCK_TTL_MS / 3);
+    renew.unref();
     let released = false;
     return async () => {
       if (released) return;
       released = true;
+      clearInterval(renew);
       await redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token).catch(() => 0);
     };
   }
 }
+
+const LOCK_TTL_MS = 1500;
 
 const DENY_MARK = 'jit-bot deny';
 
