@@ -72,6 +72,8 @@ export class ArmEmulator {
   readonly stats: ArmStats = { puts: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, ruleConflicts400: 0, faults: 0 };
   /** Every NSG write (time, NSG, number of rules after it). */
   readonly writes: Array<{ at: number; nsg: string; rules: number }> = [];
+  /** Every request (method and path), to check the bot's Azure role covers what it calls. */
+  readonly calls: Array<{ method: string; path: string }> = [];
   private server: Server;
   private vms = new Map<string, { id: string; name: string; location: string; nics: string[] }>();
   private nics = new Map<string, { id: string; name: string; ips: Array<{ ip: string; subnet: string }>; nsg?: string }>();
@@ -108,6 +110,7 @@ export class ArmEmulator {
           res.end(payload === undefined ? '' : JSON.stringify(payload));
         };
         try {
+          this.calls.push({ method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0]! });
           this.handle(req.method ?? 'GET', (req.url ?? '/').split('?')[0]!, req.headers, body, send);
         } catch (err) {
           send(500, { error: { code: 'InternalServerError', message: String(err) } });

@@ -63,7 +63,7 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
       .get('/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations/op-1').query(true).reply(200, { status: 'InProgress' })
       .get('/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations/op-1').query(true).reply(200, { status: 'Succeeded' })
       .get(NSG).query(true).reply(200, nsgBody('W/"etag-2"'));
-    const rules = await gate().open({ requestId: 'rabcdefghj', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.7/32', expiresAt: Date.UTC(2026, 10, 26, 12) });
+    const rules = await gate().open({ requestId: 'rabcdefghj', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.7/32', expiresAt: Date.UTC(2036, 10, 26, 12) });
     expect(put!.ifMatch).toBe('W/"etag-1"');
     expect(put!.auth).toBe('Bearer test-token');
     expect(put!.body).toMatchObject({
@@ -74,7 +74,7 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
             name: 'jit-rabcdefghj-3389',
             properties: {
               priority: 100, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '203.0.113.7/32', sourcePortRange: '*',
-              destinationAddressPrefix: '10.0.0.4', destinationPortRange: '3389', description: 'jit-bot request=rabcdefghj expires=2026-11-26T12:00:00.000Z',
+              destinationAddressPrefix: '10.0.0.4', destinationPortRange: '3389', description: 'jit-bot request=rabcdefghj expires=2036-11-26T12:00:00.000Z',
             },
           },
         ],

@@ -408,3 +408,34 @@ describe('inventory', () => {
   });
 });
 
+
+describe('least privilege', () => {
+  /** The Azure RBAC action an ARM request needs: provider namespace, resource types, and read / write / delete. */
+  const actionOf = (method: string, path: string): string => {
+    const afterProviders = path.split(/\/providers\//i).pop()!.split('/');
+    const [namespace, ...rest] = afterProviders;
+    const types = rest.filter((_, i) => i % 2 === 0);
+    const verb = method === 'GET' ? 'read' : method === 'PUT' || method === 'PATCH' ? 'write' : method === 'DELETE' ? 'delete' : 'action';
+    return `${namespace}/${types.join('/')}/${verb}`.toLowerCase();
+  };
+
+  it('the shipped custom role (manifest/azure/jit-bot-role.json) covers every ARM call this suite made, and allows no delete, wildcard or authorization action', () => {
+    const role = JSON.parse(readFileSync(new URL('../../manifest/azure/jit-bot-role.json', import.meta.url), 'utf8')) as { Actions: string[]; NotActions: string[]; DataActions: string[]; AssignableScopes: string[]; IsCustom: boolean };
+    const allowed = new Set(role.Actions.map((a) => a.toLowerCase()));
+    const used = new Set(arm.calls.map((c) => actionOf(c.method, c.path)));
+    // The suite exercised NSGs, both firewall kinds, discovery, inventory and LRO polling.
+    expect(used.size).toBeGreaterThanOrEqual(9);
+    expect([...used].filter((a) => !allowed.has(a))).toEqual([]);
+    expect(role.IsCustom).toBe(true);
+    expect(role.DataActions).toEqual([]);
+    for (const a of role.Actions) {
+      expect(a).not.toContain('*');
+      expect(a).not.toMatch(/\/delete$/i);
+      expect(a).not.toMatch(/^Microsoft\.Authorization\//i);
+    }
+    // Everything in the role is either used here or a linked-access check ARM makes on a firewall write.
+    const linked = ['microsoft.network/virtualnetworks/subnets/join/action', 'microsoft.network/publicipaddresses/join/action'];
+    expect([...allowed].filter((a) => !used.has(a) && !linked.includes(a))).toEqual([]);
+    expect(role.AssignableScopes.every((s) => /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+$/.test(s))).toBe(true);
+  });
+});
