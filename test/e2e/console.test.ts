@@ -47,7 +47,7 @@ describe('local web console (Chromium)', () => {
   it('request as a requester, approve as an approver on the rendered card, see the rule, see it go at expiry', async () => {
     await as('alice@contoso.com');
     await say('rdp vm1 4s from 203.0.113.7');
-    await page.getByText(/is waiting for approval/).last().waitFor();
+    await page.locator('#chat').getByText(/is waiting for approval/).last().waitFor();
     const id = await requestIdOnPage();
     expect(id).toMatch(/^r[0-9a-z]{9}$/);
 
@@ -81,7 +81,7 @@ describe('local web console (Chromium)', () => {
     expect(await page.locator('#chat').innerText()).toMatch(/Not done/);
 
     await say('rdp vm1 1h from 203.0.113.8');
-    await page.getByText(/is waiting for approval/).last().waitFor();
+    await page.locator('#chat').getByText(/is waiting for approval/).last().waitFor();
     const id = await requestIdOnPage();
     await as('carol@contoso.com');
     const card = page.locator('#pending .card').filter({ hasText: `Access request ${id}` });
@@ -94,7 +94,7 @@ describe('local web console (Chromium)', () => {
     // A click that is refused says why and changes nothing.
     await as('alice@contoso.com');
     await say('rdp vm1 1h from 203.0.113.9');
-    await page.getByText(/is waiting for approval/).last().waitFor();
+    await page.locator('#chat').getByText(/is waiting for approval/).last().waitFor();
     const other = await requestIdOnPage();
     const res = await page.evaluate(async (rid) => (await fetch('/console/api/action', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ as: 'alice@contoso.com', verb: 'approve', data: { requestId: rid } }) })).json(), other);
     expect(res).toMatchObject({ kind: 'message' });
