@@ -17,6 +17,7 @@ import { RedisRequestStore } from './adapters/redis/store.js';
 import { RedisRateLimiter } from './adapters/redis/ratelimit.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
+import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
 import type { TeamsAdapter } from './adapters/teams/adapter.js';
 import { loadConfig, type Config } from './config/env.js';
@@ -81,11 +82,18 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const store = new RedisRequestStore(redis, prefix);
   const audit = new RedisAuditLog(redis, prefix);
   const scheduler = new BullScheduler({ connection: redis, prefix: `${prefix}-bull` });
-  const gate =
+  const metrics = new PrometheusMetrics({
+    countByStatus: (status) => store.countByStatus(status),
+    queueCounts: () => scheduler.counts(),
+    gateStats: () => (rawGate as { stats?: Record<string, number> }).stats,
+  });
+  const rawGate =
     opts.gate ??
     (config.JIT_NETWORK === 'azure'
       ? await (await import('./adapters/azure/wiring.js')).createAzureGate(config, { redis, prefix, targets: () => Object.values(book.targets), log })
       : await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
+  // Every write timed and its failures counted (jit_network_write_*).
+  const gate = metrics.meter(rawGate);
   const feed = new LocalFeed();
   let slack: SlackAdapter | undefined;
   if (config.SLACK_SIGNING_SECRET && config.SLACK_BOT_TOKEN) {
@@ -104,6 +112,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
         redis,
         prefix,
         log,
+        metrics,
       });
     } catch (err) {
       await scheduler.close();
@@ -130,9 +139,10 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       redis,
       prefix,
       log,
+      metrics,
     });
   }
-  const notifier = new FanoutNotifier([feed, ...(slack ? [slack] : []), ...(teams ? [teams] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
+  const notifier = new FanoutNotifier([feed, metrics, ...(slack ? [slack] : []), ...(teams ? [teams] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
 
   const service = new JitService({
     ...(config.PAGERDUTY_API_TOKEN
@@ -184,6 +194,9 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   };
   if (config.JIT_WORKER) startWorker();
 
+  let draining = false;
+  let lastSweep: { ok: boolean; error?: string } = { ok: true };
+  const inFlight = new Set<Promise<void>>();
   const server = createHttpServer({
     service,
     gate,
@@ -195,8 +208,19 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     health: {
       redis: async () => (await redis.ping()) === 'PONG',
       worker: () => (!config.JIT_WORKER ? 'disabled' : worker?.running() ? 'running' : 'stopped'),
+      draining: () => draining,
+      adapters: () => ({
+        network: lastSweep.ok ? 'ok' : `last sweep failed: ${lastSweep.error ?? 'unknown'}`,
+        ...(slack ? { slack: slack.ready() ? 'ok' : 'not connected (auth.test failed; calls are retried)' } : {}),
+        ...(teams ? { teams: 'ok' } : {}),
+      }),
+    },
+    track: (p) => {
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
     },
   }, [
+    metrics.route(),
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),
     // The web console acts as any principal: only with the local channel (loopback unless forced).
@@ -212,8 +236,10 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const sweep = async () => {
     try {
       const n = await service.reconcile();
+      lastSweep = { ok: true };
       if (n > 0) log.warn('reconciler closed rules that outlived their grant', { rules: n });
     } catch (err) {
+      lastSweep = { ok: false, error: err instanceof Error ? err.message : String(err) };
       log.error('reconcile failed', { err });
     }
   };
@@ -239,11 +265,16 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      // Drain: /readyz says 503 at once (load balancers stop sending), no new connections, the
+      // requests in flight finish (their network writes included, up to 25 s), then the worker
+      // finishes its running jobs and closes.
+      draining = true;
       clearInterval(timer);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 25_000).unref())]);
+      server.closeAllConnections();
+      await closed;
       await stopWorker();
       await slack?.close();
       await teams?.close();

@@ -11,6 +11,10 @@ import type { Logger } from './log.js';
 export interface Health {
   redis(): Promise<boolean>;
   worker(): 'running' | 'stopped' | 'disabled';
+  /** True once SIGTERM started the drain. */
+  draining?(): boolean;
+  /** Each enabled adapter: 'ok' or what is wrong. */
+  adapters?(): Record<string, string>;
 }
 
 export interface ServerDeps {
@@ -22,6 +26,8 @@ export interface ServerDeps {
   network: string;
   localChannel: boolean;
   trustedProxies: string[];
+  /** Told about every request being handled (the drain waits for them). */
+  track?: (handling: Promise<void>) => void;
 }
 
 /** Extra routes mounted by adapters: return true when the request was handled. */
@@ -100,11 +106,19 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
 
+    // Liveness: the process answers. Redis or a chat platform being down is not a reason to restart it.
     if (req.method === 'GET' && path === '/healthz') {
+      sendJson(res, 200, { status: 'ok', worker: deps.health.worker(), network: deps.network });
+      return;
+    }
+    // Readiness: Redis answers, the worker runs (where enabled), every adapter is usable, not draining.
+    if (req.method === 'GET' && path === '/readyz') {
       const redis = await deps.health.redis().catch(() => false);
       const worker = deps.health.worker();
-      const ok = redis && worker !== 'stopped';
-      sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', redis: redis ? 'up' : 'down', worker, network: deps.network });
+      const draining = deps.health.draining?.() ?? false;
+      const adapters = deps.health.adapters?.() ?? {};
+      const ok = redis && worker !== 'stopped' && !draining && Object.values(adapters).every((v) => v === 'ok');
+      sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : draining ? 'draining' : 'not ready', redis: redis ? 'up' : 'down', worker, ...adapters });
       return;
     }
 
@@ -172,12 +186,13 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
   }
 
   return createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
+    const handling = handle(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
-      log.error('request failed', { path: req.url, err });
+      log.error('request failed', { path: req.url?.replace(/\/myip\/[^/?]+/, '/myip/…'), err });
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.end();
     });
+    deps.track?.(handling);
   });
 }
 

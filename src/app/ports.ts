@@ -167,3 +167,13 @@ export interface IdSource {
   requestId(): string;
   token(): string;
 }
+
+/** Operational counters the adapters report (Prometheus in production; no-op by default). */
+export interface OpsMetrics {
+  /** A chat platform API call failed (after its own retries). */
+  chatApiError(platform: 'slack' | 'teams', code: string): void;
+  /** A chat platform asked us to wait (HTTP 429 Retry-After). */
+  chatRateLimited(platform: 'slack' | 'teams', seconds: number): void;
+}
+
+export const noOpsMetrics: OpsMetrics = { chatApiError() {}, chatRateLimited() {} };

@@ -295,9 +295,12 @@ describe('list, status, help', () => {
     expect(stranger.text).toContain('you cannot request any target yet');
   });
 
-  it('GET /healthz reports Redis and the worker', async () => {
+  it('GET /healthz (liveness) and GET /readyz (Redis, worker, network) answer', async () => {
     const res = await fetch(`${h.app.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: 'ok', redis: 'up', worker: 'running', network: 'simulated' });
+    expect(await res.json()).toMatchObject({ status: 'ok', worker: 'running', network: 'simulated' });
+    const ready = await fetch(`${h.app.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', redis: 'up', worker: 'running', network: 'ok' });
   });
 });

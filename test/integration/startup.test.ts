@@ -83,7 +83,8 @@ describe('npm start and the CLI', () => {
 
   it('healthz answers and SIGTERM drains and exits 0', async () => {
     const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-    expect(await res.json()).toMatchObject({ status: 'ok', redis: 'up', worker: 'running' });
+    expect(await res.json()).toMatchObject({ status: 'ok', worker: 'running' });
+    expect(await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()).toMatchObject({ status: 'ready', redis: 'up', worker: 'running' });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

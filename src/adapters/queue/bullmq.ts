@@ -95,6 +95,13 @@ export class BullScheduler implements Scheduler {
     return job ? job.getState() : null;
   }
 
+  /** Job counts per queue and state (for metrics). */
+  async counts(): Promise<Record<string, Record<string, number>>> {
+    const states = ['delayed', 'waiting', 'active', 'failed'] as const;
+    const [revoke, approval, workflow] = await Promise.all([this.revoke, this.approval, this.workflow].map((q) => q.getJobCounts(...states)));
+    return { revoke: revoke!, approval: approval!, workflow: workflow! };
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.revoke.close(), this.approval.close(), this.workflow.close()]);
   }

@@ -186,6 +186,11 @@ export class RedisRequestStore implements RequestStore {
     return res === 1;
   }
 
+  /** How many requests are in a status (the status index's size). */
+  async countByStatus(status: AccessRequest['status']): Promise<number> {
+    return this.redis.zcard(this.k(`idx:status:${status}`));
+  }
+
   async list(filter: ListFilter): Promise<AccessRequest[]> {
     const limit = filter.limit ?? 50;
     if (limit <= 0) return [];

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { App, HTTPReceiver, LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
 import type { Redis } from 'ioredis';
-import type { Notification, Notifier } from '../../app/ports.js';
+import type { Notification, Notifier, OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
 import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
@@ -52,6 +52,8 @@ export interface SlackDeps {
   redis: Redis;
   prefix: string;
   log: Logger;
+  /** API errors and rate-limit waits are counted here. */
+  metrics?: OpsMetrics;
 }
 
 type Client = InstanceType<typeof webApi.WebClient>;
@@ -100,7 +102,7 @@ export class SlackAdapter implements Notifier {
   private chains = new Map<string, Promise<void>>();
   private rendered = new Map<string, number>();
 
-  private constructor(private readonly deps: SlackDeps, client: Client, ids: { botId?: string; botUserId?: string }) {
+  private constructor(private readonly deps: SlackDeps, client: Client, private readonly ids: { botId?: string; botUserId?: string }) {
     const { settings, log } = deps;
     this.client = client;
     this.receiver = new HTTPReceiver({
@@ -151,9 +153,23 @@ export class SlackAdapter implements Notifier {
         await this.client.chat.postMessage({ channel, text, mrkdwn: true, unfurl_links: false, unfurl_media: false });
       },
       settings.auditIntervalMs,
-      (channel, err, dropped) => log.error('slack: audit lines could not be posted (they stay in the audit log)', { channel, err, lines: dropped.length }),
+      (channel, err, dropped) => {
+        this.apiFailed(err);
+        log.error('slack: audit lines could not be posted (they stay in the audit log)', { channel, err, lines: dropped.length });
+      },
     );
+    // The Web API client waits out 429s itself (Retry-After); count the time.
+    for (const c of [this.client, this.app.client]) c.on(webApi.WebClientEvent.RATE_LIMITED, (seconds: number) => deps.metrics?.chatRateLimited('slack', seconds));
     this.register();
+  }
+
+  /** True once auth.test succeeded (the bot token works and its ids are known). */
+  ready(): boolean {
+    return Boolean(this.ids.botUserId);
+  }
+
+  private apiFailed(err: unknown): void {
+    this.deps.metrics?.chatApiError('slack', slackError(err) ?? (err as { code?: string }).code ?? 'error');
   }
 
   /** Checks the bot token (auth.test) and builds the adapter. A token Slack refuses stops start-up. */
@@ -424,6 +440,7 @@ export class SlackAdapter implements Notifier {
     if (route.dm) for (const p of approvers) posts.push(this.dm(p, m));
     const refs = (await Promise.allSettled(posts)).flatMap((s) => {
       if (s.status === 'rejected') {
+        this.apiFailed(s.reason);
         this.deps.log.warn('slack: approval card not posted', { request: r.id, err: s.reason });
         return [];
       }
@@ -449,6 +466,7 @@ export class SlackAdapter implements Notifier {
           try {
             await this.client.chat.update({ channel: channel!, ts: ts!, text: m.text, blocks: m.blocks as never });
           } catch (err) {
+            this.apiFailed(err);
             this.deps.log.warn('slack: card not updated', { request: r.id, channel, err });
           }
         }),

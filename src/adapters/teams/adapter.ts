@@ -17,7 +17,7 @@ import {
   type ConversationReference,
 } from 'botbuilder';
 import type { Redis } from 'ioredis';
-import type { Notification, Notifier } from '../../app/ports.js';
+import type { Notification, Notifier, OpsMetrics } from '../../app/ports.js';
 import type { DecisionScope, JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
 import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
@@ -51,6 +51,8 @@ export interface TeamsDeps {
   redis: Redis;
   prefix: string;
   log: Logger;
+  /** API errors and rate-limit waits are counted here. */
+  metrics?: OpsMetrics;
 }
 
 interface CardCopy {
@@ -97,8 +99,20 @@ export class TeamsAdapter implements Notifier {
     this.poster = new ChannelPoster(
       (channel, text) => this.sendTo(this.channelRef(channel), { type: ActivityTypes.Message, text, textFormat: 'markdown' }).then(() => undefined),
       settings.auditIntervalMs,
-      (channel, err, dropped) => log.error('teams: audit lines could not be posted (they stay in the audit log)', { channel, err, lines: dropped.length }),
+      (channel, err, dropped) => {
+        this.apiFailed(err);
+        log.error('teams: audit lines could not be posted (they stay in the audit log)', { channel, err, lines: dropped.length });
+      },
     );
+  }
+
+  private apiFailed(err: unknown): void {
+    const e = err as { statusCode?: number; code?: string; response?: { headers?: { get?(n: string): string | null } } };
+    if (e.statusCode === 429) {
+      const ra = Number(e.response?.headers?.get?.('retry-after') ?? 0);
+      this.deps.metrics?.chatRateLimited('teams', Number.isFinite(ra) ? ra : 0);
+    }
+    this.deps.metrics?.chatApiError('teams', String(e.code ?? e.statusCode ?? 'error'));
   }
 
   bind(service: JitService): void {
@@ -358,6 +372,7 @@ export class TeamsAdapter implements Notifier {
     if (route.dm) for (const p of approvers) posts.push((async () => this.dm(p, await this.cardFor(r, scope, p), summary))());
     const copies = (await Promise.allSettled(posts)).flatMap((s) => {
       if (s.status === 'rejected') {
+        this.apiFailed(s.reason);
         this.deps.log.warn('teams: approval card not posted', { request: r.id, err: s.reason });
         return [];
       }
@@ -383,6 +398,7 @@ export class TeamsAdapter implements Notifier {
               await ctx.updateActivity({ ...cardActivity(card, `${r.id} ${fresh.status}`), id: copy.activityId });
             });
           } catch (err) {
+            this.apiFailed(err);
             this.deps.log.warn('teams: card not updated', { request: r.id, err });
           }
         }),
