@@ -233,13 +233,22 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const url = `http://${host}:${addr.port}`;
 
   // Second line of "no port outlives its grant": sweep the network for rules past expiry.
+  // One replica sweeps at a time: the sweep needs a lease in Redis that lasts a little less than
+  // one interval, so each interval sees one sweep whichever replica's timer fires first.
+  const leaseKey = `${prefix}:reconciler:lease`;
+  const replicaId = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const leaseMs = Math.max(100, Math.floor(config.JIT_RECONCILE_INTERVAL * 0.9));
   const sweep = async () => {
+    const got = await redis.set(leaseKey, replicaId, 'PX', leaseMs, 'NX').catch(() => null);
+    if (got !== 'OK') return;
     try {
       const n = await service.reconcile();
       lastSweep = { ok: true };
+      metrics.sweep(true, n);
       if (n > 0) log.warn('reconciler closed rules that outlived their grant', { rules: n });
     } catch (err) {
       lastSweep = { ok: false, error: err instanceof Error ? err.message : String(err) };
+      metrics.sweep(false, 0);
       log.error('reconcile failed', { err });
     }
   };

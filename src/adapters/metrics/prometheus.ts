@@ -39,6 +39,8 @@ export class PrometheusMetrics implements Notifier, OpsMetrics {
   private readonly writeErrors: Counter<'op' | 'code'>;
   private readonly chatErrors: Counter<'platform' | 'code'>;
   private readonly chatWait: Counter<'platform'>;
+  private readonly sweeps: Counter<'result'>;
+  private readonly reconciled: Counter;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -51,6 +53,8 @@ export class PrometheusMetrics implements Notifier, OpsMetrics {
     this.writeErrors = new Counter({ name: 'jit_network_write_errors_total', help: 'Network writes that failed, by error code.', labelNames: ['op', 'code'], registers });
     this.chatErrors = new Counter({ name: 'jit_chat_api_errors_total', help: 'Chat platform API calls that failed, by platform and error code.', labelNames: ['platform', 'code'], registers });
     this.chatWait = new Counter({ name: 'jit_chat_rate_limit_wait_seconds_total', help: 'Seconds spent waiting out chat platform rate limits (429 Retry-After).', labelNames: ['platform'], registers });
+    this.sweeps = new Counter({ name: 'jit_reconcile_sweeps_total', help: 'Reconciler sweeps this replica ran (one replica holds the lease at a time), by result.', labelNames: ['result'], registers });
+    this.reconciled = new Counter({ name: 'jit_reconciled_rules_total', help: 'Rules the reconciler closed because they outlived their grant.', registers });
     new Gauge({
       name: 'jit_active_grants',
       help: 'Grants open now.',
@@ -117,6 +121,12 @@ export class PrometheusMetrics implements Notifier, OpsMetrics {
 
   chatRateLimited(platform: 'slack' | 'teams', seconds: number): void {
     this.chatWait.inc({ platform }, Math.max(0, seconds));
+  }
+
+  /** A reconciler sweep ran on this replica. */
+  sweep(ok: boolean, removed: number): void {
+    this.sweeps.inc({ result: ok ? 'ok' : 'failed' });
+    if (removed > 0) this.reconciled.inc(removed);
   }
 
   // ---------------------------------------------------------------- network writes
