@@ -1,5 +1,6 @@
 // The use cases: requestAccess, decide, activate, expire, revoke, extend, timeoutApproval,
 // list/status, recordSource, reconcile. Written against the ports; no SDK, no I/O library.
+import { auditRow, type AuditRow } from '../core/audit-export.js';
 import type { AccessCommand, Command } from '../core/command.js';
 import { JitError, isJitError } from '../core/errors.js';
 import { formatDuration } from '../core/duration.js';
@@ -153,9 +154,39 @@ export class JitService implements JobHandlers {
         return this.unenforce(actor, cmd.target);
       case 'vms':
         return this.vms(actor);
+      case 'audit':
+        return this.auditReport(actor, cmd.target, cmd.sinceMs);
       case 'help':
         return this.help(actor);
     }
+  }
+
+  /**
+   * The activity the caller may read (their own requests; targets they read or approve), for one
+   * target or all, since a time: rows in the columns of Azure's activity-log export.
+   */
+  async auditRows(actor: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
+    if (opts.target !== undefined && !this.book.targets[opts.target]) throw new JitError('unknown_target', `there is no VM "${opts.target}" in the policy`, 'vms');
+    const limit = opts.limit ?? 10_000;
+    const events = await this.deps.audit.list({ since: opts.since, limit: 100_000 });
+    const cache = new Map<string, AccessRequest | null>();
+    const rows: AuditRow[] = [];
+    for (const e of events) {
+      if (opts.target !== undefined && e.target !== opts.target) continue;
+      if (!cache.has(e.requestId)) cache.set(e.requestId, await this.deps.store.get(e.requestId));
+      const req = cache.get(e.requestId) ?? null;
+      // Events without a stored request (policy changes, reconciled orphans) are for readers of the target.
+      const target = this.book.targets[e.target];
+      const visible = req ? this.canSee(actor, req) : target ? can(this.book, actor, 'read', target.id) : false;
+      if (visible) rows.push(auditRow(e, req));
+    }
+    return { rows: rows.slice(-limit), truncated: rows.length > limit };
+  }
+
+  async auditReport(actor: PrincipalId, target: string | undefined, sinceMs: number): Promise<Reply> {
+    const since = this.deps.clock.now() - sinceMs;
+    const { rows, truncated } = await this.auditRows(actor, { ...(target !== undefined ? { target } : {}), since });
+    return { kind: 'audit', ...(target !== undefined ? { target } : {}), since, rows, truncated };
   }
 
   /** Targets as Defender for Cloud's JIT blade groups them: Configured, Not configured, Unsupported. */

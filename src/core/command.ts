@@ -26,4 +26,5 @@ export type Command =
   | { kind: 'policy_enable'; target: string; ports?: PortSpec[] }
   | { kind: 'policy_disable'; target: string }
   | { kind: 'vms' }
+  | { kind: 'audit'; target?: string; sinceMs: number }
   | { kind: 'help' };

@@ -19,7 +19,7 @@ export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
   ],
 };
 
-const COMMANDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'cancel', 'extend', 'approve', 'deny', 'policy', 'vms', 'help'] as const;
+const COMMANDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'cancel', 'extend', 'approve', 'deny', 'policy', 'vms', 'audit', 'help'] as const;
 const LIST_SCOPES = ['mine', 'pending', 'active', 'all'] as const;
 export const MAX_REASON_LENGTH = 500;
 const TARGET_RE = /^[a-z0-9][a-z0-9._-]{0,79}$/i;
@@ -86,6 +86,7 @@ export function closest(word: string, candidates: readonly string[]): string | u
   return best && bestD <= (word.length <= 3 ? 1 : 2) ? best : undefined;
 }
 
+const AUDIT_EXAMPLE = 'audit vm1 since 7d';
 const EXAMPLES: Record<string, string> = {
   rdp: 'rdp vm1 2h',
   ssh: 'ssh vm1 30m from 203.0.113.7',
@@ -100,6 +101,7 @@ const EXAMPLES: Record<string, string> = {
   deny: 'deny r7k2m9q4xw reason "not in a change window"',
   policy: 'policy enable vm1 3389',
   vms: 'vms',
+  audit: 'audit vm1 since 7d',
   help: 'help',
 };
 
@@ -164,6 +166,21 @@ export function parseCommand(input: string): Command {
     case 'inventory':
       noMore(tokens, 'vms');
       return { kind: 'vms' };
+    case 'audit': {
+      // audit [target] [since <duration>]: the activity of the last 7 days by default.
+      let target: string | undefined;
+      let sinceMs = 7 * 24 * 3600_000;
+      while (tokens.length > 0) {
+        const t = tokens.shift()!;
+        if (!t.quoted && t.text.toLowerCase() === 'since') {
+          const d = tokens.shift();
+          if (!d) throw new JitError('parse', 'since needs a duration, such as 7d or 24h', AUDIT_EXAMPLE);
+          sinceMs = withExample(() => parseDuration(d.text), AUDIT_EXAMPLE);
+        } else if (target === undefined) target = t.text.toLowerCase();
+        else throw new JitError('parse', `audit takes one VM name and "since <duration>", not "${t.text}"`, AUDIT_EXAMPLE);
+      }
+      return target === undefined ? { kind: 'audit', sinceMs } : { kind: 'audit', target, sinceMs };
+    }
     case 'policy': {
       const action = tokens.shift()?.text.toLowerCase();
       if (action !== 'enable' && action !== 'disable') throw new JitError('parse', 'policy takes enable or disable, a VM name and (for enable) optional ports', EXAMPLES.policy);

@@ -1,5 +1,6 @@
 // What the bot answers, as data every chat adapter can render (text, Block Kit, Adaptive Card),
 // plus a plain-text rendering used by the CLI and as the fallback text everywhere.
+import type { AuditRow } from './audit-export.js';
 import { formatDuration } from './duration.js';
 import { ANY } from './source.js';
 import { describeStatus } from './state.js';
@@ -26,6 +27,7 @@ export type Reply =
   | { kind: 'list'; scope: string; requests: AccessRequest[] }
   | { kind: 'info'; message: string }
   | { kind: 'inventory'; configured: InventoryRow[]; notConfigured: Array<{ name: string; id: string }>; unsupported: Array<{ name: string; id: string; reason: string }> }
+  | { kind: 'audit'; target?: string; since: number; rows: AuditRow[]; truncated: boolean }
   | { kind: 'help'; examples: string[] };
 
 /**
@@ -125,6 +127,15 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       out.push(`Not configured (${reply.notConfigured.length}):`, ...reply.notConfigured.map((v) => `  ${v.name.padEnd(12)} ${v.id}`));
       out.push(`Unsupported (${reply.unsupported.length}):`, ...reply.unsupported.map((v) => `  ${v.name.padEnd(12)} ${v.reason}`));
       return out.join('\n');
+    }
+    case 'audit': {
+      const head = `Audit${reply.target ? ` of ${reply.target}` : ''} since ${iso(reply.since)}: ${reply.rows.length} event${reply.rows.length === 1 ? '' : 's'}${reply.truncated ? ' (the most recent; export for all)' : ''}`;
+      const shown = reply.rows.slice(-30);
+      return [
+        head,
+        ...shown.map((r) => `  ${r.time.slice(0, 19).replace('T', ' ')}  ${r.operation.padEnd(22)} ${r.status.padEnd(9)} ${r.requestId}  ${r.target.padEnd(10)} ${r.caller}`),
+        ...(reply.rows.length > shown.length ? [`  … ${reply.rows.length - shown.length} earlier events in the CSV export`] : []),
+      ].join('\n');
     }
     case 'help':
       return [
