@@ -4,6 +4,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { JitService } from './app/service.js';
 import type { AuditLog, NetworkGate } from './app/ports.js';
+import { toCsv } from './core/audit-export.js';
+import { parseDuration } from './core/duration.js';
+import { isJitError } from './core/errors.js';
 import { renderText } from './core/reply.js';
 import { parseSource, sourceAllowed } from './core/source.js';
 import type { Logger } from './log.js';
@@ -177,6 +180,29 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
       return sendJson(res, 200, { reply, text: renderText(reply, typeof prefix === 'string' ? prefix : 'jit') });
     }
     if (req.method === 'GET' && path === '/api/local/rules') return sendJson(res, 200, { rules: await deps.gate.list() });
+    if (req.method === 'GET' && path === '/api/local/audit.csv') {
+      // The audit export as a download: ?as=<principal>[&target=<vm>][&since=<duration>] (default 7d).
+      const as = url.searchParams.get('as');
+      if (!as || !as.includes('@')) throw new HttpError(400, '"as" must be the principal to act as (alice@contoso.com)');
+      const target = url.searchParams.get('target') ?? undefined;
+      let sinceMs: number;
+      try {
+        sinceMs = parseDuration(url.searchParams.get('since') ?? '7d');
+      } catch (e) {
+        throw new HttpError(400, `since: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      let rows;
+      try {
+        rows = (await service.auditRows(as, { ...(target ? { target } : {}), since: Date.now() - sinceMs })).rows;
+      } catch (e) {
+        if (isJitError(e)) throw new HttpError(400, e.message);
+        throw e;
+      }
+      const csv = toCsv(rows);
+      res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="jit-audit${target ? `-${target.replace(/[^a-z0-9-]/gi, '')}` : ''}.csv"`, 'cache-control': 'no-store' });
+      res.end(csv);
+      return;
+    }
     if (req.method === 'GET' && path === '/api/local/audit') {
       const requestId = url.searchParams.get('request') ?? undefined;
       const since = url.searchParams.get('since');

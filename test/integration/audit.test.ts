@@ -80,6 +80,18 @@ describe('CSV export', () => {
     expect(records[rows.indexOf(created) + 1]![11]).toBe(created.justification);
   });
 
+  it('downloads as a file (local channel): same rows, the caller\'s RBAC applied', async () => {
+    const res = await fetch(`${h.app.url}/api/local/audit.csv?as=dave@contoso.com&target=vm1&since=7d`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="jit-audit-vm1.csv"');
+    const records = parseCsv(await res.text());
+    expect(records.length).toBe(rowsOf(await run('dave@contoso.com', 'audit vm1')).length + 1);
+    const mallory = parseCsv(await (await fetch(`${h.app.url}/api/local/audit.csv?as=mallory@contoso.com`)).text());
+    expect(mallory).toHaveLength(1); // the header only
+    expect((await fetch(`${h.app.url}/api/local/audit.csv?as=dave@contoso.com&since=soon`)).status).toBe(400);
+  });
+
   it('a field a spreadsheet would run as a formula is neutralised', () => {
     expect(csvField('=HYPERLINK("http://evil")')).toBe('"\'=HYPERLINK(""http://evil"")"');
     expect(csvField('+1')).toBe("'+1");
