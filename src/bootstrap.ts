@@ -20,10 +20,11 @@ import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
 import type { TeamsAdapter } from './adapters/teams/adapter.js';
-import { loadConfig, type Config } from './config/env.js';
+import { ConfigError, loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
 import { createHttpServer } from './server.js';
+import { createApi } from './adapters/http/api.js';
 
 export interface StartOptions {
   env?: NodeJS.ProcessEnv;
@@ -58,6 +59,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const config = loadConfig(opts.env ?? process.env);
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
   const book = await loadPolicyFile(config.JIT_POLICY_FILE);
+  const strangers = config.JIT_API_TOKENS.filter((t) => !(t.principal in book.principals)).map((t) => t.principal);
+  if (strangers.length > 0) throw new ConfigError([`JIT_API_TOKENS: ${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a principal of the policy file`]);
 
   const redisInfo = await ensureRedis({
     ...(config.REDIS_URL ? { url: config.REDIS_URL } : {}),
@@ -221,6 +224,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     },
   }, [
     metrics.route(),
+    createApi({ service, tokens: config.JIT_API_TOKENS, log }),
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),
     // The web console acts as any principal: only with the local channel (loopback unless forced).

@@ -21,6 +21,7 @@ import { parseSource } from '../core/source.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
 import type { AccessRequest, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
 import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RateLimiter, RequestStore, Scheduler, WorkflowJob } from './ports.js';
+import type { ListFilter } from './ports.js';
 
 /** Thrown inside a transition when a grant was extended after the caller decided to expire it. */
 class ExtendedMeanwhile extends Error {
@@ -741,6 +742,13 @@ export class JitService implements JobHandlers {
     this.assertCanSee(actor, req);
     const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
     return { kind: 'status', request: req, connections: connectionsFor(target, req.ports, req.rules) };
+  }
+
+  /** Requests the caller may see, filtered (the REST API's list). Newest first. */
+  async listVisible(actor: PrincipalId, filter: ListFilter): Promise<AccessRequest[]> {
+    const limit = Math.min(Math.max(filter.limit ?? 50, 1), 200);
+    const all = await this.deps.store.list({ ...filter, limit: limit * 4 });
+    return all.filter((r) => this.canSee(actor, r)).slice(0, limit);
   }
 
   async list(actor: PrincipalId, scope: 'mine' | 'all' | 'pending' | 'active'): Promise<Reply> {

@@ -102,6 +102,25 @@ const schema = z.object({
     }),
   JIT_MAX_ACTIVE_PER_PRINCIPAL: z.coerce.number().int().min(0).max(100_000).default(10),
   JIT_MAX_ACTIVE_PER_TARGET: z.coerce.number().int().min(0).max(1_000_000).default(100),
+  /**
+   * REST API tokens: `principal=sha256:<hex>` entries, comma-separated. Only the SHA-256 of each
+   * token is configured; `npm run api-token -- <principal>` makes one.
+   */
+  JIT_API_TOKENS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const out: Array<{ principal: string; sha256: string }> = [];
+      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+        const m = /^([^=\s]+@[^=\s]+)=sha256:([0-9a-f]{64})$/i.exec(part);
+        if (!m) {
+          ctx.addIssue({ code: 'custom', message: `"${part.replace(/=.*/, '=…')}" must be principal=sha256:<64 hex digits> (npm run api-token -- <principal>)` });
+          continue;
+        }
+        out.push({ principal: m[1]!.toLowerCase(), sha256: m[2]!.toLowerCase() });
+      }
+      return out;
+    }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   PAGERDUTY_API_TOKEN: z.string().min(1).optional(),
   SLACK_SIGNING_SECRET: z.string().min(8, 'looks too short for a Slack signing secret').optional(),

@@ -225,7 +225,7 @@ function withExample<T>(fn: () => T, example: string): T {
   }
 }
 
-function parsePorts(text: string): PortSpec[] {
+export function parsePorts(text: string): PortSpec[] {
   const out: PortSpec[] = [];
   for (const part of text.split(',')) {
     const m = /^(\d{1,5})(?:\/(tcp|udp|any|\*))?$/i.exec(part.trim());

@@ -1,0 +1,189 @@
+// The REST API under /api/v1: the same service and RBAC as chat, for scripts, pipelines and
+// dashboards. Callers authenticate with `Authorization: Bearer <token>`; the server keeps only
+// each token's SHA-256 (JIT_API_TOKENS), bound to one principal, so a token can do exactly what
+// that principal can do in chat. The OpenAPI document is served at /api/v1/openapi.json.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { JitService } from '../../app/service.js';
+import { toCsv } from '../../core/audit-export.js';
+import type { AccessCommand } from '../../core/command.js';
+import { parseDuration } from '../../core/duration.js';
+import { isJitError } from '../../core/errors.js';
+import { parsePorts, REQUEST_ID_RE, VERB_PORTS } from '../../core/parse.js';
+import type { Reply } from '../../core/reply.js';
+import type { PrincipalId, RequestStatus } from '../../core/types.js';
+import type { Logger } from '../../log.js';
+import { HttpError, readBody, sendJson, type Route } from '../../server.js';
+import { openApiDocument } from './openapi.js';
+
+export interface ApiToken {
+  principal: PrincipalId;
+  /** Hex SHA-256 of the token. */
+  sha256: string;
+}
+
+const STATUS_OF: Record<string, number> = {
+  parse: 400, unknown_command: 400, bad_duration: 400, bad_port: 400, bad_source: 400, bad_start: 400, bad_justification: 400, justification_required: 400,
+  forbidden: 403, not_approver: 403, self_approval: 403,
+  not_found: 404, unknown_target: 404,
+  already_decided: 409, invalid_transition: 409, conflict: 409,
+  link_expired: 410,
+  limit_reached: 429, rate_limited: 429,
+};
+
+const STATUSES: readonly RequestStatus[] = ['awaiting_source', 'pending', 'approved', 'active', 'denied', 'timed_out', 'cancelled', 'expired', 'revoked', 'failed'];
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/** Answers a service reply: a rejection becomes its HTTP status with `{error, code, example}`. */
+function sendReply(res: ServerResponse, reply: Reply, okStatus = 200): void {
+  if (reply.kind === 'rejected') {
+    sendJson(res, STATUS_OF[reply.code] ?? 400, { error: reply.message, code: reply.code, ...(reply.example ? { example: reply.example } : {}) });
+    return;
+  }
+  sendJson(res, okStatus, reply);
+}
+
+const str = (body: Record<string, unknown>, key: string, required = false): string | undefined => {
+  const v = body[key];
+  if (v === undefined || v === null) {
+    if (required) throw new HttpError(400, `"${key}" is required`);
+    return undefined;
+  }
+  if (typeof v !== 'string' || v.length > 1000) throw new HttpError(400, `"${key}" must be a string`);
+  return v;
+};
+
+/** POST /requests body → the chat grammar's access command (validated the same way afterwards). */
+function accessCommand(body: Record<string, unknown>): AccessCommand {
+  const target = str(body, 'target', true)!.toLowerCase();
+  const verb = (str(body, 'kind') ?? 'port') as AccessCommand['verb'];
+  if (!['rdp', 'ssh', 'winrm', 'port'].includes(verb)) throw new HttpError(400, '"kind" must be rdp, ssh, winrm or port');
+  let ports;
+  if (verb === 'port') {
+    const raw = body.ports;
+    if (!Array.isArray(raw) || raw.length === 0 || raw.length > 20) throw new HttpError(400, '"ports" must be a list such as [3389] or ["8443/tcp"] (or give "kind": "rdp" | "ssh" | "winrm")');
+    try {
+      ports = raw.flatMap((p) => parsePorts(String(p)));
+    } catch (e) {
+      throw new HttpError(400, isJitError(e) ? e.message : 'bad ports');
+    }
+  } else ports = VERB_PORTS[verb];
+  let durationMs: number;
+  try {
+    durationMs = parseDuration(str(body, 'duration', true)!);
+  } catch (e) {
+    throw new HttpError(400, `"duration": ${isJitError(e) ? e.message : 'not a duration'}`);
+  }
+  const source = str(body, 'source');
+  const justification = str(body, 'justification');
+  const startAt = str(body, 'startAt');
+  return { kind: 'access', verb, ports, target, durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
+}
+
+export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger }): Route {
+  const { service, log } = deps;
+  const hashes = deps.tokens.map((t) => ({ principal: t.principal, digest: Buffer.from(t.sha256, 'hex') }));
+
+  /** The principal a bearer token belongs to (compared in constant time), or 401. */
+  const authenticate = (req: IncomingMessage): PrincipalId => {
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S{16,512})$/i.exec(header);
+    if (!m) throw Object.assign(new HttpError(401, 'missing bearer token (Authorization: Bearer <token>)'), { bearer: true });
+    const digest = sha256(m[1]!);
+    let who: PrincipalId | undefined;
+    for (const h of hashes) if (timingSafeEqual(h.digest, digest)) who = h.principal;
+    if (!who) throw Object.assign(new HttpError(401, 'invalid token'), { bearer: true });
+    return who;
+  };
+
+  const json = async (req: IncomingMessage): Promise<Record<string, unknown>> => {
+    const text = await readBody(req);
+    if (text.trim() === '') return {};
+    try {
+      const v = JSON.parse(text) as unknown;
+      if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+    } catch {
+      /* below */
+    }
+    throw new HttpError(400, 'body must be a JSON object');
+  };
+
+  const origin = { channel: 'api' };
+
+  return async (req, res, url) => {
+    const path = url.pathname;
+    if (!path.startsWith('/api/v1/') && path !== '/api/v1') return false;
+    try {
+      if (req.method === 'GET' && path === '/api/v1/openapi.json') return sendJson(res, 200, openApiDocument()), true;
+      const actor = authenticate(req);
+      const id = /^\/api\/v1\/requests\/([^/]+)(?:\/(approve|deny|revoke|extend))?$/.exec(path);
+      if (id && !REQUEST_ID_RE.test(id[1]!)) throw new HttpError(404, `there is no request ${id[1]!.slice(0, 20)}`);
+
+      if (path === '/api/v1/requests' && req.method === 'POST') {
+        const reply = await service.run(actor, accessCommand(await json(req)), origin);
+        return sendReply(res, reply, 201), true;
+      }
+      if (path === '/api/v1/requests' && req.method === 'GET') {
+        const status = url.searchParams.get('status') ?? undefined;
+        if (status !== undefined && !(STATUSES as readonly string[]).includes(status)) throw new HttpError(400, `status must be one of ${STATUSES.join(', ')}`);
+        const limit = Number(url.searchParams.get('limit') ?? 50);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpError(400, 'limit must be 1–200');
+        const target = url.searchParams.get('target') ?? undefined;
+        const requester = url.searchParams.get('requester') ?? undefined;
+        const requests = await service.listVisible(actor, { ...(status ? { status: status as RequestStatus } : {}), ...(target ? { target } : {}), ...(requester ? { requester: requester.toLowerCase() } : {}), limit });
+        return sendJson(res, 200, { requests }), true;
+      }
+      if (id && !id[2] && req.method === 'GET') return sendReply(res, await service.status(actor, id[1]!).catch(toRejected)), true;
+      if (id && id[2] && req.method === 'POST') {
+        const body = await json(req);
+        const rid = id[1]!;
+        const cmd =
+          id[2] === 'approve' ? ({ kind: 'approve', requestId: rid } as const)
+          : id[2] === 'deny' ? ({ kind: 'deny', requestId: rid, ...(str(body, 'reason') ? { reason: str(body, 'reason')! } : {}) } as const)
+          : id[2] === 'revoke' ? ({ kind: 'revoke', requestId: rid } as const)
+          : ({ kind: 'extend', requestId: rid, durationMs: durationOf(str(body, 'duration', true)!) } as const);
+        return sendReply(res, await service.run(actor, cmd, origin).catch(toRejected)), true;
+      }
+      if (path === '/api/v1/targets' && req.method === 'GET') return sendReply(res, await service.vms(actor)), true;
+      if ((path === '/api/v1/audit' || path === '/api/v1/audit.csv') && req.method === 'GET') {
+        const target = url.searchParams.get('target') ?? undefined;
+        const sinceMs = durationOf(url.searchParams.get('since') ?? '7d');
+        const { rows, truncated } = await service.auditRows(actor, { ...(target ? { target } : {}), since: Date.now() - sinceMs }).catch((e: unknown) => {
+          throw isJitError(e) ? new HttpError(STATUS_OF[e.code] ?? 400, e.message) : e;
+        });
+        if (path.endsWith('.csv')) {
+          res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="jit-audit.csv"', 'cache-control': 'no-store' });
+          res.end(toCsv(rows));
+          return true;
+        }
+        return sendJson(res, 200, { rows, truncated }), true;
+      }
+      throw new HttpError(404, `no route for ${req.method} ${path}`);
+    } catch (e) {
+      if (e instanceof HttpError) {
+        if ((e as { bearer?: boolean }).bearer) res.setHeader('www-authenticate', 'Bearer realm="jit-bot"');
+        sendJson(res, e.status, { error: e.message });
+        return true;
+      }
+      if (isJitError(e)) return sendReply(res, toRejected(e)), true;
+      log.error('api: request failed', { path, err: e });
+      sendJson(res, 500, { error: 'internal error' });
+      return true;
+    }
+  };
+}
+
+function durationOf(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (e) {
+    throw new HttpError(400, `duration: ${isJitError(e) ? e.message : 'not a duration'}`);
+  }
+}
+
+function toRejected(e: unknown): Reply {
+  if (isJitError(e)) return { kind: 'rejected', code: e.code, message: e.message, ...(e.example ? { example: e.example } : {}) };
+  throw e;
+}
+
