@@ -1,6 +1,7 @@
 // The use cases: requestAccess, decide, activate, expire, revoke, extend, timeoutApproval,
 // list/status, recordSource, reconcile. Written against the ports; no SDK, no I/O library.
 import { auditRow, type AuditRow } from '../core/audit-export.js';
+import { describePolicy } from '../core/policy.js';
 import type { AccessCommand, Command } from '../core/command.js';
 import { JitError, isJitError } from '../core/errors.js';
 import { formatDuration } from '../core/duration.js';
@@ -153,6 +154,8 @@ export class JitService implements JobHandlers {
         return this.enforce(actor, cmd.target, cmd.ports);
       case 'policy_disable':
         return this.unenforce(actor, cmd.target);
+      case 'policy_show':
+        return this.showPolicy(actor, cmd.target);
       case 'vms':
         return this.vms(actor);
       case 'audit':
@@ -160,6 +163,14 @@ export class JitService implements JobHandlers {
       case 'help':
         return this.help(actor);
     }
+  }
+
+  /** `policy vm1`: the effective policy, each value with the policy (or default) it comes from. */
+  showPolicy(actor: PrincipalId, name: string): Reply {
+    const target = this.book.targets[name];
+    const visible = target && (can(this.book, actor, 'read', target.id) || can(this.book, actor, 'request', target.id) || isApprover(this.book, actor, effectivePolicy(this.book, target)));
+    if (!target || !visible) throw new JitError('unknown_target', `there is no VM "${name}" that you can see`, 'vms');
+    return { kind: 'policy', target: target.name, targetId: target.id, os: target.os, lines: describePolicy(effectivePolicy(this.book, target)) };
   }
 
   /**

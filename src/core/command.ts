@@ -25,6 +25,7 @@ export type Command =
   | { kind: 'deny'; requestId: string; reason?: string }
   | { kind: 'policy_enable'; target: string; ports?: PortSpec[] }
   | { kind: 'policy_disable'; target: string }
+  | { kind: 'policy_show'; target: string }
   | { kind: 'vms' }
   | { kind: 'audit'; target?: string; sinceMs: number }
   | { kind: 'help' };

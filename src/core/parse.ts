@@ -183,7 +183,14 @@ export function parseCommand(input: string): Command {
     }
     case 'policy': {
       const action = tokens.shift()?.text.toLowerCase();
-      if (action !== 'enable' && action !== 'disable') throw new JitError('parse', 'policy takes enable or disable, a VM name and (for enable) optional ports', EXAMPLES.policy);
+      // `policy vm1` / `policy show vm1`: the effective policy and where each value comes from.
+      if (action === 'show' || (action !== undefined && action !== 'enable' && action !== 'disable' && tokens.length === 0)) {
+        const name = action === 'show' ? tokens.shift()?.text.toLowerCase() : action;
+        if (!name) throw new JitError('parse', 'policy show needs a VM name', 'policy vm1');
+        noMore(tokens, 'policy');
+        return { kind: 'policy_show', target: name };
+      }
+      if (action !== 'enable' && action !== 'disable') throw new JitError('parse', 'policy takes a VM name (to show it), or enable / disable, a VM name and (for enable) optional ports', EXAMPLES.policy);
       const target = tokens.shift();
       if (!target) throw new JitError('parse', `policy ${action} needs a VM name`, EXAMPLES.policy);
       if (action === 'disable') {

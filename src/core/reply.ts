@@ -1,6 +1,7 @@
 // What the bot answers, as data every chat adapter can render (text, Block Kit, Adaptive Card),
 // plus a plain-text rendering used by the CLI and as the fallback text everywhere.
 import type { AuditRow } from './audit-export.js';
+import type { PolicyLine } from './policy.js';
 import { formatDuration } from './duration.js';
 import { ANY } from './source.js';
 import { describeStatus } from './state.js';
@@ -27,6 +28,7 @@ export type Reply =
   | { kind: 'list'; scope: string; requests: AccessRequest[] }
   | { kind: 'info'; message: string }
   | { kind: 'inventory'; configured: InventoryRow[]; notConfigured: Array<{ name: string; id: string }>; unsupported: Array<{ name: string; id: string; reason: string }> }
+  | { kind: 'policy'; target: string; targetId: string; os: string; lines: PolicyLine[] }
   | { kind: 'audit'; target?: string; since: number; rows: AuditRow[]; truncated: boolean }
   | { kind: 'help'; examples: string[] };
 
@@ -127,6 +129,11 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       out.push(`Not configured (${reply.notConfigured.length}):`, ...reply.notConfigured.map((v) => `  ${v.name.padEnd(12)} ${v.id}`));
       out.push(`Unsupported (${reply.unsupported.length}):`, ...reply.unsupported.map((v) => `  ${v.name.padEnd(12)} ${v.reason}`));
       return out.join('\n');
+    }
+    case 'policy': {
+      const w = Math.max(...reply.lines.map((l) => l.key.length));
+      const v = Math.min(60, Math.max(...reply.lines.map((l) => l.value.length)));
+      return [`Policy for ${reply.target} (${reply.os}, ${reply.targetId}):`, ...reply.lines.map((l) => `  ${l.key.padEnd(w)}  ${l.value.padEnd(v)}  ← ${l.from}`)].join('\n');
     }
     case 'audit': {
       const head = `Audit${reply.target ? ` of ${reply.target}` : ''} since ${iso(reply.since)}: ${reply.rows.length} event${reply.rows.length === 1 ? '' : 's'}${reply.truncated ? ' (the most recent; export for all)' : ''}`;

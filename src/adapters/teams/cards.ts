@@ -182,6 +182,11 @@ export function replyCard(reply: Reply): CardJson {
       return messageCard({ title: mdEsc(reply.message), text: '' });
     case 'inventory':
       return messageCard({ title: 'VMs', lines: mdEsc(renderText(reply, 'jit')).split('\n').map((text) => ({ text, font: 'Monospace' })) });
+    case 'policy':
+    case 'audit': {
+      const [title = '', ...rest] = renderText(reply, 'jit').split('\n');
+      return messageCard({ title: mdEsc(title), lines: rest.map((text) => ({ text: mdEsc(text), font: 'Monospace' })) });
+    }
     default:
       return messageCard({ title: mdEsc(renderText(reply, 'jit').split('\n')[0] ?? ''), text: '' });
   }
