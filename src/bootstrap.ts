@@ -224,7 +224,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     },
   }, [
     metrics.route(),
-    createApi({ service, tokens: config.JIT_API_TOKENS, log }),
+    createApi({ service, tokens: config.JIT_API_TOKENS, log, localActAs: config.JIT_LOCAL_CHANNEL }),
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),
     // The web console acts as any principal: only with the local channel (loopback unless forced).

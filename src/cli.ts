@@ -3,7 +3,9 @@
 //   npm run jit -- as bob@contoso.com approve <id>
 //   npm run jit -- rules            (the simulated NSG rules)
 //   npm run jit -- audit [<id>]     (the audit log)
-// Talks to the running server's local API (JIT_URL, default http://127.0.0.1:3000).
+//   JIT_API_TOKEN=jit_… npm run jit -- rdp vm1 2h   (as the token's principal, on any server)
+// Commands go to the REST API (POST /api/v1/commands): as a principal named with `as` on the
+// local channel (loopback), or with a bearer token. JIT_URL, default http://127.0.0.1:3000.
 
 const base = (process.env.JIT_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`).replace(/\/+$/, '');
 const USAGE = `usage:
@@ -11,15 +13,16 @@ const USAGE = `usage:
   npm run jit -- rules                         show the simulated network rules
   npm run jit -- audit [<request id>]          show the audit log`;
 
-async function call(path: string, init?: RequestInit): Promise<unknown> {
+async function call(path: string, init?: RequestInit, answered = false): Promise<unknown> {
   let res: Response;
   try {
     res = await fetch(base + path, init);
   } catch {
     throw new Error(`cannot reach jit-bot at ${base}; is it running (npm start)? Set JIT_URL if it runs elsewhere.`);
   }
-  const body = (await res.json()) as { error?: string };
-  if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+  const body = (await res.json()) as { error?: string; text?: string };
+  // A refused command still has its answer to print (`answered`); anything else is an error.
+  if (!res.ok && !(answered && typeof body.text === 'string')) throw new Error(body.error ?? `HTTP ${res.status}`);
   return body;
 }
 
@@ -27,14 +30,15 @@ const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
-  if (first === 'as') {
-    const [principal, ...words] = rest;
-    if (!principal) throw new Error(USAGE);
-    const body = (await call('/api/local/command', {
+  if (first === 'as' || (process.env.JIT_API_TOKEN && first && first !== 'rules' && first !== 'audit')) {
+    const [principal, ...words] = first === 'as' ? rest : ['', first, ...rest];
+    if (first === 'as' && !principal) throw new Error(USAGE);
+    const auth: Record<string, string> = process.env.JIT_API_TOKEN ? { authorization: `Bearer ${process.env.JIT_API_TOKEN}` } : { 'x-jit-act-as': principal! };
+    const body = (await call('/api/v1/commands', {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ as: principal, text: words.join(' '), prefix: `npm run jit -- as ${principal}` }),
-    })) as { text: string; reply: { kind: string } };
+      headers: { 'content-type': 'application/json', ...auth },
+      body: JSON.stringify({ text: words.join(' '), prefix: first === 'as' ? `npm run jit -- as ${principal}` : 'npm run jit --' }),
+    }, true)) as { text: string; reply: { kind: string } };
     process.stdout.write(body.text + '\n');
     return body.reply.kind === 'rejected' ? 2 : 0;
   }

@@ -152,3 +152,32 @@ describe('audit over the API', () => {
     expect(text.split('\r\n').filter(Boolean).length).toBeGreaterThanOrEqual(rows.length + 1);
   });
 });
+
+describe('commands and the local channel', () => {
+  it('POST /commands runs the chat grammar as the token\'s principal; a refusal has its status and text', async () => {
+    const ok = await api('alice', 'POST', '/commands', { text: 'rdp vm1 1h from 203.0.113.40' });
+    expect(ok.status).toBe(200);
+    expect(ok.json.text).toMatch(/waiting for approval/);
+    const bad = await api('alice', 'POST', '/commands', { text: 'rdp vm1 99h from 203.0.113.40' });
+    expect(bad.status).toBe(400);
+    expect(String(bad.json.text)).toMatch(/at most 3h/);
+  });
+
+  it('X-Jit-Act-As works on the local channel (loopback) for principals of the policy only', async () => {
+    const res = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com' }, body: JSON.stringify({ text: 'list pending' }) });
+    expect(res.status).toBe(200);
+    const stranger = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'eve@evil.example' }, body: JSON.stringify({ text: 'list' }) });
+    expect(stranger.status).toBe(401);
+  });
+
+  it('without the local channel, X-Jit-Act-As is refused', async () => {
+    const off = await startHarness({ JIT_LOCAL_CHANNEL: 'false', JIT_API_TOKENS: CONFIG });
+    try {
+      const res = await fetch(`${off.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'dave@contoso.com' }, body: JSON.stringify({ text: 'rdp vm1 1h from 203.0.113.41' }) });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toMatch(/local channel/);
+    } finally {
+      await off.close();
+    }
+  });
+});

@@ -10,7 +10,7 @@ import type { AccessCommand } from '../../core/command.js';
 import { parseDuration } from '../../core/duration.js';
 import { isJitError } from '../../core/errors.js';
 import { parsePorts, REQUEST_ID_RE, VERB_PORTS } from '../../core/parse.js';
-import type { Reply } from '../../core/reply.js';
+import { renderText, type Reply } from '../../core/reply.js';
 import type { PrincipalId, RequestStatus } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { HttpError, readBody, sendJson, type Route } from '../../server.js';
@@ -81,12 +81,22 @@ function accessCommand(body: Record<string, unknown>): AccessCommand {
   return { kind: 'access', verb, ports, target, durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
 }
 
-export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger }): Route {
+export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger; /** The local channel (loopback): `X-Jit-Act-As` may name the principal. */ localActAs?: boolean }): Route {
   const { service, log } = deps;
   const hashes = deps.tokens.map((t) => ({ principal: t.principal, digest: Buffer.from(t.sha256, 'hex') }));
 
   /** The principal a bearer token belongs to (compared in constant time), or 401. */
   const authenticate = (req: IncomingMessage): PrincipalId => {
+    // The local channel (CLI, console) acts as any principal, as /api/local does: only when it is
+    // enabled (loopback binding) and only from a loopback peer.
+    const actAs = req.headers['x-jit-act-as'];
+    if (typeof actAs === 'string' && !req.headers.authorization) {
+      const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      if (!deps.localActAs || !(peer === '::1' || peer.startsWith('127.'))) throw Object.assign(new HttpError(401, 'X-Jit-Act-As is only accepted on the local channel (JIT_LOCAL_CHANNEL, loopback); use a bearer token'), { bearer: true });
+      const who = actAs.trim().toLowerCase();
+      if (!(who in service.policyBook().principals)) throw Object.assign(new HttpError(401, `${who.slice(0, 80)} is not a principal of the policy file`), { bearer: true });
+      return who;
+    }
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S{16,512})$/i.exec(header);
     if (!m) throw Object.assign(new HttpError(401, 'missing bearer token (Authorization: Bearer <token>)'), { bearer: true });
@@ -120,6 +130,17 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
       const id = /^\/api\/v1\/requests\/([^/]+)(?:\/(approve|deny|revoke|extend))?$/.exec(path);
       if (id && !REQUEST_ID_RE.test(id[1]!)) throw new HttpError(404, `there is no request ${id[1]!.slice(0, 20)}`);
 
+      if (path === '/api/v1/commands' && req.method === 'POST') {
+        // The chat grammar as is (`rdp vm1 2h from 203.0.113.7`): what the CLI and scripts use.
+        const body = await json(req);
+        const text = str(body, 'text', true)!;
+        const prefix = str(body, 'prefix') ?? 'jit';
+        const reply = await service.execute(actor, text, origin);
+        const rendered = renderText(reply, prefix);
+        if (reply.kind === 'rejected') sendJson(res, STATUS_OF[reply.code] ?? 400, { error: reply.message, code: reply.code, ...(reply.example ? { example: reply.example } : {}), reply, text: rendered });
+        else sendJson(res, 200, { reply, text: rendered });
+        return true;
+      }
       if (path === '/api/v1/requests' && req.method === 'POST') {
         const reply = await service.run(actor, accessCommand(await json(req)), origin);
         return sendReply(res, reply, 201), true;

@@ -15,8 +15,18 @@ export function openApiDocument(): Record<string, unknown> {
         'Just-in-time VM access: the same requests, approvals and RBAC as in chat. Authenticate with `Authorization: Bearer <token>`; each token is bound to one principal of the policy file (JIT_API_TOKENS holds only its SHA-256).',
     },
     servers: [{ url: '/api/v1' }],
-    security: [{ bearer: [] }],
+    security: [{ bearer: [] }, { localActAs: [] }],
     paths: {
+      '/commands': {
+        post: {
+          summary: 'Run a command in the chat grammar as the caller (`rdp vm1 2h from 203.0.113.7`, `list`, `approve <id>`, `audit vm1`…)',
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['text'], properties: { text: { type: 'string' }, prefix: { type: 'string', description: 'How examples in the answer start (default "jit")' } } } } } },
+          responses: {
+            '200': { description: 'The reply, structured and as text', content: { 'application/json': { schema: { type: 'object', properties: { reply: ref('Reply'), text: { type: 'string' } } } } } },
+            ...refusals,
+          },
+        },
+      },
       '/requests': {
         post: {
           summary: 'Request access (like `rdp vm1 2h from 203.0.113.7 reason "INC-1"` in chat)',
@@ -74,7 +84,10 @@ export function openApiDocument(): Record<string, unknown> {
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token made by `npm run api-token -- <principal>`' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'A token made by `npm run api-token -- <principal>`' },
+        localActAs: { type: 'apiKey', in: 'header', name: 'X-Jit-Act-As', description: 'Local channel only (JIT_LOCAL_CHANNEL, loopback peers): the principal to act as. What the CLI and console use.' },
+      },
       schemas: {
         Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, code: { type: 'string' }, example: { type: 'string' } } },
         NewRequest: {
