@@ -1,6 +1,7 @@
-// The one HTTP server. Routes: GET /healthz, the "my IP" link (/myip/<token>), and the local
-// channel's API under /api/local/ (loopback only) used by the CLI. Chat adapters (Slack at
-// /slack/events, Teams at /api/messages) mount here as they land.
+// The one HTTP server. Routes: GET /healthz and /readyz, the "my IP" link (/myip/<token>), and the
+// local channel's views under /api/local/ (loopback only: the simulated rules, the raw audit log,
+// the audit CSV). Adapters mount their routes here: the REST API (/api/v1), /metrics, Slack
+// (/slack/events), Teams (/api/messages) and the web console.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { JitService } from './app/service.js';
 import type { AuditLog, NetworkGate } from './app/ports.js';
@@ -165,20 +166,6 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
 
   async function localApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
-    if (req.method === 'POST' && path === '/api/local/command') {
-      let body: unknown;
-      try {
-        body = JSON.parse(await readBody(req));
-      } catch (e) {
-        if (e instanceof HttpError) throw e;
-        throw new HttpError(400, 'body must be JSON: {"as": "alice@contoso.com", "text": "rdp vm1 2h"}');
-      }
-      const { as, text, prefix } = (body ?? {}) as { as?: unknown; text?: unknown; prefix?: unknown };
-      if (typeof as !== 'string' || !as.includes('@')) throw new HttpError(400, '"as" must be the principal to act as (alice@contoso.com)');
-      if (typeof text !== 'string') throw new HttpError(400, '"text" must be the command (rdp vm1 2h)');
-      const reply = await service.execute(as, text, { channel: 'cli' });
-      return sendJson(res, 200, { reply, text: renderText(reply, typeof prefix === 'string' ? prefix : 'jit') });
-    }
     if (req.method === 'GET' && path === '/api/local/rules') return sendJson(res, 200, { rules: await deps.gate.list() });
     if (req.method === 'GET' && path === '/api/local/audit.csv') {
       // The audit export as a download: ?as=<principal>[&target=<vm>][&since=<duration>] (default 7d).

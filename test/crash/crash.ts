@@ -181,7 +181,7 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   let loading = true;
   const cmd = async (as: string, text: string): Promise<{ reply?: { request?: AccessRequest } }> => {
     try {
-      const res = await fetch(`${url}/api/local/command`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ as, text }) });
+      const res = await fetch(`${url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': as }, body: JSON.stringify({ text }) });
       return res.ok ? ((await res.json()) as { reply?: { request?: AccessRequest } }) : {};
     } catch {
       return {}; // the server is down: this is the point

@@ -163,11 +163,13 @@ describe('commands and the local channel', () => {
     expect(String(bad.json.text)).toMatch(/at most 3h/);
   });
 
-  it('X-Jit-Act-As works on the local channel (loopback) for principals of the policy only', async () => {
+  it('X-Jit-Act-As works on the local channel (loopback); RBAC still decides what the principal may do', async () => {
     const res = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com' }, body: JSON.stringify({ text: 'list pending' }) });
     expect(res.status).toBe(200);
-    const stranger = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'eve@evil.example' }, body: JSON.stringify({ text: 'list' }) });
-    expect(stranger.status).toBe(401);
+    const stranger = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'eve@evil.example' }, body: JSON.stringify({ text: 'rdp vm1 1h from 203.0.113.42' }) });
+    expect(stranger.status).toBe(403);
+    const garbage = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'not a principal' }, body: JSON.stringify({ text: 'list' }) });
+    expect(garbage.status).toBe(401);
   });
 
   it('without the local channel, X-Jit-Act-As is refused', async () => {

@@ -54,8 +54,13 @@ export async function startHarness(env: Record<string, string> = {}, opts: Omit<
     app,
     prefix,
     dir,
-    cmd: (as, text) =>
-      json('/api/local/command', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ as, text }) }),
+    // Commands go through the REST API as the local channel does (a refused command answers 4xx with its reply).
+    cmd: async (as, text) => {
+      const res = await fetch(`${app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': as }, body: JSON.stringify({ text }) });
+      const body = (await res.json()) as { reply?: Reply; text?: string; error?: string };
+      if (!body.reply) throw new Error(`/api/v1/commands: HTTP ${res.status} ${body.error ?? ''}`);
+      return { reply: body.reply, text: body.text ?? '' };
+    },
     rules: async () => (await json<{ rules: AppliedRule[] }>('/api/local/rules')).rules,
     audit: async (requestId) => (await json<{ events: AuditEvent[] }>(`/api/local/audit${requestId ? `?request=${requestId}` : ''}`)).events,
     get: async (id) => {

@@ -142,14 +142,6 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
       sendJson(res, 200, { now: Date.now(), pending, active, rules, audit: events });
       return true;
     }
-    if (req.method === 'POST' && path === '/console/api/command') {
-      const body = await json(req);
-      const as = principalOf(body.as);
-      if (typeof body.text !== 'string') throw new HttpError(400, '"text" must be the command');
-      const reply = await service.execute(as, body.text, { channel: 'console', timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone });
-      sendJson(res, 200, { card: (await cards()).replyCard(reply) });
-      return true;
-    }
     if (req.method === 'POST' && path === '/console/api/action') {
       const body = await json(req);
       const as = principalOf(body.as);

@@ -33,6 +33,9 @@ const STATUS_OF: Record<string, number> = {
 
 const STATUSES: readonly RequestStatus[] = ['awaiting_source', 'pending', 'approved', 'active', 'denied', 'timed_out', 'cancelled', 'expired', 'revoked', 'failed'];
 
+/** Accept this media type on POST /commands to get the reply's Adaptive Card as `card`. */
+const CARD_TYPE = 'application/vnd.microsoft.card.adaptive+json';
+
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /** Answers a service reply: a rejection becomes its HTTP status with `{error, code, example}`. */
@@ -94,7 +97,7 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
       const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
       if (!deps.localActAs || !(peer === '::1' || peer.startsWith('127.'))) throw Object.assign(new HttpError(401, 'X-Jit-Act-As is only accepted on the local channel (JIT_LOCAL_CHANNEL, loopback); use a bearer token'), { bearer: true });
       const who = actAs.trim().toLowerCase();
-      if (!(who in service.policyBook().principals)) throw Object.assign(new HttpError(401, `${who.slice(0, 80)} is not a principal of the policy file`), { bearer: true });
+      if (!/^[^@\s]+@[^@\s]+$/.test(who) || who.length > 200) throw Object.assign(new HttpError(401, 'X-Jit-Act-As must name a principal (alice@contoso.com)'), { bearer: true });
       return who;
     }
     const header = req.headers.authorization ?? '';
@@ -137,8 +140,10 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
         const prefix = str(body, 'prefix') ?? 'jit';
         const reply = await service.execute(actor, text, origin);
         const rendered = renderText(reply, prefix);
-        if (reply.kind === 'rejected') sendJson(res, STATUS_OF[reply.code] ?? 400, { error: reply.message, code: reply.code, ...(reply.example ? { example: reply.example } : {}), reply, text: rendered });
-        else sendJson(res, 200, { reply, text: rendered });
+        // Asked for the Adaptive Card too (the web console renders it, as Teams would).
+        const card = String(req.headers.accept ?? '').includes(CARD_TYPE) ? { card: (await import('../teams/cards.js')).replyCard(reply) } : {};
+        if (reply.kind === 'rejected') sendJson(res, STATUS_OF[reply.code] ?? 400, { error: reply.message, code: reply.code, ...(reply.example ? { example: reply.example } : {}), reply, text: rendered, ...card });
+        else sendJson(res, 200, { reply, text: rendered, ...card });
         return true;
       }
       if (path === '/api/v1/requests' && req.method === 'POST') {

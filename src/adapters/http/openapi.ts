@@ -22,7 +22,10 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Run a command in the chat grammar as the caller (`rdp vm1 2h from 203.0.113.7`, `list`, `approve <id>`, `audit vm1`…)',
           requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['text'], properties: { text: { type: 'string' }, prefix: { type: 'string', description: 'How examples in the answer start (default "jit")' } } } } } },
           responses: {
-            '200': { description: 'The reply, structured and as text', content: { 'application/json': { schema: { type: 'object', properties: { reply: ref('Reply'), text: { type: 'string' } } } } } },
+            '200': {
+              description: 'The reply, structured and as text; with `Accept: application/vnd.microsoft.card.adaptive+json` also as the Adaptive Card (`card`) Teams and the web console show',
+              content: { 'application/json': { schema: { type: 'object', properties: { reply: ref('Reply'), text: { type: 'string' }, card: { type: 'object' } } } } },
+            },
             ...refusals,
           },
         },

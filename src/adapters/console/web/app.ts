@@ -144,10 +144,18 @@ async function main(): Promise<void> {
     if (!command) return;
     input.value = '';
     addToChat(text(`${who.value}: ${command}`), true);
-    void api<{ card: Card }>('/console/api/command', { as: who.value, text: command }).then((r) => {
-      addToChat(renderCard(r.card));
-      return refresh();
-    });
+    // Commands go through the REST API (the local channel names the principal), asking for the
+    // reply's Adaptive Card; a refused command answers 4xx with its card too.
+    void fetch('/api/v1/commands', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/vnd.microsoft.card.adaptive+json', 'x-jit-act-as': who.value },
+      body: JSON.stringify({ text: command }),
+    })
+      .then(async (res) => {
+        const r = (await res.json()) as { card?: Card; error?: string };
+        addToChat(r.card ? renderCard(r.card) : text(r.error ?? `HTTP ${res.status}`));
+      })
+      .then(() => refresh());
   });
   const events = new EventSource('/console/api/events');
   let timer: number | undefined;
