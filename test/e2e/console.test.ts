@@ -96,7 +96,7 @@ describe('local web console (Chromium)', () => {
     await say('rdp vm1 1h from 203.0.113.9');
     await page.locator('#chat').getByText(/is waiting for approval/).last().waitFor();
     const other = await requestIdOnPage();
-    const res = await page.evaluate(async (rid) => (await fetch('/console/api/action', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ as: 'alice@contoso.com', verb: 'approve', data: { requestId: rid } }) })).json(), other);
+    const res = await page.evaluate(async (rid) => (await fetch('/api/v1/card-actions', { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'alice@contoso.com' }, body: JSON.stringify({ verb: 'approve', data: { requestId: rid } }) })).json(), other);
     expect(res).toMatchObject({ kind: 'message' });
     expect(JSON.stringify(res)).toMatch(/not an approver/);
     expect((await h.get(other))?.status).toBe('pending');

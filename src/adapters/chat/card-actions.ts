@@ -4,6 +4,7 @@
 // caller's authenticated principal, never a value in the data.
 import type { DecisionScope, JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
+import { effectivePolicy } from '../../core/policy.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
 import { renderText } from '../../core/reply.js';
 import type { AccessRequest, PrincipalId } from '../../core/types.js';
@@ -61,4 +62,19 @@ export async function runCardAction(
     log('card action failed', { err, verb });
     return say('✗ Something went wrong on our side; nothing was changed.');
   }
+}
+
+/**
+ * The approval card as `viewer` sees it (buttons only for someone who may decide), for hosts that
+ * render cards themselves (the web console, any Adaptive Card host calling the REST API). The
+ * renderer (and its templating library) loads on first use.
+ */
+export function approvalCardView(service: JitService): CardView {
+  return async (req, scope, viewer, outcome) => {
+    const canDecide = await service.checkDecide(viewer, req, 'approve', scope).then(() => true, () => false);
+    const target = service.policyBook().targets[req.target];
+    const quorum = target ? effectivePolicy(service.policyBook(), target).approval.quorum : 1;
+    const { approvalCard } = await import('../teams/cards.js');
+    return approvalCard(req, { scope, quorum, canDecide, refreshUserIds: [], ...(outcome ? { outcome } : {}) });
+  };
 }

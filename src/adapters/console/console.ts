@@ -2,25 +2,19 @@
 // Teams rendered in the page by the adaptivecards JS renderer. It acts as any principal of the
 // policy file, so it exists only with the local channel (loopback unless explicitly configured).
 // The page's script is built from web/app.ts with esbuild when the server starts.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { LocalFeed } from '../local/feed.js';
 import type { AuditLog, NetworkGate } from '../../app/ports.js';
-import type { DecisionScope, JitService } from '../../app/service.js';
-import { effectivePolicy } from '../../core/policy.js';
+import type { JitService } from '../../app/service.js';
 import { rolesAt } from '../../core/rbac.js';
 import { connectionsFor } from '../../core/reply.js';
-import type { AccessRequest, PrincipalId } from '../../core/types.js';
+import type { PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
-import { HttpError, readBody, sendJson, type Route } from '../../server.js';
-import { runCardAction } from '../chat/card-actions.js';
-import type { CardJson } from '../teams/cards.js';
-
-// The card renderer loads adaptivecards-templating (~250 ms): only when the console is first used.
-let cardsModule: Promise<typeof import('../teams/cards.js')> | undefined;
-const cards = () => (cardsModule ??= import('../teams/cards.js'));
+import { HttpError, sendJson, type Route } from '../../server.js';
+import { approvalCardView } from '../chat/card-actions.js';
 
 export interface ConsoleDeps {
   service: JitService;
@@ -79,26 +73,13 @@ function loadAssets(): Promise<{ appJs: string; acJs: string }> {
 export async function createConsole(deps: ConsoleDeps): Promise<Route> {
   const { service, gate, audit, feed, log } = deps;
 
-  const view = async (req: AccessRequest, scope: DecisionScope, viewer: PrincipalId, outcome?: 'approved' | 'denied'): Promise<CardJson> => {
-    const canDecide = await service.checkDecide(viewer, req, 'approve', scope).then(() => true, () => false);
-    const target = service.policyBook().targets[req.target];
-    const quorum = target ? effectivePolicy(service.policyBook(), target).approval.quorum : 1;
-    return (await cards()).approvalCard(req, { scope, quorum, canDecide, refreshUserIds: [], ...(outcome ? { outcome } : {}) });
-  };
+  const view = approvalCardView(service);
 
   const principalOf = (as: unknown): PrincipalId => {
     if (typeof as !== 'string' || !(as in service.policyBook().principals)) throw new HttpError(400, '"as" must be a principal of the policy file');
     return as;
   };
 
-  const json = async (req: IncomingMessage): Promise<Record<string, unknown>> => {
-    try {
-      return JSON.parse(await readBody(req)) as Record<string, unknown>;
-    } catch (e) {
-      if (e instanceof HttpError) throw e;
-      throw new HttpError(400, 'body must be JSON');
-    }
-  };
 
   const send = (res: ServerResponse, type: string, body: string) => {
     res.writeHead(200, {
@@ -140,13 +121,6 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
       const rules = await gate.list();
       const events = (await audit.list({ since: Date.now() - 3600_000, limit: 5000 })).slice(-60).reverse();
       sendJson(res, 200, { now: Date.now(), pending, active, rules, audit: events });
-      return true;
-    }
-    if (req.method === 'POST' && path === '/console/api/action') {
-      const body = await json(req);
-      const as = principalOf(body.as);
-      const data = (body.data && typeof body.data === 'object' ? body.data : {}) as Record<string, unknown>;
-      sendJson(res, 200, await runCardAction(service, as, String(body.verb ?? ''), data, view, (msg, fields) => log.warn(`console: ${msg}`, fields)));
       return true;
     }
     if (req.method === 'GET' && path === '/console/api/events') {

@@ -15,6 +15,7 @@ import type { PrincipalId, RequestStatus } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { HttpError, readBody, sendJson, type Route } from '../../server.js';
 import { openApiDocument } from './openapi.js';
+import { approvalCardView, runCardAction } from '../chat/card-actions.js';
 
 export interface ApiToken {
   principal: PrincipalId;
@@ -123,6 +124,7 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
   };
 
   const origin = { channel: 'api' };
+  const cardView = approvalCardView(service);
 
   return async (req, res, url) => {
     const path = url.pathname;
@@ -145,6 +147,13 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
         if (reply.kind === 'rejected') sendJson(res, STATUS_OF[reply.code] ?? 400, { error: reply.message, code: reply.code, ...(reply.example ? { example: reply.example } : {}), reply, text: rendered, ...card });
         else sendJson(res, 200, { reply, text: rendered, ...card });
         return true;
+      }
+      if (path === '/api/v1/card-actions' && req.method === 'POST') {
+        // Adaptive Card Universal Actions (Action.Execute) from a card host: the same code as a
+        // Teams invoke; answers the refreshed card, or a message when refused (card unchanged).
+        const body = await json(req);
+        const data = (body.data && typeof body.data === 'object' && !Array.isArray(body.data) ? body.data : {}) as Record<string, unknown>;
+        return sendJson(res, 200, await runCardAction(service, actor, String(body.verb ?? ''), data, cardView, (msg, fields) => log.warn(`api: ${msg}`, fields))), true;
       }
       if (path === '/api/v1/requests' && req.method === 'POST') {
         const reply = await service.run(actor, accessCommand(await json(req)), origin);

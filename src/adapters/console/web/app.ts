@@ -1,7 +1,8 @@
 /// <reference lib="dom" />
 // The console page's script (bundled by esbuild at server start). Renders the bot's Adaptive
 // Cards with the adaptivecards renderer loaded by the page (window.AdaptiveCards); Action.Execute
-// buttons post to /console/api/action as the selected principal, like a Teams invoke.
+// buttons post to the REST API's /api/v1/card-actions as the selected principal, like a Teams invoke;
+// commands go to /api/v1/commands.
 
 interface ExecuteAction {
   verb?: string;
@@ -58,7 +59,14 @@ function renderCard(card: Card): HTMLElement {
 }
 
 async function click(action: ExecuteAction, redraw: (c: Card) => void, holder: HTMLElement): Promise<void> {
-  const result = await api<ActionResult>('/console/api/action', { as: who.value, verb: action.verb, data: action.data ?? {} });
+  // Card buttons go through the REST API's Universal Actions endpoint, as the selected principal.
+  const res = await fetch('/api/v1/card-actions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-jit-act-as': who.value },
+    body: JSON.stringify({ verb: action.verb, data: action.data ?? {} }),
+  });
+  if (!res.ok) throw new Error(`/api/v1/card-actions: HTTP ${res.status}`);
+  const result = (await res.json()) as ActionResult;
   if (result.kind === 'card') {
     redraw(result.card);
     // Keep the outcome in the chat too: the pending panel drops a request once it is decided.
