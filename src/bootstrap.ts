@@ -242,9 +242,12 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const leaseKey = `${prefix}:reconciler:lease`;
   const replicaId = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const leaseMs = Math.max(100, Math.floor(config.JIT_RECONCILE_INTERVAL * 0.9));
+  let sweeping = false;
   const sweep = async () => {
+    if (sweeping) return; // a slow sweep (ARM throttling) is not overlapped by the next tick
     const got = await redis.set(leaseKey, replicaId, 'PX', leaseMs, 'NX').catch(() => null);
     if (got !== 'OK') return;
+    sweeping = true;
     try {
       const n = await service.reconcile();
       lastSweep = { ok: true };
@@ -254,6 +257,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       lastSweep = { ok: false, error: err instanceof Error ? err.message : String(err) };
       metrics.sweep(false, 0);
       log.error('reconcile failed', { err });
+    } finally {
+      sweeping = false;
     }
   };
   await sweep();

@@ -891,24 +891,32 @@ export class JitService implements JobHandlers {
     const rules = await this.deps.gate.list();
     const byRequest = new Map<string, typeof rules>();
     for (const r of rules) byRequest.set(r.requestId, [...(byRequest.get(r.requestId) ?? []), r]);
-    let removed = 0;
+    // Decide per request, then remove every stale rule in one call: the gate writes each NSG once
+    // per sweep, however many grants it closes (a sweep after a crash may have many).
+    const stale: Array<{ requestId: string; req: AccessRequest | null; owned: typeof rules }> = [];
     for (const [requestId, owned] of byRequest) {
       const req = await this.deps.store.get(requestId);
       // The stored grant's expiry is authoritative (an extension may not have reached the rule's
       // description yet); the rule's own expiry counts only when Redis has no record.
       const expiresAt = req?.status === 'active' && req.expiresAt !== undefined ? req.expiresAt : Math.min(...owned.map((r) => r.expiresAt));
       const expired = expiresAt <= now;
-      const stale = !req || (req.status !== 'active' && req.status !== 'approved') || (req.status === 'approved' && expired);
-      if (!expired && !stale) {
+      const isStale = !req || (req.status !== 'active' && req.status !== 'approved') || (req.status === 'approved' && expired);
+      if (!expired && !isStale) {
         if (req?.status === 'active' && owned.some((r) => r.expiresAt !== expiresAt)) {
           const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
           await this.deps.gate.updateExpiry(requestId, target, expiresAt).catch((err: unknown) => this.log(`could not repair rule expiry for ${requestId}`, err));
         }
         continue;
       }
-      const gone = await this.deps.gate.remove(owned);
-      removed += gone.length;
-      for (const rule of gone) {
+      stale.push({ requestId, req, owned });
+    }
+    if (stale.length === 0) return 0;
+    const gone = await this.deps.gate.remove(stale.flatMap((x) => x.owned));
+    const goneKeys = new Set(gone.map((r) => `${r.scope.toLowerCase()}|${r.name}`));
+    let removed = 0;
+    for (const { requestId, req, owned } of stale) {
+      for (const rule of owned.filter((r) => goneKeys.has(`${r.scope.toLowerCase()}|${r.name}`))) {
+        removed++;
         await this.appendAudit({
           time: now, actor: 'reconciler', action: 'rule.reconciled', requestId, target: req?.target ?? rule.scope.split('/').pop() ?? 'unknown',
           details: { rule: rule.name, scope: rule.scope, expiresAt: new Date(rule.expiresAt).toISOString(), status: req?.status ?? 'unknown' },
