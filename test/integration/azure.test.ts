@@ -284,6 +284,18 @@ describe('reconciler', () => {
     expect((await h.audit(orphan)).map((e) => e.action)).toEqual(['rule.reconciled', 'rule.reconciled']);
   });
 
+  it('a sweep with many stale grants on one NSG closes them all in one write per NSG', async () => {
+    const target = h.app.service.policyBook().targets.vm1!;
+    const orphans = ['rorphan0002', 'rorphan0003', 'rorphan0004', 'rorphan0005', 'rorphan0006'];
+    await Promise.all(orphans.map((id, i) => gate().open({ requestId: id, target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: `203.0.113.${110 + i}/32`, expiresAt: Date.now() + 400 })));
+    await new Promise((r) => setTimeout(r, 500));
+    const puts = arm.stats.puts;
+    expect(await h.app.service.reconcile()).toBe(orphans.length * 2);
+    // Two NSGs on vm1's path: two writes, not one per grant (ten).
+    expect(arm.stats.puts - puts).toBe(2);
+    for (const id of orphans) expect(ours(vm1.nicNsg, id).length + ours(vm1.subnetNsg, id).length).toBe(0);
+  });
+
   it('extend rewrites the expiry the rules carry, so a reconciler reading only ARM agrees', async () => {
     const id = await grant('rdp vm1 30m from 203.0.113.13');
     await h.cmd('dave@contoso.com', `extend ${id} 30m`);
