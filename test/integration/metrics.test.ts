@@ -1,7 +1,7 @@
 // GET /metrics (Prometheus text format) moves as a flow runs; /readyz turns 503 when a dependency
 // is missing or the worker stops.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requestOf, sleep, startHarness, waitFor, type Harness } from './harness.js';
+import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -78,7 +78,5 @@ describe('metrics', () => {
     expect((await fetch(`${h.app.url}/healthz`)).status).toBe(200);
     h.app.startWorker();
     expect((await fetch(`${h.app.url}/readyz`)).status).toBe(200);
-    // Let the new worker finish connecting before the suite closes the app.
-    await sleep(1000);
   });
 });

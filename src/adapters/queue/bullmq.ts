@@ -198,7 +198,10 @@ export class BullWorker {
   }
 
   close(): Promise<void> {
-    this.closing ??= Promise.all(this.workers.map((w) => w.close())).then(() => undefined);
+    // A worker closed while it is still connecting leaves its connections' rejections unhandled:
+    // let it finish connecting first (bounded, in case Redis is gone).
+    const ready = (w: Worker<JobData>) => Promise.race([w.waitUntilReady().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    this.closing ??= Promise.all(this.workers.map(async (w) => (await ready(w), w.close()))).then(() => undefined);
     return this.closing;
   }
 }
