@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { JitService } from './app/service.js';
 import type { AuditLog, NetworkGate } from './app/ports.js';
-import { toCsv } from './core/audit-export.js';
+import { toCsv, type AuditRow } from './core/audit-export.js';
 import { parseDuration } from './core/duration.js';
 import { isJitError } from './core/errors.js';
 import { renderText } from './core/reply.js';
@@ -61,6 +61,21 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** A duration from a query parameter or body field (`7d`, `PT1H`), or 400 naming the field. */
+export function durationParam(text: string, name: string): number {
+  try {
+    return parseDuration(text);
+  } catch (e) {
+    throw new HttpError(400, `${name}: ${isJitError(e) ? e.message : 'not a duration'}`);
+  }
+}
+
+/** Audit rows as a CSV download, named after the VM when there is one. */
+export function sendAuditCsv(res: ServerResponse, rows: AuditRow[], target?: string): void {
+  res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="jit-audit${target ? `-${target.replace(/[^a-z0-9-]/gi, '')}` : ''}.csv"`, 'cache-control': 'no-store' });
+  res.end(toCsv(rows));
 }
 
 function sendHtml(res: ServerResponse, status: number, html: string): void {
@@ -172,12 +187,7 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
       const as = url.searchParams.get('as');
       if (!as || !as.includes('@')) throw new HttpError(400, '"as" must be the principal to act as (alice@contoso.com)');
       const target = url.searchParams.get('target') ?? undefined;
-      let sinceMs: number;
-      try {
-        sinceMs = parseDuration(url.searchParams.get('since') ?? '7d');
-      } catch (e) {
-        throw new HttpError(400, `since: ${e instanceof Error ? e.message : String(e)}`);
-      }
+      const sinceMs = durationParam(url.searchParams.get('since') ?? '7d', 'since');
       let rows;
       try {
         rows = (await service.auditRows(as, { ...(target ? { target } : {}), since: Date.now() - sinceMs })).rows;
@@ -185,10 +195,7 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
         if (isJitError(e)) throw new HttpError(400, e.message);
         throw e;
       }
-      const csv = toCsv(rows);
-      res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="jit-audit${target ? `-${target.replace(/[^a-z0-9-]/gi, '')}` : ''}.csv"`, 'cache-control': 'no-store' });
-      res.end(csv);
-      return;
+      return sendAuditCsv(res, rows, target);
     }
     if (req.method === 'GET' && path === '/api/local/audit') {
       const requestId = url.searchParams.get('request') ?? undefined;

@@ -17,7 +17,7 @@ import {
 } from '../core/policy.js';
 import { approversFor, can, expandRefs, isApprover, normalizePrincipal, refMatches, rolesAt } from '../core/rbac.js';
 import { checkJustification, extendOptions, matchAutoApproval, resolveStart, routeApproval, type ApprovalRoute } from '../core/workflow.js';
-import { connectionsFor, type Reply } from '../core/reply.js';
+import { connectionsFor, rejectedReply, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
 import type { AccessRequest, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
@@ -80,13 +80,6 @@ const CAS_ATTEMPTS = 20;
 /** How long after an approval the activation guard job fires (see guardActivation). */
 const ACTIVATION_GUARD_MS = 15_000;
 
-const rejected = (e: JitError): Reply => ({
-  kind: 'rejected',
-  code: e.code,
-  message: e.message,
-  ...(e.example ? { example: e.example } : {}),
-});
-
 export class JitService implements JobHandlers {
   private book: PolicyBook;
   readonly settings: ServiceSettings;
@@ -129,7 +122,7 @@ export class JitService implements JobHandlers {
     try {
       return await this.run(normalizePrincipal(actor), parseCommand(text), origin);
     } catch (e) {
-      if (isJitError(e)) return rejected(e);
+      if (isJitError(e)) return rejectedReply(e);
       throw e;
     }
   }
@@ -442,7 +435,7 @@ export class JitService implements JobHandlers {
       await this.deps.scheduler.cancelApprovalTimeout(id);
       return this.afterSourceKnown(next, policy);
     } catch (e) {
-      if (isJitError(e)) return rejected(e);
+      if (isJitError(e)) return rejectedReply(e);
       throw e;
     }
   }

@@ -1,6 +1,7 @@
 // What the bot answers, as data every chat adapter can render (text, Block Kit, Adaptive Card),
 // plus a plain-text rendering used by the CLI and as the fallback text everywhere.
 import type { AuditRow } from './audit-export.js';
+import type { JitError } from './errors.js';
 import type { PolicyLine } from './policy.js';
 import { formatDuration } from './duration.js';
 import { ANY } from './source.js';
@@ -31,6 +32,14 @@ export type Reply =
   | { kind: 'policy'; target: string; targetId: string; os: string; lines: PolicyLine[] }
   | { kind: 'audit'; target?: string; since: number; rows: AuditRow[]; truncated: boolean }
   | { kind: 'help'; examples: string[] };
+
+/** A refusal as a reply (what every channel shows instead of throwing). */
+export const rejectedReply = (e: JitError): Reply => ({
+  kind: 'rejected',
+  code: e.code,
+  message: e.message,
+  ...(e.example ? { example: e.example } : {}),
+});
 
 /**
  * How to connect for each port: the target's address, or, behind an Azure Firewall, the

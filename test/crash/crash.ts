@@ -89,8 +89,7 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   let armEnv: Record<string, string> = {};
   if (network === 'arm') {
     arm = await new ArmEmulator({ latencyMs: 20 }).start();
-    const vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
-    for (const [rg, name, ip] of [['prod', 'db1', '10.0.0.5'], ['dev', 'dev1', '10.1.0.4'], ['prod', 'quorum2', '10.0.0.6'], ['prod', 'quick1', '10.0.0.7']] as const) arm.standardVm('sub1', rg, name, ip);
+    const vm1 = arm.testBookVms();
     nsgs = [vm1.nicNsg, vm1.subnetNsg];
     armEnv = {
       JIT_NETWORK: 'azure', AZURE_ARM_ENDPOINT: arm.url, AZURE_ARM_CA_FILE: arm.certFile, AZURE_ACCESS_TOKEN: 'crash-run',

@@ -153,6 +153,13 @@ export class ArmEmulator {
     return id;
   }
 
+  /** Every VM of the test policy (test/fixtures/book.ts) with the usual path; returns vm1's ids. */
+  testBookVms(): ReturnType<ArmEmulator['standardVm']> {
+    const vm1 = this.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
+    for (const [rg, name, ip] of [['prod', 'db1', '10.0.0.5'], ['dev', 'dev1', '10.1.0.4'], ['prod', 'quorum2', '10.0.0.6'], ['prod', 'quick1', '10.0.0.7']] as const) this.standardVm('sub1', rg, name, ip);
+    return vm1;
+  }
+
   /**
    * A VM with a NIC NSG and a subnet NSG (Azure JIT's usual path), in resource group `rg` of `sub`.
    * Returns the ids.

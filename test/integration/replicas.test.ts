@@ -59,8 +59,7 @@ describe('two replicas on one Redis', () => {
 
   beforeAll(async () => {
     arm = await new ArmEmulator({ latencyMs: 20 }).start();
-    vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
-    for (const [rg, name, ip] of [['prod', 'db1', '10.0.0.5'], ['dev', 'dev1', '10.1.0.4'], ['prod', 'quorum2', '10.0.0.6'], ['prod', 'quick1', '10.0.0.7']] as const) arm.standardVm('sub1', rg, name, ip);
+    vm1 = arm.testBookVms();
     writeFileSync(join(dir, 'policy.yaml'), TEST_POLICY_YAML);
     const env = {
       HOST: '127.0.0.1', REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_DATA_DIR: dir, JIT_POLICY_FILE: join(dir, 'policy.yaml'), JIT_MIN_DURATION: '1s',

@@ -6,28 +6,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/env.js';
 import type { AccessRequest } from '../../src/core/types.js';
-import { TEST_POLICY_YAML } from '../fixtures/book.js';
+import { TEST_POLICY_YAML, withWorkflowTargets } from '../fixtures/book.js';
 import { FakeSlack, buttonBody, denySubmissionBody, sendSigned, slashBody, type SlackCall } from '../fakes/slack.js';
 import { startHarness, waitFor, type Harness } from './harness.js';
 
 const SECRET = 'test-signing-secret-8f3a9c';
-const POLICY = TEST_POLICY_YAML.replace(
+const POLICY = withWorkflowTargets(TEST_POLICY_YAML).replace(
   'approval: { required: true, approvers: [group:oncall], quorum: 1, timeout: PT1H }',
   `approval: { required: true, approvers: [group:oncall], quorum: 1, timeout: PT1H }
     channels: { slack: { approvals: C0APPROVALS, audit: C0AUDIT } }`,
-).replace(
-  'targets:\n',
-  `targets:
-  rem1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/rem1, os: linux, address: rem1.contoso.example, user: azureuser }
-  esc1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/esc1, os: linux }
-`,
-) + `  rem1:
-    scope: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/rem1
-    reminder: { before: 3s, extendOptions: [20s] }
-  esc1:
-    scope: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/esc1
-    approval: { escalation: { after: 1s, approvers: [erin@contoso.com] } }
-`;
+);
 
 const ALICE = 'U024ALICE'; // mapped in the policy file
 const BOB = 'U024BOB'; // mapped in the policy file

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/env.js';
 import type { AccessRequest } from '../../src/core/types.js';
-import { TEST_POLICY_YAML } from '../fixtures/book.js';
+import { TEST_POLICY_YAML, withWorkflowTargets } from '../fixtures/book.js';
 import {
   FakeConnector,
   TENANT,
@@ -31,19 +31,7 @@ const CAROL = user('carol', '6f1c0c1e-0000-4000-8000-0000000ca201', 'carol@conto
 const MALLORY = user('mallory', '6f1c0c1e-0000-4000-8000-0000000ba11d', 'mallory@contoso.com');
 const ERIN = user('erin', '6f1c0c1e-0000-4000-8000-00000000e21a', 'erin@contoso.com');
 
-const POLICY = (TEST_POLICY_YAML.replace(
-  'targets:\n',
-  `targets:
-  rem1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/rem1, os: linux, address: rem1.contoso.example, user: azureuser }
-  esc1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/esc1, os: linux }
-`,
-) + `  rem1:
-    scope: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/rem1
-    reminder: { before: 3s, extendOptions: [20s] }
-  esc1:
-    scope: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/esc1
-    approval: { escalation: { after: 1s, approvers: [erin@contoso.com] } }
-`).replace('bob@contoso.com: { slack: U024BOB }', `bob@contoso.com: { slack: U024BOB, teams: ${BOB.aadObjectId} }`).replace(
+const POLICY = withWorkflowTargets(TEST_POLICY_YAML).replace('bob@contoso.com: { slack: U024BOB }', `bob@contoso.com: { slack: U024BOB, teams: ${BOB.aadObjectId} }`).replace(
   'approval: { required: true, approvers: [group:oncall], quorum: 1, timeout: PT1H }',
   `approval: { required: true, approvers: [group:oncall], quorum: 1, timeout: PT1H }
     channels: { teams: { approvals: "${APPROVALS}", audit: "${AUDIT}" } }`,

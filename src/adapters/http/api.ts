@@ -5,15 +5,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JitService } from '../../app/service.js';
-import { toCsv } from '../../core/audit-export.js';
 import type { AccessCommand } from '../../core/command.js';
-import { parseDuration } from '../../core/duration.js';
 import { isJitError } from '../../core/errors.js';
 import { parsePorts, REQUEST_ID_RE, VERB_PORTS } from '../../core/parse.js';
-import { renderText, type Reply } from '../../core/reply.js';
+import { rejectedReply, renderText, type Reply } from '../../core/reply.js';
 import type { PrincipalId, RequestStatus } from '../../core/types.js';
 import type { Logger } from '../../log.js';
-import { HttpError, readBody, sendJson, type Route } from '../../server.js';
+import { durationParam, HttpError, readBody, sendAuditCsv, sendJson, type Route } from '../../server.js';
 import { openApiDocument } from './openapi.js';
 import { approvalCardView, runCardAction } from '../chat/card-actions.js';
 
@@ -73,12 +71,7 @@ function accessCommand(body: Record<string, unknown>): AccessCommand {
       throw new HttpError(400, isJitError(e) ? e.message : 'bad ports');
     }
   } else ports = VERB_PORTS[verb];
-  let durationMs: number;
-  try {
-    durationMs = parseDuration(str(body, 'duration', true)!);
-  } catch (e) {
-    throw new HttpError(400, `"duration": ${isJitError(e) ? e.message : 'not a duration'}`);
-  }
+  const durationMs = durationParam(str(body, 'duration', true)!, 'duration');
   const source = str(body, 'source');
   const justification = str(body, 'justification');
   const startAt = str(body, 'startAt');
@@ -169,7 +162,7 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
         const requests = await service.listVisible(actor, { ...(status ? { status: status as RequestStatus } : {}), ...(target ? { target } : {}), ...(requester ? { requester: requester.toLowerCase() } : {}), limit });
         return sendJson(res, 200, { requests }), true;
       }
-      if (id && !id[2] && req.method === 'GET') return sendReply(res, await service.status(actor, id[1]!).catch(toRejected)), true;
+      if (id && !id[2] && req.method === 'GET') return sendReply(res, await service.status(actor, id[1]!)), true;
       if (id && id[2] && req.method === 'POST') {
         const body = await json(req);
         const rid = id[1]!;
@@ -177,21 +170,16 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
           id[2] === 'approve' ? ({ kind: 'approve', requestId: rid } as const)
           : id[2] === 'deny' ? ({ kind: 'deny', requestId: rid, ...(str(body, 'reason') ? { reason: str(body, 'reason')! } : {}) } as const)
           : id[2] === 'revoke' ? ({ kind: 'revoke', requestId: rid } as const)
-          : ({ kind: 'extend', requestId: rid, durationMs: durationOf(str(body, 'duration', true)!) } as const);
-        return sendReply(res, await service.run(actor, cmd, origin).catch(toRejected)), true;
+          : ({ kind: 'extend', requestId: rid, durationMs: durationParam(str(body, 'duration', true)!, 'duration') } as const);
+        return sendReply(res, await service.run(actor, cmd, origin)), true;
       }
       if (path === '/api/v1/targets' && req.method === 'GET') return sendReply(res, await service.vms(actor)), true;
       if ((path === '/api/v1/audit' || path === '/api/v1/audit.csv') && req.method === 'GET') {
         const target = url.searchParams.get('target') ?? undefined;
-        const sinceMs = durationOf(url.searchParams.get('since') ?? '7d');
-        const { rows, truncated } = await service.auditRows(actor, { ...(target ? { target } : {}), since: Date.now() - sinceMs }).catch((e: unknown) => {
-          throw isJitError(e) ? new HttpError(STATUS_OF[e.code] ?? 400, e.message) : e;
-        });
-        if (path.endsWith('.csv')) {
-          res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="jit-audit.csv"', 'cache-control': 'no-store' });
-          res.end(toCsv(rows));
-          return true;
-        }
+        const sinceMs = durationParam(url.searchParams.get('since') ?? '7d', 'since');
+        // A JitError (unknown VM) is answered by the catch below with its status.
+        const { rows, truncated } = await service.auditRows(actor, { ...(target ? { target } : {}), since: Date.now() - sinceMs });
+        if (path.endsWith('.csv')) return sendAuditCsv(res, rows, target), true;
         return sendJson(res, 200, { rows, truncated }), true;
       }
       throw new HttpError(404, `no route for ${req.method} ${path}`);
@@ -201,24 +189,11 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
         sendJson(res, e.status, { error: e.message });
         return true;
       }
-      if (isJitError(e)) return sendReply(res, toRejected(e)), true;
+      // Service refusals thrown rather than returned (status, decide, audit of an unknown VM).
+      if (isJitError(e)) return sendReply(res, rejectedReply(e)), true;
       log.error('api: request failed', { path, err: e });
       sendJson(res, 500, { error: 'internal error' });
       return true;
     }
   };
 }
-
-function durationOf(text: string): number {
-  try {
-    return parseDuration(text);
-  } catch (e) {
-    throw new HttpError(400, `duration: ${isJitError(e) ? e.message : 'not a duration'}`);
-  }
-}
-
-function toRejected(e: unknown): Reply {
-  if (isJitError(e)) return { kind: 'rejected', code: e.code, message: e.message, ...(e.example ? { example: e.example } : {}) };
-  throw e;
-}
-
