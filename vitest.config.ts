@@ -8,5 +8,7 @@ export default defineConfig({
     // Integration suites talk to one real Redis; each uses its own key prefix,
     // so files may run in parallel.
     pool: 'forks',
+    // A private redis-server for the run when none answers (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
   },
 });

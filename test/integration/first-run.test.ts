@@ -123,3 +123,29 @@ describe('an explicit REDIS_URL that nothing answers on', () => {
     }, 40_000);
   });
 });
+
+describe('npm test with no Redis running', () => {
+  it('the global setup starts a private redis-server for the run, the tests use it, and it is stopped after', async () => {
+    // The README's test command on a machine where nothing answers on 6379 (a network namespace
+    // of its own), on one file that needs Redis.
+    const script = String.raw`
+      ip link set lo up || exit 90
+      out=$(mktemp)
+      "$NODE" "$ROOT/node_modules/vitest/vitest.mjs" run --reporter=dot test/integration/redis-store.test.ts >"$out" 2>&1
+      echo "VITEST_EXIT $?"
+      cat "$out"
+      port=$(sed -n 's/.*redis:\/\/127\.0\.0\.1:\([0-9]*\) for this run.*/\1/p' "$out")
+      rm -f "$out"
+      [ -n "$port" ] && "$NODE" -e "require('net').connect($port, '127.0.0.1').on('connect', () => console.log('REDIS_LEFT_RUNNING')).on('error', () => {})"
+      true
+    `;
+    const r = await run('unshare', ['-rn', 'sh', '-c', script], {
+      env: { NODE: process.execPath, ROOT, REDIS_URL: '' },
+      timeoutMs: 90_000,
+    });
+    const out = r.stdout + r.stderr;
+    expect(out, out).toContain('VITEST_EXIT 0');
+    expect(out).toMatch(/nothing answered on redis:\/\/127\.0\.0\.1:6379: started a private redis-server at redis:\/\/127\.0\.0\.1:\d+/);
+    expect(out).not.toContain('REDIS_LEFT_RUNNING');
+  }, 100_000);
+});

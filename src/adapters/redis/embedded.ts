@@ -193,7 +193,7 @@ export function pingRedis(where: { host: string; port: number } | { path: string
 }
 
 /** `bin` if it is a path to an executable, else the first executable `bin` in a PATH directory. */
-function findExecutable(bin: string): string | null {
+export function findExecutable(bin: string): string | null {
   const isExec = (p: string) => {
     try {
       accessSync(p, constants.X_OK);
