@@ -5,7 +5,7 @@ import type { JitError } from './errors.js';
 import type { PolicyLine } from './policy.js';
 import { formatDuration } from './duration.js';
 import { ANY } from './source.js';
-import { describeStatus } from './state.js';
+import { describeStatus, isoSeconds } from './state.js';
 import type { AccessRequest, AppliedRule, PortSpec, Target } from './types.js';
 
 export interface Connection {
@@ -26,7 +26,7 @@ export type Reply =
   | { kind: 'extended'; request: AccessRequest }
   | { kind: 'extension_pending'; request: AccessRequest; approvers: string[] }
   | { kind: 'status'; request: AccessRequest; connections: Connection[] }
-  | { kind: 'list'; scope: string; requests: AccessRequest[] }
+  | { kind: 'list'; scope: string; requests: AccessRequest[]; /** For an empty list: what else to try (`list all`). */ hint?: string }
   | { kind: 'info'; message: string }
   | { kind: 'inventory'; configured: InventoryRow[]; notConfigured: Array<{ name: string; id: string }>; unsupported: Array<{ name: string; id: string; reason: string }> }
   | { kind: 'policy'; target: string; targetId: string; os: string; lines: PolicyLine[] }
@@ -71,14 +71,18 @@ export function connectionsFor(target: Target, ports: PortSpec[], rules: Applied
   });
 }
 
-const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace('.000Z', 'Z') : '-');
+/** A time as people read it: ISO 8601 UTC to the second. */
+const iso = (ms: number | undefined) => (ms ? isoSeconds(ms) : '-');
 const ports = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(',');
 const source = (r: AccessRequest) => (r.source === null ? '(awaiting)' : r.source === ANY ? 'Any' : r.source);
+
+/** A scheduled request that has not opened yet: when it will. */
+const startsPart = (r: AccessRequest) => (r.startAt && ['awaiting_source', 'pending', 'approved'].includes(r.status) ? `  starts ${iso(r.startAt)}` : '');
 
 export function summarize(r: AccessRequest): string {
   return `${r.id}  ${r.status.padEnd(15)} ${r.target} ${ports(r)} from ${source(r)} for ${formatDuration(r.durationMs)}  by ${r.requester}${
     r.status === 'active' ? `  until ${iso(r.expiresAt)}` : ''
-  }`;
+  }${startsPart(r)}`;
 }
 
 /** The commands that take a request id: syntax, not examples (ids come from `list`). */
@@ -92,9 +96,9 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
     case 'awaiting_source':
       return `Request ${reply.request.id}: open this link from the machine you will connect from, so the bot can record its address (valid until ${iso(reply.linkExpiresAt)}, one use): ${reply.link}`;
     case 'pending_approval':
-      return `Request ${reply.request.id} is waiting for approval (${reply.request.target} ${ports(reply.request)} from ${source(reply.request)} for ${formatDuration(reply.request.durationMs)}). Approvers: ${
-        reply.approvers.join(', ') || 'none configured'
-      }. Approval expires ${iso(reply.request.approvalExpiresAt)}.`;
+      return `Request ${reply.request.id} is waiting for approval (${reply.request.target} ${ports(reply.request)} from ${source(reply.request)} for ${formatDuration(reply.request.durationMs)}${
+        reply.request.startAt ? `, starting ${iso(reply.request.startAt)}` : ''
+      }). Approvers: ${reply.approvers.join(', ') || 'none configured'}. Offer expires ${iso(reply.request.approvalExpiresAt)}.`;
     case 'active':
     case 'status': {
       const r = reply.request;
@@ -129,7 +133,7 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       }. The grant ends at ${iso(reply.request.expiresAt)} unless it is approved.`;
     case 'list':
       return reply.requests.length === 0
-        ? `No ${reply.scope === 'mine' ? 'requests of yours' : `${reply.scope} requests`} to show.`
+        ? `No ${reply.scope === 'mine' ? 'requests of yours' : `${reply.scope} requests`} to show.${reply.hint ? ` ${reply.hint}` : ''}`
         : reply.requests.map(summarize).join('\n');
     case 'info':
       return reply.message;
