@@ -105,7 +105,8 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       const head =
         reply.kind === 'active'
           ? `✓ Request ${r.id} is open: ${r.target} ${ports(r)} from ${source(r)} until ${iso(r.expiresAt)}.`
-          : `${summarize(r)}\n  ${r.id} ${describeStatus(r)}.`;
+          : // The summary already says "active … until"; other states get their sentence (who denied, when it opens).
+            `${summarize(r)}${r.status === 'active' ? '' : `\n  ${r.id} ${describeStatus(r)}.`}`;
       const lines = r.status === 'active' ? reply.connections.map((c) => `  connect: ${c.command}`) : [];
       return [head, ...lines].join('\n');
     }
