@@ -87,6 +87,8 @@ export function summarize(r: AccessRequest): string {
 
 /** The commands that take a request id: syntax, not examples (ids come from `list`). */
 export const HELP_ID_LINE = 'With a request id from list: status <id> · approve <id> · deny <id> [reason <text>] · revoke <id> · extend <id> <duration>';
+/** The request forms in full (the examples above show those the person's targets allow). */
+export const HELP_FORMS_LINE = 'Requests: rdp|ssh|winrm <vm> <duration> [from <address>] [reason <text>] [at <HH:MM>] · port <port>[/tcp|/udp][,<port>…] <vm> <duration> …';
 
 /** Plain text for a reply; `prefix` is how the platform spells the command (`/jit`, `jit`, `npm run jit --`). */
 export function renderText(reply: Reply, prefix = '/jit'): string {
@@ -166,6 +168,7 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
         'Commands:',
         ...reply.examples.map((e) => `  ${prefix} ${e}`),
         ...(reply.note ? [reply.note] : []),
+        HELP_FORMS_LINE,
         HELP_ID_LINE,
         'Durations: 30m, 2h, 1h30m or PT2H. Sources: an address (203.0.113.7) or a range (203.0.113.0/28).',
       ].join('\n');
