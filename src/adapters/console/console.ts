@@ -60,8 +60,10 @@ const PAGE = `<!doctype html>
  #say button:hover{background:#284f6e}
  .grid{border-collapse:collapse;width:100%;font-size:.85rem}.grid td,.grid th{border-bottom:1px solid var(--line);padding:.35rem .45rem;text-align:left;vertical-align:middle}
  .grid th{font-weight:600;color:var(--muted);font-size:.75rem;text-transform:uppercase;letter-spacing:.04em;white-space:nowrap}
- .grid td.lines{width:55%;max-width:0}
- .grid .line .cmd{overflow:hidden;text-overflow:ellipsis}
+ #active{table-layout:fixed}#active th:nth-child(1){width:17%}#active th:nth-child(2){width:21%}#active th:nth-child(3){width:11%}#active th:nth-child(4){width:51%}
+ #active td,#active th{overflow:hidden;text-overflow:ellipsis}
+ .grid .who{display:block;color:var(--muted);font-size:.78rem}
+ .grid .line .cmd{overflow:hidden;text-overflow:ellipsis;font-size:.75rem}
  .countdown{font-variant-numeric:tabular-nums}
  .empty{color:var(--muted);font-style:italic}
  .toast{background:#fff7ed;border:1px solid #fdba74;padding:.45rem .7rem;border-radius:8px;margin:.3rem 0}
@@ -77,12 +79,16 @@ const PAGE = `<!doctype html>
  .b-active{color:#166534;background:#dcfce7;border-color:#86efac}
  .b-denied,.b-failed{color:#991b1b;background:#fee2e2;border-color:#fca5a5}
  .b-expired,.b-revoked,.b-cancelled,.b-timed_out{color:#475569;background:#f1f5f9;border-color:#cbd5e1}
+ .card:is([data-status=expired],[data-status=revoked],[data-status=denied],[data-status=timed_out],[data-status=cancelled],[data-status=failed]) .body{opacity:.72}
+ .card:is([data-status=expired],[data-status=revoked],[data-status=denied],[data-status=timed_out],[data-status=cancelled],[data-status=failed]) .body .copy{display:none}
  .connect{display:flex;flex-direction:column;gap:.35rem;padding:.55rem .9rem;border-top:1px solid var(--line);background:#f0fdf4}
  .connect:empty{display:none}
  .line{display:flex;align-items:center;gap:.5rem;min-width:0}
  .line .cmd{flex:1;min-width:0;overflow-x:auto;white-space:nowrap;background:#0f172a;color:#e2e8f0;border-radius:6px;padding:.35rem .6rem}
  .copy{padding:.3rem .7rem;font-size:.78rem;flex:none}
  .copy.done{color:#166534;border-color:#86efac;background:#dcfce7}
+ .copy.icon{width:2rem;height:1.85rem;padding:0;background:#fff url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16' fill='none' stroke='%231d3b53' stroke-width='1.5'%3E%3Crect x='5.5' y='5.5' width='8' height='8' rx='1.5'/%3E%3Cpath d='M10.5 3.5v-.5a1.5 1.5 0 0 0-1.5-1.5H4A1.5 1.5 0 0 0 2.5 3v5A1.5 1.5 0 0 0 4 9.5h.5'/%3E%3C/svg%3E") center/1rem no-repeat}
+ .copy.icon.done{background:#dcfce7 url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Cpath d='M3.5 8.5l3 3 6-7' fill='none' stroke='%23166534' stroke-width='2' stroke-linecap='round' stroke-linejoin='round'/%3E%3C/svg%3E") center/1rem no-repeat}
  .ac-textBlock p{margin:0}.ac-textBlock ul,.ac-textBlock ol{margin:.2em 0;padding-left:1.4em}
  .ac-textBlock.mono{white-space:pre-wrap}
  .ac-pushButton{font:600 .85rem var(--font);border-radius:8px;padding:.45rem 1rem;border:1px solid #cbd5e1;background:#fff;color:var(--navy);cursor:pointer;flex:0 0 auto !important;min-width:6rem}
@@ -109,7 +115,7 @@ const PAGE = `<!doctype html>
  <section id="talk"><h2>Chat</h2><div id="chat" role="log" aria-live="polite"></div>
   <form id="say"><input id="text" type="text" autocomplete="off" placeholder="rdp vm1 2h from 203.0.113.7 reason &quot;INC-1234&quot;" aria-label="command"><button>Send</button></form></section>
  <section><h2>Pending requests</h2><div id="pending"></div>
-  <h2>Active grants</h2><table id="active" class="grid"><thead><tr><th>request</th><th>target</th><th>requester</th><th>closes in</th><th>connect</th></tr></thead><tbody></tbody></table></section>
+  <h2>Active grants</h2><table id="active" class="grid"><thead><tr><th>request</th><th>target</th><th>closes</th><th>connect</th></tr></thead><tbody></tbody></table></section>
  <section><h2>Network rules (as the NSG shows them)</h2><table id="rules" class="grid"><thead><tr><th>name</th><th>priority</th><th>source</th><th>port</th><th>expires</th></tr></thead><tbody></tbody></table></section>
  <section><h2>Audit</h2><table id="audit" class="grid"><thead><tr><th>time</th><th>request</th><th>action</th><th>actor</th></tr></thead><tbody></tbody></table></section>
 </main>

@@ -135,8 +135,8 @@ function keepPinned(): void {
 new ResizeObserver(keepPinned).observe(chat);
 
 // ---- copy buttons ----
-function copyButton(command: string): HTMLButtonElement {
-  const b = el('button', 'copy', 'Copy');
+function copyButton(command: string, compact = false): HTMLButtonElement {
+  const b = el('button', compact ? 'copy icon' : 'copy', compact ? '' : 'Copy');
   b.type = 'button';
   b.title = 'Copy to the clipboard';
   b.setAttribute('aria-label', `Copy ${command}`);
@@ -157,16 +157,19 @@ async function copy(value: string, button: HTMLButtonElement): Promise<void> {
     document.execCommand('copy');
     area.remove();
   }
-  button.textContent = 'Copied';
+  const compact = button.classList.contains('icon');
+  if (!compact) button.textContent = 'Copied';
   button.classList.add('done');
   setTimeout(() => {
-    button.textContent = 'Copy';
+    if (!compact) button.textContent = 'Copy';
     button.classList.remove('done');
   }, 1500);
 }
 
-function commandLine(command: string): HTMLElement {
-  return el('div', 'line', el('code', 'cmd', command), copyButton(command));
+function commandLine(command: string, compact = false): HTMLElement {
+  const code = el('code', 'cmd', command);
+  code.title = command;
+  return el('div', 'line', code, copyButton(command, compact));
 }
 
 // ---- cards ----
@@ -274,7 +277,7 @@ function decorate(view: CardView): void {
   view.bar.replaceChildren(...parts);
   const commands = info.status === 'active' ? grants.get(info.id)?.connections.map((c) => c.command) ?? [] : [];
   const fresh = commands.filter((c) => !view.ownCommands.includes(c));
-  view.connect.replaceChildren(...(fresh.length ? [el('span', '', 'Connect'), ...fresh.map(commandLine)] : []));
+  view.connect.replaceChildren(...(fresh.length ? [el('span', '', 'Connect'), ...fresh.map((c) => commandLine(c))] : []));
   if (fresh.length) (view.connect.firstChild as HTMLElement).style.cssText = 'font-size:.75rem;font-weight:650;color:#166534;text-transform:uppercase;letter-spacing:.05em';
   keepPinned();
 }
@@ -413,7 +416,7 @@ async function refresh(): Promise<void> {
     activeShown = activeKey;
     fill(
       '#active',
-      s.active.map((g) => [g.id, g.target, g.requester, countdown(g.expiresAt), el('td', 'lines', ...g.connections.map((c) => commandLine(c.command)))]),
+      s.active.map((g) => [g.id, el('span', '', el('strong', '', g.target), el('span', 'who', g.requester)), countdown(g.expiresAt), el('td', 'lines', ...g.connections.map((c) => commandLine(c.command, true)))]),
       'No grant is open.',
     );
   }
