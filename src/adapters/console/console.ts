@@ -83,6 +83,8 @@ const PAGE = `<!doctype html>
  .card:is([data-status=expired],[data-status=revoked],[data-status=denied],[data-status=timed_out],[data-status=cancelled],[data-status=failed]) .body .copy{display:none}
  .connect{display:flex;flex-direction:column;gap:.35rem;padding:.55rem .9rem;border-top:1px solid var(--line);background:#f0fdf4}
  .connect:empty{display:none}
+ .connect .label{font-size:.75rem;font-weight:650;color:#166534;text-transform:uppercase;letter-spacing:.05em}
+ .bar .rid{margin-left:auto;font-family:var(--mono);font-size:.75rem}
  .line{display:flex;align-items:center;gap:.5rem;min-width:0}
  .line .cmd{flex:1;min-width:0;overflow-x:auto;white-space:nowrap;background:#0f172a;color:#e2e8f0;border-radius:6px;padding:.35rem .6rem}
  .copy{padding:.3rem .7rem;font-size:.78rem;flex:none}

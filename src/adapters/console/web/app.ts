@@ -273,12 +273,10 @@ function decorate(view: CardView): void {
   else if (info.status === 'approved' && info.startAt) until('opens in', info.startAt);
   else if (info.status === 'active' && info.expiresAt) until('closes in', info.expiresAt);
   parts.push(el('span', 'rid', info.id));
-  (parts.at(-1) as HTMLElement).style.marginLeft = 'auto';
   view.bar.replaceChildren(...parts);
   const commands = info.status === 'active' ? grants.get(info.id)?.connections.map((c) => c.command) ?? [] : [];
   const fresh = commands.filter((c) => !view.ownCommands.includes(c));
-  view.connect.replaceChildren(...(fresh.length ? [el('span', '', 'Connect'), ...fresh.map((c) => commandLine(c))] : []));
-  if (fresh.length) (view.connect.firstChild as HTMLElement).style.cssText = 'font-size:.75rem;font-weight:650;color:#166534;text-transform:uppercase;letter-spacing:.05em';
+  view.connect.replaceChildren(...(fresh.length ? [el('span', 'label', 'Connect'), ...fresh.map((c) => commandLine(c))] : []));
   keepPinned();
 }
 
