@@ -169,6 +169,36 @@ describe('local web console (Chromium)', () => {
     await waitFor('second denied', async () => (await h.get(second))?.status === 'denied' || null);
   }, 60_000);
 
+  it('a late answer for the principal selected before does not replace the card being typed in', async () => {
+    const { reply } = await h.cmd('alice@contoso.com', 'rdp vm1 1h from 203.0.113.33');
+    const id = reply.kind === 'pending_approval' ? reply.request.id : '';
+    await as('carol@contoso.com');
+    const card = page.locator('#pending .card').filter({ hasText: `Access request ${id}` });
+    await card.getByRole('textbox').waitFor();
+    // Alice's view of the state is held back while carol is selected again and starts typing.
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    const aliceState = /\/console\/api\/state\?as=alice/;
+    await page.route(aliceState, async (route) => {
+      await held;
+      await route.continue();
+    });
+    await as('alice@contoso.com');
+    await as('carol@contoso.com');
+    await card.getByRole('textbox').click();
+    await page.keyboard.type('outside the');
+    const late = page.waitForResponse(aliceState);
+    release();
+    await late;
+    await page.unroute(aliceState);
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 300))); // let the page handle the late answer
+    expect(await page.evaluate((rid) => document.activeElement?.closest('.card')?.getAttribute('data-request') === rid, id)).toBe(true);
+    await page.keyboard.type(' change window');
+    await card.getByRole('button', { name: 'Deny' }).click();
+    await waitFor('denied', async () => (await h.get(id))?.status === 'denied' || null);
+    expect((await h.get(id))?.statusReason).toBe('outside the change window');
+  }, 60_000);
+
   it('the chat scrolls: the newest reply stays in view and the input stays put', async () => {
     await as('dave@contoso.com');
     const inputBox = async () => (await page.locator('#text').boundingBox())!;
