@@ -117,7 +117,7 @@ describe('jit in Teams, end to end', () => {
     expect(verbs(card)).toEqual([]);
     expect((card.refresh as { userIds: string[] }).userIds.sort()).toEqual([BOB.id, CAROL.id].sort());
     for (const part of ['alice@contoso.com', 'vm1', '3389/tcp', '203.0.113.7/32', '4s', 'Offer expires']) expect(text(card)).toContain(part);
-    expect(text(card)).toContain('\\\\[x\\\\]\\\\(https://evil.example\\\\)');
+    expect(text(card)).toContain('\\\\[x\\\\](https://evil.example)');
 
     // The refresh an approver's client sends shows Approve / Deny; another user gets the read-only card.
     const bobView = await act(BOB, 'refresh', { requestId: id, scope: 'request' });

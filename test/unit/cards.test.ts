@@ -73,7 +73,7 @@ describe('Adaptive Card templates', () => {
 
   it('user text is escaped: no link, no emphasis, no template expansion', () => {
     const text = JSON.stringify(cards['approval pending, read-only']);
-    expect(text).toContain('\\\\[click\\\\]\\\\(https://evil.example\\\\)');
+    expect(text).toContain('\\\\[click\\\\](https://evil.example)');
     expect(text).toContain('\\\\*\\\\*now\\\\*\\\\*');
     expect(mdEsc('a_b')).toBe('a\\_b');
     expect(text).toContain('$\\\\{injected}');

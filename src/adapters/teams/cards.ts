@@ -23,8 +23,12 @@ const TEMPLATES = { approval: load('approval.json'), message: load('message.json
 
 export { VERBS };
 
-/** Escapes the Adaptive Card markdown subset (links, emphasis, code) and template syntax (`${`). */
-export const mdEsc = (s: string): string => s.replace(/[\\`*_~[\]()]/g, (c) => `\\${c}`).replace(/\$\{/g, '$\\{');
+/**
+ * Escapes what starts markup in the Adaptive Card markdown subset (emphasis, strike, code, link
+ * brackets) and template syntax (`${`). Parentheses need nothing: without an unescaped `]` they
+ * cannot form a link, and an escaped `\(` would show its backslash where escapes are not honoured.
+ */
+export const mdEsc = (s: string): string => s.replace(/[\\`*_~[\]]/g, (c) => `\\${c}`).replace(/\$\{/g, '$\\{');
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
 const portsOf = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(', ');
@@ -81,7 +85,7 @@ export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
     source: sourceOf(r),
     duration: formatDuration(r.durationMs),
     justification: r.justification ? mdEsc(r.justification) : 'none given',
-    offerExpires: pending && !ext ? iso(r.approvalExpiresAt) : '-',
+    offerExpires: pending && !ext ? iso(r.approvalExpiresAt) : '',
     lines,
     state,
     stateColor,
@@ -138,7 +142,7 @@ export function activeCard(r: AccessRequest, connections: Connection[]): CardJso
     title: `🔓 ${r.target} is open for you until ${iso(r.expiresAt)}`,
     color: 'Good',
     text: `${portsOf(r)} from ${sourceOf(r)}. Request ${r.id}.`,
-    lines: connections.map((c) => ({ text: `\`${c.command}\``, font: 'Monospace' })),
+    lines: connections.map((c) => ({ text: mdEsc(c.command), font: 'Monospace' })),
     actions: [{ title: 'Close it now', verb: VERBS.revoke, style: 'destructive', requestId: r.id }],
   });
 }
@@ -159,7 +163,7 @@ export function noticeCard(r: AccessRequest, headline: string, color = 'Default'
 export function replyCard(reply: Reply): CardJson {
   switch (reply.kind) {
     case 'rejected':
-      return messageCard({ title: '✗ Not done', color: 'Attention', text: mdEsc(reply.message), ...(reply.example ? { lines: [{ text: `Try: \`jit ${mdEsc(reply.example)}\``, font: 'Monospace' }] } : {}) });
+      return messageCard({ title: '✗ Not done', color: 'Attention', text: mdEsc(reply.message), ...(reply.example ? { lines: [{ text: `Try: jit ${mdEsc(reply.example)}`, font: 'Monospace' }] } : {}) });
     case 'active':
       return activeCard(reply.request, reply.connections);
     case 'status':
