@@ -23,7 +23,7 @@ import type { TeamsAdapter } from './adapters/teams/adapter.js';
 import { ConfigError, loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
-import { createHttpServer } from './server.js';
+import { DEFAULT_PRIVACY_TEXT, DEFAULT_TERMS_TEXT, createHttpServer, legalPages } from './server.js';
 import { createApi } from './adapters/http/api.js';
 
 export interface StartOptions {
@@ -224,6 +224,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     },
   }, [
     metrics.route(),
+    legalPages({ privacy: config.JIT_PRIVACY_TEXT ?? DEFAULT_PRIVACY_TEXT, terms: config.JIT_TERMS_TEXT ?? DEFAULT_TERMS_TEXT }),
     createApi({ service, tokens: config.JIT_API_TOKENS, log, localActAs: config.JIT_LOCAL_CHANNEL }),
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),

@@ -64,6 +64,9 @@ const schema = z.object({
   JIT_SOURCE_LINK_TTL: durationVar('PT5M'),
   JIT_RECONCILE_INTERVAL: durationVar('60s'),
   PUBLIC_URL: z.url({ message: 'must be an absolute http(s) URL people can open, e.g. https://jit.contoso.com' }).optional(),
+  /** Texts of the /privacy and /terms pages the Teams manifest links to (paragraphs separated by a blank line). */
+  JIT_PRIVACY_TEXT: z.string().max(20_000).optional(),
+  JIT_TERMS_TEXT: z.string().max(20_000).optional(),
   JIT_TRUSTED_PROXIES: z
     .string()
     .default('')
