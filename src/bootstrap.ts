@@ -19,7 +19,7 @@ import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
-import type { TeamsAdapter } from './adapters/teams/adapter.js';
+import type { TeamsAdapter, TeamsAuthOverrides } from './adapters/teams/adapter.js';
 import { ConfigError, loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
@@ -34,6 +34,8 @@ export interface StartOptions {
   /** Replace the network gate (tests inject faults). */
   gate?: NetworkGate;
   notifiers?: Notifier[];
+  /** Bot Framework endpoints / credentials other than the public cloud's (tests: a local OpenID + JWKS fake). */
+  teamsAuth?: TeamsAuthOverrides;
 }
 
 export interface RunningJit {
@@ -138,11 +140,13 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
         ...(config.TEAMS_AUDIT_CHANNEL ? { auditChannel: config.TEAMS_AUDIT_CHANNEL } : {}),
         auditIntervalMs: config.TEAMS_AUDIT_INTERVAL,
         userCacheTtlMs: config.SLACK_USER_CACHE_TTL,
+        allowedTenants: config.TEAMS_ALLOWED_TENANTS,
       },
       redis,
       prefix,
       log,
       metrics,
+      ...(opts.teamsAuth ? { auth: opts.teamsAuth } : {}),
     });
   }
   const notifier = new FanoutNotifier([feed, metrics, ...(slack ? [slack] : []), ...(teams ? [teams] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
