@@ -12,10 +12,13 @@ const FOREIGN = '0badc0de-0000-4000-8000-00000000f0e1';
 // A user of another organisation whose UPN claims a principal's name (a guest-like or look-alike account).
 const OUTSIDER: TeamsUser = { id: '29:1outsider', name: 'outsider', aadObjectId: '0badc0de-0000-4000-8000-0000000a11ce', userPrincipalName: 'alice@contoso.com' };
 
+// Same tenant, another account whose UPN is bob@contoso.com (Bob is pinned to his AAD id in the policy).
+const BOB_LOOKALIKE: TeamsUser = { id: '29:1bob2', name: 'bob2', aadObjectId: '6f1c0c1e-0000-4000-8000-000000000b02', userPrincipalName: 'Bob@contoso.com' };
+
 let t: SecuredTeams;
 
 beforeAll(async () => {
-  t = await startSecuredTeams({}, [OUTSIDER]);
+  t = await startSecuredTeams({}, [OUTSIDER, BOB_LOOKALIKE]);
 });
 
 afterAll(async () => {
@@ -91,5 +94,22 @@ describe('Teams tenant allow-list', () => {
     expect(loadConfig({ ...app, MICROSOFT_APP_TYPE: 'SingleTenant', MICROSOFT_APP_TENANT_ID: TENANT.toUpperCase() }).TEAMS_ALLOWED_TENANTS).toEqual([TENANT]);
     expect(loadConfig({ ...app, TEAMS_ALLOWED_TENANTS: `${TENANT}, ${FOREIGN.toUpperCase()}` }).TEAMS_ALLOWED_TENANTS).toEqual([TENANT, FOREIGN]);
     expect(() => loadConfig({ ...app, TEAMS_ALLOWED_TENANTS: 'contoso.onmicrosoft.com' })).toThrow(/TEAMS_ALLOWED_TENANTS: "contoso.onmicrosoft.com" is not a tenant id/);
+  });
+});
+
+describe('Teams identity pin', () => {
+  it('a principal mapped to an AAD object id is that account only: another account with the same UPN cannot act as it', async () => {
+    const before = t.bf.to(personalConversation(ALICE).id).length;
+    await postActivity(t.h.app.url, messageActivity(t.bf.url, ALICE, 'rdp vm1 1h from 203.0.113.7'), bearer());
+    const reply = await waitFor('reply', async () => t.bf.to(personalConversation(ALICE).id)[before]);
+    const id = /Request (r[0-9a-z]{9})/.exec(JSON.stringify(cardOf(reply)))![1]!;
+    const approve = await postActivity(t.h.app.url, actionActivity(t.bf.url, BOB_LOOKALIKE, 'approve', { requestId: id }, channelConversation(APPROVALS)), bearer());
+    expect(String((approve.body as { value: unknown }).value)).toMatch(/bob@contoso\.com is mapped to another Teams account under principals in the policy file/);
+    const list = t.bf.to(personalConversation(BOB_LOOKALIKE).id).length;
+    await postActivity(t.h.app.url, messageActivity(t.bf.url, BOB_LOOKALIKE, 'list all'), bearer());
+    const answer = await waitFor('answer', async () => t.bf.to(personalConversation(BOB_LOOKALIKE).id)[list]);
+    expect(JSON.stringify(cardOf(answer))).toMatch(/mapped to another Teams account/);
+    expect((await t.h.get(id))?.status).toBe('pending');
+    await t.h.app.service.revoke('alice@contoso.com', id);
   });
 });
