@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foreignWorkspace } from '../../src/adapters/slack/adapter.js';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
-import { FakeSlack, buttonBody, denySubmissionBody, sendSigned, slashBody, type SlackCall } from '../fakes/slack.js';
+import { FakeSlack, buttonBody, denySubmissionBody, sendSigned, slackSignature, slashBody, type SlackCall } from '../fakes/slack.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { startHarness, waitFor, type Harness } from '../integration/harness.js';
 
 const SECRET = 'test-signing-secret-5e1d7b';
@@ -23,6 +24,9 @@ const POLICY = TEST_POLICY_YAML.replace(
     channels: { slack: { approvals: C0APPROVALS } }`,
 );
 
+const warnings: Array<{ msg: string; fields?: Record<string, unknown> }> = [];
+const log: Logger = { ...silentLogger, warn: (msg, fields) => void warnings.push({ msg, ...(fields ? { fields } : {}) }) };
+
 let slack: FakeSlack;
 let h: Harness;
 let n = 0;
@@ -31,7 +35,7 @@ beforeAll(async () => {
   slack = await new FakeSlack({ [ALICE]: { email: 'alice@contoso.com' }, [BOB]: { email: 'bob@contoso.com' }, [EVIL_BOB]: { email: 'Bob@Contoso.com' } }).start();
   const dir = mkdtempSync(join(tmpdir(), 'jit-slack-sec-'));
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
-  h = await startHarness({ SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: slack.apiUrl, JIT_POLICY_FILE: join(dir, 'policy.yaml') });
+  h = await startHarness({ SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: slack.apiUrl, JIT_POLICY_FILE: join(dir, 'policy.yaml') }, { log });
 });
 
 afterAll(async () => {
@@ -146,6 +150,32 @@ describe('requests from another workspace are refused', () => {
     expect(JSON.parse(res.text)).toMatchObject({ response_action: 'errors', errors: { reason: expect.stringMatching(/installed in/) } });
     expect(await status(id)).toBe('pending');
     await h.app.service.revoke('alice@contoso.com', id);
+  });
+});
+
+describe('events from another workspace', () => {
+  it('an Events API callback from another team is acknowledged and dropped before any listener, with a warning', async () => {
+    const calls = slack.calls.length;
+    const body = JSON.stringify({
+      token: 'deprecated-verification-token',
+      team_id: OTHER_TEAM,
+      api_app_id: 'A0JITBOT',
+      type: 'event_callback',
+      event_id: 'Ev0OTHER1',
+      event_time: Math.floor(Date.now() / 1000),
+      event: { type: 'app_mention', user: BOB, text: '<@U0JITBOT> rdp vm1 1h', ts: '1767000000.000100', channel: 'C0GENERAL', event_ts: '1767000000.000100' },
+      authorizations: [{ enterprise_id: null, team_id: OTHER_TEAM, user_id: 'U0JITBOT', is_bot: true, is_enterprise_install: false }],
+    });
+    const ts = Math.floor(Date.now() / 1000);
+    const res = await fetch(`${h.app.url}/slack/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-slack-request-timestamp': String(ts), 'x-slack-signature': slackSignature(SECRET, ts, body) },
+      body,
+    });
+    expect(res.status).toBe(200);
+    const warning = await waitFor('refusal warning', async () => warnings.find((w) => w.msg === 'slack: request from another workspace refused' && w.fields?.from === `workspace ${OTHER_TEAM}`));
+    expect(warning.fields?.installed).toBe('T0CONTOSO');
+    expect(slack.calls.length).toBe(calls);
   });
 });
 
