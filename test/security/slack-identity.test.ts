@@ -179,6 +179,26 @@ describe('events from another workspace', () => {
   });
 });
 
+describe('when the installed workspace is unknown', () => {
+  it('auth.test failing at start and again at the request: the request is refused, not let through unchecked', async () => {
+    const down = await new FakeSlack({ [ALICE]: { email: 'alice@contoso.com' } }).start();
+    for (let i = 0; i < 30; i++) down.failNext('auth.test', 500, {}, { ok: false, error: 'internal_error' });
+    const dir = mkdtempSync(join(tmpdir(), 'jit-slack-down-'));
+    writeFileSync(join(dir, 'policy.yaml'), POLICY);
+    const h2 = await startHarness({ SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: down.apiUrl, JIT_POLICY_FILE: join(dir, 'policy.yaml') });
+    try {
+      const res = await sendSigned(h2.app.url, slashBody(ALICE, 'rdp vm1 1h from 203.0.113.7', down.responseUrl('x')), { secret: SECRET });
+      expect(JSON.parse(res.text)).toMatchObject({ response_type: 'ephemeral', text: expect.stringMatching(/cannot confirm its Slack workspace right now; nothing was read or changed/) });
+      const all = await h2.app.service.list('dave@contoso.com', 'all');
+      expect(all.kind === 'list' && all.requests).toEqual([]);
+      expect(down.of('users.info')).toEqual([]);
+    } finally {
+      await h2.close();
+      await down.close();
+    }
+  });
+});
+
 describe('the workspace decision, for the Enterprise Grid shapes', () => {
   const home = { teamId: 'T0CONTOSO', enterpriseInstall: false };
   const gridWorkspace = { teamId: 'T0CONTOSO', enterpriseId: 'E0CONTOSO', enterpriseInstall: false };

@@ -53,6 +53,8 @@ describe('forged Teams activities with the bot\'s own credentials', () => {
   it('control: an activity with the channel service\'s token is answered (the fake identity services work)', async () => {
     const id = await pendingRequest();
     expect((await t.h.get(id))?.status).toBe('pending');
+    // Proactive messages work with the bot's credentials too: the approval card reaches the channel.
+    await waitFor('approval card', async () => t.bf.to(APPROVALS).find((c) => JSON.stringify(cardOf(c)).includes(`Access request ${id}`)));
     await t.h.app.service.revoke('alice@contoso.com', id);
   });
 

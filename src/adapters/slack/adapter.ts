@@ -241,9 +241,12 @@ export class SlackAdapter implements Notifier {
     return new SlackAdapter(deps, client, ids, home);
   }
 
-  /** The installed workspace; asked again when auth.test failed at start. */
+  private lastAuthTest = 0;
+
+  /** The installed workspace; asked again (at most every 10 s) when auth.test failed at start. */
   private async installed(): Promise<SlackWorkspace | undefined> {
-    if (!this.home) {
+    if (!this.home && Date.now() - this.lastAuthTest >= 10_000) {
+      this.lastAuthTest = Date.now();
       try {
         this.home = workspaceOf(await this.client.auth.test());
       } catch (err) {
