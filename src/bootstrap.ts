@@ -19,11 +19,11 @@ import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
-import type { TeamsAdapter } from './adapters/teams/adapter.js';
+import type { TeamsAdapter, TeamsAuthOverrides } from './adapters/teams/adapter.js';
 import { ConfigError, loadConfig, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
-import { createHttpServer } from './server.js';
+import { DEFAULT_PRIVACY_TEXT, DEFAULT_TERMS_TEXT, createHttpServer, legalPages } from './server.js';
 import { createApi } from './adapters/http/api.js';
 
 export interface StartOptions {
@@ -34,6 +34,8 @@ export interface StartOptions {
   /** Replace the network gate (tests inject faults). */
   gate?: NetworkGate;
   notifiers?: Notifier[];
+  /** Bot Framework endpoints / credentials other than the public cloud's (tests: a local OpenID + JWKS fake). */
+  teamsAuth?: TeamsAuthOverrides;
 }
 
 export interface RunningJit {
@@ -138,11 +140,13 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
         ...(config.TEAMS_AUDIT_CHANNEL ? { auditChannel: config.TEAMS_AUDIT_CHANNEL } : {}),
         auditIntervalMs: config.TEAMS_AUDIT_INTERVAL,
         userCacheTtlMs: config.SLACK_USER_CACHE_TTL,
+        allowedTenants: config.TEAMS_ALLOWED_TENANTS,
       },
       redis,
       prefix,
       log,
       metrics,
+      ...(opts.teamsAuth ? { auth: opts.teamsAuth } : {}),
     });
   }
   const notifier = new FanoutNotifier([feed, metrics, ...(slack ? [slack] : []), ...(teams ? [teams] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
@@ -224,6 +228,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     },
   }, [
     metrics.route(),
+    legalPages({ privacy: config.JIT_PRIVACY_TEXT ?? DEFAULT_PRIVACY_TEXT, terms: config.JIT_TERMS_TEXT ?? DEFAULT_TERMS_TEXT }),
     createApi({ service, tokens: config.JIT_API_TOKENS, log, localActAs: config.JIT_LOCAL_CHANNEL }),
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),

@@ -64,6 +64,9 @@ const schema = z.object({
   JIT_SOURCE_LINK_TTL: durationVar('PT5M'),
   JIT_RECONCILE_INTERVAL: durationVar('60s'),
   PUBLIC_URL: z.url({ message: 'must be an absolute http(s) URL people can open, e.g. https://jit.contoso.com' }).optional(),
+  /** Texts of the /privacy and /terms pages the Teams manifest links to (paragraphs separated by a blank line). */
+  JIT_PRIVACY_TEXT: z.string().max(20_000).optional(),
+  JIT_TERMS_TEXT: z.string().max(20_000).optional(),
   JIT_TRUSTED_PROXIES: z
     .string()
     .default('')
@@ -133,6 +136,21 @@ const schema = z.object({
   MICROSOFT_APP_PASSWORD: z.string().min(1).optional(),
   MICROSOFT_APP_TYPE: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI'], { message: 'must be MultiTenant, SingleTenant or UserAssignedMSI' }).default('MultiTenant'),
   MICROSOFT_APP_TENANT_ID: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a tenant id (a GUID)').optional(),
+  /**
+   * Tenant ids whose Teams users the bot answers, comma-separated. Default: MICROSOFT_APP_TENANT_ID
+   * (the bot's own tenant); a MultiTenant bot without either is refused at start.
+   */
+  TEAMS_ALLOWED_TENANTS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const out: string[] = [];
+      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+        if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(part)) out.push(part.toLowerCase());
+        else ctx.addIssue({ code: 'custom', message: `"${part}" is not a tenant id (a GUID)` });
+      }
+      return out;
+    }),
   TEAMS_ALLOW_UNAUTHENTICATED: bool(false),
   TEAMS_SERVICE_URL: z.url({ message: 'must be the Bot Connector URL, e.g. https://smba.trafficmanager.net/teams/' }).default('https://smba.trafficmanager.net/teams/'),
   TEAMS_AUDIT_CHANNEL: z.string().min(1).optional(),
@@ -181,11 +199,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (cfg.TEAMS_ALLOW_UNAUTHENTICATED) problems.push('TEAMS_ALLOW_UNAUTHENTICATED: only for local testing without MICROSOFT_APP_ID; with an app id every activity is authenticated');
     if (cfg.MICROSOFT_APP_TYPE !== 'UserAssignedMSI' && !cfg.MICROSOFT_APP_PASSWORD) problems.push(`MICROSOFT_APP_PASSWORD: missing; a ${cfg.MICROSOFT_APP_TYPE} bot needs its client secret`);
     if (cfg.MICROSOFT_APP_TYPE !== 'MultiTenant' && !cfg.MICROSOFT_APP_TENANT_ID) problems.push(`MICROSOFT_APP_TENANT_ID: missing; a ${cfg.MICROSOFT_APP_TYPE} bot needs its tenant id`);
+    else if (cfg.TEAMS_ALLOWED_TENANTS.length === 0 && !cfg.MICROSOFT_APP_TENANT_ID) {
+      problems.push(
+        'TEAMS_ALLOWED_TENANTS: missing; a MultiTenant bot can be installed by any Microsoft 365 organisation, so list the tenant ids whose users it may answer (or set MICROSOFT_APP_TENANT_ID to your own)',
+      );
+    }
   } else if (cfg.MICROSOFT_APP_PASSWORD) {
     problems.push('MICROSOFT_APP_ID: missing; MICROSOFT_APP_PASSWORD is set without it');
   } else if (cfg.TEAMS_ALLOW_UNAUTHENTICATED && !isLoopback(cfg.HOST)) {
     problems.push(`TEAMS_ALLOW_UNAUTHENTICATED: accepts unauthenticated activities, so it is refused when HOST (${cfg.HOST}) is not a loopback address`);
   }
+  // Teams answers only the allowed tenants; by default the bot's own.
+  if (cfg.TEAMS_ALLOWED_TENANTS.length === 0 && cfg.MICROSOFT_APP_TENANT_ID) cfg.TEAMS_ALLOWED_TENANTS = [cfg.MICROSOFT_APP_TENANT_ID.toLowerCase()];
   if (cfg.AZURE_ARM_CA_FILE && cfg.JIT_NETWORK !== 'azure') problems.push('AZURE_ARM_CA_FILE: only used with JIT_NETWORK=azure');
   if (cfg.JIT_LOCAL_CHANNEL && !isLoopback(cfg.HOST) && env.JIT_LOCAL_CHANNEL === undefined) {
     // Default: the local channel exists only on loopback.

@@ -86,7 +86,7 @@ describe('Teams configuration', () => {
   });
 
   it('with an app id set, an activity without a valid token is refused with 401 and changes nothing', async () => {
-    const secured = await startHarness({ MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000a1', MICROSOFT_APP_PASSWORD: 'secret', TEAMS_SERVICE_URL: bf.url });
+    const secured = await startHarness({ MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000a1', MICROSOFT_APP_PASSWORD: 'secret', TEAMS_ALLOWED_TENANTS: TENANT, TEAMS_SERVICE_URL: bf.url });
     try {
       const calls = bf.calls.length;
       const none = await postActivity(secured.app.url, messageActivity(bf.url, ALICE, 'rdp vm1 2h from 203.0.113.7'));

@@ -1,7 +1,9 @@
 // Slack, on @slack/bolt: the `/jit` slash command, Approve / Deny buttons (Deny asks for a reason
 // in a modal), Revoke and Extend buttons, message updates with chat.update, DMs to requesters
 // and approvers, and the audit channel. Bolt's HTTPReceiver checks every request's v0 signature
-// and timestamp; it is mounted on the project's one HTTP server at POST /slack/events.
+// and timestamp; it is mounted on the project's one HTTP server at POST /slack/events. Every
+// request must also come from the workspace (or Enterprise Grid org) the bot token belongs to
+// (auth.test), else it is refused before any listener runs.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { App, HTTPReceiver, LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
 import type { Redis } from 'ioredis';
@@ -89,6 +91,46 @@ const webClientOptions = ({ settings, log }: SlackDeps) => ({
   logger: boltLogger(log),
 });
 
+/** Where the bot is installed, from auth.test. */
+export interface SlackWorkspace {
+  teamId: string;
+  enterpriseId?: string;
+  /** Installed org-wide on an Enterprise Grid: any workspace of the org is home. */
+  enterpriseInstall: boolean;
+}
+
+/**
+ * Why a verified request does not come from the installed workspace, or null when it does. The
+ * team / enterprise ids are read from every place Slack puts them in commands, interactivity and
+ * event payloads (and from Bolt's own reading of them); each one present must match.
+ */
+export function foreignWorkspace(home: SlackWorkspace, body: unknown, context: { teamId?: string; enterpriseId?: string } = {}): string | null {
+  const b = (body ?? {}) as {
+    team_id?: unknown;
+    enterprise_id?: unknown;
+    team?: { id?: unknown; enterprise_id?: unknown } | null;
+    enterprise?: { id?: unknown } | null;
+    user?: { team_id?: unknown } | null;
+    authorizations?: Array<{ team_id?: unknown; enterprise_id?: unknown }>;
+  };
+  const ids = (...v: unknown[]) => [...new Set(v.filter((x): x is string => typeof x === 'string' && x !== ''))];
+  const auth = b.authorizations?.[0];
+  const teams = ids(context.teamId, b.team_id, b.team?.id, auth?.team_id);
+  const enterprises = ids(context.enterpriseId, b.enterprise_id, b.enterprise?.id, b.team?.enterprise_id, auth?.enterprise_id);
+  const userTeams = ids(b.user?.team_id);
+  if (home.enterpriseId) {
+    const other = enterprises.find((e) => e !== home.enterpriseId);
+    if (other || enterprises.length === 0) return `Enterprise Grid org ${other ?? '(none)'}`;
+    if (home.enterpriseInstall) return null;
+    // A workspace install in a Grid org: the workspace itself must match (a member's home team may be another workspace of the org).
+    const team = teams.find((t) => t !== home.teamId);
+    return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
+  }
+  if (enterprises.length > 0) return `Enterprise Grid org ${enterprises[0]}`;
+  const team = [...teams, ...userTeams].find((t) => t !== home.teamId);
+  return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
+}
+
 const fail = (message: string): SlackMessage => ({ text: `✗ ${esc(message)}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `✗ ${esc(message)}` } }] });
 
 export class SlackAdapter implements Notifier {
@@ -102,7 +144,12 @@ export class SlackAdapter implements Notifier {
   private chains = new Map<string, Promise<void>>();
   private rendered = new Map<string, number>();
 
-  private constructor(private readonly deps: SlackDeps, client: Client, private readonly ids: { botId?: string; botUserId?: string }) {
+  private constructor(
+    private readonly deps: SlackDeps,
+    client: Client,
+    private readonly ids: { botId?: string; botUserId?: string },
+    private home: SlackWorkspace | undefined,
+  ) {
     const { settings, log } = deps;
     this.client = client;
     this.receiver = new HTTPReceiver({
@@ -117,7 +164,8 @@ export class SlackAdapter implements Notifier {
     // time, and ties every ack to Slack's latency); the ids come from our auth.test at start.
     const authorized = { botToken: settings.botToken, ...ids };
     this.app = new App({
-      authorize: async () => authorized,
+      // A fresh object per request: Bolt writes the request's team / enterprise ids into it.
+      authorize: async () => ({ ...authorized }),
       receiver: this.receiver,
       logger: boltLogger(log),
       clientOptions: webClientOptions(deps),
@@ -177,10 +225,12 @@ export class SlackAdapter implements Notifier {
     const { settings, log } = deps;
     const client = new webApi.WebClient(settings.botToken, webClientOptions(deps));
     let ids: { botId?: string; botUserId?: string } = {};
+    let home: SlackWorkspace | undefined;
     try {
       const auth = await client.auth.test();
       ids = { ...(auth.bot_id ? { botId: auth.bot_id } : {}), ...(auth.user_id ? { botUserId: auth.user_id } : {}) };
-      log.info('slack: connected', { team: auth.team, bot: auth.user });
+      home = workspaceOf(auth);
+      log.info('slack: connected', { team: auth.team, teamId: auth.team_id, enterpriseId: auth.enterprise_id, bot: auth.user });
     } catch (err) {
       const code = slackError(err);
       if (code === 'invalid_auth' || code === 'not_authed' || code === 'account_inactive' || code === 'token_revoked') {
@@ -188,7 +238,22 @@ export class SlackAdapter implements Notifier {
       }
       log.warn('slack: auth.test failed; starting anyway, Web API calls will be retried', { err });
     }
-    return new SlackAdapter(deps, client, ids);
+    return new SlackAdapter(deps, client, ids, home);
+  }
+
+  private lastAuthTest = 0;
+
+  /** The installed workspace; asked again (at most every 10 s) when auth.test failed at start. */
+  private async installed(): Promise<SlackWorkspace | undefined> {
+    if (!this.home && Date.now() - this.lastAuthTest >= 10_000) {
+      this.lastAuthTest = Date.now();
+      try {
+        this.home = workspaceOf(await this.client.auth.test());
+      } catch (err) {
+        this.deps.log.warn('slack: auth.test failed; the workspace of incoming requests cannot be checked, so they are refused', { err });
+      }
+    }
+    return this.home;
   }
 
   bind(service: JitService): void {
@@ -235,6 +300,25 @@ export class SlackAdapter implements Notifier {
 
   private register(): void {
     const { log } = this.deps;
+
+    // Before any listener: the request must come from the installed workspace. A refusal reads and
+    // changes nothing (no users.info, no Redis); commands get it in the ack, clicks by response_url.
+    this.app.use(async (args) => {
+      const home = await this.installed();
+      const why = home ? foreignWorkspace(home, args.body, args.context) : 'an unconfirmed workspace (auth.test failed)';
+      if (!why) return args.next();
+      log.warn('slack: request from another workspace refused', { from: why, installed: home?.teamId, enterprise: home?.enterpriseId });
+      const text = home
+        ? `✗ jit-bot answers only the Slack workspace it is installed in; this request comes from ${why}. Nothing was read or changed.`
+        : '✗ jit-bot cannot confirm its Slack workspace right now; nothing was read or changed. Try again in a minute.';
+      const body = args.body as { type?: string; command?: string; view?: { callback_id?: string } };
+      const { ack, respond } = args as { ack?: (response?: object) => Promise<void>; respond?: (message: object) => Promise<unknown> };
+      if (!ack) return;
+      if (body.command) return ack({ response_type: 'ephemeral', text });
+      if (body.type === 'view_submission' && body.view?.callback_id === DENY_MODAL) return ack({ response_action: 'errors', errors: { reason: text.slice(0, 150) } });
+      await ack();
+      if (body.type === 'block_actions' && respond) await respond({ response_type: 'ephemeral', replace_original: false, text });
+    });
 
     this.app.command('/jit', async ({ command, ack, respond, context }) => {
       await ack();
@@ -482,6 +566,11 @@ export class SlackAdapter implements Notifier {
     });
     return next;
   }
+}
+
+function workspaceOf(auth: { team_id?: string; enterprise_id?: string; is_enterprise_install?: boolean }): SlackWorkspace | undefined {
+  if (!auth.team_id && !auth.enterprise_id) return undefined;
+  return { teamId: auth.team_id ?? '', ...(auth.enterprise_id ? { enterpriseId: auth.enterprise_id } : {}), enterpriseInstall: auth.is_enterprise_install === true };
 }
 
 function slackError(err: unknown): string | undefined {
