@@ -20,10 +20,11 @@ import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
 import type { TeamsAdapter } from './adapters/teams/adapter.js';
-import { ConfigError, loadConfig, type Config } from './config/env.js';
+import { ConfigError, loadConfig, localChannelExposure, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
-import { createHttpServer } from './server.js';
+import { createHttpServer, type HttpLimits } from './server.js';
+import { LocalAuth } from './adapters/local/auth.js';
 import { createApi } from './adapters/http/api.js';
 
 export interface StartOptions {
@@ -34,6 +35,8 @@ export interface StartOptions {
   /** Replace the network gate (tests inject faults). */
   gate?: NetworkGate;
   notifiers?: Notifier[];
+  /** The HTTP server's timeouts and connection cap (tests shorten them). */
+  httpLimits?: Partial<HttpLimits>;
 }
 
 export interface RunningJit {
@@ -48,6 +51,10 @@ export interface RunningJit {
   teams?: TeamsAdapter;
   scheduler: BullScheduler;
   redis: Redis;
+  /** The local channel's secret of this run (also in `<JIT_DATA_DIR>/local-token`); absent when the local channel is off. */
+  localToken?: string;
+  /** A fresh one-time login link for the console; absent when the local channel is off. */
+  loginLink?: () => string;
   /** Stops taking requests, drains the worker, closes connections (and the embedded Redis). */
   stop(): Promise<void>;
   /** Stops only the worker (tests simulate a crash / restart of it). */
@@ -197,7 +204,15 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   };
   if (config.JIT_WORKER) startWorker();
 
+  // The local channel acts as anyone: it needs the secret of this run (token file, login link).
+  const local = config.JIT_LOCAL_CHANNEL ? await LocalAuth.create(config.JIT_DATA_DIR) : undefined;
+  const exposed = localChannelExposure(config);
+  if (local && exposed.length > 0) {
+    log.warn(`JIT_LOCAL_CHANNEL=true beside ${exposed.join(', ')}: the local channel (console, CLI) acts as any principal for whoever has the token in ${local.file}; keep it off where this server is reachable by others`);
+  }
+
   let draining = false;
+  let url = '';
   let lastSweep: { ok: boolean; error?: string } = { ok: true };
   const inFlight = new Set<Promise<void>>();
   const server = createHttpServer({
@@ -206,7 +221,9 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     audit,
     log,
     network: config.JIT_NETWORK,
-    localChannel: config.JIT_LOCAL_CHANNEL,
+    ...(local ? { local } : {}),
+    baseUrl: () => url,
+    ...(opts.httpLimits ? { limits: opts.httpLimits } : {}),
     trustedProxies: config.JIT_TRUSTED_PROXIES,
     health: {
       redis: async () => (await redis.ping()) === 'PONG',
@@ -224,17 +241,17 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     },
   }, [
     metrics.route(),
-    createApi({ service, tokens: config.JIT_API_TOKENS, log, localActAs: config.JIT_LOCAL_CHANNEL }),
+    createApi({ service, tokens: config.JIT_API_TOKENS, log, ...(local ? { local } : {}) }),
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),
-    // The web console acts as any principal: only with the local channel (loopback unless forced).
-    ...(config.JIT_LOCAL_CHANNEL ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
+    // The web console acts as any principal: only with the local channel (the server checks its secret).
+    ...(local ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
   ]);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${host}:${addr.port}`;
+  url = `http://${host}:${addr.port}`;
 
   // Second line of "no port outlives its grant": sweep the network for rules past expiry.
   // One replica sweeps at a time: the sweep needs a lease in Redis that lasts a little less than
@@ -278,6 +295,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     ...(teams ? { teams } : {}),
     scheduler,
     redis,
+    ...(local ? { localToken: local.token, loginLink: () => local.loginLink(url) } : {}),
     startWorker,
     stopWorker,
     async stop() {
@@ -299,6 +317,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       await scheduler.close();
       await redis.quit().catch(() => redis.disconnect());
       await redisInfo.stop();
+      await local?.remove();
     },
   };
 }
