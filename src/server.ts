@@ -172,13 +172,13 @@ const escapeHtml = (s: string) =>
  */
 export function hopAddress(hop: string): string | undefined {
   let text = hop.trim();
-  const v6 = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(text);
-  if (v6) text = v6[1]!;
-  else {
-    const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(text);
-    if (v4) text = v4[1]!;
+  const withPort = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
+  if (withPort) {
+    if (withPort[2] !== undefined && Number(withPort[2]) > 65535) return undefined;
+    text = withPort[1]!;
   }
-  return isIP(text) !== 0 ? text.replace(/^::ffff:(?=\d+\.)/i, '') : undefined;
+  // No zone ids (fe80::1%eth0): a network rule cannot use them.
+  return isIP(text) !== 0 && !text.includes('%') ? text.replace(/^::ffff:(?=\d+\.)/i, '') : undefined;
 }
 
 /**
