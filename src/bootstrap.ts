@@ -205,7 +205,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   if (config.JIT_WORKER) startWorker();
 
   // The local channel acts as anyone: it needs the secret of this run (token file, login link).
-  const local = config.JIT_LOCAL_CHANNEL ? await LocalAuth.create(config.JIT_DATA_DIR) : undefined;
+  const local = config.JIT_LOCAL_CHANNEL ? LocalAuth.create(config.JIT_DATA_DIR) : undefined;
   const exposed = localChannelExposure(config);
   if (local && exposed.length > 0) {
     log.warn(`JIT_LOCAL_CHANNEL=true beside ${exposed.join(', ')}: the local channel (console, CLI) acts as any principal for whoever has the token in ${local.file}; keep it off where this server is reachable by others`);
@@ -252,6 +252,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   url = `http://${host}:${addr.port}`;
+  await local?.publish();
 
   // Second line of "no port outlives its grant": sweep the network for rules past expiry.
   // One replica sweeps at a time: the sweep needs a lease in Redis that lasts a little less than

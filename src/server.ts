@@ -55,7 +55,7 @@ export const MAX_BODY = 64 * 1024;
  * message, URL-encoded: well under 256 KiB.
  */
 export const CHAT_MAX_BODY = 256 * 1024;
-const BODY_LIMITS: Record<string, number> = { '/slack/events': CHAT_MAX_BODY, '/api/messages': CHAT_MAX_BODY };
+const BODY_LIMITS = new Map<string, number>([['/slack/events', CHAT_MAX_BODY], ['/api/messages', CHAT_MAX_BODY]]);
 
 export interface HttpLimits {
   /** The whole request (headers and body) must arrive within this (Node's `requestTimeout`). */
@@ -226,7 +226,7 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     // Every route has a body cap; an announced body over it is refused before anything reads it.
-    refuseDeclaredBody(req, BODY_LIMITS[path] ?? MAX_BODY);
+    refuseDeclaredBody(req, BODY_LIMITS.get(path) ?? MAX_BODY);
 
     // Liveness: the process answers. Redis or a chat platform being down is not a reason to restart it.
     if (req.method === 'GET' && path === '/healthz') {

@@ -12,7 +12,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, rename, unlink, writeFile, readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { HttpError } from '../../server.js';
 
 export const LOCAL_TOKEN_HEADER = 'x-jit-local-token';
@@ -91,16 +91,21 @@ export class LocalAuth {
     this.session = createHmac('sha256', token).update('jit-bot console session').digest('base64url');
   }
 
-  /** Makes this run's token and writes it, 0600, to `<dataDir>/local-token` (replacing an older one). */
-  static async create(dataDir: string, now: () => number = Date.now): Promise<LocalAuth> {
-    const token = randomBytes(32).toString('base64url');
-    const file = join(dataDir, LOCAL_TOKEN_FILE);
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  /** Makes this run's token; `publish` writes it for the CLI. */
+  static create(dataDir: string, now: () => number = Date.now): LocalAuth {
+    return new LocalAuth(randomBytes(32).toString('base64url'), join(dataDir, LOCAL_TOKEN_FILE), now);
+  }
+
+  /**
+   * Writes the token, 0600, to `<dataDir>/local-token`, replacing an older one: called once the
+   * server listens, so a second start that fails (port in use) leaves the running one's file alone.
+   */
+  async publish(): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
     // A fresh file created 0600 then renamed over the old one: never a moment where it is readable by others.
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, `${token}\n`, { mode: 0o600, flag: 'wx' });
-    await rename(tmp, file);
-    return new LocalAuth(token, file, now);
+    const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, `${this.token}\n`, { mode: 0o600, flag: 'wx' });
+    await rename(tmp, this.file);
   }
 
   /** Removes the token file if it is still this run's. */
