@@ -49,10 +49,11 @@ export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => Pro
 /** Body cap of every route that does not say otherwise (the REST API's JSON, form posts). */
 export const MAX_BODY = 64 * 1024;
 /**
- * Body cap of the chat platforms' webhooks (/slack/events, /api/messages). Slack's and Teams'
- * payloads are a few KB (a slash command, a button click carrying the bot's own card, a modal
- * submission; an activity); the largest Slack can send is a block_actions payload with a 50-block
- * message, URL-encoded: well under 256 KiB.
+ * Body cap of the chat platforms' webhooks (/slack/events, /api/messages). What they send this bot
+ * is a few KB: a slash command, a button click (block_actions, which carries the clicked message:
+ * one of the bot's own cards), a modal submission (the bot's small deny modal); a Teams activity
+ * or invoke. 256 KiB leaves a wide margin for those and still bounds what an unauthenticated
+ * sender can make the process hold per request.
  */
 export const CHAT_MAX_BODY = 256 * 1024;
 const BODY_LIMITS = new Map<string, number>([['/slack/events', CHAT_MAX_BODY], ['/api/messages', CHAT_MAX_BODY]]);
