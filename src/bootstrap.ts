@@ -20,10 +20,11 @@ import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
 import type { TeamsAdapter, TeamsAuthOverrides } from './adapters/teams/adapter.js';
-import { ConfigError, loadConfig, type Config } from './config/env.js';
+import { ConfigError, loadConfig, localChannelExposure, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
-import { DEFAULT_PRIVACY_TEXT, DEFAULT_TERMS_TEXT, createHttpServer, legalPages } from './server.js';
+import { DEFAULT_PRIVACY_TEXT, DEFAULT_TERMS_TEXT, createHttpServer, legalPages, type HttpLimits } from './server.js';
+import { LocalAuth } from './adapters/local/auth.js';
 import { createApi } from './adapters/http/api.js';
 
 export interface StartOptions {
@@ -36,6 +37,8 @@ export interface StartOptions {
   notifiers?: Notifier[];
   /** Bot Framework endpoints / credentials other than the public cloud's (tests: a local OpenID + JWKS fake). */
   teamsAuth?: TeamsAuthOverrides;
+  /** The HTTP server's timeouts and connection cap (tests shorten them). */
+  httpLimits?: Partial<HttpLimits>;
 }
 
 export interface RunningJit {
@@ -50,6 +53,10 @@ export interface RunningJit {
   teams?: TeamsAdapter;
   scheduler: BullScheduler;
   redis: Redis;
+  /** The local channel's secret of this run (also in `<JIT_DATA_DIR>/local-token`); absent when the local channel is off. */
+  localToken?: string;
+  /** A fresh one-time login link for the console; absent when the local channel is off. */
+  loginLink?: () => string;
   /** Stops taking requests, drains the worker, closes connections (and the embedded Redis). */
   stop(): Promise<void>;
   /** Stops only the worker (tests simulate a crash / restart of it). */
@@ -201,7 +208,15 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   };
   if (config.JIT_WORKER) startWorker();
 
+  // The local channel acts as anyone: it needs the secret of this run (token file, login link).
+  const local = config.JIT_LOCAL_CHANNEL ? LocalAuth.create(config.JIT_DATA_DIR) : undefined;
+  const exposed = localChannelExposure(config);
+  if (local && exposed.length > 0) {
+    log.warn(`JIT_LOCAL_CHANNEL=true beside ${exposed.join(', ')}: the local channel (console, CLI) acts as any principal for whoever has the token in ${local.file}; keep it off where this server is reachable by others`);
+  }
+
   let draining = false;
+  let url = '';
   let lastSweep: { ok: boolean; error?: string } = { ok: true };
   const inFlight = new Set<Promise<void>>();
   const server = createHttpServer({
@@ -210,7 +225,9 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     audit,
     log,
     network: config.JIT_NETWORK,
-    localChannel: config.JIT_LOCAL_CHANNEL,
+    ...(local ? { local } : {}),
+    baseUrl: () => url,
+    ...(opts.httpLimits ? { limits: opts.httpLimits } : {}),
     trustedProxies: config.JIT_TRUSTED_PROXIES,
     health: {
       redis: async () => (await redis.ping()) === 'PONG',
@@ -229,17 +246,18 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   }, [
     metrics.route(),
     legalPages({ privacy: config.JIT_PRIVACY_TEXT ?? DEFAULT_PRIVACY_TEXT, terms: config.JIT_TERMS_TEXT ?? DEFAULT_TERMS_TEXT }),
-    createApi({ service, tokens: config.JIT_API_TOKENS, log, localActAs: config.JIT_LOCAL_CHANNEL }),
+    createApi({ service, tokens: config.JIT_API_TOKENS, log, ...(local ? { local } : {}) }),
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),
-    // The web console acts as any principal: only with the local channel (loopback unless forced).
-    ...(config.JIT_LOCAL_CHANNEL ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
+    // The web console acts as any principal: only with the local channel (the server checks its secret).
+    ...(local ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
   ]);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${host}:${addr.port}`;
+  url = `http://${host}:${addr.port}`;
+  await local?.publish();
 
   // Second line of "no port outlives its grant": sweep the network for rules past expiry.
   // One replica sweeps at a time: the sweep needs a lease in Redis that lasts a little less than
@@ -283,6 +301,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     ...(teams ? { teams } : {}),
     scheduler,
     redis,
+    ...(local ? { localToken: local.token, loginLink: () => local.loginLink(url) } : {}),
     startWorker,
     stopWorker,
     async stop() {
@@ -304,6 +323,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       await scheduler.close();
       await redis.quit().catch(() => redis.disconnect());
       await redisInfo.stop();
+      await local?.remove();
     },
   };
 }

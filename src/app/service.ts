@@ -414,13 +414,17 @@ export class JitService implements JobHandlers {
   /** Records the address the one-time link was opened from, and continues the request. */
   async recordSource(token: string, address: string): Promise<Reply> {
     try {
-      const id = await this.deps.store.takeSourceToken(token);
-      if (!id) throw new JitError('link_expired', 'this link has expired or was already used; make the request again');
+      const expired = () => new JitError('link_expired', 'this link has expired or was already used; make the request again');
+      const id = await this.deps.store.peekSourceToken(token);
+      if (!id) throw expired();
       const req = await this.mustGet(id);
       const target = this.targetOf(req);
       const policy = effectivePolicy(this.book, target);
+      // The address is checked before the link is used up: one it cannot take leaves the link usable.
       const source = parseSource(address);
+      if (!/\/(32|128)$/.test(source)) throw new JitError('bad_source', `the link records one address, not ${source === '*' ? 'Any' : source}`);
       checkAccess(policy, { ports: req.ports, durationMs: req.durationMs, source }, 0);
+      if ((await this.deps.store.takeSourceToken(token)) !== id) throw expired();
       const now = this.deps.clock.now();
       const autoRule = policy.approval.required ? await this.autoApprovalRule(policy, req.requester, req.ports, req.durationMs, now) : undefined;
       const autoApprove = !policy.approval.required || autoRule !== undefined;

@@ -81,7 +81,10 @@ const schema = z.object({
       }
       return out;
     }),
-  /** The local chat channel (CLI / console) acts as any principal: loopback only unless forced. */
+  /**
+   * The local chat channel (CLI / console) acts as any principal, for whoever holds the secret of
+   * the run: loopback only; on by default only when no chat platform and no PUBLIC_URL is set.
+   */
   JIT_LOCAL_CHANNEL: bool(true),
   JIT_WORKER: bool(true),
   /** Abuse limits: requests per principal per window (`30/1m`; `off`), and caps on requests in flight. */
@@ -173,6 +176,21 @@ export type Config = z.infer<typeof schema>;
 
 export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
+const isLoopbackUrl = (u: string): boolean => {
+  const host = new URL(u).hostname.replace(/^\[|\]$/g, '');
+  return isLoopback(host);
+};
+
+/** What makes this server reachable by others (a chat platform, a public URL): the local channel is off by default beside any of them. */
+export function localChannelExposure(cfg: Config): string[] {
+  return [
+    ...(cfg.SLACK_SIGNING_SECRET ? ['Slack (SLACK_SIGNING_SECRET)'] : []),
+    ...(cfg.MICROSOFT_APP_ID ? ['Teams (MICROSOFT_APP_ID)'] : []),
+    ...(cfg.TEAMS_ALLOW_UNAUTHENTICATED ? ['TEAMS_ALLOW_UNAUTHENTICATED'] : []),
+    ...(cfg.PUBLIC_URL ? ['PUBLIC_URL'] : []),
+  ];
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const input: Record<string, string | undefined> = {};
   for (const key of Object.keys(schema.shape)) {
@@ -206,14 +224,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   } else if (cfg.MICROSOFT_APP_PASSWORD) {
     problems.push('MICROSOFT_APP_ID: missing; MICROSOFT_APP_PASSWORD is set without it');
-  } else if (cfg.TEAMS_ALLOW_UNAUTHENTICATED && !isLoopback(cfg.HOST)) {
-    problems.push(`TEAMS_ALLOW_UNAUTHENTICATED: accepts unauthenticated activities, so it is refused when HOST (${cfg.HOST}) is not a loopback address`);
+  } else if (cfg.TEAMS_ALLOW_UNAUTHENTICATED) {
+    if (!isLoopback(cfg.HOST)) problems.push(`TEAMS_ALLOW_UNAUTHENTICATED: accepts unauthenticated activities, so it is refused when HOST (${cfg.HOST}) is not a loopback address`);
+    // Replies and member look-ups go to TEAMS_SERVICE_URL only (an activity naming another serviceUrl is refused): it must be local too.
+    if (!isLoopbackUrl(cfg.TEAMS_SERVICE_URL)) problems.push(`TEAMS_SERVICE_URL: with TEAMS_ALLOW_UNAUTHENTICATED it must be a loopback URL (your local Bot Framework Emulator or connector, e.g. http://127.0.0.1:3979), not ${cfg.TEAMS_SERVICE_URL}`);
+    if (cfg.PUBLIC_URL) problems.push('TEAMS_ALLOW_UNAUTHENTICATED: refused with PUBLIC_URL set (a server others reach must authenticate Teams activities: set MICROSOFT_APP_ID)');
   }
   // Teams answers only the allowed tenants; by default the bot's own.
   if (cfg.TEAMS_ALLOWED_TENANTS.length === 0 && cfg.MICROSOFT_APP_TENANT_ID) cfg.TEAMS_ALLOWED_TENANTS = [cfg.MICROSOFT_APP_TENANT_ID.toLowerCase()];
   if (cfg.AZURE_ARM_CA_FILE && cfg.JIT_NETWORK !== 'azure') problems.push('AZURE_ARM_CA_FILE: only used with JIT_NETWORK=azure');
-  if (cfg.JIT_LOCAL_CHANNEL && !isLoopback(cfg.HOST) && env.JIT_LOCAL_CHANNEL === undefined) {
-    // Default: the local channel exists only on loopback.
+  if (cfg.JIT_LOCAL_CHANNEL && (env.JIT_LOCAL_CHANNEL === undefined || env.JIT_LOCAL_CHANNEL === '') && (!isLoopback(cfg.HOST) || localChannelExposure(cfg).length > 0)) {
+    // Default: the local channel exists only on loopback, and only when nothing else reaches this server.
     cfg.JIT_LOCAL_CHANNEL = false;
   } else if (cfg.JIT_LOCAL_CHANNEL && !isLoopback(cfg.HOST)) {
     problems.push(`JIT_LOCAL_CHANNEL: the local channel lets anyone act as any principal; it is refused when HOST (${cfg.HOST}) is not a loopback address`);

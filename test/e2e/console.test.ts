@@ -20,8 +20,21 @@ beforeAll(async () => {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, permissions: ['clipboard-read', 'clipboard-write'] });
-  await page.goto(h.app.url + '/');
+  // Without the login cookie the console is closed and says how to get in.
+  const closed = await page.goto(h.app.url + '/');
+  expect(closed?.status()).toBe(401);
+  expect(await page.locator('body').innerText()).toContain('npm run jit -- login');
+  // The one-time link jit-bot prints at start: one click, and the console opens.
+  const link = h.app.loginLink!();
+  await page.goto(link);
+  expect(new URL(page.url()).pathname).toBe('/');
   await page.waitForSelector('body[data-ready="true"]');
+  // The link worked once; the session is an HttpOnly, SameSite=Strict cookie the page's scripts cannot read.
+  const [cookie] = await page.context().cookies();
+  expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+  expect(await page.evaluate(() => document.cookie)).toBe('');
+  const again = await (await browser.newPage()).goto(link);
+  expect(again?.status()).toBe(401);
 }, 60_000);
 
 afterAll(async () => {

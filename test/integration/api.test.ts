@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/env.js';
 import { startJit } from '../../src/bootstrap.js';
-import { startHarness, waitFor, type Harness } from './harness.js';
+import { localHeaders, startHarness, waitFor, type Harness } from './harness.js';
 
 const TOKENS: Record<string, string> = {
   alice: 'jit_alice-token-0123456789abcdefghij',
@@ -163,12 +163,12 @@ describe('commands and the local channel', () => {
     expect(String(bad.json.text)).toMatch(/at most 3h/);
   });
 
-  it('X-Jit-Act-As works on the local channel (loopback); RBAC still decides what the principal may do', async () => {
-    const res = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com' }, body: JSON.stringify({ text: 'list pending' }) });
+  it('X-Jit-Act-As works on the local channel (with its secret); RBAC still decides what the principal may do', async () => {
+    const res = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'list pending' }) });
     expect(res.status).toBe(200);
-    const stranger = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'eve@evil.example' }, body: JSON.stringify({ text: 'rdp vm1 1h from 203.0.113.42' }) });
+    const stranger = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'eve@evil.example', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'rdp vm1 1h from 203.0.113.42' }) });
     expect(stranger.status).toBe(403);
-    const garbage = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'not a principal' }, body: JSON.stringify({ text: 'list' }) });
+    const garbage = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'not a principal', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'list' }) });
     expect(garbage.status).toBe(401);
   });
 

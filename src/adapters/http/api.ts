@@ -12,6 +12,7 @@ import { rejectedReply, renderText, type Reply } from '../../core/reply.js';
 import type { PrincipalId, RequestStatus } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { durationParam, HttpError, readBody, sendAuditCsv, sendJson, type Route } from '../../server.js';
+import type { LocalAuth } from '../local/auth.js';
 import { openApiDocument } from './openapi.js';
 import { approvalCardView, runCardAction } from '../chat/card-actions.js';
 
@@ -78,18 +79,18 @@ function accessCommand(body: Record<string, unknown>): AccessCommand {
   return { kind: 'access', verb, ports, target, durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
 }
 
-export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger; /** The local channel (loopback): `X-Jit-Act-As` may name the principal. */ localActAs?: boolean }): Route {
+export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger; /** The local channel: with its secret, `X-Jit-Act-As` may name the principal. */ local?: LocalAuth }): Route {
   const { service, log } = deps;
   const hashes = deps.tokens.map((t) => ({ principal: t.principal, digest: Buffer.from(t.sha256, 'hex') }));
 
   /** The principal a bearer token belongs to (compared in constant time), or 401. */
   const authenticate = (req: IncomingMessage): PrincipalId => {
     // The local channel (CLI, console) acts as any principal, as /api/local does: only when it is
-    // enabled (loopback binding) and only from a loopback peer.
+    // enabled, with its secret (token header or console cookie), straight from this machine.
     const actAs = req.headers['x-jit-act-as'];
     if (typeof actAs === 'string' && !req.headers.authorization) {
-      const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-      if (!deps.localActAs || !(peer === '::1' || peer.startsWith('127.'))) throw Object.assign(new HttpError(401, 'X-Jit-Act-As is only accepted on the local channel (JIT_LOCAL_CHANNEL, loopback); use a bearer token'), { bearer: true });
+      if (!deps.local) throw Object.assign(new HttpError(401, 'X-Jit-Act-As is only accepted on the local channel (JIT_LOCAL_CHANNEL); use a bearer token'), { bearer: true });
+      deps.local.check(req);
       const who = actAs.trim().toLowerCase();
       if (!/^[^@\s]+@[^@\s]+$/.test(who) || who.length > 200) throw Object.assign(new HttpError(401, 'X-Jit-Act-As must name a principal (alice@contoso.com)'), { bearer: true });
       return who;

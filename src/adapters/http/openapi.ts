@@ -15,7 +15,7 @@ export function openApiDocument(): Record<string, unknown> {
         'Just-in-time VM access: the same requests, approvals and RBAC as in chat. Authenticate with `Authorization: Bearer <token>`; each token is bound to one principal of the policy file (JIT_API_TOKENS holds only its SHA-256).',
     },
     servers: [{ url: '/api/v1' }],
-    security: [{ bearer: [] }, { localActAs: [] }],
+    security: [{ bearer: [] }, { localActAs: [], localToken: [] }],
     paths: {
       '/commands': {
         post: {
@@ -96,7 +96,8 @@ export function openApiDocument(): Record<string, unknown> {
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'A token made by `npm run api-token -- <principal>`' },
-        localActAs: { type: 'apiKey', in: 'header', name: 'X-Jit-Act-As', description: 'Local channel only (JIT_LOCAL_CHANNEL, loopback peers): the principal to act as. What the CLI and console use.' },
+        localActAs: { type: 'apiKey', in: 'header', name: 'X-Jit-Act-As', description: 'Local channel only (JIT_LOCAL_CHANNEL): the principal to act as, with the local secret (X-Jit-Local-Token, or the console\'s login cookie). What the CLI and console use.' },
+        localToken: { type: 'apiKey', in: 'header', name: 'X-Jit-Local-Token', description: 'Local channel only: the secret of this run, from <JIT_DATA_DIR>/local-token (readable by the user who started jit-bot only). Requests through a proxy, with a non-loopback Host, or cross-site are refused.' },
       },
       schemas: {
         Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, code: { type: 'string' }, example: { type: 'string' } } },

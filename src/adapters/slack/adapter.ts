@@ -16,7 +16,7 @@ import { REQUEST_ID_RE } from '../../core/parse.js';
 import { FINAL_STATUSES, type AccessRequest, type AuditEvent, type PrincipalId } from '../../core/types.js';
 import type { PlatformRoute } from '../../core/workflow.js';
 import type { Logger } from '../../log.js';
-import type { Route } from '../../server.js';
+import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
 import {
   ACTIONS,
   DENY_MODAL,
@@ -267,7 +267,11 @@ export class SlackAdapter implements Notifier {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
       return true;
     }
-    this.receiver.requestListener(req, res);
+    // Bolt 4 buffers the whole body before it checks the signature. The body is read here instead,
+    // at most CHAT_MAX_BODY bytes (413 beyond, before the signature check), and handed to Bolt as
+    // already buffered (`rawBody`, which its receiver uses as is).
+    const rawBody = await readRaw(req, CHAT_MAX_BODY);
+    this.receiver.requestListener(Object.assign(req, { rawBody }), res);
     return true;
   };
 

@@ -36,12 +36,23 @@ import { connectionsFor } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
 import type { PlatformRoute } from '../../core/workflow.js';
 import type { Logger } from '../../log.js';
-import { HttpError, readBody, type Route } from '../../server.js';
+import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
+import { refuseNonLocal } from '../local/auth.js';
 import { runCardAction } from '../chat/card-actions.js';
 import { ChannelPoster } from '../chat/poster.js';
 import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
 
 export const TEAMS_PATH = '/api/messages';
+
+/** Whether two Bot Connector URLs are the same service (scheme, host, port, path; a trailing / aside). */
+function sameService(a: string, b: string): boolean {
+  try {
+    const [x, y] = [new URL(a), new URL(b)];
+    return x.origin === y.origin && x.pathname.replace(/\/+$/, '') === y.pathname.replace(/\/+$/, '');
+  } catch {
+    return false;
+  }
+}
 
 export interface TeamsSettings {
   /** Empty: unauthenticated local mode (TEAMS_ALLOW_UNAUTHENTICATED, loopback only). */
@@ -213,12 +224,18 @@ export class TeamsAdapter implements Notifier {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
       return true;
     }
+    const unauthenticated = !this.deps.settings.appId;
+    if (unauthenticated) this.refuseForeign(req);
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(await readBody(req, 256 * 1024)) as Record<string, unknown>;
+      body = JSON.parse(await readBody(req, CHAT_MAX_BODY)) as Record<string, unknown>;
     } catch (err) {
       if (err instanceof HttpError) throw err;
       throw new HttpError(400, 'the body must be a Bot Framework activity (JSON)');
+    }
+    if (unauthenticated && (typeof body.serviceUrl !== 'string' || !sameService(body.serviceUrl, this.deps.settings.serviceUrl))) {
+      // Replies and member look-ups go to the activity's serviceUrl: pinned to TEAMS_SERVICE_URL.
+      throw new HttpError(403, 'unauthenticated Teams mode: the activity\'s serviceUrl must be TEAMS_SERVICE_URL');
     }
     // botbuilder expects Express-like request / response objects.
     const shimReq = { body, headers: req.headers as Record<string, string | string[] | undefined>, method: req.method ?? 'POST' };
@@ -250,6 +267,25 @@ export class TeamsAdapter implements Notifier {
     await this.adapter.process(shimReq, shimRes, (context) => this.onTurn(context));
     return true;
   };
+
+  /**
+   * Unauthenticated mode (TEAMS_ALLOW_UNAUTHENTICATED, no app id): anyone who can POST here is
+   * believed about who they are, so only a local tool may: JSON only (a browser cannot send it
+   * cross-site without a preflight nobody answers), no cross-site request, no proxy, a loopback Host.
+   */
+  private refuseForeign(req: IncomingMessage): void {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') throw new HttpError(415, 'unauthenticated Teams mode: the body must be application/json');
+    if (req.headers.origin !== undefined || (req.headers['sec-fetch-site'] !== undefined && req.headers['sec-fetch-site'] !== 'none')) {
+      throw new HttpError(403, 'unauthenticated Teams mode refuses requests from web pages');
+    }
+    refuseNonLocal(req, 'unauthenticated Teams mode');
+  }
+
+  /** In unauthenticated mode every outgoing call goes to TEAMS_SERVICE_URL, whatever a stored reference says. */
+  private pinned(ref: Partial<ConversationReference>): Partial<ConversationReference> {
+    return this.deps.settings.appId ? ref : { ...ref, serviceUrl: this.deps.settings.serviceUrl };
+  }
 
   // ------------------------------------------------------------------ incoming
 
@@ -433,7 +469,7 @@ export class TeamsAdapter implements Notifier {
 
   private async sendTo(ref: Partial<ConversationReference>, activity: Partial<Activity>): Promise<string | undefined> {
     let id: string | undefined;
-    await this.adapter.continueConversationAsync(this.deps.settings.appId, ref, async (ctx) => {
+    await this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(ref), async (ctx) => {
       id = (await ctx.sendActivity(activity))?.id;
     });
     return id;
@@ -489,7 +525,7 @@ export class TeamsAdapter implements Notifier {
         copies.map(async (copy) => {
           try {
             const card = await this.cardFor(fresh, scope, copy.viewer, outcome);
-            await this.adapter.continueConversationAsync(this.deps.settings.appId, copy.ref, async (ctx) => {
+            await this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(copy.ref), async (ctx) => {
               await ctx.updateActivity({ ...cardActivity(card, `${r.id} ${fresh.status}`), id: copy.activityId });
             });
           } catch (err) {
