@@ -5,7 +5,7 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, waitFor, type Harness } from '../integration/harness.js';
+import { localHeaders, startHarness, waitFor, type Harness } from '../integration/harness.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 let h: Harness;
@@ -170,7 +170,7 @@ describe('local web console (Chromium)', () => {
     const qCard = page.locator('#pending .card').filter({ hasText: `Access request ${q}` });
     await qCard.getByRole('textbox').click();
     await page.keyboard.type('checked the');
-    const bob = await fetch(`${h.app.url}/api/v1/card-actions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com' }, body: JSON.stringify({ verb: 'approve', data: { requestId: q } }) });
+    const bob = await fetch(`${h.app.url}/api/v1/card-actions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com', ...localHeaders(h.app) }, body: JSON.stringify({ verb: 'approve', data: { requestId: q } }) });
     expect(bob.status).toBe(200);
     await qCard.getByText('Approvals: 1 of 2').waitFor();
     expect(await focusedIn(q)).toBe(true);

@@ -180,7 +180,7 @@ describe('local channel: the login link', () => {
 describe('local channel: off by default where others reach the server', () => {
   it('is off beside Slack, Teams (app id or unauthenticated mode) or PUBLIC_URL; on for a bare local start', () => {
     const slack = { SLACK_SIGNING_SECRET: 'abcdefgh12345678', SLACK_BOT_TOKEN: 'xoxb-1-2-3' };
-    const teams = { MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000a1', MICROSOFT_APP_PASSWORD: 'x' };
+    const teams = { MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000a1', MICROSOFT_APP_PASSWORD: 'x', MICROSOFT_APP_TYPE: 'SingleTenant', MICROSOFT_APP_TENANT_ID: '00000000-0000-4000-8000-0000000000b2' };
     const unauth = { TEAMS_ALLOW_UNAUTHENTICATED: 'true', TEAMS_SERVICE_URL: 'http://127.0.0.1:3979' };
     const pub = { PUBLIC_URL: 'https://jit.contoso.example' };
     expect(loadConfig({}).JIT_LOCAL_CHANNEL).toBe(true);
