@@ -20,6 +20,7 @@ import { approversAmong, approversFor, can, hasAnyRole, isApprover, normalizePri
 import { checkJustification, extendOptions, matchAutoApproval, resolveStart, routeApproval, type ApprovalRoute } from '../core/workflow.js';
 import { connectionsFor, rejectedReply, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
+import { checkAccessCommand, checkText } from '../core/validate.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
 import type { AccessRequest, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
 import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RateLimiter, RequestStore, Scheduler, WorkflowJob } from './ports.js';
@@ -341,7 +342,9 @@ export class JitService implements JobHandlers {
 
   // ---------------------------------------------------------------- requestAccess
 
-  async requestAccess(actor: PrincipalId, cmd: AccessCommand, origin: RequestOrigin): Promise<Reply> {
+  async requestAccess(actor: PrincipalId, given: AccessCommand, origin: RequestOrigin): Promise<Reply> {
+    // The same checks as the chat parser, for every way in (REST bodies included).
+    const cmd = checkAccessCommand(given, `${exampleVerb(given.ports)} vm1 1h`);
     const book = this.book;
     const target = findTarget(book, cmd.target);
     if (!target) throw this.unknownTarget(actor, cmd.target, cmd);
@@ -492,7 +495,9 @@ export class JitService implements JobHandlers {
    * An approver's decision. `scope` says what the clicked card was about: a button on a request's
    * card must not approve an extension asked for later on the same request, and the reverse.
    */
-  async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', reason?: string, scope?: DecisionScope): Promise<Reply> {
+  async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', given?: string, scope?: DecisionScope): Promise<Reply> {
+    // A deny reason from any channel (chat, REST, a card's text box, a Slack dialog): one set of rules.
+    const reason = given === undefined ? undefined : checkText('reason', given, `deny ${id} reason "not in a change window"`) || undefined;
     const req = await this.mustSee(actor, id);
     const policy = effectivePolicy(this.book, this.targetOf(req));
     this.assertScope(req, scope);
@@ -711,7 +716,8 @@ export class JitService implements JobHandlers {
 
   // ---------------------------------------------------------------- revoke / cancel
 
-  async revoke(actor: PrincipalId, id: string, reason?: string): Promise<Reply> {
+  async revoke(actor: PrincipalId, id: string, given?: string): Promise<Reply> {
+    const reason = given === undefined ? undefined : checkText('reason', given, `revoke ${id}`) || undefined;
     const req = await this.mustSee(actor, id);
     const target = this.targetOf(req);
     const own = req.requester === actor;

@@ -42,7 +42,8 @@ export async function runCardAction(
       case VERBS.extDeny: {
         const scope: DecisionScope = verb === VERBS.extApprove || verb === VERBS.extDeny ? 'extension' : 'request';
         const decision = verb === VERBS.approve || verb === VERBS.extApprove ? 'approve' : 'deny';
-        const reason = typeof data.reason === 'string' && data.reason.trim() ? data.reason.trim().slice(0, 500) : undefined;
+        // Checked by the service like any reason (length, no control characters): refused, not cut.
+        const reason = typeof data.reason === 'string' && data.reason.trim() ? data.reason : undefined;
         await service.decide(principal, id, decision, reason, scope);
         const req = (await service.get(id))!;
         // An extension decided by this click: say how it ended (the pending part is gone).

@@ -64,7 +64,7 @@ function accessCommand(body: Record<string, unknown>): AccessCommand {
   let ports;
   if (verb === 'port') {
     const raw = body.ports;
-    if (!Array.isArray(raw) || raw.length === 0 || raw.length > 20) throw new HttpError(400, '"ports" must be a list such as [3389] or ["8443/tcp"] (or give "kind": "rdp" | "ssh" | "winrm")');
+    if (!Array.isArray(raw) || raw.length === 0) throw new HttpError(400, '"ports" must be a list such as [3389] or ["8443/tcp"] (or give "kind": "rdp" | "ssh" | "winrm")');
     try {
       ports = raw.flatMap((p) => parsePorts(String(p)));
     } catch (e) {
