@@ -84,6 +84,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const prefix = config.JIT_KEY_PREFIX;
   const store = new RedisRequestStore(redis, prefix);
   const audit = new RedisAuditLog(redis, prefix);
+  // Audit events of an older version get their per-target index once, here, not on a user's read.
+  await audit.prepare();
   const scheduler = new BullScheduler({ connection: redis, prefix: `${prefix}-bull` });
   const metrics = new PrometheusMetrics({
     countByStatus: (status) => store.countByStatus(status),

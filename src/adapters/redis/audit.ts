@@ -140,6 +140,11 @@ export class RedisAuditLog implements AuditLog {
     return { events: truncated ? events.slice(events.length - scope.limit) : events, truncated };
   }
 
+  /** Called at start: indexes a stream written by an older version (once), so no user read pays for it. */
+  prepare(): Promise<void> {
+    return this.ensureTargetIndex();
+  }
+
   /**
    * Events appended before the per-target index existed (an older version wrote the stream) are
    * added to it once, by a pass over the stream; ZADD is idempotent, so concurrent appends and
