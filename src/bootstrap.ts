@@ -68,7 +68,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const config = loadConfig(opts.env ?? process.env);
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
   const book = await loadPolicyFile(config.JIT_POLICY_FILE);
-  const strangers = config.JIT_API_TOKENS.filter((t) => !(t.principal in book.principals)).map((t) => t.principal);
+  const strangers = config.JIT_API_TOKENS.filter((t) => !Object.hasOwn(book.principals, t.principal)).map((t) => t.principal);
   if (strangers.length > 0) throw new ConfigError([`JIT_API_TOKENS: ${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a principal of the policy file`]);
 
   const redisInfo = await ensureRedis({
@@ -93,6 +93,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const prefix = config.JIT_KEY_PREFIX;
   const store = new RedisRequestStore(redis, prefix);
   const audit = new RedisAuditLog(redis, prefix);
+  // Audit events of an older version get their per-target index once, here, not on a user's read.
+  await audit.prepare();
   const scheduler = new BullScheduler({ connection: redis, prefix: `${prefix}-bull` });
   const metrics = new PrometheusMetrics({
     countByStatus: (status) => store.countByStatus(status),
@@ -173,6 +175,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     rateLimiter: new RedisRateLimiter(redis, prefix),
     settings: {
       requestRate: config.JIT_REQUEST_RATE,
+      readRate: config.JIT_READ_RATE,
+      auditRate: config.JIT_AUDIT_RATE,
       maxActivePerPrincipal: config.JIT_MAX_ACTIVE_PER_PRINCIPAL,
       maxActivePerTarget: config.JIT_MAX_ACTIVE_PER_TARGET,
       minDurationMs: config.JIT_MIN_DURATION,

@@ -12,6 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { escapeControls } from './core/validate.js';
+
 const base = (process.env.JIT_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`).replace(/\/+$/, '');
 const USAGE = `usage:
   npm run jit -- as <principal> <command...>   e.g. as alice@contoso.com rdp vm1 2h from 203.0.113.7
@@ -47,6 +49,8 @@ async function call(path: string, init: RequestInit = {}, answered = false, auth
 
 const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
+const safe = (v: unknown): string => escapeControls(String(v));
+
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === 'as' || (process.env.JIT_API_TOKEN && first && first !== 'rules' && first !== 'audit' && first !== 'login')) {
@@ -58,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ text: words.join(' '), prefix: first === 'as' ? `npm run jit -- as ${principal}` : 'npm run jit --' }),
     }, true, auth)) as { text: string; reply: { kind: string } };
-    process.stdout.write(body.text + '\n');
+    process.stdout.write(escapeControls(body.text, true) + '\n');
     return body.reply.kind === 'rejected' ? 2 : 0;
   }
   if (first === 'login') {
@@ -73,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
     if (rules.length === 0) process.stdout.write('No JIT rules are open.\n');
     for (const r of rules) {
       const nsg = r.scope.split('/').pop();
-      process.stdout.write(`${nsg}  ${String(r.priority).padStart(4)}  Allow Inbound ${r.protocol}/${r.destinationPort} from ${r.sourcePrefix}  ${r.name}  expires ${iso(r.expiresAt)}\n`);
+      process.stdout.write(`${safe(nsg)}  ${String(r.priority).padStart(4)}  Allow Inbound ${safe(r.protocol)}/${safe(r.destinationPort)} from ${safe(r.sourcePrefix)}  ${safe(r.name)}  expires ${iso(r.expiresAt)}\n`);
     }
     return 0;
   }
@@ -85,9 +89,9 @@ async function main(argv: string[]): Promise<number> {
     for (const e of events) {
       const details = Object.entries(e.details)
         .filter(([, v]) => v !== null && v !== '')
-        .map(([k, v]) => `${k}=${String(v)}`)
+        .map(([k, v]) => `${safe(k)}=${safe(v)}`)
         .join(' ');
-      process.stdout.write(`${iso(e.time)}  ${e.requestId}  ${e.action.padEnd(24)} ${e.actor.padEnd(20)} ${e.target}  ${details}\n`);
+      process.stdout.write(`${iso(e.time)}  ${safe(e.requestId)}  ${safe(e.action).padEnd(24)} ${safe(e.actor).padEnd(20)} ${safe(e.target)}  ${details}\n`);
     }
     return 0;
   }

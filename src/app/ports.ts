@@ -31,6 +31,8 @@ export interface RequestStore {
    */
   compareAndSet(next: AccessRequest, expectedVersion: number, events: AuditEvent[]): Promise<boolean>;
   list(filter: ListFilter): Promise<AccessRequest[]>;
+  /** Many requests in one round trip; null where missing. */
+  getMany(ids: string[]): Promise<Array<AccessRequest | null>>;
   /** One-time tokens of the "my IP" link, bound to a request; expire after `ttlMs`. */
   putSourceToken(token: string, requestId: string, ttlMs: number): Promise<void>;
   /** Returns the request id and deletes the token (GETDEL); null if unknown or expired. */
@@ -47,10 +49,29 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** What one caller may read of the audit log (the service decides; the log only walks its indexes). */
+export interface AuditScope {
+  /** Targets whose events the caller may read (a per-target index is walked for each). */
+  targets: string[];
+  /** Principals whose own requests' events the caller may read, on any target. */
+  requesters: PrincipalId[];
+  /** Only this target's events. */
+  target?: string;
+  /** Epoch ms, inclusive, compared with each event's `time`. */
+  since: number;
+  /** At most this many events, the newest ones. */
+  limit: number;
+}
+
 export interface AuditLog {
   /** Appends one event (append-only); returns it with its id. */
   append(event: AuditEvent): Promise<AuditEvent>;
   list(query?: AuditQuery): Promise<AuditEvent[]>;
+  /**
+   * The newest `limit` events in the scope, oldest first, and whether there were more. Its cost
+   * follows the scope (the per-target and per-request indexes), not the size of the whole log.
+   */
+  listScoped(scope: AuditScope): Promise<{ events: AuditEvent[]; truncated: boolean }>;
 }
 
 export interface Scheduler {

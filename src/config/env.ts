@@ -40,6 +40,27 @@ const priorityRange = (fallback: string) =>
       return range;
     });
 
+/** `<count>/<duration>` such as `30/1m`, or `off` (no limit). */
+const rate = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      if (v === 'off' || v === '0') return { count: 0, windowMs: 60_000 };
+      const m = /^(\d{1,6})\/(.+)$/.exec(v);
+      let windowMs = NaN;
+      try {
+        windowMs = m ? parseDuration(m[2]!) : NaN;
+      } catch {
+        /* reported below */
+      }
+      if (!m || Number.isNaN(windowMs) || Number(m[1]) < 1) {
+        ctx.addIssue({ code: 'custom', message: 'must be <count>/<duration> such as 30/1m, or off' });
+        return z.NEVER;
+      }
+      return { count: Number(m[1]), windowMs };
+    });
+
 const bool = (fallback: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -88,24 +109,11 @@ const schema = z.object({
   JIT_LOCAL_CHANNEL: bool(true),
   JIT_WORKER: bool(true),
   /** Abuse limits: requests per principal per window (`30/1m`; `off`), and caps on requests in flight. */
-  JIT_REQUEST_RATE: z
-    .string()
-    .default('30/1m')
-    .transform((v, ctx) => {
-      if (v === 'off' || v === '0') return { count: 0, windowMs: 60_000 };
-      const m = /^(\d{1,6})\/(.+)$/.exec(v);
-      let windowMs = NaN;
-      try {
-        windowMs = m ? parseDuration(m[2]!) : NaN;
-      } catch {
-        /* reported below */
-      }
-      if (!m || Number.isNaN(windowMs) || Number(m[1]) < 1) {
-        ctx.addIssue({ code: 'custom', message: 'must be <count>/<duration> such as 30/1m, or off' });
-        return z.NEVER;
-      }
-      return { count: Number(m[1]), windowMs };
-    }),
+  JIT_REQUEST_RATE: rate('30/1m'),
+  /** Reads per principal per window: list, status, vms, card refreshes, GET /api/v1/requests(/id), /targets. */
+  JIT_READ_RATE: rate('120/1m'),
+  /** Audit reads per principal per window: `audit`, /api/v1/audit(.csv), the console's CSV download. */
+  JIT_AUDIT_RATE: rate('20/1m'),
   JIT_MAX_ACTIVE_PER_PRINCIPAL: z.coerce.number().int().min(0).max(100_000).default(10),
   JIT_MAX_ACTIVE_PER_TARGET: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /**

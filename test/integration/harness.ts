@@ -38,6 +38,8 @@ export async function startHarness(env: Record<string, string> = {}, opts: Omit<
       JIT_MIN_DURATION: '1s',
       // Suites create many requests quickly; the abuse limits have their own suite.
       JIT_REQUEST_RATE: 'off',
+      JIT_READ_RATE: 'off',
+      JIT_AUDIT_RATE: 'off',
       JIT_MAX_ACTIVE_PER_PRINCIPAL: '0',
       JIT_MAX_ACTIVE_PER_TARGET: '0',
       // Suites drive the server through the local channel (its secret is app.localToken), also

@@ -65,7 +65,7 @@ function accessCommand(body: Record<string, unknown>): AccessCommand {
   let ports;
   if (verb === 'port') {
     const raw = body.ports;
-    if (!Array.isArray(raw) || raw.length === 0 || raw.length > 20) throw new HttpError(400, '"ports" must be a list such as [3389] or ["8443/tcp"] (or give "kind": "rdp" | "ssh" | "winrm")');
+    if (!Array.isArray(raw) || raw.length === 0) throw new HttpError(400, '"ports" must be a list such as [3389] or ["8443/tcp"] (or give "kind": "rdp" | "ssh" | "winrm")');
     try {
       ports = raw.flatMap((p) => parsePorts(String(p)));
     } catch (e) {
@@ -147,7 +147,13 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
         // Teams invoke; answers the refreshed card, or a message when refused (card unchanged).
         const body = await json(req);
         const data = (body.data && typeof body.data === 'object' && !Array.isArray(body.data) ? body.data : {}) as Record<string, unknown>;
-        return sendJson(res, 200, await runCardAction(service, actor, String(body.verb ?? ''), data, cardView, (msg, fields) => log.warn(`api: ${msg}`, fields))), true;
+        const result = await runCardAction(service, actor, String(body.verb ?? ''), data, cardView, (msg, fields) => log.warn(`api: ${msg}`, fields));
+        // A request the caller may not see (or that does not exist) is 404, as GET /requests/{id};
+        // a rate limit is 429; other refusals are answered as a message (card unchanged).
+        if (result.kind === 'message' && (result.code === 'not_found' || result.code === 'rate_limited')) {
+          return sendJson(res, STATUS_OF[result.code]!, { ...result, error: result.text.replace(/^✗ /, '') }), true;
+        }
+        return sendJson(res, 200, result), true;
       }
       if (path === '/api/v1/requests' && req.method === 'POST') {
         const reply = await service.run(actor, accessCommand(await json(req)), origin);

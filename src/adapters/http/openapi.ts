@@ -34,7 +34,7 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           summary: 'An Adaptive Card Action.Execute from a card host (the web console): approve / deny / revoke / extend / refresh by verb',
           requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['verb', 'data'], properties: { verb: { type: 'string', enum: ['approve', 'deny', 'ext_approve', 'ext_deny', 'revoke', 'extend', 'refresh'] }, data: { type: 'object', properties: { requestId: { type: 'string' }, reason: { type: 'string' }, addMs: { type: 'integer' } } } } } } } },
-          responses: { '200': { description: '`{kind: "card", card}` (the refreshed card) or `{kind: "message", text}` (refused; nothing changed)', content: { 'application/json': { schema: { type: 'object' } } } }, '401': error },
+          responses: { '200': { description: '`{kind: "card", card}` (the refreshed card) or `{kind: "message", text}` (refused; nothing changed)', content: { 'application/json': { schema: { type: 'object' } } } }, '401': error, '404': { description: 'No such request that the caller may see (as GET /requests/{id}); nothing changed', content: { 'application/json': { schema: { type: 'object' } } } }, '429': error },
         },
       },
       '/requests': {

@@ -299,8 +299,9 @@ async function click(action: ExecuteAction, view: CardView): Promise<void> {
     headers: { 'content-type': 'application/json', 'x-jit-act-as': who.value },
     body: JSON.stringify({ verb: action.verb, data: action.data ?? {} }),
   });
-  if (!res.ok) throw new Error(`/api/v1/card-actions: HTTP ${res.status}`);
-  const result = (await res.json()) as ActionResult;
+  // A refusal with a status (404: no such request you can see; 429) still says why, as a message.
+  const result = (await res.json().catch(() => null)) as ActionResult | null;
+  if (!result || (!res.ok && result.kind !== 'message')) throw new Error(`/api/v1/card-actions: HTTP ${res.status}`);
   if (result.kind === 'card') {
     draw(view, result.card);
     // Keep the outcome in the chat too: the pending panel drops a request once it is decided.
