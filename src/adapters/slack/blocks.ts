@@ -72,9 +72,9 @@ export function clip(text: string, max: number, mrkdwn = true): string {
 }
 
 /** Text for a plain_text object: shown literally (no escaping), bounded, never empty. */
-const plain = (text: string, max: number = BLOCK_KIT.buttonText): PlainTextElement => ({ type: 'plain_text', text: clip(text, max, false) || '—', emoji: true });
+const plain = (text: string, max: number = BLOCK_KIT.buttonText): PlainTextElement => ({ type: 'plain_text', text: text.trim() ? clip(text, max, false) : '—', emoji: true });
 /** An mrkdwn text object, bounded (after escaping: callers escape first), never empty. */
-const md = (text: string, max: number = BLOCK_KIT.sectionText): MrkdwnElement => ({ type: 'mrkdwn', text: clip(text, max) || '—' });
+const md = (text: string, max: number = BLOCK_KIT.sectionText): MrkdwnElement => ({ type: 'mrkdwn', text: text.trim() ? clip(text, max) : '—' });
 /** A field: a bold label and an escaped value, the value cut so the whole fits 2,000 characters. */
 const field = (label: string, value: string): MrkdwnElement => md(`*${label}*\n${value}`, BLOCK_KIT.sectionField);
 
@@ -308,7 +308,7 @@ function codeSections(lines: string[], budget: number): Block[] {
 
 /** A command's answer, shown only to the person who typed it. */
 export function replyMessage(reply: Reply): SlackMessage {
-  const text = esc(renderText(reply, '/jit'));
+  const text = esc(renderText(reply, '/jit')).trim() || '—';
   if (reply.kind === 'active' || (reply.kind === 'status' && reply.request.status === 'active')) {
     return activeMessage(reply.request, reply.connections);
   }
