@@ -2,14 +2,14 @@
 // like the parser fuzzing): requests in every status with user text up to 3,000 characters of
 // `&`, `<` and astral characters, up to 40 decisions, quorums up to 20, every reply kind with up to
 // 300 VMs. The checker is the fake Slack's (test/fakes/block-kit.ts), written from Slack's
-// reference independently of the builders. FUZZ_RUNS (default 1,000 here; a tenth of that for the big replies).
+// reference independently of the builders. FUZZ_RUNS (default 300 here; a tenth of that, at least 50, for the big replies).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { approvalCard, clip, denyModal, esc, expiringMessage, extensionCard, noticeMessage, replyMessage, activeMessage, type SlackMessage } from '../../src/adapters/slack/blocks.js';
 import { blockKitProblems, viewProblems } from '../fakes/block-kit.js';
 import { bigInventory, connections, reply, request, userText } from '../fixtures/arbitraries.js';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const BIG_RUNS = Math.max(50, Math.floor(RUNS / 10));
 
 const valid = (m: SlackMessage) => {
