@@ -22,10 +22,14 @@ export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
 const COMMANDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'cancel', 'extend', 'approve', 'deny', 'policy', 'vms', 'audit', 'help'] as const;
 const LIST_SCOPES = ['mine', 'pending', 'active', 'all'] as const;
 export const MAX_REASON_LENGTH = 500;
+/** Ports one request may name (after ranges and lists are expanded). */
+export const MAX_PORTS_PER_REQUEST = 10;
 const TARGET_RE = /^[a-z0-9][a-z0-9._-]{0,79}$/i;
 /** `r` + 9 Crockford base-32 characters (see src/app/ids.ts). */
 export const REQUEST_ID_RE = /^r[0-9abcdefghjkmnpqrstvwxyz]{9}$/;
-const MAX_INPUT = 2000;
+/** The longest command accepted (characters). */
+export const MAX_INPUT_LENGTH = 2000;
+const MAX_INPUT = MAX_INPUT_LENGTH;
 /** `14:00`, or an ISO date-time `2026-11-25T14:00[:ss][Z|±hh:mm]`. */
 export const START_RE = /^(([01]?\d|2[0-3]):[0-5]\d|\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?)$/;
 
@@ -251,7 +255,7 @@ export function parsePorts(text: string): PortSpec[] {
     }
     out.push({ port, protocol });
   }
-  if (out.length > 10) throw new JitError('bad_port', `at most 10 ports per request (got ${out.length})`, EXAMPLES.port);
+  if (out.length > MAX_PORTS_PER_REQUEST) throw new JitError('bad_port', `at most ${MAX_PORTS_PER_REQUEST} ports per request (got ${out.length})`, EXAMPLES.port);
   return out;
 }
 
