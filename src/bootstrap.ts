@@ -99,7 +99,11 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const metrics = new PrometheusMetrics({
     countByStatus: (status) => store.countByStatus(status),
     queueCounts: () => scheduler.counts(),
-    gateStats: () => (rawGate as { stats?: Record<string, number> }).stats,
+    gateStats: () => {
+      // The Azure gate keeps ARM answer tallies (duck-typed: its SDK loads only when configured).
+      const g = rawGate as Partial<Pick<import('./adapters/azure/gate.js').AzureGate, 'armAnswers' | 'stats'>>;
+      return g.armAnswers && g.stats ? { answers: g.armAnswers(), retries: g.stats.retries } : undefined;
+    },
   });
   const rawGate =
     opts.gate ??

@@ -1032,6 +1032,11 @@ export class JitService implements JobHandlers {
     }
   }
 
+  /** A chat adapter's delivery problem worth an audit record (an approval card refused, and what was sent instead). */
+  async auditDelivery(req: AccessRequest, actor: string, details: AuditEvent['details']): Promise<void> {
+    await this.appendAudit({ time: this.deps.clock.now(), actor, action: 'notify.card_fallback', requestId: req.id, target: req.target, details });
+  }
+
   private async appendAudit(e: AuditEvent): Promise<void> {
     const stored = await this.deps.audit.append(e);
     await this.emitAudit([stored]);

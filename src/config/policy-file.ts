@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from '../core/duration.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
 import { isJitError } from '../core/errors.js';
 import { ROLE_NAMES, normalizeScope, type PolicyBook, type PolicyDef, type RoleName } from '../core/policy.js';
 import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
@@ -158,7 +158,19 @@ const justificationRule = z
   .strict();
 
 const reminderRule = z
-  .object({ before: duration.optional(), extendOptions: z.array(duration).max(4).optional() })
+  .object({
+    before: duration.optional(),
+    // Each choice becomes a button whose action id is its duration: Slack refuses two alike in a block.
+    extendOptions: z
+      .array(duration)
+      .max(4)
+      .superRefine((ms, ctx) => {
+        ms.forEach((v, i) => {
+          if (ms.indexOf(v) < i) ctx.addIssue({ code: 'custom', path: [i], message: `${formatDuration(v)} is listed twice (as extendOptions[${ms.indexOf(v)}])` });
+        });
+      })
+      .optional(),
+  })
   .strict()
   .transform((r): Partial<ReminderRule> => ({
     ...(r.before !== undefined ? { beforeMs: r.before } : {}),

@@ -9,7 +9,7 @@ import { looksLikeDuration, parseDuration } from './duration.js';
 import { JitError, isJitError } from './errors.js';
 import { parseSource } from './source.js';
 import type { PortSpec, Protocol } from './types.js';
-import { checkPorts, checkText, MAX_TEXT_LENGTH, TARGET_NAME_RE } from './validate.js';
+import { checkPorts, checkText, MAX_PORTS, MAX_TEXT_LENGTH, TARGET_NAME_RE } from './validate.js';
 
 export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
   rdp: [{ port: 3389, protocol: 'tcp' }],
@@ -24,9 +24,13 @@ const COMMANDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'ca
 const LIST_SCOPES = ['mine', 'pending', 'active', 'all'] as const;
 export const MAX_REASON_LENGTH = MAX_TEXT_LENGTH;
 const TARGET_RE = TARGET_NAME_RE;
+/** Ports one request may name (after ranges and lists are expanded). */
+export const MAX_PORTS_PER_REQUEST = MAX_PORTS;
 /** `r` + 9 Crockford base-32 characters (see src/app/ids.ts). */
 export const REQUEST_ID_RE = /^r[0-9abcdefghjkmnpqrstvwxyz]{9}$/;
-const MAX_INPUT = 2000;
+/** The longest command accepted (characters). */
+export const MAX_INPUT_LENGTH = 2000;
+const MAX_INPUT = MAX_INPUT_LENGTH;
 /** `14:00`, or an ISO date-time `2026-11-25T14:00[:ss][Z|±hh:mm]`. */
 export const START_RE = /^(([01]?\d|2[0-3]):[0-5]\d|\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?)$/;
 

@@ -57,6 +57,16 @@ const requestIdOnPage = async (): Promise<string> => {
   return ids.at(-1)!;
 };
 
+/** Sends a request command and waits for the answer naming a request id not seen on the page before. */
+async function requestOnPage(command: string): Promise<string> {
+  const before = new Set([...(await page.locator('#chat').innerText()).matchAll(/Request (r[0-9a-z]{9})/g)].map((m) => m[1]!));
+  await say(command);
+  return waitFor('a new request on the page', async () => {
+    const id = await requestIdOnPage();
+    return id && !before.has(id) ? id : null;
+  });
+}
+
 describe('local web console (Chromium)', () => {
   it('request as a requester, approve as an approver on the rendered card, see the rule, see it go at expiry', async () => {
     await as('alice@contoso.com');
@@ -120,9 +130,8 @@ describe('local web console (Chromium)', () => {
     await page.getByText(/at most 3h/).last().waitFor();
     expect(await page.locator('#chat').innerText()).toMatch(/Not done/);
 
-    await say('rdp vm1 1h from 203.0.113.8');
-    await page.locator('#chat').getByText(/is waiting for approval/).last().waitFor();
-    const id = await requestIdOnPage();
+    // (An earlier answer already says "is waiting for approval": wait for this request's own.)
+    const id = await requestOnPage('rdp vm1 1h from 203.0.113.8');
     await as('carol@contoso.com');
     const card = page.locator('#pending .card').filter({ hasText: `Access request ${id}` });
     await card.getByRole('textbox').fill('no change window');
@@ -133,9 +142,7 @@ describe('local web console (Chromium)', () => {
 
     // A click that is refused says why and changes nothing.
     await as('alice@contoso.com');
-    await say('rdp vm1 1h from 203.0.113.9');
-    await page.locator('#chat').getByText(/is waiting for approval/).last().waitFor();
-    const other = await requestIdOnPage();
+    const other = await requestOnPage('rdp vm1 1h from 203.0.113.9');
     const res = await page.evaluate(async (rid) => (await fetch('/api/v1/card-actions', { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'alice@contoso.com' }, body: JSON.stringify({ verb: 'approve', data: { requestId: rid } }) })).json(), other);
     expect(res).toMatchObject({ kind: 'message' });
     expect(JSON.stringify(res)).toMatch(/not an approver/);

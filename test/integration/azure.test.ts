@@ -38,6 +38,14 @@ const POLICY = TEST_POLICY_YAML.replace('virtualMachines/quorum2, os: linux }', 
 const ours = (nsg: string, id: string) => arm.rules(nsg).filter((r) => r.name.startsWith(`jit-${id}-`));
 const state = async (id: string): Promise<AccessRequest> => (await h.app.service.get(id))!;
 const gate = () => h.app.gate as AzureGate;
+/** GET /metrics as `name{labels}` → value. */
+async function scrape(): Promise<Map<string, number>> {
+  const text = await (await fetch(`${h.app.url}/metrics`)).text();
+  return new Map(text.split('\n').flatMap((l) => {
+    const m = /^(\S+) (\S+)$/.exec(l);
+    return m && !l.startsWith('#') ? [[m[1]!, Number(m[2])] as const] : [];
+  }));
+}
 
 async function grant(text: string, approver = 'bob@contoso.com'): Promise<string> {
   const id = requestOf((await h.cmd('alice@contoso.com', text)).reply).id;
@@ -135,11 +143,21 @@ describe('writes under ARM\'s rules', () => {
       { status: 400, code: 'SecurityRuleConflict' },
     );
     const before = { ...gate().stats };
+    const m0 = await scrape();
     const id = await grant('rdp vm1 1h from 203.0.113.10');
     expect((await state(id)).status).toBe('active');
     expect(ours(vm1.nicNsg, id)).toHaveLength(1);
     expect(ours(vm1.subnetNsg, id)).toHaveLength(1);
     expect(gate().stats.retries - before.retries).toBe(3);
+    // /metrics: one counter of ARM's answers, each label value one kind of answer to one kind of call.
+    const m1 = await scrape();
+    const grew = (labels: string) => (m1.get(`jit_network_arm_answers_total{${labels}}`) ?? 0) - (m0.get(`jit_network_arm_answers_total{${labels}}`) ?? 0);
+    expect(grew('call="write",answer="409"')).toBe(1);
+    expect(grew('call="write",answer="412"')).toBe(1);
+    expect(grew('call="write",answer="4xx"')).toBe(1);
+    expect(grew('call="write",answer="ok"')).toBeGreaterThanOrEqual(2);
+    expect(grew('call="read",answer="ok"')).toBeGreaterThanOrEqual(2);
+    expect((m1.get('jit_network_arm_write_retries_total') ?? 0) - (m0.get('jit_network_arm_write_retries_total') ?? 0)).toBe(3);
     await h.cmd('alice@contoso.com', `revoke ${id}`);
   });
 

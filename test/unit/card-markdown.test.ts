@@ -36,7 +36,7 @@ function texts(card: CardJson): string[] {
 /** What a reader sees of card markdown: the rendered HTML without its tags. */
 const visible = (md: string) => cardMarkdown(md).replace(/<[^>]+>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&').trim();
 const teamsSees = (card: CardJson) => texts(card).map(visible).join('\n');
-const slackSees = (reply: Reply) => replyMessage(reply).blocks.map((b) => ('text' in b && b.text ? b.text.text : '')).join('\n');
+const slackSees = (reply: Reply) => replyMessage(reply).blocks.map((b) => ('text' in b && b.text ? (typeof b.text === 'string' ? b.text : b.text.text) : '')).join('\n');
 
 const help: Reply = { kind: 'help', examples: ['rdp vm1 1h from 203.0.113.7 reason "INC-1234"', 'list [mine|pending|active|all]', 'deny <id> [reason]'] };
 const inventory: Reply = {

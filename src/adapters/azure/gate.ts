@@ -120,6 +120,23 @@ const DISCOVERY_TTL_MS = 5 * 60_000;
 const armProtocol = (p: Protocol): string => (p === 'tcp' ? 'Tcp' : p === 'udp' ? 'Udp' : '*');
 const jitProtocol = (p: string | undefined): Protocol => (p?.toLowerCase() === 'tcp' ? 'tcp' : p?.toLowerCase() === 'udp' ? 'udp' : '*');
 
+export type ArmCall = 'read' | 'write';
+/**
+ * What ARM answered one call, as a class: `ok`, `404`, `409` (another operation in progress),
+ * `412` (ETag moved), `429` (throttled), other `4xx`, `5xx`, `timeout` (no answer within the
+ * request timeout), `network` (no HTTP answer at all) or `failed` (an error with a success status:
+ * a long-running operation that ended Failed).
+ */
+export type ArmAnswer = 'ok' | '404' | '409' | '412' | '429' | '4xx' | '5xx' | 'timeout' | 'network' | 'failed';
+
+function answerClass(status: number | undefined): ArmAnswer {
+  if (status === undefined) return 'network';
+  if (status === 404 || status === 409 || status === 412 || status === 429) return String(status) as ArmAnswer;
+  if (status >= 500) return '5xx';
+  if (status >= 400) return '4xx';
+  return 'failed';
+}
+
 export function errorInfo(err: unknown): { status?: number; code?: string; retryAfterMs?: number } {
   const e = err as { statusCode?: number; code?: string; response?: { headers?: { get(name: string): string | undefined } } };
   const ra = e.response?.headers?.get('retry-after');
@@ -141,8 +158,10 @@ export class AzureGate implements NetworkGate {
   private readonly timeoutMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly log: (msg: string, fields?: Record<string, unknown>) => void;
-  /** Writes issued (PUTs) and their outcomes, for metrics and benchmarks. */
+  /** Writes issued (PUTs) and their outcomes, for benchmarks and tests. */
   readonly stats = { puts: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0, timeouts: 0 };
+  /** Every ARM call's answer since start, by call (read / write) and answer class: see {@link armAnswers}. */
+  private readonly answerCounts = new Map<string, number>();
 
   constructor(private readonly opts: AzureGateOptions) {
     this.range = opts.priorityRange ?? [100, 199];
@@ -177,22 +196,42 @@ export class AzureGate implements NetworkGate {
    * Runs one ARM call with a deadline: the call gets an abort signal, and the caller gets a
    * `RequestTimeout` error when the time is up even if the SDK keeps waiting (a hung connection).
    */
-  private async timed<T>(what: string, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  private async timed<T>(what: string, call: (abortSignal: AbortSignal) => Promise<T>, kind: ArmCall = 'read'): Promise<T> {
     const ctl = new AbortController();
     let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.stats.timeouts++;
+        timedOut = true;
         const err = Object.assign(new Error(`${what}: no answer from Azure Resource Manager within ${Math.round(this.timeoutMs / 1000)} s`), { code: 'RequestTimeout' });
         ctl.abort(err);
         reject(err);
       }, this.timeoutMs);
     });
     try {
-      return await Promise.race([call(ctl.signal), timeout]);
+      const out = await Promise.race([call(ctl.signal), timeout]);
+      this.answered(kind, 'ok');
+      return out;
+    } catch (err) {
+      this.answered(kind, timedOut ? 'timeout' : answerClass(errorInfo(err).status));
+      throw err;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  private answered(call: ArmCall, answer: ArmAnswer): void {
+    const key = `${call} ${answer}`;
+    this.answerCounts.set(key, (this.answerCounts.get(key) ?? 0) + 1);
+  }
+
+  /** ARM's answers since start: one count per call kind and answer class (metrics). */
+  armAnswers(): Array<{ call: ArmCall; answer: ArmAnswer; count: number }> {
+    return [...this.answerCounts].map(([key, count]) => {
+      const [call, answer] = key.split(' ') as [ArmCall, ArmAnswer];
+      return { call, answer, count };
+    });
   }
 
   // ------------------------------------------------------------------ discovery
@@ -646,7 +685,7 @@ export class AzureGate implements NetworkGate {
   }
 
   private write(resourceId: string, doc: ResourceDoc, etag: string | undefined): Promise<void> {
-    return this.timed(`writing ${parseArmId(resourceId).name}`, (abortSignal) => this.writeOnce(resourceId, doc, etag, abortSignal));
+    return this.timed(`writing ${parseArmId(resourceId).name}`, (abortSignal) => this.writeOnce(resourceId, doc, etag, abortSignal), 'write');
   }
 
   private async writeOnce(resourceId: string, doc: ResourceDoc, etag: string | undefined, abortSignal: AbortSignal): Promise<void> {

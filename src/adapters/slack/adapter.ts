@@ -23,6 +23,7 @@ import {
   activeMessage,
   approvalCard,
   auditLine,
+  cardFallbackText,
   denyModal,
   esc,
   expiringMessage,
@@ -131,7 +132,12 @@ export function foreignWorkspace(home: SlackWorkspace, body: unknown, context: {
   return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
 }
 
-const fail = (message: string): SlackMessage => ({ text: `✗ ${esc(message)}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `✗ ${esc(message)}` } }] });
+const fail = (message: string): SlackMessage => replyMessage({ kind: 'info', message: `✗ ${message}` });
+
+/** How long to wait before our own second try of a card post that failed for a transient reason. */
+const CARD_RETRY_MS = 1000;
+/** Slack answers that are about the message itself or its destination: posting the same again cannot help. */
+const PERMANENT = new Set(['invalid_blocks', 'invalid_blocks_format', 'invalid_arguments', 'msg_too_long', 'channel_not_found', 'not_in_channel', 'is_archived', 'user_not_found', 'cannot_dm_bot', 'restricted_action', 'not_authed', 'invalid_auth', 'account_inactive', 'token_revoked', 'missing_scope']);
 
 export class SlackAdapter implements Notifier {
   readonly app: App;
@@ -342,7 +348,7 @@ export class SlackAdapter implements Notifier {
       } catch (err) {
         message = this.failure(err);
       }
-      await respond({ response_type: 'ephemeral', ...message });
+      await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), message);
     });
 
     /**
@@ -355,7 +361,7 @@ export class SlackAdapter implements Notifier {
       async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond: (m: object) => Promise<unknown> }) => {
         await args.ack();
         const body = args.body as { user: { id: string }; trigger_id?: string };
-        const say = (m: SlackMessage) => args.respond({ response_type: 'ephemeral', replace_original: false, ...m });
+        const say = (m: SlackMessage) => this.respondSafely((x) => args.respond({ response_type: 'ephemeral', replace_original: false, ...x }), m);
         if (!(await this.firstTime('act', body.trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
         const value = parse((args.action as { value?: string }).value ?? '');
         if (typeof value === 'string') return void (await say(fail(value)));
@@ -418,6 +424,17 @@ export class SlackAdapter implements Notifier {
     this.app.error(async (err) => {
       log.error('slack: listener failed', { err });
     });
+  }
+
+  /** Answers through response_url; if Slack refuses the blocks, the same answer as text only. */
+  private async respondSafely(send: (m: { text: string; blocks?: SlackMessage['blocks'] }) => Promise<unknown>, m: SlackMessage): Promise<void> {
+    try {
+      await send(m);
+    } catch (err) {
+      this.apiFailed(err);
+      this.deps.log.warn('slack: answer refused; sent as text', { err });
+      await send({ text: m.text });
+    }
   }
 
   private failure(err: unknown): SlackMessage {
@@ -511,22 +528,70 @@ export class SlackAdapter implements Notifier {
     return this.post(user, m);
   }
 
-  private async post(channel: string, m: SlackMessage): Promise<CardRef | null> {
-    const res = await this.client.chat.postMessage({ channel, text: m.text, blocks: m.blocks as never, unfurl_links: false, unfurl_media: false });
+  private async post(channel: string, m: { text: string; blocks?: SlackMessage['blocks'] }): Promise<CardRef | null> {
+    const res = await this.client.chat.postMessage({ channel, text: m.text, ...(m.blocks ? { blocks: m.blocks } : {}), unfurl_links: false, unfurl_media: false });
     return res.channel && res.ts ? { channel: res.channel, ts: res.ts } : null;
+  }
+
+  /**
+   * Posts one copy of an approval card. The Web API client already retries network errors, 5xx
+   * and 429; a post that still fails for a transient reason is tried once more. If it fails
+   * anyway (or Slack refuses the card itself), a plain-text stand-in saying how to decide goes
+   * to the same place. `error` is set when the card itself did not go out.
+   */
+  private async postCard(channel: string, r: AccessRequest, m: SlackMessage): Promise<{ ref: CardRef | null; error?: string; sent: 'card' | 'text' | 'none' }> {
+    let error = 'error';
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        return { ref: await this.post(channel, m), sent: 'card' };
+      } catch (err) {
+        this.apiFailed(err);
+        error = slackError(err) ?? (err as { code?: string }).code ?? 'error';
+        this.deps.log.warn('slack: approval card not posted', { request: r.id, channel, attempt, err });
+        if (PERMANENT.has(error) || attempt === 2) break;
+        await new Promise((ok) => setTimeout(ok, CARD_RETRY_MS));
+      }
+    }
+    try {
+      return { ref: await this.post(channel, { text: cardFallbackText(m, r.id, error) }), error, sent: 'text' };
+    } catch (err) {
+      this.apiFailed(err);
+      this.deps.log.warn('slack: approval card stand-in not posted either', { request: r.id, channel, err });
+      return { ref: null, error, sent: 'none' };
+    }
   }
 
   private cardKey(kind: CardKind, id: string): string {
     return `${this.deps.prefix}:slack:cards:${kind}:${id}`;
   }
 
-  /** Posts an approval card where the route says (channel and/or approvers' DMs) and remembers each copy. */
+  /**
+   * Posts an approval card where the route says (channel and/or approvers' DMs) and remembers each
+   * copy. A copy Slack refuses is replaced by plain text (see postCard); when no copy reached
+   * anyone, the approvers get the plain text by DM. Every fallback is audited
+   * (`notify.card_fallback`), so a request nobody could see is on record.
+   */
   private async postCards(kind: CardKind, r: AccessRequest, route: PlatformRoute | undefined, approvers: PrincipalId[], m: SlackMessage): Promise<void> {
     if (!route) return;
-    const posts: Array<Promise<CardRef | null>> = [];
-    if (route.channel) posts.push(this.post(route.channel, m));
-    if (route.dm) for (const p of approvers) posts.push(this.dm(p, m));
-    const refs = (await Promise.allSettled(posts)).flatMap((s) => {
+    const destinations: Array<Promise<{ channel: string; ref: CardRef | null; error?: string; sent: 'card' | 'text' | 'none' } | null>> = [];
+    if (route.channel) {
+      const channel = route.channel;
+      destinations.push(this.postCard(channel, r, m).then((x) => ({ channel, ...x })));
+    }
+    if (route.dm) {
+      for (const p of approvers) {
+        destinations.push(
+          this.directory.userOf(p).then(async (user) => {
+            if (!user) {
+              this.deps.log.warn('slack: no Slack user for a principal; DM not sent', { principal: p });
+              return null;
+            }
+            return { channel: user, ...(await this.postCard(user, r, m)) };
+          }),
+        );
+      }
+    }
+    const outcomes = (await Promise.allSettled(destinations)).flatMap((s) => {
       if (s.status === 'rejected') {
         this.apiFailed(s.reason);
         this.deps.log.warn('slack: approval card not posted', { request: r.id, err: s.reason });
@@ -534,6 +599,36 @@ export class SlackAdapter implements Notifier {
       }
       return s.value ? [s.value] : [];
     });
+    const refs = outcomes.flatMap((o) => (o.ref ? [o.ref] : []));
+    // Nothing reached anyone (the channel is gone, the bot was removed from it ...): DM the
+    // approvers the plain text, unless the route already tried their DMs.
+    const dmFallback: string[] = [];
+    if (refs.length === 0 && outcomes.some((o) => o.error) && !route.dm) {
+      const text = cardFallbackText(m, r.id, outcomes.find((o) => o.error)?.error ?? 'error');
+      const dms = await Promise.allSettled(approvers.map(async (p) => {
+        const user = await this.directory.userOf(p);
+        return user ? this.post(user, { text }) : null;
+      }));
+      for (const [i, d] of dms.entries()) {
+        if (d.status === 'fulfilled' && d.value) {
+          refs.push(d.value);
+          dmFallback.push(approvers[i]!);
+        } else if (d.status === 'rejected') this.apiFailed(d.reason);
+      }
+    }
+    for (const o of outcomes.filter((x) => x.error)) {
+      const delivered = o.sent === 'text' ? 'text' : dmFallback.length ? 'approver_dms' : 'none';
+      await this.svc()
+        .auditDelivery(r, 'slack', {
+          platform: 'slack',
+          card: kind === 'ext' ? 'extension' : 'request',
+          destination: o.channel,
+          error: o.error ?? 'error',
+          delivered,
+          ...(delivered === 'approver_dms' ? { approvers: dmFallback.join(' ') } : {}),
+        })
+        .catch((err: unknown) => this.deps.log.error('slack: could not audit a card fallback', { request: r.id, err }));
+    }
     if (refs.length === 0) return;
     const key = this.cardKey(kind, r.id);
     await this.deps.redis.multi().sadd(key, ...refs.map((x) => `${x.channel} ${x.ts}`)).expire(key, CARD_TTL_S).exec();
@@ -552,7 +647,7 @@ export class SlackAdapter implements Notifier {
         refs.map(async (ref) => {
           const [channel, ts] = ref.split(' ');
           try {
-            await this.client.chat.update({ channel: channel!, ts: ts!, text: m.text, blocks: m.blocks as never });
+            await this.client.chat.update({ channel: channel!, ts: ts!, text: m.text, blocks: m.blocks });
           } catch (err) {
             this.apiFailed(err);
             this.deps.log.warn('slack: card not updated', { request: r.id, channel, err });
