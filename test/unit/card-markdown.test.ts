@@ -34,7 +34,8 @@ function texts(card: CardJson): string[] {
   return out;
 }
 /** What a reader sees of card markdown: the rendered HTML without its tags. */
-const visible = (md: string) => cardMarkdown(md).replace(/<[^>]+>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&').trim();
+// (a zero-width space is invisible: mdEsc breaks link shapes with one)
+const visible = (md: string) => cardMarkdown(md).replace(/<[^>]+>/g, '').replace(/\u200b/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&').trim();
 const teamsSees = (card: CardJson) => texts(card).map(visible).join('\n');
 const slackSees = (reply: Reply) => replyMessage(reply).blocks.map((b) => ('text' in b && b.text ? (typeof b.text === 'string' ? b.text : b.text.text) : '')).join('\n');
 
@@ -73,7 +74,7 @@ describe('card markdown (Teams subset) and the Slack rendering of the same repli
     expect(html).not.toMatch(/<a |<strong>|<em>|<s>|<code>|<b>/);
     expect(teamsSees(card)).toContain('INC-1 [click](https://evil.example) **now** _x_ ~~y~~ `z` <b>h</b> ${injected}');
     // Only what starts markup is escaped: parentheses never need it.
-    expect(mdEsc('Configured (3): a_b [x](y) *z* ~w~ `v` ${t} \\')).toBe('Configured (3): a\\_b \\[x\\](y) \\*z\\* \\~w\\~ \\`v\\` $\\{t} \\\\');
+    expect(mdEsc('Configured (3): a_b [x](y) *z* ~w~ `v` ${t} <id> <https://e.x> \\')).toBe('Configured (3): a_b [x]\u200b(y) \\*z\\* ~w~ `v` ${t} <id> <\u200bhttps://e.x> \\');
   });
 
   it('the markdown processor passes no raw HTML and no script link, and draws emoji as icons', () => {

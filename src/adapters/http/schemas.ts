@@ -169,7 +169,9 @@ export const AuditAnswer = z.object({ rows: z.array(AuditRowSchema), truncated: 
 
 /** Component names in the document: inputs are generated as accepted, answers as sent. */
 export const INPUTS = { CommandBody, NewRequest: NewRequestBody, DenyBody, ExtendBody, CardActionBody } as const;
-export const OUTPUTS = { Error: ErrorSchema, Request: RequestSchema, Reply: ReplySchema, CommandAnswer, CommandRefusal, CommandError, CardActionAnswer, RequestList, AuditAnswer } as const;
+/** A card action refused as GET /requests/{id} would be (404: not visible or no such request; 429): the card host's message and the plain error. */
+export const CardActionRefusal = ErrorSchema.extend({ kind: z.literal('message'), text: z.string() });
+export const OUTPUTS = { Error: ErrorSchema, Request: RequestSchema, Reply: ReplySchema, CommandAnswer, CommandRefusal, CommandError, CardActionAnswer, CardActionRefusal, RequestList, AuditAnswer } as const;
 
 /** A body checked against its schema, or a 400 saying what is wrong, by field. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value: z.output<S> } | { ok: false; error: string } {
@@ -185,8 +187,14 @@ function explain(issue: z.core.$ZodIssue): string {
     case 'invalid_type':
       if (issue.input === undefined) return `${name} is required`;
       return `${name} must be ${issue.expected === 'object' ? 'a JSON object' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`}`;
-    case 'too_big':
+    case 'too_big': {
+      // The same words as chat's validator (src/core/validate.ts) for the fields both accept.
+      const last = String(issue.path.at(-1) ?? '');
+      const input = (issue as { input?: unknown }).input;
+      if ((last === 'justification' || last === 'reason') && typeof input === 'string') return `the ${last} is ${input.length} characters; at most ${String(issue.maximum)}`;
+      if (last === 'ports' && Array.isArray(input)) return `at most ${String(issue.maximum)} ports per request (got ${input.length})`;
       return `${name} is too long (at most ${String(issue.maximum)} ${issue.origin === 'array' ? 'items' : 'characters'})`;
+    }
     case 'too_small':
       return issue.origin === 'array' ? `${name} must list at least ${String(issue.minimum)}` : `${name} must not be empty`;
     case 'invalid_value':

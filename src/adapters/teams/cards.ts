@@ -25,12 +25,13 @@ export { VERBS };
 
 const ZWSP = '\u200b';
 const WORD = /[\p{L}\p{N}]/u;
+const AUTOLINK = /^(?:[a-z][a-z0-9+.-]{1,31}:|[^\s<>@]+@[^\s<>@]+>)/i;
 
 /**
  * Neutralises user text for Teams' markdown subset in TextBlocks and facts (bold, italic, lists,
  * links; nothing else), escaping only what that subset needs, because some Teams clients show a
  * backslash escape literally: `*` and an `_` at a word boundary are backslash-escaped (and a
- * backslash that would escape the next character, or break the line, is doubled); links (`](`), autolinks (`<x…>`) and
+ * backslash that would escape the next character, or break the line, is doubled); links (`](`), autolinks (`<scheme:…>`, `<a@b>`) and
  * list markers at a line start are broken with an invisible zero-width space. Template syntax
  * (`${…}`) needs nothing: the templating expands our templates, never the data put into them.
  */
@@ -41,7 +42,8 @@ export function mdEsc(s: string): string {
     if (c === '*') return '\\*';
     if (c === '_') return WORD.test(chars[i - 1] ?? '') && WORD.test(chars[i + 1] ?? '') ? c : '\\_';
     if (c === '(' && chars[i - 1] === ']') return `${ZWSP}(`;
-    if (c === '<' && /^\S$/u.test(chars[i + 1] ?? '')) return `<${ZWSP}`;
+    // Only what could start an autolink (`<https://…>`, `<a@b.c>`): a `<id>` in a command stays as typed (people copy it).
+    if (c === '<' && AUTOLINK.test(chars.slice(i + 1, i + 80).join(''))) return `<${ZWSP}`;
     return c;
   });
   return out.join('').replace(/^([ \t]*)([-+]|\d{1,9}[.)])(?=[ \t]|$)/gm, `$1${ZWSP}$2`);

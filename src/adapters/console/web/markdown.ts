@@ -1,11 +1,11 @@
 // The console's markdown processor for Adaptive Card text (AdaptiveCard.onProcessMarkdown): the
-// subset Teams renders in TextBlock and Fact text (bold, italic, strike, lists, links, backslash
-// escapes), nothing else; raw HTML is never passed through. Emoji the bot writes become small
+// subset Teams renders in TextBlock and Fact text (bold, italic, lists, links, backslash escapes;
+// no strike-through), nothing else; raw HTML is never passed through. Emoji the bot writes become small
 // inline icons, so a system without an emoji font shows a mark rather than an empty box.
 import MarkdownIt from 'markdown-it';
 
 const md = new MarkdownIt('zero', { html: false, linkify: false, typographer: false });
-md.enable(['paragraph', 'list', 'newline', 'escape', 'emphasis', 'strikethrough', 'link', 'text']);
+md.enable(['paragraph', 'list', 'newline', 'escape', 'emphasis', 'link', 'text']);
 
 /** The emoji the cards use, as the icon class and the label a screen reader says. */
 export const ICONS: Record<string, { cls: string; label: string }> = {
