@@ -11,7 +11,7 @@ import { JitService } from './app/service.js';
 import { FanoutNotifier, LocalFeed } from './adapters/local/feed.js';
 import { BullScheduler, BullWorker } from './adapters/queue/bullmq.js';
 import { RedisAuditLog } from './adapters/redis/audit.js';
-import { checkEvictionPolicy, checkTimerResolution, createRedis } from './adapters/redis/connection.js';
+import { checkEvictionPolicy, checkTimerResolution, openRedis } from './adapters/redis/connection.js';
 import { ensureRedis } from './adapters/redis/embedded.js';
 import { RedisRequestStore } from './adapters/redis/store.js';
 import { RedisRateLimiter } from './adapters/redis/ratelimit.js';
@@ -77,14 +77,21 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     log: (m) => log.info(m),
   });
 
-  const redis = createRedis(redisInfo.url);
-  try {
-    await redis.ping();
-  } catch (err) {
-    redis.disconnect();
+  // At start an unreachable Redis is an error within ~10 s; later the connection reconnects on its
+  // own (/readyz says redis: down meanwhile) and its errors are logged once per kind of error.
+  let lastRedisError = '';
+  const redis = await openRedis(redisInfo.url, {
+    label: config.REDIS_URL ? 'REDIS_URL' : 'the private Redis',
+    onError: (err) => {
+      if (err.message === lastRedisError) return;
+      lastRedisError = err.message;
+      log.warn('redis: connection error; reconnecting', { err });
+    },
+  }).catch(async (err: unknown) => {
     await redisInfo.stop();
-    throw new Error(`REDIS_URL: cannot reach Redis (${err instanceof Error ? err.message : String(err)})`);
-  }
+    throw err;
+  });
+  redis.on('ready', () => (lastRedisError = ''));
   const eviction = await checkEvictionPolicy(redis);
   if (eviction) log.warn(eviction);
   const hzNote = await checkTimerResolution(redis);
@@ -238,7 +245,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     ...(opts.httpLimits ? { limits: opts.httpLimits } : {}),
     trustedProxies: config.JIT_TRUSTED_PROXIES,
     health: {
-      redis: async () => (await redis.ping()) === 'PONG',
+      // Not connected: down at once (a PING would wait in the offline queue until Redis is back).
+      redis: async () => redis.status === 'ready' && (await Promise.race([redis.ping(), new Promise((r) => setTimeout(r, 2000).unref())])) === 'PONG',
       worker: () => (!config.JIT_WORKER ? 'disabled' : worker?.running() ? 'running' : 'stopped'),
       draining: () => draining,
       adapters: () => ({

@@ -6,6 +6,7 @@ import type { AccessCommand, Command } from '../core/command.js';
 import { JitError, isJitError } from '../core/errors.js';
 import { formatDuration } from '../core/duration.js';
 import { parseCommand } from '../core/parse.js';
+import { helpExamples, workingExample, type ExampleContext } from './examples.js';
 import {
   checkAccess,
   effectivePolicy,
@@ -138,12 +139,27 @@ export class JitService implements JobHandlers {
 
   /** Parses and runs one command typed by `actor`; never throws a JitError (it becomes a rejected reply). */
   async execute(actor: PrincipalId, text: string, origin: RequestOrigin): Promise<Reply> {
+    const who = normalizePrincipal(actor);
     try {
-      return await this.run(normalizePrincipal(actor), parseCommand(text), origin);
+      return await this.run(who, parseCommand(text), origin);
     } catch (e) {
-      if (isJitError(e)) return rejectedReply(e);
-      throw e;
+      if (!isJitError(e)) throw e;
+      // The "try …" is what they paste next: make it one that works for them (src/app/examples.ts).
+      const example = e.example === undefined ? undefined : await workingExample(this.exampleContext(origin), who, e.example).catch(() => 'help');
+      return rejectedReply(example === e.example ? e : new JitError(e.code, e.message, example));
     }
+  }
+
+  private exampleContext(origin?: RequestOrigin): ExampleContext {
+    return {
+      book: this.book,
+      minDurationMs: this.settings.minDurationMs,
+      ...(this.settings.publicUrl ? { publicUrl: this.settings.publicUrl } : {}),
+      now: this.deps.clock.now(),
+      ...(origin?.timeZone ? { timeZone: origin.timeZone } : {}),
+      get: (id) => this.deps.store.get(id),
+      canSee: (actor, req) => this.canSee(actor, req),
+    };
   }
 
   async run(actor: PrincipalId, cmd: Command, origin: RequestOrigin): Promise<Reply> {
@@ -173,7 +189,7 @@ export class JitService implements JobHandlers {
       case 'audit':
         return this.auditReport(actor, cmd.target, cmd.sinceMs);
       case 'help':
-        return this.help(actor);
+        return this.help(actor, origin);
     }
   }
 
@@ -834,19 +850,12 @@ export class JitService implements JobHandlers {
     return { kind: 'list', scope, requests: visible };
   }
 
-  help(actor: PrincipalId): Reply {
-    const examples: string[] = [];
-    for (const t of this.requestableTargets(actor).slice(0, 3)) {
-      const policy = effectivePolicy(this.book, t);
-      const rule = policy.ports[0];
-      if (!rule) continue;
-      const ask = [{ port: rule.port, protocol: rule.protocol }];
-      const from = rule.allowedSourcePrefixes.find((p) => p !== '*');
-      examples.push(`${exampleVerb(ask)} ${t.name} ${formatDuration(Math.min(rule.maxDurationMs, 3600_000))}${from && !this.settings.publicUrl ? ` from ${from.split('/')[0]}` : ''} reason "INC-1234"`);
-    }
-    if (examples.length === 0) examples.push('rdp vm1 2h from 203.0.113.7   (you cannot request any target yet)');
-    examples.push('list [mine|pending|active|all]', 'status <id>', 'revoke <id>', 'extend <id> 30m', 'approve <id>', 'deny <id> [reason]', 'help');
-    return { kind: 'help', examples };
+  /** Examples from the person's own targets, each one pasteable as is (test/integration/examples.test.ts). */
+  async help(actor: PrincipalId, origin?: RequestOrigin): Promise<Reply> {
+    const [latest] = await this.listVisible(actor, { limit: 1 });
+    const examples = await helpExamples(this.exampleContext(origin), actor, latest);
+    const none = this.requestableTargets(actor).length === 0;
+    return { kind: 'help', examples, ...(none ? { note: '(you cannot request any target yet: a JIT Admin can give you the JIT Requester role)' } : {}) };
   }
 
   // ---------------------------------------------------------------- workflow jobs

@@ -31,7 +31,7 @@ export type Reply =
   | { kind: 'inventory'; configured: InventoryRow[]; notConfigured: Array<{ name: string; id: string }>; unsupported: Array<{ name: string; id: string; reason: string }> }
   | { kind: 'policy'; target: string; targetId: string; os: string; lines: PolicyLine[] }
   | { kind: 'audit'; target?: string; since: number; rows: AuditRow[]; truncated: boolean }
-  | { kind: 'help'; examples: string[] };
+  | { kind: 'help'; examples: string[]; note?: string };
 
 /** A refusal as a reply (what every channel shows instead of throwing). */
 export const rejectedReply = (e: JitError): Reply => ({
@@ -80,6 +80,9 @@ export function summarize(r: AccessRequest): string {
     r.status === 'active' ? `  until ${iso(r.expiresAt)}` : ''
   }`;
 }
+
+/** The commands that take a request id: syntax, not examples (ids come from `list`). */
+export const HELP_ID_LINE = 'With a request id from list: status <id> · approve <id> · deny <id> [reason <text>] · revoke <id> · extend <id> <duration>';
 
 /** Plain text for a reply; `prefix` is how the platform spells the command (`/jit`, `jit`, `npm run jit --`). */
 export function renderText(reply: Reply, prefix = '/jit'): string {
@@ -157,6 +160,8 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       return [
         'Commands:',
         ...reply.examples.map((e) => `  ${prefix} ${e}`),
+        ...(reply.note ? [reply.note] : []),
+        HELP_ID_LINE,
         'Durations: 30m, 2h, 1h30m or PT2H. Sources: an address (203.0.113.7) or a range (203.0.113.0/28).',
       ].join('\n');
   }

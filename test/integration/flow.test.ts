@@ -298,7 +298,7 @@ describe('list, status, help', () => {
   it('help gives examples from the caller\'s own targets', async () => {
     const { text } = await h.cmd(ALICE, 'help');
     expect(text).toContain('jit rdp vm1 1h');
-    expect(text).toContain('jit extend <id> 30m');
+    expect(text).toContain('extend <id> <duration>');
     const stranger = await h.cmd(MALLORY, 'help');
     expect(stranger.text).toContain('you cannot request any target yet');
   });

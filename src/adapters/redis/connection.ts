@@ -14,6 +14,58 @@ export function createRedis(url: string, extra: RedisOptions = {}): Redis {
   return new Redis(url, base);
 }
 
+/** Where a Redis URL points, without its credentials: `host:port`, or the socket path. */
+export function redisAddress(url: string): string {
+  if (url.startsWith('unix://')) return url.slice('unix://'.length);
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 6379}`;
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/**
+ * Opens the long-lived connection and waits (at most `timeoutMs`) for its first PONG. On failure
+ * the connection is closed and the error says which address did not answer and why (the last
+ * connection error ioredis saw: ECONNREFUSED, ENOTFOUND, ETIMEDOUT, WRONGPASS…). After start the
+ * connection reconnects on its own; `onError` sees those errors (without a listener ioredis
+ * prints "Unhandled error event" for each attempt).
+ */
+export async function openRedis(url: string, opts: { label: string; timeoutMs?: number; onError: (err: Error) => void }): Promise<Redis> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const redis = createRedis(url);
+  let lastError: Error | null = null;
+  let firstErrorAt = 0;
+  let failFast: (err: Error) => void = () => {};
+  // A Redis that is still starting refuses for a moment: give up once errors last 2 s.
+  const early = (err: Error) => {
+    lastError = err;
+    firstErrorAt ||= Date.now();
+    if (Date.now() - firstErrorAt >= 2000) failFast(err);
+  };
+  redis.on('error', early);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      redis.ping(),
+      new Promise((_, reject) => {
+        failFast = reject;
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    redis.disconnect();
+    const cause = (lastError as Error | null)?.message ?? (err instanceof Error ? err.message : String(err));
+    throw new Error(`${opts.label}: cannot reach Redis at ${redisAddress(url)} (${cause})`);
+  } finally {
+    clearTimeout(timer);
+    redis.off('error', early);
+  }
+  redis.on('error', opts.onError);
+  return redis;
+}
+
 /** BullMQ and this product need `noeviction`: an evicted delayed job is a port left open. */
 export async function checkEvictionPolicy(redis: Redis): Promise<string | null> {
   try {

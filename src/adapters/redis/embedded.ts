@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 
 export interface EnsureRedisOptions {
   /** REDIS_URL: used as is when given. */
@@ -39,7 +39,9 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<EnsuredRedi
     return { url: `redis://${probe.host}:${probe.port}`, stop: noop, embedded: false };
   }
 
-  const dir = join(opts.dataDir, 'redis');
+  // Absolute: redis-server changes into --dir before it binds the socket, so a relative
+  // JIT_DATA_DIR (the default `data`) would name a socket path that does not exist from there.
+  const dir = resolve(opts.dataDir, 'redis');
   const socket = join(dir, 'redis.sock');
   // A private server from an earlier start that is still running: share it rather than start a
   // second server writing the same AOF.
@@ -64,14 +66,38 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<EnsuredRedi
     );
   }
 
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   opts.log(`REDIS_URL not set${probe ? ` and no Redis on ${probe.host}:${probe.port}` : ''}; starting a private ${binPath} in ${dir}`);
+  return startRedisServer({ bin: binPath, dir, listen: { socket }, persist: true, ...(opts.startTimeoutMs ? { startTimeoutMs: opts.startTimeoutMs } : {}) });
+}
+
+export interface RedisServerOptions {
+  /** Path of the redis-server binary. */
+  bin: string;
+  /** Its working directory (AOF, logs); created 0700 if missing. */
+  dir: string;
+  /** A unix socket only (TCP off), or a TCP port on 127.0.0.1 only. */
+  listen: { socket: string } | { port: number };
+  /** AOF on (fsync every second): what jit-bot's data needs. Off: memory only (tests). */
+  persist: boolean;
+  /** How long it may take to answer PING. Default 10 s. */
+  startTimeoutMs?: number;
+}
+
+/**
+ * Starts a redis-server child process and waits until it answers PING: the private server of
+ * `npm start` (unix socket, AOF) and of `npm test` (test/global-setup.ts: a TCP port, in memory).
+ */
+export async function startRedisServer(opts: RedisServerOptions): Promise<EnsuredRedis> {
+  const dir = resolve(opts.dir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const where: { path: string } | { host: string; port: number } =
+    'socket' in opts.listen ? { path: resolve(opts.listen.socket) } : { host: '127.0.0.1', port: opts.listen.port };
   const args = [
-    '--port', '0',
-    '--unixsocket', socket,
-    '--unixsocketperm', '700',
+    ...('path' in where
+      ? ['--port', '0', '--unixsocket', where.path, '--unixsocketperm', '700']
+      : ['--port', String(where.port), '--bind', '127.0.0.1']),
     '--dir', dir,
-    '--appendonly', 'yes',
+    '--appendonly', opts.persist ? 'yes' : 'no',
     '--appendfsync', 'everysec',
     '--maxmemory-policy', 'noeviction',
     // Blocked-client timeouts (BullMQ's delayed jobs) are checked at `hz`: 100 makes a revocation
@@ -79,7 +105,7 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<EnsuredRedi
     '--hz', '100',
     '--save', '',
   ];
-  const child = spawn(binPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const collect = (b: Buffer) => {
     output = (output + b.toString()).slice(-4000);
@@ -101,7 +127,7 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<EnsuredRedi
 
   const timeoutMs = opts.startTimeoutMs ?? 10_000;
   try {
-    await waitForPing(child, socket, timeoutMs, () => output);
+    await waitForPing(child, where, timeoutMs, () => output);
   } catch (err) {
     process.off('exit', killOnExit);
     child.kill('SIGKILL');
@@ -121,10 +147,11 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<EnsuredRedi
     })();
     return stopping;
   };
-  return { url: `unix://${socket}`, stop, embedded: true };
+  return { url: 'path' in where ? `unix://${where.path}` : `redis://127.0.0.1:${where.port}`, stop, embedded: true };
 }
 
-async function waitForPing(child: ChildProcess, socket: string, timeoutMs: number, output: () => string): Promise<void> {
+async function waitForPing(child: ChildProcess, where: { path: string } | { host: string; port: number }, timeoutMs: number, output: () => string): Promise<void> {
+  const name = 'path' in where ? where.path : `${where.host}:${where.port}`;
   const until = Date.now() + timeoutMs;
   let spawnError: Error | null = null;
   child.once('error', (e) => (spawnError = e));
@@ -133,9 +160,9 @@ async function waitForPing(child: ChildProcess, socket: string, timeoutMs: numbe
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}) before answering PING. Its output:\n${output().trim()}`);
     }
-    if (existsSync(socket) && (await pingRedis({ path: socket }, 300))) return;
+    if ((!('path' in where) || existsSync(where.path)) && (await pingRedis(where, 300))) return;
     if (Date.now() > until) {
-      throw new Error(`redis-server did not answer PING on ${socket} within ${timeoutMs} ms. Its output:\n${output().trim()}`);
+      throw new Error(`redis-server did not answer PING on ${name} within ${timeoutMs} ms. Its output:\n${output().trim()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -166,7 +193,7 @@ export function pingRedis(where: { host: string; port: number } | { path: string
 }
 
 /** `bin` if it is a path to an executable, else the first executable `bin` in a PATH directory. */
-function findExecutable(bin: string): string | null {
+export function findExecutable(bin: string): string | null {
   const isExec = (p: string) => {
     try {
       accessSync(p, constants.X_OK);

@@ -313,7 +313,7 @@ export function replyMessage(reply: Reply): SlackMessage {
     return activeMessage(reply.request, reply.connections);
   }
   if (reply.kind === 'help') {
-    return { text, blocks: [{ type: 'section', text: md(['*jit-bot commands*', ...reply.examples.map((e) => `\`/jit ${esc(e)}\``), text.split('\n').at(-1) ?? ''].join('\n')) }] };
+    return { text, blocks: [{ type: 'section', text: md(['*jit-bot commands*', ...reply.examples.map((e) => `\`/jit ${esc(e)}\``), ...text.split('\n').slice(reply.examples.length + 1)].join('\n')) }] };
   }
   if ((reply.kind === 'list' && reply.requests.length) || reply.kind === 'inventory' || reply.kind === 'audit' || reply.kind === 'policy') {
     const lines = reply.kind === 'list' ? reply.requests.map((r) => esc(summarize(r))) : text.split('\n');
