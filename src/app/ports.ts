@@ -96,8 +96,11 @@ export interface GrantSpec {
 export interface NetworkGate {
   /** Writes the allow rules of a grant. Idempotent by rule name. Throws on failure (nothing left open). */
   open(grant: GrantSpec): Promise<AppliedRule[]>;
-  /** Deletes every rule this bot wrote for the request. Idempotent. */
-  close(requestId: string, target: Target): Promise<AppliedRule[]>;
+  /**
+   * Deletes every rule this bot wrote for the request. Idempotent. `written` (the request's stored
+   * rules) says where they were written: closing must not depend on the VM still being there.
+   */
+  close(requestId: string, target: Target, written?: AppliedRule[]): Promise<AppliedRule[]>;
   /** Rules this bot owns (for reconciliation and display). */
   list(): Promise<AppliedRule[]>;
   /** Deletes exactly these rules (the reconciler's sweep; works without the request record). */

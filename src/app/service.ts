@@ -943,7 +943,7 @@ export class JitService implements JobHandlers {
   }
 
   private async closeRules(req: AccessRequest, target: Target, actor: string): Promise<void> {
-    const removed = await this.deps.gate.close(req.id, target);
+    const removed = await this.deps.gate.close(req.id, target, req.rules);
     for (const rule of removed) {
       await this.appendAudit({
         time: this.deps.clock.now(), actor, action: 'rule.removed', requestId: req.id, target: req.target,
