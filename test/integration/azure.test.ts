@@ -261,6 +261,38 @@ describe('writes under ARM\'s rules', () => {
     expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(2 * 20_000);
   });
 
+  it('an operation that ends Canceled (superseded) is retried to Succeeded; one that ends Failed fails the grant with ARM\'s code and leaves nothing open', async () => {
+    arm.failNext({ lro: 'Canceled', code: 'CanceledAndSupersededDueToAnotherOperation' });
+    const before = { ...gate().stats };
+    const id = await grant('rdp vm1 1h from 203.0.113.18');
+    expect((await state(id)).status).toBe('active');
+    expect(gate().stats.operationsCanceled - before.operationsCanceled).toBe(1);
+    for (const nsg of [vm1.nicNsg, vm1.subnetNsg]) expect(ours(nsg, id).map((r) => r.properties.provisioningState)).toEqual(['Succeeded']);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+
+    // ARM showed the goal state at once; the operation then failed: the rule is there, Failed.
+    arm.failNext({ lro: 'Failed', code: 'InvalidResourceReference' });
+    const failedId = await grant('rdp vm1 1h from 203.0.113.19');
+    const req = await state(failedId);
+    expect(req.status).toBe('failed');
+    expect(req.statusReason).toMatch(/InvalidResourceReference/);
+    await waitFor('nothing open', async () => ours(vm1.nicNsg, failedId).length + ours(vm1.subnetNsg, failedId).length === 0 || null);
+  });
+
+  it('a management lock (409 ScopeLocked) fails the grant at once with ARM\'s code, not after the deadline', async () => {
+    arm.lockScope('/subscriptions/sub1/resourceGroups/prod');
+    try {
+      const retries = gate().stats.retries;
+      const id = await grant('rdp vm1 1h from 203.0.113.20');
+      const req = await state(id);
+      expect(req.status).toBe('failed');
+      expect(req.statusReason).toMatch(/ScopeLocked/);
+      expect(gate().stats.retries).toBe(retries);
+    } finally {
+      arm.unlockScope('/subscriptions/sub1/resourceGroups/prod');
+    }
+  });
+
   it('grants arriving together for one NSG take turns: one rule operation each, no 409s, distinct priorities, few NSG reads', async () => {
     const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => h.cmd('alice@contoso.com', `rdp vm1 1h from 198.51.100.${i + 1}`).then((r) => requestOf(r.reply).id)));
     const puts = arm.stats.puts;
