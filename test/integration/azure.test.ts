@@ -512,6 +512,140 @@ describe('rules outlive neither their VM nor their NSG (closing from what was wr
   });
 });
 
+describe('NSGs and firewalls that reference application security groups and IP groups (linked access)', () => {
+  const ASG = '/subscriptions/sub1/resourceGroups/shared/providers/Microsoft.Network/applicationSecurityGroups/web-servers';
+  const asgRule: ArmRule = {
+    name: 'allow-web-asg',
+    properties: { priority: 300, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '*', sourcePortRange: '*', destinationApplicationSecurityGroups: [{ id: ASG }], destinationPortRange: '443' },
+  };
+
+  it('a grant and "enable JIT" on an NSG with someone\'s ASG rule succeed: the bot writes only its own rules, which reference no ASG', async () => {
+    arm.addForeignRule(db1.nicNsg, asgRule);
+    const forbidden = arm.stats.forbidden403;
+    const id = await grant('ssh db1 1h from 203.0.113.50');
+    expect((await state(id)).status).toBe('active');
+    expect(ours(db1.nicNsg, id)).toHaveLength(1);
+    const on = await h.cmd('dave@contoso.com', 'policy enable db1 22');
+    expect(on.text).toMatch(/now denied by default/);
+    expect(arm.stats.forbidden403).toBe(forbidden);
+    // The foreign rule is exactly as it was.
+    expect(arm.rules(db1.nicNsg).find((r) => r.name === 'allow-web-asg')!.properties.destinationApplicationSecurityGroups).toEqual([{ id: ASG }]);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+    await h.cmd('dave@contoso.com', 'policy disable db1');
+  });
+
+  it('the emulator checks linked access as ARM does: re-sending that NSG whole is refused (403), with the old role (NSG write, no ASG join) as LinkedAuthorizationFailed', async () => {
+    const { request } = await import('node:https');
+    const call = (em: ArmEmulator, method: string, path: string, body?: unknown) =>
+      new Promise<{ status: number; json: { properties?: { securityRules?: unknown[] }; location?: string; error?: { code: string } } }>((resolve, reject) => {
+        const req = request(`${em.url}${path}?api-version=2024-05-01`, { method, ca: readFileSync(em.certFile), headers: { authorization: 'Bearer t', 'content-type': 'application/json' } }, (res) => {
+          let b = '';
+          res.on('data', (c: Buffer) => (b += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: b ? JSON.parse(b) : {} }));
+        });
+        req.on('error', reject);
+        req.end(body === undefined ? undefined : JSON.stringify(body));
+      });
+    // What the bot did before (and what any whole-NSG writer does): PUT the NSG with every rule in it.
+    const wholeNsg = async (em: ArmEmulator, nsg: string) => {
+      const doc = (await call(em, 'GET', nsg)).json;
+      return call(em, 'PUT', nsg, { location: doc.location, properties: { securityRules: doc.properties!.securityRules } });
+    };
+    // The shipped role has no networkSecurityGroups/write at all: the NSG itself is not the bot's to write.
+    const shipped = await wholeNsg(arm, db1.nicNsg);
+    expect([shipped.status, shipped.json.error?.code]).toEqual([403, 'AuthorizationFailed']);
+    const role = (JSON.parse(readFileSync(new URL('../../manifest/azure/jit-bot-role.json', import.meta.url), 'utf8')) as { Actions: string[] }).Actions;
+    const old = await new ArmEmulator({ roleActions: [...role, 'Microsoft.Network/networkSecurityGroups/write'] }).start();
+    try {
+      const vm = old.standardVm('sub1', 'prod', 'db1', '10.0.0.5');
+      old.addForeignRule(vm.nicNsg, asgRule);
+      const refused = await wholeNsg(old, vm.nicNsg);
+      expect([refused.status, refused.json.error?.code]).toEqual([403, 'LinkedAuthorizationFailed']);
+    } finally {
+      await old.close();
+    }
+  });
+
+  it('a classic firewall whose other rules reference an IP group: the shipped role has ipGroups/join/action; without it ARM refuses the firewall write', async () => {
+    const IPG = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network/ipGroups/partners';
+    arm.addFirewallNetworkRules(FW, { name: 'partners', properties: { priority: 200, action: { type: 'Allow' }, rules: [{ name: 'p1', protocols: ['TCP'], sourceIpGroups: [IPG], destinationAddresses: ['10.0.0.0/8'], destinationPorts: ['443'] }] } });
+    const id = await grant('ssh app1 1h from 203.0.113.51');
+    expect((await state(id)).status).toBe('active');
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+
+    const role = (JSON.parse(readFileSync(new URL('../../manifest/azure/jit-bot-role.json', import.meta.url), 'utf8')) as { Actions: string[] }).Actions;
+    const strict = await new ArmEmulator({ roleActions: role.filter((a) => !/ipGroups/i.test(a)) }).start();
+    try {
+      const app = strict.standardVm('sub1', 'prod', 'app1', '10.0.0.7');
+      strict.addFirewall(FW, '20.50.60.70');
+      strict.addFirewallNetworkRules(FW, { name: 'partners', properties: { priority: 200, action: { type: 'Allow' }, rules: [{ name: 'p1', protocols: ['TCP'], sourceIpGroups: [IPG], destinationAddresses: ['10.0.0.0/8'], destinationPorts: ['443'] }] } });
+      const g = new AzureGate({ credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: strict.url, caCert: readFileSync(strict.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
+      const target = { ...h.app.service.policyBook().targets.app1!, id: app.vm };
+      await expect(g.open({ requestId: 'rlinked0001', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.52/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(/LinkedAuthorizationFailed/);
+      expect(g.stats.retries).toBe(0);
+      expect(strict.rules(app.nicNsg).filter((r) => r.name.startsWith('jit-rlinked0001-'))).toEqual([]);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
+describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 300 ms per-call timeout)', () => {
+  let slow: ArmEmulator;
+  let g: AzureGate;
+  let vmA: ReturnType<ArmEmulator['standardVm']>;
+  const RCG2 = `${POLICY_ID}/ruleCollectionGroups/jit2`;
+  const route = (group: string) => ({ policyId: POLICY_ID, ruleCollectionGroup: group, publicIp: '20.50.60.71', portPool: [51000, 51099] as [number, number], subnetPrefix: '10.100.0.0/26' });
+  const natOf = (res: string, id: string) => slow.natRules(res).filter((r) => String(r.name).startsWith(`jit-${id}-`));
+
+  beforeAll(async () => {
+    slow = await new ArmEmulator({ firewallLatencyMs: 1500 }).start();
+    vmA = slow.standardVm('sub1', 'prod', 'fwa', '10.0.0.30');
+    slow.addFirewallPolicy(POLICY_ID);
+    g = new AzureGate({
+      credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
+      endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 300, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
+    });
+  });
+  afterAll(async () => {
+    await slow?.close();
+  });
+
+  it('a grant is reported open only once the policy update has Succeeded, though it outlasts every per-call timeout and the NSG deadline scale', async () => {
+    const timeouts = g.stats.timeouts;
+    const rules = await g.open({ requestId: 'rslowfw001', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.60/32', expiresAt: Date.now() + 60_000 });
+    expect(slow.provisioningState(RCG)).toBe('Succeeded');
+    expect(rules.find((r) => r.nat)?.nat?.publicPort).toBe(51000);
+    expect(natOf(RCG, 'rslowfw001')).toHaveLength(1);
+    expect(g.stats.timeouts).toBe(timeouts);
+  });
+
+  it('grants for two rule collection groups of one policy take turns (ARM runs one operation per policy): no 409', async () => {
+    const c409 = slow.stats.conflicts409;
+    await Promise.all([
+      g.open({ requestId: 'rslowfw002', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.61/32', expiresAt: Date.now() + 60_000 }),
+      g.open({ requestId: 'rslowfw003', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit2') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.62/32', expiresAt: Date.now() + 60_000 }),
+    ]);
+    expect(slow.stats.conflicts409).toBe(c409);
+    expect(natOf(RCG, 'rslowfw002')).toHaveLength(1);
+    expect(natOf(RCG2, 'rslowfw003')).toHaveLength(1);
+    expect(slow.provisioningState(RCG2)).toBe('Succeeded');
+  });
+
+  it('closing reports the DNAT rule removed (for the audit) even when the write\'s answer was lost and the retry finds it gone', async () => {
+    const written = await g.open({ requestId: 'rslowfw004', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.63/32', expiresAt: Date.now() + 60_000 });
+    // The policy's write is applied but its answer is lost: the retry re-reads and finds the rule gone.
+    slow.failNext({ hang: 'after' });
+    const timeouts = g.stats.timeouts;
+    const fwTarget = { name: 'fwa', id: vmA.vm, os: 'linux' as const, firewall: route('jit') };
+    const removed = await g.close('rslowfw004', fwTarget, written.filter((r) => r.nat));
+    expect(g.stats.timeouts).toBe(timeouts + 1);
+    expect(natOf(RCG, 'rslowfw004')).toEqual([]);
+    expect(removed.map((r) => r.name)).toEqual(['jit-rslowfw004-22']);
+    expect(await g.close('rslowfw004', fwTarget, written)).toHaveLength(2); // the two NSG rules
+  });
+});
+
 describe('least privilege', () => {
   it('the shipped custom role (manifest/azure/jit-bot-role.json) covers every ARM call this suite made, and allows no wildcard, authorization or resource delete', () => {
     const role = JSON.parse(readFileSync(new URL('../../manifest/azure/jit-bot-role.json', import.meta.url), 'utf8')) as { Actions: string[]; NotActions: string[]; DataActions: string[]; AssignableScopes: string[]; IsCustom: boolean };
