@@ -133,7 +133,7 @@ export class ArmEmulator {
   /** Every write (time, resource, number of rules after it). */
   readonly writes: Array<{ at: number; nsg: string; rules: number }> = [];
   /** Every request (method and path), to check the bot's Azure role covers what it calls. */
-  readonly calls: Array<{ method: string; path: string }> = [];
+  readonly calls: Array<{ method: string; path: string; token: string }> = [];
   private server: Server;
   private vms = new Map<string, { id: string; name: string; location: string; nics: string[] }>();
   private nics = new Map<string, { id: string; name: string; ips: Array<{ ip: string; subnet: string }>; nsg?: string }>();
@@ -179,7 +179,7 @@ export class ArmEmulator {
         };
         const [path, query = ''] = (req.url ?? '/').split('?') as [string, string?];
         try {
-          this.calls.push({ method: req.method ?? 'GET', path });
+          this.calls.push({ method: req.method ?? 'GET', path, token: String(req.headers.authorization ?? '').replace(/^Bearer /, '') });
           this.handle(req.method ?? 'GET', path, new URLSearchParams(query), req.headers, body, send);
         } catch (err) {
           send(500, { error: { code: 'InternalServerError', message: String(err) } });
@@ -358,6 +358,16 @@ export class ArmEmulator {
     this.retryAfterS = retryAfterS;
   }
 
+  /** Reads below `scope` are refused (403 AuthorizationFailed), as when the role is missing there. */
+  denyReads(scope: string): void {
+    this.deniedReads.add(lower(scope));
+  }
+
+  allowReads(scope: string): void {
+    this.deniedReads.delete(lower(scope));
+  }
+  private deniedReads = new Set<string>();
+
   /** The next `n` reads are throttled with 429 and Retry-After (ARM's per-principal read limit). */
   throttleReads(n: number, retryAfterS = 1): void {
     this.readThrottle = n;
@@ -443,6 +453,7 @@ export class ArmEmulator {
     if (method === 'GET') {
       this.stats.gets++;
       if (headers['if-match'] && !this.ifMatchOk(key, String(headers['if-match']))) return this.preconditionFailed(send);
+      if ([...this.deniedReads].some((d) => key === d || key.startsWith(`${d}/`))) return this.forbid(send, 'AuthorizationFailed', action, path);
       const fault = this.readFaults.shift();
       if (fault) {
         this.stats.faults++;

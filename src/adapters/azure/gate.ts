@@ -178,7 +178,11 @@ interface NatCollection {
   rules?: NatRuleWire[];
 }
 
-const nsgRulesOf = (doc: ArmDoc): WireRule[] => ((doc.properties?.securityRules as WireRule[] | undefined) ?? []);
+/** The NSG document's rule list (attached: edits show in later plans of the same batch). */
+const nsgRulesOf = (doc: ArmDoc): WireRule[] => {
+  const props = (doc.properties ??= {});
+  return ((props.securityRules as WireRule[] | undefined) ??= []);
+};
 
 /** errorInfo for callers that only want status / code / Retry-After. */
 export function errorInfo(err: unknown): { status?: number; code?: string; retryAfterMs?: number } {
@@ -205,6 +209,8 @@ interface Pending<P> {
   reject: (err: unknown) => void;
   /** Every rule this change touched, over all attempts (a retry after a lost answer finds its work done). */
   seen: Map<string, AppliedRule>;
+  /** NSG rules whose delete was sent but not confirmed (a lost answer): removed if the next read lacks them. */
+  intended: Map<string, AppliedRule>;
   settled: boolean;
 }
 interface Queue {
@@ -736,6 +742,7 @@ export class AzureGate implements NetworkGate {
       const change = {
         plan,
         seen: new Map<string, AppliedRule>(),
+        intended: new Map<string, AppliedRule>(),
         settled: false,
         resolve: (v: AppliedRule[]) => ((change.settled = true), resolve(v)),
         reject: (e: unknown) => ((change.settled = true), reject(e)),
@@ -799,13 +806,33 @@ export class AzureGate implements NetworkGate {
             c.reject(new ArmError(`${name}: the network security group no longer exists`, 'ResourceNotFound', 404));
             continue;
           }
-          for (const r of plan.results) c.seen.set(r.name, r);
+          // A delete tried before whose answer was lost, and whose rule is gone now: it was ours.
+          const present = new Set(nsgRulesOf(doc).map((r) => r.name));
+          for (const [n, r] of c.intended) if (!present.has(n)) c.seen.set(n, r);
+          c.intended.clear();
+          // What needs no operation counts at once; an operation's rule once the operation succeeded.
+          const byName = new Map(plan.results.map((r) => [r.name, r]));
+          const withOp = new Set([...plan.puts, ...plan.deletes].map((r) => r.name));
+          for (const r of plan.results) if (!withOp.has(r.name)) c.seen.set(r.name, r);
           try {
             for (const r of plan.puts) {
               await this.arm.put(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, { properties: writableProps(r.properties) }, {}, deadline);
               this.known.set(nsgId.toLowerCase(), nsgId);
+              const applied = byName.get(r.name);
+              if (applied) c.seen.set(r.name, applied);
             }
-            for (const r of plan.deletes) await this.arm.delete(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, deadline);
+            for (const r of plan.deletes) {
+              const applied = byName.get(r.name);
+              if (applied) c.intended.set(r.name, applied);
+              // 204: someone else (another replica's sweep) removed it first; theirs to report.
+              const existed = await this.arm.delete(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, deadline);
+              c.intended.delete(r.name);
+              if (existed && applied) c.seen.set(r.name, applied);
+              // Later changes of this batch plan from the NSG as it is now.
+              const rules = nsgRulesOf(doc);
+              const i = rules.findIndex((x) => x.name === r.name);
+              if (i >= 0) rules.splice(i, 1);
+            }
             c.resolve([...c.seen.values()]);
           } catch (err) {
             // Fatal: this change fails (open() rolls its grant back); the others go on. Otherwise
