@@ -135,14 +135,14 @@ export class ArmEmulator {
   /** Every request (method and path), to check the bot's Azure role covers what it calls. */
   readonly calls: Array<{ method: string; path: string; token: string }> = [];
   private server: Server;
-  private vms = new Map<string, { id: string; name: string; location: string; nics: string[] }>();
+  private vms = new Map<string, { id: string; name: string; location: string; nics: string[]; primary?: number }>();
   private nics = new Map<string, { id: string; name: string; ips: Array<{ ip: string; subnet: string }>; nsg?: string }>();
   private subnets = new Map<string, { id: string; name: string; prefix: string; nsg?: string }>();
   private nsgs = new Map<string, Nsg>();
   /** Azure Firewalls and Firewall Policy rule collection groups, kept as ARM's wire JSON. */
   private docs = new Map<string, Doc>();
   /** Firewall policies: one operation at a time across their rule collection groups. */
-  private policies = new Map<string, { id: string; busyUntil: number }>();
+  private policies = new Map<string, { id: string; busyUntil: number; firewalls: string[] }>();
   private locks = new Set<string>();
   private ops = new Map<string, Operation>();
   private running = new Set<Operation>();
@@ -217,8 +217,9 @@ export class ArmEmulator {
     return id;
   }
 
-  addVm(id: string, nics: string[], location = 'westeurope'): string {
-    this.vms.set(lower(id), { id, name: id.split('/').pop()!, location, nics });
+  /** A VM with these NICs; `primary` is the index of its primary NIC (default the first). */
+  addVm(id: string, nics: string[], location = 'westeurope', primary = 0): string {
+    this.vms.set(lower(id), { id, name: id.split('/').pop()!, location, nics, primary });
     return id;
   }
 
@@ -277,21 +278,22 @@ export class ArmEmulator {
 
   /** An Azure Firewall (classic rules) with a public IP. */
   addFirewall(id: string, publicIp: string): string {
+    const pip = `${id.split('/providers/')[0]}/providers/Microsoft.Network/publicIPAddresses/${id.split('/').pop()}-pip`;
     this.docs.set(lower(id), {
       id, name: id.split('/').pop()!, location: 'westeurope', etag: `W/"${randomUUID()}"`, busyUntil: 0, provisioningState: 'Succeeded',
       properties: {
         sku: { name: 'AZFW_VNet', tier: 'Standard' },
         threatIntelMode: 'Alert',
-        ipConfigurations: [{ name: 'ipconfig1', properties: { privateIPAddress: '10.100.0.4', subnet: { id: `${id.split('/providers/')[0]}/providers/Microsoft.Network/virtualNetworks/hub-vnet/subnets/AzureFirewallSubnet` }, publicIPAddress: { id: `${id.split('/providers/')[0]}/providers/Microsoft.Network/publicIPAddresses/fw-pip` } } }],
+        ipConfigurations: [{ name: 'ipconfig1', properties: { privateIPAddress: '10.100.0.4', subnet: { id: `${id.split('/providers/')[0]}/providers/Microsoft.Network/virtualNetworks/hub-vnet/subnets/AzureFirewallSubnet` }, publicIPAddress: { id: pip } } }],
         natRuleCollections: [],
         networkRuleCollections: [],
         applicationRuleCollections: [],
       },
     });
-    this.fwIps.set(lower(id), publicIp);
+    this.publicIps.set(lower(pip), { id: pip, ip: publicIp });
     return id;
   }
-  private fwIps = new Map<string, string>();
+  private publicIps = new Map<string, { id: string; ip: string }>();
 
   /** Someone else's network rule collection on a classic firewall (e.g. one referencing an IP group). */
   addFirewallNetworkRules(firewallId: string, collection: Record<string, unknown>): void {
@@ -300,9 +302,9 @@ export class ArmEmulator {
     d.etag = `W/"${randomUUID()}"`;
   }
 
-  /** A Firewall Policy; its rule collection groups are created by PUT. */
-  addFirewallPolicy(id: string): string {
-    this.policies.set(lower(id), { id, busyUntil: 0 });
+  /** A Firewall Policy attached to these firewalls; its rule collection groups are created by PUT. */
+  addFirewallPolicy(id: string, firewalls: string[] = []): string {
+    this.policies.set(lower(id), { id, busyUntil: 0, firewalls });
     return id;
   }
 
@@ -512,6 +514,16 @@ export class ArmEmulator {
     }
 
     // ---- compute and network reads
+    if (/\/providers\/microsoft\.network\/publicipaddresses\/[^/]+$/.test(key) && method === 'GET') {
+      const p = this.publicIps.get(key);
+      if (!p) return notFound('Microsoft.Network/publicIPAddresses');
+      return send(200, { id: p.id, name: p.id.split('/').pop(), type: 'Microsoft.Network/publicIPAddresses', location: 'westeurope', properties: { provisioningState: 'Succeeded', ipAddress: p.ip, publicIPAllocationMethod: 'Static' } });
+    }
+    if (/\/providers\/microsoft\.network\/firewallpolicies\/[^/]+$/.test(key) && method === 'GET') {
+      const p = this.policies.get(key);
+      if (!p) return notFound('Microsoft.Network/firewallPolicies');
+      return send(200, { id: p.id, name: p.id.split('/').pop(), type: 'Microsoft.Network/firewallPolicies', location: 'westeurope', properties: { provisioningState: 'Succeeded', firewalls: p.firewalls.map((id) => ({ id })) } });
+    }
     if (/\/providers\/microsoft\.compute\/virtualmachines\/[^/]+$/.test(key) && method === 'GET') {
       const vm = this.vms.get(key);
       if (!vm) return notFound('Microsoft.Compute/virtualMachines');
@@ -565,6 +577,8 @@ export class ArmEmulator {
       if (!this.linkedAccess(body, send)) return;
       const props = { ...((body.properties ?? {}) as Record<string, unknown>) };
       delete props.provisioningState;
+      if (rcg && !/^[a-z0-9](?:[a-z0-9_.-]{0,78}[a-z0-9_])?$/i.test(path.split('/').pop()!)) return send(400, { error: { code: 'InvalidResourceName', message: `Resource name ${path.split('/').pop()} is invalid.` } });
+      if (this.natRulesOf(path, props).length > 250) return send(400, { error: { code: 'AzureFirewallNatRuleLimitReached', message: 'An Azure Firewall supports at most 250 DNAT rules.' } });
       // DNAT destinations must be unique per public address and port.
       const seen = new Set<string>();
       for (const r of this.natRulesOf(path, props)) {
@@ -684,10 +698,10 @@ export class ArmEmulator {
     });
   }
 
-  private vmJson(vm: { id: string; name: string; location: string; nics: string[] }) {
+  private vmJson(vm: { id: string; name: string; location: string; nics: string[]; primary?: number }) {
     return {
       id: vm.id, name: vm.name, type: 'Microsoft.Compute/virtualMachines', location: vm.location,
-      properties: { provisioningState: 'Succeeded', networkProfile: { networkInterfaces: vm.nics.map((id, i) => ({ id, properties: { primary: i === 0 } })) } },
+      properties: { provisioningState: 'Succeeded', networkProfile: { networkInterfaces: vm.nics.map((id, i) => ({ id, properties: { primary: i === (vm.primary ?? 0) } })) } },
     };
   }
 

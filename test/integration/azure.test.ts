@@ -18,8 +18,14 @@ let app1: ReturnType<ArmEmulator['standardVm']>;
 let q2: ReturnType<ArmEmulator['standardVm']>;
 let gone1: ReturnType<ArmEmulator['standardVm']>;
 let moved1: ReturnType<ArmEmulator['standardVm']>;
+let dual1: ReturnType<ArmEmulator['standardVm']>;
+let full1: ReturnType<ArmEmulator['standardVm']>;
+let long1: ReturnType<ArmEmulator['standardVm']>;
+const LONG = 'loooooooooooooooooooooooooooooooooooooooooooooooooooooongname1';
 const HUB = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network';
 const FW = `${HUB}/azureFirewalls/hub-fw`;
+/** The firewall the policy is attached to. */
+const FW2 = `${HUB}/azureFirewalls/hub-fw2`;
 const POLICY_ID = `${HUB}/firewallPolicies/hub-policy`;
 const RCG = `${POLICY_ID}/ruleCollectionGroups/jit`;
 const POLICY = TEST_POLICY_YAML.replace('virtualMachines/quorum2, os: linux }', 'virtualMachines/quorum2, os: linux, enforce: true }').replace(
@@ -36,6 +42,17 @@ const POLICY = TEST_POLICY_YAML.replace('virtualMachines/quorum2, os: linux }', 
     firewall: { policy: ${POLICY_ID}, ruleCollectionGroup: jit, publicIp: 20.50.60.71, ports: 51000-51099, subnet: 10.100.0.0/26 }
   gone1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/gone1, os: linux }
   moved1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/moved1, os: linux }
+  dual1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/dual1, os: linux }
+  full1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/full1, os: linux }
+  loooooooooooooooooooooooooooooooooooooooooooooooooooooongname1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/long1, os: windows }
+  prim1:
+    id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/prim1
+    os: linux
+    firewall: { firewall: ${FW}, publicIp: 20.50.60.70, ports: 50010-50011, subnet: 10.100.0.0/26 }
+  fwbad1:
+    id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/fwbad1
+    os: linux
+    firewall: { firewall: ${FW}, publicIp: 198.51.100.99, ports: 50020-50021, subnet: 10.100.0.0/26 }
 `,
 );
 
@@ -59,8 +76,21 @@ beforeAll(async () => {
   arm.standardVm('sub1', 'prod', 'app2', '10.0.0.8');
   gone1 = arm.standardVm('sub1', 'prod', 'gone1', '10.0.0.9');
   moved1 = arm.standardVm('sub1', 'prod', 'moved1', '10.0.0.10');
+  dual1 = arm.standardVm('sub1', 'prod', 'dual1', ['10.0.0.12', 'fd00::12']);
+  full1 = arm.standardVm('sub1', 'prod', 'full1', '10.0.0.13');
+  long1 = arm.standardVm('sub1', 'prod', 'long1', '10.0.0.14');
+  arm.standardVm('sub1', 'prod', 'fwbad1', '10.0.0.15');
+  {
+    // prim1: two NICs, the second one primary (DNAT must translate to its primary address).
+    const base = '/subscriptions/sub1/resourceGroups/prod/providers';
+    const a = arm.standardVm('sub1', 'prod', 'prim1', '10.0.0.16');
+    const nsg = arm.addNsg(`${base}/Microsoft.Network/networkSecurityGroups/prim1-b-nsg`);
+    const nicB = arm.addNic(`${base}/Microsoft.Network/networkInterfaces/prim1-b-nic`, [{ ip: '10.0.0.17', subnet: a.subnet }, { ip: '10.0.0.18', subnet: a.subnet }], nsg);
+    arm.addVm(a.vm, [a.nic, nicB], 'westeurope', 1);
+  }
   arm.addFirewall(FW, '20.50.60.70');
-  arm.addFirewallPolicy(POLICY_ID);
+  arm.addFirewall(FW2, '20.50.60.71');
+  arm.addFirewallPolicy(POLICY_ID, [FW2]);
   const dir = mkdtempSync(join(tmpdir(), 'jit-azure-'));
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
   // quick1: a VM whose NIC and subnet have no NSG at all (Azure JIT calls it Unsupported).
@@ -602,7 +632,8 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 300 ms
   beforeAll(async () => {
     slow = await new ArmEmulator({ firewallLatencyMs: 1500 }).start();
     vmA = slow.standardVm('sub1', 'prod', 'fwa', '10.0.0.30');
-    slow.addFirewallPolicy(POLICY_ID);
+    slow.addFirewall(FW2, '20.50.60.71');
+    slow.addFirewallPolicy(POLICY_ID, [FW2]);
     g = new AzureGate({
       credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
       endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 300, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
@@ -672,6 +703,65 @@ describe('reads are throttled too', () => {
       arm.allowReads('/subscriptions/sub1/resourceGroups/hub');
     }
     expect(ours(vm1.nicNsg, orphan).length + ours(vm1.subnetNsg, orphan).length).toBe(0);
+  });
+});
+
+describe('address families and limits', () => {
+  it('a dual-stack VM: an IPv4 source gets a rule to its IPv4 address, an IPv6 source one to its IPv6 address; no rule mixes families', async () => {
+    const v4 = await grant('ssh dual1 1h from 203.0.113.80');
+    expect((await state(v4)).status).toBe('active');
+    expect(ours(dual1.nicNsg, v4).map((r) => [r.name, r.properties.sourceAddressPrefix, r.properties.destinationAddressPrefix])).toEqual([[`jit-${v4}-22`, '203.0.113.80/32', '10.0.0.12']]);
+    const v6 = await grant('ssh dual1 1h from 2001:db8::80');
+    const req = await state(v6);
+    expect(req.status).toBe('active');
+    expect(ours(dual1.nicNsg, v6).map((r) => [r.name, r.properties.destinationAddressPrefix])).toEqual([[`jit-${v6}-22-v6`, 'fd00::12']]);
+    for (const id of [v4, v6]) await h.cmd('alice@contoso.com', `revoke ${id}`);
+    expect(ours(dual1.nicNsg, v4).length + ours(dual1.nicNsg, v6).length).toBe(0);
+  });
+
+  it('an IPv6 source for an IPv4-only VM is refused with the reason; nothing is written', async () => {
+    const puts = arm.stats.puts;
+    const id = await grant('ssh vm1 1h from 2001:db8::81');
+    const req = await state(id);
+    expect(req.status).toBe('failed');
+    expect(req.statusReason).toMatch(/IPv6 but the VM has no IPv6 address/);
+    expect(arm.stats.puts).toBe(puts);
+  });
+
+  it('an NSG at ARM\'s 1,000-rule limit: the grant fails saying so, nothing is written', async () => {
+    for (let i = 0; i < 1000; i++) arm.addForeignRule(full1.nicNsg, { name: `bulk-${i}`, properties: { priority: 1000 + i, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: `10.50.${i >> 8}.${i & 255}`, sourcePortRange: '*', destinationAddressPrefix: '*', destinationPortRange: '8080' } });
+    const id = await grant('ssh full1 1h from 203.0.113.82');
+    const req = await state(id);
+    expect(req.status).toBe('failed');
+    expect(req.statusReason).toMatch(/would hold 1001 rules; Azure allows 1000/);
+    expect(ours(full1.nicNsg, id).length + ours(full1.subnetNsg, id).length).toBe(0);
+  });
+
+  it('"enable JIT" on a target with a 62-character name writes rule names within ARM\'s 80 characters, and disable finds them', async () => {
+    const on = await h.cmd('dave@contoso.com', `policy enable ${LONG} 3389`);
+    expect(on.text).toMatch(/now denied by default/);
+    const names = arm.rules(long1.nicNsg).filter((r) => r.properties.access === 'Deny').map((r) => r.name);
+    expect(names).toHaveLength(1);
+    expect(names[0]!.length).toBeLessThanOrEqual(80);
+    const off = await h.cmd('dave@contoso.com', `policy disable ${LONG}`);
+    expect(off.text).toMatch(/removed 2 deny rules/);
+    expect(arm.rules(long1.nicNsg).filter((r) => r.properties.access === 'Deny')).toEqual([]);
+  });
+
+  it('DNAT translates to the primary NIC\'s primary address, not to whichever address comes first', async () => {
+    const id = await grant('ssh prim1 1h from 203.0.113.83');
+    expect((await state(id)).status).toBe('active');
+    expect(arm.natRules(FW).filter((r) => String(r.name).startsWith(`jit-${id}-`)).map((r) => r.translatedAddress)).toEqual(['10.0.0.17']);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+  });
+
+  it('a DNAT public IP that is not the firewall\'s is refused with the reason; nothing is written', async () => {
+    const puts = arm.stats.puts;
+    const id = await grant('ssh fwbad1 1h from 203.0.113.84');
+    const req = await state(id);
+    expect(req.status).toBe('failed');
+    expect(req.statusReason).toMatch(/198\.51\.100\.99 is not a public IP of its firewall \(20\.50\.60\.70\)/);
+    expect(arm.stats.puts).toBe(puts);
   });
 });
 

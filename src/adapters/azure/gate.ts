@@ -131,6 +131,8 @@ const DISCOVERY_TTL_MS = 5 * 60_000;
 const NSG_MAX_RULES = 1000;
 const NSG_MAX_PREFIXES = 4000;
 const RULE_NAME_MAX = 80;
+/** Azure Firewall's DNAT rule limit (per firewall; the bot counts what it can see in the document it writes). */
+const FIREWALL_MAX_DNAT = 250;
 
 const armProtocol = (p: Protocol): string => (p === 'tcp' ? 'Tcp' : p === 'udp' ? 'Udp' : '*');
 const jitProtocol = (p: string | undefined): Protocol => (p?.toLowerCase() === 'tcp' ? 'tcp' : p?.toLowerCase() === 'udp' ? 'udp' : '*');
@@ -296,6 +298,7 @@ export class AzureGate implements NetworkGate {
       return write();
     };
     const nsgRules = planAllowRules(grant.target.name, grant.requestId, grant.ports, nsgSource, path.privateIps, description);
+    if (fw) await this.checkFirewallRoute(grant.target.name, fw);
     const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules))));
     if (fw) {
       const res = dnatResourceOf(fw);
@@ -579,6 +582,43 @@ export class AzureGate implements NetworkGate {
     return removed.flat();
   }
 
+  /**
+   * A firewall route is checked once (cached 5 min) before its first DNAT write: the rule
+   * collection group's name is one ARM accepts, and the public IP people will connect to is one of
+   * the firewall's (the classic firewall's, or those of the firewalls the policy is attached to).
+   */
+  private async checkFirewallRoute(target: string, fw: FirewallRoute): Promise<void> {
+    const key = `${dnatResourceOf(fw)}|${fw.publicIp}`.toLowerCase();
+    const at = this.routesChecked.get(key);
+    if (at !== undefined && Date.now() - at < DISCOVERY_TTL_MS) return;
+    if (fw.ruleCollectionGroup !== undefined && !/^[a-z0-9](?:[a-z0-9_.-]{0,78}[a-z0-9_])?$/i.test(fw.ruleCollectionGroup)) {
+      throw new UnsupportedTargetError(target, `"${fw.ruleCollectionGroup}" is not a valid rule collection group name (1-80 letters, digits, _ . -; starting with a letter or digit, ending with a letter, digit or _)`);
+    }
+    let firewalls: string[];
+    if (fw.firewallId) firewalls = [fw.firewallId];
+    else {
+      const policy = (await this.arm.get(fw.policyId!, NETWORK_API)).doc;
+      firewalls = ((policy.properties?.firewalls as Array<{ id?: string }> | undefined) ?? []).flatMap((f) => (f.id ? [f.id] : []));
+      if (firewalls.length === 0) throw new UnsupportedTargetError(target, `the firewall policy ${fw.policyId!.split('/').pop()} is attached to no firewall`);
+    }
+    const addresses = new Set<string>();
+    for (const id of firewalls) {
+      const doc = (await this.arm.get(id, NETWORK_API)).doc;
+      const cfgs = (doc.properties?.ipConfigurations as ArmDoc[] | undefined) ?? [];
+      for (const c of cfgs) {
+        const pip = (c.properties?.publicIPAddress as { id?: string } | undefined)?.id;
+        if (!pip) continue;
+        const ip = (await this.arm.get(pip, NETWORK_API)).doc.properties?.ipAddress;
+        if (typeof ip === 'string') addresses.add(ip);
+      }
+    }
+    if (!addresses.has(fw.publicIp)) {
+      throw new UnsupportedTargetError(target, `${fw.publicIp} is not a public IP of its firewall (${[...addresses].join(', ') || 'none found'}); fix publicIp in the policy file`);
+    }
+    this.routesChecked.set(key, Date.now());
+  }
+  private routesChecked = new Map<string, number>();
+
   private resourcesOf(path: NetworkPath, target: Target): string[] {
     return [...path.nsgs, ...(target.firewall ? [dnatResourceOf(target.firewall)] : [])];
   }
@@ -645,6 +685,9 @@ export class AzureGate implements NetworkGate {
         continue;
       }
       adds.push({ name, publicPort: pick(), p });
+    }
+    if (existingRules.length + adds.length > FIREWALL_MAX_DNAT) {
+      throw new Error(`${resId.split('/').pop()} would hold ${existingRules.length + adds.length} DNAT rules; Azure Firewall allows ${FIREWALL_MAX_DNAT}`);
     }
     const srcs = [source === '*' ? '*' : source];
     for (const a of adds) {
