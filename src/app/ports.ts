@@ -117,6 +117,12 @@ export interface NetworkGate {
    * the reason). Absent where only the policy file's targets exist.
    */
   inventory?(): Promise<Array<{ id: string; name: string; reason?: string }>>;
+  /**
+   * What still lets these ports in from anywhere despite "enable JIT": on every NSG of the path the
+   * first matching rule is an Allow (e.g. the portal's "RDP from Any" at a lower number than the
+   * bot's Deny). Each as `<nsg>/<rule>@<priority> (<port>)`; empty when the ports are closed.
+   */
+  exposures?(target: Target, ports: PortSpec[]): Promise<string[]>;
   /** Removes only the Deny rules `enforce` wrote. */
   unenforce?(target: Target): Promise<AppliedRule[]>;
 }

@@ -20,6 +20,7 @@ let gone1: ReturnType<ArmEmulator['standardVm']>;
 let moved1: ReturnType<ArmEmulator['standardVm']>;
 let dual1: ReturnType<ArmEmulator['standardVm']>;
 let full1: ReturnType<ArmEmulator['standardVm']>;
+let portal1Nsg: string;
 let long1: ReturnType<ArmEmulator['standardVm']>;
 const LONG = 'loooooooooooooooooooooooooooooooooooooooooooooooooooooongname1';
 const HUB = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network';
@@ -42,6 +43,7 @@ const POLICY = TEST_POLICY_YAML.replace('virtualMachines/quorum2, os: linux }', 
     firewall: { policy: ${POLICY_ID}, ruleCollectionGroup: jit, publicIp: 20.50.60.71, ports: 51000-51099, subnet: 10.100.0.0/26 }
   gone1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/gone1, os: linux }
   moved1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/moved1, os: linux }
+  portal1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/portal1, os: windows }
   dual1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/dual1, os: linux }
   full1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/full1, os: linux }
   loooooooooooooooooooooooooooooooooooooooooooooooooooooongname1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/long1, os: windows }
@@ -78,6 +80,14 @@ beforeAll(async () => {
   moved1 = arm.standardVm('sub1', 'prod', 'moved1', '10.0.0.10');
   dual1 = arm.standardVm('sub1', 'prod', 'dual1', ['10.0.0.12', 'fd00::12']);
   full1 = arm.standardVm('sub1', 'prod', 'full1', '10.0.0.13');
+  {
+    // portal1: only a NIC NSG (its subnet has none), where someone added the portal's "RDP from Any".
+    const base = '/subscriptions/sub1/resourceGroups/prod/providers';
+    const subnet = arm.addSubnet(`${base}/Microsoft.Network/virtualNetworks/open-vnet/subnets/default`, '10.8.0.0/24');
+    portal1Nsg = arm.addNsg(`${base}/Microsoft.Network/networkSecurityGroups/portal1-nsg`);
+    arm.addVm(`${base}/Microsoft.Compute/virtualMachines/portal1`, [arm.addNic(`${base}/Microsoft.Network/networkInterfaces/portal1-nic`, [{ ip: '10.8.0.4', subnet }], portal1Nsg)]);
+    arm.addForeignRule(portal1Nsg, { name: 'RDP', properties: { priority: 300, direction: 'Inbound', access: 'Allow', protocol: 'TCP', sourceAddressPrefix: '*', sourcePortRange: '*', destinationAddressPrefix: '*', destinationPortRange: '3389' } });
+  }
   long1 = arm.standardVm('sub1', 'prod', 'long1', '10.0.0.14');
   arm.standardVm('sub1', 'prod', 'fwbad1', '10.0.0.15');
   {
@@ -471,6 +481,24 @@ describe('enable JIT on a target (deny rules)', () => {
     expect(denies(vm1.subnetNsg).filter((r) => r.properties.destinationAddressPrefix === '10.0.0.6')).toHaveLength(2); // quorum2's stay
     const audit = (await h.audit('policy-vm1')).map((e) => e.action);
     expect(audit).toEqual(['policy.enforced', 'policy.enforced', 'policy.unenforced']);
+  });
+});
+
+describe('enable JIT when a lower-numbered Allow wins', () => {
+  it('says the port is NOT closed and names the rule, as Defender\'s JIT does; a port nothing opens is reported closed', async () => {
+    const on = await h.cmd('dave@contoso.com', 'policy enable portal1 3389 22');
+    expect(on.text).toMatch(/now denied by default/);
+    expect(on.text).toContain('NOT closed: portal1-nsg/RDP@300 (3389/tcp) allows traffic from anywhere ahead of the Deny rules');
+    expect(on.text).not.toContain('(22/tcp)');
+    const audit = (await h.audit('policy-portal1')).find((e) => e.action === 'policy.enforced')!;
+    expect(audit.details.stillOpen).toBe('portal1-nsg/RDP@300 (3389/tcp)');
+    // Once the portal rule is gone, the same command says the ports are closed.
+    arm.addForeignRule(portal1Nsg, { name: 'RDP', properties: { priority: 300, direction: 'Inbound', access: 'Deny', protocol: 'TCP', sourceAddressPrefix: '*', sourcePortRange: '*', destinationAddressPrefix: '*', destinationPortRange: '3389' } });
+    const rules = arm.rules(portal1Nsg);
+    rules.splice(rules.findIndex((r) => r.name === 'RDP' && r.properties.access === 'Allow'), 1);
+    const again = await h.cmd('dave@contoso.com', 'policy enable portal1 3389 22');
+    expect(again.text).not.toContain('NOT closed');
+    await h.cmd('dave@contoso.com', 'policy disable portal1');
   });
 });
 

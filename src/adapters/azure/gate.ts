@@ -568,6 +568,27 @@ export class AzureGate implements NetworkGate {
     return written.flat();
   }
 
+  async exposures(target: Target, ports: PortSpec[]): Promise<string[]> {
+    const path = await this.discover(target, true);
+    const docs = await Promise.all(path.nsgs.map(async (nsg) => ({ nsg, doc: (await this.arm.get(nsg, NETWORK_API)).doc })));
+    const out: string[] = [];
+    for (const p of ports) {
+      // Traffic from the Internet passes only if, on every NSG of the path, the first matching rule
+      // allows it (no matching rule: the default rules deny it). The bot's own grant rules are
+      // intended openings and left out.
+      const firstMatches = docs.map(({ nsg, doc }) => {
+        const matching = nsgRulesOf(doc)
+          .filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound' && !parseRuleDescription(r.properties.description) && covers(r.properties, p, path.privateIps))
+          .sort((a, b) => a.properties.priority - b.properties.priority);
+        return { nsg, first: matching[0] };
+      });
+      if (firstMatches.every((m) => m.first?.properties.access === 'Allow')) {
+        for (const m of firstMatches) out.push(`${m.nsg.split('/').pop()}/${m.first!.name}@${m.first!.properties.priority} (${p.port}/${p.protocol})`);
+      }
+    }
+    return out;
+  }
+
   async unenforce(target: Target): Promise<AppliedRule[]> {
     const path = await this.discover(target, true);
     const removed = await Promise.all(
