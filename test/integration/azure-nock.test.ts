@@ -153,7 +153,13 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
     const op = operation('op-fw', { status: 'Succeeded' }, 2, polls);
     let putIfMatch: string | undefined;
     const nsgOp = operation('op-nsg', { status: 'Succeeded' }, 0);
+    const FW = `${HUB}/azureFirewalls/hub-fw`;
+    const PIP = `${HUB}/publicIPAddresses/hub-fw-pip`;
     nock(ARM)
+      // The route is checked first: the policy's firewalls own the public IP.
+      .get(POLICY).query(true).reply(200, { id: POLICY, name: 'hub-policy', properties: { firewalls: [{ id: FW }] } })
+      .get(FW).query(true).reply(200, { id: FW, name: 'hub-fw', properties: { ipConfigurations: [{ name: 'ipconfig1', properties: { publicIPAddress: { id: PIP } } }] } })
+      .get(PIP).query(true).reply(200, { id: PIP, name: 'hub-fw-pip', properties: { ipAddress: '20.50.60.71' } })
       .get(NSG).query(true).reply(200, nsgBody('W/"n1"'))
       .put(rule('jit-rabcdefghq-3389')).query(true).reply(201, {}, { 'Azure-AsyncOperation': nsgOp })
       .get(RCG).query(true).reply(200, { id: RCG, name: 'jit', etag: 'W/"rcg-1"', properties: { provisioningState: 'Succeeded', priority: 65000, ruleCollections: [] } })

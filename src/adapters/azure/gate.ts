@@ -851,7 +851,9 @@ export class AzureGate implements NetworkGate {
    */
   private async writeNsg(nsgId: string, lockKey: string, changes: Array<Pending<NsgPlan>>): Promise<void> {
     const name = nsgId.split('/').pop()!;
-    const deadline = Date.now() + this.deadlineMs;
+    // The deadline bounds retries without progress: each change done moves it (a long queue of
+    // rule operations on one NSG is progress, not a stuck write).
+    let deadline = Date.now() + this.deadlineMs;
     let pending = changes;
     for (let attempt = 1; ; attempt++) {
       const release = await this.lock(lockKey, deadline);
@@ -898,6 +900,7 @@ export class AzureGate implements NetworkGate {
               if (i >= 0) rules.splice(i, 1);
             }
             c.resolve([...c.seen.values()]);
+            if (plan.puts.length + plan.deletes.length > 0) deadline = Math.max(deadline, Date.now() + this.deadlineMs);
           } catch (err) {
             // Fatal: this change fails (open() rolls its grant back); the others go on. Otherwise
             // this change and those after it are planned again from a fresh read.
