@@ -135,8 +135,8 @@ export class ArmEmulator {
   /** Every request (method and path), to check the bot's Azure role covers what it calls. */
   readonly calls: Array<{ method: string; path: string; token: string }> = [];
   private server: Server;
-  private vms = new Map<string, { id: string; name: string; location: string; nics: string[]; primary?: number }>();
-  private nics = new Map<string, { id: string; name: string; ips: Array<{ ip: string; subnet: string }>; nsg?: string }>();
+  private vms = new Map<string, { id: string; name: string; location: string; nics: string[]; primary?: number; scaleSet?: string }>();
+  private nics = new Map<string, { id: string; name: string; ips: Array<{ ip: string; subnet: string }>; nsg?: string; vm?: string }>();
   private subnets = new Map<string, { id: string; name: string; prefix: string; nsg?: string }>();
   private nsgs = new Map<string, Nsg>();
   /** Azure Firewalls and Firewall Policy rule collection groups, kept as ARM's wire JSON. */
@@ -222,6 +222,23 @@ export class ArmEmulator {
     this.vms.set(lower(id), { id, name: id.split('/').pop()!, location, nics, primary });
     return id;
   }
+
+  /**
+   * A Uniform scale set with one instance per address, each with a NIC (under the scale set) in
+   * `subnet` with `nsg` (from the scale set's model). Returns the instance ids.
+   */
+  addScaleSet(id: string, ips: string[], subnet: string, nsg?: string): string[] {
+    const name = id.split('/').pop()!;
+    this.scaleSets.set(lower(id), { id, name, instances: ips.map((_, i) => String(i)) });
+    return ips.map((ip, i) => {
+      const vm = `${id}/virtualMachines/${i}`;
+      const nic = this.addNic(`${vm}/networkInterfaces/${name}-nic`, [{ ip, subnet }], nsg);
+      this.nics.get(lower(nic))!.vm = vm;
+      this.vms.set(lower(vm), { id: vm, name: `${name}_${i}`, location: 'westeurope', nics: [nic], scaleSet: id });
+      return vm;
+    });
+  }
+  private scaleSets = new Map<string, { id: string; name: string; instances: string[] }>();
 
   /** Deletes a VM (its NIC stays, as in Azure unless deleted with it). */
   deleteVm(id: string): void {
@@ -488,11 +505,30 @@ export class ArmEmulator {
       return page([...rgs.values()].filter((id) => this.allowed(action, id)).map((id) => ({ id, name: id.split('/').pop(), location: 'westeurope', properties: { provisioningState: 'Succeeded' } })));
     }
     const inScope = (id: string, prefix: string) => lower(id).startsWith(`${prefix}/`);
+    const ssList = /^(\/subscriptions\/[^/]+)\/providers\/microsoft\.compute\/virtualmachinescalesets$/.exec(key);
+    if (ssList && method === 'GET') {
+      return page([...this.scaleSets.values()].filter((x) => inScope(x.id, ssList[1]!)).map((x) => ({ id: x.id, name: x.name, type: 'Microsoft.Compute/virtualMachineScaleSets', location: 'westeurope', properties: { orchestrationMode: 'Uniform', provisioningState: 'Succeeded' } })));
+    }
+    const ssChild = /^(.*\/providers\/microsoft\.compute\/virtualmachinescalesets\/[^/]+)\/(virtualmachines|networkinterfaces)$/.exec(key);
+    if (ssChild && method === 'GET') {
+      if (!this.scaleSets.has(ssChild[1]!)) return notFound('Microsoft.Compute/virtualMachineScaleSets');
+      if (ssChild[2] === 'virtualmachines') return page([...this.vms.values()].filter((v) => v.scaleSet && lower(v.scaleSet) === ssChild[1]).map((v) => this.vmJson(v)));
+      return page([...this.nics.values()].filter((n) => n.vm && lower(n.vm).startsWith(`${ssChild[1]}/`)).map((n) => this.nicJson(n)));
+    }
+    if (/\/virtualmachinescalesets\/[^/]+\/virtualmachines\/[^/]+$/.test(key) && method === 'GET') {
+      const vm = this.vms.get(key);
+      return vm ? send(200, this.vmJson(vm)) : notFound('Microsoft.Compute/virtualMachineScaleSets/virtualMachines');
+    }
+    if (/\/virtualmachinescalesets\/[^/]+\/virtualmachines\/[^/]+\/networkinterfaces\/[^/]+$/.test(key) && method === 'GET') {
+      if (query.get('api-version') !== '2018-10-01') return send(400, { error: { code: 'NoRegisteredProviderFound', message: `No registered resource provider found for API version '${query.get('api-version')}'.` } });
+      const nic = this.nics.get(key);
+      return nic ? send(200, this.nicJson(nic)) : notFound('Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces');
+    }
     const subList = /^(\/subscriptions\/[^/]+)\/providers\/microsoft\.(compute|network)\/(virtualmachines|networkinterfaces|virtualnetworks)$/.exec(key);
     if (subList && method === 'GET') {
       const scope = subList[1]!;
-      if (subList[3] === 'virtualmachines') return page([...this.vms.values()].filter((v) => inScope(v.id, scope)).map((v) => this.vmJson(v)));
-      if (subList[3] === 'networkinterfaces') return page([...this.nics.values()].filter((n) => inScope(n.id, scope)).map((n) => this.nicJson(n)));
+      if (subList[3] === 'virtualmachines') return page([...this.vms.values()].filter((v) => inScope(v.id, scope) && !v.scaleSet).map((v) => this.vmJson(v)));
+      if (subList[3] === 'networkinterfaces') return page([...this.nics.values()].filter((n) => inScope(n.id, scope) && !n.vm).map((n) => this.nicJson(n)));
       const vnets = new Map<string, Array<{ id: string; name: string; prefix: string; nsg?: string }>>();
       for (const s of this.subnets.values()) if (inScope(s.id, scope)) {
         const vnet = s.id.split('/subnets/')[0]!;
@@ -705,11 +741,12 @@ export class ArmEmulator {
     };
   }
 
-  private nicJson(nic: { id: string; name: string; ips: Array<{ ip: string; subnet: string }>; nsg?: string }) {
+  private nicJson(nic: { id: string; name: string; ips: Array<{ ip: string; subnet: string }>; nsg?: string; vm?: string }) {
     return {
       id: nic.id, name: nic.name, type: 'Microsoft.Network/networkInterfaces', location: 'westeurope', etag: 'W/"1"',
       properties: {
         provisioningState: 'Succeeded',
+        ...(nic.vm ? { virtualMachine: { id: nic.vm } } : {}),
         ipConfigurations: nic.ips.map((c, i) => ({
           id: `${nic.id}/ipConfigurations/ipconfig${i + 1}`, name: `ipconfig${i + 1}`,
           properties: { privateIPAddress: c.ip, privateIPAddressVersion: c.ip.includes(':') ? 'IPv6' : 'IPv4', privateIPAllocationMethod: 'Dynamic', primary: i === 0, subnet: { id: c.subnet } },

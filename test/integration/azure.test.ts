@@ -21,6 +21,7 @@ let moved1: ReturnType<ArmEmulator['standardVm']>;
 let dual1: ReturnType<ArmEmulator['standardVm']>;
 let full1: ReturnType<ArmEmulator['standardVm']>;
 let portal1Nsg: string;
+let ssNsg: string;
 let long1: ReturnType<ArmEmulator['standardVm']>;
 const LONG = 'loooooooooooooooooooooooooooooooooooooooooooooooooooooongname1';
 const HUB = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network';
@@ -43,6 +44,7 @@ const POLICY = TEST_POLICY_YAML.replace('virtualMachines/quorum2, os: linux }', 
     firewall: { policy: ${POLICY_ID}, ruleCollectionGroup: jit, publicIp: 20.50.60.71, ports: 51000-51099, subnet: 10.100.0.0/26 }
   gone1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/gone1, os: linux }
   moved1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/moved1, os: linux }
+  ss1-0: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachineScaleSets/ss1/virtualMachines/0, os: linux }
   portal1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/portal1, os: windows }
   dual1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/dual1, os: linux }
   full1: { id: /subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/full1, os: linux }
@@ -80,6 +82,8 @@ beforeAll(async () => {
   moved1 = arm.standardVm('sub1', 'prod', 'moved1', '10.0.0.10');
   dual1 = arm.standardVm('sub1', 'prod', 'dual1', ['10.0.0.12', 'fd00::12']);
   full1 = arm.standardVm('sub1', 'prod', 'full1', '10.0.0.13');
+  ssNsg = arm.addNsg('/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Network/networkSecurityGroups/ss1-nsg');
+  arm.addScaleSet('/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachineScaleSets/ss1', ['10.0.0.50', '10.0.0.51'], vm1.subnet, ssNsg);
   {
     // portal1: only a NIC NSG (its subnet has none), where someone added the portal's "RDP from Any".
     const base = '/subscriptions/sub1/resourceGroups/prod/providers';
@@ -513,7 +517,9 @@ describe('inventory', () => {
     expect(vm1Row.lastUser).toBe('alice@contoso.com');
     expect(vm1Row.ports).toBe('3389/tcp,22/tcp');
     expect(reply.configured.find((r) => r.name === 'app1')!.address).toBe('20.50.60.70 (firewall)');
-    expect(reply.notConfigured.map((v) => v.name)).toEqual(['web7']);
+    // Uniform scale-set instances are listed too: ss1_0 is in the policy (as ss1-0), ss1_1 is not.
+    expect(reply.notConfigured.map((v) => v.name).sort()).toEqual(['ss1_1', 'web7']);
+    expect(reply.configured.map((r) => r.name)).toContain('ss1-0');
     expect(reply.unsupported).toEqual([{ name: 'quick1', id: expect.stringContaining('quick1'), reason: 'no network security group on its network interfaces or subnets' }]);
     expect(text).toMatch(/^Configured \(\d+\):/);
     // A requester sees only what their roles cover (alice: prod and dev requester; no read at the subscription).
@@ -790,6 +796,17 @@ describe('address families and limits', () => {
     expect(req.status).toBe('failed');
     expect(req.statusReason).toMatch(/198\.51\.100\.99 is not a public IP of its firewall \(20\.50\.60\.70\)/);
     expect(arm.stats.puts).toBe(puts);
+  });
+});
+
+describe('Uniform scale-set instances', () => {
+  it('a grant to an instance opens its scale-set NIC NSG (and the subnet NSG) to the instance\'s address only', async () => {
+    const id = await grant('ssh ss1-0 1h from 203.0.113.90');
+    expect((await state(id)).status).toBe('active');
+    expect(ours(ssNsg, id).map((r) => r.properties.destinationAddressPrefix)).toEqual(['10.0.0.50']);
+    expect(ours(vm1.subnetNsg, id)).toHaveLength(1);
+    await h.cmd('alice@contoso.com', `revoke ${id}`);
+    expect(ours(ssNsg, id)).toEqual([]);
   });
 });
 

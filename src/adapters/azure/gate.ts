@@ -270,7 +270,7 @@ export class AzureGate implements NetworkGate {
     const vm = (await this.arm.get(target.id, COMPUTE_API)).doc;
     const nicRefs = (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
     if (nicRefs.length === 0) throw new UnsupportedTargetError(target.name, 'the VM has no network interface');
-    const nics = await Promise.all(nicRefs.map(async (ref) => ({ primary: ref.properties?.primary ?? nicRefs.length === 1, doc: (await this.arm.get(ref.id!, NETWORK_API)).doc })));
+    const nics = await Promise.all(nicRefs.map(async (ref) => ({ primary: ref.properties?.primary ?? nicRefs.length === 1, doc: (await this.arm.get(ref.id!, nicApi(ref.id!))).doc })));
     const subnetIds = new Set<string>();
     for (const nic of nics) for (const cfg of nicConfigs(nic.doc)) if (cfg.subnet) subnetIds.add(cfg.subnet);
     const subnets = await Promise.all([...subnetIds].map(async (id) => (await this.arm.get(id, NETWORK_API)).doc));
@@ -491,36 +491,56 @@ export class AzureGate implements NetworkGate {
   /**
    * Every VM of the subscriptions, supported or not, from three paged lists per subscription (VMs,
    * NICs, virtual networks with their subnets) joined here: a constant number of calls, not three
-   * per VM. Uniform scale-set instances are not listed (their NICs live under the scale set).
+   * per VM. Uniform scale sets add two lists each (instances, their NICs); Flexible scale-set
+   * instances are ordinary VMs and come with the VMs.
    */
   async inventory(): Promise<Array<{ id: string; name: string; reason?: string }>> {
     const out: Array<{ id: string; name: string; reason?: string }> = [];
+    const row = (id: string, name: string, nics: Array<{ primary: boolean; doc: ArmDoc | undefined }>, subnetById: Map<string, ArmDoc>) => {
+      try {
+        if (nics.length === 0) throw new UnsupportedTargetError(name, 'the VM has no network interface');
+        const path = pathOf(name, nics as Array<{ primary: boolean; doc: ArmDoc }>, subnetById);
+        this.paths.set(id.toLowerCase(), path);
+        out.push({ id, name });
+      } catch (err) {
+        if (err instanceof UnsupportedTargetError) out.push({ id, name, reason: err.message.replace(/^.*?: /, '') });
+        else throw err;
+      }
+    };
     for (const sub of this.subscriptions()) {
-      const [vms, nics, vnets] = await Promise.all([
+      const [vms, nics, vnets, sets] = await Promise.all([
         this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachines`, COMPUTE_API),
         this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/networkInterfaces`, NETWORK_API),
         this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/virtualNetworks`, NETWORK_API),
+        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachineScaleSets`, COMPUTE_API),
       ]);
       const nicById = new Map(nics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
       const subnetById = new Map<string, ArmDoc>();
       for (const v of vnets) for (const s of ((v.properties?.subnets as ArmDoc[] | undefined) ?? [])) subnetById.set(String(s.id ?? '').toLowerCase(), s);
       for (const vm of vms) {
         if (typeof vm.id !== 'string' || typeof vm.name !== 'string') continue;
-        const refs = (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
-        try {
-          if (refs.length === 0) throw new UnsupportedTargetError(vm.name, 'the VM has no network interface');
-          const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
-          if (found.some((f) => !f.doc)) {
-            // A NIC in another subscription: read the path the slow way.
+        const refs = nicRefsOf(vm);
+        const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
+        if (found.some((f) => !f.doc)) {
+          // A NIC in another subscription: read the path the slow way.
+          try {
             await this.discover({ name: vm.name, id: vm.id, os: 'linux' }, true);
-          } else {
-            const path = pathOf(vm.name, found as Array<{ primary: boolean; doc: ArmDoc }>, subnetById);
-            this.paths.set(vm.id.toLowerCase(), path);
+            out.push({ id: vm.id, name: vm.name });
+          } catch (err) {
+            if (err instanceof UnsupportedTargetError) out.push({ id: vm.id, name: vm.name, reason: err.message.replace(/^.*?: /, '') });
+            else throw err;
           }
-          out.push({ id: vm.id, name: vm.name });
-        } catch (err) {
-          if (err instanceof UnsupportedTargetError) out.push({ id: vm.id, name: vm.name, reason: err.message.replace(/^.*?: /, '') });
-          else throw err;
+        } else row(vm.id, vm.name, found, subnetById);
+      }
+      // Uniform scale sets: instances and their NICs live under the scale set.
+      for (const ss of sets) {
+        if (typeof ss.id !== 'string' || String(ss.properties?.orchestrationMode ?? 'Uniform') === 'Flexible') continue;
+        const [instances, ssNics] = await Promise.all([this.arm.list(`${ss.id}/virtualMachines`, COMPUTE_API), this.arm.list(`${ss.id}/networkInterfaces`, VMSS_NIC_API)]);
+        const ssNicById = new Map(ssNics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
+        for (const inst of instances) {
+          if (typeof inst.id !== 'string' || typeof inst.name !== 'string') continue;
+          const refs = nicRefsOf(inst);
+          row(inst.id, inst.name, refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: ssNicById.get(r.id!.toLowerCase()) })).filter((f) => f.doc), subnetById);
         }
       }
     }
@@ -1035,6 +1055,14 @@ const LOCK_TTL_MS = 1500;
 const settled = (c: { settled: boolean }) => c.settled;
 
 // ------------------------------------------------------------------ pure helpers
+
+/** NICs of a scale set's instances are read through the scale set, at an API version of their own. */
+const VMSS_NIC_API = '2018-10-01';
+const nicApi = (nicId: string) => (/\/virtualMachineScaleSets\//i.test(nicId) ? VMSS_NIC_API : NETWORK_API);
+
+function nicRefsOf(vm: ArmDoc): Array<{ id?: string; properties?: { primary?: boolean } }> {
+  return (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
+}
 
 function nicConfigs(nic: ArmDoc): Array<{ ip?: string; subnet?: string; primary: boolean }> {
   const cfgs = (nic.properties?.ipConfigurations as Array<{ properties?: { privateIPAddress?: string; primary?: boolean; subnet?: { id?: string } } }> | undefined) ?? [];
