@@ -91,6 +91,8 @@ export interface ArmEmulatorOptions {
   assignedScopes?: string[];
   /** Items per page of a list (default 50). */
   pageSize?: number;
+  /** How long a read (GET of a resource or a list) takes to answer. */
+  readLatencyMs?: number;
 }
 
 const lower = (s: string) => s.toLowerCase();
@@ -157,6 +159,9 @@ export class ArmEmulator {
   private role: Set<string>;
   readonly certFile: string;
   url = '';
+  private readsInFlight = 0;
+  /** The most reads the client had in flight at once (with `readLatencyMs`). */
+  maxReadsInFlight = 0;
 
   constructor(private readonly opts: ArmEmulatorOptions = {}) {
     const tls = selfSignedCert();
@@ -178,12 +183,23 @@ export class ArmEmulator {
           res.end(payload === undefined ? '' : JSON.stringify(payload));
         };
         const [path, query = ''] = (req.url ?? '/').split('?') as [string, string?];
-        try {
-          this.calls.push({ method: req.method ?? 'GET', path, token: String(req.headers.authorization ?? '').replace(/^Bearer /, '') });
-          this.handle(req.method ?? 'GET', path, new URLSearchParams(query), req.headers, body, send);
-        } catch (err) {
-          send(500, { error: { code: 'InternalServerError', message: String(err) } });
-        }
+        const run = () => {
+          try {
+            this.calls.push({ method: req.method ?? 'GET', path, token: String(req.headers.authorization ?? '').replace(/^Bearer /, '') });
+            this.handle(req.method ?? 'GET', path, new URLSearchParams(query), req.headers, body, send);
+          } catch (err) {
+            send(500, { error: { code: 'InternalServerError', message: String(err) } });
+          }
+        };
+        // Reads that take a while (opts.readLatencyMs): how many the client keeps in flight is measured.
+        if (req.method === 'GET' && this.opts.readLatencyMs && !/\/operations\//i.test(path)) {
+          this.readsInFlight++;
+          this.maxReadsInFlight = Math.max(this.maxReadsInFlight, this.readsInFlight);
+          setTimeout(() => {
+            this.readsInFlight--;
+            run();
+          }, this.opts.readLatencyMs);
+        } else run();
       });
     });
   }

@@ -698,6 +698,25 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 300 ms
     expect(slow.provisioningState(RCG2)).toBe('Succeeded');
   });
 
+  it('a write arriving while another writer\'s policy update is in flight waits for it (no 409), and opens only after its own update Succeeded', async () => {
+    const other = new AzureGate({
+      credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
+      endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 300, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
+    });
+    const target = { name: 'fwa', id: vmA.vm, os: 'linux' as const, firewall: route('jit') };
+    const c409 = slow.stats.conflicts409;
+    // Another replica (no shared lock here) starts a policy update…
+    const first = other.open({ requestId: 'rslowfw005', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.64/32', expiresAt: Date.now() + 60_000 });
+    await waitFor('policy busy', async () => slow.provisioningState(RCG) === 'Updating' || null, 5000);
+    // …and this gate's grant meets it in flight.
+    await g.open({ requestId: 'rslowfw006', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.65/32', expiresAt: Date.now() + 60_000 });
+    expect(slow.provisioningState(RCG)).toBe('Succeeded');
+    await first;
+    expect(slow.stats.conflicts409).toBe(c409);
+    expect(natOf(RCG, 'rslowfw005')).toHaveLength(1);
+    expect(natOf(RCG, 'rslowfw006')).toHaveLength(1);
+  });
+
   it('closing reports the DNAT rule removed (for the audit) even when the write\'s answer was lost and the retry finds it gone', async () => {
     const written = await g.open({ requestId: 'rslowfw004', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.63/32', expiresAt: Date.now() + 60_000 });
     // The policy's write is applied but its answer is lost: the retry re-reads and finds the rule gone.
@@ -723,6 +742,23 @@ describe('reads are throttled too', () => {
     // More VMs than one page holds (4): all of them are there.
     expect(reply.configured.length + reply.notConfigured.length + reply.unsupported.length).toBeGreaterThan(8);
     expect(reply.configured.map((r) => r.name)).toEqual(expect.arrayContaining(['vm1', 'db1', 'app1', 'app2']));
+  });
+
+  it('reads stay under the concurrency cap: a sweep of many NSGs keeps at most AZURE_READ_CONCURRENCY reads in flight', async () => {
+    const busy = await new ArmEmulator({ readLatencyMs: 30 }).start();
+    try {
+      const targets = Array.from({ length: 12 }, (_, i) => busy.standardVm('sub1', `rg${i % 4}`, `cap${i}`, `10.2.0.${i + 4}`)).map((v, i) => ({ name: `cap${i}`, id: v.vm, os: 'linux' as const }));
+      const g = new AzureGate({
+        credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
+        endpoint: busy.url, caCert: readFileSync(busy.certFile, 'utf8'), pollIntervalMs: 5, readConcurrency: 3, scopeSweepIntervalMs: 0, targets: () => targets,
+      });
+      expect(await g.list()).toEqual([]);
+      expect(busy.stats.gets).toBeGreaterThan(12 * 3);
+      expect(busy.maxReadsInFlight).toBeLessThanOrEqual(3);
+      expect(busy.maxReadsInFlight).toBeGreaterThan(1);
+    } finally {
+      await busy.close();
+    }
   });
 
   it('the reconciler settles per resource: reads refused in one resource group (403) do not stop the sweep closing expired rules elsewhere', async () => {
