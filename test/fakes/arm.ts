@@ -328,6 +328,13 @@ export class ArmEmulator {
   }
   private publicIps = new Map<string, { id: string; ip: string }>();
 
+  /** Someone else's DNAT rule collection on a classic firewall. */
+  addFirewallNatRules(firewallId: string, collection: Record<string, unknown>): void {
+    const d = this.docs.get(lower(firewallId))!;
+    (d.properties.natRuleCollections as unknown[]).push(collection);
+    d.etag = `W/"${randomUUID()}"`;
+  }
+
   /** Someone else's network rule collection on a classic firewall (e.g. one referencing an IP group). */
   addFirewallNetworkRules(firewallId: string, collection: Record<string, unknown>): void {
     const d = this.docs.get(lower(firewallId))!;

@@ -818,6 +818,22 @@ describe('address families and limits', () => {
     expect(arm.rules(long1.nicNsg).filter((r) => r.properties.access === 'Deny')).toEqual([]);
   });
 
+  it('a classic firewall already holding 250 DNAT rules: the grant fails with Azure Firewall\'s limit in the reason, nothing is left open', async () => {
+    const full = await new ArmEmulator().start();
+    try {
+      const v = full.standardVm('sub1', 'prod', 'nat1', '10.0.0.60');
+      full.addFirewall(FW, '20.50.60.70');
+      full.addFirewallNatRules(FW, { name: 'others', properties: { priority: 200, action: { type: 'Dnat' }, rules: Array.from({ length: 250 }, (_, i) => ({ name: `n${i}`, protocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['20.50.60.70'], destinationPorts: [String(40000 + i)], translatedAddress: '10.0.0.99', translatedPort: '443' })) } });
+      const g = new AzureGate({ credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: full.url, caCert: readFileSync(full.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
+      const target = { name: 'nat1', id: v.vm, os: 'linux' as const, firewall: { firewallId: FW, publicIp: '20.50.60.70', portPool: [50000, 50001] as [number, number], subnetPrefix: '10.100.0.0/26' } };
+      await expect(g.open({ requestId: 'rnatlimit1', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.85/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(/would hold 251 DNAT rules; Azure Firewall allows 250/);
+      expect(full.rules(v.nicNsg).filter((r) => r.name.startsWith('jit-rnatlimit1-'))).toEqual([]);
+      expect(full.natRules(FW)).toHaveLength(250);
+    } finally {
+      await full.close();
+    }
+  });
+
   it('DNAT translates to the primary NIC\'s primary address, not to whichever address comes first', async () => {
     const id = await grant('ssh prim1 1h from 203.0.113.83');
     expect((await state(id)).status).toBe('active');
