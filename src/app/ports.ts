@@ -117,8 +117,11 @@ export interface GrantSpec {
 export interface NetworkGate {
   /** Writes the allow rules of a grant. Idempotent by rule name. Throws on failure (nothing left open). */
   open(grant: GrantSpec): Promise<AppliedRule[]>;
-  /** Deletes every rule this bot wrote for the request. Idempotent. */
-  close(requestId: string, target: Target): Promise<AppliedRule[]>;
+  /**
+   * Deletes every rule this bot wrote for the request. Idempotent. `written` (the request's stored
+   * rules) says where they were written: closing must not depend on the VM still being there.
+   */
+  close(requestId: string, target: Target, written?: AppliedRule[]): Promise<AppliedRule[]>;
   /** Rules this bot owns (for reconciliation and display). */
   list(): Promise<AppliedRule[]>;
   /** Deletes exactly these rules (the reconciler's sweep; works without the request record). */
@@ -135,6 +138,12 @@ export interface NetworkGate {
    * the reason). Absent where only the policy file's targets exist.
    */
   inventory?(): Promise<Array<{ id: string; name: string; reason?: string }>>;
+  /**
+   * What still lets these ports in from anywhere despite "enable JIT": on every NSG of the path the
+   * first matching rule is an Allow (e.g. the portal's "RDP from Any" at a lower number than the
+   * bot's Deny). Each as `<nsg>/<rule>@<priority> (<port>)`; empty when the ports are closed.
+   */
+  exposures?(target: Target, ports: PortSpec[]): Promise<string[]>;
   /** Removes only the Deny rules `enforce` wrote. */
   unenforce?(target: Target): Promise<AppliedRule[]>;
 }

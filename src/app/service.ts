@@ -326,15 +326,18 @@ export class JitService implements JobHandlers {
       return { kind: 'info', message: `${target.name}: this network (simulated) keeps every port closed unless a grant opens it; nothing to enforce` };
     }
     const rules = await this.deps.gate.enforce(target, want);
+    // A lower-numbered Allow from anywhere (the portal's "RDP from Any") wins over any Deny: say so.
+    const stillOpen = this.deps.gate.exposures ? await this.deps.gate.exposures(target, want) : [];
     await this.appendAudit({
       time: this.deps.clock.now(), actor: system ? 'system' : actor, action: 'policy.enforced', requestId: `policy-${target.name}`, target: target.name,
-      details: { ports: want.map(portLabel).join(','), rules: rules.map((r) => `${r.scope.split('/').pop()}/${r.name}@${r.priority}`).join(',') || 'none needed (equivalent deny rules exist)' },
+      details: { ports: want.map(portLabel).join(','), rules: rules.map((r) => `${r.scope.split('/').pop()}/${r.name}@${r.priority}`).join(',') || 'none needed (equivalent deny rules exist)', ...(stillOpen.length ? { stillOpen: stillOpen.join(',') } : {}) },
     });
+    const warning = stillOpen.length ? `. NOT closed: ${stillOpen.join('; ')} allow${stillOpen.length === 1 ? 's' : ''} traffic from anywhere ahead of the Deny rules; remove or restrict ${stillOpen.length === 1 ? 'it' : 'them'}` : '';
     return {
       kind: 'info',
-      message: rules.length
+      message: (rules.length
         ? `${target.name}: ${want.map(portLabel).join(', ')} now denied by default (${rules.length} rule${rules.length === 1 ? '' : 's'} written); grants open them for their time`
-        : `${target.name}: ${want.map(portLabel).join(', ')} were already denied by existing rules; nothing written`,
+        : `${target.name}: ${want.map(portLabel).join(', ')} were already denied by existing rules; nothing written`) + warning,
     };
   }
 
@@ -1024,7 +1027,7 @@ export class JitService implements JobHandlers {
   }
 
   private async closeRules(req: AccessRequest, target: Target, actor: string): Promise<void> {
-    const removed = await this.deps.gate.close(req.id, target);
+    const removed = await this.deps.gate.close(req.id, target, req.rules);
     for (const rule of removed) {
       await this.appendAudit({
         time: this.deps.clock.now(), actor, action: 'rule.removed', requestId: req.id, target: req.target,

@@ -177,6 +177,9 @@ const schema = z.object({
   AZURE_WRITE_DEADLINE: durationVar('60s'),
   AZURE_REQUEST_TIMEOUT: durationVar('20s'),
   AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  AZURE_FIREWALL_WRITE_DEADLINE: durationVar('30m'),
+  AZURE_SCOPE_SWEEP_INTERVAL: z.union([z.literal('0').transform(() => 0), durationVar('5m')]).default(5 * 60_000),
+  AZURE_READ_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
 });
 
