@@ -19,11 +19,12 @@ import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
-import type { TeamsAdapter } from './adapters/teams/adapter.js';
-import { ConfigError, loadConfig, type Config } from './config/env.js';
+import type { TeamsAdapter, TeamsAuthOverrides } from './adapters/teams/adapter.js';
+import { ConfigError, loadConfig, localChannelExposure, type Config } from './config/env.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import { createLogger, type Logger } from './log.js';
-import { createHttpServer } from './server.js';
+import { DEFAULT_PRIVACY_TEXT, DEFAULT_TERMS_TEXT, createHttpServer, legalPages, type HttpLimits } from './server.js';
+import { LocalAuth } from './adapters/local/auth.js';
 import { createApi } from './adapters/http/api.js';
 
 export interface StartOptions {
@@ -34,6 +35,10 @@ export interface StartOptions {
   /** Replace the network gate (tests inject faults). */
   gate?: NetworkGate;
   notifiers?: Notifier[];
+  /** Bot Framework endpoints / credentials other than the public cloud's (tests: a local OpenID + JWKS fake). */
+  teamsAuth?: TeamsAuthOverrides;
+  /** The HTTP server's timeouts and connection cap (tests shorten them). */
+  httpLimits?: Partial<HttpLimits>;
 }
 
 export interface RunningJit {
@@ -48,6 +53,10 @@ export interface RunningJit {
   teams?: TeamsAdapter;
   scheduler: BullScheduler;
   redis: Redis;
+  /** The local channel's secret of this run (also in `<JIT_DATA_DIR>/local-token`); absent when the local channel is off. */
+  localToken?: string;
+  /** A fresh one-time login link for the console; absent when the local channel is off. */
+  loginLink?: () => string;
   /** Stops taking requests, drains the worker, closes connections (and the embedded Redis). */
   stop(): Promise<void>;
   /** Stops only the worker (tests simulate a crash / restart of it). */
@@ -59,7 +68,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const config = loadConfig(opts.env ?? process.env);
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
   const book = await loadPolicyFile(config.JIT_POLICY_FILE);
-  const strangers = config.JIT_API_TOKENS.filter((t) => !(t.principal in book.principals)).map((t) => t.principal);
+  const strangers = config.JIT_API_TOKENS.filter((t) => !Object.hasOwn(book.principals, t.principal)).map((t) => t.principal);
   if (strangers.length > 0) throw new ConfigError([`JIT_API_TOKENS: ${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a principal of the policy file`]);
 
   const redisInfo = await ensureRedis({
@@ -91,11 +100,17 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const prefix = config.JIT_KEY_PREFIX;
   const store = new RedisRequestStore(redis, prefix);
   const audit = new RedisAuditLog(redis, prefix);
+  // Audit events of an older version get their per-target index once, here, not on a user's read.
+  await audit.prepare();
   const scheduler = new BullScheduler({ connection: redis, prefix: `${prefix}-bull` });
   const metrics = new PrometheusMetrics({
     countByStatus: (status) => store.countByStatus(status),
     queueCounts: () => scheduler.counts(),
-    gateStats: () => (rawGate as { stats?: Record<string, number> }).stats,
+    gateStats: () => {
+      // The Azure gate keeps ARM answer tallies (duck-typed: its SDK loads only when configured).
+      const g = rawGate as Partial<Pick<import('./adapters/azure/gate.js').AzureGate, 'armAnswers' | 'stats'>>;
+      return g.armAnswers && g.stats ? { answers: g.armAnswers(), retries: g.stats.retries } : undefined;
+    },
   });
   const rawGate =
     opts.gate ??
@@ -146,11 +161,13 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
         ...(config.TEAMS_AUDIT_CHANNEL ? { auditChannel: config.TEAMS_AUDIT_CHANNEL } : {}),
         auditIntervalMs: config.TEAMS_AUDIT_INTERVAL,
         userCacheTtlMs: config.SLACK_USER_CACHE_TTL,
+        allowedTenants: config.TEAMS_ALLOWED_TENANTS,
       },
       redis,
       prefix,
       log,
       metrics,
+      ...(opts.teamsAuth ? { auth: opts.teamsAuth } : {}),
     });
   }
   const notifier = new FanoutNotifier([feed, metrics, ...(slack ? [slack] : []), ...(teams ? [teams] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
@@ -170,6 +187,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     rateLimiter: new RedisRateLimiter(redis, prefix),
     settings: {
       requestRate: config.JIT_REQUEST_RATE,
+      readRate: config.JIT_READ_RATE,
+      auditRate: config.JIT_AUDIT_RATE,
       maxActivePerPrincipal: config.JIT_MAX_ACTIVE_PER_PRINCIPAL,
       maxActivePerTarget: config.JIT_MAX_ACTIVE_PER_TARGET,
       minDurationMs: config.JIT_MIN_DURATION,
@@ -205,7 +224,15 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   };
   if (config.JIT_WORKER) startWorker();
 
+  // The local channel acts as anyone: it needs the secret of this run (token file, login link).
+  const local = config.JIT_LOCAL_CHANNEL ? LocalAuth.create(config.JIT_DATA_DIR) : undefined;
+  const exposed = localChannelExposure(config);
+  if (local && exposed.length > 0) {
+    log.warn(`JIT_LOCAL_CHANNEL=true beside ${exposed.join(', ')}: the local channel (console, CLI) acts as any principal for whoever has the token in ${local.file}; keep it off where this server is reachable by others`);
+  }
+
   let draining = false;
+  let url = '';
   let lastSweep: { ok: boolean; error?: string } = { ok: true };
   const inFlight = new Set<Promise<void>>();
   const server = createHttpServer({
@@ -214,7 +241,9 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     audit,
     log,
     network: config.JIT_NETWORK,
-    localChannel: config.JIT_LOCAL_CHANNEL,
+    ...(local ? { local } : {}),
+    baseUrl: () => url,
+    ...(opts.httpLimits ? { limits: opts.httpLimits } : {}),
     trustedProxies: config.JIT_TRUSTED_PROXIES,
     health: {
       // Not connected: down at once (a PING would wait in the offline queue until Redis is back).
@@ -233,17 +262,19 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     },
   }, [
     metrics.route(),
-    createApi({ service, tokens: config.JIT_API_TOKENS, log, localActAs: config.JIT_LOCAL_CHANNEL }),
+    legalPages({ privacy: config.JIT_PRIVACY_TEXT ?? DEFAULT_PRIVACY_TEXT, terms: config.JIT_TERMS_TEXT ?? DEFAULT_TERMS_TEXT }),
+    createApi({ service, tokens: config.JIT_API_TOKENS, log, ...(local ? { local } : {}) }),
     ...(slack ? [slack.route] : []),
     ...(teams ? [teams.route] : []),
-    // The web console acts as any principal: only with the local channel (loopback unless forced).
-    ...(config.JIT_LOCAL_CHANNEL ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
+    // The web console acts as any principal: only with the local channel (the server checks its secret).
+    ...(local ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
   ]);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${host}:${addr.port}`;
+  url = `http://${host}:${addr.port}`;
+  await local?.publish();
 
   // Second line of "no port outlives its grant": sweep the network for rules past expiry.
   // One replica sweeps at a time: the sweep needs a lease in Redis that lasts a little less than
@@ -287,6 +318,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     ...(teams ? { teams } : {}),
     scheduler,
     redis,
+    ...(local ? { localToken: local.token, loginLink: () => local.loginLink(url) } : {}),
     startWorker,
     stopWorker,
     async stop() {
@@ -308,6 +340,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       await scheduler.close();
       await redis.quit().catch(() => redis.disconnect());
       await redisInfo.stop();
+      await local?.remove();
     },
   };
 }

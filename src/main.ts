@@ -17,8 +17,12 @@ async function main(): Promise<void> {
   }
   process.stderr.write(
     `\njit-bot is running at ${app.url}\n` +
-      `  try:  npm run jit -- as alice@contoso.com rdp vm1 2h from 203.0.113.7\n` +
-      `  help: npm run jit -- as alice@contoso.com help\n\n`,
+      (app.loginLink
+        ? `  console: ${app.loginLink()}\n` +
+          `           (a one-time link; \`npm run jit -- login\` prints a fresh one)\n` +
+          `  try:  npm run jit -- as alice@contoso.com rdp vm1 2h from 203.0.113.7\n` +
+          `  help: npm run jit -- as alice@contoso.com help\n\n`
+        : `  the local channel (console, npm run jit -- as …) is off (JIT_LOCAL_CHANNEL)\n\n`),
   );
   let stopping = false;
   const stop = (signal: string) => {

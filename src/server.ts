@@ -1,8 +1,12 @@
 // The one HTTP server. Routes: GET /healthz and /readyz, the "my IP" link (/myip/<token>), and the
-// local channel's views under /api/local/ (loopback only: the simulated rules, the raw audit log,
-// the audit CSV). Adapters mount their routes here: the REST API (/api/v1), /metrics, Slack
-// (/slack/events), Teams (/api/messages) and the web console.
+// local channel's views under /api/local/ (the simulated rules, the raw audit log, the audit CSV)
+// and its login link (/login). Adapters mount their routes here: the REST API (/api/v1), /metrics,
+// Slack (/slack/events), Teams (/api/messages) and the web console (/, /console/*). Local-channel
+// routes need the local secret (see adapters/local/auth.ts). Before any route runs, a body larger
+// than the route's cap is refused (413), and the server has request / header timeouts and a
+// connection cap, so nobody unauthenticated can make it hold much memory or many sockets.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { JitService } from './app/service.js';
 import type { AuditLog, NetworkGate } from './app/ports.js';
 import { toCsv, type AuditRow } from './core/audit-export.js';
@@ -11,6 +15,7 @@ import { isJitError } from './core/errors.js';
 import { renderText } from './core/reply.js';
 import { parseSource, sourceAllowed } from './core/source.js';
 import type { Logger } from './log.js';
+import type { LocalAuth } from './adapters/local/auth.js';
 
 export interface Health {
   redis(): Promise<boolean>;
@@ -28,8 +33,12 @@ export interface ServerDeps {
   health: Health;
   log: Logger;
   network: string;
-  localChannel: boolean;
+  /** The local channel's secret keeper; absent when the local channel is off. */
+  local?: LocalAuth;
   trustedProxies: string[];
+  /** This server's base URL (for login links); known once it listens. */
+  baseUrl?: () => string;
+  limits?: Partial<HttpLimits>;
   /** Told about every request being handled (the drain waits for them). */
   track?: (handling: Promise<void>) => void;
 }
@@ -37,7 +46,27 @@ export interface ServerDeps {
 /** Extra routes mounted by adapters: return true when the request was handled. */
 export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
 
-const MAX_BODY = 64 * 1024;
+/** Body cap of every route that does not say otherwise (the REST API's JSON, form posts). */
+export const MAX_BODY = 64 * 1024;
+/**
+ * Body cap of the chat platforms' webhooks (/slack/events, /api/messages). What they send this bot
+ * is a few KB: a slash command, a button click (block_actions, which carries the clicked message:
+ * one of the bot's own cards), a modal submission (the bot's small deny modal); a Teams activity
+ * or invoke. 256 KiB leaves a wide margin for those and still bounds what an unauthenticated
+ * sender can make the process hold per request.
+ */
+export const CHAT_MAX_BODY = 256 * 1024;
+const BODY_LIMITS = new Map<string, number>([['/slack/events', CHAT_MAX_BODY], ['/api/messages', CHAT_MAX_BODY]]);
+
+export interface HttpLimits {
+  /** The whole request (headers and body) must arrive within this (Node's `requestTimeout`). */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this (`headersTimeout`). */
+  headersTimeoutMs: number;
+  /** Connections beyond this are dropped (`maxConnections`). */
+  maxConnections: number;
+}
+export const HTTP_LIMITS: HttpLimits = { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, maxConnections: 1000 };
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -45,21 +74,66 @@ export class HttpError extends Error {
   }
 }
 
+const tooLarge = (limit: number) => new HttpError(413, `body larger than ${limit} bytes`);
+
+/** 413 at once when the announced Content-Length is over the cap (nothing of the body is read). */
+export function refuseDeclaredBody(req: IncomingMessage, limit: number): void {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) throw tooLarge(limit);
+}
+
+/**
+ * The request body, at most `limit` bytes: a larger Content-Length is refused before reading,
+ * and a chunked body is counted as it arrives and refused (413) as soon as it passes the limit;
+ * the rest is never read (the connection is closed after the answer).
+ */
+export function readRaw(req: IncomingMessage, limit = MAX_BODY): Promise<Buffer> {
+  refuseDeclaredBody(req, limit);
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (b: Buffer) => {
+      size += b.length;
+      if (size > limit) {
+        done();
+        req.pause();
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(b);
+    };
+    const onEnd = () => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
 export async function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const b = chunk as Buffer;
-    size += b.length;
-    if (size > limit) throw new HttpError(413, `body larger than ${limit} bytes`);
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  return (await readRaw(req, limit)).toString('utf8');
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+    // The rest of a refused body is not read: the connection closes after the answer.
+    ...(status === 413 ? { connection: 'close' } : {}),
+  });
   res.end(text);
 }
 
@@ -93,10 +167,27 @@ const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 
 /**
- * The address a request came from. `X-Forwarded-For` is honoured only when the peer is a
- * trusted proxy; then the right-most address that is not itself a trusted proxy is the client.
+ * One hop of a forwarding header as a bare IP address, or undefined. Proxies such as Azure
+ * Application Gateway write the client's port too: `203.0.113.7:51234`, `[2001:db8::7]:51234`.
+ * Anything but a single address (a list, a range, `*`, a name) is not an address.
  */
-export function clientAddress(req: IncomingMessage, trustedProxies: string[]): string {
+export function hopAddress(hop: string): string | undefined {
+  let text = hop.trim();
+  const withPort = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
+  if (withPort) {
+    if (withPort[2] !== undefined && Number(withPort[2]) > 65535) return undefined;
+    text = withPort[1]!;
+  }
+  // No zone ids (fe80::1%eth0): a network rule cannot use them.
+  return isIP(text) !== 0 && !text.includes('%') ? text.replace(/^::ffff:(?=\d+\.)/i, '') : undefined;
+}
+
+/**
+ * The address a request came from, as a single IP, or undefined when a forwarding header names
+ * something else. `X-Forwarded-For` is honoured only when the peer is a trusted proxy; then the
+ * right-most address that is not itself a trusted proxy is the client.
+ */
+export function clientAddress(req: IncomingMessage, trustedProxies: string[]): string | undefined {
   const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
   const trusted = (addr: string) => {
     try {
@@ -112,18 +203,31 @@ export function clientAddress(req: IncomingMessage, trustedProxies: string[]): s
     .map((s) => s.trim())
     .filter(Boolean);
   for (let i = chain.length - 1; i >= 0; i--) {
-    const hop = chain[i]!;
+    const hop = hopAddress(chain[i]!);
+    if (hop === undefined) return undefined;
     if (!trusted(hop)) return hop;
   }
   return peer;
 }
 
+const LOGIN_HELP = (url: string) =>
+  `<p>The console acts as anyone in the policy file, so it opens only for the person who started jit-bot.</p>
+<p>Open the login link jit-bot printed when it started (<code>${escapeHtml(url)}/login?code=…</code>), or get a fresh one in a terminal on this machine:</p>
+<pre>npm run jit -- login</pre>`;
+
+/** The local channel's routes: the console, its API, the CLI's views, the login link. */
+const isLocalPath = (path: string) => path === '/' || path === '/login' || path.startsWith('/console/') || path.startsWith('/api/local/');
+
 export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): Server {
   const { service, log } = deps;
+  const limits = { ...HTTP_LIMITS, ...deps.limits };
+  const baseUrl = () => deps.baseUrl?.() ?? 'http://127.0.0.1:3000';
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
+    // Every route has a body cap; an announced body over it is refused before anything reads it.
+    refuseDeclaredBody(req, BODY_LIMITS.get(path) ?? MAX_BODY);
 
     // Liveness: the process answers. Redis or a chat platform being down is not a reason to restart it.
     if (req.method === 'GET' && path === '/healthz') {
@@ -144,11 +248,20 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
     const myip = /^\/myip\/([A-Za-z0-9_-]{16,64})$/.exec(path);
     if (myip) {
       const token = myip[1]!;
+      if (req.method !== 'GET' && req.method !== 'POST') {
+        res.writeHead(405, { allow: 'GET, POST' }).end();
+        return;
+      }
+      // A GET never consumes the link: chat apps fetch links to preview them.
+      const request = await service.describeSourceToken(token);
+      if (!request) return sendHtml(res, req.method === 'GET' ? 410 : 400, page('Link expired', '<p>This link has expired or was already used. Make the request again in chat.</p>'));
+      const addr = clientAddress(req, deps.trustedProxies);
+      // Checked before the link is used up: a proxy that forwards something other than one address leaves it usable.
+      if (addr === undefined) {
+        log.warn('myip: the forwarding header does not name one client address (JIT_TRUSTED_PROXIES)', { request: request.id, xff: String(req.headers['x-forwarded-for'] ?? '').slice(0, 200) });
+        return sendHtml(res, 400, page('Address not recognised', '<p>Your address could not be read from the proxy in front of jit-bot (its X-Forwarded-For is not a single IP address). The link was not used; ask your administrator, or make the request again with <code>from &lt;your address&gt;</code>.</p>'));
+      }
       if (req.method === 'GET') {
-        // A GET never consumes the link: chat apps fetch links to preview them.
-        const request = await service.describeSourceToken(token);
-        if (!request) return sendHtml(res, 410, page('Link expired', '<p>This link has expired or was already used. Make the request again in chat.</p>'));
-        const addr = clientAddress(req, deps.trustedProxies);
         return sendHtml(
           res,
           200,
@@ -160,27 +273,50 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
           ),
         );
       }
-      if (req.method === 'POST') {
-        const addr = clientAddress(req, deps.trustedProxies);
-        const reply = await service.recordSource(token, addr);
-        const ok = reply.kind !== 'rejected';
-        return sendHtml(res, ok ? 200 : 400, page(ok ? 'Address recorded' : 'Not accepted', `<p>${escapeHtml(renderText(reply, 'jit'))}</p><p>You can close this page.</p>`));
-      }
-      res.writeHead(405, { allow: 'GET, POST' }).end();
-      return;
+      const reply = await service.recordSource(token, addr);
+      const ok = reply.kind !== 'rejected';
+      return sendHtml(res, ok ? 200 : 400, page(ok ? 'Address recorded' : 'Not accepted', `<p>${escapeHtml(renderText(reply, 'jit'))}</p><p>You can close this page.</p>`));
     }
 
-    if (path.startsWith('/api/local/')) {
-      if (!deps.localChannel) throw new HttpError(404, 'the local channel is disabled (JIT_LOCAL_CHANNEL, loopback only)');
-      return localApi(req, res, url);
+    if (isLocalPath(path)) {
+      if (!deps.local) {
+        if (path.startsWith('/api/local/')) throw new HttpError(404, 'the local channel is disabled (JIT_LOCAL_CHANNEL)');
+        return sendJson(res, 404, { error: `no route for ${req.method} ${path}` });
+      }
+      if (path === '/login') return login(deps.local, req, res, url);
+      try {
+        deps.local.check(req);
+      } catch (e) {
+        // The console page itself says how to get in.
+        if (e instanceof HttpError && e.status === 401 && req.method === 'GET' && path === '/') return sendHtml(res, 401, page('Log in to the jit-bot console', LOGIN_HELP(baseUrl())));
+        throw e;
+      }
+      if (path.startsWith('/api/local/')) return localApi(deps.local, req, res, url);
     }
 
     for (const route of extraRoutes) if (await route(req, res, url)) return;
     sendJson(res, 404, { error: `no route for ${req.method} ${path}` });
   }
 
-  async function localApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  /** GET /login?code=…: a one-time code from the printed link becomes the console's cookie. */
+  async function login(local: LocalAuth, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (req.method !== 'GET') {
+      res.writeHead(405, { allow: 'GET' }).end();
+      return;
+    }
+    local.checkPlace(req);
+    const code = url.searchParams.get('code') ?? '';
+    if (!local.redeem(code)) {
+      return sendHtml(res, 401, page('This login link does not work', `<p>It was already used, or it expired, or it is from an earlier run of jit-bot.</p>${LOGIN_HELP(baseUrl())}`));
+    }
+    res.writeHead(303, { location: '/', 'set-cookie': local.sessionCookie(req), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+    res.end();
+  }
+
+  async function localApi(local: LocalAuth, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
+    // A fresh one-time login link for the browser (what `npm run jit -- login` prints).
+    if (req.method === 'POST' && path === '/api/local/login-link') return sendJson(res, 200, { url: local.loginLink(baseUrl()) });
     if (req.method === 'GET' && path === '/api/local/rules') return sendJson(res, 200, { rules: await deps.gate.list() });
     if (req.method === 'GET' && path === '/api/local/audit.csv') {
       // The audit export as a download: ?as=<principal>[&target=<vm>][&since=<duration>] (default 7d).
@@ -205,7 +341,7 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
     throw new HttpError(404, `no route for ${req.method} ${path}`);
   }
 
-  return createServer((req, res) => {
+  const server = createServer({ requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) }, (req, res) => {
     const handling = handle(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
       log.error('request failed', { path: req.url?.replace(/\/myip\/[^/?]+/, '/myip/…'), err });
@@ -214,6 +350,43 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
     });
     deps.track?.(handling);
   });
+  server.maxConnections = limits.maxConnections;
+  return server;
+}
+
+/** Default texts of the pages the Teams manifest links to (developer.privacyUrl / termsOfUseUrl). */
+export const DEFAULT_PRIVACY_TEXT = `jit-bot is run by your organisation to grant time-limited network access to its virtual machines.
+
+It keeps, for each access request: who asked (your sign-in name or email as the chat platform gives it, and your Slack or Teams user id), the machine, ports, source address, duration, justification, and who approved, denied, extended or closed it, with times. This is kept in your organisation's Redis and in an append-only audit log, and posted to the audit channel your administrators chose.
+
+It sends messages through Slack or Microsoft Teams and changes network rules in your organisation's Azure subscription. It shares nothing with anyone else. Ask your administrators how long the audit log is kept.`;
+export const DEFAULT_TERMS_TEXT = `jit-bot is an internal tool of your organisation. Request only access you need for your work and are allowed to have. Every request, decision and network change is recorded in an audit log and may be reviewed.
+
+Access is granted for the duration shown and closed automatically; the administrators may close it at any time.`;
+
+/** GET /privacy and /terms: the pages the Teams app manifest links to (text from JIT_PRIVACY_TEXT / JIT_TERMS_TEXT). */
+export function legalPages(texts: { privacy: string; terms: string }): Route {
+  const render = (title: string, text: string) =>
+    page(
+      title,
+      text
+        .split(/\n\s*\n/)
+        .map((p) => p.trim())
+        .filter(Boolean)
+        .map((p) => `<p>${escapeHtml(p)}</p>`)
+        .join('\n'),
+    );
+  const pages: Record<string, string> = { '/privacy': render('jit-bot: privacy', texts.privacy), '/terms': render('jit-bot: terms of use', texts.terms) };
+  return async (req, res, url) => {
+    const html = pages[url.pathname];
+    if (html === undefined) return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('GET only');
+      return true;
+    }
+    sendHtml(res, 200, req.method === 'HEAD' ? '' : html);
+    return true;
+  };
 }
 
 function page(title: string, body: string): string {

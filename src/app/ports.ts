@@ -31,6 +31,8 @@ export interface RequestStore {
    */
   compareAndSet(next: AccessRequest, expectedVersion: number, events: AuditEvent[]): Promise<boolean>;
   list(filter: ListFilter): Promise<AccessRequest[]>;
+  /** Many requests in one round trip; null where missing. */
+  getMany(ids: string[]): Promise<Array<AccessRequest | null>>;
   /** One-time tokens of the "my IP" link, bound to a request; expire after `ttlMs`. */
   putSourceToken(token: string, requestId: string, ttlMs: number): Promise<void>;
   /** Returns the request id and deletes the token (GETDEL); null if unknown or expired. */
@@ -47,10 +49,29 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** What one caller may read of the audit log (the service decides; the log only walks its indexes). */
+export interface AuditScope {
+  /** Targets whose events the caller may read (a per-target index is walked for each). */
+  targets: string[];
+  /** Principals whose own requests' events the caller may read, on any target. */
+  requesters: PrincipalId[];
+  /** Only this target's events. */
+  target?: string;
+  /** Epoch ms, inclusive, compared with each event's `time`. */
+  since: number;
+  /** At most this many events, the newest ones. */
+  limit: number;
+}
+
 export interface AuditLog {
   /** Appends one event (append-only); returns it with its id. */
   append(event: AuditEvent): Promise<AuditEvent>;
   list(query?: AuditQuery): Promise<AuditEvent[]>;
+  /**
+   * The newest `limit` events in the scope, oldest first, and whether there were more. Its cost
+   * follows the scope (the per-target and per-request indexes), not the size of the whole log.
+   */
+  listScoped(scope: AuditScope): Promise<{ events: AuditEvent[]; truncated: boolean }>;
 }
 
 export interface Scheduler {
@@ -96,8 +117,11 @@ export interface GrantSpec {
 export interface NetworkGate {
   /** Writes the allow rules of a grant. Idempotent by rule name. Throws on failure (nothing left open). */
   open(grant: GrantSpec): Promise<AppliedRule[]>;
-  /** Deletes every rule this bot wrote for the request. Idempotent. */
-  close(requestId: string, target: Target): Promise<AppliedRule[]>;
+  /**
+   * Deletes every rule this bot wrote for the request. Idempotent. `written` (the request's stored
+   * rules) says where they were written: closing must not depend on the VM still being there.
+   */
+  close(requestId: string, target: Target, written?: AppliedRule[]): Promise<AppliedRule[]>;
   /** Rules this bot owns (for reconciliation and display). */
   list(): Promise<AppliedRule[]>;
   /** Deletes exactly these rules (the reconciler's sweep; works without the request record). */
@@ -114,6 +138,12 @@ export interface NetworkGate {
    * the reason). Absent where only the policy file's targets exist.
    */
   inventory?(): Promise<Array<{ id: string; name: string; reason?: string }>>;
+  /**
+   * What still lets these ports in from anywhere despite "enable JIT": on every NSG of the path the
+   * first matching rule is an Allow (e.g. the portal's "RDP from Any" at a lower number than the
+   * bot's Deny). Each as `<nsg>/<rule>@<priority> (<port>)`; empty when the ports are closed.
+   */
+  exposures?(target: Target, ports: PortSpec[]): Promise<string[]>;
   /** Removes only the Deny rules `enforce` wrote. */
   unenforce?(target: Target): Promise<AppliedRule[]>;
 }

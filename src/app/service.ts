@@ -12,14 +12,16 @@ import {
   effectivePolicy,
   exampleVerb,
   findTarget,
+  own,
   portLabel,
   type EffectivePolicy,
   type PolicyBook,
 } from '../core/policy.js';
-import { approversFor, can, expandRefs, isApprover, normalizePrincipal, refMatches, rolesAt } from '../core/rbac.js';
+import { approversAmong, approversFor, can, hasAnyRole, isApprover, normalizePrincipal, refMatches, rolesAt } from '../core/rbac.js';
 import { checkJustification, extendOptions, matchAutoApproval, resolveStart, routeApproval, type ApprovalRoute } from '../core/workflow.js';
 import { connectionsFor, rejectedReply, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
+import { checkAccessCommand, checkText } from '../core/validate.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
 import type { AccessRequest, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
 import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RateLimiter, RequestStore, Scheduler, WorkflowJob } from './ports.js';
@@ -46,6 +48,10 @@ export interface ServiceSettings {
   expirySlackMs: number;
   /** Requests per principal per window (0: no limit). */
   requestRate: { count: number; windowMs: number };
+  /** Reads (list, status, vms, a card refresh) per principal per window (0: no limit). */
+  readRate: { count: number; windowMs: number };
+  /** Audit reads (`audit`, the JSON and CSV exports) per principal per window (0: no limit). */
+  auditRate: { count: number; windowMs: number };
   /** Requests in flight (waiting, approved or active) per principal and per target; 0: no cap. */
   maxActivePerPrincipal: number;
   maxActivePerTarget: number;
@@ -56,6 +62,8 @@ export const DEFAULT_SETTINGS: ServiceSettings = {
   sourceLinkTtlMs: 5 * 60_000,
   expirySlackMs: 250,
   requestRate: { count: 0, windowMs: 60_000 },
+  readRate: { count: 0, windowMs: 60_000 },
+  auditRate: { count: 0, windowMs: 60_000 },
   maxActivePerPrincipal: 0,
   maxActivePerTarget: 0,
 };
@@ -95,6 +103,17 @@ export class JitService implements JobHandlers {
   /** A request as stored, for adapters that render it (no permission check: never show it to a user as is). */
   get(id: string): Promise<AccessRequest | null> {
     return this.deps.store.get(id);
+  }
+
+  /**
+   * A request as `actor` may see it (a card refresh): counted as a read; a request that does not
+   * exist and one the caller may not see get the same not_found.
+   */
+  async visibleRequest(actor: PrincipalId, id: string): Promise<AccessRequest> {
+    const me = normalizePrincipal(actor);
+    if (!hasAnyRole(this.book, me)) throw this.notFound(id);
+    await this.checkReadRate(me, 'read');
+    return this.mustSee(me, id);
   }
 
   /** Who may decide on this request now (policy approvers, plus escalation approvers once escalated). */
@@ -176,7 +195,7 @@ export class JitService implements JobHandlers {
 
   /** `policy vm1`: the effective policy, each value with the policy (or default) it comes from. */
   showPolicy(actor: PrincipalId, name: string): Reply {
-    const target = this.book.targets[name];
+    const target = findTarget(this.book, name);
     const visible = target && (can(this.book, actor, 'read', target.id) || can(this.book, actor, 'request', target.id) || isApprover(this.book, actor, effectivePolicy(this.book, target)));
     if (!target || !visible) throw new JitError('unknown_target', `there is no VM "${name}" that you can see`, 'vms');
     return { kind: 'policy', target: target.name, targetId: target.id, os: target.os, lines: describePolicy(effectivePolicy(this.book, target)) };
@@ -187,21 +206,33 @@ export class JitService implements JobHandlers {
    * target or all, since a time: rows in the columns of Azure's activity-log export.
    */
   async auditRows(actor: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
-    if (opts.target !== undefined && !this.book.targets[opts.target]) throw new JitError('unknown_target', `there is no VM "${opts.target}" in the policy`, 'vms');
+    const me = normalizePrincipal(actor);
+    // No role: nothing to see, answered at once (no Redis, not even the rate limiter).
+    if (!hasAnyRole(this.book, me)) return { rows: [], truncated: false };
+    if (opts.target !== undefined && !findTarget(this.book, opts.target)) throw new JitError('unknown_target', `there is no VM "${opts.target}" in the policy`, 'vms');
+    await this.checkReadRate(me, 'audit');
     const limit = opts.limit ?? 10_000;
-    const events = await this.deps.audit.list({ since: opts.since, limit: 100_000 });
-    const cache = new Map<string, AccessRequest | null>();
+    // The targets the caller reads, and their own requests elsewhere: the log walks only those indexes.
+    const readable = Object.values(this.book.targets).filter((t) => can(this.book, me, 'read', t.id)).map((t) => t.name);
+    const { events, truncated } = await this.deps.audit.listScoped({
+      targets: readable,
+      requesters: [me],
+      ...(opts.target !== undefined ? { target: opts.target.toLowerCase() } : {}),
+      since: opts.since,
+      limit,
+    });
+    const ids = [...new Set(events.map((e) => e.requestId))];
+    const stored = await this.deps.store.getMany(ids);
+    const byId = new Map(ids.map((id, i) => [id, stored[i] ?? null]));
+    const readableSet = new Set(readable);
     const rows: AuditRow[] = [];
     for (const e of events) {
-      if (opts.target !== undefined && e.target !== opts.target) continue;
-      if (!cache.has(e.requestId)) cache.set(e.requestId, await this.deps.store.get(e.requestId));
-      const req = cache.get(e.requestId) ?? null;
+      const req = byId.get(e.requestId) ?? null;
       // Events without a stored request (policy changes, reconciled orphans) are for readers of the target.
-      const target = this.book.targets[e.target];
-      const visible = req ? this.canSee(actor, req) : target ? can(this.book, actor, 'read', target.id) : false;
+      const visible = req ? this.canSee(me, req) : readableSet.has(e.target);
       if (visible) rows.push(auditRow(e, req));
     }
-    return { rows: rows.slice(-limit), truncated: rows.length > limit };
+    return { rows, truncated };
   }
 
   async auditReport(actor: PrincipalId, target: string | undefined, sinceMs: number): Promise<Reply> {
@@ -212,6 +243,8 @@ export class JitService implements JobHandlers {
 
   /** Targets as Defender for Cloud's JIT blade groups them: Configured, Not configured, Unsupported. */
   async vms(actor: PrincipalId): Promise<Reply> {
+    if (!hasAnyRole(this.book, actor)) return { kind: 'inventory', configured: [], notConfigured: [], unsupported: [] };
+    await this.checkReadRate(actor, 'read');
     const visible = (id: string) => can(this.book, actor, 'read', id) || can(this.book, actor, 'request', id);
     const configuredIds = new Map(Object.values(this.book.targets).map((t) => [t.id.toLowerCase(), t]));
     const seen = this.deps.gate.inventory ? await this.deps.gate.inventory() : Object.values(this.book.targets).map((t) => ({ id: t.id, name: t.name }));
@@ -268,11 +301,19 @@ export class JitService implements JobHandlers {
     if (maxActivePerTarget > 0 && (await inFlight({ target: target.name }, maxActivePerTarget)) >= maxActivePerTarget) {
       throw new JitError('limit_reached', `${target.name} already has ${maxActivePerTarget} requests waiting or open (the limit per target); try again when some have closed`);
     }
-    if (requestRate.count > 0 && this.deps.rateLimiter) {
-      const { allowed, retryAfterMs } = await this.deps.rateLimiter.hit(`req:${actor}`, requestRate.count, requestRate.windowMs);
-      if (!allowed) {
-        throw new JitError('rate_limited', `too many requests: at most ${requestRate.count} per ${formatDuration(requestRate.windowMs)}; try again in ${formatDuration(Math.max(1000, Math.ceil(retryAfterMs / 1000) * 1000))}`);
-      }
+    await this.checkRate(`req:${actor}`, requestRate, 'requests');
+  }
+
+  /** Read commands are limited per principal like requests: `read` (list, status, vms, refresh) and `audit`. */
+  private checkReadRate(actor: PrincipalId, kind: 'read' | 'audit'): Promise<void> {
+    return kind === 'audit' ? this.checkRate(`audit:${actor}`, this.settings.auditRate, 'audit reads') : this.checkRate(`read:${actor}`, this.settings.readRate, 'reads');
+  }
+
+  private async checkRate(key: string, rate: { count: number; windowMs: number }, what: string): Promise<void> {
+    if (rate.count <= 0 || !this.deps.rateLimiter) return;
+    const { allowed, retryAfterMs } = await this.deps.rateLimiter.hit(key, rate.count, rate.windowMs);
+    if (!allowed) {
+      throw new JitError('rate_limited', `too many ${what}: at most ${rate.count} per ${formatDuration(rate.windowMs)}; try again in ${formatDuration(Math.max(1000, Math.ceil(retryAfterMs / 1000) * 1000))}`);
     }
   }
 
@@ -285,15 +326,18 @@ export class JitService implements JobHandlers {
       return { kind: 'info', message: `${target.name}: this network (simulated) keeps every port closed unless a grant opens it; nothing to enforce` };
     }
     const rules = await this.deps.gate.enforce(target, want);
+    // A lower-numbered Allow from anywhere (the portal's "RDP from Any") wins over any Deny: say so.
+    const stillOpen = this.deps.gate.exposures ? await this.deps.gate.exposures(target, want) : [];
     await this.appendAudit({
       time: this.deps.clock.now(), actor: system ? 'system' : actor, action: 'policy.enforced', requestId: `policy-${target.name}`, target: target.name,
-      details: { ports: want.map(portLabel).join(','), rules: rules.map((r) => `${r.scope.split('/').pop()}/${r.name}@${r.priority}`).join(',') || 'none needed (equivalent deny rules exist)' },
+      details: { ports: want.map(portLabel).join(','), rules: rules.map((r) => `${r.scope.split('/').pop()}/${r.name}@${r.priority}`).join(',') || 'none needed (equivalent deny rules exist)', ...(stillOpen.length ? { stillOpen: stillOpen.join(',') } : {}) },
     });
+    const warning = stillOpen.length ? `. NOT closed: ${stillOpen.join('; ')} allow${stillOpen.length === 1 ? 's' : ''} traffic from anywhere ahead of the Deny rules; remove or restrict ${stillOpen.length === 1 ? 'it' : 'them'}` : '';
     return {
       kind: 'info',
-      message: rules.length
+      message: (rules.length
         ? `${target.name}: ${want.map(portLabel).join(', ')} now denied by default (${rules.length} rule${rules.length === 1 ? '' : 's'} written); grants open them for their time`
-        : `${target.name}: ${want.map(portLabel).join(', ')} were already denied by existing rules; nothing written`,
+        : `${target.name}: ${want.map(portLabel).join(', ')} were already denied by existing rules; nothing written`) + warning,
     };
   }
 
@@ -317,7 +361,9 @@ export class JitService implements JobHandlers {
 
   // ---------------------------------------------------------------- requestAccess
 
-  async requestAccess(actor: PrincipalId, cmd: AccessCommand, origin: RequestOrigin): Promise<Reply> {
+  async requestAccess(actor: PrincipalId, given: AccessCommand, origin: RequestOrigin): Promise<Reply> {
+    // The same checks as the chat parser, for every way in (REST bodies included).
+    const cmd = checkAccessCommand(given, `${exampleVerb(given.ports)} vm1 1h`);
     const book = this.book;
     const target = findTarget(book, cmd.target);
     if (!target) throw this.unknownTarget(actor, cmd.target, cmd);
@@ -430,13 +476,17 @@ export class JitService implements JobHandlers {
   /** Records the address the one-time link was opened from, and continues the request. */
   async recordSource(token: string, address: string): Promise<Reply> {
     try {
-      const id = await this.deps.store.takeSourceToken(token);
-      if (!id) throw new JitError('link_expired', 'this link has expired or was already used; make the request again');
+      const expired = () => new JitError('link_expired', 'this link has expired or was already used; make the request again');
+      const id = await this.deps.store.peekSourceToken(token);
+      if (!id) throw expired();
       const req = await this.mustGet(id);
       const target = this.targetOf(req);
       const policy = effectivePolicy(this.book, target);
+      // The address is checked before the link is used up: one it cannot take leaves the link usable.
       const source = parseSource(address);
+      if (!/\/(32|128)$/.test(source)) throw new JitError('bad_source', `the link records one address, not ${source === '*' ? 'Any' : source}`);
       checkAccess(policy, { ports: req.ports, durationMs: req.durationMs, source }, 0);
+      if ((await this.deps.store.takeSourceToken(token)) !== id) throw expired();
       const now = this.deps.clock.now();
       const autoRule = policy.approval.required ? await this.autoApprovalRule(policy, req.requester, req.ports, req.durationMs, now) : undefined;
       const autoApprove = !policy.approval.required || autoRule !== undefined;
@@ -468,8 +518,10 @@ export class JitService implements JobHandlers {
    * An approver's decision. `scope` says what the clicked card was about: a button on a request's
    * card must not approve an extension asked for later on the same request, and the reverse.
    */
-  async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', reason?: string, scope?: DecisionScope): Promise<Reply> {
-    const req = await this.mustGet(id);
+  async decide(actor: PrincipalId, id: string, decision: 'approve' | 'deny', given?: string, scope?: DecisionScope): Promise<Reply> {
+    // A deny reason from any channel (chat, REST, a card's text box, a Slack dialog): one set of rules.
+    const reason = given === undefined ? undefined : checkText('reason', given, `deny ${id} reason "not in a change window"`) || undefined;
+    const req = await this.mustSee(actor, id);
     const policy = effectivePolicy(this.book, this.targetOf(req));
     this.assertScope(req, scope);
     if (req.status === 'active' && req.pendingExtension) return this.decideExtension(actor, req, policy, decision, reason);
@@ -502,7 +554,8 @@ export class JitService implements JobHandlers {
    * nothing (chat adapters ask before opening a "reason" dialog).
    */
   async checkDecide(actor: PrincipalId, request: string | AccessRequest, decision: 'approve' | 'deny', scope?: DecisionScope): Promise<void> {
-    const req = typeof request === 'string' ? await this.mustGet(request) : request;
+    const req = typeof request === 'string' ? await this.mustSee(actor, request) : request;
+    if (!this.canSee(actor, req)) throw this.notFound(req.id);
     const policy = effectivePolicy(this.book, this.targetOf(req));
     this.assertScope(req, scope);
     this.assertMayDecide(actor, req, policy);
@@ -620,7 +673,7 @@ export class JitService implements JobHandlers {
     const req = await this.deps.store.get(id);
     if (!req) return;
     const now = this.deps.clock.now();
-    const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
+    const target = this.targetOf(req);
     if (req.status === 'active') {
       if ((req.expiresAt ?? 0) > now + this.settings.expirySlackMs) {
         // Extended while this job was already firing: ask the scheduler to run it again later.
@@ -686,8 +739,9 @@ export class JitService implements JobHandlers {
 
   // ---------------------------------------------------------------- revoke / cancel
 
-  async revoke(actor: PrincipalId, id: string, reason?: string): Promise<Reply> {
-    const req = await this.mustGet(id);
+  async revoke(actor: PrincipalId, id: string, given?: string): Promise<Reply> {
+    const reason = given === undefined ? undefined : checkText('reason', given, `revoke ${id}`) || undefined;
+    const req = await this.mustSee(actor, id);
     const target = this.targetOf(req);
     const own = req.requester === actor;
     if (!own && !can(this.book, actor, 'revoke_any', target.id)) {
@@ -710,7 +764,7 @@ export class JitService implements JobHandlers {
   // ---------------------------------------------------------------- extend
 
   async extend(actor: PrincipalId, id: string, addMs: number): Promise<Reply> {
-    const req = await this.mustGet(id);
+    const req = await this.mustSee(actor, id);
     const target = this.targetOf(req);
     const policy = effectivePolicy(this.book, target);
     const own = req.requester === actor;
@@ -745,12 +799,27 @@ export class JitService implements JobHandlers {
         return { kind: 'extension_pending', request: next, approvers };
       }
     }
-    const next = await this.transition(id, () => ({ type: 'extend', by: actor, expiresAt: newExpiry, ...(rule ? { rule } : {}) }));
+    const { quorum, selfApproval } = policy.approval;
+    let next: AccessRequest;
+    if (!own && !admin && policy.approval.required && quorum > 1) {
+      // An approver extending someone else's grant is one vote, not the quorum: the extension
+      // waits for the other approvers as the requester's own would (this vote counts).
+      next = await this.transition(id, (cur) => ({ type: 'propose_extension', by: actor, addMs, quorum, selfApproval, expiresAt: Math.max(cur.expiresAt ?? now, now) + addMs }));
+      if (next.pendingExtension) {
+        const waiting = next;
+        const approvers = this.approversOf(waiting, policy).filter((p) => p !== actor && (p !== waiting.requester || selfApproval));
+        await this.notify({ kind: 'extension_needed', request: waiting, actor, approvers, route: this.routeOf(waiting, policy) });
+        return { kind: 'extension_pending', request: waiting, approvers };
+      }
+    } else {
+      next = await this.transition(id, () => ({ type: 'extend', by: actor, expiresAt: newExpiry, ...(rule ? { rule } : {}) }));
+    }
+    const expiresAt = next.expiresAt ?? newExpiry;
     // Commit first, then move the job: a crash in between leaves the old job, which sees the
     // later expiry and reschedules itself; the reverse order could close a port late.
-    await this.deps.scheduler.rescheduleExpiry(id, newExpiry);
+    await this.deps.scheduler.rescheduleExpiry(id, expiresAt);
     await this.scheduleReminder(next, policy);
-    await this.deps.gate.updateExpiry(id, target, newExpiry).catch((err: unknown) => this.log(`could not update rule expiry for ${id}`, err));
+    await this.deps.gate.updateExpiry(id, target, expiresAt).catch((err: unknown) => this.log(`could not update rule expiry for ${id}`, err));
     await this.notify({ kind: 'extended', request: next, actor });
     return { kind: 'extended', request: next };
   }
@@ -758,20 +827,25 @@ export class JitService implements JobHandlers {
   // ---------------------------------------------------------------- list / status / help
 
   async status(actor: PrincipalId, id: string): Promise<Reply> {
-    const req = await this.mustGet(id);
-    this.assertCanSee(actor, req);
-    const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
+    if (!hasAnyRole(this.book, actor)) throw this.notFound(id);
+    await this.checkReadRate(actor, 'read');
+    const req = await this.mustSee(actor, id);
+    const target = this.targetOf(req);
     return { kind: 'status', request: req, connections: connectionsFor(target, req.ports, req.rules) };
   }
 
   /** Requests the caller may see, filtered (the REST API's list). Newest first. */
   async listVisible(actor: PrincipalId, filter: ListFilter): Promise<AccessRequest[]> {
+    if (!hasAnyRole(this.book, actor)) return [];
+    await this.checkReadRate(actor, 'read');
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 200);
     const all = await this.deps.store.list({ ...filter, limit: limit * 4 });
     return all.filter((r) => this.canSee(actor, r)).slice(0, limit);
   }
 
   async list(actor: PrincipalId, scope: 'mine' | 'all' | 'pending' | 'active'): Promise<Reply> {
+    if (!hasAnyRole(this.book, actor)) return { kind: 'list', scope, requests: [] };
+    await this.checkReadRate(actor, 'read');
     if (scope === 'mine') {
       const requests = await this.deps.store.list({ requester: actor, limit: 20 });
       // Readers, approvers and admins see others' requests with `list all` / `list pending`.
@@ -798,7 +872,7 @@ export class JitService implements JobHandlers {
   async workflow(kind: WorkflowJob, id: string): Promise<JobOutcome> {
     const req = await this.deps.store.get(id);
     if (!req) return;
-    const target = this.book.targets[req.target];
+    const target = own(this.book.targets, req.target);
     if (!target) return;
     const policy = effectivePolicy(this.book, target);
     const now = this.deps.clock.now();
@@ -813,7 +887,7 @@ export class JitService implements JobHandlers {
       if (req.status !== 'pending' || req.escalatedAt || !esc) return;
       const due = req.createdAt + esc.afterMs;
       if (due > now + this.settings.expirySlackMs) return { retryAt: due };
-      const added = expandRefs(this.book, esc.approvers).filter((p) => p !== req.requester || policy.approval.selfApproval);
+      const added = approversAmong(this.book, esc.approvers, req.targetId).filter((p) => p !== req.requester || policy.approval.selfApproval);
       let next: AccessRequest;
       try {
         next = await this.transition(id, () => ({ type: 'escalate', approvers: added }));
@@ -872,7 +946,7 @@ export class JitService implements JobHandlers {
     const base = approversFor(this.book, policy);
     const esc = policy.approval.escalation;
     if (!req.escalatedAt || !esc) return base;
-    return [...new Set([...base, ...expandRefs(this.book, esc.approvers)])];
+    return [...new Set([...base, ...approversAmong(this.book, esc.approvers, req.targetId)])];
   }
 
   private assertMayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): void {
@@ -884,7 +958,8 @@ export class JitService implements JobHandlers {
   private mayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): boolean {
     if (isApprover(this.book, actor, policy)) return true;
     const esc = policy.approval.escalation;
-    return Boolean(req.escalatedAt && esc && esc.approvers.some((ref) => refMatches(this.book, ref, actor)));
+    // Escalation approvers too need the approve permission covering the target.
+    return Boolean(req.escalatedAt && esc && esc.approvers.some((ref) => refMatches(this.book, ref, actor)) && can(this.book, actor, 'approve', req.targetId));
   }
 
   // ---------------------------------------------------------------- reconcile (second line)
@@ -910,7 +985,7 @@ export class JitService implements JobHandlers {
       const isStale = !req || (req.status !== 'active' && req.status !== 'approved') || (req.status === 'approved' && expired);
       if (!expired && !isStale) {
         if (req?.status === 'active' && owned.some((r) => r.expiresAt !== expiresAt)) {
-          const target = this.book.targets[req.target] ?? this.targetFromRecord(req);
+          const target = this.targetOf(req);
           await this.deps.gate.updateExpiry(requestId, target, expiresAt).catch((err: unknown) => this.log(`could not repair rule expiry for ${requestId}`, err));
         }
         continue;
@@ -957,7 +1032,7 @@ export class JitService implements JobHandlers {
   }
 
   private async closeRules(req: AccessRequest, target: Target, actor: string): Promise<void> {
-    const removed = await this.deps.gate.close(req.id, target);
+    const removed = await this.deps.gate.close(req.id, target, req.rules);
     for (const rule of removed) {
       await this.appendAudit({
         time: this.deps.clock.now(), actor, action: 'rule.removed', requestId: req.id, target: req.target,
@@ -972,6 +1047,11 @@ export class JitService implements JobHandlers {
     } catch (err) {
       this.log(`cleanup of ${req.id} failed; the revocation job and reconciler will retry`, err);
     }
+  }
+
+  /** A chat adapter's delivery problem worth an audit record (an approval card refused, and what was sent instead). */
+  async auditDelivery(req: AccessRequest, actor: string, details: AuditEvent['details']): Promise<void> {
+    await this.appendAudit({ time: this.deps.clock.now(), actor, action: 'notify.card_fallback', requestId: req.id, target: req.target, details });
   }
 
   private async appendAudit(e: AuditEvent): Promise<void> {
@@ -1010,7 +1090,7 @@ export class JitService implements JobHandlers {
   }
 
   private targetOf(req: AccessRequest): Target {
-    return this.book.targets[req.target] ?? this.targetFromRecord(req);
+    return own(this.book.targets, req.target) ?? this.targetFromRecord(req);
   }
 
   /** A target removed from the policy file still has its grants closed. */
@@ -1018,15 +1098,27 @@ export class JitService implements JobHandlers {
     return { name: req.target, id: req.targetId, os: 'linux' };
   }
 
+  /**
+   * Who sees a request: its requester (while they hold any role) and whoever reads its target
+   * (JIT Reader, JIT Approver, JIT Admin at a covering scope). An approver always reads: deciding
+   * needs the approve permission, and every role with it also has read.
+   */
   private canSee(actor: PrincipalId, req: AccessRequest): boolean {
-    if (req.requester === actor) return true;
-    if (can(this.book, actor, 'read', req.targetId)) return true;
-    const target = this.book.targets[req.target];
-    return target ? isApprover(this.book, actor, effectivePolicy(this.book, target)) : false;
+    if (req.requester === actor && hasAnyRole(this.book, actor)) return true;
+    return can(this.book, actor, 'read', req.targetId);
   }
 
-  private assertCanSee(actor: PrincipalId, req: AccessRequest): void {
-    if (!this.canSee(actor, req)) throw new JitError('not_found', `there is no request ${req.id} that you can see`, 'list');
+  /** The same answer for "no such request" and "not yours to see": ids are not confirmed to outsiders. */
+  private notFound(id: string): JitError {
+    return new JitError('not_found', `there is no request ${id} that you can see`, 'list');
+  }
+
+  /** The request, if it exists and `actor` may see it; else not_found (before any permission message). */
+  private async mustSee(actor: PrincipalId, id: string): Promise<AccessRequest> {
+    if (!hasAnyRole(this.book, actor)) throw this.notFound(id);
+    const req = await this.deps.store.get(id);
+    if (!req || !this.canSee(actor, req)) throw this.notFound(id);
+    return req;
   }
 
   private event(req: AccessRequest, action: AuditEvent['action'], actor: string, now: number, details: AuditEvent['details'] = {}): AuditEvent {

@@ -40,6 +40,27 @@ const priorityRange = (fallback: string) =>
       return range;
     });
 
+/** `<count>/<duration>` such as `30/1m`, or `off` (no limit). */
+const rate = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      if (v === 'off' || v === '0') return { count: 0, windowMs: 60_000 };
+      const m = /^(\d{1,6})\/(.+)$/.exec(v);
+      let windowMs = NaN;
+      try {
+        windowMs = m ? parseDuration(m[2]!) : NaN;
+      } catch {
+        /* reported below */
+      }
+      if (!m || Number.isNaN(windowMs) || Number(m[1]) < 1) {
+        ctx.addIssue({ code: 'custom', message: 'must be <count>/<duration> such as 30/1m, or off' });
+        return z.NEVER;
+      }
+      return { count: Number(m[1]), windowMs };
+    });
+
 const bool = (fallback: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -64,6 +85,9 @@ const schema = z.object({
   JIT_SOURCE_LINK_TTL: durationVar('PT5M'),
   JIT_RECONCILE_INTERVAL: durationVar('60s'),
   PUBLIC_URL: z.url({ message: 'must be an absolute http(s) URL people can open, e.g. https://jit.contoso.com' }).optional(),
+  /** Texts of the /privacy and /terms pages the Teams manifest links to (paragraphs separated by a blank line). */
+  JIT_PRIVACY_TEXT: z.string().max(20_000).optional(),
+  JIT_TERMS_TEXT: z.string().max(20_000).optional(),
   JIT_TRUSTED_PROXIES: z
     .string()
     .default('')
@@ -78,28 +102,18 @@ const schema = z.object({
       }
       return out;
     }),
-  /** The local chat channel (CLI / console) acts as any principal: loopback only unless forced. */
+  /**
+   * The local chat channel (CLI / console) acts as any principal, for whoever holds the secret of
+   * the run: loopback only; on by default only when no chat platform and no PUBLIC_URL is set.
+   */
   JIT_LOCAL_CHANNEL: bool(true),
   JIT_WORKER: bool(true),
   /** Abuse limits: requests per principal per window (`30/1m`; `off`), and caps on requests in flight. */
-  JIT_REQUEST_RATE: z
-    .string()
-    .default('30/1m')
-    .transform((v, ctx) => {
-      if (v === 'off' || v === '0') return { count: 0, windowMs: 60_000 };
-      const m = /^(\d{1,6})\/(.+)$/.exec(v);
-      let windowMs = NaN;
-      try {
-        windowMs = m ? parseDuration(m[2]!) : NaN;
-      } catch {
-        /* reported below */
-      }
-      if (!m || Number.isNaN(windowMs) || Number(m[1]) < 1) {
-        ctx.addIssue({ code: 'custom', message: 'must be <count>/<duration> such as 30/1m, or off' });
-        return z.NEVER;
-      }
-      return { count: Number(m[1]), windowMs };
-    }),
+  JIT_REQUEST_RATE: rate('30/1m'),
+  /** Reads per principal per window: list, status, vms, card refreshes, GET /api/v1/requests(/id), /targets. */
+  JIT_READ_RATE: rate('120/1m'),
+  /** Audit reads per principal per window: `audit`, /api/v1/audit(.csv), the console's CSV download. */
+  JIT_AUDIT_RATE: rate('20/1m'),
   JIT_MAX_ACTIVE_PER_PRINCIPAL: z.coerce.number().int().min(0).max(100_000).default(10),
   JIT_MAX_ACTIVE_PER_TARGET: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /**
@@ -137,6 +151,21 @@ const schema = z.object({
     .enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI'], { message: 'must be SingleTenant (the default), UserAssignedMSI, or MultiTenant (only for bots registered as multi-tenant before 31 July 2025)' })
     .default('SingleTenant'),
   MICROSOFT_APP_TENANT_ID: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a tenant id (a GUID)').optional(),
+  /**
+   * Tenant ids whose Teams users the bot answers, comma-separated. Default: MICROSOFT_APP_TENANT_ID
+   * (the bot's own tenant); a MultiTenant bot without either is refused at start.
+   */
+  TEAMS_ALLOWED_TENANTS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const out: string[] = [];
+      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+        if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(part)) out.push(part.toLowerCase());
+        else ctx.addIssue({ code: 'custom', message: `"${part}" is not a tenant id (a GUID)` });
+      }
+      return out;
+    }),
   TEAMS_ALLOW_UNAUTHENTICATED: bool(false),
   TEAMS_SERVICE_URL: z.url({ message: 'must be the Bot Connector URL, e.g. https://smba.trafficmanager.net/teams/' }).default('https://smba.trafficmanager.net/teams/'),
   TEAMS_AUDIT_CHANNEL: z.string().min(1).optional(),
@@ -152,12 +181,30 @@ const schema = z.object({
   AZURE_WRITE_DEADLINE: durationVar('60s'),
   AZURE_REQUEST_TIMEOUT: durationVar('20s'),
   AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  AZURE_FIREWALL_WRITE_DEADLINE: durationVar('30m'),
+  AZURE_SCOPE_SWEEP_INTERVAL: z.union([z.literal('0').transform(() => 0), durationVar('5m')]).default(5 * 60_000),
+  AZURE_READ_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
 });
 
 export type Config = z.infer<typeof schema>;
 
 export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+const isLoopbackUrl = (u: string): boolean => {
+  const host = new URL(u).hostname.replace(/^\[|\]$/g, '');
+  return isLoopback(host);
+};
+
+/** What makes this server reachable by others (a chat platform, a public URL): the local channel is off by default beside any of them. */
+export function localChannelExposure(cfg: Config): string[] {
+  return [
+    ...(cfg.SLACK_SIGNING_SECRET ? ['Slack (SLACK_SIGNING_SECRET)'] : []),
+    ...(cfg.MICROSOFT_APP_ID ? ['Teams (MICROSOFT_APP_ID)'] : []),
+    ...(cfg.TEAMS_ALLOW_UNAUTHENTICATED ? ['TEAMS_ALLOW_UNAUTHENTICATED'] : []),
+    ...(cfg.PUBLIC_URL ? ['PUBLIC_URL'] : []),
+  ];
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const input: Record<string, string | undefined> = {};
@@ -189,15 +236,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         `MICROSOFT_APP_TENANT_ID: missing; a ${cfg.MICROSOFT_APP_TYPE} bot${cfg.MICROSOFT_APP_TYPE === 'SingleTenant' ? ' (MICROSOFT_APP_TYPE\'s default, as Azure Bot creates new bots)' : ''} needs its tenant id` +
           ' (a bot registered as multi-tenant before 31 July 2025: MICROSOFT_APP_TYPE=MultiTenant)',
       );
+    } else if (cfg.TEAMS_ALLOWED_TENANTS.length === 0 && !cfg.MICROSOFT_APP_TENANT_ID) {
+      problems.push(
+        'TEAMS_ALLOWED_TENANTS: missing; a MultiTenant bot can be installed by any Microsoft 365 organisation, so list the tenant ids whose users it may answer (or set MICROSOFT_APP_TENANT_ID to your own)',
+      );
     }
   } else if (cfg.MICROSOFT_APP_PASSWORD) {
     problems.push('MICROSOFT_APP_ID: missing; MICROSOFT_APP_PASSWORD is set without it');
-  } else if (cfg.TEAMS_ALLOW_UNAUTHENTICATED && !isLoopback(cfg.HOST)) {
-    problems.push(`TEAMS_ALLOW_UNAUTHENTICATED: accepts unauthenticated activities, so it is refused when HOST (${cfg.HOST}) is not a loopback address`);
+  } else if (cfg.TEAMS_ALLOW_UNAUTHENTICATED) {
+    if (!isLoopback(cfg.HOST)) problems.push(`TEAMS_ALLOW_UNAUTHENTICATED: accepts unauthenticated activities, so it is refused when HOST (${cfg.HOST}) is not a loopback address`);
+    // Replies and member look-ups go to TEAMS_SERVICE_URL only (an activity naming another serviceUrl is refused): it must be local too.
+    if (!isLoopbackUrl(cfg.TEAMS_SERVICE_URL)) problems.push(`TEAMS_SERVICE_URL: with TEAMS_ALLOW_UNAUTHENTICATED it must be a loopback URL (your local Bot Framework Emulator or connector, e.g. http://127.0.0.1:3979), not ${cfg.TEAMS_SERVICE_URL}`);
+    if (cfg.PUBLIC_URL) problems.push('TEAMS_ALLOW_UNAUTHENTICATED: refused with PUBLIC_URL set (a server others reach must authenticate Teams activities: set MICROSOFT_APP_ID)');
   }
+  // Teams answers only the allowed tenants; by default the bot's own.
+  if (cfg.TEAMS_ALLOWED_TENANTS.length === 0 && cfg.MICROSOFT_APP_TENANT_ID) cfg.TEAMS_ALLOWED_TENANTS = [cfg.MICROSOFT_APP_TENANT_ID.toLowerCase()];
   if (cfg.AZURE_ARM_CA_FILE && cfg.JIT_NETWORK !== 'azure') problems.push('AZURE_ARM_CA_FILE: only used with JIT_NETWORK=azure');
-  if (cfg.JIT_LOCAL_CHANNEL && !isLoopback(cfg.HOST) && env.JIT_LOCAL_CHANNEL === undefined) {
-    // Default: the local channel exists only on loopback.
+  if (cfg.JIT_LOCAL_CHANNEL && (env.JIT_LOCAL_CHANNEL === undefined || env.JIT_LOCAL_CHANNEL === '') && (!isLoopback(cfg.HOST) || localChannelExposure(cfg).length > 0)) {
+    // Default: the local channel exists only on loopback, and only when nothing else reaches this server.
     cfg.JIT_LOCAL_CHANNEL = false;
   } else if (cfg.JIT_LOCAL_CHANNEL && !isLoopback(cfg.HOST)) {
     problems.push(`JIT_LOCAL_CHANNEL: the local channel lets anyone act as any principal; it is refused when HOST (${cfg.HOST}) is not a loopback address`);

@@ -4,11 +4,12 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from '../core/duration.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
 import { isJitError } from '../core/errors.js';
 import { ROLE_NAMES, normalizeScope, type PolicyBook, type PolicyDef, type RoleName } from '../core/policy.js';
 import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
 import { parseSource } from '../core/source.js';
+import { TARGET_NAME_RE } from '../core/validate.js';
 import type { ApprovalRule, PortRule, PortSpec, Protocol, Target } from '../core/types.js';
 import { WEEKDAYS, type AutoApproveRule, type PlatformRoute, type ReminderRule, type RoutingRule, type TimeWindow, type Weekday } from '../core/workflow.js';
 
@@ -157,7 +158,19 @@ const justificationRule = z
   .strict();
 
 const reminderRule = z
-  .object({ before: duration.optional(), extendOptions: z.array(duration).max(4).optional() })
+  .object({
+    before: duration.optional(),
+    // Each choice becomes a button whose action id is its duration: Slack refuses two alike in a block.
+    extendOptions: z
+      .array(duration)
+      .max(4)
+      .superRefine((ms, ctx) => {
+        ms.forEach((v, i) => {
+          if (ms.indexOf(v) < i) ctx.addIssue({ code: 'custom', path: [i], message: `${formatDuration(v)} is listed twice (as extendOptions[${ms.indexOf(v)}])` });
+        });
+      })
+      .optional(),
+  })
   .strict()
   .transform((r): Partial<ReminderRule> => ({
     ...(r.before !== undefined ? { beforeMs: r.before } : {}),
@@ -297,6 +310,11 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
   for (const [p, info] of Object.entries(f.principals)) principals[normalizePrincipal(p)] = info ?? {};
   const targets: Record<string, Target> = {};
   for (const [name, t] of Object.entries(f.targets)) {
+    // The same names chat accepts; `__proto__` and friends never become keys of the book.
+    if (!TARGET_NAME_RE.test(name)) {
+      problems.push(`targets.${name}: "${name}" is not a VM name people can type (letters, digits, . _ -, starting with a letter or digit)`);
+      continue;
+    }
     const { firewall, ...rest } = t;
     targets[name.toLowerCase()] = {
       name: name.toLowerCase(),
@@ -327,13 +345,13 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
     ...(p.timeZone ? { timeZone: p.timeZone } : {}),
   }));
   for (const [i, r] of f.roles.entries()) {
-    if (r.principal.startsWith(GROUP_PREFIX) && !f.groups[r.principal.slice(GROUP_PREFIX.length)]) {
+    if (r.principal.startsWith(GROUP_PREFIX) && !Object.hasOwn(f.groups, r.principal.slice(GROUP_PREFIX.length))) {
       problems.push(`roles[${i}].principal: group "${r.principal.slice(GROUP_PREFIX.length)}" is not defined under groups`);
     }
   }
   for (const [name, p] of Object.entries(f.policies)) {
     for (const [i, a] of (p.approval?.approvers ?? []).entries()) {
-      if (a.startsWith(GROUP_PREFIX) && !f.groups[a.slice(GROUP_PREFIX.length)]) {
+      if (a.startsWith(GROUP_PREFIX) && !Object.hasOwn(f.groups, a.slice(GROUP_PREFIX.length))) {
         problems.push(`policies.${name}.approval.approvers[${i}]: group "${a.slice(GROUP_PREFIX.length)}" is not defined under groups`);
       }
     }

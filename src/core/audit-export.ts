@@ -35,7 +35,7 @@ export const AUDIT_COLUMNS: Array<[keyof AuditRow, string]> = [
 ];
 
 const statusOf = (action: AuditEvent['action']): AuditRow['status'] =>
-  action === 'grant.failed' || action === 'request.denied' || action === 'request.timed_out' ? 'Failed' : action === 'request.created' ? 'Started' : 'Succeeded';
+  action === 'grant.failed' || action === 'request.denied' || action === 'request.timed_out' || action === 'notify.card_fallback' ? 'Failed' : action === 'request.created' ? 'Started' : 'Succeeded';
 
 export function auditRow(e: AuditEvent, req: AccessRequest | null): AuditRow {
   return {

@@ -9,6 +9,7 @@ import { looksLikeDuration, parseDuration } from './duration.js';
 import { JitError, isJitError } from './errors.js';
 import { parseSource } from './source.js';
 import type { PortSpec, Protocol } from './types.js';
+import { checkPorts, checkText, MAX_PORTS, MAX_TEXT_LENGTH, TARGET_NAME_RE } from './validate.js';
 
 export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
   rdp: [{ port: 3389, protocol: 'tcp' }],
@@ -21,11 +22,15 @@ export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
 
 const COMMANDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'cancel', 'extend', 'approve', 'deny', 'policy', 'vms', 'audit', 'help'] as const;
 const LIST_SCOPES = ['mine', 'pending', 'active', 'all'] as const;
-export const MAX_REASON_LENGTH = 500;
-const TARGET_RE = /^[a-z0-9][a-z0-9._-]{0,79}$/i;
+export const MAX_REASON_LENGTH = MAX_TEXT_LENGTH;
+const TARGET_RE = TARGET_NAME_RE;
+/** Ports one request may name (after ranges and lists are expanded). */
+export const MAX_PORTS_PER_REQUEST = MAX_PORTS;
 /** `r` + 9 Crockford base-32 characters (see src/app/ids.ts). */
 export const REQUEST_ID_RE = /^r[0-9abcdefghjkmnpqrstvwxyz]{9}$/;
-const MAX_INPUT = 2000;
+/** The longest command accepted (characters). */
+export const MAX_INPUT_LENGTH = 2000;
+const MAX_INPUT = MAX_INPUT_LENGTH;
 /** `14:00`, or an ISO date-time `2026-11-25T14:00[:ss][Z|±hh:mm]`. */
 export const START_RE = /^(([01]?\d|2[0-3]):[0-5]\d|\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?)$/;
 
@@ -107,8 +112,10 @@ const EXAMPLES: Record<string, string> = {
 
 export function parseCommand(input: string): Command {
   if (input.length > MAX_INPUT) throw new JitError('parse', `the command is too long (${input.length} characters; at most ${MAX_INPUT})`, 'help');
+  // Tabs and line breaks separate words; every other C0 / C1 control, DEL and the bidirectional
+  // overrides are refused (free text inside is held to stricter rules: see validate.ts).
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(input)) {
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(input)) {
     throw new JitError('parse', 'the command contains control characters', 'help');
   }
   const tokens = tokenize(input);
@@ -156,10 +163,7 @@ export function parseCommand(input: string): Command {
     case 'deny': {
       const requestId = takeId(tokens, word);
       if (tokens[0] && !tokens[0].quoted && tokens[0].text.toLowerCase() === 'reason') tokens.shift();
-      const reason = tokens.map((t) => t.text).join(' ').trim();
-      if (reason.length > MAX_REASON_LENGTH) {
-        throw new JitError('parse', `the reason is ${reason.length} characters; at most ${MAX_REASON_LENGTH}`, `deny ${requestId} reason "not in a change window"`);
-      }
+      const reason = checkText('reason', tokens.map((t) => t.text).join(' '), `deny ${requestId} reason "not in a change window"`);
       return reason ? { kind: 'deny', requestId, reason } : { kind: 'deny', requestId };
     }
     case 'vms':
@@ -246,12 +250,9 @@ export function parsePorts(text: string): PortSpec[] {
     if (port < 1 || port > 65535) throw new JitError('bad_port', `${port} is not a port; ports are 1-65535`, EXAMPLES.port);
     const proto = (m[2] ?? 'tcp').toLowerCase();
     const protocol: Protocol = proto === 'any' || proto === '*' ? '*' : (proto as Protocol);
-    if (out.some((p) => p.port === port && p.protocol === protocol)) {
-      throw new JitError('bad_port', `${port}/${proto} is listed twice`, EXAMPLES.port);
-    }
     out.push({ port, protocol });
   }
-  if (out.length > 10) throw new JitError('bad_port', `at most 10 ports per request (got ${out.length})`, EXAMPLES.port);
+  checkPorts(out, EXAMPLES.port!);
   return out;
 }
 
@@ -299,11 +300,8 @@ function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Tok
       // A quoted reason is one token; an unquoted one runs up to the next `from` or `at`.
       if (tokens[0]?.quoted) words.push(tokens.shift()!.text);
       else while (tokens[0] && (tokens[0].quoted || !['from', 'at'].includes(tokens[0].text.toLowerCase()))) words.push(tokens.shift()!.text);
-      const reason = words.join(' ').trim();
+      const reason = checkText('reason', words.join(' '), `${portText} ${target} ${d.text} reason "INC-4711 disk full"`);
       if (!reason) throw new JitError('parse', '"reason" needs some text', `${portText} ${target} ${d.text} reason "INC-4711 disk full"`);
-      if (reason.length > MAX_REASON_LENGTH) {
-        throw new JitError('parse', `the reason is ${reason.length} characters; at most ${MAX_REASON_LENGTH}`, `${portText} ${target} ${d.text} reason "INC-4711 disk full"`);
-      }
       cmd.justification = reason;
     } else {
       const guess = kw.quoted ? undefined : closest(k, ['from', 'reason', 'at']);

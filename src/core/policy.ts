@@ -165,8 +165,18 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
   return { target, ports, approval, channels, justification, autoApprove, reminder, routing, timeZone, origin };
 }
 
+/**
+ * A record's own entry, never an inherited one: `targets.constructor` or `groups.__proto__` must
+ * be "no such target / group", not Object.prototype's members. Every look-up by a name someone
+ * typed (or a stored copy of one) goes through here.
+ */
+export function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** The target named `name` (case-insensitive), own entries only. */
 export function findTarget(book: PolicyBook, name: string): Target | undefined {
-  return book.targets[name.toLowerCase()];
+  return own(book.targets, name.toLowerCase());
 }
 
 export const portLabel = (p: PortSpec): string => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`;
@@ -301,7 +311,7 @@ export function describePolicy(policy: EffectivePolicy): PolicyLine[] {
   };
   for (const [k, v] of Object.entries(approvalValues)) lines.push({ key: `approval.${k === 'timeoutMs' ? 'timeout' : k}`, value: v, from: o[`approval.${k}`] ?? 'default' });
   for (const [k, v] of Object.entries(a)) {
-    if (k in approvalValues || v === undefined) continue;
+    if (Object.hasOwn(approvalValues, k) || v === undefined) continue;
     lines.push({ key: `approval.${k}`, value: typeof v === 'object' ? JSON.stringify(v) : String(v), from: o[`approval.${k}`] ?? 'default' });
   }
   const j = policy.justification;

@@ -1,6 +1,6 @@
 // RBAC: roles assigned to principals or groups at ARM-style scopes; a role at a scope covers
 // everything below it. Pure.
-import { scopeCovers, type EffectivePolicy, type PolicyBook, type RoleName } from './policy.js';
+import { own, scopeCovers, type EffectivePolicy, type PolicyBook, type RoleName } from './policy.js';
 import type { PrincipalId, PrincipalRef } from './types.js';
 
 export type Permission =
@@ -34,7 +34,7 @@ export function groupsOf(book: PolicyBook, principal: PrincipalId): string[] {
 /** Does `ref` (a principal or `group:x`) name this principal? */
 export function refMatches(book: PolicyBook, ref: PrincipalRef, principal: PrincipalId): boolean {
   if (ref.startsWith(GROUP_PREFIX)) {
-    const members = book.groups[ref.slice(GROUP_PREFIX.length)] ?? [];
+    const members = own(book.groups, ref.slice(GROUP_PREFIX.length)) ?? [];
     const me = normalizePrincipal(principal);
     return members.some((m) => normalizePrincipal(m) === me);
   }
@@ -45,7 +45,7 @@ export function expandRefs(book: PolicyBook, refs: PrincipalRef[]): PrincipalId[
   const out = new Set<PrincipalId>();
   for (const ref of refs) {
     if (ref.startsWith(GROUP_PREFIX)) {
-      for (const m of book.groups[ref.slice(GROUP_PREFIX.length)] ?? []) out.add(normalizePrincipal(m));
+      for (const m of own(book.groups, ref.slice(GROUP_PREFIX.length)) ?? []) out.add(normalizePrincipal(m));
     } else out.add(normalizePrincipal(ref));
   }
   return [...out];
@@ -67,19 +67,28 @@ export function can(book: PolicyBook, principal: PrincipalId, perm: Permission, 
   return permissionsAt(book, principal, resourceId).has(perm);
 }
 
+/** Does this principal hold any role anywhere? Without one it sees nothing and may do nothing. */
+export function hasAnyRole(book: PolicyBook, principal: PrincipalId): boolean {
+  return book.roles.some((a) => refMatches(book, a.principal, principal));
+}
+
 /**
- * Who may decide on requests for this target: the policy's named approvers when it names any,
- * else every principal holding `approve` at a scope covering the target.
+ * Who may decide on requests for this target: whoever holds `approve` (JIT Approver / JIT Admin)
+ * at a scope covering the target and, when the policy names approvers, is also named there.
+ * Both are needed: a named group that lost its JIT Approver role decides nothing any more.
  */
 export function isApprover(book: PolicyBook, principal: PrincipalId, policy: EffectivePolicy): boolean {
-  if (policy.approval.approvers.length > 0) {
-    return policy.approval.approvers.some((ref) => refMatches(book, ref, principal));
-  }
-  return can(book, principal, 'approve', policy.target.id);
+  if (!can(book, principal, 'approve', policy.target.id)) return false;
+  return policy.approval.approvers.length === 0 || policy.approval.approvers.some((ref) => refMatches(book, ref, principal));
+}
+
+/** Of these refs (escalation approvers), the principals who also hold `approve` covering the target. */
+export function approversAmong(book: PolicyBook, refs: PrincipalRef[], targetId: string): PrincipalId[] {
+  return expandRefs(book, refs).filter((p) => can(book, p, 'approve', targetId));
 }
 
 export function approversFor(book: PolicyBook, policy: EffectivePolicy): PrincipalId[] {
-  if (policy.approval.approvers.length > 0) return expandRefs(book, policy.approval.approvers);
+  if (policy.approval.approvers.length > 0) return approversAmong(book, policy.approval.approvers, policy.target.id);
   const everyone = new Set<PrincipalId>([
     ...Object.keys(book.principals).map(normalizePrincipal),
     ...Object.values(book.groups).flat().map(normalizePrincipal),

@@ -59,14 +59,17 @@ export function parseSource(input: string): string {
     addr = (addr as ipaddr.IPv6).toIPv4Address();
     bits -= 96;
   }
-  if (bits === 0) return ANY;
   const network = networkOf(addr, bits);
   if (network.toString() !== addr.toString()) {
+    // `203.0.113.7/0` is refused like `/24` with host bits: it is not a quiet way of saying Any.
     throw new JitError(
       'bad_source',
-      `"${text}" has host bits set; the /${bits} range it falls in is ${network.toString()}/${bits} (or use ${addr.toString()} alone)`,
+      bits === 0
+        ? `"${text}" has host bits set: /0 is every address; write * if Any is meant (and the policy allows it), or ${addr.toString()} alone`
+        : `"${text}" has host bits set; the /${bits} range it falls in is ${network.toString()}/${bits} (or use ${addr.toString()} alone)`,
     );
   }
+  if (bits === 0) return ANY;
   return `${addr.toString()}/${bits}`;
 }
 

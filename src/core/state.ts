@@ -23,6 +23,8 @@ export type Transition =
   | { type: 'revoke'; by: string; reason?: string }
   | { type: 'extend'; by: string; expiresAt: number; rule?: string }
   | { type: 'request_extension'; by: string; addMs: number }
+  /** An approver extending someone else's grant: asks for the extension and casts their own vote. */
+  | { type: 'propose_extension'; by: string; addMs: number; quorum: number; selfApproval: boolean; expiresAt: number }
   | { type: 'approve_extension'; by: string; quorum: number; selfApproval: boolean; expiresAt: number }
   | { type: 'deny_extension'; by: string; selfApproval: boolean; reason?: string };
 
@@ -44,6 +46,7 @@ const FROM: Record<Transition['type'], readonly RequestStatus[]> = {
   revoke: ['active'],
   extend: ['active'],
   request_extension: ['active'],
+  propose_extension: ['active'],
   approve_extension: ['active'],
   deny_extension: ['active'],
 };
@@ -214,6 +217,13 @@ export function applyTransition(req: AccessRequest, t: Transition, now: number):
         next: { ...base, pendingExtension: { addMs: t.addMs, by: t.by, at: now, decisions: [] } },
         events: [event(req, 'grant.extension_requested', t.by, now, { add: formatDuration(t.addMs) })],
       };
+    }
+    case 'propose_extension': {
+      // The same rules as any extension that needs approval: the proposer's vote is one of the
+      // quorum, the others come from other approvers (decideExtension).
+      const asked = applyTransition(req, { type: 'request_extension', by: t.by, addMs: t.addMs }, now);
+      const voted = applyTransition(asked.next, { type: 'approve_extension', by: t.by, quorum: t.quorum, selfApproval: t.selfApproval, expiresAt: t.expiresAt }, now);
+      return { next: voted.next, events: [...asked.events, ...voted.events] };
     }
     case 'approve_extension':
     case 'deny_extension': {

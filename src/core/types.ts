@@ -181,7 +181,9 @@ export type AuditAction =
   | 'rule.removed'
   | 'rule.reconciled'
   | 'policy.enforced'
-  | 'policy.unenforced';
+  | 'policy.unenforced'
+  /** A chat platform refused an approval card (or its destination failed): what was sent instead. */
+  | 'notify.card_fallback';
 
 export interface AuditEvent {
   /** Assigned by the log (Redis stream id); empty before append. */

@@ -180,7 +180,9 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   let loading = true;
   const cmd = async (as: string, text: string): Promise<{ reply?: { request?: AccessRequest } }> => {
     try {
-      const res = await fetch(`${url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': as }, body: JSON.stringify({ text }) });
+      // The local channel's secret changes at every start of the server: read it each time.
+      const token = readFileSync(join(dir, 'local-token'), 'utf8').trim();
+      const res = await fetch(`${url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': as, 'x-jit-local-token': token }, body: JSON.stringify({ text }) });
       return res.ok ? ((await res.json()) as { reply?: { request?: AccessRequest } }) : {};
     } catch {
       return {}; // the server is down: this is the point

@@ -1,10 +1,13 @@
 // A local stand-in for the Bot Framework Connector service that Teams exposes at `serviceUrl`
 // (https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference):
 // send / reply / update activities and member lookups, answered as documented, every call recorded.
-// Plus builders for the activities Teams POSTs to a bot's /api/messages.
+// Plus builders for the activities Teams POSTs to a bot's /api/messages. An Adaptive Card that
+// breaks the official 1.5 schema is refused (400 BadArgument), and a message over Teams' ~28 KB
+// limit too (413 MessageSizeTooBig); both are recorded in `refused`.
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { cardBytes, cardProblems, TEAMS_CARD_BUDGET_BYTES } from '../fixtures/adaptive-card-schema.js';
 
 export interface ConnectorCall {
   method: string;
@@ -32,6 +35,8 @@ export const BOT = { id: '28:00000000-0000-4000-8000-00000000b07b', name: 'jit-b
 
 export class FakeConnector {
   readonly calls: ConnectorCall[] = [];
+  /** Activities refused for their cards: why. */
+  readonly refused: Array<{ op: string; problems: string[] }> = [];
   private server: Server;
   private seq = 0;
   url = '';
@@ -61,6 +66,16 @@ export class FakeConnector {
         }
         if (sub === 'activities') {
           const op = req.method === 'PUT' ? 'update' : item ? 'reply' : 'send';
+          const cards = ((body.attachments as Array<{ contentType?: string; content?: unknown }> | undefined) ?? []).filter((a) => a.contentType === 'application/vnd.microsoft.card.adaptive');
+          const problems = cards.flatMap((a) => cardProblems(a.content));
+          if (problems.length) {
+            this.refused.push({ op, problems });
+            return send(400, { error: { code: 'BadArgument', message: problems.join('; ') } });
+          }
+          if (Buffer.byteLength(raw, 'utf8') > TEAMS_CARD_BUDGET_BYTES && cards.some((a) => cardBytes(a.content) > 0)) {
+            this.refused.push({ op, problems: [`${Buffer.byteLength(raw, 'utf8')} bytes`] });
+            return send(413, { error: { code: 'MessageSizeTooBig', message: 'Message size too big' } });
+          }
           const resourceId = op === 'update' ? item! : `act-${++this.seq}`;
           this.calls.push({ method: req.method ?? '', op, conversationId, ...(item ? { activityId: item } : {}), body, at: Date.now(), resourceId });
           return send(200, { id: resourceId });

@@ -1,11 +1,15 @@
 // A local stand-in for Slack's Web API (https://api.slack.com/methods) and for response_url
 // hooks, on 127.0.0.1. It answers as Slack documents (ok/error envelopes, channel + ts on posts,
 // DMs to a user id answered with a D… channel) and records every call for assertions. Also
-// signs requests the way Slack signs them (v0 HMAC-SHA256 of `v0:timestamp:body`).
+// signs requests the way Slack signs them (v0 HMAC-SHA256 of `v0:timestamp:body`). Blocks that
+// break Block Kit's documented limits are refused as Slack refuses them (see ./block-kit.ts):
+// chat.postMessage / chat.update answer `invalid_blocks`, views.open `invalid_arguments`, a
+// response_url post HTTP 400 `invalid_blocks`.
 import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { blockKitProblems, viewProblems } from './block-kit.js';
 
 export interface SlackCall {
   method: string;
@@ -33,9 +37,11 @@ export interface FakeUser {
 export class FakeSlack {
   readonly calls: SlackCall[] = [];
   readonly responses: ResponseUrlCall[] = [];
+  /** Every refusal of blocks (method, problems), for assertions. */
+  readonly refused: Array<{ method: string; problems: string[] }> = [];
   private server: Server;
   private ts = 1_767_000_000_000;
-  private failures: Array<{ method: string; status: number; headers: Record<string, string>; body: unknown }> = [];
+  private failures: Array<{ method: string; status: number; headers: Record<string, string>; body: unknown; match?: (body: Record<string, unknown>) => boolean }> = [];
   url = '';
 
   constructor(readonly users: Record<string, FakeUser> = {}) {
@@ -61,6 +67,12 @@ export class FakeSlack {
           return send(200, { responses: this.responses.map((r) => ({ path: r.path, at: r.at })), cards: this.of('chat.postMessage').filter((c) => c.body.channel === 'C0APPROVALS').length });
         }
         if (path.startsWith('/respond/')) {
+          const problems = body.blocks === undefined ? [] : blockKitProblems(body.blocks);
+          if (problems.length) {
+            this.refused.push({ method: 'response_url', problems });
+            res.writeHead(400, { 'content-type': 'text/plain' }).end('invalid_blocks');
+            return;
+          }
           this.responses.push({ path, body, at: Date.now() });
           return send(200, { ok: true });
         }
@@ -69,7 +81,7 @@ export class FakeSlack {
         const method = m[1]!;
         const auth = req.headers.authorization;
         const token = auth?.startsWith('Bearer ') ? auth.slice(7) : typeof body.token === 'string' ? body.token : undefined;
-        const fi = this.failures.findIndex((f) => f.method === method);
+        const fi = this.failures.findIndex((f) => f.method === method && (!f.match || f.match(body)));
         if (fi >= 0) {
           const f = this.failures.splice(fi, 1)[0]!;
           this.calls.push({ method: `${method}!${f.status}`, body, token, at: Date.now() });
@@ -97,9 +109,9 @@ export class FakeSlack {
     return `${this.url}/respond/${id}`;
   }
 
-  /** The next call of `method` fails as given (e.g. 429 with Retry-After). */
-  failNext(method: string, status: number, headers: Record<string, string> = {}, body: unknown = { ok: false, error: 'ratelimited' }): void {
-    this.failures.push({ method, status, headers, body });
+  /** The next call of `method` (whose body `match`es, if given) fails as given (e.g. 429 with Retry-After). */
+  failNext(method: string, status: number, headers: Record<string, string> = {}, body: unknown = { ok: false, error: 'ratelimited' }, match?: (body: Record<string, unknown>) => boolean): void {
+    this.failures.push({ method, status, headers, body, ...(match ? { match } : {}) });
   }
 
   of(method: string): SlackCall[] {
@@ -112,6 +124,20 @@ export class FakeSlack {
   }
 
   private answer(method: string, body: Record<string, unknown>): unknown {
+    if ((method === 'chat.postMessage' || method === 'chat.update') && body.blocks !== undefined) {
+      const problems = blockKitProblems(body.blocks);
+      if (problems.length) {
+        this.refused.push({ method, problems });
+        return { ok: false, error: 'invalid_blocks', errors: problems, response_metadata: { messages: problems.map((p) => `[ERROR] ${p}`) } };
+      }
+    }
+    if (method === 'views.open') {
+      const problems = viewProblems(body.view);
+      if (problems.length) {
+        this.refused.push({ method, problems });
+        return { ok: false, error: 'invalid_arguments', response_metadata: { messages: problems.map((p) => `[ERROR] ${p}`) } };
+      }
+    }
     switch (method) {
       case 'auth.test':
         return { ok: true, url: 'https://contoso.slack.com/', team: 'Contoso', user: 'jitbot', team_id: 'T0CONTOSO', user_id: 'U0JITBOT', bot_id: 'B0JITBOT' };

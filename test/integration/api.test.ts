@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/env.js';
 import { startJit } from '../../src/bootstrap.js';
-import { startHarness, waitFor, type Harness } from './harness.js';
+import { Conformance, openApiDocumentProblems } from '../fixtures/openapi-conformance.js';
+import { localHeaders, startHarness, waitFor, type Harness } from './harness.js';
 
 const TOKENS: Record<string, string> = {
   alice: 'jit_alice-token-0123456789abcdefghij',
@@ -17,26 +18,34 @@ const hash = (t: string) => createHash('sha256').update(t).digest('hex');
 const CONFIG = Object.entries(TOKENS).map(([who, t]) => `${who}@contoso.com=sha256:${hash(t)}`).join(',');
 
 let h: Harness;
+/** Every answer `api()` gets is checked against the served OpenAPI document. */
+let doc: Conformance;
 beforeAll(async () => {
-  h = await startHarness({ JIT_API_TOKENS: CONFIG });
+  // PUBLIC_URL: a request without a source waits for it (the "my IP" link), source null.
+  h = await startHarness({ JIT_API_TOKENS: CONFIG, PUBLIC_URL: 'https://jit.contoso.example' });
+  doc = new Conformance((await (await fetch(`${h.app.url}/api/v1/openapi.json`)).json()) as ConstructorParameters<typeof Conformance>[0]);
 });
 afterAll(async () => {
   await h?.close();
 });
 
-async function api(who: keyof typeof TOKENS | null, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; res: Response }> {
+async function api(who: keyof typeof TOKENS | null, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown>; res: Response }> {
   const res = await fetch(`${h.app.url}/api/v1${path}`, {
     method,
-    headers: { ...(who ? { authorization: `Bearer ${TOKENS[who]}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { ...(who ? { authorization: `Bearer ${TOKENS[who]}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
   });
   const text = await res.text();
   let json: Record<string, unknown> = {};
+  let parsed: unknown = text;
   try {
-    json = JSON.parse(text) as Record<string, unknown>;
+    parsed = JSON.parse(text) as unknown;
+    json = parsed as Record<string, unknown>;
   } catch {
     json = { text };
   }
+  // The answer as the document describes it: status documented, body matching its schema.
+  expect(doc.check(method, `/api/v1${path}`, res.status, res.headers.get('content-type'), parsed), `${method} ${path} → ${res.status}`).toEqual([]);
   return { status: res.status, json, res };
 }
 const idOf = (r: { json: Record<string, unknown> }) => (r.json.request as { id: string }).id;
@@ -58,13 +67,20 @@ describe('authentication', () => {
     await expect(startJit({ env: { ...process.env, PORT: '0', JIT_POLICY_FILE: 'test/fixtures/../../config/policy.example.yaml', JIT_API_TOKENS: `nobody@contoso.com=sha256:${hash('x')}`, JIT_DATA_DIR: '/tmp' } })).rejects.toThrow(/JIT_API_TOKENS: nobody@contoso.com is not a principal of the policy file/);
   });
 
-  it('the OpenAPI document is public and describes every route', async () => {
+  it('the OpenAPI document is public, valid against the official OpenAPI 3.1 schema, and names every operation', async () => {
     const r = await api(null, 'GET', '/openapi.json');
     expect(r.status).toBe(200);
     expect(r.json.openapi).toBe('3.1.0');
-    const paths = Object.keys(r.json.paths as object);
-    expect(paths).toEqual(expect.arrayContaining(['/requests', '/requests/{id}', '/requests/{id}/approve', '/requests/{id}/deny', '/requests/{id}/revoke', '/requests/{id}/extend', '/targets', '/audit', '/audit.csv']));
+    expect(openApiDocumentProblems(r.json)).toEqual([]);
+    const paths = r.json.paths as Record<string, Record<string, { operationId?: string }>>;
+    expect(Object.keys(paths)).toEqual(expect.arrayContaining(['/commands', '/card-actions', '/requests', '/requests/{id}', '/requests/{id}/approve', '/requests/{id}/deny', '/requests/{id}/revoke', '/requests/{id}/extend', '/targets', '/audit', '/audit.csv']));
+    const ids = Object.values(paths).flatMap((ops) => Object.values(ops).map((op) => op.operationId));
+    expect(ids.every((x) => typeof x === 'string' && /^[a-z][A-Za-z]+$/.test(x))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
     expect((r.json.components as { securitySchemes: object }).securitySchemes).toHaveProperty('bearer');
+    // The checker does catch an answer that does not match (so the live checks can fail).
+    expect(doc.check('GET', '/api/v1/requests', 200, 'application/json', { requests: [{ id: 'rk2m9qx7ab' }] }).join()).toMatch(/must have required property/);
+    expect(doc.check('POST', '/api/v1/requests', 418, 'application/json', {}).join()).toMatch(/status 418 is not documented/);
   });
 });
 
@@ -81,7 +97,8 @@ describe('the life cycle over HTTP, RBAC as in chat', () => {
     // The requester cannot approve her own request; a stranger is told it does not exist.
     expect((await api('alice', 'POST', `/requests/${id}/approve`)).status).toBe(403);
     expect((await api('mallory', 'GET', `/requests/${id}`)).status).toBe(404);
-    expect((await api('mallory', 'POST', `/requests/${id}/approve`)).status).toBe(403);
+    // ... whatever they try on it (a 403 would confirm the id and name its approvers).
+    expect((await api('mallory', 'POST', `/requests/${id}/approve`)).status).toBe(404);
 
     const approved = await api('bob', 'POST', `/requests/${id}/approve`);
     expect(approved.status).toBe(200);
@@ -129,6 +146,47 @@ describe('the life cycle over HTTP, RBAC as in chat', () => {
     expect((await h.audit()).length).toBe(before);
   });
 
+  it('the limits the document states are the ones the server applies: justification and deny reason ≤ 500, no unknown fields', async () => {
+    const spec = (await api(null, 'GET', '/openapi.json')).json as { components: { schemas: Record<string, { properties: Record<string, { maxLength?: number }> }> } };
+    const max = spec.components.schemas.NewRequest!.properties.justification!.maxLength!;
+    expect(spec.components.schemas.DenyBody!.properties.reason!.maxLength).toBe(max);
+    const base = { target: 'vm1', kind: 'rdp', duration: '1h', source: '203.0.113.24' };
+    const tooLong = await api('alice', 'POST', '/requests', { ...base, justification: 'x'.repeat(max + 1) });
+    expect(tooLong.status).toBe(400);
+    expect(String(tooLong.json.error)).toMatch(/the justification is 501 characters; at most 500/);
+    const atMax = await api('alice', 'POST', '/requests', { ...base, justification: '&'.repeat(max) });
+    expect(atMax.status).toBe(201);
+    const id = idOf(atMax);
+    expect((await api('bob', 'POST', `/requests/${id}/deny`, { reason: 'n'.repeat(max + 1) })).status).toBe(400);
+    expect((await h.get(id))!.status).toBe('pending');
+    const typo = await api('alice', 'POST', '/requests', { ...base, justifcation: 'INC-1' });
+    expect(typo.status).toBe(400);
+    expect(String(typo.json.error)).toMatch(/unknown field "justifcation"/);
+    expect((await api('bob', 'POST', `/requests/${id}/deny`, { reason: 'not now' })).status).toBe(200);
+  });
+
+  it('a request waiting for its source address has source null, as documented', async () => {
+    const created = await api('alice', 'POST', '/requests', { target: 'vm1', kind: 'rdp', duration: '1h' });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({ kind: 'awaiting_source', request: { source: null, status: 'awaiting_source' } });
+    const got = await api('alice', 'GET', `/requests/${idOf(created)}`);
+    expect((got.json.request as { source: unknown }).source).toBeNull();
+    await api('alice', 'POST', `/requests/${idOf(created)}/revoke`);
+  });
+
+  it('413 for a body over 64 KiB and 400 for a card action that is not one, both documented', async () => {
+    const big = await api('alice', 'POST', '/requests', JSON.stringify({ target: 'vm1', kind: 'rdp', duration: '1h', justification: 'x'.repeat(70 * 1024) }));
+    expect(big.status).toBe(413);
+    for (const bad of [{ verb: 'launch', data: {} }, { verb: 'approve', data: { requestId: 42 } }, { data: {} }, 'not json']) {
+      const r = await api('bob', 'POST', '/card-actions', bad);
+      expect(r.status, JSON.stringify(bad)).toBe(400);
+    }
+    // A well-formed action on a request that does not exist: 404 as GET /requests/{id}, documented too.
+    const unknown = await api('bob', 'POST', '/card-actions', { verb: 'refresh', data: { requestId: 'rzzzzzzzzz' } });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json).toMatchObject({ kind: 'message', code: 'not_found' });
+  });
+
   it('list shows only what the caller may see', async () => {
     const mine = idOf(await api('dave', 'POST', '/requests', { target: 'dev1', kind: 'ssh', duration: '30m', source: '203.0.113.30' }));
     expect(((await api('dave', 'GET', '/requests')).json.requests as Array<{ id: string }>).map((r) => r.id)).toContain(mine);
@@ -163,12 +221,12 @@ describe('commands and the local channel', () => {
     expect(String(bad.json.text)).toMatch(/at most 3h/);
   });
 
-  it('X-Jit-Act-As works on the local channel (loopback); RBAC still decides what the principal may do', async () => {
-    const res = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com' }, body: JSON.stringify({ text: 'list pending' }) });
+  it('X-Jit-Act-As works on the local channel (with its secret); RBAC still decides what the principal may do', async () => {
+    const res = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'list pending' }) });
     expect(res.status).toBe(200);
-    const stranger = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'eve@evil.example' }, body: JSON.stringify({ text: 'rdp vm1 1h from 203.0.113.42' }) });
+    const stranger = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'eve@evil.example', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'rdp vm1 1h from 203.0.113.42' }) });
     expect(stranger.status).toBe(403);
-    const garbage = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'not a principal' }, body: JSON.stringify({ text: 'list' }) });
+    const garbage = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'not a principal', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'list' }) });
     expect(garbage.status).toBe(401);
   });
 

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csvField, toCsv, type AuditRow } from '../../src/core/audit-export.js';
 import type { Reply } from '../../src/core/reply.js';
-import { requestOf, startHarness, type Harness } from './harness.js';
+import { localHeaders, requestOf, startHarness, type Harness } from './harness.js';
 
 let h: Harness;
 const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
@@ -11,7 +11,8 @@ const rowsOf = (r: Reply): AuditRow[] => {
   if (r.kind !== 'audit') throw new Error(`expected an audit reply, got ${r.kind}: ${JSON.stringify(r)}`);
   return r.rows;
 };
-const TRICKY = 'INC-1, "urgent"\nsecond line';
+// Commas and quotes (line breaks are refused in a justification since issue 17: see test/security/inputs.test.ts).
+const TRICKY = 'INC-1, "urgent", second part';
 let aliceId = '';
 let daveId = '';
 
@@ -66,13 +67,15 @@ describe('audit command', () => {
 });
 
 describe('CSV export', () => {
-  it('opens in a spreadsheet: header, one record per event, commas, quotes and newlines in a justification quoted', async () => {
+  it('opens in a spreadsheet: header, one record per event, commas and quotes in a justification quoted', async () => {
     const rows = rowsOf(await run('dave@contoso.com', 'audit vm1'));
     const csv = toCsv(rows);
     const [header] = csv.split('\r\n');
     expect(header).toBe('Time,Operation,Status,Caller,Resource,Request ID,Target,Ports,Source,Duration,Approvers,Justification');
     const created = rows.find((r) => r.requestId === aliceId && r.operation === 'request.created')!;
-    expect(created.justification).toContain('\n');
+    expect(created.justification).toContain(',');
+    // A line break (only in events stored before justifications refused them) is quoted too.
+    expect(csvField('a\nb')).toBe('"a\nb"');
     expect(csv).toContain(`"${created.justification.replace(/"/g, '""')}"`);
     // A minimal RFC 4180 reader gets the same records back.
     const records = parseCsv(csv);
@@ -81,15 +84,15 @@ describe('CSV export', () => {
   });
 
   it('downloads as a file (local channel): same rows, the caller\'s RBAC applied', async () => {
-    const res = await fetch(`${h.app.url}/api/local/audit.csv?as=dave@contoso.com&target=vm1&since=7d`);
+    const res = await fetch(`${h.app.url}/api/local/audit.csv?as=dave@contoso.com&target=vm1&since=7d`, { headers: localHeaders(h.app) });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
     expect(res.headers.get('content-disposition')).toBe('attachment; filename="jit-audit-vm1.csv"');
     const records = parseCsv(await res.text());
     expect(records.length).toBe(rowsOf(await run('dave@contoso.com', 'audit vm1')).length + 1);
-    const mallory = parseCsv(await (await fetch(`${h.app.url}/api/local/audit.csv?as=mallory@contoso.com`)).text());
+    const mallory = parseCsv(await (await fetch(`${h.app.url}/api/local/audit.csv?as=mallory@contoso.com`, { headers: localHeaders(h.app) })).text());
     expect(mallory).toHaveLength(1); // the header only
-    expect((await fetch(`${h.app.url}/api/local/audit.csv?as=dave@contoso.com&since=soon`)).status).toBe(400);
+    expect((await fetch(`${h.app.url}/api/local/audit.csv?as=dave@contoso.com&since=soon`, { headers: localHeaders(h.app) })).status).toBe(400);
   });
 
   it('a field a spreadsheet would run as a formula is neutralised', () => {

@@ -1,6 +1,7 @@
 // The Azure gate against ARM's real wire format at https://management.azure.com, intercepted with
-// nock: 201 + Azure-AsyncOperation polled to Succeeded, ETag / If-Match, error bodies with
-// code/message. No network, no Redis (the per-NSG lock is in-process here).
+// nock: child security-rule PUT / DELETE, 201 + Azure-AsyncOperation polled to a terminal state,
+// ARM's error codes (on the request and as an operation's end), If-Match on the PUT alone. No
+// network, no Redis (the per-resource lock is in-process here).
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AzureGate } from '../../src/adapters/azure/gate.js';
@@ -12,7 +13,12 @@ const VM = `${RG}/providers/Microsoft.Compute/virtualMachines/vm1`;
 const NIC = `${RG}/providers/Microsoft.Network/networkInterfaces/vm1-nic`;
 const SUBNET = `${RG}/providers/Microsoft.Network/virtualNetworks/prod-vnet/subnets/default`;
 const NSG = `${RG}/providers/Microsoft.Network/networkSecurityGroups/vm1-nsg`;
+const HUB = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network';
+const POLICY = `${HUB}/firewallPolicies/hub-policy`;
+const RCG = `${POLICY}/ruleCollectionGroups/jit`;
+const OPS = '/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations';
 const target: Target = { name: 'vm1', id: VM, os: 'windows' };
+const rule = (name: string) => `${NSG}/securityRules/${name}`;
 
 const nsgBody = (etag: string, rules: unknown[] = []) => ({
   id: NSG, name: 'vm1-nsg', type: 'Microsoft.Network/networkSecurityGroups', location: 'westeurope', etag,
@@ -24,9 +30,17 @@ function discovery() {
     .get(VM).query(true)
     .reply(200, { id: VM, name: 'vm1', location: 'westeurope', properties: { networkProfile: { networkInterfaces: [{ id: NIC, properties: { primary: true } }] } } })
     .get(NIC).query(true)
-    .reply(200, { id: NIC, name: 'vm1-nic', properties: { ipConfigurations: [{ id: `${NIC}/ipConfigurations/ipconfig1`, name: 'ipconfig1', properties: { privateIPAddress: '10.0.0.4', subnet: { id: SUBNET } } }], networkSecurityGroup: { id: NSG } } })
+    .reply(200, { id: NIC, name: 'vm1-nic', properties: { ipConfigurations: [{ id: `${NIC}/ipConfigurations/ipconfig1`, name: 'ipconfig1', properties: { privateIPAddress: '10.0.0.4', primary: true, subnet: { id: SUBNET } } }], networkSecurityGroup: { id: NSG } } })
     .get(SUBNET).query(true)
     .reply(200, { id: SUBNET, name: 'default', properties: { addressPrefix: '10.0.0.0/24' } });
+}
+
+/** An operation that answers InProgress `n` times, then ends as given; records the polls' If-Match headers. */
+function operation(id: string, end: Record<string, unknown>, inProgress = 1, ifMatches: Array<string | undefined> = []) {
+  const scope = nock(ARM);
+  for (let i = 0; i < inProgress; i++) scope.get(`${OPS}/${id}`).query(true).reply(function () { ifMatches.push(this.req.headers['if-match'] as string | undefined); return [200, { status: 'InProgress' }]; });
+  scope.get(`${OPS}/${id}`).query(true).reply(function () { ifMatches.push(this.req.headers['if-match'] as string | undefined); return [200, end]; });
+  return `${ARM}${OPS}/${id}?api-version=2024-05-01`;
 }
 
 beforeAll(() => {
@@ -39,82 +53,124 @@ afterAll(() => {
   nock.enableNetConnect();
 });
 
-const gate = () =>
+const gate = (targets: Target[] = [target]) =>
   new AzureGate({
     credential: { getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }) },
     pollIntervalMs: 1,
     writeDeadlineMs: 5000,
-    targets: () => [target],
+    targets: () => targets,
     sleep: async () => {},
   });
 
+const open = (g: AzureGate, requestId: string, t: Target = target) => g.open({ requestId, target: t, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.7/32', expiresAt: Date.UTC(2036, 10, 26, 12) });
+
 describe('AzureGate on ARM\'s wire format (nock)', () => {
-  it('PUTs the NSG with If-Match, follows Azure-AsyncOperation to Succeeded, and writes the rule as ARM expects', async () => {
+  it('writes only its own rule as a child securityRules PUT, follows Azure-AsyncOperation to Succeeded, and never re-sends the NSG', async () => {
     discovery();
-    let put: { body: Record<string, unknown>; ifMatch: string | undefined; auth: string | undefined } | undefined;
-    const op = `${ARM}/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations/op-1?api-version=2024-05-01`;
+    let put: { body: Record<string, unknown>; auth: string | undefined } | undefined;
+    const op = operation('op-1', { status: 'Succeeded' }, 2);
+    const foreign = { name: 'allow-asg', properties: { priority: 100, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceApplicationSecurityGroups: [{ id: `${RG}/providers/Microsoft.Network/applicationSecurityGroups/web` }], destinationAddressPrefix: '*', destinationPortRange: '443', sourcePortRange: '*' } };
     nock(ARM)
-      .get(NSG).query(true).reply(200, nsgBody('W/"etag-1"'))
-      .put(NSG).query(true)
+      .get(NSG).query(true).reply(200, nsgBody('W/"etag-1"', [foreign]))
+      .put(rule('jit-rabcdefghj-3389')).query(true)
       .reply(function (_uri, body) {
-        put = { body: body as Record<string, unknown>, ifMatch: this.req.headers['if-match'] as string | undefined, auth: this.req.headers.authorization as string | undefined };
-        return [201, { ...nsgBody('W/"etag-2"', (body as { properties: { securityRules: unknown[] } }).properties.securityRules), properties: { provisioningState: 'Updating' } }, { 'Azure-AsyncOperation': op }];
-      })
-      .get('/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations/op-1').query(true).reply(200, { status: 'InProgress' })
-      .get('/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations/op-1').query(true).reply(200, { status: 'Succeeded' })
-      .get(NSG).query(true).reply(200, nsgBody('W/"etag-2"'));
-    const rules = await gate().open({ requestId: 'rabcdefghj', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.7/32', expiresAt: Date.UTC(2036, 10, 26, 12) });
-    expect(put!.ifMatch).toBe('W/"etag-1"');
+        put = { body: body as Record<string, unknown>, auth: this.req.headers.authorization as string | undefined };
+        return [201, { name: 'jit-rabcdefghj-3389', properties: { ...(body as { properties: object }).properties, provisioningState: 'Updating' } }, { 'Azure-AsyncOperation': op }];
+      });
+    const rules = await open(gate(), 'rabcdefghj');
     expect(put!.auth).toBe('Bearer test-token');
-    expect(put!.body).toMatchObject({
-      location: 'westeurope',
+    expect(put!.body).toEqual({
       properties: {
-        securityRules: [
-          {
-            name: 'jit-rabcdefghj-3389',
-            properties: {
-              priority: 100, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '203.0.113.7/32', sourcePortRange: '*',
-              destinationAddressPrefix: '10.0.0.4', destinationPortRange: '3389', description: 'jit-bot request=rabcdefghj expires=2036-11-26T12:00:00.000Z',
-            },
-          },
-        ],
+        priority: 101, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '203.0.113.7/32', sourcePortRange: '*',
+        destinationAddressPrefix: '10.0.0.4', destinationPortRange: '3389', description: 'jit-bot request=rabcdefghj expires=2036-11-26T12:00:00.000Z',
       },
     });
     expect(rules).toHaveLength(1);
-    expect(rules[0]).toMatchObject({ name: 'jit-rabcdefghj-3389', scope: NSG, priority: 100, requestId: 'rabcdefghj' });
+    expect(rules[0]).toMatchObject({ name: 'jit-rabcdefghj-3389', scope: NSG, priority: 101, requestId: 'rabcdefghj' });
     expect(nock.isDone()).toBe(true);
   });
 
-  it('reads error bodies (code/message): 409 AnotherOperationInProgress is retried, 403 fails at once with ARM\'s code', async () => {
+  it('an operation that ends Failed keeps ARM\'s code and fails at once (no retry, the grant rolled back); Canceled is retried', async () => {
     discovery();
+    const failed = operation('op-f', { status: 'Failed', error: { code: 'InvalidResourceReference', message: 'Resource referenced by the rule was not found.' } });
     nock(ARM)
       .get(NSG).query(true).reply(200, nsgBody('W/"e1"'))
-      .put(NSG).query(true).reply(409, { error: { code: 'AnotherOperationInProgress', message: 'Another operation on this or dependent resource is in progress.' } })
-      .get(NSG).query(true).reply(200, nsgBody('W/"e1"'))
-      .put(NSG).query(true).reply(200, nsgBody('W/"e2"'))
-      .get(NSG).query(true).reply(200, nsgBody('W/"e2"'));
+      .put(rule('jit-rabcdefghk-3389')).query(true).reply(201, {}, { 'Azure-AsyncOperation': failed })
+      // The roll-back reads the NSG (ARM shows the failed rule) and deletes it.
+      .get(NSG).query(true).reply(200, nsgBody('W/"e2"', [{ name: 'jit-rabcdefghk-3389', properties: { priority: 100, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', description: 'jit-bot request=rabcdefghk expires=2036-11-26T12:00:00.000Z', provisioningState: 'Failed' } }]))
+      .delete(rule('jit-rabcdefghk-3389')).query(true).reply(204);
     const g = gate();
-    await g.open({ requestId: 'rabcdefghk', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '*', expiresAt: Date.now() + 60_000 });
-    expect(g.stats.conflicts409).toBe(1);
-    expect(g.stats.retries).toBe(1);
+    await expect(open(g, 'rabcdefghk')).rejects.toThrow(/InvalidResourceReference/);
+    expect(g.stats.retries).toBe(0);
+    expect(g.stats.operationsFailed).toBe(1);
+    expect(nock.isDone()).toBe(true);
 
-    nock.cleanAll();
+    const canceled = operation('op-c', { status: 'Canceled', error: { code: 'CanceledAndSupersededDueToAnotherOperation', message: 'Operation was canceled.' } });
+    const ok = operation('op-ok', { status: 'Succeeded' });
     nock(ARM)
-      .get(NSG).query(true).reply(200, nsgBody('W/"e2"'))
-      .put(NSG).query(true).reply(403, { error: { code: 'AuthorizationFailed', message: "The client does not have authorization to perform action 'Microsoft.Network/networkSecurityGroups/write'." } })
-      .get(NSG).query(true).reply(200, nsgBody('W/"e2"'));
-    await expect(g.open({ requestId: 'rabcdefghm', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '*', expiresAt: Date.now() + 60_000 })).rejects.toThrow(/authorization/i);
+      .get(NSG).query(true).reply(200, nsgBody('W/"e3"'))
+      .put(rule('jit-rabcdefghm-3389')).query(true).reply(201, {}, { 'Azure-AsyncOperation': canceled })
+      .get(NSG).query(true).reply(200, nsgBody('W/"e4"'))
+      .put(rule('jit-rabcdefghm-3389')).query(true).reply(201, {}, { 'Azure-AsyncOperation': ok });
+    await expect(open(g, 'rabcdefghm')).resolves.toHaveLength(1);
+    expect(g.stats.operationsCanceled).toBe(1);
+    expect(g.stats.retries).toBe(1);
+    expect(nock.isDone()).toBe(true);
   });
 
-  it('writes back the NSG\'s own settings (flushConnection) untouched, so revocation keeps established connections as its owner chose', async () => {
+  it('retries AnotherOperationInProgress and 429 RetryableErrorDueToAnotherOperation; fails fast on ScopeLocked and 403, with ARM\'s code', async () => {
     discovery();
-    let body: { properties?: { flushConnection?: boolean } } = {};
-    const withFlush = { ...nsgBody('W/"f1"'), properties: { ...nsgBody('W/"f1"').properties, flushConnection: true } };
     nock(ARM)
-      .get(NSG).query(true).reply(200, withFlush)
-      .put(NSG).query(true).reply((_uri, b) => ((body = b as typeof body), [200, withFlush]))
-      .get(NSG).query(true).reply(200, withFlush);
-    await gate().open({ requestId: 'rabcdefghn', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '*', expiresAt: Date.now() + 60_000 });
-    expect(body.properties?.flushConnection).toBe(true);
+      .get(NSG).query(true).reply(200, nsgBody('W/"e1"'))
+      .put(rule('jit-rabcdefghn-3389')).query(true).reply(409, { error: { code: 'AnotherOperationInProgress', message: 'Another operation on this or dependent resource is in progress.' } })
+      .get(NSG).query(true).reply(200, nsgBody('W/"e1"'))
+      .put(rule('jit-rabcdefghn-3389')).query(true).reply(429, { error: { code: 'RetryableErrorDueToAnotherOperation', message: 'Operation is retryable.' } }, { 'Retry-After': '1' })
+      .get(NSG).query(true).reply(200, nsgBody('W/"e1"'))
+      .put(rule('jit-rabcdefghn-3389')).query(true).reply(200, { name: 'jit-rabcdefghn-3389', properties: { provisioningState: 'Succeeded' } });
+    const g = gate();
+    await open(g, 'rabcdefghn');
+    expect(g.stats.conflicts409).toBe(1);
+    expect(g.stats.throttled429).toBe(1);
+    expect(g.stats.retries).toBe(2);
+    expect(nock.isDone()).toBe(true);
+
+    for (const [status, code] of [[409, 'ScopeLocked'], [403, 'AuthorizationFailed']] as const) {
+      nock.cleanAll();
+      nock(ARM)
+        .get(NSG).query(true).reply(200, nsgBody('W/"e2"'))
+        .put(rule('jit-rabcdefghp-3389')).query(true).reply(status, { error: { code, message: `${code} (test)` } })
+        .get(NSG).query(true).reply(200, nsgBody('W/"e2"'));
+      const before = g.stats.retries;
+      await expect(open(g, 'rabcdefghp')).rejects.toThrow(new RegExp(code));
+      expect(g.stats.retries).toBe(before);
+    }
+  });
+
+  it('a firewall policy\'s rule collection group is written with If-Match on the PUT alone: the operation\'s polls carry none', async () => {
+    const app2: Target = { ...target, name: 'app2', firewall: { policyId: POLICY, ruleCollectionGroup: 'jit', publicIp: '20.50.60.71', portPool: [51000, 51001], subnetPrefix: '10.100.0.0/26' } };
+    discovery();
+    const polls: Array<string | undefined> = [];
+    const op = operation('op-fw', { status: 'Succeeded' }, 2, polls);
+    let putIfMatch: string | undefined;
+    const nsgOp = operation('op-nsg', { status: 'Succeeded' }, 0);
+    const FW = `${HUB}/azureFirewalls/hub-fw`;
+    const PIP = `${HUB}/publicIPAddresses/hub-fw-pip`;
+    nock(ARM)
+      // The route is checked first: the policy's firewalls own the public IP.
+      .get(POLICY).query(true).reply(200, { id: POLICY, name: 'hub-policy', properties: { firewalls: [{ id: FW }] } })
+      .get(FW).query(true).reply(200, { id: FW, name: 'hub-fw', properties: { ipConfigurations: [{ name: 'ipconfig1', properties: { publicIPAddress: { id: PIP } } }] } })
+      .get(PIP).query(true).reply(200, { id: PIP, name: 'hub-fw-pip', properties: { ipAddress: '20.50.60.71' } })
+      .get(NSG).query(true).reply(200, nsgBody('W/"n1"'))
+      .put(rule('jit-rabcdefghq-3389')).query(true).reply(201, {}, { 'Azure-AsyncOperation': nsgOp })
+      .get(RCG).query(true).reply(200, { id: RCG, name: 'jit', etag: 'W/"rcg-1"', properties: { provisioningState: 'Succeeded', priority: 65000, ruleCollections: [] } })
+      .put(RCG).query(true).reply(function () {
+        putIfMatch = this.req.headers['if-match'] as string | undefined;
+        return [200, { id: RCG, name: 'jit', properties: { provisioningState: 'Updating' } }, { 'Azure-AsyncOperation': op }];
+      });
+    const rules = await open(gate([app2]), 'rabcdefghq', app2);
+    expect(putIfMatch).toBe('W/"rcg-1"');
+    expect(polls).toEqual([undefined, undefined, undefined]);
+    expect(rules.find((r) => r.nat)?.nat).toEqual({ publicAddress: '20.50.60.71', publicPort: 51000, translatedPort: 3389 });
+    expect(nock.isDone()).toBe(true);
   });
 });

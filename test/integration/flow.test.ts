@@ -182,11 +182,19 @@ describe('approvals', () => {
 
   it('a non-approver (requester role, reader, stranger) cannot decide', async () => {
     const id = await pending('rdp vm1 1h from 203.0.113.12', BOB);
-    for (const who of [ALICE, ERIN, MALLORY, DAVE]) {
+    for (const who of [ERIN, DAVE]) {
       const { reply, text } = await h.cmd(who, `approve ${id}`);
       expect(reply, who).toMatchObject({ kind: 'rejected', code: 'not_approver' });
       expect(text).toContain('not an approver for vm1');
       expect((await h.cmd(who, `deny ${id}`)).reply).toMatchObject({ kind: 'rejected', code: 'not_approver' });
+    }
+    // Those who may not even see bob's request (alice: JIT Requester only; mallory: no role) are
+    // told it does not exist, without its target or approvers.
+    for (const who of [ALICE, MALLORY]) {
+      const { reply, text } = await h.cmd(who, `approve ${id}`);
+      expect(reply, who).toMatchObject({ kind: 'rejected', code: 'not_found' });
+      expect(text).not.toContain('vm1');
+      expect((await h.cmd(who, `deny ${id}`)).reply).toMatchObject({ kind: 'rejected', code: 'not_found' });
     }
     expect((await h.get(id))!.status).toBe('pending');
     expect((await h.audit(id)).map((e) => e.action)).toEqual(['request.created']);

@@ -38,15 +38,20 @@ export async function startHarness(env: Record<string, string> = {}, opts: Omit<
       JIT_MIN_DURATION: '1s',
       // Suites create many requests quickly; the abuse limits have their own suite.
       JIT_REQUEST_RATE: 'off',
+      JIT_READ_RATE: 'off',
+      JIT_AUDIT_RATE: 'off',
       JIT_MAX_ACTIVE_PER_PRINCIPAL: '0',
       JIT_MAX_ACTIVE_PER_TARGET: '0',
+      // Suites drive the server through the local channel (its secret is app.localToken), also
+      // beside Slack, Teams or PUBLIC_URL where it is off by default.
+      JIT_LOCAL_CHANNEL: 'true',
       ...env,
     },
     log: silentLogger,
     ...opts,
   });
   const json = async <T>(path: string, init?: RequestInit): Promise<T> => {
-    const res = await fetch(app.url + path, init);
+    const res = await fetch(app.url + path, { ...init, headers: { ...localHeaders(app), ...(init?.headers as Record<string, string> | undefined) } });
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
     return (await res.json()) as T;
   };
@@ -56,7 +61,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: Omit<
     dir,
     // Commands go through the REST API as the local channel does (a refused command answers 4xx with its reply).
     cmd: async (as, text) => {
-      const res = await fetch(`${app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': as }, body: JSON.stringify({ text }) });
+      const res = await fetch(`${app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': as, ...localHeaders(app) }, body: JSON.stringify({ text }) });
       const body = (await res.json()) as { reply?: Reply; text?: string; error?: string };
       if (!body.reply) throw new Error(`/api/v1/commands: HTTP ${res.status} ${body.error ?? ''}`);
       return { reply: body.reply, text: body.text ?? '' };
@@ -73,6 +78,11 @@ export async function startHarness(env: Record<string, string> = {}, opts: Omit<
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The local channel's secret header for `app` (none when the local channel is off). */
+export function localHeaders(app: RunningJit): Record<string, string> {
+  return app.localToken ? { 'x-jit-local-token': app.localToken } : {};
 }
 
 export async function deleteKeys(prefix: string): Promise<void> {

@@ -48,13 +48,21 @@ describe('metrics', () => {
     expect(open.value('jit_queue_jobs', { queue: 'revoke', state: 'delayed' })).toBeGreaterThanOrEqual(1);
 
     await waitFor('expired', async () => ((await h.get(id))!.status === 'expired' ? true : null), 10_000);
-    const after = await scrape();
+    // The request turns `expired` first, then its rules are closed: wait for the close to be timed.
+    const closes = before.value('jit_network_write_seconds_count', { op: 'close' });
+    const after = await waitFor('closed', async () => {
+      const m = await scrape();
+      return m.value('jit_network_write_seconds_count', { op: 'close' }) > closes ? m : null;
+    }, 10_000);
     expect(after.value('jit_requests_total', { outcome: 'expired' })).toBe(before.value('jit_requests_total', { outcome: 'expired' }) + 1);
     expect(after.value('jit_revocation_lag_seconds_count')).toBe(before.value('jit_revocation_lag_seconds_count') + 1);
     expect(after.value('jit_network_write_seconds_count', { op: 'close' })).toBeGreaterThan(before.value('jit_network_write_seconds_count', { op: 'close' }));
-    // Process metrics come along; labels carry no ids, names or addresses.
-    expect(after.text).toContain('jit_process_resident_memory_bytes');
-    expect(after.text).toContain('jit_nodejs_eventloop_lag_p99_seconds');
+    // Process metrics come along under their standard names (stock dashboards work); labels
+    // carry no ids, names or addresses.
+    expect(after.text).toMatch(/^process_resident_memory_bytes \d/m);
+    expect(after.text).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(after.text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    expect(after.text).not.toMatch(/^jit_(process|nodejs)_/m);
     expect(after.text).not.toContain(id);
     expect(after.text).not.toContain('alice');
     expect(after.text).not.toContain('203.0.113.60');
@@ -69,6 +77,24 @@ describe('metrics', () => {
     expect(after.value('jit_time_to_decision_seconds_count', { decision: 'denied' })).toBe(before.value('jit_time_to_decision_seconds_count', { decision: 'denied' }) + 1);
   });
 
+  it('passes promtool\'s lint rules (promlint): help text, _total only and always on counters, base units, no reserved suffixes or labels, snake_case', async () => {
+    const { text } = await scrape();
+    expect(promlint(text)).toEqual([]);
+    // The rules do catch what they are for (the gauges prom-client names *_total, the old arm gauge).
+    expect(promlint('# HELP nodejs_active_handles_total x\n# TYPE nodejs_active_handles_total gauge\nnodejs_active_handles_total 3\n')).toEqual([
+      'nodejs_active_handles_total: non-counter metrics should not have "_total" suffix',
+    ]);
+    expect(promlint('# TYPE jit_network_arm_answers gauge\njit_network_arm_answers{kind="puts"} 3\n# HELP jitWait_ms x\n# TYPE jitWait_ms counter\njitWait_ms 1\n')).toEqual([
+      'jit_network_arm_answers: no help text',
+      'jitWait_ms: counter metrics should have "_total" suffix',
+      'jitWait_ms: metric names should be written in \'snake_case\' not \'camelCase\'',
+      'jitWait_ms: metric names should not contain abbreviated units',
+    ]);
+    // The ARM answers are a counter now, with the gauge gone.
+    expect(text).toContain('# TYPE jit_network_arm_answers_total counter');
+    expect(text).not.toMatch(/^# TYPE jit_network_arm_answers gauge/m);
+  });
+
   it('/readyz says 503 when the worker stops, and ready again when it is back', async () => {
     await h.app.stopWorker();
     const down = await fetch(`${h.app.url}/readyz`);
@@ -80,3 +106,76 @@ describe('metrics', () => {
     expect((await fetch(`${h.app.url}/readyz`)).status).toBe(200);
   });
 });
+
+/**
+ * promtool's `check metrics` lint (client_golang prometheus/testutil/promlint, DefaultValidations:
+ * lintHelp, lintMetricUnits, lintCounter, lintHistogramSummaryReserved, lintMetricTypeInName,
+ * lintReservedChars, lintCamelCase, lintUnitAbbreviations), applied to the text exposition format.
+ * Checked against promtool 2.42 on the same output: both report nothing.
+ */
+function promlint(exposition: string): string[] {
+  interface Family { type: string; help: boolean; labels: Set<string> }
+  const families = new Map<string, Family>();
+  const family = (name: string) => {
+    let f = families.get(name);
+    if (!f) families.set(name, (f = { type: 'untyped', help: false, labels: new Set() }));
+    return f;
+  };
+  const baseOf = (sample: string) => {
+    for (const suffix of ['_bucket', '_count', '_sum']) {
+      const base = sample.slice(0, -suffix.length);
+      if (sample.endsWith(suffix) && ['histogram', 'summary'].includes(families.get(base)?.type ?? '')) return base;
+    }
+    return sample;
+  };
+  for (const line of exposition.split('\n')) {
+    const meta = /^# (HELP|TYPE) (\S+)(?: (.*))?$/.exec(line);
+    if (meta) {
+      if (meta[1] === 'HELP') family(meta[2]!).help = true;
+      else family(meta[2]!).type = meta[3] ?? 'untyped';
+      continue;
+    }
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? \S+/.exec(line);
+    if (!sample) continue;
+    const f = family(baseOf(sample[1]!));
+    for (const m of (sample[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)) f.labels.add(m[1]!);
+  }
+  const UNITS: Record<string, string> = {
+    amperes: 'amperes', bytes: 'bytes', celsius: 'celsius', grams: 'grams', joules: 'joules', kelvin: 'kelvin', meters: 'meters', metres: 'metres', seconds: 'seconds', volts: 'volts',
+    minutes: 'seconds', hours: 'seconds', days: 'seconds', weeks: 'seconds', kelvins: 'kelvin', fahrenheit: 'celsius', rankine: 'celsius', inches: 'meters', yards: 'meters', miles: 'meters',
+    bits: 'bytes', calories: 'joules', pounds: 'grams', ounces: 'grams',
+  };
+  const PREFIXES = ['pico', 'nano', 'micro', 'milli', 'centi', 'deci', 'deca', 'hecto', 'kilo', 'kibi', 'mega', 'mibi', 'giga', 'gibi', 'tera', 'tebi', 'peta', 'pebi'];
+  const ABBREVIATIONS = ['s', 'ms', 'us', 'ns', 'sec', 'b', 'kb', 'mb', 'gb', 'tb', 'pb', 'm', 'h', 'd'];
+  const camel = /[a-z][A-Z]/;
+  const problems: string[] = [];
+  for (const [name, f] of families) {
+    const say = (text: string) => problems.push(`${name}: ${text}`);
+    const lower = name.toLowerCase();
+    const hasPart = (part: string) => lower.includes(`_${part}_`) || lower.endsWith(`_${part}`);
+    if (!f.help) say('no help text');
+    for (const word of name.split('_')) {
+      const prefix = PREFIXES.find((p) => word.startsWith(p) && UNITS[word.slice(p.length)]);
+      const base = UNITS[word] ?? (prefix ? UNITS[word.slice(prefix.length)] : undefined);
+      if (base) {
+        if (base !== word) say(`use base unit "${base}" instead of "${word}"`);
+        break;
+      }
+    }
+    const total = name.endsWith('_total');
+    if (f.type === 'counter' && !total) say('counter metrics should have "_total" suffix');
+    if (f.type !== 'untyped' && f.type !== 'counter' && total) say('non-counter metrics should not have "_total" suffix');
+    if (f.type !== 'untyped') {
+      if (f.type !== 'histogram' && name.endsWith('_bucket')) say('non-histogram metrics should not have "_bucket" suffix');
+      for (const s of ['_count', '_sum']) if (f.type !== 'histogram' && f.type !== 'summary' && name.endsWith(s)) say(`non-histogram and non-summary metrics should not have "${s}" suffix`);
+      if (f.type !== 'histogram' && f.labels.has('le')) say('non-histogram metrics should not have "le" label');
+      if (f.type !== 'summary' && f.labels.has('quantile')) say('non-summary metrics should not have "quantile" label');
+    }
+    for (const t of ['counter', 'gauge', 'histogram', 'summary']) if (hasPart(t)) say(`metric name should not include type '${t}'`);
+    if (name.includes(':')) say("metric names should not contain ':'");
+    if (camel.test(name)) say("metric names should be written in 'snake_case' not 'camelCase'");
+    if ([...f.labels].some((l) => camel.test(l))) say("label names should be written in 'snake_case' not 'camelCase'");
+    if (ABBREVIATIONS.some(hasPart)) say('metric names should not contain abbreviated units');
+  }
+  return problems;
+}

@@ -21,21 +21,25 @@ interface Replica {
   child: ChildProcess;
   stderr: () => string;
   exited: Promise<number | null>;
+  localToken: string;
 }
 
 async function startReplica(env: Record<string, string>): Promise<Replica> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Each replica its own data dir: each writes the local channel's secret of its run there.
+  const dataDir = mkdtempSync(join(tmpdir(), 'jit-replica-data-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, ...env, PORT: String(port), JIT_DATA_DIR: dataDir }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   await waitFor('replica ready', async () => (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) || null, 30_000);
-  return { url, child, stderr: () => err, exited };
+  void exited.then(() => rmSync(dataDir, { recursive: true, force: true }));
+  return { url, child, stderr: () => err, exited, localToken: readFileSync(join(dataDir, 'local-token'), 'utf8').trim() };
 }
 
 async function cmd(r: Replica, as: string, text: string): Promise<{ reply: { kind: string; request?: AccessRequest }; text: string }> {
-  const res = await fetch(`${r.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': as }, body: JSON.stringify({ text }) });
+  const res = await fetch(`${r.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': as, 'x-jit-local-token': r.localToken }, body: JSON.stringify({ text }) });
   return (await res.json()) as { reply: { kind: string; request?: AccessRequest }; text: string };
 }
 

@@ -237,7 +237,8 @@ describe('who may click', () => {
     const updatesBefore = updatesOf(id).length;
 
     const mallory = await click(MALLORY, 'jit_approve', id, ts(card));
-    expect(replyText(await mallory.reply())).toMatch(/not an approver/);
+    // mallory (no role) may not see the request: told it does not exist (no target, no approvers).
+    expect(replyText(await mallory.reply())).toMatch(/there is no request r[0-9a-z]{9} that you can see/);
 
     // Bob is an approver, but not of his own request.
     const own = await requestVia(BOB, 'rdp vm1 1h from 203.0.113.8');
@@ -309,13 +310,13 @@ describe('deny with a reason, timeouts, revoke and extend buttons', () => {
     const { id, card } = await requestVia(ALICE, 'rdp vm1 1h from 203.0.113.7');
     const opens = slack.of('views.open').length;
     const deny = await click(MALLORY, 'jit_deny', id, ts(card));
-    expect(replyText(await deny.reply())).toMatch(/not an approver/);
+    expect(replyText(await deny.reply())).toMatch(/there is no request r[0-9a-z]{9} that you can see/);
     expect(slack.of('views.open').length).toBe(opens);
     const forged = await sendSigned(h.app.url, denySubmissionBody(MALLORY, { callback_id: 'jit_deny_modal', private_metadata: JSON.stringify({ requestId: id, scope: 'request' }) }, 'x'), { secret: SECRET });
     expect(forged.status).toBe(200);
     const answer = JSON.parse(forged.text) as { response_action: string; errors: { reason: string } };
     expect(answer.response_action).toBe('errors');
-    expect(answer.errors.reason).toMatch(/not an approver/);
+    expect(answer.errors.reason).toMatch(/there is no request r[0-9a-z]{9} that you can see/);
     expect((await state(id)).status).toBe('pending');
     await h.app.service.revoke('alice@contoso.com', id);
   });
@@ -332,7 +333,7 @@ describe('deny with a reason, timeouts, revoke and extend buttons', () => {
     const dm = await waitFor('connection DM', async () => dmsTo(ALICE).find((c) => actionIds(c).includes('jit_revoke') && blocksText(c).includes(id)));
     expect((await h.rules()).some((x) => x.requestId === id)).toBe(true);
     const mallory = await click(MALLORY, 'jit_revoke', id, { channel: 'D024ALICE', ts: '1.1' });
-    expect(replyText(await mallory.reply())).toMatch(/only the requester or a JIT Admin/);
+    expect(replyText(await mallory.reply())).toMatch(/there is no request r[0-9a-z]{9} that you can see/);
     expect((await h.rules()).some((x) => x.requestId === id)).toBe(true);
     const revoke = await click(ALICE, 'jit_revoke', id, ts(dm));
     expect(replyText(await revoke.reply())).toMatch(/revoked/);
@@ -409,6 +410,68 @@ describe('audit channel under rate limits', () => {
     }, 15_000);
     expect(actions).toEqual(log);
     expect(slack.calls.some((c) => c.method === 'chat.postMessage!429')).toBe(true);
+  });
+});
+
+describe('Block Kit limits and cards Slack refuses', () => {
+  const toApprovals = (b: Record<string, unknown>) => b.channel === 'C0APPROVALS';
+  const fallbacks = async (id: string) => (await h.audit(id)).filter((e) => e.action === 'notify.card_fallback');
+
+  it('a justification of 500 `&` and `<` (2,500 characters once escaped) still gets a card approvers see, its field cut after escaping', async () => {
+    const { id, card } = await requestVia(ALICE, `rdp vm1 1h from 203.0.113.7 reason "${'&<'.repeat(250)}"`);
+    expect(card.response?.ok).toBe(true);
+    const fields = (card.body.blocks as Array<{ fields?: Array<{ text: string }> }>).flatMap((b) => b.fields ?? []);
+    const justification = fields.find((f) => f.text.startsWith('*Justification*'))!.text;
+    expect(justification.length).toBeLessThanOrEqual(2000);
+    expect(justification).toMatch(/^\*Justification\*\n(&amp;&lt;)+(&amp;)?…$/);
+    expect(await fallbacks(id)).toEqual([]);
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+
+  it('a card post failing for a transient reason (HTTP 500 through the client\'s own retries) is tried again and goes out as a card', async () => {
+    for (let i = 0; i < 3; i++) slack.failNext('chat.postMessage', 500, {}, { ok: false, error: 'internal_error' }, toApprovals);
+    const before = slack.calls.filter((c) => c.method === 'chat.postMessage!500').length;
+    const { id, card } = await requestVia(ALICE, 'rdp vm1 1h from 203.0.113.7');
+    expect(slack.calls.filter((c) => c.method === 'chat.postMessage!500').length - before).toBe(3);
+    expect(actionIds(card)).toEqual(['jit_approve', 'jit_deny']);
+    expect(await fallbacks(id)).toEqual([]);
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+
+  it('a card Slack refuses (invalid_blocks) is replaced by plain text saying how to decide, and the audit says so', async () => {
+    slack.failNext('chat.postMessage', 200, {}, { ok: false, error: 'invalid_blocks', errors: ['must be less than 2001 characters [json-pointer:/blocks/1/fields/5/text]'] }, toApprovals);
+    const before = slack.of('chat.postMessage').length;
+    const { reply } = await slash(ALICE, 'rdp vm1 1h from 203.0.113.7');
+    const id = /Request (r[0-9a-z]{9})/.exec(replyText(await reply()))![1]!;
+    const stand = await waitFor('plain-text stand-in', async () => slack.of('chat.postMessage').slice(before).find((c) => toApprovals(c.body) && String(c.body.text).includes(id)));
+    expect(stand.body.blocks).toBeUndefined();
+    expect(String(stand.body.text)).toContain(`/jit approve ${id}`);
+    expect(String(stand.body.text)).toContain('invalid_blocks');
+    const [audit] = await waitFor('audited', async () => ((await fallbacks(id)).length ? fallbacks(id) : null));
+    expect(audit!.details).toMatchObject({ platform: 'slack', card: 'request', destination: 'C0APPROVALS', error: 'invalid_blocks', delivered: 'text' });
+    // The stand-in is a card copy: deciding updates it into the real (decided) card.
+    const { reply: approved } = await slash(BOB, `approve ${id}`);
+    expect(replyText(await approved())).toMatch(/approved/);
+    await waitFor('stand-in updated', async () => slack.of('chat.update').find((c) => c.body.ts === stand.response?.ts && blocksText(c).includes('Open until')));
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+
+  it('when the approvals channel itself fails (channel_not_found), the approvers get the request by DM, and the audit says so', async () => {
+    slack.failNext('chat.postMessage', 200, {}, { ok: false, error: 'channel_not_found' }, toApprovals);
+    slack.failNext('chat.postMessage', 200, {}, { ok: false, error: 'channel_not_found' }, toApprovals);
+    const { reply } = await slash(ALICE, 'rdp vm1 1h from 203.0.113.7');
+    const id = /Request (r[0-9a-z]{9})/.exec(replyText(await reply()))![1]!;
+    const [audit] = await waitFor('audited', async () => ((await fallbacks(id)).length ? fallbacks(id) : null));
+    expect(audit!.details).toMatchObject({ destination: 'C0APPROVALS', error: 'channel_not_found', delivered: 'approver_dms', approvers: 'bob@contoso.com carol@contoso.com' });
+    for (const user of [BOB, CAROL]) {
+      const dm = dmsTo(user).find((c) => String(c.body.text).includes(`/jit approve ${id}`));
+      expect(dm, `DM to ${user}`).toBeDefined();
+    }
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+
+  it('Slack refused no blocks the bot sent in this whole run (the fake checks Block Kit\'s limits)', () => {
+    expect(slack.refused).toEqual([]);
   });
 });
 

@@ -25,6 +25,8 @@ roles:
   - { principal: ${ALICE}, role: JIT Requester, scope: ${SUB} }
   - { principal: ${SAM}, role: JIT Requester, scope: ${SUB} }
   - { principal: group:oncall, role: JIT Approver, scope: ${SUB} }
+  # Escalation approvers decide only with the approve permission covering the target.
+  - { principal: ${SEC}, role: JIT Approver, scope: ${vm('esc1')} }
 targets:
   just1: { id: ${vm('just1')}, os: linux }
   auto1: { id: ${vm('auto1')}, os: linux }

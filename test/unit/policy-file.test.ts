@@ -36,6 +36,7 @@ describe('policy file', () => {
     ['a misspelt key', `${TARGET}policies:\n  p:\n    scope: /s\n    aproval: { required: true }\n`, 'policies.p: Unrecognized key: "aproval"'],
     ['a bad OS', `targets:\n  vm1: { id: /x, os: solaris }\n`, 'targets.vm1.os: must be windows or linux'],
     ['a duplicated port', `${TARGET}policies:\n  p:\n    scope: /s\n    ports: [{ port: 22 }, { port: 22 }]\n`, 'policies.p.ports[1]: port 22/tcp is listed twice'],
+    ['a repeated extend option (30m and 1800 seconds are one button)', `${TARGET}policies:\n  p:\n    scope: /s\n    reminder: { before: 10m, extendOptions: [30m, 1h, 1800] }\n`, 'policies.p.reminder.extendOptions[2]: 30m is listed twice (as extendOptions[0])'],
     ['quorum 0', `${TARGET}policies:\n  p:\n    scope: /s\n    approval: { quorum: 0 }\n`, 'policies.p.approval.quorum: must be at least 1'],
     ['broken YAML', `targets: [\n`, 'YAML:'],
   ])('%s', (_name, yaml, expected) => {

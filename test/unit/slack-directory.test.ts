@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SlackDirectory, UnresolvedUserError, type SlackUsersApi } from '../../src/adapters/slack/directory.js';
+import { PinnedIdentityError, SlackDirectory, UnresolvedUserError, type SlackUsersApi } from '../../src/adapters/slack/directory.js';
 import { testBook } from '../fixtures/book.js';
 
 function api(users: Record<string, { email?: string; tz?: string; deleted?: boolean; is_bot?: boolean }>) {
@@ -64,5 +64,16 @@ describe('Slack directory', () => {
     expect(await d.userOf('carol@contoso.com')).toBe('U9');
     expect(await d.userOf('nobody@contoso.com')).toBeNull();
     expect(calls).toEqual(['lookup carol@contoso.com', 'lookup nobody@contoso.com']);
+  });
+
+  it('an explicit mapping pins the principal: another Slack user with the same profile email is refused, cached or not', async () => {
+    let now = 0;
+    const { a } = api({ U024ALICE: { email: 'alice@contoso.com' }, U0EVIL: { email: 'ALICE@contoso.com' } });
+    const d = new SlackDirectory(a, () => book, 1000, () => now);
+    expect((await d.resolve('U024ALICE')).principal).toBe('alice@contoso.com');
+    await expect(d.resolve('U0EVIL')).rejects.toBeInstanceOf(PinnedIdentityError);
+    await expect(d.resolve('U0EVIL')).rejects.toThrow(/alice@contoso\.com is mapped to another Slack user/);
+    now = 5000;
+    await expect(d.resolve('U0EVIL')).rejects.toThrow(/cannot act as alice@contoso\.com/);
   });
 });

@@ -58,6 +58,7 @@ describe('state machine', () => {
     revoke: ['active'],
     extend: ['active'],
     request_extension: ['active'],
+    propose_extension: ['active'],
     approve_extension: ['active'],
     deny_extension: ['active'],
   };

@@ -1,30 +1,32 @@
-// The Azure NetworkGate: every grant is an Allow-inbound rule per port on each network security
-// group in the VM's path (NIC NSGs and subnet NSGs: both must allow, as in Defender for Cloud's
-// JIT), for the requester's source prefix to the VM's private IPs.
+// The Azure NetworkGate: every grant is an Allow-inbound rule per port (and address family) on each
+// network security group in the VM's path (NIC NSGs and subnet NSGs: both must allow, as in
+// Defender for Cloud's JIT), for the requester's source prefix to the VM's private IPs.
 //
-// Writes follow ARM's rules. One NSG accepts one operation at a time, so changes for the same NSG
-// queue here and are applied together in one read-modify-write: GET (ETag) → edit the rule list
-// → PUT with If-Match. A concurrent change elsewhere (another replica, an admin, a policy) makes
-// the PUT fail with 412 and is re-read, never overwritten. A Redis lock per NSG keeps replicas
-// from racing each other into 409s; the ETag is what makes it safe even if the lock expires.
-// 409 AnotherOperationInProgress, 429 (Retry-After honoured), 5xx and network errors are retried
-// with jittered backoff until a deadline; a priority conflict re-reads and picks again.
+// How it writes (see docs/security.md, "The bot's Azure role", for why):
+// - NSGs: only the bot's own rules, as child `securityRules` PUT / DELETE operations. Other
+//   people's rules are never re-sent, so ARM does not re-check linked access on their references
+//   (application security groups), an Azure Policy on a foreign rule does not block the bot, and
+//   another writer's edits to other rules cannot race ours. One NSG accepts one operation at a
+//   time: changes for the same NSG queue here (a Redis lock per NSG across replicas) and run one
+//   after another, planned from one read of the NSG (free priorities).
+// - Azure Firewall (classic) and Firewall Policy rule collection groups: read-modify-write of the
+//   whole document with If-Match (a concurrent change is re-read, never overwritten), serialized
+//   per firewall and per firewall POLICY (ARM runs one operation per policy), queued behind an
+//   update already in flight, with a deadline of their own (firewall updates take minutes).
+// - Every write is followed to its terminal state and counts only at `Succeeded`. ARM's codes are
+//   kept: busy / throttled / canceled operations are retried with jittered backoff (Retry-After
+//   honoured) until the kind's deadline; locks, authorization and validation errors fail at once.
+// - close() works from what was written (the request's stored rules and their resources), not by
+//   re-discovering the VM; the reconciler reads every NSG, firewall and rule collection group in
+//   the managed scopes for the bot's rules, so rules outlive neither their VM nor their target.
 import type { TokenCredential } from '@azure/identity';
-import { ComputeManagementClient } from '@azure/arm-compute';
-import {
-  NetworkManagementClient,
-  type AzureFirewall,
-  type AzureFirewallNatRule,
-  type FirewallPolicyNatRuleCollection,
-  type FirewallPolicyRuleCollectionGroup,
-  type NatRule,
-  type NetworkSecurityGroup,
-  type SecurityRule,
-} from '@azure/arm-network';
 import type { Redis } from 'ioredis';
 import type { GrantSpec, NetworkGate } from '../../app/ports.js';
 import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription, ruleName } from '../simulated/gate.js';
+import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
+
+export { ArmError } from './arm.js';
 
 export interface AzureGateOptions {
   credential: TokenCredential;
@@ -36,22 +38,33 @@ export interface AzureGateOptions {
   priorityRange?: [number, number];
   /** Priorities for the bot's Deny rules ("enable JIT"; default 4000–4096, below everything else). */
   denyPriorityRange?: [number, number];
-  /** How long a write keeps retrying 409 / 429 / 5xx before the grant fails. */
+  /** How long an NSG write keeps retrying 409 / 429 / 5xx / canceled operations before the grant fails. */
   writeDeadlineMs?: number;
+  /** The same for firewalls and firewall policies, whose updates take minutes (default 30 min). */
+  firewallDeadlineMs?: number;
   /** LRO polling interval. */
   pollIntervalMs?: number;
   /**
-   * How long one ARM call (a read, or a write with its polling) may take before it is abandoned
-   * and retried (default 20 s). A timed-out write may still have been applied: the retry re-reads
-   * with the new ETag, and every change is idempotent.
+   * How long one ARM call may go unanswered before it is abandoned and retried (default 20 s). A
+   * timed-out write may still have been applied: the retry re-reads, and every change is idempotent.
    */
   requestTimeoutMs?: number;
-  /** Cross-replica lock per NSG. */
+  /** How long a read retries 429 / 5xx (default 30 s). */
+  readDeadlineMs?: number;
+  /** Reads in flight at once (default 8). */
+  readConcurrency?: number;
+  /**
+   * How often the reconciler lists every NSG, firewall and firewall policy of the managed scopes
+   * (default 5 min); between those sweeps it reads the live targets' resources and those it knows
+   * hold the bot's rules. 0: every sweep.
+   */
+  scopeSweepIntervalMs?: number;
+  /** Cross-replica lock per resource. */
   redis?: Redis;
   lockPrefix?: string;
-  /** Subscriptions whose VMs the inventory lists (besides those of the policy's targets). */
+  /** Subscriptions whose VMs the inventory lists and whose resource groups the reconciler sweeps. */
   subscriptions?: string[];
-  /** The targets whose NSGs the reconciler lists. */
+  /** The targets of the policy. */
   targets: () => Target[];
   log?: (msg: string, fields?: Record<string, unknown>) => void;
   /** For tests: how to wait. */
@@ -71,6 +84,8 @@ export function parseArmId(id: string): ArmId & { parent?: string } {
   return m[4] ? { subscription: m[1]!, resourceGroup: m[2]!, name: m[4], parent: m[3]! } : { subscription: m[1]!, resourceGroup: m[2]!, name: m[3]! };
 }
 
+const rgOf = (id: string) => id.split(/\/providers\//i)[0]!;
+
 export class UnsupportedTargetError extends Error {
   constructor(target: string, reason: string) {
     super(`${target} is not supported for just-in-time access: ${reason}`);
@@ -83,22 +98,15 @@ export interface NetworkPath {
   nsgs: string[];
   /** The VM's private IPs (destinations of the rules). */
   privateIps: string[];
+  /** The primary NIC's primary IP configuration's address (where DNAT translates to). */
+  primaryIp: string;
   at: number;
 }
 
-/** One caller's edit of a resource (NSG, firewall, rule collection group), applied in a batch. */
-interface Change {
-  /** Edits the resource document in place; returns what it did. Throws (without editing) to refuse. */
-  mutate: (doc: ResourceDoc) => { results: AppliedRule[]; changed: boolean };
-  resolve: (applied: AppliedRule[]) => void;
-  reject: (err: unknown) => void;
-}
-
 type ResourceKind = 'nsg' | 'firewall' | 'rcg';
-type ResourceDoc = NetworkSecurityGroup | AzureFirewall | FirewallPolicyRuleCollectionGroup;
 
 export function kindOf(resourceId: string): ResourceKind {
-  if (/\/networkSecurityGroups\//i.test(resourceId)) return 'nsg';
+  if (/\/networkSecurityGroups\/[^/]+$/i.test(resourceId)) return 'nsg';
   if (/\/azureFirewalls\//i.test(resourceId)) return 'firewall';
   if (/\/firewallPolicies\/[^/]+\/ruleCollectionGroups\//i.test(resourceId)) return 'rcg';
   throw new Error(`not a resource jit-bot writes to: ${resourceId}`);
@@ -110,89 +118,152 @@ export function dnatResourceOf(fw: FirewallRoute): string {
   return `${fw.policyId}/ruleCollectionGroups/${fw.ruleCollectionGroup}`;
 }
 
+/** Writes to one firewall policy's rule collection groups take turns (ARM: one operation per policy). */
+const queueKeyOf = (resourceId: string) => (kindOf(resourceId) === 'rcg' ? resourceId.replace(/\/ruleCollectionGroups\/[^/]+$/i, '') : resourceId).toLowerCase();
+
 const DNAT_COLLECTION = 'jit-dnat';
 /** Matches a rule this bot wrote for `requestId` (name and description both say so). */
 const ownedBy = (requestId: string) => (r: { name?: string; description?: string }) =>
   Boolean(r.name?.startsWith(`jit-${requestId}-`)) && parseRuleDescription(r.description)?.requestId === requestId;
 
 const DISCOVERY_TTL_MS = 5 * 60_000;
+/** ARM's limits per NSG. */
+const NSG_MAX_RULES = 1000;
+const NSG_MAX_PREFIXES = 4000;
+const RULE_NAME_MAX = 80;
+/** Azure Firewall's DNAT rule limit (per firewall; the bot counts what it can see in the document it writes). */
+const FIREWALL_MAX_DNAT = 250;
 
 const armProtocol = (p: Protocol): string => (p === 'tcp' ? 'Tcp' : p === 'udp' ? 'Udp' : '*');
 const jitProtocol = (p: string | undefined): Protocol => (p?.toLowerCase() === 'tcp' ? 'tcp' : p?.toLowerCase() === 'udp' ? 'udp' : '*');
 
+// ------------------------------------------------------------------ ARM's wire shapes (what we read and write)
+
+export interface RuleProps {
+  priority: number;
+  direction: string;
+  access: string;
+  protocol: string;
+  sourceAddressPrefix?: string;
+  sourceAddressPrefixes?: string[];
+  sourcePortRange?: string;
+  destinationAddressPrefix?: string;
+  destinationAddressPrefixes?: string[];
+  destinationPortRange?: string;
+  destinationPortRanges?: string[];
+  sourceApplicationSecurityGroups?: Array<{ id: string }>;
+  destinationApplicationSecurityGroups?: Array<{ id: string }>;
+  description?: string;
+  provisioningState?: string;
+}
+export interface WireRule {
+  name: string;
+  id?: string;
+  etag?: string;
+  properties: RuleProps;
+}
+interface NatRuleWire {
+  name?: string;
+  description?: string;
+  ruleType?: string;
+  sourceAddresses?: string[];
+  destinationAddresses?: string[];
+  destinationPorts?: string[];
+  protocols?: string[];
+  ipProtocols?: string[];
+  translatedAddress?: string;
+  translatedPort?: string;
+}
+interface NatCollection {
+  name?: string;
+  priority?: number;
+  rules?: NatRuleWire[];
+}
+
+/** The NSG document's rule list (attached: edits show in later plans of the same batch). */
+const nsgRulesOf = (doc: ArmDoc): WireRule[] => {
+  const props = (doc.properties ??= {});
+  return ((props.securityRules as WireRule[] | undefined) ??= []);
+};
+
+/** errorInfo for callers that only want status / code / Retry-After. */
 export function errorInfo(err: unknown): { status?: number; code?: string; retryAfterMs?: number } {
-  const e = err as { statusCode?: number; code?: string; response?: { headers?: { get(name: string): string | undefined } } };
-  const ra = e.response?.headers?.get('retry-after');
-  const retryAfterMs = ra !== undefined && ra !== null && ra !== '' ? (/^\d+$/.test(ra) ? Number(ra) * 1000 : Math.max(0, Date.parse(ra) - Date.now())) : undefined;
-  return {
-    ...(e.statusCode !== undefined ? { status: e.statusCode } : {}),
-    ...(e.code ? { code: e.code } : {}),
-    ...(retryAfterMs !== undefined && !Number.isNaN(retryAfterMs) ? { retryAfterMs } : {}),
-  };
+  if (err instanceof ArmError) return { ...(err.status !== undefined ? { status: err.status } : {}), code: err.code, ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}) };
+  return {};
+}
+
+// ------------------------------------------------------------------ changes queued per resource
+
+/** What one caller wants done to an NSG, planned from its current rules. */
+interface NsgPlan {
+  results: AppliedRule[];
+  puts: WireRule[];
+  deletes: WireRule[];
+}
+/** What one caller wants done to a firewall / rule collection group document (edited in place). */
+interface DocPlan {
+  results: AppliedRule[];
+  changed: boolean;
+}
+interface Pending<P> {
+  plan: (doc: ArmDoc) => P;
+  resolve: (applied: AppliedRule[]) => void;
+  reject: (err: unknown) => void;
+  /** Every rule this change touched, over all attempts (a retry after a lost answer finds its work done). */
+  seen: Map<string, AppliedRule>;
+  /** NSG rules whose delete was sent but not confirmed (a lost answer): removed if the next read lacks them. */
+  intended: Map<string, AppliedRule>;
+  settled: boolean;
+}
+interface Queue {
+  items: Array<{ resourceId: string; change: Pending<NsgPlan> | Pending<DocPlan> }>;
+  running: boolean;
 }
 
 export class AzureGate implements NetworkGate {
-  private clients = new Map<string, { network: NetworkManagementClient; compute: ComputeManagementClient }>();
+  private readonly arm: ArmClient;
   private paths = new Map<string, NetworkPath>();
-  private queues = new Map<string, { changes: Change[]; running: boolean }>();
+  private queues = new Map<string, Queue>();
+  /** Resources where the bot's rules were written or seen (swept between full scope sweeps). */
+  private known = new Map<string, string>();
+  private lastScopeSweep = 0;
   private readonly range: [number, number];
   private readonly deadlineMs: number;
-  private readonly pollMs: number;
-  private readonly timeoutMs: number;
+  private readonly fwDeadlineMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly log: (msg: string, fields?: Record<string, unknown>) => void;
-  /** Writes issued (PUTs) and their outcomes, for metrics and benchmarks. */
-  readonly stats = { puts: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0, timeouts: 0 };
 
   constructor(private readonly opts: AzureGateOptions) {
     this.range = opts.priorityRange ?? [100, 199];
     this.deadlineMs = opts.writeDeadlineMs ?? 60_000;
-    this.pollMs = opts.pollIntervalMs ?? 1000;
-    this.timeoutMs = opts.requestTimeoutMs ?? 20_000;
+    this.fwDeadlineMs = opts.firewallDeadlineMs ?? 30 * 60_000;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.log = opts.log ?? (() => {});
-  }
-
-  private client(subscription: string) {
-    let c = this.clients.get(subscription);
-    if (!c) {
-      const endpoint = (this.opts.endpoint ?? 'https://management.azure.com').replace(/\/+$/, '');
-      const common = {
-        endpoint,
-        credentialScopes: [`${endpoint}/.default`],
-        // Our own retry loop decides (deadline, Retry-After, re-read on 412): the SDK must not also retry.
-        retryOptions: { maxRetries: 0 },
-        ...(this.opts.caCert ? { tlsOptions: { ca: this.opts.caCert } } : {}),
-      };
-      c = {
-        network: new NetworkManagementClient(this.opts.credential, subscription, common),
-        compute: new ComputeManagementClient(this.opts.credential, subscription, common),
-      };
-      this.clients.set(subscription, c);
-    }
-    return c;
-  }
-
-  /**
-   * Runs one ARM call with a deadline: the call gets an abort signal, and the caller gets a
-   * `RequestTimeout` error when the time is up even if the SDK keeps waiting (a hung connection).
-   */
-  private async timed<T>(what: string, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
-    const ctl = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.stats.timeouts++;
-        const err = Object.assign(new Error(`${what}: no answer from Azure Resource Manager within ${Math.round(this.timeoutMs / 1000)} s`), { code: 'RequestTimeout' });
-        ctl.abort(err);
-        reject(err);
-      }, this.timeoutMs);
+    this.arm = new ArmClient({
+      credential: opts.credential,
+      endpoint: opts.endpoint ?? 'https://management.azure.com',
+      ...(opts.caCert ? { caCert: opts.caCert } : {}),
+      timeoutMs: opts.requestTimeoutMs ?? 20_000,
+      pollMs: opts.pollIntervalMs ?? 1000,
+      readDeadlineMs: opts.readDeadlineMs ?? 30_000,
+      readConcurrency: opts.readConcurrency ?? 8,
+      sleep: this.sleep,
+      log: this.log,
     });
-    try {
-      return await Promise.race([call(ctl.signal), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  }
+
+  /** ARM calls and their outcomes, for metrics and benchmarks. */
+  get stats(): ArmStats {
+    return this.arm.stats;
+  }
+
+  /** ARM's answers since start, by call (read / write) and answer class (jit_network_arm_answers_total). */
+  armAnswers(): ReturnType<ArmClient['armAnswers']> {
+    return this.arm.armAnswers();
+  }
+
+  private deadlineOf(resourceId: string): number {
+    return kindOf(resourceId) === 'nsg' ? this.deadlineMs : this.fwDeadlineMs;
   }
 
   // ------------------------------------------------------------------ discovery
@@ -201,34 +272,18 @@ export class AzureGate implements NetworkGate {
   async discover(target: Target, fresh = false): Promise<NetworkPath> {
     const cached = this.paths.get(target.id.toLowerCase());
     if (cached && !fresh && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached;
-    const vmId = parseArmId(target.id);
-    const { compute } = this.client(vmId.subscription);
-    const vm = await this.timed(`reading VM ${vmId.name}`, (abortSignal) => compute.virtualMachines.get(vmId.resourceGroup, vmId.name, { abortSignal }));
-    const nicIds = (vm.networkProfile?.networkInterfaces ?? []).flatMap((n) => (n.id ? [n.id] : []));
-    if (nicIds.length === 0) throw new UnsupportedTargetError(target.name, 'the VM has no network interface');
-    const nicNsgs: string[] = [];
+    const vm = (await this.arm.get(target.id, COMPUTE_API)).doc;
+    const nicRefs = (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
+    if (nicRefs.length === 0) throw new UnsupportedTargetError(target.name, 'the VM has no network interface');
+    const nics = await Promise.all(nicRefs.map(async (ref) => ({ primary: ref.properties?.primary ?? nicRefs.length === 1, doc: (await this.arm.get(ref.id!, nicApi(ref.id!))).doc })));
     const subnetIds = new Set<string>();
-    const ips: string[] = [];
-    for (const nicId of nicIds) {
-      const id = parseArmId(nicId);
-      const nic = await this.timed(`reading NIC ${id.name}`, (abortSignal) => this.client(id.subscription).network.networkInterfaces.get(id.resourceGroup, id.name, { abortSignal }));
-      if (nic.networkSecurityGroup?.id) nicNsgs.push(nic.networkSecurityGroup.id);
-      for (const cfg of nic.ipConfigurations ?? []) {
-        if (cfg.privateIPAddress) ips.push(cfg.privateIPAddress);
-        if (cfg.subnet?.id) subnetIds.add(cfg.subnet.id);
-      }
-    }
-    const subnetNsgs: string[] = [];
-    for (const subnetId of subnetIds) {
-      const id = parseArmId(subnetId);
-      const subnet = await this.timed(`reading subnet ${id.name}`, (abortSignal) => this.client(id.subscription).network.subnets.get(id.resourceGroup, id.parent!, id.name, { abortSignal }));
-      if (subnet.networkSecurityGroup?.id) subnetNsgs.push(subnet.networkSecurityGroup.id);
-    }
-    const seen = new Set<string>();
-    const nsgs = [...nicNsgs, ...subnetNsgs].filter((n) => (seen.has(n.toLowerCase()) ? false : (seen.add(n.toLowerCase()), true)));
-    if (nsgs.length === 0) throw new UnsupportedTargetError(target.name, 'no network security group on its network interfaces or subnets');
-    if (ips.length === 0) throw new UnsupportedTargetError(target.name, 'the VM has no private IP address');
-    const path = { nsgs, privateIps: [...new Set(ips)], at: Date.now() };
+    for (const nic of nics) for (const cfg of nicConfigs(nic.doc)) if (cfg.subnet) subnetIds.add(cfg.subnet);
+    const subnets = await Promise.all([...subnetIds].map(async (id) => (await this.arm.get(id, NETWORK_API)).doc));
+    const path = pathOf(
+      target.name,
+      nics,
+      new Map(subnets.map((s) => [String(s.id ?? '').toLowerCase(), s])),
+    );
     this.paths.set(target.id.toLowerCase(), path);
     return path;
   }
@@ -247,49 +302,169 @@ export class AzureGate implements NetworkGate {
       if (grant.expiresAt <= Date.now()) throw new Error(`the grant expired (${new Date(grant.expiresAt).toISOString()}) before its rule could be written`);
       return write();
     };
-    const writes = path.nsgs.map((nsg) => this.enqueue(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc as NetworkSecurityGroup, grant.ports, nsgSource, path.privateIps, description))));
+    const nsgRules = planAllowRules(grant.target.name, grant.requestId, grant.ports, nsgSource, path.privateIps, description);
+    if (fw) await this.checkFirewallRoute(grant.target.name, fw);
+    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules))));
     if (fw) {
       const res = dnatResourceOf(fw);
-      writes.push(this.enqueue(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.privateIps[0]!, description))));
+      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description))));
     }
     const results = await Promise.allSettled(writes);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       // All or nothing: a grant open on one resource of the path but not another is closed again.
-      await this.close(grant.requestId, grant.target).catch((err: unknown) => this.log('azure: could not roll back a partial grant; the reconciler will', { request: grant.requestId, err }));
+      await this.closeIn(grant.requestId, this.resourcesOf(path, grant.target)).catch((err: unknown) => this.log('azure: could not roll back a partial grant; the reconciler will', { request: grant.requestId, err }));
       throw failed.reason;
     }
     return results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
   }
 
-  async close(requestId: string, target: Target): Promise<AppliedRule[]> {
-    const removed = await Promise.all(this.resourcesOf(await this.discover(target), target).map((res) => this.enqueue(res, (doc) => this.removeRules(res, doc, ownedBy(requestId)))));
+  /**
+   * Removes the request's rules from the resources they were written to (`written`, the request's
+   * stored rules), whatever became of the VM since: deleted, its NIC detached, its NSG swapped, the
+   * target dropped from the policy. Without stored rules (a grant whose activation failed before
+   * it was recorded), the target's current path is read.
+   */
+  async close(requestId: string, target: Target, written: AppliedRule[] = []): Promise<AppliedRule[]> {
+    const scopes = new Map<string, string>();
+    for (const r of written) scopes.set(r.scope.toLowerCase(), r.scope);
+    if (scopes.size === 0) for (const r of this.resourcesOf(await this.discover(target), target)) scopes.set(r.toLowerCase(), r);
+    return this.closeIn(requestId, [...scopes.values()]);
+  }
+
+  private async closeIn(requestId: string, resources: string[]): Promise<AppliedRule[]> {
+    const mine = ownedBy(requestId);
+    const removed = await Promise.all(
+      resources.map((res) => (kindOf(res) === 'nsg' ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description }))) : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine)))),
+    );
     return removed.flat();
   }
 
+  /**
+   * Every rule the bot owns that it can read. Resources are read one by one and settle on their
+   * own: one that cannot be read (throttled, forbidden) is logged and skipped, not the whole sweep.
+   */
   async list(): Promise<AppliedRule[]> {
-    const resources = new Set<string>();
-    // Targets are discovered side by side (a fresh replica has no cached paths yet).
+    const docs = new Map<string, { id: string; doc: ArmDoc }>();
+    const toRead = new Map<string, string>();
+    let failures = 0;
+    let firstError: unknown;
+    const fail = (what: string, err: unknown) => {
+      failures++;
+      firstError ??= err;
+      this.log('azure: could not read for the reconciler; the next sweep retries', { what, err: err instanceof Error ? err.message : String(err) });
+    };
+    // The live targets' paths and firewalls.
     await Promise.all(
       this.opts.targets().map(async (t) => {
+        if (t.firewall) toRead.set(dnatResourceOf(t.firewall).toLowerCase(), dnatResourceOf(t.firewall));
         try {
-          for (const r of this.resourcesOf(await this.discover(t), t)) resources.add(r);
+          for (const r of this.resourcesOf(await this.discover(t), t)) toRead.set(r.toLowerCase(), r);
         } catch (err) {
-          if (!(err instanceof UnsupportedTargetError)) this.log('azure: discovery failed while listing rules', { target: t.name, err });
+          if (!(err instanceof UnsupportedTargetError) && !(err instanceof ArmError && err.status === 404)) fail(`discovery of ${t.name}`, err);
         }
       }),
     );
-    const docs = await Promise.all([...resources].map(async (res) => this.ownedRules(res, (await this.read(res)).doc)));
-    return docs.flat();
+    for (const [k, id] of this.known) toRead.set(k, id);
+    // Every NSG, firewall and firewall policy of the managed scopes, now and then.
+    const interval = this.opts.scopeSweepIntervalMs ?? 5 * 60_000;
+    if (Date.now() - this.lastScopeSweep >= interval) {
+      const swept = await this.sweepScopes(fail);
+      for (const [k, v] of swept) docs.set(k, v);
+      this.lastScopeSweep = Date.now();
+    }
+    await Promise.all(
+      [...toRead].filter(([k]) => !docs.has(k)).map(async ([k, id]) => {
+        try {
+          const got = kindOf(id) === 'rcg' ? await this.readRcg(id) : await this.arm.getOrNull(id, NETWORK_API);
+          if (got) docs.set(k, { id, doc: got.doc });
+          else this.known.delete(k);
+        } catch (err) {
+          fail(id.split('/').pop()!, err);
+        }
+      }),
+    );
+    // Nothing readable at all (ARM down, the role missing): the sweep fails and says so.
+    if (failures > 0 && docs.size === 0) throw firstError;
+    const out: AppliedRule[] = [];
+    for (const [k, { id, doc }] of docs) {
+      const owned = this.ownedRules(id, doc);
+      if (owned.length > 0) this.known.set(k, id);
+      else this.known.delete(k);
+      out.push(...owned);
+    }
+    return out;
+  }
+
+  /**
+   * Lists, per subscription, the resource groups the identity can see (its role's scopes) and in
+   * each every NSG, Azure Firewall and firewall policy's rule collection groups.
+   */
+  private async sweepScopes(fail: (what: string, err: unknown) => void): Promise<Map<string, { id: string; doc: ArmDoc }>> {
+    const found = new Map<string, { id: string; doc: ArmDoc }>();
+    const subs = this.subscriptions();
+    const add = (docs: ArmDoc[]) => {
+      for (const d of docs) if (typeof d.id === 'string') found.set(d.id.toLowerCase(), { id: d.id, doc: d });
+    };
+    await Promise.all(
+      [...subs].map(async (sub) => {
+        let groups: ArmDoc[];
+        try {
+          groups = await this.arm.list(`/subscriptions/${sub}/resourcegroups`, RESOURCES_API);
+        } catch (err) {
+          return fail(`resource groups of ${sub}`, err);
+        }
+        await Promise.all(
+          groups.map(async (g) => {
+            const rg = String(g.id ?? `/subscriptions/${sub}/resourceGroups/${String(g.name)}`);
+            const net = `${rg}/providers/Microsoft.Network`;
+            await Promise.all([
+              this.arm.list(`${net}/networkSecurityGroups`, NETWORK_API).then(add, (err: unknown) => fail(`NSGs of ${rg}`, err)),
+              this.arm.list(`${net}/azureFirewalls`, NETWORK_API).then(add, (err: unknown) => fail(`firewalls of ${rg}`, err)),
+              this.arm.list(`${net}/firewallPolicies`, NETWORK_API).then(
+                async (policies) => {
+                  await Promise.all(
+                    policies.filter((p) => typeof p.id === 'string').map((p) => this.arm.list(`${String(p.id)}/ruleCollectionGroups`, NETWORK_API).then(add, (err: unknown) => fail(`rule collection groups of ${String(p.name)}`, err))),
+                  );
+                },
+                (err: unknown) => fail(`firewall policies of ${rg}`, err),
+              ),
+            ]);
+          }),
+        );
+      }),
+    );
+    return found;
+  }
+
+  private subscriptions(): Set<string> {
+    const subs = new Set<string>((this.opts.subscriptions ?? []).map((s) => s.toLowerCase()));
+    for (const t of this.opts.targets()) {
+      subs.add(parseArmId(t.id).subscription.toLowerCase());
+      if (t.firewall) subs.add(dnatResourceOf(t.firewall).split('/')[2]!.toLowerCase());
+    }
+    return subs;
   }
 
   async remove(rules: AppliedRule[]): Promise<AppliedRule[]> {
-    const byScope = new Map<string, Set<string>>();
-    for (const r of rules) byScope.set(r.scope, (byScope.get(r.scope) ?? new Set()).add(r.name));
-    const removed = await Promise.all(
-      [...byScope].map(([res, names]) => this.enqueue(res, (doc) => this.removeRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null))),
+    const byScope = new Map<string, { scope: string; names: Set<string> }>();
+    for (const r of rules) {
+      const e = byScope.get(r.scope.toLowerCase()) ?? { scope: r.scope, names: new Set<string>() };
+      e.names.add(r.name);
+      byScope.set(r.scope.toLowerCase(), e);
+    }
+    const removed = await Promise.allSettled(
+      [...byScope.values()].map(({ scope: res, names }) =>
+        kindOf(res) === 'nsg'
+          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null))
+          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null)),
+      ),
     );
-    return removed.flat();
+    // Each resource settles on its own: what could be removed is reported; the rest waits for the next sweep.
+    const failed = removed.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    for (const f of failed) this.log('azure: reconciler could not remove rules; the next sweep retries', { err: f.reason instanceof Error ? f.reason.message : String(f.reason) });
+    if (failed.length === removed.length && failed.length > 0) throw failed[0]!.reason;
+    return removed.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
   }
 
   async updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void> {
@@ -297,32 +472,80 @@ export class AzureGate implements NetworkGate {
     const mine = ownedBy(requestId);
     await Promise.all(
       this.resourcesOf(await this.discover(target), target).map((res) =>
-        this.enqueue(res, (doc) => {
-          let changed = false;
-          for (const r of this.ruleList(res, doc)) {
-            if (mine(r) && r.description !== description) {
-              r.description = description;
-              changed = true;
-            }
-          }
-          return { results: [], changed };
-        }),
+        kindOf(res) === 'nsg'
+          ? this.enqueueNsg(res, (doc) => {
+              const puts = nsgRulesOf(doc)
+                .filter((r) => mine({ name: r.name, description: r.properties.description }) && r.properties.description !== description)
+                .map((r) => ({ name: r.name, properties: { ...r.properties, description } }));
+              return { results: [], puts, deletes: [] };
+            })
+          : this.enqueueDoc(res, (doc) => {
+              let changed = false;
+              for (const r of this.natRuleList(res, doc)) {
+                if (mine(r) && r.description !== description) {
+                  r.description = description;
+                  changed = true;
+                }
+              }
+              return { results: [], changed };
+            }),
       ),
     );
   }
 
+  /**
+   * Every VM of the subscriptions, supported or not, from three paged lists per subscription (VMs,
+   * NICs, virtual networks with their subnets) joined here: a constant number of calls, not three
+   * per VM. Uniform scale sets add two lists each (instances, their NICs); Flexible scale-set
+   * instances are ordinary VMs and come with the VMs.
+   */
   async inventory(): Promise<Array<{ id: string; name: string; reason?: string }>> {
-    const subs = new Set([...(this.opts.subscriptions ?? []), ...this.opts.targets().map((t) => parseArmId(t.id).subscription)]);
     const out: Array<{ id: string; name: string; reason?: string }> = [];
-    for (const sub of subs) {
-      for await (const vm of this.client(sub).compute.virtualMachines.listAll()) {
-        if (!vm.id || !vm.name) continue;
-        try {
-          await this.discover({ name: vm.name, id: vm.id, os: 'linux' });
-          out.push({ id: vm.id, name: vm.name });
-        } catch (err) {
-          if (err instanceof UnsupportedTargetError) out.push({ id: vm.id, name: vm.name, reason: err.message.replace(/^.*?: /, '') });
-          else throw err;
+    const row = (id: string, name: string, nics: Array<{ primary: boolean; doc: ArmDoc | undefined }>, subnetById: Map<string, ArmDoc>) => {
+      try {
+        if (nics.length === 0) throw new UnsupportedTargetError(name, 'the VM has no network interface');
+        const path = pathOf(name, nics as Array<{ primary: boolean; doc: ArmDoc }>, subnetById);
+        this.paths.set(id.toLowerCase(), path);
+        out.push({ id, name });
+      } catch (err) {
+        if (err instanceof UnsupportedTargetError) out.push({ id, name, reason: err.message.replace(/^.*?: /, '') });
+        else throw err;
+      }
+    };
+    for (const sub of this.subscriptions()) {
+      const [vms, nics, vnets, sets] = await Promise.all([
+        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachines`, COMPUTE_API),
+        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/networkInterfaces`, NETWORK_API),
+        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/virtualNetworks`, NETWORK_API),
+        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachineScaleSets`, COMPUTE_API),
+      ]);
+      const nicById = new Map(nics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
+      const subnetById = new Map<string, ArmDoc>();
+      for (const v of vnets) for (const s of ((v.properties?.subnets as ArmDoc[] | undefined) ?? [])) subnetById.set(String(s.id ?? '').toLowerCase(), s);
+      for (const vm of vms) {
+        if (typeof vm.id !== 'string' || typeof vm.name !== 'string') continue;
+        const refs = nicRefsOf(vm);
+        const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
+        if (found.some((f) => !f.doc)) {
+          // A NIC in another subscription: read the path the slow way.
+          try {
+            await this.discover({ name: vm.name, id: vm.id, os: 'linux' }, true);
+            out.push({ id: vm.id, name: vm.name });
+          } catch (err) {
+            if (err instanceof UnsupportedTargetError) out.push({ id: vm.id, name: vm.name, reason: err.message.replace(/^.*?: /, '') });
+            else throw err;
+          }
+        } else row(vm.id, vm.name, found, subnetById);
+      }
+      // Uniform scale sets: instances and their NICs live under the scale set.
+      for (const ss of sets) {
+        if (typeof ss.id !== 'string' || String(ss.properties?.orchestrationMode ?? 'Uniform') === 'Flexible') continue;
+        const [instances, ssNics] = await Promise.all([this.arm.list(`${ss.id}/virtualMachines`, COMPUTE_API), this.arm.list(`${ss.id}/networkInterfaces`, VMSS_NIC_API)]);
+        const ssNicById = new Map(ssNics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
+        for (const inst of instances) {
+          if (typeof inst.id !== 'string' || typeof inst.name !== 'string') continue;
+          const refs = nicRefsOf(inst);
+          row(inst.id, inst.name, refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: ssNicById.get(r.id!.toLowerCase()) })).filter((f) => f.doc), subnetById);
         }
       }
     }
@@ -334,108 +557,161 @@ export class AzureGate implements NetworkGate {
     const [lo, hi] = this.opts.denyPriorityRange ?? [4000, 4096];
     const written = await Promise.all(
       path.nsgs.map((nsg) =>
-        this.enqueue(nsg, (doc) => {
-          const rules = ((doc as NetworkSecurityGroup).securityRules ??= []);
-          const used = new Set(rules.filter((r) => (r.direction ?? 'Inbound') === 'Inbound').map((r) => r.priority));
+        this.enqueueNsg(nsg, (doc) => {
+          const rules = nsgRulesOf(doc);
+          const used = new Set(rules.filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound').map((r) => r.properties.priority));
           const results: AppliedRule[] = [];
+          const puts: WireRule[] = [];
           for (const p of ports) {
-            if (rules.some((r) => denies(r, p, path.privateIps))) continue; // an equivalent deny exists (ours or anyone's)
+            if (rules.some((r) => denies(r.properties, p, path.privateIps))) continue; // an equivalent deny exists (ours or anyone's)
             let priority = hi;
             while (used.has(priority) && priority >= lo) priority--;
             if (priority < lo) throw new NoFreePriorityError(nsg, [lo, hi]);
             used.add(priority);
-            const rule: SecurityRule = {
-              name: `jit-deny-${target.name}-${p.port}${p.protocol === 'tcp' ? '' : `-${p.protocol === '*' ? 'any' : p.protocol}`}`,
-              priority,
-              direction: 'Inbound',
-              access: 'Deny',
-              protocol: armProtocol(p.protocol),
-              sourceAddressPrefix: '*',
-              sourcePortRange: '*',
-              ...(path.privateIps.length === 1 ? { destinationAddressPrefix: path.privateIps[0]! } : { destinationAddressPrefixes: path.privateIps }),
-              destinationPortRange: String(p.port),
-              description: `${DENY_MARK} target=${target.name}`,
+            const rule: WireRule = {
+              name: denyRuleName(target.name, p),
+              properties: {
+                priority,
+                direction: 'Inbound',
+                access: 'Deny',
+                protocol: armProtocol(p.protocol),
+                sourceAddressPrefix: '*',
+                sourcePortRange: '*',
+                ...(path.privateIps.length === 1 ? { destinationAddressPrefix: path.privateIps[0]! } : { destinationAddressPrefixes: path.privateIps }),
+                destinationPortRange: String(p.port),
+                description: denyDescription(target.name),
+              },
             };
             rules.push(rule);
+            puts.push(rule);
             results.push(denyApplied(nsg, rule));
           }
-          return { results, changed: results.length > 0 };
+          return { results, puts, deletes: [] };
         }),
       ),
     );
     return written.flat();
   }
 
+  async exposures(target: Target, ports: PortSpec[]): Promise<string[]> {
+    const path = await this.discover(target, true);
+    const docs = await Promise.all(path.nsgs.map(async (nsg) => ({ nsg, doc: (await this.arm.get(nsg, NETWORK_API)).doc })));
+    const out: string[] = [];
+    for (const p of ports) {
+      // Traffic from the Internet passes only if, on every NSG of the path, the first matching rule
+      // allows it (no matching rule: the default rules deny it). The bot's own grant rules are
+      // intended openings and left out.
+      const firstMatches = docs.map(({ nsg, doc }) => {
+        const matching = nsgRulesOf(doc)
+          .filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound' && !parseRuleDescription(r.properties.description) && covers(r.properties, p, path.privateIps))
+          .sort((a, b) => a.properties.priority - b.properties.priority);
+        return { nsg, first: matching[0] };
+      });
+      if (firstMatches.every((m) => m.first?.properties.access === 'Allow')) {
+        for (const m of firstMatches) out.push(`${m.nsg.split('/').pop()}/${m.first!.name}@${m.first!.properties.priority} (${p.port}/${p.protocol})`);
+      }
+    }
+    return out;
+  }
+
   async unenforce(target: Target): Promise<AppliedRule[]> {
     const path = await this.discover(target, true);
     const removed = await Promise.all(
       path.nsgs.map((nsg) =>
-        this.enqueue(nsg, (doc) => {
-          const d = doc as NetworkSecurityGroup;
-          const mine = (r: SecurityRule) => Boolean(r.name?.startsWith('jit-deny-')) && r.description === `${DENY_MARK} target=${target.name}`;
-          const results = (d.securityRules ?? []).filter(mine).map((r) => denyApplied(nsg, r));
-          d.securityRules = (d.securityRules ?? []).filter((r) => !mine(r));
-          return { results, changed: results.length > 0 };
+        this.enqueueNsg(nsg, (doc) => {
+          const mine = (r: WireRule) => r.name.startsWith('jit-deny-') && r.properties.description === denyDescription(target.name);
+          const deletes = nsgRulesOf(doc).filter(mine);
+          return { results: deletes.map((r) => denyApplied(nsg, r)), puts: [], deletes };
         }),
       ),
     );
     return removed.flat();
   }
 
+  /**
+   * A firewall route is checked once (cached 5 min) before its first DNAT write: the rule
+   * collection group's name is one ARM accepts, and the public IP people will connect to is one of
+   * the firewall's (the classic firewall's, or those of the firewalls the policy is attached to).
+   */
+  private async checkFirewallRoute(target: string, fw: FirewallRoute): Promise<void> {
+    const key = `${dnatResourceOf(fw)}|${fw.publicIp}`.toLowerCase();
+    const at = this.routesChecked.get(key);
+    if (at !== undefined && Date.now() - at < DISCOVERY_TTL_MS) return;
+    if (fw.ruleCollectionGroup !== undefined && !/^[a-z0-9](?:[a-z0-9_.-]{0,78}[a-z0-9_])?$/i.test(fw.ruleCollectionGroup)) {
+      throw new UnsupportedTargetError(target, `"${fw.ruleCollectionGroup}" is not a valid rule collection group name (1-80 letters, digits, _ . -; starting with a letter or digit, ending with a letter, digit or _)`);
+    }
+    let firewalls: string[];
+    if (fw.firewallId) firewalls = [fw.firewallId];
+    else {
+      const policy = (await this.arm.get(fw.policyId!, NETWORK_API)).doc;
+      firewalls = ((policy.properties?.firewalls as Array<{ id?: string }> | undefined) ?? []).flatMap((f) => (f.id ? [f.id] : []));
+      if (firewalls.length === 0) throw new UnsupportedTargetError(target, `the firewall policy ${fw.policyId!.split('/').pop()} is attached to no firewall`);
+    }
+    const addresses = new Set<string>();
+    for (const id of firewalls) {
+      const doc = (await this.arm.get(id, NETWORK_API)).doc;
+      const cfgs = (doc.properties?.ipConfigurations as ArmDoc[] | undefined) ?? [];
+      for (const c of cfgs) {
+        const pip = (c.properties?.publicIPAddress as { id?: string } | undefined)?.id;
+        if (!pip) continue;
+        const ip = (await this.arm.get(pip, NETWORK_API)).doc.properties?.ipAddress;
+        if (typeof ip === 'string') addresses.add(ip);
+      }
+    }
+    if (!addresses.has(fw.publicIp)) {
+      throw new UnsupportedTargetError(target, `${fw.publicIp} is not a public IP of its firewall (${[...addresses].join(', ') || 'none found'}); fix publicIp in the policy file`);
+    }
+    this.routesChecked.set(key, Date.now());
+  }
+  private routesChecked = new Map<string, number>();
+
   private resourcesOf(path: NetworkPath, target: Target): string[] {
     return [...path.nsgs, ...(target.firewall ? [dnatResourceOf(target.firewall)] : [])];
   }
 
-  // ------------------------------------------------------------------ edits of resource documents
+  // ------------------------------------------------------------------ edits
 
-  private addNsgRules(nsgId: string, doc: NetworkSecurityGroup, ports: PortSpec[], source: string, ips: string[], description: string): { results: AppliedRule[]; changed: boolean } {
-    const rules = (doc.securityRules ??= []);
-    const used = new Set(rules.filter((r) => (r.direction ?? 'Inbound') === 'Inbound').map((r) => r.priority));
-    const toAdd: SecurityRule[] = [];
+  private addNsgRules(nsgId: string, doc: ArmDoc, wanted: WireRule[]): NsgPlan {
+    const rules = nsgRulesOf(doc);
+    const used = new Set(rules.filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound').map((r) => r.properties.priority));
+    const puts: WireRule[] = [];
     const results: AppliedRule[] = [];
-    const requestId = parseRuleDescription(description)!.requestId;
-    for (const p of ports) {
-      const name = ruleName(requestId, p.port, p.protocol);
-      const existing = rules.find((r) => r.name === name);
-      if (existing) {
-        // Idempotent by name: a retried open finds its rule already there.
-        const applied = this.nsgApplied(nsgId, existing);
-        if (applied) results.push(applied);
+    for (const want of wanted) {
+      const existing = rules.find((r) => r.name === want.name);
+      // Idempotent by name: a retried open finds its rule there. One whose operation failed is written again.
+      if (existing && !/^failed$/i.test(existing.properties.provisioningState ?? '')) {
+        results.push(nsgApplied(nsgId, existing)!);
         continue;
       }
-      let priority = this.range[0];
-      while (used.has(priority) && priority <= this.range[1]) priority++;
-      if (priority > this.range[1]) throw new NoFreePriorityError(nsgId, this.range);
-      used.add(priority);
-      toAdd.push({
-        name,
-        priority,
-        direction: 'Inbound',
-        access: 'Allow',
-        protocol: armProtocol(p.protocol),
-        sourceAddressPrefix: source,
-        sourcePortRange: '*',
-        ...(ips.length === 1 ? { destinationAddressPrefix: ips[0]! } : { destinationAddressPrefixes: ips }),
-        destinationPortRange: String(p.port),
-        description,
-      });
+      let priority = existing?.properties.priority ?? this.range[0];
+      if (!existing) {
+        while (used.has(priority) && priority <= this.range[1]) priority++;
+        if (priority > this.range[1]) throw new NoFreePriorityError(nsgId, this.range);
+        used.add(priority);
+      }
+      const rule: WireRule = { name: want.name, properties: { ...want.properties, priority } };
+      puts.push(rule);
+      if (!existing) rules.push(rule);
+      results.push(nsgApplied(nsgId, rule)!);
     }
-    rules.push(...toAdd);
-    results.push(...toAdd.map((r) => this.nsgApplied(nsgId, r)!));
-    return { results, changed: toAdd.length > 0 };
+    checkNsgLimits(nsgId, rules);
+    return { results, puts, deletes: [] };
   }
 
-  private addDnatRules(
-    resId: string,
-    doc: ResourceDoc,
-    fw: FirewallRoute,
-    requestId: string,
-    ports: PortSpec[],
-    source: string,
-    vmIp: string,
-    description: string,
-  ): { results: AppliedRule[]; changed: boolean } {
-    const existingRules = this.ruleList(resId, doc) as Array<AzureFirewallNatRule | NatRule>;
+  private removeNsgRules(nsgId: string, doc: ArmDoc, match: (r: WireRule) => boolean): NsgPlan {
+    const deletes: WireRule[] = [];
+    const results: AppliedRule[] = [];
+    for (const r of nsgRulesOf(doc)) {
+      const applied = match(r) ? nsgApplied(nsgId, r) : null;
+      if (!applied) continue;
+      deletes.push(r);
+      results.push(applied);
+    }
+    return { results, puts: [], deletes };
+  }
+
+  private addDnatRules(resId: string, doc: ArmDoc, fw: FirewallRoute, requestId: string, ports: PortSpec[], source: string, vmIp: string, description: string): DocPlan {
+    const existingRules = this.natRuleList(resId, doc);
     const usedPorts = new Set(
       existingRules.filter((r) => (r.destinationAddresses ?? []).includes(fw.publicIp) || (r.destinationAddresses ?? []).includes('*')).flatMap((r) => (r.destinationPorts ?? []).map(Number)),
     );
@@ -443,172 +719,149 @@ export class AzureGate implements NetworkGate {
       for (let p = fw.portPool[0]; p <= fw.portPool[1]; p++) if (!usedPorts.has(p)) return usedPorts.add(p), p;
       throw new NoFreePortError(resId, fw.portPool);
     };
-    const adds: Array<{ name: string; publicPort: number; p: PortSpec; priority: number }> = [];
+    const adds: Array<{ name: string; publicPort: number; p: PortSpec }> = [];
     const results: AppliedRule[] = [];
     const collection = this.dnatCollection(resId, doc, true)!;
     for (const p of ports) {
       const name = ruleName(requestId, p.port, p.protocol);
       const existing = existingRules.find((r) => r.name === name);
       if (existing) {
-        const applied = this.dnatApplied(resId, existing, collection.priority ?? 0);
+        const applied = dnatApplied(resId, existing, collection.priority ?? 0);
         if (applied) results.push(applied);
         continue;
       }
-      adds.push({ name, publicPort: pick(), p, priority: collection.priority ?? 0 });
+      adds.push({ name, publicPort: pick(), p });
+    }
+    if (existingRules.length + adds.length > FIREWALL_MAX_DNAT) {
+      throw new Error(`${resId.split('/').pop()} would hold ${existingRules.length + adds.length} DNAT rules; Azure Firewall allows ${FIREWALL_MAX_DNAT}`);
     }
     const srcs = [source === '*' ? '*' : source];
     for (const a of adds) {
       const common = { name: a.name, description, sourceAddresses: srcs, destinationAddresses: [fw.publicIp], destinationPorts: [String(a.publicPort)], translatedAddress: vmIp, translatedPort: String(a.p.port) };
       const proto = a.p.protocol === 'udp' ? 'UDP' : 'TCP';
-      const rule = kindOf(resId) === 'rcg' ? ({ ruleType: 'NatRule', ipProtocols: [proto], ...common } as NatRule) : ({ protocols: [proto], ...common } as AzureFirewallNatRule);
-      (collection.rules as Array<AzureFirewallNatRule | NatRule>).push(rule);
-      results.push(this.dnatApplied(resId, rule, collection.priority ?? 0)!);
+      const rule: NatRuleWire = kindOf(resId) === 'rcg' ? { ruleType: 'NatRule', ipProtocols: [proto], ...common } : { protocols: [proto], ...common };
+      collection.rules!.push(rule);
+      results.push(dnatApplied(resId, rule, collection.priority ?? 0)!);
     }
     return { results, changed: adds.length > 0 };
   }
 
-  private removeRules(resId: string, doc: ResourceDoc, match: (r: { name?: string; description?: string }) => boolean): { results: AppliedRule[]; changed: boolean } {
+  private removeDnatRules(resId: string, doc: ArmDoc, match: (r: NatRuleWire) => boolean): DocPlan {
     const results: AppliedRule[] = [];
-    const kind = kindOf(resId);
-    if (kind === 'nsg') {
-      const nsg = doc as NetworkSecurityGroup;
-      const keep: SecurityRule[] = [];
-      for (const r of nsg.securityRules ?? []) {
-        const applied = match(r) ? this.nsgApplied(resId, r) : null;
+    const collection = this.dnatCollection(resId, doc, false);
+    if (collection) {
+      const keep: NatRuleWire[] = [];
+      for (const r of collection.rules ?? []) {
+        const applied = match(r) ? dnatApplied(resId, r, collection.priority ?? 0) : null;
         if (applied) results.push(applied);
         else keep.push(r);
       }
-      nsg.securityRules = keep;
-    } else {
-      const collection = this.dnatCollection(resId, doc, false);
-      if (collection) {
-        const keep: Array<AzureFirewallNatRule | NatRule> = [];
-        for (const r of (collection.rules ?? []) as Array<AzureFirewallNatRule | NatRule>) {
-          const applied = match(r) ? this.dnatApplied(resId, r, collection.priority ?? 0) : null;
-          if (applied) results.push(applied);
-          else keep.push(r);
-        }
-        collection.rules = keep as never;
-      }
+      collection.rules = keep;
     }
     return { results, changed: results.length > 0 };
   }
 
-  /** The bot's own DNAT rule collection (created on first use), classic or Firewall Policy. */
-  private dnatCollection(resId: string, doc: ResourceDoc, create: boolean): { priority?: number; rules?: unknown[] } | undefined {
+  /**
+   * The bot's own DNAT rule collection (created on first use), classic or Firewall Policy, as ARM's
+   * wire JSON: classic collections keep priority and rules under `properties`, policy ones inline.
+   */
+  private dnatCollection(resId: string, doc: ArmDoc, create: boolean): NatCollection | undefined {
+    const props = (doc.properties ??= {});
     if (kindOf(resId) === 'rcg') {
-      const group = doc as FirewallPolicyRuleCollectionGroup;
-      const list = (group.ruleCollections ??= []);
-      let c = list.find((x) => x.name === DNAT_COLLECTION) as FirewallPolicyNatRuleCollection | undefined;
+      const list = ((props.ruleCollections as Array<NatCollection & { ruleCollectionType?: string }> | undefined) ??= []);
+      props.ruleCollections = list;
+      let c = list.find((x) => x.name === DNAT_COLLECTION);
       if (!c && create) {
         const used = new Set(list.map((x) => x.priority));
         let priority = 100;
         while (used.has(priority)) priority++;
-        c = { ruleCollectionType: 'FirewallPolicyNatRuleCollection', name: DNAT_COLLECTION, priority, action: { type: 'DNAT' }, rules: [] };
+        c = { ruleCollectionType: 'FirewallPolicyNatRuleCollection', name: DNAT_COLLECTION, priority, action: { type: 'DNAT' }, rules: [] } as NatCollection & { ruleCollectionType: string };
         list.push(c);
       }
       if (c) c.rules ??= [];
       return c;
     }
-    const fwDoc = doc as AzureFirewall;
-    const list = (fwDoc.natRuleCollections ??= []);
+    const list = ((props.natRuleCollections as Array<{ name?: string; properties?: NatCollection & { action?: { type: string } } }> | undefined) ??= []);
+    props.natRuleCollections = list;
     let c = list.find((x) => x.name === DNAT_COLLECTION);
     if (!c && create) {
-      const used = new Set(list.map((x) => x.priority));
+      const used = new Set(list.map((x) => x.properties?.priority));
       let priority = 100;
       while (used.has(priority)) priority++;
-      c = { name: DNAT_COLLECTION, priority, action: { type: 'Dnat' }, rules: [] };
+      c = { name: DNAT_COLLECTION, properties: { priority, action: { type: 'Dnat' }, rules: [] } };
       list.push(c);
     }
-    if (c) c.rules ??= [];
-    return c;
+    if (!c) return undefined;
+    const p = (c.properties ??= {});
+    p.rules ??= [];
+    return { name: c.name, ...(p.priority !== undefined ? { priority: p.priority } : {}), get rules() { return p.rules; }, set rules(v) { p.rules = v; } } as NatCollection;
   }
 
-  /** Every rule of a document that could be ours (NSG rules, or the DNAT collection's rules). */
-  private ruleList(resId: string, doc: ResourceDoc): Array<{ name?: string; description?: string; destinationAddresses?: string[]; destinationPorts?: string[] }> {
-    const kind = kindOf(resId);
-    if (kind === 'nsg') return (doc as NetworkSecurityGroup).securityRules ?? [];
-    if (kind === 'rcg') {
-      return ((doc as FirewallPolicyRuleCollectionGroup).ruleCollections ?? []).flatMap((c) => ((c as FirewallPolicyNatRuleCollection).rules ?? []) as NatRule[]);
-    }
-    return ((doc as AzureFirewall).natRuleCollections ?? []).flatMap((c) => c.rules ?? []);
+  /** Every DNAT rule of a document that could be ours. */
+  private natRuleList(resId: string, doc: ArmDoc): NatRuleWire[] {
+    if (kindOf(resId) === 'rcg') return (((doc.properties?.ruleCollections as NatCollection[] | undefined) ?? []).flatMap((c) => c.rules ?? []));
+    return (((doc.properties?.natRuleCollections as Array<{ properties?: NatCollection }> | undefined) ?? []).flatMap((c) => c.properties?.rules ?? []));
   }
 
-  private ownedRules(resId: string, doc: ResourceDoc): AppliedRule[] {
-    if (kindOf(resId) === 'nsg') return ((doc as NetworkSecurityGroup).securityRules ?? []).flatMap((r) => this.nsgApplied(resId, r) ?? []);
-    const c = this.dnatCollection(resId, doc, false);
-    return ((c?.rules ?? []) as Array<AzureFirewallNatRule | NatRule>).flatMap((r) => this.dnatApplied(resId, r, c?.priority ?? 0) ?? []);
+  private ownedRules(resId: string, doc: ArmDoc): AppliedRule[] {
+    if (kindOf(resId) === 'nsg') return nsgRulesOf(doc).flatMap((r) => nsgApplied(resId, r) ?? []);
+    const c = this.dnatCollection(resId, structuredClone(doc), false);
+    return (c?.rules ?? []).flatMap((r) => dnatApplied(resId, r, c?.priority ?? 0) ?? []);
   }
 
-  private nsgApplied(nsgId: string, r: SecurityRule): AppliedRule | null {
-    const owner = parseRuleDescription(r.description);
-    if (!owner || !r.name?.startsWith('jit-')) return null;
-    return {
-      name: r.name,
-      scope: nsgId,
-      priority: r.priority ?? 0,
-      direction: 'Inbound',
-      access: 'Allow',
-      protocol: jitProtocol(r.protocol),
-      sourcePrefix: r.sourceAddressPrefix ?? r.sourceAddressPrefixes?.join(',') ?? '*',
-      destinationPort: Number(r.destinationPortRange ?? 0),
-      description: r.description ?? '',
-      requestId: owner.requestId,
-      expiresAt: owner.expiresAt,
-    };
+  // ------------------------------------------------------------------ the per-resource writers
+
+  private enqueueNsg(resourceId: string, plan: (doc: ArmDoc) => NsgPlan): Promise<AppliedRule[]> {
+    return this.enqueue(resourceId, plan);
   }
 
-  private dnatApplied(resId: string, r: AzureFirewallNatRule | NatRule, priority: number): AppliedRule | null {
-    const owner = parseRuleDescription(r.description);
-    if (!owner || !r.name?.startsWith('jit-')) return null;
-    const protos = 'ipProtocols' in r ? r.ipProtocols : (r as AzureFirewallNatRule).protocols;
-    const publicPort = Number(r.destinationPorts?.[0] ?? 0);
-    return {
-      name: r.name,
-      scope: resId,
-      priority,
-      direction: 'Inbound',
-      access: 'Allow',
-      protocol: jitProtocol(protos?.[0]),
-      sourcePrefix: r.sourceAddresses?.join(',') ?? '*',
-      destinationPort: publicPort,
-      description: r.description ?? '',
-      requestId: owner.requestId,
-      expiresAt: owner.expiresAt,
-      nat: { publicAddress: r.destinationAddresses?.[0] ?? '', publicPort, translatedPort: Number(r.translatedPort ?? 0) },
-    };
+  private enqueueDoc(resourceId: string, plan: (doc: ArmDoc) => DocPlan): Promise<AppliedRule[]> {
+    return this.enqueue(resourceId, plan);
   }
 
-  // ------------------------------------------------------------------ the per-resource writer
-
-  private enqueue(resourceId: string, mutate: Change['mutate']): Promise<AppliedRule[]> {
-    const key = resourceId.toLowerCase();
+  private enqueue(resourceId: string, plan: ((doc: ArmDoc) => NsgPlan) | ((doc: ArmDoc) => DocPlan)): Promise<AppliedRule[]> {
+    const key = queueKeyOf(resourceId);
     let q = this.queues.get(key);
     if (!q) {
-      q = { changes: [], running: false };
+      q = { items: [], running: false };
       this.queues.set(key, q);
     }
     const queue = q;
-    const promise = new Promise<AppliedRule[]>((resolve, reject) => queue.changes.push({ mutate, resolve, reject }));
-    if (!queue.running) void this.drain(resourceId, queue);
+    const promise = new Promise<AppliedRule[]>((resolve, reject) => {
+      const change = {
+        plan,
+        seen: new Map<string, AppliedRule>(),
+        intended: new Map<string, AppliedRule>(),
+        settled: false,
+        resolve: (v: AppliedRule[]) => ((change.settled = true), resolve(v)),
+        reject: (e: unknown) => ((change.settled = true), reject(e)),
+      };
+      queue.items.push({ resourceId, change: change as Pending<NsgPlan> | Pending<DocPlan> });
+    });
+    if (!queue.running) void this.drain(key, queue);
     return promise;
   }
 
-  private async drain(resourceId: string, q: { changes: Change[]; running: boolean }): Promise<void> {
+  private async drain(key: string, q: Queue): Promise<void> {
     q.running = true;
     try {
-      while (q.changes.length > 0) {
-        // Everything queued while the previous write ran goes into this one.
-        const batch = q.changes.splice(0);
-        try {
-          const outcome = await this.writeBatch(resourceId, batch);
-          batch.forEach((c, i) => {
-            const o = outcome[i]!;
-            if ('error' in o) c.reject(o.error);
-            else c.resolve(o.results);
-          });
-        } catch (err) {
-          for (const c of batch) c.reject(err);
+      while (q.items.length > 0) {
+        // Everything queued while the previous write ran goes into this batch (per resource: one
+        // firewall policy's queue may hold several of its rule collection groups).
+        const batch = q.items.splice(0);
+        const byResource = new Map<string, { resourceId: string; changes: Array<Pending<NsgPlan> | Pending<DocPlan>> }>();
+        for (const it of batch) {
+          const e = byResource.get(it.resourceId.toLowerCase()) ?? { resourceId: it.resourceId, changes: [] };
+          e.changes.push(it.change);
+          byResource.set(it.resourceId.toLowerCase(), e);
+        }
+        for (const { resourceId, changes } of byResource.values()) {
+          try {
+            if (kindOf(resourceId) === 'nsg') await this.writeNsg(resourceId, key, changes as Array<Pending<NsgPlan>>);
+            else await this.writeDoc(resourceId, key, changes as Array<Pending<DocPlan>>);
+          } catch (err) {
+            for (const c of changes) c.reject(err);
+          }
         }
       }
     } finally {
@@ -616,106 +869,87 @@ export class AzureGate implements NetworkGate {
     }
   }
 
-  private read(resourceId: string): Promise<{ doc: ResourceDoc; etag?: string }> {
-    return this.timed(`reading ${parseArmId(resourceId).name}`, (abortSignal) => this.readOnce(resourceId, abortSignal));
-  }
-
-  private async readOnce(resourceId: string, abortSignal: AbortSignal): Promise<{ doc: ResourceDoc; etag?: string }> {
-    const id = parseArmId(resourceId);
-    const { network } = this.client(id.subscription);
-    switch (kindOf(resourceId)) {
-      case 'nsg': {
-        const doc = await network.networkSecurityGroups.get(id.resourceGroup, id.name, { abortSignal });
-        return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
-      }
-      case 'firewall': {
-        const doc = await network.azureFirewalls.get(id.resourceGroup, id.name, { abortSignal });
-        return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
-      }
-      case 'rcg': {
-        try {
-          const doc = await network.firewallPolicyRuleCollectionGroups.get(id.resourceGroup, id.parent!, id.name, { abortSignal });
-          return { doc, ...(doc.etag ? { etag: doc.etag } : {}) };
-        } catch (err) {
-          // The group is the bot's own: created on the first grant.
-          if (errorInfo(err).status === 404) return { doc: { priority: 65000, ruleCollections: [] } };
-          throw err;
-        }
-      }
-    }
-  }
-
-  private write(resourceId: string, doc: ResourceDoc, etag: string | undefined): Promise<void> {
-    return this.timed(`writing ${parseArmId(resourceId).name}`, (abortSignal) => this.writeOnce(resourceId, doc, etag, abortSignal));
-  }
-
-  private async writeOnce(resourceId: string, doc: ResourceDoc, etag: string | undefined, abortSignal: AbortSignal): Promise<void> {
-    const id = parseArmId(resourceId);
-    const { network } = this.client(id.subscription);
-    const options = { abortSignal, updateIntervalInMs: this.pollMs, ...(etag ? { requestOptions: { customHeaders: { 'If-Match': etag } } } : {}) };
-    this.stats.puts++;
-    switch (kindOf(resourceId)) {
-      case 'nsg': {
-        const nsg = doc as NetworkSecurityGroup;
-        // Everything but the rule list is written back as read: notably flushConnection, so removing
-        // a rule keeps established connections unless the NSG's owner chose otherwise.
-        await network.networkSecurityGroups.beginCreateOrUpdateAndWait(
-          id.resourceGroup,
-          id.name,
-          { location: nsg.location, tags: nsg.tags, securityRules: nsg.securityRules, ...(nsg.flushConnection !== undefined ? { flushConnection: nsg.flushConnection } : {}) },
-          options,
-        );
-        return;
-      }
-      case 'firewall':
-        await network.azureFirewalls.beginCreateOrUpdateAndWait(id.resourceGroup, id.name, doc as AzureFirewall, options);
-        return;
-      case 'rcg': {
-        const g = doc as FirewallPolicyRuleCollectionGroup;
-        await network.firewallPolicyRuleCollectionGroups.beginCreateOrUpdateAndWait(id.resourceGroup, id.parent!, id.name, { priority: g.priority, ruleCollections: g.ruleCollections }, options);
-        return;
-      }
-    }
-  }
-
-  /** One read-modify-write for a batch; each change gets its results or its own refusal. */
-  private async writeBatch(resourceId: string, batch: Change[]): Promise<Array<{ results: AppliedRule[] } | { error: unknown }>> {
-    const name = parseArmId(resourceId).name;
-    const deadline = Date.now() + this.deadlineMs;
-    let attempt = 0;
-    for (;;) {
-      const release = await this.lock(resourceId, deadline);
+  /**
+   * Applies NSG changes as child-rule operations, one at a time (ARM: one operation per NSG), each
+   * followed to Succeeded. Planned from one read; a conflict, a busy NSG or a canceled operation
+   * re-reads and plans the changes not yet done again.
+   */
+  private async writeNsg(nsgId: string, lockKey: string, changes: Array<Pending<NsgPlan>>): Promise<void> {
+    const name = nsgId.split('/').pop()!;
+    // The deadline bounds retries without progress: each change done moves it (a long queue of
+    // rule operations on one NSG is progress, not a stuck write).
+    let deadline = Date.now() + this.deadlineMs;
+    let pending = changes;
+    for (let attempt = 1; ; attempt++) {
+      const release = await this.lock(lockKey, deadline);
       try {
-        const { doc, etag } = await this.read(resourceId);
-        let changed = false;
-        const outcome = batch.map((c) => {
+        const got = await this.arm.getOrNull(nsgId, NETWORK_API);
+        const doc: ArmDoc = got?.doc ?? { properties: { securityRules: [] } };
+        for (const c of pending) {
+          let plan: NsgPlan;
           try {
-            const r = c.mutate(doc);
-            changed ||= r.changed;
-            return { results: r.results };
-          } catch (error) {
-            return { error };
+            plan = c.plan(doc);
+          } catch (err) {
+            c.reject(err);
+            continue;
           }
-        });
-        if (changed) await this.write(resourceId, doc, etag);
-        return outcome;
-      } catch (err) {
-        const info = errorInfo(err);
-        const reread = info.status === 412 || info.code === 'SecurityRuleConflict' || info.code === 'PreconditionFailed';
-        const retryable = reread || info.status === 409 || info.status === 429 || (info.status ?? 0) >= 500 || info.status === undefined;
-        if (info.status === 409) this.stats.conflicts409++;
-        if (info.status === 412) this.stats.preconditionFailed412++;
-        if (info.status === 429) this.stats.throttled429++;
-        if ((info.status ?? 0) >= 500) this.stats.serverErrors++;
-        if (!retryable) throw err;
-        attempt++;
-        const backoff = reread ? Math.random() * 50 : Math.min(10_000, 250 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
-        const wait = Math.max(info.retryAfterMs ?? 0, backoff);
-        if (Date.now() + wait > deadline) {
-          throw new Error(`writing ${name} failed after ${attempt} attempts (${info.code ?? info.status ?? 'network error'}); deadline of ${Math.round(this.deadlineMs / 1000)} s reached`);
+          if (!got && plan.puts.length > 0) {
+            c.reject(new ArmError(`${name}: the network security group no longer exists`, 'ResourceNotFound', 404));
+            continue;
+          }
+          // A delete tried before whose answer was lost, and whose rule is gone now: it was ours.
+          const present = new Set(nsgRulesOf(doc).map((r) => r.name));
+          for (const [n, r] of c.intended) if (!present.has(n)) c.seen.set(n, r);
+          c.intended.clear();
+          // What needs no operation counts at once; an operation's rule once the operation succeeded.
+          const byName = new Map(plan.results.map((r) => [r.name, r]));
+          const withOp = new Set([...plan.puts, ...plan.deletes].map((r) => r.name));
+          for (const r of plan.results) if (!withOp.has(r.name)) c.seen.set(r.name, r);
+          try {
+            for (const r of plan.puts) {
+              await this.arm.put(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, { properties: writableProps(r.properties) }, {}, deadline);
+              this.known.set(nsgId.toLowerCase(), nsgId);
+              const applied = byName.get(r.name);
+              if (applied) c.seen.set(r.name, applied);
+            }
+            for (const r of plan.deletes) {
+              const applied = byName.get(r.name);
+              if (applied) c.intended.set(r.name, applied);
+              // 204: someone else (another replica's sweep) removed it first; theirs to report.
+              const existed = await this.arm.delete(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, deadline);
+              c.intended.delete(r.name);
+              if (existed && applied) c.seen.set(r.name, applied);
+              // Later changes of this batch plan from the NSG as it is now.
+              const rules = nsgRulesOf(doc);
+              const i = rules.findIndex((x) => x.name === r.name);
+              if (i >= 0) rules.splice(i, 1);
+            }
+            c.resolve([...c.seen.values()]);
+            if (plan.puts.length + plan.deletes.length > 0) deadline = Math.max(deadline, Date.now() + this.deadlineMs);
+          } catch (err) {
+            // Fatal: this change fails (open() rolls its grant back); the others go on. Otherwise
+            // this change and those after it are planned again from a fresh read.
+            if (classify(err) === 'fatal') c.reject(err);
+            else throw err;
+          }
         }
-        this.stats.retries++;
-        this.log('azure: write retried', { resource: name, status: info.status, code: info.code, waitMs: Math.round(wait) });
+        return;
+      } catch (err) {
+        const how = classify(err);
+        const unsettled = pending.filter((c) => !settled(c));
+        if (how === 'fatal') {
+          for (const c of unsettled) c.reject(err);
+          return;
+        }
+        pending = unsettled;
+        const wait = how === 'reread' ? Math.random() * 50 : backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
+        if (Date.now() + wait > deadline) {
+          const e = new Error(`writing ${name} failed after ${attempt} attempts (${err instanceof ArmError ? err.code : 'network error'}); deadline of ${Math.round(this.deadlineMs / 1000)} s reached`);
+          for (const c of pending) c.reject(e);
+          return;
+        }
+        this.arm.stats.retries++;
+        this.log('azure: write retried', { resource: name, code: err instanceof ArmError ? err.code : undefined, waitMs: Math.round(wait) });
         await release();
         await this.sleep(wait);
       } finally {
@@ -725,23 +959,90 @@ export class AzureGate implements NetworkGate {
   }
 
   /**
+   * One read-modify-write of a firewall or rule collection group for a batch of changes, with
+   * If-Match, followed to Succeeded. An update already in flight (ours from another replica, or
+   * anyone's) is waited for first: firewall updates take minutes.
+   */
+  private async writeDoc(resourceId: string, lockKey: string, changes: Array<Pending<DocPlan>>): Promise<void> {
+    const name = resourceId.split('/').pop()!;
+    const deadlineMs = this.deadlineOf(resourceId);
+    const deadline = Date.now() + deadlineMs;
+    let pending = changes;
+    for (let attempt = 1; ; attempt++) {
+      const release = await this.lock(lockKey, deadline);
+      try {
+        let got = kindOf(resourceId) === 'rcg' ? await this.readRcg(resourceId) : await this.arm.getOrNull(resourceId, NETWORK_API);
+        if (!got) throw new ArmError(`${name}: not found`, 'ResourceNotFound', 404);
+        // Queue behind an update in flight rather than meet a 409.
+        while (/^(updating|creating|deleting|accepted)$/i.test(String(got.doc.properties?.provisioningState ?? ''))) {
+          if (Date.now() + this.arm.pollMs > deadline) throw new Error(`${name} stayed busy (provisioningState ${String(got.doc.properties?.provisioningState)}) until the deadline`);
+          await this.sleep(this.arm.pollMs);
+          got = kindOf(resourceId) === 'rcg' ? await this.readRcg(resourceId) : await this.arm.getOrNull(resourceId, NETWORK_API);
+          if (!got) throw new ArmError(`${name}: not found`, 'ResourceNotFound', 404);
+        }
+        const { doc, etag } = got;
+        let changed = false;
+        const outcome = new Map<Pending<DocPlan>, unknown>();
+        for (const c of pending) {
+          try {
+            const r = c.plan(doc);
+            changed ||= r.changed;
+            for (const a of r.results) c.seen.set(a.name, a);
+          } catch (error) {
+            outcome.set(c, error);
+          }
+        }
+        if (changed) {
+          await this.arm.put(resourceId, NETWORK_API, writableDoc(resourceId, doc), etag ? { ifMatch: etag } : { ifNoneMatch: '*' }, deadline);
+          this.known.set(resourceId.toLowerCase(), resourceId);
+        }
+        for (const c of pending) {
+          if (outcome.has(c)) c.reject(outcome.get(c));
+          else c.resolve([...c.seen.values()]);
+        }
+        return;
+      } catch (err) {
+        const how = classify(err);
+        if (how === 'fatal') throw err;
+        const wait = how === 'reread' ? Math.random() * 50 : backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
+        if (Date.now() + wait > deadline) {
+          throw new Error(`writing ${name} failed after ${attempt} attempts (${err instanceof ArmError ? err.code : 'network error'}); deadline of ${Math.round(deadlineMs / 1000)} s reached`);
+        }
+        pending = pending.filter((c) => !settled(c));
+        this.arm.stats.retries++;
+        this.log('azure: write retried', { resource: name, code: err instanceof ArmError ? err.code : undefined, waitMs: Math.round(wait) });
+        await release();
+        await this.sleep(wait);
+      } finally {
+        await release();
+      }
+    }
+  }
+
+  /** The bot's rule collection group; absent until the first grant creates it. */
+  private async readRcg(resourceId: string): Promise<{ doc: ArmDoc; etag?: string }> {
+    const got = await this.arm.getOrNull(resourceId, NETWORK_API);
+    return got ?? { doc: { properties: { priority: 65000, ruleCollections: [] } } };
+  }
+
+  /**
    * A Redis lock per resource so replicas take turns; released by token. It lives 1.5 s and is
    * renewed every 0.5 s while held, so a replica killed mid-write blocks the others for at most
-   * 1.5 s. Correctness does not rest on it (every write carries If-Match): it only spares ARM a
-   * storm of 412s. No Redis: in-process only.
+   * 1.5 s. Correctness does not rest on it (conflicting writes are refused by ARM and re-read): it
+   * only spares ARM a storm of 409s / 412s. No Redis: in-process only.
    */
-  private async lock(resourceId: string, deadline: number): Promise<() => Promise<void>> {
+  private async lock(key: string, deadline: number): Promise<() => Promise<void>> {
     const redis = this.opts.redis;
     if (!redis) return async () => {};
-    const key = `${this.opts.lockPrefix ?? 'jit'}:azure:lock:${resourceId.toLowerCase()}`;
+    const rkey = `${this.opts.lockPrefix ?? 'jit'}:azure:lock:${key}`;
     const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
     for (;;) {
-      if ((await redis.set(key, token, 'PX', LOCK_TTL_MS, 'NX')) === 'OK') break;
-      if (Date.now() > deadline) throw new Error(`could not get the write lock for ${resourceId.split('/').pop()} before the deadline`);
+      if ((await redis.set(rkey, token, 'PX', LOCK_TTL_MS, 'NX')) === 'OK') break;
+      if (Date.now() > deadline) throw new Error(`could not get the write lock for ${key.split('/').pop()} before the deadline`);
       await this.sleep(20 + Math.random() * 30);
     }
     const renew = setInterval(() => {
-      void redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", 1, key, token, LOCK_TTL_MS).catch(() => 0);
+      void redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", 1, rkey, token, LOCK_TTL_MS).catch(() => 0);
     }, LOCK_TTL_MS / 3);
     renew.unref();
     let released = false;
@@ -749,18 +1050,178 @@ export class AzureGate implements NetworkGate {
       if (released) return;
       released = true;
       clearInterval(renew);
-      await redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token).catch(() => 0);
+      await redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, rkey, token).catch(() => 0);
     };
   }
 }
 
 const LOCK_TTL_MS = 1500;
 
+const settled = (c: { settled: boolean }) => c.settled;
+
+// ------------------------------------------------------------------ pure helpers
+
+/** NICs of a scale set's instances are read through the scale set, at an API version of their own. */
+const VMSS_NIC_API = '2018-10-01';
+const nicApi = (nicId: string) => (/\/virtualMachineScaleSets\//i.test(nicId) ? VMSS_NIC_API : NETWORK_API);
+
+function nicRefsOf(vm: ArmDoc): Array<{ id?: string; properties?: { primary?: boolean } }> {
+  return (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
+}
+
+function nicConfigs(nic: ArmDoc): Array<{ ip?: string; subnet?: string; primary: boolean }> {
+  const cfgs = (nic.properties?.ipConfigurations as Array<{ properties?: { privateIPAddress?: string; primary?: boolean; subnet?: { id?: string } } }> | undefined) ?? [];
+  return cfgs.map((c, i) => ({
+    ...(c.properties?.privateIPAddress ? { ip: c.properties.privateIPAddress } : {}),
+    ...(c.properties?.subnet?.id ? { subnet: c.properties.subnet.id } : {}),
+    primary: c.properties?.primary ?? i === 0,
+  }));
+}
+
+/** The network path from a VM's NICs and their subnets (as read, or as listed). */
+function pathOf(name: string, nics: Array<{ primary: boolean; doc: ArmDoc }>, subnets: Map<string, ArmDoc>): NetworkPath {
+  const nicNsgs: string[] = [];
+  const subnetNsgs: string[] = [];
+  const ips: string[] = [];
+  let primaryIp: string | undefined;
+  for (const nic of nics) {
+    const nsg = (nic.doc.properties?.networkSecurityGroup as { id?: string } | undefined)?.id;
+    if (nsg) nicNsgs.push(nsg);
+    for (const cfg of nicConfigs(nic.doc)) {
+      if (cfg.ip) ips.push(cfg.ip);
+      if (nic.primary && cfg.primary && cfg.ip) primaryIp = cfg.ip;
+      const subnetNsg = cfg.subnet ? (subnets.get(cfg.subnet.toLowerCase())?.properties?.networkSecurityGroup as { id?: string } | undefined)?.id : undefined;
+      if (subnetNsg) subnetNsgs.push(subnetNsg);
+    }
+  }
+  const seen = new Set<string>();
+  const nsgs = [...nicNsgs, ...subnetNsgs].filter((n) => (seen.has(n.toLowerCase()) ? false : (seen.add(n.toLowerCase()), true)));
+  if (nsgs.length === 0) throw new UnsupportedTargetError(name, 'no network security group on its network interfaces or subnets');
+  if (ips.length === 0) throw new UnsupportedTargetError(name, 'the VM has no private IP address');
+  return { nsgs, privateIps: [...new Set(ips)], primaryIp: primaryIp ?? ips[0]!, at: Date.now() };
+}
+
+const isV6 = (prefix: string) => prefix.includes(':');
+
+/**
+ * The Allow rules of a grant: one per port and address family (a rule cannot mix IPv4 and IPv6
+ * prefixes). An IPv4 source reaches the VM's IPv4 addresses, an IPv6 source its IPv6 ones, Any
+ * both; a source of a family the VM has no address of is refused.
+ */
+function planAllowRules(target: string, requestId: string, ports: PortSpec[], source: string, ips: string[], description: string): WireRule[] {
+  const families: Array<{ v6: boolean; dests: string[]; source: string }> = [];
+  const v4 = ips.filter((ip) => !isV6(ip));
+  const v6 = ips.filter(isV6);
+  if (source === '*' || source === 'Internet') {
+    if (v4.length) families.push({ v6: false, dests: v4, source });
+    if (v6.length) families.push({ v6: true, dests: v6, source });
+  } else if (isV6(source)) {
+    if (!v6.length) throw new UnsupportedTargetError(target, `the source ${source} is IPv6 but the VM has no IPv6 address; request from an IPv4 address`);
+    families.push({ v6: true, dests: v6, source });
+  } else {
+    if (!v4.length) throw new UnsupportedTargetError(target, `the source ${source} is IPv4 but the VM has only IPv6 addresses; request from an IPv6 address`);
+    families.push({ v6: false, dests: v4, source });
+  }
+  return ports.flatMap((p) =>
+    families.map((f) => ({
+      name: `${ruleName(requestId, p.port, p.protocol)}${f.v6 ? '-v6' : ''}`,
+      properties: {
+        priority: 0,
+        direction: 'Inbound',
+        access: 'Allow',
+        protocol: armProtocol(p.protocol),
+        sourceAddressPrefix: f.source,
+        sourcePortRange: '*',
+        ...(f.dests.length === 1 ? { destinationAddressPrefix: f.dests[0]! } : { destinationAddressPrefixes: f.dests }),
+        destinationPortRange: String(p.port),
+        description,
+      },
+    })),
+  );
+}
+
+/** ARM's per-NSG limits, checked before writing so the refusal says what to do. */
+function checkNsgLimits(nsgId: string, rules: WireRule[]): void {
+  const name = nsgId.split('/').pop();
+  if (rules.length > NSG_MAX_RULES) throw new Error(`${name} would hold ${rules.length} rules; Azure allows ${NSG_MAX_RULES} per network security group`);
+  const prefixes = rules.reduce((n, r) => n + (r.properties.sourceAddressPrefixes?.length ?? 1) + (r.properties.destinationAddressPrefixes?.length ?? 1), 0);
+  if (prefixes > NSG_MAX_PREFIXES) throw new Error(`${name} would hold ${prefixes} address prefixes; Azure allows ${NSG_MAX_PREFIXES} per network security group`);
+}
+
+/** What a child-rule PUT carries: the rule's settings, not its read-only state. */
+function writableProps(p: RuleProps): RuleProps {
+  const { provisioningState: _ignored, ...rest } = p;
+  return rest;
+}
+
+/** What a firewall / rule collection group PUT carries: location (firewalls), tags and properties, without read-only state. */
+function writableDoc(resourceId: string, doc: ArmDoc): ArmDoc {
+  const { provisioningState: _ignored, ...props } = doc.properties ?? {};
+  return { ...(kindOf(resourceId) === 'firewall' ? { location: doc.location } : {}), ...(doc.tags ? { tags: doc.tags } : {}), ...(doc.zones ? { zones: doc.zones } : {}), properties: props };
+}
+
+function nsgApplied(nsgId: string, r: WireRule): AppliedRule | null {
+  const owner = parseRuleDescription(r.properties.description);
+  if (!owner || !r.name.startsWith('jit-')) return null;
+  const p = r.properties;
+  return {
+    name: r.name,
+    scope: nsgId,
+    priority: p.priority ?? 0,
+    direction: 'Inbound',
+    access: 'Allow',
+    protocol: jitProtocol(p.protocol),
+    sourcePrefix: p.sourceAddressPrefix ?? p.sourceAddressPrefixes?.join(',') ?? '*',
+    destinationPort: Number(p.destinationPortRange ?? 0),
+    description: p.description ?? '',
+    requestId: owner.requestId,
+    expiresAt: owner.expiresAt,
+  };
+}
+
+function dnatApplied(resId: string, r: NatRuleWire, priority: number): AppliedRule | null {
+  const owner = parseRuleDescription(r.description);
+  if (!owner || !r.name?.startsWith('jit-')) return null;
+  const protos = r.ipProtocols ?? r.protocols;
+  const publicPort = Number(r.destinationPorts?.[0] ?? 0);
+  return {
+    name: r.name,
+    scope: resId,
+    priority,
+    direction: 'Inbound',
+    access: 'Allow',
+    protocol: jitProtocol(protos?.[0]),
+    sourcePrefix: r.sourceAddresses?.join(',') ?? '*',
+    destinationPort: publicPort,
+    description: r.description ?? '',
+    requestId: owner.requestId,
+    expiresAt: owner.expiresAt,
+    nat: { publicAddress: r.destinationAddresses?.[0] ?? '', publicPort, translatedPort: Number(r.translatedPort ?? 0) },
+  };
+}
+
 const DENY_MARK = 'jit-bot deny';
+const denyDescription = (target: string) => `${DENY_MARK} target=${target}`;
+
+/** `jit-deny-<target>-<port>[-proto]`, shortened (with a hash of the full name) to ARM's 80 characters. */
+export function denyRuleName(target: string, p: PortSpec): string {
+  const suffix = `-${p.port}${p.protocol === 'tcp' ? '' : `-${p.protocol === '*' ? 'any' : p.protocol}`}`;
+  const full = `jit-deny-${target}${suffix}`;
+  if (full.length <= RULE_NAME_MAX) return full;
+  let h = 2166136261;
+  for (const ch of full) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  const hash = h.toString(36).padStart(7, '0');
+  return `jit-deny-${target.slice(0, RULE_NAME_MAX - 'jit-deny-'.length - suffix.length - hash.length - 1)}-${hash}${suffix}`;
+}
 
 /** Does this rule already deny inbound traffic from anywhere to port `p` on all of these addresses? */
-function denies(r: SecurityRule, p: PortSpec, ips: string[]): boolean {
+function denies(r: RuleProps, p: PortSpec, ips: string[]): boolean {
   if (r.access !== 'Deny' || (r.direction ?? 'Inbound') !== 'Inbound') return false;
+  return covers(r, p, ips);
+}
+
+/** Does this rule apply to traffic from anywhere to port `p` on all of these addresses? */
+function covers(r: RuleProps, p: PortSpec, ips: string[]): boolean {
   const dests = [r.destinationAddressPrefix, ...(r.destinationAddressPrefixes ?? [])].filter((x): x is string => Boolean(x));
   const anyDest = dests.some((d) => d === '*' || d === 'VirtualNetwork');
   if (!anyDest && !ips.every((ip) => dests.some((d) => d === ip || d === `${ip}/32` || inCidr(ip, d)))) return false;
@@ -785,10 +1246,11 @@ function inCidr(ip: string, cidr: string): boolean {
   return (num(a) & mask) === (num(m) & mask);
 }
 
-function denyApplied(nsgId: string, r: SecurityRule): AppliedRule {
+function denyApplied(nsgId: string, r: WireRule): AppliedRule {
+  const p = r.properties;
   return {
-    name: r.name ?? '', scope: nsgId, priority: r.priority ?? 0, direction: 'Inbound', access: 'Deny', protocol: jitProtocol(r.protocol),
-    sourcePrefix: '*', destinationPort: Number(r.destinationPortRange ?? 0), description: r.description ?? '', requestId: '', expiresAt: 0,
+    name: r.name, scope: nsgId, priority: p.priority ?? 0, direction: 'Inbound', access: 'Deny', protocol: jitProtocol(p.protocol),
+    sourcePrefix: '*', destinationPort: Number(p.destinationPortRange ?? 0), description: p.description ?? '', requestId: '', expiresAt: 0,
   };
 }
 

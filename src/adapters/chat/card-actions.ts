@@ -3,15 +3,16 @@
 // data carrying only the request id (and for extend the milliseconds). The clicker is always the
 // caller's authenticated principal, never a value in the data.
 import type { DecisionScope, JitService } from '../../app/service.js';
-import { isJitError } from '../../core/errors.js';
-import { effectivePolicy } from '../../core/policy.js';
+import { isJitError, type JitErrorCode } from '../../core/errors.js';
+import { effectivePolicy, own } from '../../core/policy.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
 import { renderText } from '../../core/reply.js';
 import type { AccessRequest, PrincipalId } from '../../core/types.js';
 import type { CardJson } from '../teams/cards.js';
 import { VERBS } from './verbs.js';
 
-export type CardActionResult = { kind: 'card'; card: CardJson } | { kind: 'message'; text: string };
+/** A refusal carries its code: a host answers not_found as 404 (as GET /requests/{id} does). */
+export type CardActionResult = { kind: 'card'; card: CardJson } | { kind: 'message'; text: string; code?: JitErrorCode };
 
 /** Renders the approval card for `viewer` (buttons only if they may decide). */
 export type CardView = (req: AccessRequest, scope: DecisionScope, viewer: PrincipalId, outcome?: 'approved' | 'denied') => Promise<CardJson>;
@@ -30,8 +31,9 @@ export async function runCardAction(
   try {
     switch (verb) {
       case VERBS.refresh: {
-        const req = await service.get(id);
-        if (!req) return say('✗ This request no longer exists.');
+        // Only a request the clicker may see: one that does not exist and one they may not see
+        // get the same not_found (a refresh is a read like `status`).
+        const req = await service.visibleRequest(principal, id);
         return { kind: 'card', card: await view(req, data.scope === 'extension' ? 'extension' : 'request', principal) };
       }
       case VERBS.approve:
@@ -40,7 +42,8 @@ export async function runCardAction(
       case VERBS.extDeny: {
         const scope: DecisionScope = verb === VERBS.extApprove || verb === VERBS.extDeny ? 'extension' : 'request';
         const decision = verb === VERBS.approve || verb === VERBS.extApprove ? 'approve' : 'deny';
-        const reason = typeof data.reason === 'string' && data.reason.trim() ? data.reason.trim().slice(0, 500) : undefined;
+        // Checked by the service like any reason (length, no control characters): refused, not cut.
+        const reason = typeof data.reason === 'string' && data.reason.trim() ? data.reason : undefined;
         await service.decide(principal, id, decision, reason, scope);
         const req = (await service.get(id))!;
         // An extension decided by this click: say how it ended (the pending part is gone).
@@ -58,7 +61,7 @@ export async function runCardAction(
         return say(`✗ Unknown action "${verb.slice(0, 40)}"; nothing changed.`);
     }
   } catch (err) {
-    if (isJitError(err)) return say(`✗ ${err.format('jit')}`);
+    if (isJitError(err)) return { kind: 'message', text: `✗ ${err.format('jit')}`, code: err.code };
     log('card action failed', { err, verb });
     return say('✗ Something went wrong on our side; nothing was changed.');
   }
@@ -72,7 +75,7 @@ export async function runCardAction(
 export function approvalCardView(service: JitService): CardView {
   return async (req, scope, viewer, outcome) => {
     const canDecide = await service.checkDecide(viewer, req, 'approve', scope).then(() => true, () => false);
-    const target = service.policyBook().targets[req.target];
+    const target = own(service.policyBook().targets, req.target);
     const quorum = target ? effectivePolicy(service.policyBook(), target).approval.quorum : 1;
     const { approvalCard } = await import('../teams/cards.js');
     return approvalCard(req, { scope, quorum, canDecide, refreshUserIds: [], ...(outcome ? { outcome } : {}) });

@@ -12,7 +12,10 @@ import { rejectedReply, renderText, type Reply } from '../../core/reply.js';
 import type { PrincipalId, RequestStatus } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { durationParam, HttpError, readBody, sendAuditCsv, sendJson, type Route } from '../../server.js';
+import type { LocalAuth } from '../local/auth.js';
+import type { z } from 'zod';
 import { openApiDocument } from './openapi.js';
+import { CardActionBody, CommandBody, DenyBody, ExtendBody, NewRequestBody, parseBody, STATUSES } from './schemas.js';
 import { approvalCardView, runCardAction } from '../chat/card-actions.js';
 
 export interface ApiToken {
@@ -30,8 +33,6 @@ const STATUS_OF: Record<string, number> = {
   limit_reached: 429, rate_limited: 429,
 };
 
-const STATUSES: readonly RequestStatus[] = ['awaiting_source', 'pending', 'approved', 'active', 'denied', 'timed_out', 'cancelled', 'expired', 'revoked', 'failed'];
-
 /** Accept this media type on POST /commands to get the reply's Adaptive Card as `card`. */
 const CARD_TYPE = 'application/vnd.microsoft.card.adaptive+json';
 
@@ -46,50 +47,35 @@ function sendReply(res: ServerResponse, reply: Reply, okStatus = 200): void {
   sendJson(res, okStatus, reply);
 }
 
-const str = (body: Record<string, unknown>, key: string, required = false): string | undefined => {
-  const v = body[key];
-  if (v === undefined || v === null) {
-    if (required) throw new HttpError(400, `"${key}" is required`);
-    return undefined;
-  }
-  if (typeof v !== 'string' || v.length > 1000) throw new HttpError(400, `"${key}" must be a string`);
-  return v;
-};
-
-/** POST /requests body → the chat grammar's access command (validated the same way afterwards). */
-function accessCommand(body: Record<string, unknown>): AccessCommand {
-  const target = str(body, 'target', true)!.toLowerCase();
-  const verb = (str(body, 'kind') ?? 'port') as AccessCommand['verb'];
-  if (!['rdp', 'ssh', 'winrm', 'port'].includes(verb)) throw new HttpError(400, '"kind" must be rdp, ssh, winrm or port');
+/** POST /requests body (validated) → the chat grammar's access command (checked the same way afterwards). */
+function accessCommand(body: z.output<typeof NewRequestBody>): AccessCommand {
+  const verb = body.kind;
   let ports;
   if (verb === 'port') {
-    const raw = body.ports;
-    if (!Array.isArray(raw) || raw.length === 0 || raw.length > 20) throw new HttpError(400, '"ports" must be a list such as [3389] or ["8443/tcp"] (or give "kind": "rdp" | "ssh" | "winrm")');
+    if (!body.ports) throw new HttpError(400, '"ports" must be a list such as [3389] or ["8443/tcp"] (or give "kind": "rdp" | "ssh" | "winrm")');
     try {
-      ports = raw.flatMap((p) => parsePorts(String(p)));
+      ports = body.ports.flatMap((p) => parsePorts(String(p)));
     } catch (e) {
       throw new HttpError(400, isJitError(e) ? e.message : 'bad ports');
     }
   } else ports = VERB_PORTS[verb];
-  const durationMs = durationParam(str(body, 'duration', true)!, 'duration');
-  const source = str(body, 'source');
-  const justification = str(body, 'justification');
-  const startAt = str(body, 'startAt');
-  return { kind: 'access', verb, ports, target, durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
+  const durationMs = durationParam(body.duration, 'duration');
+  const { source, justification, startAt } = body;
+  return { kind: 'access', verb, ports, target: body.target.toLowerCase(), durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
 }
 
-export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger; /** The local channel (loopback): `X-Jit-Act-As` may name the principal. */ localActAs?: boolean }): Route {
+export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger; /** The local channel: with its secret, `X-Jit-Act-As` may name the principal. */ local?: LocalAuth }): Route {
   const { service, log } = deps;
   const hashes = deps.tokens.map((t) => ({ principal: t.principal, digest: Buffer.from(t.sha256, 'hex') }));
 
   /** The principal a bearer token belongs to (compared in constant time), or 401. */
   const authenticate = (req: IncomingMessage): PrincipalId => {
     // The local channel (CLI, console) acts as any principal, as /api/local does: only when it is
-    // enabled (loopback binding) and only from a loopback peer.
+    // enabled, with its secret (token header or console cookie), straight from this machine.
     const actAs = req.headers['x-jit-act-as'];
     if (typeof actAs === 'string' && !req.headers.authorization) {
-      const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-      if (!deps.localActAs || !(peer === '::1' || peer.startsWith('127.'))) throw Object.assign(new HttpError(401, 'X-Jit-Act-As is only accepted on the local channel (JIT_LOCAL_CHANNEL, loopback); use a bearer token'), { bearer: true });
+      if (!deps.local) throw Object.assign(new HttpError(401, 'X-Jit-Act-As is only accepted on the local channel (JIT_LOCAL_CHANNEL); use a bearer token'), { bearer: true });
+      deps.local.check(req);
       const who = actAs.trim().toLowerCase();
       if (!/^[^@\s]+@[^@\s]+$/.test(who) || who.length > 200) throw Object.assign(new HttpError(401, 'X-Jit-Act-As must name a principal (alice@contoso.com)'), { bearer: true });
       return who;
@@ -104,16 +90,21 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
     return who;
   };
 
-  const json = async (req: IncomingMessage): Promise<Record<string, unknown>> => {
+  /** The body, parsed and checked against its schema (the same one the OpenAPI document shows); else 400 (413 when too large). */
+  const body = async <S extends z.ZodType>(req: IncomingMessage, schema: S): Promise<z.output<S>> => {
     const text = await readBody(req);
-    if (text.trim() === '') return {};
-    try {
-      const v = JSON.parse(text) as unknown;
-      if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
-    } catch {
-      /* below */
+    let v: unknown = {};
+    if (text.trim() !== '') {
+      try {
+        v = JSON.parse(text) as unknown;
+      } catch {
+        throw new HttpError(400, 'body must be a JSON object');
+      }
     }
-    throw new HttpError(400, 'body must be a JSON object');
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'body must be a JSON object');
+    const parsed = parseBody(schema, v);
+    if (!parsed.ok) throw new HttpError(400, parsed.error);
+    return parsed.value;
   };
 
   const origin = { channel: 'api' };
@@ -130,9 +121,7 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
 
       if (path === '/api/v1/commands' && req.method === 'POST') {
         // The chat grammar as is (`rdp vm1 2h from 203.0.113.7`): what the CLI and scripts use.
-        const body = await json(req);
-        const text = str(body, 'text', true)!;
-        const prefix = str(body, 'prefix') ?? 'jit';
+        const { text, prefix = 'jit' } = await body(req, CommandBody);
         const reply = await service.execute(actor, text, origin);
         const rendered = renderText(reply, prefix);
         // Asked for the Adaptive Card too (the web console renders it, as Teams would).
@@ -144,12 +133,17 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
       if (path === '/api/v1/card-actions' && req.method === 'POST') {
         // Adaptive Card Universal Actions (Action.Execute) from a card host: the same code as a
         // Teams invoke; answers the refreshed card, or a message when refused (card unchanged).
-        const body = await json(req);
-        const data = (body.data && typeof body.data === 'object' && !Array.isArray(body.data) ? body.data : {}) as Record<string, unknown>;
-        return sendJson(res, 200, await runCardAction(service, actor, String(body.verb ?? ''), data, cardView, (msg, fields) => log.warn(`api: ${msg}`, fields))), true;
+        const action = await body(req, CardActionBody);
+        const result = await runCardAction(service, actor, action.verb, action.data, cardView, (msg, fields) => log.warn(`api: ${msg}`, fields));
+        // A request the caller may not see (or that does not exist) is 404, as GET /requests/{id};
+        // a rate limit is 429; other refusals are answered as a message (card unchanged).
+        if (result.kind === 'message' && (result.code === 'not_found' || result.code === 'rate_limited')) {
+          return sendJson(res, STATUS_OF[result.code]!, { ...result, error: result.text.replace(/^✗ /, '') }), true;
+        }
+        return sendJson(res, 200, result), true;
       }
       if (path === '/api/v1/requests' && req.method === 'POST') {
-        const reply = await service.run(actor, accessCommand(await json(req)), origin);
+        const reply = await service.run(actor, accessCommand(await body(req, NewRequestBody)), origin);
         return sendReply(res, reply, 201), true;
       }
       if (path === '/api/v1/requests' && req.method === 'GET') {
@@ -164,13 +158,18 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
       }
       if (id && !id[2] && req.method === 'GET') return sendReply(res, await service.status(actor, id[1]!)), true;
       if (id && id[2] && req.method === 'POST') {
-        const body = await json(req);
         const rid = id[1]!;
-        const cmd =
-          id[2] === 'approve' ? ({ kind: 'approve', requestId: rid } as const)
-          : id[2] === 'deny' ? ({ kind: 'deny', requestId: rid, ...(str(body, 'reason') ? { reason: str(body, 'reason')! } : {}) } as const)
-          : id[2] === 'revoke' ? ({ kind: 'revoke', requestId: rid } as const)
-          : ({ kind: 'extend', requestId: rid, durationMs: durationParam(str(body, 'duration', true)!, 'duration') } as const);
+        let cmd;
+        if (id[2] === 'deny') {
+          const { reason } = await body(req, DenyBody);
+          cmd = { kind: 'deny', requestId: rid, ...(reason?.trim() ? { reason: reason.trim() } : {}) } as const;
+        } else if (id[2] === 'extend') {
+          cmd = { kind: 'extend', requestId: rid, durationMs: durationParam((await body(req, ExtendBody)).duration, 'duration') } as const;
+        } else {
+          // approve / revoke take no body; anything sent is read (size-limited) and ignored.
+          await readBody(req);
+          cmd = { kind: id[2] === 'approve' ? 'approve' : 'revoke', requestId: rid } as const;
+        }
         return sendReply(res, await service.run(actor, cmd, origin)), true;
       }
       if (path === '/api/v1/targets' && req.method === 'GET') return sendReply(res, await service.vms(actor)), true;

@@ -1,9 +1,42 @@
-// The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json.
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const error = { description: 'Refused; `error` says why (and `code`, `example` for policy refusals)', content: { 'application/json': { schema: ref('Error') } } };
+// The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json. The paths are listed
+// here; every body and answer schema is generated from the zod schemas in schemas.ts, the ones
+// api.ts validates bodies with (request bodies as accepted, answers as sent), so they cannot drift.
+import { z } from 'zod';
+import { INPUTS, OUTPUTS, STATUSES } from './schemas.js';
+
+const ref = (name: keyof typeof INPUTS | keyof typeof OUTPUTS) => ({ $ref: `#/components/schemas/${name}` });
+const json = (name: keyof typeof INPUTS | keyof typeof OUTPUTS) => ({ 'application/json': { schema: ref(name) } });
+const error = (description: string) => ({ description, content: json('Error') });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^r[0-9a-z]{9}$' } };
-const reply = (description: string, status = '200') => ({ [status]: { description, content: { 'application/json': { schema: ref('Reply') } } } });
-const refusals = { '400': error, '401': error, '403': error, '404': error, '409': error, '429': error };
+const reply = (description: string, status = '200') => ({ [status]: { description, content: json('Reply') } });
+const body = (name: keyof typeof INPUTS, required = true) => ({ required, content: json(name) });
+const E400 = error('The body or a parameter is invalid (the message names the field), or the policy refuses the request (`code`, `example`)');
+const E401 = error('No valid bearer token (or X-Jit-Act-As off the local channel); answered with WWW-Authenticate: Bearer');
+const E413 = error('The body is larger than the server accepts (64 KiB)');
+const refusals = {
+  '400': E400,
+  '401': E401,
+  '403': error('Not allowed to the caller (RBAC), or a self-approval'),
+  '404': error('No such request or VM (or not visible to the caller)'),
+  '409': error('Already decided, or the request is not in a state that allows this'),
+  '410': error('The one-time source link expired'),
+  '429': error('A rate or active-grant limit; the message says when to retry'),
+};
+const posted = { ...refusals, '413': E413 };
+
+/** The schemas, generated: each component once, with $refs between them, no $schema / $id of their own. */
+function components(): Record<string, unknown> {
+  const generate = (schemas: Record<string, z.ZodType>, io: 'input' | 'output') => {
+    const registry = z.registry<{ id: string }>();
+    for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
+    const out = z.toJSONSchema(registry, { io, uri: (id) => `#/components/schemas/${id}`, unrepresentable: 'any' }).schemas;
+    return Object.fromEntries(Object.entries(out).map(([id, s]) => {
+      const { $schema: _s, $id: _i, ...rest } = s as Record<string, unknown>;
+      return [id, rest];
+    }));
+  };
+  return { ...generate(OUTPUTS, 'output'), ...generate(INPUTS, 'input') };
+}
 
 export function openApiDocument(): Record<string, unknown> {
   return {
@@ -15,134 +48,98 @@ export function openApiDocument(): Record<string, unknown> {
         'Just-in-time VM access: the same requests, approvals and RBAC as in chat. Authenticate with `Authorization: Bearer <token>`; each token is bound to one principal of the policy file (JIT_API_TOKENS holds only its SHA-256).',
     },
     servers: [{ url: '/api/v1' }],
-    security: [{ bearer: [] }, { localActAs: [] }],
+    security: [{ bearer: [] }, { localActAs: [], localToken: [] }],
     paths: {
       '/commands': {
         post: {
+          operationId: 'runCommand',
           summary: 'Run a command in the chat grammar as the caller (`rdp vm1 2h from 203.0.113.7`, `list`, `approve <id>`, `audit vm1`…)',
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['text'], properties: { text: { type: 'string' }, prefix: { type: 'string', description: 'How examples in the answer start (default "jit")' } } } } } },
+          requestBody: body('CommandBody'),
           responses: {
             '200': {
               description: 'The reply, structured and as text; with `Accept: application/vnd.microsoft.card.adaptive+json` also as the Adaptive Card (`card`) Teams and the web console show',
-              content: { 'application/json': { schema: { type: 'object', properties: { reply: ref('Reply'), text: { type: 'string' }, card: { type: 'object' } } } } },
+              content: json('CommandAnswer'),
             },
-            ...refusals,
+            ...Object.fromEntries(Object.entries(refusals).map(([status, e]) => [status, { description: `${e.description}; a refused command includes its reply (\`reply\`, \`text\`)`, content: json('CommandError') }])),
+            '401': E401,
+            '413': E413,
           },
         },
       },
       '/card-actions': {
         post: {
+          operationId: 'runCardAction',
           summary: 'An Adaptive Card Action.Execute from a card host (the web console): approve / deny / revoke / extend / refresh by verb',
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['verb', 'data'], properties: { verb: { type: 'string', enum: ['approve', 'deny', 'ext_approve', 'ext_deny', 'revoke', 'extend', 'refresh'] }, data: { type: 'object', properties: { requestId: { type: 'string' }, reason: { type: 'string' }, addMs: { type: 'integer' } } } } } } } },
-          responses: { '200': { description: '`{kind: "card", card}` (the refreshed card) or `{kind: "message", text}` (refused; nothing changed)', content: { 'application/json': { schema: { type: 'object' } } } }, '401': error },
+          requestBody: body('CardActionBody'),
+          responses: {
+            '200': { description: '`{kind: "card", card}` (the refreshed card) or `{kind: "message", text}` (refused, or done without a card; nothing else changed)', content: json('CardActionAnswer') },
+            '400': error('The body is not a card action (unknown verb, a field of the wrong type or too long)'),
+            '401': E401,
+            '404': { description: 'No such request that the caller may see (as GET /requests/{id}); nothing changed', content: json('CardActionRefusal') },
+            '413': E413,
+            '429': { description: 'A read rate limit; the message says when to retry', content: json('CardActionRefusal') },
+          },
         },
       },
       '/requests': {
         post: {
+          operationId: 'createRequest',
           summary: 'Request access (like `rdp vm1 2h from 203.0.113.7 reason "INC-1"` in chat)',
-          requestBody: { required: true, content: { 'application/json': { schema: ref('NewRequest') } } },
-          responses: { ...reply('Accepted: waiting for approval, waiting for the source address, or open', '201'), ...refusals },
+          requestBody: body('NewRequest'),
+          responses: { ...reply('Accepted: waiting for approval, waiting for the source address, or open', '201'), ...posted },
         },
         get: {
+          operationId: 'listRequests',
           summary: 'List the requests the caller may see, newest first',
           parameters: [
-            { name: 'status', in: 'query', schema: { type: 'string', enum: ['awaiting_source', 'pending', 'approved', 'active', 'denied', 'timed_out', 'cancelled', 'expired', 'revoked', 'failed'] } },
+            { name: 'status', in: 'query', schema: { type: 'string', enum: [...STATUSES] } },
             { name: 'target', in: 'query', schema: { type: 'string' } },
             { name: 'requester', in: 'query', schema: { type: 'string' } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
           ],
-          responses: { '200': { description: 'Requests', content: { 'application/json': { schema: { type: 'object', properties: { requests: { type: 'array', items: ref('Request') } } } } } }, '400': error, '401': error },
+          responses: { '200': { description: 'Requests', content: json('RequestList') }, '400': E400, '401': E401 },
         },
       },
-      '/requests/{id}': { get: { summary: 'One request (with connection details when active)', parameters: [idParam], responses: { ...reply('The request'), '401': error, '404': error } } },
-      '/requests/{id}/approve': { post: { summary: 'Approve (approvers only; never one\'s own)', parameters: [idParam], responses: { ...reply('Decision recorded'), ...refusals } } },
+      '/requests/{id}': {
+        get: { operationId: 'getRequest', summary: 'One request (with connection details when active)', parameters: [idParam], responses: { ...reply('The request'), '401': E401, '403': refusals['403'], '404': refusals['404'] } },
+      },
+      '/requests/{id}/approve': { post: { operationId: 'approveRequest', summary: 'Approve (approvers only; never one\'s own); no body', parameters: [idParam], responses: { ...reply('Decision recorded'), ...posted } } },
       '/requests/{id}/deny': {
-        post: {
-          summary: 'Deny, with a reason',
-          parameters: [idParam],
-          requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { reason: { type: 'string', maxLength: 500 } } } } } },
-          responses: { ...reply('Decision recorded'), ...refusals },
-        },
+        post: { operationId: 'denyRequest', summary: 'Deny, with an optional reason', parameters: [idParam], requestBody: body('DenyBody', false), responses: { ...reply('Decision recorded'), ...posted } },
       },
-      '/requests/{id}/revoke': { post: { summary: 'Close a grant early, or withdraw a pending request', parameters: [idParam], responses: { ...reply('Closed'), ...refusals } } },
+      '/requests/{id}/revoke': { post: { operationId: 'revokeRequest', summary: 'Close a grant early, or withdraw a pending request; no body', parameters: [idParam], responses: { ...reply('Closed'), ...posted } } },
       '/requests/{id}/extend': {
-        post: {
-          summary: 'Move the expiry later (within the policy\'s maximum; may need approval)',
-          parameters: [idParam],
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['duration'], properties: { duration: { type: 'string', examples: ['30m', 'PT1H'] } } } } } },
-          responses: { ...reply('Extended, or waiting for approval'), ...refusals },
-        },
+        post: { operationId: 'extendRequest', summary: 'Move the expiry later (within the policy\'s maximum; may need approval)', parameters: [idParam], requestBody: body('ExtendBody'), responses: { ...reply('Extended, or waiting for approval'), ...posted } },
       },
-      '/targets': { get: { summary: 'VMs as the JIT blade groups them: configured, not configured, unsupported', responses: { ...reply('Inventory'), '401': error } } },
+      '/targets': { get: { operationId: 'listTargets', summary: 'VMs as the JIT blade groups them: configured, not configured, unsupported', responses: { ...reply('Inventory (`kind: "inventory"`)'), '401': E401 } } },
       '/audit': {
         get: {
+          operationId: 'getAudit',
           summary: 'Audit events the caller may read, in the columns of Azure\'s activity-log export',
           parameters: [
             { name: 'target', in: 'query', schema: { type: 'string' } },
             { name: 'since', in: 'query', schema: { type: 'string', default: '7d' }, description: 'How far back (7d, 24h, PT1H)' },
           ],
-          responses: { '200': { description: 'Rows, oldest first', content: { 'application/json': { schema: { type: 'object', properties: { rows: { type: 'array', items: ref('AuditRow') }, truncated: { type: 'boolean' } } } } } }, '400': error, '401': error, '404': error },
+          responses: { '200': { description: 'Rows, oldest first', content: json('AuditAnswer') }, '400': E400, '401': E401, '404': refusals['404'] },
         },
       },
       '/audit.csv': {
         get: {
+          operationId: 'getAuditCsv',
           summary: 'The same rows as CSV (RFC 4180; formula-like cells neutralised)',
           parameters: [{ name: 'target', in: 'query', schema: { type: 'string' } }, { name: 'since', in: 'query', schema: { type: 'string', default: '7d' } }],
-          responses: { '200': { description: 'CSV with a header row', content: { 'text/csv': { schema: { type: 'string' } } } }, '400': error, '401': error, '404': error },
+          responses: { '200': { description: 'CSV with a header row', content: { 'text/csv': { schema: { type: 'string' } } } }, '400': E400, '401': E401, '404': refusals['404'] },
         },
       },
-      '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
+      '/openapi.json': { get: { operationId: 'getOpenApi', summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } } },
     },
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'A token made by `npm run api-token -- <principal>`' },
-        localActAs: { type: 'apiKey', in: 'header', name: 'X-Jit-Act-As', description: 'Local channel only (JIT_LOCAL_CHANNEL, loopback peers): the principal to act as. What the CLI and console use.' },
+        localActAs: { type: 'apiKey', in: 'header', name: 'X-Jit-Act-As', description: 'Local channel only (JIT_LOCAL_CHANNEL): the principal to act as, with the local secret (X-Jit-Local-Token, or the console\'s login cookie). What the CLI and console use.' },
+        localToken: { type: 'apiKey', in: 'header', name: 'X-Jit-Local-Token', description: 'Local channel only: the secret of this run, from <JIT_DATA_DIR>/local-token (readable by the user who started jit-bot only). Requests through a proxy, with a non-loopback Host, or cross-site are refused.' },
       },
-      schemas: {
-        Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, code: { type: 'string' }, example: { type: 'string' } } },
-        NewRequest: {
-          type: 'object',
-          required: ['target', 'duration'],
-          properties: {
-            target: { type: 'string', examples: ['vm1'] },
-            kind: { type: 'string', enum: ['rdp', 'ssh', 'winrm', 'port'], default: 'port' },
-            ports: { type: 'array', items: { type: ['integer', 'string'] }, examples: [[3389], ['8443/tcp']], description: 'With kind "port"' },
-            duration: { type: 'string', examples: ['2h', '90m', 'PT2H'] },
-            source: { type: 'string', examples: ['203.0.113.7', '203.0.113.0/28'] },
-            justification: { type: 'string', maxLength: 500 },
-            startAt: { type: 'string', examples: ['14:00', '2026-12-01T09:00+01:00'] },
-          },
-        },
-        Request: {
-          type: 'object',
-          required: ['id', 'status', 'requester', 'target', 'ports', 'durationMs'],
-          properties: {
-            id: { type: 'string' },
-            status: { type: 'string' },
-            requester: { type: 'string' },
-            target: { type: 'string' },
-            targetId: { type: 'string' },
-            ports: { type: 'array', items: { type: 'object', properties: { port: { type: 'integer' }, protocol: { type: 'string' } } } },
-            source: { type: 'string' },
-            durationMs: { type: 'integer' },
-            justification: { type: 'string' },
-            createdAt: { type: 'integer' },
-            activatedAt: { type: 'integer' },
-            expiresAt: { type: 'integer' },
-            decisions: { type: 'array', items: { type: 'object', properties: { by: { type: 'string' }, decision: { type: 'string' }, at: { type: 'integer' }, reason: { type: 'string' } } } },
-          },
-        },
-        Reply: {
-          type: 'object',
-          required: ['kind'],
-          description: 'What chat would say, structured: `kind` is pending_approval, awaiting_source, active, decided, closed, extended, extension_pending, status, inventory, …',
-          properties: { kind: { type: 'string' }, request: ref('Request') },
-        },
-        AuditRow: {
-          type: 'object',
-          properties: Object.fromEntries(['time', 'operation', 'status', 'caller', 'resource', 'requestId', 'target', 'ports', 'source', 'duration', 'approvers', 'justification'].map((k) => [k, { type: 'string' }])),
-        },
-      },
+      schemas: components(),
     },
   };
 }

@@ -25,9 +25,22 @@ export interface MetricsSources {
   countByStatus(status: AccessRequest['status']): Promise<number>;
   /** BullMQ job counts per queue and state. */
   queueCounts(): Promise<Record<string, Record<string, number>>>;
-  /** The network gate's own write statistics (the Azure gate's ARM answers), if it keeps any. */
-  gateStats?(): Record<string, number> | undefined;
+  /** The network gate's own call statistics (the Azure gate's ARM answers and retries), if it keeps any. */
+  gateStats?(): GateStats | undefined;
 }
+
+/** Counts since the gate started (monotonic): answers by call and answer class, writes retried. */
+export interface GateStats {
+  answers: Array<{ call: string; answer: string; count: number }>;
+  retries: number;
+}
+
+/**
+ * prom-client's default gauges whose names end in `_total` (promtool lint: "non-counter metrics
+ * should not have _total suffix"). Each is the sum over `type` of the gauge of the same name
+ * without `_total` (nodejs_active_handles{type} …), which stays.
+ */
+const DEFAULT_GAUGES_NAMED_TOTAL = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export class PrometheusMetrics implements Notifier, OpsMetrics {
   readonly registry = new Registry();
@@ -44,7 +57,9 @@ export class PrometheusMetrics implements Notifier, OpsMetrics {
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'jit_' });
+    // The standard process_* / nodejs_* names (no prefix), so stock dashboards and alerts work.
+    collectDefaultMetrics({ register: this.registry });
+    for (const name of DEFAULT_GAUGES_NAMED_TOTAL) this.registry.removeSingleMetric(name);
     this.requests = new Counter({ name: 'jit_requests_total', help: 'Access requests by outcome (each state change counted once).', labelNames: ['outcome'], registers });
     this.decision = new Histogram({ name: 'jit_time_to_decision_seconds', help: 'From request to the approval or denial that decided it.', labelNames: ['decision'], buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400], registers });
     this.toOpen = new Histogram({ name: 'jit_time_to_open_seconds', help: 'From approval to the rule being open on the network.', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers });
@@ -81,14 +96,25 @@ export class PrometheusMetrics implements Notifier, OpsMetrics {
         for (const [queue, counts] of Object.entries(await sources.queueCounts())) for (const [state, n] of Object.entries(counts)) this.set({ queue, state }, n);
       },
     });
-    new Gauge({
-      name: 'jit_network_arm_answers',
-      help: 'The Azure gate\'s write statistics since start: PUTs, retries, and retried answers by kind (409, 412, 429, 5xx, timeouts).',
-      labelNames: ['kind'],
+    // Counters read from the gate's own monotonic tallies at scrape time.
+    new Counter({
+      name: 'jit_network_arm_answers_total',
+      help: 'Azure Resource Manager calls of the Azure gate by call (read, write) and answer: ok, 404, 409, 412, 429, 4xx, 5xx, timeout, network, failed.',
+      labelNames: ['call', 'answer'],
       registers,
       collect() {
         this.reset();
-        for (const [kind, n] of Object.entries(sources.gateStats?.() ?? {})) this.set({ kind }, n);
+        for (const a of sources.gateStats?.()?.answers ?? []) this.inc({ call: a.call, answer: a.answer }, a.count);
+      },
+    });
+    new Counter({
+      name: 'jit_network_arm_write_retries_total',
+      help: 'Read-modify-write rounds of the Azure gate retried after a refused or failed write (409, 412, 429, 5xx, timeout).',
+      registers,
+      collect() {
+        this.reset();
+        const stats = sources.gateStats?.();
+        if (stats) this.inc(stats.retries);
       },
     });
   }

@@ -2,17 +2,27 @@
 // transition events in the same script as the transition). Append-only: nothing here trims or deletes.
 import type { Redis } from 'ioredis';
 import type { AuditEvent } from '../../core/types.js';
-import type { AuditLog, AuditQuery } from '../../app/ports.js';
-import { LUA_APPEND_EVENTS, decodeAuditEntry, defineScript, encodeAuditEvent, type ScriptCall } from './store.js';
+import type { AuditLog, AuditQuery, AuditScope } from '../../app/ports.js';
+import { LUA_APPEND_EVENTS, auditIndexKeys, decodeAuditEntry, defineScript, encodeAuditEvent, type ScriptCall } from './store.js';
 
-// KEYS: 1 (unused), 2 stream, 3 audit:req:<requestId>; ARGV: 1 event fields (JSON array)
+// KEYS: 1 (unused), 2 stream, 3 audit:req:<requestId>, 4 audit:target:<target>; ARGV: 1 event fields (JSON array)
 const LUA_APPEND = LUA_APPEND_EVENTS + `\nreturn append_events(3, 1)\n`;
 
 /** Stream ids carry Redis's clock; event times carry ours. Read this far back and filter by `time`. */
 const CLOCK_SKEW_MARGIN_MS = 5 * 60_000;
+/** Set once every event of the stream is in its target's index (events appended since index themselves). */
+const INDEXED_MARKER = 'audit:indexed:v1';
+
+/** Stream ids (`<ms>-<seq>`) in stream order. */
+function compareStreamIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
 
 export class RedisAuditLog implements AuditLog {
   private readonly appendScript: ScriptCall;
+  private indexed: Promise<void> | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -27,7 +37,7 @@ export class RedisAuditLog implements AuditLog {
 
   async append(event: AuditEvent): Promise<AuditEvent> {
     // XADD and RPUSH of the new id in one script: atomic, and the id is known inside it.
-    const keys = [this.k('audit'), this.k('audit'), this.k(`audit:req:${event.requestId}`)];
+    const keys = [this.k('audit'), this.k('audit'), ...auditIndexKeys(this.prefix, event)];
     const res = await this.appendScript(keys.length, ...keys, JSON.stringify(encodeAuditEvent(event)));
     const id = Array.isArray(res) && typeof res[0] === 'string' ? res[0] : undefined;
     if (!id) throw new Error('audit append returned no stream id');
@@ -78,5 +88,91 @@ export class RedisAuditLog implements AuditLog {
       if (!last || entries.length < batch || out.length >= limit) return out;
       start = `(${last[0]}`;
     }
+  }
+
+  /**
+   * The newest `limit` events the scope covers, oldest first. Walks the per-target indexes (one
+   * ZREVRANGEBYSCORE each, bounded by `limit`) and, for the scope's requesters, their requests'
+   * event lists; then reads only those entries. Nothing here scans the whole stream.
+   */
+  async listScoped(scope: AuditScope): Promise<{ events: AuditEvent[]; truncated: boolean }> {
+    if (scope.limit <= 0 || (scope.targets.length === 0 && scope.requesters.length === 0)) return { events: [], truncated: false };
+    await this.ensureTargetIndex();
+    const want = scope.limit + 1;
+    const targets = scope.target === undefined ? scope.targets : scope.targets.filter((t) => t === scope.target);
+    const first = this.redis.pipeline();
+    for (const t of targets) first.zrevrangebyscore(this.k(`audit:target:${t}`), '+inf', scope.since, 'LIMIT', 0, want);
+    for (const p of scope.requesters) first.zrange(this.k(`idx:requester:${p}`), 0, -1);
+    const firstRes = (await first.exec()) ?? [];
+    const ids = new Set<string>();
+    const requestIds: string[] = [];
+    firstRes.forEach(([err, val], i) => {
+      if (err) throw err;
+      const list = Array.isArray(val) ? (val as string[]) : [];
+      if (i < targets.length) for (const id of list) ids.add(id);
+      else requestIds.push(...list);
+    });
+    if (requestIds.length > 0) {
+      // Own requests on targets the caller cannot read: their event lists, cut at `since` by the
+      // stream id's clock (with the same margin as list()), checked exactly after reading.
+      const floor = scope.since - CLOCK_SKEW_MARGIN_MS;
+      const lists = this.redis.pipeline();
+      for (const r of requestIds) lists.lrange(this.k(`audit:req:${r}`), 0, -1);
+      for (const [err, val] of (await lists.exec()) ?? []) {
+        if (err) throw err;
+        for (const id of (Array.isArray(val) ? (val as string[]) : [])) if (Number(id.split('-')[0]) >= floor) ids.add(id);
+      }
+    }
+    const newest = [...ids].sort((a, b) => compareStreamIds(b, a)).slice(0, want);
+    const read = this.redis.pipeline();
+    for (const id of newest) read.xrange(this.k('audit'), id, id);
+    const events: AuditEvent[] = [];
+    for (const [err, entries] of (await read.exec()) ?? []) {
+      if (err) throw err;
+      for (const [id, fields] of (entries ?? []) as Array<[string, string[]]>) {
+        const e = decodeAuditEntry(id, fields);
+        if (e.time < scope.since || (scope.target !== undefined && e.target !== scope.target)) continue;
+        events.push(e);
+      }
+    }
+    events.sort((a, b) => compareStreamIds(a.id ?? '0-0', b.id ?? '0-0'));
+    const truncated = events.length > scope.limit;
+    return { events: truncated ? events.slice(events.length - scope.limit) : events, truncated };
+  }
+
+  /** Called at start: indexes a stream written by an older version (once), so no user read pays for it. */
+  prepare(): Promise<void> {
+    return this.ensureTargetIndex();
+  }
+
+  /**
+   * Events appended before the per-target index existed (an older version wrote the stream) are
+   * added to it once, by a pass over the stream; ZADD is idempotent, so concurrent appends and
+   * other replicas doing the same pass are harmless. Afterwards a marker key skips the pass.
+   */
+  private ensureTargetIndex(): Promise<void> {
+    this.indexed ??= (async () => {
+      if ((await this.redis.exists(this.k(INDEXED_MARKER))) === 1) return;
+      let start = '-';
+      for (;;) {
+        const entries = (await this.redis.xrange(this.k('audit'), start, '+', 'COUNT', 1000)) as Array<[string, string[]]>;
+        if (entries.length > 0) {
+          const pipe = this.redis.pipeline();
+          for (const [id, fields] of entries) {
+            const e = decodeAuditEntry(id, fields);
+            pipe.zadd(this.k(`audit:target:${e.target}`), e.time, id);
+          }
+          for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+        }
+        const last = entries[entries.length - 1];
+        if (!last || entries.length < 1000) break;
+        start = `(${last[0]}`;
+      }
+      await this.redis.set(this.k(INDEXED_MARKER), '1');
+    })().catch((err: unknown) => {
+      this.indexed = undefined;
+      throw err;
+    });
+    return this.indexed;
   }
 }

@@ -10,6 +10,10 @@
 //   idx:status:<status>       zset, same
 //   audit                     stream of audit events (fields: time actor action requestId target details)
 //   audit:req:<requestId>     list of the stream ids of that request's events, oldest first
+//   audit:target:<target>     zset of the stream ids of that target's events, scored by event time
+//                             (what an audit read by a target's readers walks: its cost follows
+//                             what the caller may see, not the whole stream)
+//   audit:indexed:v1          set once audit:target:* covers the whole stream (see RedisAuditLog)
 //   token:<token>             string: request id of a one-time "my IP" link (PX ttl)
 import type { Redis } from 'ioredis';
 import type { AccessRequest, AuditAction, AuditEvent } from '../../core/types.js';
@@ -69,27 +73,34 @@ export function defineScript(redis: Redis, name: string, lua: string): ScriptCal
 }
 
 /**
- * Appends events. Expects KEYS[2] = stream, KEYS[firstKey..] = per-event `audit:req:<id>` lists and
- * ARGV[firstArg..] = per-event JSON arrays of flat stream fields. Returns the stream ids.
+ * Appends events. Expects KEYS[2] = stream, from KEYS[firstKey] two keys per event (its
+ * `audit:req:<id>` list and its `audit:target:<target>` zset) and ARGV[firstArg..] = per-event JSON
+ * arrays of flat stream fields (`time` first). Returns the stream ids.
  */
 export const LUA_APPEND_EVENTS = `
 local function append_events(firstKey, firstArg)
   local ids = {}
-  local n = #KEYS - firstKey + 1
+  local n = (#KEYS - firstKey + 1) / 2
   for i = 0, n - 1 do
     local fields = cjson.decode(ARGV[firstArg + i])
     local sid = redis.call('XADD', KEYS[2], '*', unpack(fields))
-    redis.call('RPUSH', KEYS[firstKey + i], sid)
+    redis.call('RPUSH', KEYS[firstKey + 2 * i], sid)
+    redis.call('ZADD', KEYS[firstKey + 2 * i + 1], tonumber(fields[2]) or 0, sid)
     ids[#ids + 1] = sid
   end
   return ids
 end
 `;
 
+/** The two index keys of one audit event (see LUA_APPEND_EVENTS), under `prefix`. */
+export function auditIndexKeys(prefix: string, e: AuditEvent): [string, string] {
+  return [`${prefix}:audit:req:${e.requestId}`, `${prefix}:audit:target:${e.target}`];
+}
+
 const LUA_CREATE =
   LUA_APPEND_EVENTS +
   `
--- KEYS: 1 req, 2 stream, 3 idx:all, 4 idx:requester, 5 idx:target, 6 idx:status, 7.. audit:req per event
+-- KEYS: 1 req, 2 stream, 3 idx:all, 4 idx:requester, 5 idx:target, 6 idx:status, 7.. audit:req, audit:target per event
 -- ARGV: 1 id, 2 json, 3 status, 4 requester, 5 target, 6 score (createdAt), 7.. events
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'v', '1', 'json', ARGV[2], 'status', ARGV[3], 'requester', ARGV[4], 'target', ARGV[5])
@@ -100,7 +111,7 @@ return 1
 const LUA_CAS =
   LUA_APPEND_EVENTS +
   `
--- KEYS: 1 req, 2 stream, 3.. audit:req per event
+-- KEYS: 1 req, 2 stream, 3.. audit:req, audit:target per event
 -- ARGV: 1 prefix, 2 id, 3 expected version, 4 new version, 5 json, 6 status, 7 requester, 8 target,
 --       9 score (createdAt), 10.. events
 local cur = redis.call('HGET', KEYS[1], 'v')
@@ -146,7 +157,7 @@ export class RedisRequestStore implements RequestStore {
       this.k(`idx:requester:${request.requester}`),
       this.k(`idx:target:${request.target}`),
       this.k(`idx:status:${request.status}`),
-      ...events.map((e) => this.k(`audit:req:${e.requestId}`)),
+      ...events.flatMap((e) => auditIndexKeys(this.prefix, e)),
     ];
     const args = [
       request.id,
@@ -169,7 +180,7 @@ export class RedisRequestStore implements RequestStore {
   async compareAndSet(next: AccessRequest, expectedVersion: number, events: AuditEvent[]): Promise<boolean> {
     const version = expectedVersion + 1;
     const stored: AccessRequest = { ...next, version };
-    const keys = [this.k(`req:${next.id}`), this.k('audit'), ...events.map((e) => this.k(`audit:req:${e.requestId}`))];
+    const keys = [this.k(`req:${next.id}`), this.k('audit'), ...events.flatMap((e) => auditIndexKeys(this.prefix, e))];
     const args = [
       this.prefix,
       next.id,
@@ -250,7 +261,8 @@ export class RedisRequestStore implements RequestStore {
   }
 
   /** One pipeline (one round trip) for many requests; null where missing. */
-  private async getMany(ids: string[]): Promise<Array<AccessRequest | null>> {
+  async getMany(ids: string[]): Promise<Array<AccessRequest | null>> {
+    if (ids.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const id of ids) pipe.hmget(this.k(`req:${id}`), 'v', 'json');
     const res = (await pipe.exec()) ?? [];

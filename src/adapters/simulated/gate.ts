@@ -119,13 +119,18 @@ export class SimulatedGate implements NetworkGate {
     });
   }
 
-  close(requestId: string, target: Target): Promise<AppliedRule[]> {
+  close(requestId: string, target: Target, written: AppliedRule[] = []): Promise<AppliedRule[]> {
     return this.mutate(() => {
-      const scope = nsgIdFor(target);
-      const rules = this.state.nsgs[scope] ?? [];
-      const gone = rules.filter((r) => r.requestId === requestId);
-      if (gone.length === 0) return { next: null, result: [] };
-      return { next: { ...this.state.nsgs, [scope]: rules.filter((r) => r.requestId !== requestId) }, result: gone };
+      // Where the rules were written, and where the target's rules live now.
+      const next = { ...this.state.nsgs };
+      const gone: AppliedRule[] = [];
+      for (const scope of new Set([nsgIdFor(target), ...written.map((r) => r.scope)])) {
+        const rules = next[scope] ?? [];
+        if (!rules.some((r) => r.requestId === requestId)) continue;
+        gone.push(...rules.filter((r) => r.requestId === requestId));
+        next[scope] = rules.filter((r) => r.requestId !== requestId);
+      }
+      return gone.length === 0 ? { next: null, result: [] } : { next, result: gone };
     });
   }
 

@@ -1,7 +1,9 @@
 // Slack, on @slack/bolt: the `/jit` slash command, Approve / Deny buttons (Deny asks for a reason
 // in a modal), Revoke and Extend buttons, message updates with chat.update, DMs to requesters
 // and approvers, and the audit channel. Bolt's HTTPReceiver checks every request's v0 signature
-// and timestamp; it is mounted on the project's one HTTP server at POST /slack/events.
+// and timestamp; it is mounted on the project's one HTTP server at POST /slack/events. Every
+// request must also come from the workspace (or Enterprise Grid org) the bot token belongs to
+// (auth.test), else it is refused before any listener runs.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { App, HTTPReceiver, LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
 import type { Redis } from 'ioredis';
@@ -14,13 +16,14 @@ import { REQUEST_ID_RE } from '../../core/parse.js';
 import { FINAL_STATUSES, type AccessRequest, type AuditEvent, type PrincipalId } from '../../core/types.js';
 import type { PlatformRoute } from '../../core/workflow.js';
 import type { Logger } from '../../log.js';
-import type { Route } from '../../server.js';
+import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
 import {
   ACTIONS,
   DENY_MODAL,
   activeMessage,
   approvalCard,
   auditLine,
+  cardFallbackText,
   denyModal,
   esc,
   expiringMessage,
@@ -89,7 +92,52 @@ const webClientOptions = ({ settings, log }: SlackDeps) => ({
   logger: boltLogger(log),
 });
 
-const fail = (message: string): SlackMessage => ({ text: `✗ ${esc(message)}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `✗ ${esc(message)}` } }] });
+/** Where the bot is installed, from auth.test. */
+export interface SlackWorkspace {
+  teamId: string;
+  enterpriseId?: string;
+  /** Installed org-wide on an Enterprise Grid: any workspace of the org is home. */
+  enterpriseInstall: boolean;
+}
+
+/**
+ * Why a verified request does not come from the installed workspace, or null when it does. The
+ * team / enterprise ids are read from every place Slack puts them in commands, interactivity and
+ * event payloads (and from Bolt's own reading of them); each one present must match.
+ */
+export function foreignWorkspace(home: SlackWorkspace, body: unknown, context: { teamId?: string; enterpriseId?: string } = {}): string | null {
+  const b = (body ?? {}) as {
+    team_id?: unknown;
+    enterprise_id?: unknown;
+    team?: { id?: unknown; enterprise_id?: unknown } | null;
+    enterprise?: { id?: unknown } | null;
+    user?: { team_id?: unknown } | null;
+    authorizations?: Array<{ team_id?: unknown; enterprise_id?: unknown }>;
+  };
+  const ids = (...v: unknown[]) => [...new Set(v.filter((x): x is string => typeof x === 'string' && x !== ''))];
+  const auth = b.authorizations?.[0];
+  const teams = ids(context.teamId, b.team_id, b.team?.id, auth?.team_id);
+  const enterprises = ids(context.enterpriseId, b.enterprise_id, b.enterprise?.id, b.team?.enterprise_id, auth?.enterprise_id);
+  const userTeams = ids(b.user?.team_id);
+  if (home.enterpriseId) {
+    const other = enterprises.find((e) => e !== home.enterpriseId);
+    if (other || enterprises.length === 0) return `Enterprise Grid org ${other ?? '(none)'}`;
+    if (home.enterpriseInstall) return null;
+    // A workspace install in a Grid org: the workspace itself must match (a member's home team may be another workspace of the org).
+    const team = teams.find((t) => t !== home.teamId);
+    return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
+  }
+  if (enterprises.length > 0) return `Enterprise Grid org ${enterprises[0]}`;
+  const team = [...teams, ...userTeams].find((t) => t !== home.teamId);
+  return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
+}
+
+const fail = (message: string): SlackMessage => replyMessage({ kind: 'info', message: `✗ ${message}` });
+
+/** How long to wait before our own second try of a card post that failed for a transient reason. */
+const CARD_RETRY_MS = 1000;
+/** Slack answers that are about the message itself or its destination: posting the same again cannot help. */
+const PERMANENT = new Set(['invalid_blocks', 'invalid_blocks_format', 'invalid_arguments', 'msg_too_long', 'channel_not_found', 'not_in_channel', 'is_archived', 'user_not_found', 'cannot_dm_bot', 'restricted_action', 'not_authed', 'invalid_auth', 'account_inactive', 'token_revoked', 'missing_scope']);
 
 export class SlackAdapter implements Notifier {
   readonly app: App;
@@ -102,7 +150,12 @@ export class SlackAdapter implements Notifier {
   private chains = new Map<string, Promise<void>>();
   private rendered = new Map<string, number>();
 
-  private constructor(private readonly deps: SlackDeps, client: Client, private readonly ids: { botId?: string; botUserId?: string }) {
+  private constructor(
+    private readonly deps: SlackDeps,
+    client: Client,
+    private readonly ids: { botId?: string; botUserId?: string },
+    private home: SlackWorkspace | undefined,
+  ) {
     const { settings, log } = deps;
     this.client = client;
     this.receiver = new HTTPReceiver({
@@ -117,7 +170,8 @@ export class SlackAdapter implements Notifier {
     // time, and ties every ack to Slack's latency); the ids come from our auth.test at start.
     const authorized = { botToken: settings.botToken, ...ids };
     this.app = new App({
-      authorize: async () => authorized,
+      // A fresh object per request: Bolt writes the request's team / enterprise ids into it.
+      authorize: async () => ({ ...authorized }),
       receiver: this.receiver,
       logger: boltLogger(log),
       clientOptions: webClientOptions(deps),
@@ -177,10 +231,12 @@ export class SlackAdapter implements Notifier {
     const { settings, log } = deps;
     const client = new webApi.WebClient(settings.botToken, webClientOptions(deps));
     let ids: { botId?: string; botUserId?: string } = {};
+    let home: SlackWorkspace | undefined;
     try {
       const auth = await client.auth.test();
       ids = { ...(auth.bot_id ? { botId: auth.bot_id } : {}), ...(auth.user_id ? { botUserId: auth.user_id } : {}) };
-      log.info('slack: connected', { team: auth.team, bot: auth.user });
+      home = workspaceOf(auth);
+      log.info('slack: connected', { team: auth.team, teamId: auth.team_id, enterpriseId: auth.enterprise_id, bot: auth.user });
     } catch (err) {
       const code = slackError(err);
       if (code === 'invalid_auth' || code === 'not_authed' || code === 'account_inactive' || code === 'token_revoked') {
@@ -188,7 +244,22 @@ export class SlackAdapter implements Notifier {
       }
       log.warn('slack: auth.test failed; starting anyway, Web API calls will be retried', { err });
     }
-    return new SlackAdapter(deps, client, ids);
+    return new SlackAdapter(deps, client, ids, home);
+  }
+
+  private lastAuthTest = 0;
+
+  /** The installed workspace; asked again (at most every 10 s) when auth.test failed at start. */
+  private async installed(): Promise<SlackWorkspace | undefined> {
+    if (!this.home && Date.now() - this.lastAuthTest >= 10_000) {
+      this.lastAuthTest = Date.now();
+      try {
+        this.home = workspaceOf(await this.client.auth.test());
+      } catch (err) {
+        this.deps.log.warn('slack: auth.test failed; the workspace of incoming requests cannot be checked, so they are refused', { err });
+      }
+    }
+    return this.home;
   }
 
   bind(service: JitService): void {
@@ -202,7 +273,11 @@ export class SlackAdapter implements Notifier {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
       return true;
     }
-    this.receiver.requestListener(req, res);
+    // Bolt 4 buffers the whole body before it checks the signature. The body is read here instead,
+    // at most CHAT_MAX_BODY bytes (413 beyond, before the signature check), and handed to Bolt as
+    // already buffered (`rawBody`, which its receiver uses as is).
+    const rawBody = await readRaw(req, CHAT_MAX_BODY);
+    this.receiver.requestListener(Object.assign(req, { rawBody }), res);
     return true;
   };
 
@@ -236,6 +311,25 @@ export class SlackAdapter implements Notifier {
   private register(): void {
     const { log } = this.deps;
 
+    // Before any listener: the request must come from the installed workspace. A refusal reads and
+    // changes nothing (no users.info, no Redis); commands get it in the ack, clicks by response_url.
+    this.app.use(async (args) => {
+      const home = await this.installed();
+      const why = home ? foreignWorkspace(home, args.body, args.context) : 'an unconfirmed workspace (auth.test failed)';
+      if (!why) return args.next();
+      log.warn('slack: request from another workspace refused', { from: why, installed: home?.teamId, enterprise: home?.enterpriseId });
+      const text = home
+        ? `✗ jit-bot answers only the Slack workspace it is installed in; this request comes from ${why}. Nothing was read or changed.`
+        : '✗ jit-bot cannot confirm its Slack workspace right now; nothing was read or changed. Try again in a minute.';
+      const body = args.body as { type?: string; command?: string; view?: { callback_id?: string } };
+      const { ack, respond } = args as { ack?: (response?: object) => Promise<void>; respond?: (message: object) => Promise<unknown> };
+      if (!ack) return;
+      if (body.command) return ack({ response_type: 'ephemeral', text });
+      if (body.type === 'view_submission' && body.view?.callback_id === DENY_MODAL) return ack({ response_action: 'errors', errors: { reason: text.slice(0, 150) } });
+      await ack();
+      if (body.type === 'block_actions' && respond) await respond({ response_type: 'ephemeral', replace_original: false, text });
+    });
+
     this.app.command('/jit', async ({ command, ack, respond, context }) => {
       await ack();
       if (!(await this.firstTime('cmd', command.trigger_id))) {
@@ -254,7 +348,7 @@ export class SlackAdapter implements Notifier {
       } catch (err) {
         message = this.failure(err);
       }
-      await respond({ response_type: 'ephemeral', ...message });
+      await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), message);
     });
 
     /**
@@ -267,7 +361,7 @@ export class SlackAdapter implements Notifier {
       async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond: (m: object) => Promise<unknown> }) => {
         await args.ack();
         const body = args.body as { user: { id: string }; trigger_id?: string };
-        const say = (m: SlackMessage) => args.respond({ response_type: 'ephemeral', replace_original: false, ...m });
+        const say = (m: SlackMessage) => this.respondSafely((x) => args.respond({ response_type: 'ephemeral', replace_original: false, ...x }), m);
         if (!(await this.firstTime('act', body.trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
         const value = parse((args.action as { value?: string }).value ?? '');
         if (typeof value === 'string') return void (await say(fail(value)));
@@ -330,6 +424,17 @@ export class SlackAdapter implements Notifier {
     this.app.error(async (err) => {
       log.error('slack: listener failed', { err });
     });
+  }
+
+  /** Answers through response_url; if Slack refuses the blocks, the same answer as text only. */
+  private async respondSafely(send: (m: { text: string; blocks?: SlackMessage['blocks'] }) => Promise<unknown>, m: SlackMessage): Promise<void> {
+    try {
+      await send(m);
+    } catch (err) {
+      this.apiFailed(err);
+      this.deps.log.warn('slack: answer refused; sent as text', { err });
+      await send({ text: m.text });
+    }
   }
 
   private failure(err: unknown): SlackMessage {
@@ -423,22 +528,70 @@ export class SlackAdapter implements Notifier {
     return this.post(user, m);
   }
 
-  private async post(channel: string, m: SlackMessage): Promise<CardRef | null> {
-    const res = await this.client.chat.postMessage({ channel, text: m.text, blocks: m.blocks as never, unfurl_links: false, unfurl_media: false });
+  private async post(channel: string, m: { text: string; blocks?: SlackMessage['blocks'] }): Promise<CardRef | null> {
+    const res = await this.client.chat.postMessage({ channel, text: m.text, ...(m.blocks ? { blocks: m.blocks } : {}), unfurl_links: false, unfurl_media: false });
     return res.channel && res.ts ? { channel: res.channel, ts: res.ts } : null;
+  }
+
+  /**
+   * Posts one copy of an approval card. The Web API client already retries network errors, 5xx
+   * and 429; a post that still fails for a transient reason is tried once more. If it fails
+   * anyway (or Slack refuses the card itself), a plain-text stand-in saying how to decide goes
+   * to the same place. `error` is set when the card itself did not go out.
+   */
+  private async postCard(channel: string, r: AccessRequest, m: SlackMessage): Promise<{ ref: CardRef | null; error?: string; sent: 'card' | 'text' | 'none' }> {
+    let error = 'error';
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        return { ref: await this.post(channel, m), sent: 'card' };
+      } catch (err) {
+        this.apiFailed(err);
+        error = slackError(err) ?? (err as { code?: string }).code ?? 'error';
+        this.deps.log.warn('slack: approval card not posted', { request: r.id, channel, attempt, err });
+        if (PERMANENT.has(error) || attempt === 2) break;
+        await new Promise((ok) => setTimeout(ok, CARD_RETRY_MS));
+      }
+    }
+    try {
+      return { ref: await this.post(channel, { text: cardFallbackText(m, r.id, error) }), error, sent: 'text' };
+    } catch (err) {
+      this.apiFailed(err);
+      this.deps.log.warn('slack: approval card stand-in not posted either', { request: r.id, channel, err });
+      return { ref: null, error, sent: 'none' };
+    }
   }
 
   private cardKey(kind: CardKind, id: string): string {
     return `${this.deps.prefix}:slack:cards:${kind}:${id}`;
   }
 
-  /** Posts an approval card where the route says (channel and/or approvers' DMs) and remembers each copy. */
+  /**
+   * Posts an approval card where the route says (channel and/or approvers' DMs) and remembers each
+   * copy. A copy Slack refuses is replaced by plain text (see postCard); when no copy reached
+   * anyone, the approvers get the plain text by DM. Every fallback is audited
+   * (`notify.card_fallback`), so a request nobody could see is on record.
+   */
   private async postCards(kind: CardKind, r: AccessRequest, route: PlatformRoute | undefined, approvers: PrincipalId[], m: SlackMessage): Promise<void> {
     if (!route) return;
-    const posts: Array<Promise<CardRef | null>> = [];
-    if (route.channel) posts.push(this.post(route.channel, m));
-    if (route.dm) for (const p of approvers) posts.push(this.dm(p, m));
-    const refs = (await Promise.allSettled(posts)).flatMap((s) => {
+    const destinations: Array<Promise<{ channel: string; ref: CardRef | null; error?: string; sent: 'card' | 'text' | 'none' } | null>> = [];
+    if (route.channel) {
+      const channel = route.channel;
+      destinations.push(this.postCard(channel, r, m).then((x) => ({ channel, ...x })));
+    }
+    if (route.dm) {
+      for (const p of approvers) {
+        destinations.push(
+          this.directory.userOf(p).then(async (user) => {
+            if (!user) {
+              this.deps.log.warn('slack: no Slack user for a principal; DM not sent', { principal: p });
+              return null;
+            }
+            return { channel: user, ...(await this.postCard(user, r, m)) };
+          }),
+        );
+      }
+    }
+    const outcomes = (await Promise.allSettled(destinations)).flatMap((s) => {
       if (s.status === 'rejected') {
         this.apiFailed(s.reason);
         this.deps.log.warn('slack: approval card not posted', { request: r.id, err: s.reason });
@@ -446,6 +599,36 @@ export class SlackAdapter implements Notifier {
       }
       return s.value ? [s.value] : [];
     });
+    const refs = outcomes.flatMap((o) => (o.ref ? [o.ref] : []));
+    // Nothing reached anyone (the channel is gone, the bot was removed from it ...): DM the
+    // approvers the plain text, unless the route already tried their DMs.
+    const dmFallback: string[] = [];
+    if (refs.length === 0 && outcomes.some((o) => o.error) && !route.dm) {
+      const text = cardFallbackText(m, r.id, outcomes.find((o) => o.error)?.error ?? 'error');
+      const dms = await Promise.allSettled(approvers.map(async (p) => {
+        const user = await this.directory.userOf(p);
+        return user ? this.post(user, { text }) : null;
+      }));
+      for (const [i, d] of dms.entries()) {
+        if (d.status === 'fulfilled' && d.value) {
+          refs.push(d.value);
+          dmFallback.push(approvers[i]!);
+        } else if (d.status === 'rejected') this.apiFailed(d.reason);
+      }
+    }
+    for (const o of outcomes.filter((x) => x.error)) {
+      const delivered = o.sent === 'text' ? 'text' : dmFallback.length ? 'approver_dms' : 'none';
+      await this.svc()
+        .auditDelivery(r, 'slack', {
+          platform: 'slack',
+          card: kind === 'ext' ? 'extension' : 'request',
+          destination: o.channel,
+          error: o.error ?? 'error',
+          delivered,
+          ...(delivered === 'approver_dms' ? { approvers: dmFallback.join(' ') } : {}),
+        })
+        .catch((err: unknown) => this.deps.log.error('slack: could not audit a card fallback', { request: r.id, err }));
+    }
     if (refs.length === 0) return;
     const key = this.cardKey(kind, r.id);
     await this.deps.redis.multi().sadd(key, ...refs.map((x) => `${x.channel} ${x.ts}`)).expire(key, CARD_TTL_S).exec();
@@ -464,7 +647,7 @@ export class SlackAdapter implements Notifier {
         refs.map(async (ref) => {
           const [channel, ts] = ref.split(' ');
           try {
-            await this.client.chat.update({ channel: channel!, ts: ts!, text: m.text, blocks: m.blocks as never });
+            await this.client.chat.update({ channel: channel!, ts: ts!, text: m.text, blocks: m.blocks });
           } catch (err) {
             this.apiFailed(err);
             this.deps.log.warn('slack: card not updated', { request: r.id, channel, err });
@@ -482,6 +665,11 @@ export class SlackAdapter implements Notifier {
     });
     return next;
   }
+}
+
+function workspaceOf(auth: { team_id?: string; enterprise_id?: string; is_enterprise_install?: boolean }): SlackWorkspace | undefined {
+  if (!auth.team_id && !auth.enterprise_id) return undefined;
+  return { teamId: auth.team_id ?? '', ...(auth.enterprise_id ? { enterpriseId: auth.enterprise_id } : {}), enterpriseInstall: auth.is_enterprise_install === true };
 }
 
 function slackError(err: unknown): string | undefined {

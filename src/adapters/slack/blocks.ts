@@ -1,38 +1,14 @@
 // Block Kit for jit-bot's messages: pure functions from requests and replies to the JSON Slack's
 // chat.postMessage / chat.update / response_url take. Everything a user typed (justification,
 // names, reasons) is escaped, so `<!channel>`, `<@U…>` and links arrive as plain text.
+import type { ActionsBlock, Button, ContextBlock, KnownBlock, ModalView, MrkdwnElement, PlainTextElement } from '@slack/types';
 import { formatDuration } from '../../core/duration.js';
-import { renderText, type Connection, type Reply } from '../../core/reply.js';
+import { renderText, summarize, type Connection, type Reply } from '../../core/reply.js';
 import { ANY } from '../../core/source.js';
 import { describeStatus } from '../../core/state.js';
 import type { AccessRequest, AuditEvent } from '../../core/types.js';
 
-export interface TextObject {
-  type: 'plain_text' | 'mrkdwn';
-  text: string;
-  emoji?: boolean;
-}
-
-export interface Button {
-  type: 'button';
-  action_id: string;
-  text: TextObject;
-  value: string;
-  style?: 'primary' | 'danger';
-  confirm?: {
-    title: TextObject;
-    text: TextObject;
-    confirm: TextObject;
-    deny: TextObject;
-  };
-}
-
-export type Block =
-  | { type: 'header'; text: TextObject }
-  | { type: 'section'; block_id?: string; text?: TextObject; fields?: TextObject[] }
-  | { type: 'context'; block_id?: string; elements: TextObject[] }
-  | { type: 'actions'; block_id: string; elements: Button[] }
-  | { type: 'divider' };
+export type Block = KnownBlock;
 
 export interface SlackMessage {
   text: string;
@@ -50,12 +26,57 @@ export const ACTIONS = {
 
 export const DENY_MODAL = 'jit_deny_modal';
 
+/**
+ * Block Kit's documented limits that our messages can reach (docs.slack.dev Block Kit reference,
+ * as quoted in @slack/types): lengths in characters of the string as sent, so after escaping
+ * (`&` → `&amp;` counts 5). Counted in UTF-16 units, which is never fewer than Slack's count.
+ */
+export const BLOCK_KIT = {
+  blocksPerMessage: 50,
+  sectionText: 3000,
+  sectionFields: 10,
+  sectionField: 2000,
+  headerText: 150,
+  contextElements: 10,
+  contextText: 3000,
+  actionsElements: 25,
+  buttonText: 75,
+  buttonValue: 2000,
+  actionId: 255,
+  confirmTitle: 100,
+  confirmText: 300,
+  confirmButton: 30,
+  modalTitle: 24,
+  inputLabel: 2000,
+} as const;
+
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** Text for a plain_text object: no escaping needed (Slack shows it literally), but bounded. */
-const plain = (text: string, max = 75): { type: 'plain_text'; text: string; emoji: boolean } => ({ type: 'plain_text', text: text.length > max ? text.slice(0, max - 1) + '…' : text, emoji: true });
-const md = (text: string): { type: 'mrkdwn'; text: string } => ({ type: 'mrkdwn', text: text.length > 3000 ? text.slice(0, 2999) + '…' : text });
+/**
+ * Cuts text to at most `max` characters, ending in `…` when cut. Never cuts inside a surrogate
+ * pair, an escape (`&amp;`) or a Slack token (`<!date^…|…>`), so what is shown stays readable.
+ */
+export function clip(text: string, max: number, mrkdwn = true): string {
+  if (text.length <= max) return text;
+  let cut = max - 1;
+  const code = text.charCodeAt(cut - 1);
+  if (code >= 0xd800 && code <= 0xdbff) cut--;
+  if (!mrkdwn) return text.slice(0, cut) + '…';
+  const head = text.slice(0, cut);
+  const amp = head.lastIndexOf('&');
+  if (amp >= 0 && !head.includes(';', amp)) cut = amp;
+  const lt = head.lastIndexOf('<');
+  if (lt >= 0 && !head.includes('>', lt)) cut = Math.min(cut, lt);
+  return text.slice(0, cut) + '…';
+}
+
+/** Text for a plain_text object: shown literally (no escaping), bounded, never empty. */
+const plain = (text: string, max: number = BLOCK_KIT.buttonText): PlainTextElement => ({ type: 'plain_text', text: text.trim() ? clip(text, max, false) : '—', emoji: true });
+/** An mrkdwn text object, bounded (after escaping: callers escape first), never empty. */
+const md = (text: string, max: number = BLOCK_KIT.sectionText): MrkdwnElement => ({ type: 'mrkdwn', text: text.trim() ? clip(text, max) : '—' });
+/** A field: a bold label and an escaped value, the value cut so the whole fits 2,000 characters. */
+const field = (label: string, value: string): MrkdwnElement => md(`*${label}*\n${value}`, BLOCK_KIT.sectionField);
 
 const isoUtc = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 /** A date Slack renders in each reader's own time zone, with a UTC fallback. */
@@ -64,16 +85,15 @@ export const slackDate = (ms: number): string => `<!date^${Math.floor(ms / 1000)
 const portsOf = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(', ');
 const sourceOf = (r: AccessRequest) => (r.source === null ? 'not recorded yet' : r.source === ANY ? 'Any' : r.source);
 
-function requestFields(r: AccessRequest): TextObject[] {
-  const fields = [
-    md(`*Requester*\n${esc(r.requester)}`),
-    md(`*Target*\n${esc(r.target)}`),
-    md(`*Ports*\n${esc(portsOf(r))}`),
-    md(`*Source*\n${esc(sourceOf(r))}`),
-    md(`*Duration*\n${formatDuration(r.durationMs)}${r.startAt ? ` from ${slackDate(r.startAt)}` : ''}`),
-    md(`*Justification*\n${r.justification ? esc(r.justification) : '_none given_'}`),
+function requestFields(r: AccessRequest): MrkdwnElement[] {
+  return [
+    field('Requester', esc(r.requester)),
+    field('Target', esc(r.target)),
+    field('Ports', esc(portsOf(r))),
+    field('Source', esc(sourceOf(r))),
+    field('Duration', `${formatDuration(r.durationMs)}${r.startAt ? ` from ${slackDate(r.startAt)}` : ''}`),
+    field('Justification', r.justification ? esc(r.justification) : '_none given_'),
   ];
-  return fields;
 }
 
 /** Who decided what, when: one line per decision. */
@@ -83,11 +103,38 @@ function decisionLines(decisions: AccessRequest['decisions']): string[] {
   );
 }
 
+/**
+ * A context block within Block Kit's 10 elements: `head` and `tail` lines are kept; of the
+ * decision lines, the latest that fit are shown and the earlier ones summarised in one element.
+ */
+function stateContext(head: string[], decisions: AccessRequest['decisions'], tail: string[]): ContextBlock {
+  const lines = decisionLines(decisions);
+  const room = BLOCK_KIT.contextElements - head.length - tail.length;
+  let shown = lines;
+  if (lines.length > room) {
+    const keep = Math.max(0, room - 1);
+    const earlier = decisions.slice(0, decisions.length - keep);
+    const approvals = earlier.filter((d) => d.decision === 'approve').length;
+    const summary = `…and ${earlier.length} earlier decision${earlier.length === 1 ? '' : 's'} (${approvals} approval${approvals === 1 ? '' : 's'}, ${earlier.length - approvals} denial${earlier.length - approvals === 1 ? '' : 's'})`;
+    shown = [summary, ...lines.slice(lines.length - keep)];
+  }
+  const elements = [...head, ...shown, ...tail].slice(0, BLOCK_KIT.contextElements).map((t) => md(t, BLOCK_KIT.contextText));
+  return { type: 'context', block_id: 'jit_state', elements: elements.length ? elements : [md('—')] };
+}
+
 export interface CardOptions {
   quorum: number;
   /** Set when the request escalated: the original card says so. */
   escalatedTo?: string[];
 }
+
+const button = (b: { action_id: string; text: string; value: string; style?: 'primary' | 'danger' }): Button => ({
+  type: 'button',
+  action_id: b.action_id,
+  text: plain(b.text),
+  value: clip(b.value, BLOCK_KIT.buttonValue, false),
+  ...(b.style ? { style: b.style } : {}),
+});
 
 /**
  * The approval card for a request, in its current state: buttons only while it is pending.
@@ -95,26 +142,24 @@ export interface CardOptions {
  */
 export function approvalCard(r: AccessRequest, opts: CardOptions): SlackMessage {
   const blocks: Block[] = [
-    { type: 'header', text: plain(`Access request ${r.id}: ${r.target}`, 150) },
+    { type: 'header', text: plain(`Access request ${r.id}: ${r.target}`, BLOCK_KIT.headerText) },
     { type: 'section', text: md(`*${esc(r.requester)}* asks for ${esc(portsOf(r))} on *${esc(r.target)}* for ${formatDuration(r.durationMs)}.`), fields: requestFields(r) },
   ];
   const approvals = r.decisions.filter((d) => d.decision === 'approve').length;
-  const context: string[] = [];
+  const head: string[] = [];
   if (r.status === 'pending') {
-    context.push(`Approval offer expires ${slackDate(r.approvalExpiresAt)}`);
-    if (opts.quorum > 1) context.push(`Approvals: ${approvals} of ${opts.quorum}`);
+    head.push(`Approval offer expires ${slackDate(r.approvalExpiresAt)}`);
+    if (opts.quorum > 1) head.push(`Approvals: ${approvals} of ${opts.quorum}`);
   }
-  if (r.escalatedAt) context.push(`⏫ Escalated ${slackDate(r.escalatedAt)}${opts.escalatedTo?.length ? ` to ${esc(opts.escalatedTo.join(', '))}` : ''}`);
-  context.push(...decisionLines(r.decisions));
-  if (r.status !== 'pending') context.push(outcomeLine(r));
-  blocks.push({ type: 'context', block_id: 'jit_state', elements: context.map(md) });
+  if (r.escalatedAt) head.push(`⏫ Escalated ${slackDate(r.escalatedAt)}${opts.escalatedTo?.length ? ` to ${esc(opts.escalatedTo.join(', '))}` : ''}`);
+  blocks.push(stateContext(head, r.decisions, r.status !== 'pending' ? [outcomeLine(r)] : []));
   if (r.status === 'pending') {
     blocks.push({
       type: 'actions',
       block_id: 'jit_decide',
       elements: [
-        { type: 'button', action_id: ACTIONS.approve, text: plain('Approve'), style: 'primary', value: r.id },
-        { type: 'button', action_id: ACTIONS.deny, text: plain('Deny'), style: 'danger', value: r.id },
+        button({ action_id: ACTIONS.approve, text: 'Approve', style: 'primary', value: r.id }),
+        button({ action_id: ACTIONS.deny, text: 'Deny', style: 'danger', value: r.id }),
       ],
     });
   }
@@ -149,7 +194,7 @@ function outcomeLine(r: AccessRequest): string {
 export function extensionCard(r: AccessRequest, opts: CardOptions, outcome?: 'approved' | 'denied'): SlackMessage {
   const ext = r.pendingExtension;
   const blocks: Block[] = [
-    { type: 'header', text: plain(`Extension of ${r.id}: ${r.target}`, 150) },
+    { type: 'header', text: plain(`Extension of ${r.id}: ${r.target}`, BLOCK_KIT.headerText) },
     {
       type: 'section',
       text: md(
@@ -160,26 +205,23 @@ export function extensionCard(r: AccessRequest, opts: CardOptions, outcome?: 'ap
       fields: requestFields(r),
     },
   ];
-  const context: string[] = [];
   if (ext) {
     const n = ext.decisions.filter((d) => d.decision === 'approve').length;
-    if (opts.quorum > 1) context.push(`Approvals: ${n} of ${opts.quorum}`);
-    context.push(...decisionLines(ext.decisions));
+    blocks.push(stateContext(opts.quorum > 1 ? [`Approvals: ${n} of ${opts.quorum}`] : [], ext.decisions, []));
   } else if (outcome === 'approved') {
-    context.push(`✅ Extension approved ${slackDate(r.updatedAt)}; open until ${slackDate(r.expiresAt ?? r.updatedAt)}`);
+    blocks.push(stateContext([`✅ Extension approved ${slackDate(r.updatedAt)}; open until ${slackDate(r.expiresAt ?? r.updatedAt)}`], [], []));
   } else if (outcome === 'denied') {
-    context.push(`❌ Extension denied ${slackDate(r.updatedAt)}${r.statusReason ? `: “${esc(r.statusReason)}”` : ''}; the grant ends ${slackDate(r.expiresAt ?? r.updatedAt)}`);
+    blocks.push(stateContext([`❌ Extension denied ${slackDate(r.updatedAt)}${r.statusReason ? `: “${esc(r.statusReason)}”` : ''}; the grant ends ${slackDate(r.expiresAt ?? r.updatedAt)}`], [], []));
   } else {
-    context.push(esc(describeStatus(r)));
+    blocks.push(stateContext([esc(describeStatus(r))], [], []));
   }
-  if (context.length) blocks.push({ type: 'context', block_id: 'jit_state', elements: context.map(md) });
   if (ext && r.status === 'active') {
     blocks.push({
       type: 'actions',
       block_id: 'jit_decide_ext',
       elements: [
-        { type: 'button', action_id: ACTIONS.extApprove, text: plain('Approve extension'), style: 'primary', value: r.id },
-        { type: 'button', action_id: ACTIONS.extDeny, text: plain('Deny'), style: 'danger', value: r.id },
+        button({ action_id: ACTIONS.extApprove, text: 'Approve extension', style: 'primary', value: r.id }),
+        button({ action_id: ACTIONS.extDeny, text: 'Deny', style: 'danger', value: r.id }),
       ],
     });
   }
@@ -188,38 +230,39 @@ export function extensionCard(r: AccessRequest, opts: CardOptions, outcome?: 'ap
 
 /** The requester's DM when the port is open: connection lines and a Revoke button. */
 export function activeMessage(r: AccessRequest, connections: Connection[], firewall?: boolean): SlackMessage {
-  const lines = connections.map((c) => `\`${c.command}\``).join('\n');
+  const lines = connections.map((c) => `\`${esc(c.command)}\``).join('\n');
+  const revoke: Button = {
+    ...button({ action_id: ACTIONS.revoke, text: 'Close it now', style: 'danger', value: r.id }),
+    confirm: {
+      title: plain('Close the port?', BLOCK_KIT.confirmTitle),
+      text: plain(`This closes ${r.target} for request ${r.id} now.`, BLOCK_KIT.confirmText),
+      confirm: plain('Close it', BLOCK_KIT.confirmButton),
+      deny: plain('Keep it open', BLOCK_KIT.confirmButton),
+    },
+  };
   return {
     text: esc(`Request ${r.id} is open: ${r.target} ${portsOf(r)} until ${isoUtc(r.expiresAt ?? r.updatedAt)}. ${connections.map((c) => c.command).join(' ; ')}`),
     blocks: [
       { type: 'section', text: md(`🔓 *${esc(r.target)}* is open for you (${esc(portsOf(r))} from ${esc(sourceOf(r))}) until ${slackDate(r.expiresAt ?? r.updatedAt)}.`) },
-      { type: 'section', text: md(`${firewall ? 'Connect through the firewall:' : 'Connect:'}\n${lines}`) },
-      {
-        type: 'actions',
-        block_id: 'jit_grant',
-        elements: [
-          {
-            type: 'button',
-            action_id: ACTIONS.revoke,
-            text: plain('Close it now'),
-            style: 'danger',
-            value: r.id,
-            confirm: { title: plain('Close the port?'), text: plain(`This closes ${r.target} for request ${r.id} now.`, 300), confirm: plain('Close it'), deny: plain('Keep it open') },
-          },
-        ],
-      },
+      { type: 'section', text: md(`${firewall ? 'Connect through the firewall:' : 'Connect:'}\n${lines || '—'}`) },
+      { type: 'actions', block_id: 'jit_grant', elements: [revoke] },
       { type: 'context', elements: [md(`Request ${esc(r.id)}`)] },
     ],
   };
 }
 
+/** The extension choices a reminder offers: each duration once, as many as one actions block holds. */
+export function reminderOptions(optionsMs: number[]): number[] {
+  return [...new Set(optionsMs)].slice(0, BLOCK_KIT.actionsElements);
+}
+
 /** The reminder before expiry, with one-click Extend buttons. */
 export function expiringMessage(r: AccessRequest, optionsMs: number[]): SlackMessage {
-  const buttons: Button[] = optionsMs.map((ms) => ({ type: 'button', action_id: `${ACTIONS.extend}_${ms}`, text: plain(`Extend +${formatDuration(ms)}`), value: `${r.id}:${ms}` }));
+  const buttons = reminderOptions(optionsMs).map((ms) => button({ action_id: `${ACTIONS.extend}_${ms}`, text: `Extend +${formatDuration(ms)}`, value: `${r.id}:${ms}` }));
   const blocks: Block[] = [
     { type: 'section', text: md(`⏳ Your access to *${esc(r.target)}* (${esc(r.id)}) closes ${slackDate(r.expiresAt ?? r.updatedAt)}.${buttons.length ? '' : ' It cannot be extended further under its policy.'}`) },
   ];
-  if (buttons.length) blocks.push({ type: 'actions', block_id: 'jit_extend', elements: buttons });
+  if (buttons.length) blocks.push({ type: 'actions', block_id: 'jit_extend', elements: buttons } satisfies ActionsBlock);
   return { text: esc(`Your access to ${r.target} (${r.id}) closes at ${isoUtc(r.expiresAt ?? r.updatedAt)}.`), blocks };
 }
 
@@ -229,22 +272,52 @@ export function noticeMessage(r: AccessRequest, headline: string): SlackMessage 
     text: esc(`${headline} (${r.id}, ${r.target})`),
     blocks: [
       { type: 'section', text: md(esc(headline)) },
-      { type: 'context', elements: [md(`Request ${esc(r.id)} · ${esc(r.target)} · ${esc(portsOf(r))} · ${esc(describeStatus(r))}`)] },
+      { type: 'context', elements: [md(`Request ${esc(r.id)} · ${esc(r.target)} · ${esc(portsOf(r))} · ${esc(describeStatus(r))}`, BLOCK_KIT.contextText)] },
     ],
   };
 }
 
+/**
+ * Lines shown as code, packed into as few sections as fit (3,000 characters each, fences
+ * included); past the message's block budget the rest is counted, not shown.
+ */
+function codeSections(lines: string[], budget: number): Block[] {
+  const out: Block[] = [];
+  const max = BLOCK_KIT.sectionText - 6;
+  let chunk: string[] = [];
+  let size = 0;
+  let i = 0;
+  const flush = () => {
+    if (chunk.length) out.push({ type: 'section', text: md('```' + chunk.join('\n') + '```') });
+    chunk = [];
+    size = 0;
+  };
+  for (; i < lines.length; i++) {
+    const line = clip(lines[i]!, max);
+    if (size + line.length + 1 > max) {
+      flush();
+      if (out.length >= budget - 1) break;
+    }
+    chunk.push(line);
+    size += line.length + 1;
+  }
+  if (i >= lines.length) flush();
+  if (i < lines.length) out.push({ type: 'context', elements: [md(`…and ${lines.length - i} more line${lines.length - i === 1 ? '' : 's'} not shown here; use the web console or the REST API for the full list.`)] });
+  return out;
+}
+
 /** A command's answer, shown only to the person who typed it. */
 export function replyMessage(reply: Reply): SlackMessage {
-  const text = esc(renderText(reply, '/jit'));
+  const text = esc(renderText(reply, '/jit')).trim() || '—';
   if (reply.kind === 'active' || (reply.kind === 'status' && reply.request.status === 'active')) {
     return activeMessage(reply.request, reply.connections);
   }
   if (reply.kind === 'help') {
     return { text, blocks: [{ type: 'section', text: md(['*jit-bot commands*', ...reply.examples.map((e) => `\`/jit ${esc(e)}\``), ...text.split('\n').slice(reply.examples.length + 1)].join('\n')) }] };
   }
-  if (reply.kind === 'list' || reply.kind === 'inventory') {
-    return { text, blocks: [{ type: 'section', text: md(reply.kind === 'inventory' || reply.requests.length ? '```' + text + '```' : text) }] };
+  if ((reply.kind === 'list' && reply.requests.length) || reply.kind === 'inventory' || reply.kind === 'audit' || reply.kind === 'policy') {
+    const lines = reply.kind === 'list' ? reply.requests.map((r) => esc(summarize(r))) : text.split('\n');
+    return { text: clip(text, BLOCK_KIT.sectionText), blocks: codeSections(lines, BLOCK_KIT.blocksPerMessage) };
   }
   return { text, blocks: [{ type: 'section', text: md(text) }] };
 }
@@ -255,27 +328,41 @@ export function auditLine(e: AuditEvent): string {
     .filter(([, v]) => v !== null && v !== '')
     .map(([k, v]) => `${k}=${String(v)}`)
     .join(' ');
-  return `\`${esc(e.requestId)}\` ${esc(isoUtc(e.time))} *${esc(e.action)}* by ${esc(e.actor)} on ${esc(e.target)}${details ? ` · ${esc(details)}` : ''}`;
+  return `\`${esc(e.requestId)}\` ${esc(isoUtc(e.time))} *${esc(e.action)}* by ${esc(e.actor)} on ${esc(e.target)}${details ? ` · ${clip(esc(details), 1000)}` : ''}`;
 }
 
 /** The modal that asks an approver for an optional reason before denying. */
-export function denyModal(requestId: string, scope: 'request' | 'extension', target: string) {
+export function denyModal(requestId: string, scope: 'request' | 'extension', target: string): ModalView {
   return {
-    type: 'modal' as const,
+    type: 'modal',
     callback_id: DENY_MODAL,
     private_metadata: JSON.stringify({ requestId, scope }),
-    title: plain(scope === 'extension' ? 'Deny extension' : 'Deny request', 24),
-    submit: plain('Deny', 24),
-    close: plain('Cancel', 24),
+    title: plain(scope === 'extension' ? 'Deny extension' : 'Deny request', BLOCK_KIT.modalTitle),
+    submit: plain('Deny', BLOCK_KIT.modalTitle),
+    close: plain('Cancel', BLOCK_KIT.modalTitle),
     blocks: [
-      { type: 'section' as const, text: md(`Deny ${scope === 'extension' ? 'the extension of ' : ''}request *${esc(requestId)}* for *${esc(target)}*?`) },
+      { type: 'section', text: md(`Deny ${scope === 'extension' ? 'the extension of ' : ''}request *${esc(requestId)}* for *${esc(target)}*?`) },
       {
-        type: 'input' as const,
+        type: 'input',
         block_id: 'reason',
         optional: true,
-        label: plain('Reason (shown to the requester)'),
-        element: { type: 'plain_text_input' as const, action_id: 'reason', multiline: true, max_length: 500 },
+        label: plain('Reason (shown to the requester)', BLOCK_KIT.inputLabel),
+        element: { type: 'plain_text_input', action_id: 'reason', multiline: true, max_length: DENY_REASON_MAX },
       },
     ],
   };
+}
+
+/** The longest deny reason the modal takes (Teams' card takes the same). */
+export const DENY_REASON_MAX = 500;
+
+/**
+ * Plain text standing in for an approval card Slack would not show (the card was refused, or
+ * the destination failed): what is asked, and how to decide with the slash command.
+ */
+export function cardFallbackText(m: SlackMessage, requestId: string, why: string): string {
+  return clip(
+    `${m.text}\n⚠️ The approval card could not be shown here (${esc(why)}). Decide with \`/jit approve ${requestId}\` or \`/jit deny ${requestId} reason "…"\`; \`/jit status ${requestId}\` shows it all.`,
+    BLOCK_KIT.sectionText,
+  );
 }

@@ -1,7 +1,8 @@
 // Slack user id ⇄ principal. The user id comes only from a verified request; it resolves to a
 // principal by the policy file's explicit mapping (`principals.<email>.slack`), else by the email
-// on the Slack profile (`users.info`, needs users:read.email), cached with a TTL. The reverse
-// (who to DM) uses the mapping, else `users.lookupByEmail`.
+// on the Slack profile (`users.info`, needs users:read.email), cached with a TTL. An explicit
+// mapping pins the principal to that Slack user: another user whose profile email is the
+// principal's is refused. The reverse (who to DM) uses the mapping, else `users.lookupByEmail`.
 import type { PolicyBook } from '../../core/policy.js';
 import type { PrincipalId } from '../../core/types.js';
 
@@ -21,6 +22,15 @@ export class UnresolvedUserError extends Error {
   constructor(userId: string, why: string) {
     super(`your Slack user (${userId}) does not map to a jit-bot principal: ${why}. Ask a JIT Admin to add "slack: ${userId}" to your entry under principals in the policy file`);
     this.name = 'UnresolvedUserError';
+  }
+}
+
+/** The profile email names a principal the policy file maps to another Slack user. */
+export class PinnedIdentityError extends UnresolvedUserError {
+  constructor(userId: string, principal: PrincipalId) {
+    super(userId, '');
+    this.message = `${principal} is mapped to another Slack user under principals in the policy file, so your Slack user (${userId}) cannot act as ${principal}, although your profile email is the same. Ask a JIT Admin if this is wrong`;
+    this.name = 'PinnedIdentityError';
   }
 }
 
@@ -59,6 +69,13 @@ export class SlackDirectory {
 
   /** The principal behind a verified Slack user id; throws UnresolvedUserError with a way out. */
   async resolve(userId: string): Promise<SlackIdentity> {
+    const identity = await this.lookup(userId);
+    const pinned = this.mapping().toUser.get(identity.principal);
+    if (pinned !== undefined && pinned !== userId) throw new PinnedIdentityError(userId, identity.principal);
+    return identity;
+  }
+
+  private async lookup(userId: string): Promise<SlackIdentity> {
     const explicit = this.mapping().toPrincipal.get(userId);
     const hit = this.byUser.get(userId);
     if (hit && hit.until > this.now()) {

@@ -3,7 +3,10 @@
 // the updated card; refresh.userIds gives approvers the buttons), proactive messages through
 // stored conversation references, and the audit feed to a channel. Mounted on the project's
 // one HTTP server at POST /api/messages; incoming activities are authenticated (JWT) by the
-// CloudAdapter whenever an app id is set.
+// CloudAdapter whenever an app id is set, and only tokens the Bot Framework channel service issued
+// are accepted (not the emulator / skill tokens botbuilder also accepts: the bot's own credentials
+// can mint those). Activities from a tenant outside the allow-list are refused before anything
+// is read or stored.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ActivityTypes,
@@ -16,6 +19,13 @@ import {
   type Activity,
   type ConversationReference,
 } from 'botbuilder';
+import {
+  AuthenticationConstants,
+  AuthenticationError,
+  type AuthenticationConfiguration,
+  type Claim,
+  type ServiceClientCredentialsFactory,
+} from 'botframework-connector';
 import type { Redis } from 'ioredis';
 import type { Notification, Notifier, OpsMetrics } from '../../app/ports.js';
 import type { DecisionScope, JitService } from '../../app/service.js';
@@ -26,12 +36,23 @@ import { connectionsFor } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
 import type { PlatformRoute } from '../../core/workflow.js';
 import type { Logger } from '../../log.js';
-import { HttpError, readBody, type Route } from '../../server.js';
+import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
+import { refuseNonLocal } from '../local/auth.js';
 import { runCardAction } from '../chat/card-actions.js';
 import { ChannelPoster } from '../chat/poster.js';
 import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
 
 export const TEAMS_PATH = '/api/messages';
+
+/** Whether two Bot Connector URLs are the same service (scheme, host, port, path; a trailing / aside). */
+function sameService(a: string, b: string): boolean {
+  try {
+    const [x, y] = [new URL(a), new URL(b)];
+    return x.origin === y.origin && x.pathname.replace(/\/+$/, '') === y.pathname.replace(/\/+$/, '');
+  } catch {
+    return false;
+  }
+}
 
 export interface TeamsSettings {
   /** Empty: unauthenticated local mode (TEAMS_ALLOW_UNAUTHENTICATED, loopback only). */
@@ -44,6 +65,56 @@ export interface TeamsSettings {
   auditChannel?: string;
   auditIntervalMs: number;
   userCacheTtlMs: number;
+  /**
+   * Tenant ids (lower case) whose activities are answered; any other tenant is refused before
+   * anything is read or stored. Empty: no check (only in unauthenticated local mode).
+   */
+  allowedTenants: string[];
+}
+
+/**
+ * Bot Framework endpoints and credentials other than the public cloud's: a private cloud, or tests
+ * (a local OpenID metadata / JWKS fake). With `endpoints`, botbuilder uses none of its defaults.
+ */
+export interface TeamsAuthOverrides {
+  endpoints?: {
+    ToBotFromChannelTokenIssuer: string;
+    ToBotFromChannelOpenIdMetadataUrl: string;
+    ToBotFromEmulatorOpenIdMetadataUrl: string;
+    ToChannelFromBotLoginUrl: string;
+    ToChannelFromBotOAuthScope: string;
+    OAuthUrl: string;
+    CallerId?: string;
+    ValidateAuthority?: boolean;
+  };
+  credentialsFactory?: ServiceClientCredentialsFactory;
+}
+
+/**
+ * Accepts only claims of a token the Bot Framework channel service issued (`iss` = the channel
+ * token issuer). botbuilder also accepts "emulator" tokens (issued by Entra ID to any app, checked
+ * only for `azp`/`appid` = our app id and not bound to the activity's serviceUrl) and skill
+ * tokens: anyone holding the bot's client secret can mint those, so they are refused.
+ */
+export function channelTokensOnly(channelIssuer: string): AuthenticationConfiguration {
+  return {
+    requiredEndorsements: [],
+    validateClaims: async (claims: Claim[]) => {
+      const iss = claims.find((c) => c.type === AuthenticationConstants.IssuerClaim)?.value;
+      if (iss !== channelIssuer) {
+        throw new AuthenticationError(`Unauthorized: only tokens issued by the Bot Framework channel service (${channelIssuer}) are accepted, not "${String(iss)}"`, 401);
+      }
+    },
+  };
+}
+
+/** The tenant an activity comes from: channelData.tenant.id and conversation.tenantId must agree. */
+export function tenantOf(a: Partial<Activity>): { tenant?: string; conflict: boolean } {
+  const fromData = (a.channelData as { tenant?: { id?: unknown } } | undefined)?.tenant?.id;
+  const fromConv = a.conversation?.tenantId;
+  const ids = [fromData, fromConv].filter((v): v is string => typeof v === 'string' && v !== '').map((v) => v.toLowerCase());
+  const tenant = ids[0];
+  return { ...(tenant ? { tenant } : {}), conflict: ids.some((v) => v !== tenant) };
 }
 
 export interface TeamsDeps {
@@ -53,6 +124,7 @@ export interface TeamsDeps {
   log: Logger;
   /** API errors and rate-limit waits are counted here. */
   metrics?: OpsMetrics;
+  auth?: TeamsAuthOverrides;
 }
 
 interface CardCopy {
@@ -88,8 +160,12 @@ export class TeamsAdapter implements Notifier {
       MicrosoftAppPassword: settings.appPassword ?? '',
       MicrosoftAppType: settings.appType,
       MicrosoftAppTenantId: settings.tenantId ?? '',
+      ...deps.auth?.endpoints,
     };
-    this.adapter = new CloudAdapter(new ConfigurationBotFrameworkAuthentication(auth, new ConfigurationServiceClientCredentialFactory(auth)));
+    const issuer = deps.auth?.endpoints?.ToBotFromChannelTokenIssuer ?? AuthenticationConstants.ToBotFromChannelTokenIssuer;
+    this.adapter = new CloudAdapter(
+      new ConfigurationBotFrameworkAuthentication(auth, deps.auth?.credentialsFactory ?? new ConfigurationServiceClientCredentialFactory(auth), channelTokensOnly(issuer)),
+    );
     this.adapter.onTurnError = async (context, error) => {
       log.error('teams: turn failed', { err: error, activity: context.activity.type });
       if (context.activity.type === ActivityTypes.Message) {
@@ -148,12 +224,18 @@ export class TeamsAdapter implements Notifier {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
       return true;
     }
+    const unauthenticated = !this.deps.settings.appId;
+    if (unauthenticated) this.refuseForeign(req);
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(await readBody(req, 256 * 1024)) as Record<string, unknown>;
+      body = JSON.parse(await readBody(req, CHAT_MAX_BODY)) as Record<string, unknown>;
     } catch (err) {
       if (err instanceof HttpError) throw err;
       throw new HttpError(400, 'the body must be a Bot Framework activity (JSON)');
+    }
+    if (unauthenticated && (typeof body.serviceUrl !== 'string' || !sameService(body.serviceUrl, this.deps.settings.serviceUrl))) {
+      // Replies and member look-ups go to the activity's serviceUrl: pinned to TEAMS_SERVICE_URL.
+      throw new HttpError(403, 'unauthenticated Teams mode: the activity\'s serviceUrl must be TEAMS_SERVICE_URL');
     }
     // botbuilder expects Express-like request / response objects.
     const shimReq = { body, headers: req.headers as Record<string, string | string[] | undefined>, method: req.method ?? 'POST' };
@@ -186,14 +268,54 @@ export class TeamsAdapter implements Notifier {
     return true;
   };
 
+  /**
+   * Unauthenticated mode (TEAMS_ALLOW_UNAUTHENTICATED, no app id): anyone who can POST here is
+   * believed about who they are, so only a local tool may: JSON only (a browser cannot send it
+   * cross-site without a preflight nobody answers), no cross-site request, no proxy, a loopback Host.
+   */
+  private refuseForeign(req: IncomingMessage): void {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') throw new HttpError(415, 'unauthenticated Teams mode: the body must be application/json');
+    if (req.headers.origin !== undefined || (req.headers['sec-fetch-site'] !== undefined && req.headers['sec-fetch-site'] !== 'none')) {
+      throw new HttpError(403, 'unauthenticated Teams mode refuses requests from web pages');
+    }
+    refuseNonLocal(req, 'unauthenticated Teams mode');
+  }
+
+  /** In unauthenticated mode every outgoing call goes to TEAMS_SERVICE_URL, whatever a stored reference says. */
+  private pinned(ref: Partial<ConversationReference>): Partial<ConversationReference> {
+    return this.deps.settings.appId ? ref : { ...ref, serviceUrl: this.deps.settings.serviceUrl };
+  }
+
   // ------------------------------------------------------------------ incoming
 
   private async onTurn(context: TurnContext): Promise<void> {
     const a = context.activity;
+    if (!this.tenantAllowed(a)) return this.refuseTenant(context);
     await this.remember(context);
     if (a.type === ActivityTypes.Message) return this.onMessage(context);
     if (a.type === ActivityTypes.Invoke && a.name === 'adaptiveCard/action') return this.onAction(context);
     if (a.type === ActivityTypes.ConversationUpdate) return; // references were stored above
+  }
+
+  private tenantAllowed(a: Activity): boolean {
+    const allowed = this.deps.settings.allowedTenants;
+    if (allowed.length === 0) return true;
+    const { tenant, conflict } = tenantOf(a);
+    return !conflict && tenant !== undefined && allowed.includes(tenant);
+  }
+
+  /** A foreign tenant: a refusal, and nothing read (no member look-up) or stored (no reference, no dedupe key). */
+  private async refuseTenant(context: TurnContext): Promise<void> {
+    const a = context.activity;
+    const { tenant } = tenantOf(a);
+    this.deps.log.warn('teams: activity from a tenant that is not allowed refused (TEAMS_ALLOWED_TENANTS)', { tenant: tenant ?? 'none', type: a.type, from: a.from?.aadObjectId });
+    const message = `jit-bot answers only the Microsoft 365 organisations it is set up for, and yours (tenant ${tenant ?? 'unknown'}) is not one of them. Nothing was read or changed.`;
+    if (a.type === ActivityTypes.Message) {
+      await context.sendActivity(cardActivity(replyCard({ kind: 'rejected', code: 'forbidden', message }), 'jit-bot'));
+    } else if (a.type === ActivityTypes.Invoke) {
+      await context.sendActivity({ type: ActivityTypes.InvokeResponse, value: { status: 200, body: { statusCode: 200, type: INVOKE_MESSAGE, value: `✗ ${message}` } } });
+    }
   }
 
   /** Stores the conversation reference (for proactive messages) and the member's Teams id. */
@@ -216,13 +338,22 @@ export class TeamsAdapter implements Notifier {
     const from = context.activity.from;
     const aad = from?.aadObjectId;
     if (!aad) throw new Error('this Teams activity has no AAD object id; jit-bot answers only users of your tenant');
-    for (const [principal, info] of Object.entries(this.book().principals)) if (info.teams && info.teams.toLowerCase() === aad.toLowerCase()) return principal;
+    const principals = this.book().principals;
+    for (const [principal, info] of Object.entries(principals)) if (info.teams && info.teams.toLowerCase() === aad.toLowerCase()) return principal;
+    // A principal pinned to a Teams account (`teams: <AAD object id>`) is that account only.
+    const pinnedElsewhere = (upn: string) => {
+      const pin = principals[upn]?.teams;
+      return pin !== undefined && pin.toLowerCase() !== aad.toLowerCase();
+    };
     const hit = this.identities.get(aad);
-    if (hit && hit.until > Date.now()) return hit.principal;
+    if (hit && hit.until > Date.now() && !pinnedElsewhere(hit.principal)) return hit.principal;
     const member = await TeamsInfo.getMember(context, from.id);
     const upn = (member.userPrincipalName ?? member.email ?? '').trim().toLowerCase();
     if (!upn.includes('@')) {
       throw new Error(`your Teams account (${aad}) has no UPN or email jit-bot can use; ask a JIT Admin to add "teams: ${aad}" to your entry under principals in the policy file`);
+    }
+    if (pinnedElsewhere(upn)) {
+      throw new Error(`${upn} is mapped to another Teams account under principals in the policy file, so your Teams account (${aad}) cannot act as ${upn}`);
     }
     this.identities.set(aad, { principal: upn, until: Date.now() + this.deps.settings.userCacheTtlMs });
     return upn;
@@ -338,7 +469,7 @@ export class TeamsAdapter implements Notifier {
 
   private async sendTo(ref: Partial<ConversationReference>, activity: Partial<Activity>): Promise<string | undefined> {
     let id: string | undefined;
-    await this.adapter.continueConversationAsync(this.deps.settings.appId, ref, async (ctx) => {
+    await this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(ref), async (ctx) => {
       id = (await ctx.sendActivity(activity))?.id;
     });
     return id;
@@ -394,7 +525,7 @@ export class TeamsAdapter implements Notifier {
         copies.map(async (copy) => {
           try {
             const card = await this.cardFor(fresh, scope, copy.viewer, outcome);
-            await this.adapter.continueConversationAsync(this.deps.settings.appId, copy.ref, async (ctx) => {
+            await this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(copy.ref), async (ctx) => {
               await ctx.updateActivity({ ...cardActivity(card, `${r.id} ${fresh.status}`), id: copy.activityId });
             });
           } catch (err) {

@@ -23,8 +23,31 @@ const TEMPLATES = { approval: load('approval.json'), message: load('message.json
 
 export { VERBS };
 
-/** Escapes the Adaptive Card markdown subset (links, emphasis, code) and template syntax (`${`). */
-export const mdEsc = (s: string): string => s.replace(/[\\`*_~[\]()]/g, (c) => `\\${c}`).replace(/\$\{/g, '$\\{');
+const ZWSP = '\u200b';
+const WORD = /[\p{L}\p{N}]/u;
+const AUTOLINK = /^(?:[a-z][a-z0-9+.-]{1,31}:|[^\s<>@]+@[^\s<>@]+>)/i;
+
+/**
+ * Neutralises user text for Teams' markdown subset in TextBlocks and facts (bold, italic, lists,
+ * links; nothing else), escaping only what that subset needs, because some Teams clients show a
+ * backslash escape literally: `*` and an `_` at a word boundary are backslash-escaped (and a
+ * backslash that would escape the next character, or break the line, is doubled); links (`](`), autolinks (`<scheme:…>`, `<a@b>`) and
+ * list markers at a line start are broken with an invisible zero-width space. Template syntax
+ * (`${…}`) needs nothing: the templating expands our templates, never the data put into them.
+ */
+export function mdEsc(s: string): string {
+  const chars = [...s];
+  const out = chars.map((c, i) => {
+    if (c === '\\') return /^[!-/:-@[-`{-~\n]$/.test(chars[i + 1] ?? '') ? '\\\\' : c;
+    if (c === '*') return '\\*';
+    if (c === '_') return WORD.test(chars[i - 1] ?? '') && WORD.test(chars[i + 1] ?? '') ? c : '\\_';
+    if (c === '(' && chars[i - 1] === ']') return `${ZWSP}(`;
+    // Only what could start an autolink (`<https://…>`, `<a@b.c>`): a `<id>` in a command stays as typed (people copy it).
+    if (c === '<' && AUTOLINK.test(chars.slice(i + 1, i + 80).join(''))) return `<${ZWSP}`;
+    return c;
+  });
+  return out.join('').replace(/^([ \t]*)([-+]|\d{1,9}[.)])(?=[ \t]|$)/gm, `$1${ZWSP}$2`);
+}
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
 const portsOf = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(', ');
@@ -33,6 +56,37 @@ const sourceOf = (r: AccessRequest) => (r.source === null ? 'not recorded yet' :
 function expand(template: CardJson, data: Record<string, unknown>): CardJson {
   return new ACData.Template(template).expand({ $root: data }) as CardJson;
 }
+
+/**
+ * What one card may weigh (JSON bytes). Teams refuses a message over about 28 KB, activity
+ * envelope included; this leaves room for the envelope.
+ */
+export const CARD_BUDGET_BYTES = 24 * 1024;
+/** Buttons a host shows on one card (the default HostConfig's maxActions). */
+const MAX_ACTIONS = 5;
+const bytes = (card: CardJson) => Buffer.byteLength(JSON.stringify(card), 'utf8');
+
+/**
+ * The card built with as many of `lines` as fit the budget: all of them when they fit, else the
+ * most that do (the first `keep` lines, or the last ones with `fromEnd`) and one line counting
+ * the rest. `build(shown, more)` gets the lines to show and the count left out.
+ */
+function withinBudget<T>(lines: T[], build: (shown: T[], more: number) => CardJson, fromEnd = false): CardJson {
+  const all = build(lines, 0);
+  if (bytes(all) <= CARD_BUDGET_BYTES) return all;
+  const take = (k: number) => (fromEnd ? lines.slice(lines.length - k) : lines.slice(0, k));
+  let lo = 0;
+  let hi = lines.length - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (bytes(build(take(mid), lines.length - mid)) <= CARD_BUDGET_BYTES) lo = mid;
+    else hi = mid - 1;
+  }
+  return build(take(lo), lines.length - lo);
+}
+
+/** Caps one user-supplied text so a single value cannot take the card over its budget. */
+const cap = (s: string, max = 2000) => (s.length > max ? `${[...s.slice(0, max - 1)].slice(0, -1).join('')}…` : s);
 
 export interface ApprovalView {
   scope: 'request' | 'extension';
@@ -49,10 +103,10 @@ export interface ApprovalView {
 export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
   const ext = v.scope === 'extension';
   const decisions = ext ? r.pendingExtension?.decisions ?? [] : r.decisions;
-  const lines = decisions.map((d) => ({
-    text: `${d.decision === 'approve' ? '✅ Approved' : '❌ Denied'} by ${mdEsc(d.by)} at ${iso(d.at)}${d.reason ? `: “${mdEsc(d.reason)}”` : ''}`,
+  const decisionLines = decisions.map((d) => ({
+    text: `${d.decision === 'approve' ? '✅ Approved' : '❌ Denied'} by ${mdEsc(cap(d.by, 200))} at ${iso(d.at)}${d.reason ? `: “${mdEsc(cap(d.reason))}”` : ''}`,
   }));
-  if (r.escalatedAt && !ext) lines.unshift({ text: `⏫ Escalated at ${iso(r.escalatedAt)}${v.escalatedTo?.length ? ` to ${mdEsc(v.escalatedTo.join(', '))}` : ''}` });
+  const head = r.escalatedAt && !ext ? [{ text: `⏫ Escalated at ${iso(r.escalatedAt)}${v.escalatedTo?.length ? ` to ${mdEsc(cap(v.escalatedTo.join(', '), 1000))}` : ''}` }] : [];
   const approvals = decisions.filter((d) => d.decision === 'approve').length;
   let state = '';
   let stateColor = 'Default';
@@ -67,7 +121,16 @@ export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
     [state, stateColor] = outcome(r);
   }
   const pending = ext ? Boolean(r.pendingExtension && r.status === 'active') : r.status === 'pending';
-  return expand(TEMPLATES.approval, {
+  // Past the budget the latest decisions are shown and the earlier ones counted.
+  return withinBudget(decisionLines, (shown, more) => {
+    const earlier = decisions.slice(0, more);
+    const approvedEarlier = earlier.filter((d) => d.decision === 'approve').length;
+    const lines = [
+      ...head,
+      ...(more ? [{ text: `…and ${more} earlier decision${more === 1 ? '' : 's'} (${approvedEarlier} approval${approvedEarlier === 1 ? '' : 's'}, ${more - approvedEarlier} denial${more - approvedEarlier === 1 ? '' : 's'})` }] : []),
+      ...shown,
+    ];
+    return expand(TEMPLATES.approval, {
     id: r.id,
     scope: v.scope,
     refreshUserIds: v.refreshUserIds.slice(0, 60),
@@ -80,8 +143,8 @@ export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
     ports: portsOf(r),
     source: sourceOf(r),
     duration: formatDuration(r.durationMs),
-    justification: r.justification ? mdEsc(r.justification) : 'none given',
-    offerExpires: pending && !ext ? iso(r.approvalExpiresAt) : '-',
+    justification: r.justification ? mdEsc(cap(r.justification, 3000)) : 'none given',
+    offerExpires: pending && !ext ? iso(r.approvalExpiresAt) : '',
     lines,
     state,
     stateColor,
@@ -89,7 +152,8 @@ export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
     approveTitle: ext ? 'Approve extension' : 'Approve',
     approveVerb: ext ? VERBS.extApprove : VERBS.approve,
     denyVerb: ext ? VERBS.extDeny : VERBS.deny,
-  });
+    });
+  }, true);
 }
 
 function outcome(r: AccessRequest): [string, string] {
@@ -120,32 +184,43 @@ interface MessageData {
   facts?: Array<{ title: string; value: string }>;
   lines?: Array<{ text: string; font?: string }>;
   actions?: Array<{ title: string; verb: string; style?: string; requestId: string; addMs?: number }>;
+  /** Where to see lines left out when they do not all fit one card. */
+  moreHint?: string;
 }
 
+const MORE_HINT = 'the web console and the REST API (/api/v1) show them all';
+
+/** A card for any answer: title, text, facts, lines, buttons; lines past the size budget are counted, not shown. */
 export function messageCard(m: MessageData): CardJson {
-  return expand(TEMPLATES.message, {
-    title: m.title,
-    color: m.color ?? 'Default',
-    text: m.text ?? '',
-    facts: m.facts ?? [],
-    lines: (m.lines ?? []).map((l) => ({ text: l.text, font: l.font ?? 'Default' })),
-    actions: (m.actions ?? []).map((a) => ({ style: 'default', addMs: 0, ...a })),
-  });
+  const lines = (m.lines ?? []).map((l) => ({ text: cap(l.text), font: l.font ?? 'Default' }));
+  return withinBudget(lines, (shown, more) =>
+    expand(TEMPLATES.message, {
+      title: cap(m.title),
+      color: m.color ?? 'Default',
+      text: cap(m.text ?? '', 4000),
+      facts: (m.facts ?? []).map((f) => ({ title: cap(f.title, 200), value: cap(f.value) })),
+      lines: more ? [...shown, { text: `…and ${more} more line${more === 1 ? '' : 's'} not shown; ${m.moreHint ?? MORE_HINT}`, font: 'Default' }] : shown,
+      actions: (m.actions ?? []).slice(0, MAX_ACTIONS).map((a) => ({ style: 'default', addMs: 0, ...a })),
+    }),
+  );
 }
 
 export function activeCard(r: AccessRequest, connections: Connection[]): CardJson {
   return messageCard({
-    title: `🔓 ${r.target} is open for you until ${iso(r.expiresAt)}`,
+    title: `🔓 ${mdEsc(r.target)} is open for you until ${iso(r.expiresAt)}`,
     color: 'Good',
     text: `${portsOf(r)} from ${sourceOf(r)}. Request ${r.id}.`,
-    lines: connections.map((c) => ({ text: `\`${c.command}\``, font: 'Monospace' })),
+    // Monospace lines; no backticks (code spans are not in Teams' card markdown: they would show).
+    lines: connections.map((c) => ({ text: mdEsc(c.command), font: 'Monospace' })),
     actions: [{ title: 'Close it now', verb: VERBS.revoke, style: 'destructive', requestId: r.id }],
   });
 }
 
 export function expiringCard(r: AccessRequest, optionsMs: number[]): CardJson {
+  // Each choice once, and no more buttons than a host shows (HostConfig maxActions: 5).
+  optionsMs = [...new Set(optionsMs)].slice(0, MAX_ACTIONS);
   return messageCard({
-    title: `⏳ Your access to ${r.target} closes at ${iso(r.expiresAt)}`,
+    title: `⏳ Your access to ${mdEsc(r.target)} closes at ${iso(r.expiresAt)}`,
     text: optionsMs.length ? `Request ${r.id}. Extend it:` : `Request ${r.id}. It cannot be extended further under its policy.`,
     actions: optionsMs.map((ms) => ({ title: `Extend +${formatDuration(ms)}`, verb: VERBS.extend, requestId: r.id, addMs: ms })),
   });
@@ -159,7 +234,7 @@ export function noticeCard(r: AccessRequest, headline: string, color = 'Default'
 export function replyCard(reply: Reply): CardJson {
   switch (reply.kind) {
     case 'rejected':
-      return messageCard({ title: '✗ Not done', color: 'Attention', text: mdEsc(reply.message), ...(reply.example ? { lines: [{ text: `Try: \`jit ${mdEsc(reply.example)}\``, font: 'Monospace' }] } : {}) });
+      return messageCard({ title: '✗ Not done', color: 'Attention', text: mdEsc(reply.message), ...(reply.example ? { lines: [{ text: `Try: jit ${mdEsc(reply.example)}`, font: 'Monospace' }] } : {}) });
     case 'active':
       return activeCard(reply.request, reply.connections);
     case 'status':
@@ -181,7 +256,7 @@ export function replyCard(reply: Reply): CardJson {
     case 'info':
       return messageCard({ title: mdEsc(reply.message), text: '' });
     case 'inventory':
-      return messageCard({ title: 'VMs', lines: mdEsc(renderText(reply, 'jit')).split('\n').map((text) => ({ text, font: 'Monospace' })) });
+      return messageCard({ title: 'VMs', lines: mdEsc(renderText(reply, 'jit')).split('\n').map((text) => ({ text, font: 'Monospace' })), moreHint: 'the web console and GET /api/v1/targets list them all' });
     case 'policy':
     case 'audit': {
       const [title = '', ...rest] = renderText(reply, 'jit').split('\n');

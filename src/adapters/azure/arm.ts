@@ -1,0 +1,366 @@
+// A small Azure Resource Manager REST client on the Azure SDK's HTTP pipeline (token acquisition
+// and refresh, TLS), with ARM's rules made explicit instead of left to a generic poller:
+//
+// - Errors keep ARM's code (`error.code`), status and Retry-After, also when a long-running
+//   operation ends `Failed` or `Canceled` (the operation's own error code), so callers can tell
+//   "retry" (AnotherOperationInProgress, RetryableError, Canceled…) from "give up" (ScopeLocked,
+//   LinkedAuthorizationFailed, validation codes).
+// - A write is followed to a terminal state: Azure-AsyncOperation (or Location) is polled until
+//   Succeeded / Failed / Canceled; without either, the resource's provisioningState is. Only then
+//   is the write reported done. If-Match / If-None-Match go on the PUT alone, never on the polls or
+//   the final GET.
+// - Reads are retried (429 with Retry-After, 5xx, network errors, timeouts) with jittered backoff
+//   until a deadline, under a concurrency cap, because ARM throttles reads per principal too.
+import type { TokenCredential } from '@azure/identity';
+import { ServiceClient } from '@azure/core-client';
+import { createHttpHeaders, createPipelineRequest, type HttpMethods, type PipelineResponse } from '@azure/core-rest-pipeline';
+
+export const NETWORK_API = '2024-05-01';
+export const COMPUTE_API = '2024-07-01';
+export const RESOURCES_API = '2021-04-01';
+
+export class ArmError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+    /** The long-running operation reached this terminal state (Failed / Canceled). */
+    readonly operationStatus?: string,
+  ) {
+    super(message);
+    this.name = 'ArmError';
+  }
+}
+
+/** Codes ARM answers for "busy, try again": on the request or as a long-running operation's end. */
+const RETRYABLE_CODES = new Set(
+  [
+    'AnotherOperationInProgress',
+    'RetryableError',
+    'RetryableErrorDueToAnotherOperation',
+    'Canceled',
+    'CanceledAndSupersededDueToAnotherOperation',
+    'OperationPreempted',
+    'InternalServerError',
+    'ServiceUnavailable',
+    'GatewayTimeout',
+    'TooManyRequests',
+    'NetworkError',
+    'RequestTimeout',
+  ].map((c) => c.toLowerCase()),
+);
+/** Codes that mean "read again and decide again" (someone else changed the resource). */
+const REREAD_CODES = new Set(['PreconditionFailed', 'SecurityRuleConflict'].map((c) => c.toLowerCase()));
+
+/**
+ * What to do after an error: `reread` (the resource changed: read it again, at once), `retry`
+ * (busy or throttled: back off, then read again) or `fatal` (ARM said no: report its code).
+ */
+export function classify(err: unknown): 'reread' | 'retry' | 'fatal' {
+  if (!(err instanceof ArmError)) return 'retry';
+  const code = err.code.toLowerCase();
+  if (code === 'scopelocked') return 'fatal';
+  if (err.status === 412 || REREAD_CODES.has(code)) return 'reread';
+  if (RETRYABLE_CODES.has(code)) return 'retry';
+  if (err.operationStatus === 'Canceled') return 'retry';
+  if (err.operationStatus) return 'fatal';
+  if (err.status === 429 || (err.status !== undefined && err.status >= 500)) return 'retry';
+  // 409 without a known code is a conflict with something in flight; a lock says ScopeLocked.
+  if (err.status === 409) return 'retry';
+  return 'fatal';
+}
+
+export interface ArmClientOptions {
+  credential: TokenCredential;
+  endpoint: string;
+  caCert?: string;
+  /** How long one HTTP exchange may go unanswered. */
+  timeoutMs: number;
+  /** Polling interval of long-running operations (ARM's Retry-After wins when it asks for more). */
+  pollMs: number;
+  /** How long a read keeps retrying 429 / 5xx / network errors. */
+  readDeadlineMs: number;
+  /** Reads in flight at once (ARM throttles reads per principal). */
+  readConcurrency: number;
+  sleep: (ms: number) => Promise<void>;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface ArmStats {
+  puts: number;
+  deletes: number;
+  reads: number;
+  readRetries: number;
+  retries: number;
+  conflicts409: number;
+  preconditionFailed412: number;
+  throttled429: number;
+  serverErrors: number;
+  timeouts: number;
+  operationsFailed: number;
+  operationsCanceled: number;
+}
+
+export interface ArmDoc {
+  id?: string;
+  name?: string;
+  etag?: string;
+  location?: string;
+  properties?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
+
+export type ArmCall = 'read' | 'write';
+/**
+ * What ARM answered one call, as a class: `ok`, `404`, `409` (another operation in progress),
+ * `412` (ETag moved), `429` (throttled), other `4xx`, `5xx`, `timeout` (no answer within the
+ * request timeout), `network` (no HTTP answer at all) or `failed` (a long-running operation that
+ * ended Failed or Canceled).
+ */
+export type ArmAnswer = 'ok' | '404' | '409' | '412' | '429' | '4xx' | '5xx' | 'timeout' | 'network' | 'failed';
+
+const answerClass = (status: number): ArmAnswer =>
+  status === 404 || status === 409 || status === 412 || status === 429 ? (String(status) as ArmAnswer) : status >= 500 ? '5xx' : status >= 400 ? '4xx' : 'ok';
+
+export class ArmClient {
+  /** Every ARM call's answer since start, keyed `<call> <answer>` (metrics: jit_network_arm_answers_total). */
+  private readonly answerCounts = new Map<string, number>();
+
+  private answered(call: ArmCall, answer: ArmAnswer): void {
+    const key = `${call} ${answer}`;
+    this.answerCounts.set(key, (this.answerCounts.get(key) ?? 0) + 1);
+  }
+
+  /** ARM's answers since start: one count per call kind and answer class. */
+  armAnswers(): Array<{ call: ArmCall; answer: ArmAnswer; count: number }> {
+    return [...this.answerCounts].map(([key, count]) => {
+      const [call, answer] = key.split(' ') as [ArmCall, ArmAnswer];
+      return { call, answer, count };
+    });
+  }
+
+  private readonly http: ServiceClient;
+  private readonly endpoint: string;
+  private readsInFlight = 0;
+  private readonly readWaiters: Array<() => void> = [];
+  readonly stats: ArmStats = { puts: 0, deletes: 0, reads: 0, readRetries: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0, timeouts: 0, operationsFailed: 0, operationsCanceled: 0 };
+
+  constructor(private readonly opts: ArmClientOptions) {
+    this.endpoint = opts.endpoint.replace(/\/+$/, '');
+    this.http = new ServiceClient({
+      credential: opts.credential,
+      credentialScopes: [`${this.endpoint}/.default`],
+      endpoint: this.endpoint,
+      // Our own loops decide (deadlines, Retry-After, re-reads): the pipeline must not also retry.
+      retryOptions: { maxRetries: 0 },
+      ...(opts.caCert ? { tlsOptions: { ca: opts.caCert } } : {}),
+    });
+  }
+
+  get pollMs(): number {
+    return this.opts.pollMs;
+  }
+
+  url(path: string, apiVersion: string): string {
+    if (/^https?:\/\//.test(path)) return path;
+    return `${this.endpoint}${path}${path.includes('?') ? '&' : '?'}api-version=${apiVersion}`;
+  }
+
+  /** One HTTP exchange; non-2xx answers become ArmErrors with ARM's code. */
+  private async send(method: HttpMethods, url: string, opts: { body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: PipelineResponse['headers']; json: ArmDoc | undefined }> {
+    const request = createPipelineRequest({
+      url,
+      method,
+      headers: createHttpHeaders({ accept: 'application/json', ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(opts.headers ?? {}) }),
+      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+    });
+    const ctl = new AbortController();
+    request.abortSignal = ctl.signal;
+    let timer: NodeJS.Timeout | undefined;
+    const what = `${method} ${url.replace(this.endpoint, '').split('?')[0]!.split('/').slice(-2).join('/')}`;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.stats.timeouts++;
+        const err = new ArmError(`${what}: no answer from Azure Resource Manager within ${Math.round(this.opts.timeoutMs / 1000)} s`, 'RequestTimeout');
+        ctl.abort(err);
+        reject(err);
+      }, this.opts.timeoutMs);
+    });
+    const call: ArmCall = method === 'GET' ? 'read' : 'write';
+    let res: PipelineResponse;
+    try {
+      res = await Promise.race([this.http.sendRequest(request), timeout]);
+    } catch (err) {
+      this.answered(call, err instanceof ArmError ? 'timeout' : 'network');
+      if (err instanceof ArmError) throw err;
+      throw new ArmError(`${what}: ${err instanceof Error ? err.message : String(err)}`, 'NetworkError');
+    } finally {
+      clearTimeout(timer);
+    }
+    let json: ArmDoc | undefined;
+    try {
+      json = res.bodyAsText ? (JSON.parse(res.bodyAsText) as ArmDoc) : undefined;
+    } catch {
+      json = undefined;
+    }
+    this.answered(call, answerClass(res.status));
+    if (res.status >= 200 && res.status < 300) return { status: res.status, headers: res.headers, json };
+    const error = (json?.error ?? {}) as { code?: string; message?: string };
+    const ra = res.headers.get('retry-after');
+    const retryAfterMs = ra ? (/^\d+$/.test(ra) ? Number(ra) * 1000 : Math.max(0, Date.parse(ra) - Date.now())) : undefined;
+    if (res.status === 409) this.stats.conflicts409++;
+    if (res.status === 412) this.stats.preconditionFailed412++;
+    if (res.status === 429) this.stats.throttled429++;
+    if (res.status >= 500) this.stats.serverErrors++;
+    throw new ArmError(`${what}: ${error.code ?? res.status} ${error.message ?? ''}`.trim(), error.code ?? String(res.status), res.status, retryAfterMs !== undefined && !Number.isNaN(retryAfterMs) ? retryAfterMs : undefined);
+  }
+
+  private async slot(): Promise<() => void> {
+    while (this.readsInFlight >= this.opts.readConcurrency) await new Promise<void>((r) => this.readWaiters.push(r));
+    this.readsInFlight++;
+    let freed = false;
+    return () => {
+      if (freed) return;
+      freed = true;
+      this.readsInFlight--;
+      this.readWaiters.shift()?.();
+    };
+  }
+
+  /** GET with retries (429 Retry-After, 5xx, network errors, timeouts) under the concurrency cap. */
+  async get(path: string, apiVersion: string, deadlineMs = this.opts.readDeadlineMs): Promise<{ doc: ArmDoc; etag?: string }> {
+    const deadline = Date.now() + deadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      const free = await this.slot();
+      try {
+        this.stats.reads++;
+        const res = await this.send('GET', this.url(path, apiVersion));
+        const etag = res.headers.get('etag') ?? (typeof res.json?.etag === 'string' ? res.json.etag : undefined);
+        return { doc: res.json ?? {}, ...(etag ? { etag } : {}) };
+      } catch (err) {
+        free();
+        if (classify(err) !== 'retry' || (err instanceof ArmError && err.status === 409)) throw err;
+        const wait = backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
+        if (Date.now() + wait > deadline) throw err;
+        this.stats.readRetries++;
+        await this.opts.sleep(wait);
+      } finally {
+        free();
+      }
+    }
+  }
+
+  /** GET, or null when ARM says the resource does not exist. */
+  async getOrNull(path: string, apiVersion: string): Promise<{ doc: ArmDoc; etag?: string } | null> {
+    try {
+      return await this.get(path, apiVersion);
+    } catch (err) {
+      if (err instanceof ArmError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  /** Every item of a paged list (`value` + `nextLink`). */
+  async list(path: string, apiVersion: string): Promise<ArmDoc[]> {
+    const out: ArmDoc[] = [];
+    let next: string | undefined = this.url(path, apiVersion);
+    while (next) {
+      const { doc } = await this.get(next, apiVersion);
+      out.push(...(((doc.value as ArmDoc[] | undefined) ?? [])));
+      next = typeof doc.nextLink === 'string' && doc.nextLink ? doc.nextLink : undefined;
+    }
+    return out;
+  }
+
+  /**
+   * One PUT, followed to its terminal state. Throws ArmError with ARM's code on refusal or when
+   * the operation ends Failed / Canceled. The conditions go on the PUT alone: the operation's polls
+   * carry none (an operation has no ETag, and the resource's changes with the write).
+   */
+  async put(path: string, apiVersion: string, body: unknown, conditions: { ifMatch?: string; ifNoneMatch?: string }, lroDeadline: number): Promise<void> {
+    this.stats.puts++;
+    const headers: Record<string, string> = {};
+    if (conditions.ifMatch) headers['if-match'] = conditions.ifMatch;
+    if (conditions.ifNoneMatch) headers['if-none-match'] = conditions.ifNoneMatch;
+    const res = await this.send('PUT', this.url(path, apiVersion), { body, headers });
+    await this.follow(path, apiVersion, res, lroDeadline);
+  }
+
+  /** One DELETE, followed to its end. Returns false when there was nothing to delete (204). */
+  async delete(path: string, apiVersion: string, lroDeadline: number): Promise<boolean> {
+    this.stats.deletes++;
+    const res = await this.send('DELETE', this.url(path, apiVersion));
+    if (res.status === 204) return false;
+    await this.follow(path, apiVersion, res, lroDeadline, true);
+    return true;
+  }
+
+  /** Waits for a write's long-running operation to end; throws its error unless it Succeeded. */
+  private async follow(path: string, apiVersion: string, res: { status: number; headers: PipelineResponse['headers']; json: ArmDoc | undefined }, deadline: number, deleting = false): Promise<void> {
+    const asyncOp = res.headers.get('azure-asyncoperation');
+    const location = res.headers.get('location');
+    const name = path.split('/').pop();
+    let firstWait: string | null | undefined = res.headers.get('retry-after');
+    const waitNext = async () => {
+      const ra = firstWait && /^\d+$/.test(firstWait) ? Number(firstWait) * 1000 : undefined;
+      firstWait = null;
+      const wait = Math.max(this.opts.pollMs, ra ?? 0);
+      if (Date.now() + wait > deadline) throw new ArmError(`${name}: the operation did not finish before the deadline`, 'OperationTimeout');
+      await this.opts.sleep(wait);
+    };
+    const poll = async (url: string): Promise<{ status: number; headers: PipelineResponse['headers']; json: ArmDoc | undefined } | null> => {
+      try {
+        return await this.send('GET', url);
+      } catch (err) {
+        // A poll that fails transiently is polled again; the operation goes on regardless.
+        if (classify(err) === 'retry') return null;
+        throw err;
+      }
+    };
+    if (asyncOp) {
+      for (;;) {
+        const r = await poll(asyncOp);
+        const status = String(r?.json?.status ?? 'InProgress');
+        if (TERMINAL.has(status.toLowerCase())) {
+          if (status.toLowerCase() === 'succeeded') return;
+          const error = (r?.json?.error ?? {}) as { code?: string; message?: string };
+          this.answered('write', 'failed');
+          if (status.toLowerCase() === 'canceled') this.stats.operationsCanceled++;
+          else this.stats.operationsFailed++;
+          throw new ArmError(`${name}: the operation ended ${status}: ${error.code ?? status} ${error.message ?? ''}`.trim(), error.code ?? status, undefined, undefined, status.charAt(0).toUpperCase() + status.slice(1).toLowerCase());
+        }
+        if (r?.headers.get('retry-after')) firstWait = r.headers.get('retry-after');
+        await waitNext();
+      }
+    }
+    if (location && res.status === 202) {
+      for (;;) {
+        await waitNext();
+        const r = await poll(location);
+        if (r && r.status !== 202) return;
+      }
+    }
+    if (deleting) return;
+    // No operation to follow: the resource's provisioningState tells.
+    let state = String(res.json?.properties?.provisioningState ?? 'Succeeded');
+    while (!TERMINAL.has(state.toLowerCase())) {
+      await waitNext();
+      const r = await poll(this.url(path, apiVersion));
+      state = String(r?.json?.properties?.provisioningState ?? state);
+    }
+    if (state.toLowerCase() !== 'succeeded') {
+      this.answered('write', 'failed');
+      this.stats.operationsFailed++;
+      throw new ArmError(`${name}: provisioningState ${state}`, state, undefined, undefined, state);
+    }
+  }
+}
+
+/** Jittered exponential backoff (250 ms doubling, capped at 10 s), never shorter than Retry-After. */
+export function backoff(attempt: number, retryAfterMs?: number): number {
+  const cap = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+  return Math.max(retryAfterMs ?? 0, cap * (0.5 + Math.random() / 2));
+}
