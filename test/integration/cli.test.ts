@@ -13,7 +13,7 @@ afterAll(async () => h?.close());
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      env: { ...process.env, JIT_URL: h.app.url, JIT_API_TOKEN: '' },
+      env: { ...process.env, JIT_URL: h.app.url, JIT_DATA_DIR: h.dir, JIT_API_TOKEN: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
