@@ -22,4 +22,5 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# tsx is the runtime (as for `npm start`): it compiles src/ on load; there is no build step.
 CMD ["node", "--import", "tsx", "src/main.ts"]

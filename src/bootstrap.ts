@@ -154,7 +154,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       settings: {
         appId: config.MICROSOFT_APP_ID ?? '',
         ...(config.MICROSOFT_APP_PASSWORD ? { appPassword: config.MICROSOFT_APP_PASSWORD } : {}),
-        appType: config.MICROSOFT_APP_TYPE,
+        // Without an app id (local unauthenticated testing) botbuilder accepts only MultiTenant.
+        appType: config.MICROSOFT_APP_ID ? config.MICROSOFT_APP_TYPE : 'MultiTenant',
         ...(config.MICROSOFT_APP_TENANT_ID ? { tenantId: config.MICROSOFT_APP_TENANT_ID } : {}),
         serviceUrl: config.TEAMS_SERVICE_URL,
         ...(config.TEAMS_AUDIT_CHANNEL ? { auditChannel: config.TEAMS_AUDIT_CHANNEL } : {}),

@@ -47,7 +47,33 @@ async function call(path: string, init: RequestInit = {}, answered = false, auth
   return body;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/**
+ * `as alice`, `as @alice`, `as ali`: the principal of the policy file whose name (the part before
+ * the @) is that, or whose id it uniquely begins; an unknown name lists the principals there are.
+ * Against a server that lists none (no local console), the name is sent as given.
+ */
+async function resolvePrincipal(name: string): Promise<string> {
+  const want = name.trim().toLowerCase().replace(/^@/, '');
+  const headers = localToken();
+  let known: string[];
+  try {
+    const res = await fetch(`${base}/console/api/principals`, { headers });
+    if (!res.ok) return want;
+    known = ((await res.json()) as { principals: { id: string }[] }).principals.map((p) => p.id);
+  } catch {
+    throw new Error(`cannot reach jit-bot at ${base}; is it running (npm start)? Set JIT_URL if it runs elsewhere.`);
+  }
+  if (known.includes(want)) return want;
+  const byName = known.filter((p) => p.split('@')[0] === want);
+  if (byName.length === 1) return byName[0]!;
+  const byPrefix = known.filter((p) => p.startsWith(want));
+  if (byPrefix.length === 1) return byPrefix[0]!;
+  const matches = byName.length > 1 ? byName : byPrefix;
+  if (matches.length > 1) throw new Error(`"${name}" matches several principals: ${matches.join(', ')}; write one in full`);
+  throw new Error(`unknown principal "${name}"; the policy file's principals are: ${known.join(', ') || '(none)'}`);
+}
 
 const safe = (v: unknown): string => escapeControls(String(v));
 
@@ -56,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
   if (first === 'as' || (process.env.JIT_API_TOKEN && first && first !== 'rules' && first !== 'audit' && first !== 'login')) {
     const [principal, ...words] = first === 'as' ? rest : ['', first, ...rest];
     if (first === 'as' && !principal) throw new Error(USAGE);
-    const auth: Record<string, string> = process.env.JIT_API_TOKEN ? { authorization: `Bearer ${process.env.JIT_API_TOKEN}` } : { 'x-jit-act-as': principal!, ...localToken() };
+    const auth: Record<string, string> = process.env.JIT_API_TOKEN ? { authorization: `Bearer ${process.env.JIT_API_TOKEN}` } : { 'x-jit-act-as': await resolvePrincipal(principal!), ...localToken() };
     const body = (await call('/api/v1/commands', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -47,24 +47,26 @@ export function accessExample(ctx: ExampleContext, actor: PrincipalId, want: Wan
     const maxMs = Math.min(...rules.map((r) => r.maxDurationMs));
     if (maxMs < ctx.minDurationMs) continue;
     const durationMs = Math.min(maxMs, Math.max(ctx.minDurationMs, want.durationMs ?? 3600_000));
-    const fixed = checkAccess(policy, { ports, durationMs }, ctx.minDurationMs).source;
+    const checked = attempt(() => checkAccess(policy, { ports, durationMs }, ctx.minDurationMs));
+    if (!checked) continue;
+    const fixed = checked.source;
     let source: string | undefined;
-    const given = want.source === undefined ? undefined : safe(() => parseSource(want.source!));
-    if (given !== undefined && safe(() => checkAccess(policy, { ports, durationMs, source: given }, ctx.minDurationMs))) source = want.source;
+    const given = want.source === undefined ? undefined : attempt(() => parseSource(want.source!));
+    if (given !== undefined && passes(() => checkAccess(policy, { ports, durationMs, source: given }, ctx.minDurationMs))) source = want.source;
     else if (fixed === undefined && !ctx.publicUrl) {
       // A source the policy allows on every port: the sample address where Any is allowed, else
       // an address of the first allowed range.
       const options = [SAMPLE_SOURCE, ...rules.flatMap((r) => r.allowedSourcePrefixes.filter((p) => p !== ANY).map((p) => p.split('/')[0]!))];
-      source = options.find((s) => safe(() => checkAccess(policy, { ports, durationMs, source: parseSource(s) }, ctx.minDurationMs)));
+      source = options.find((s) => passes(() => checkAccess(policy, { ports, durationMs, source: parseSource(s) }, ctx.minDurationMs)));
       if (source === undefined) continue;
     }
     const base = `${exampleVerb(ports)} ${target.name} ${formatDuration(durationMs)}${source !== undefined ? ` from ${source}` : ''}`;
     let reason = want.justification;
-    if (!safe(() => checkJustification(policy.justification, reason, base))) {
-      reason = ['INC-1234', 'CHG-1234', 'INC-4711 disk full'].find((r) => safe(() => checkJustification(policy.justification, r, base)));
+    if (!passes(() => checkJustification(policy.justification, reason, base))) {
+      reason = ['INC-1234', 'CHG-1234', 'INC-4711 disk full'].find((r) => passes(() => checkJustification(policy.justification, r, base)));
       if (reason === undefined) continue;
     }
-    const startAt = want.startAt !== undefined && safe(() => resolveStart(want.startAt!, ctx.now, ctx.timeZone ?? policy.timeZone, base)) ? want.startAt : undefined;
+    const startAt = want.startAt !== undefined && passes(() => resolveStart(want.startAt!, ctx.now, ctx.timeZone ?? policy.timeZone, base)) ? want.startAt : undefined;
     return `${base}${startAt !== undefined ? ` at ${startAt}` : ''}${reason ? ` reason "${reason}"` : ''}`;
   }
   return undefined;
@@ -72,7 +74,7 @@ export function accessExample(ctx: ExampleContext, actor: PrincipalId, want: Wan
 
 /** `text` if it works for `actor`, else the nearest suggestion that does. */
 export async function workingExample(ctx: ExampleContext, actor: PrincipalId, text: string): Promise<string> {
-  const cmd = safe(() => parseCommand(text));
+  const cmd = attempt(() => parseCommand(text));
   if (!cmd) return 'help';
   switch (cmd.kind) {
     case 'access':
@@ -148,10 +150,21 @@ export async function helpExamples(ctx: ExampleContext, actor: PrincipalId, late
   return out;
 }
 
-function safe<T>(fn: () => T): T | undefined {
+/** The value, or undefined when it throws (a refusal). */
+function attempt<T>(fn: () => T): T | undefined {
   try {
-    return fn() ?? (true as T);
+    return fn();
   } catch {
     return undefined;
   }
 }
+
+/** Whether it runs without a refusal. */
+const passes = (fn: () => unknown): boolean => {
+  try {
+    fn();
+    return true;
+  } catch {
+    return false;
+  }
+};

@@ -846,7 +846,12 @@ export class JitService implements JobHandlers {
   async list(actor: PrincipalId, scope: 'mine' | 'all' | 'pending' | 'active'): Promise<Reply> {
     if (!hasAnyRole(this.book, actor)) return { kind: 'list', scope, requests: [] };
     await this.checkReadRate(actor, 'read');
-    if (scope === 'mine') return { kind: 'list', scope, requests: await this.deps.store.list({ requester: actor, limit: 20 }) };
+    if (scope === 'mine') {
+      const requests = await this.deps.store.list({ requester: actor, limit: 20 });
+      // Readers, approvers and admins see others' requests with `list all` / `list pending`.
+      const seesOthers = Object.values(this.book.targets).some((t) => can(this.book, actor, 'read', t.id));
+      return { kind: 'list', scope, requests, ...(requests.length === 0 && seesOthers ? { hint: 'Try list all for the requests you may see, list pending for those waiting for a decision.' } : {}) };
+    }
     const status = scope === 'all' ? undefined : scope;
     const all = await this.deps.store.list({ ...(status ? { status } : {}), limit: 200 });
     const visible = all.filter((r) => this.canSee(actor, r)).slice(0, 50);

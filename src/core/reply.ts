@@ -5,7 +5,7 @@ import type { JitError } from './errors.js';
 import type { PolicyLine } from './policy.js';
 import { formatDuration } from './duration.js';
 import { ANY } from './source.js';
-import { describeStatus } from './state.js';
+import { describeStatus, isoSeconds } from './state.js';
 import type { AccessRequest, AppliedRule, PortSpec, Target } from './types.js';
 
 export interface Connection {
@@ -26,7 +26,7 @@ export type Reply =
   | { kind: 'extended'; request: AccessRequest }
   | { kind: 'extension_pending'; request: AccessRequest; approvers: string[] }
   | { kind: 'status'; request: AccessRequest; connections: Connection[] }
-  | { kind: 'list'; scope: string; requests: AccessRequest[] }
+  | { kind: 'list'; scope: string; requests: AccessRequest[]; /** For an empty list: what else to try (`list all`). */ hint?: string }
   | { kind: 'info'; message: string }
   | { kind: 'inventory'; configured: InventoryRow[]; notConfigured: Array<{ name: string; id: string }>; unsupported: Array<{ name: string; id: string; reason: string }> }
   | { kind: 'policy'; target: string; targetId: string; os: string; lines: PolicyLine[] }
@@ -71,18 +71,24 @@ export function connectionsFor(target: Target, ports: PortSpec[], rules: Applied
   });
 }
 
-const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace('.000Z', 'Z') : '-');
+/** A time as people read it: ISO 8601 UTC to the second. */
+const iso = (ms: number | undefined) => (ms ? isoSeconds(ms) : '-');
 const ports = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(',');
 const source = (r: AccessRequest) => (r.source === null ? '(awaiting)' : r.source === ANY ? 'Any' : r.source);
+
+/** A scheduled request that has not opened yet: when it will. */
+const startsPart = (r: AccessRequest) => (r.startAt && ['awaiting_source', 'pending', 'approved'].includes(r.status) ? `  starts ${iso(r.startAt)}` : '');
 
 export function summarize(r: AccessRequest): string {
   return `${r.id}  ${r.status.padEnd(15)} ${r.target} ${ports(r)} from ${source(r)} for ${formatDuration(r.durationMs)}  by ${r.requester}${
     r.status === 'active' ? `  until ${iso(r.expiresAt)}` : ''
-  }`;
+  }${startsPart(r)}`;
 }
 
 /** The commands that take a request id: syntax, not examples (ids come from `list`). */
 export const HELP_ID_LINE = 'With a request id from list: status <id> · approve <id> · deny <id> [reason <text>] · revoke <id> · extend <id> <duration>';
+/** The request forms in full (the examples above show those the person's targets allow). */
+export const HELP_FORMS_LINE = 'Requests: rdp|ssh|winrm <vm> <duration> [from <address>] [reason <text>] [at <HH:MM>] · port <port>[/tcp|/udp][,<port>…] <vm> <duration> …';
 
 /** Plain text for a reply; `prefix` is how the platform spells the command (`/jit`, `jit`, `npm run jit --`). */
 export function renderText(reply: Reply, prefix = '/jit'): string {
@@ -92,16 +98,17 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
     case 'awaiting_source':
       return `Request ${reply.request.id}: open this link from the machine you will connect from, so the bot can record its address (valid until ${iso(reply.linkExpiresAt)}, one use): ${reply.link}`;
     case 'pending_approval':
-      return `Request ${reply.request.id} is waiting for approval (${reply.request.target} ${ports(reply.request)} from ${source(reply.request)} for ${formatDuration(reply.request.durationMs)}). Approvers: ${
-        reply.approvers.join(', ') || 'none configured'
-      }. Approval expires ${iso(reply.request.approvalExpiresAt)}.`;
+      return `Request ${reply.request.id} is waiting for approval (${reply.request.target} ${ports(reply.request)} from ${source(reply.request)} for ${formatDuration(reply.request.durationMs)}${
+        reply.request.startAt ? `, starting ${iso(reply.request.startAt)}` : ''
+      }). Approvers: ${reply.approvers.join(', ') || 'none configured'}. Offer expires ${iso(reply.request.approvalExpiresAt)}.`;
     case 'active':
     case 'status': {
       const r = reply.request;
       const head =
         reply.kind === 'active'
           ? `✓ Request ${r.id} is open: ${r.target} ${ports(r)} from ${source(r)} until ${iso(r.expiresAt)}.`
-          : `${summarize(r)}\n  ${r.id} ${describeStatus(r)}.`;
+          : // The summary already says "active … until"; other states get their sentence (who denied, when it opens).
+            `${summarize(r)}${r.status === 'active' ? '' : `\n  ${r.id} ${describeStatus(r)}.`}`;
       const lines = r.status === 'active' ? reply.connections.map((c) => `  connect: ${c.command}`) : [];
       return [head, ...lines].join('\n');
     }
@@ -129,7 +136,7 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
       }. The grant ends at ${iso(reply.request.expiresAt)} unless it is approved.`;
     case 'list':
       return reply.requests.length === 0
-        ? `No ${reply.scope === 'mine' ? 'requests of yours' : `${reply.scope} requests`} to show.`
+        ? `No ${reply.scope === 'mine' ? 'requests of yours' : `${reply.scope} requests`} to show.${reply.hint ? ` ${reply.hint}` : ''}`
         : reply.requests.map(summarize).join('\n');
     case 'info':
       return reply.message;
@@ -161,6 +168,7 @@ export function renderText(reply: Reply, prefix = '/jit'): string {
         'Commands:',
         ...reply.examples.map((e) => `  ${prefix} ${e}`),
         ...(reply.note ? [reply.note] : []),
+        HELP_FORMS_LINE,
         HELP_ID_LINE,
         'Durations: 30m, 2h, 1h30m or PT2H. Sources: an address (203.0.113.7) or a range (203.0.113.0/28).',
       ].join('\n');

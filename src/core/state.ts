@@ -56,6 +56,11 @@ export function canTransition(status: RequestStatus, type: Transition['type']): 
 }
 
 /** Why a request in this status cannot take this transition, in words for the user. */
+/** ISO 8601 UTC to the second (what replies show; milliseconds are noise to people). */
+export function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 export function describeStatus(req: AccessRequest): string {
   const by = (kind: 'approve' | 'deny') =>
     req.decisions.filter((d) => d.decision === kind).map((d) => d.by).join(', ');
@@ -66,10 +71,10 @@ export function describeStatus(req: AccessRequest): string {
       return 'is waiting for approval';
     case 'approved':
       return req.startAt
-        ? `was approved by ${by('approve') || 'policy'} and opens at ${new Date(req.startAt).toISOString()}`
+        ? `was approved by ${by('approve') || 'policy'} and opens at ${isoSeconds(req.startAt)}`
         : `was approved by ${by('approve') || 'policy'} and is being opened`;
     case 'active':
-      return `is active until ${new Date(req.expiresAt ?? 0).toISOString()}`;
+      return `is active until ${isoSeconds(req.expiresAt ?? 0)}`;
     case 'denied':
       return `was denied by ${by('deny') || 'an approver'}${req.statusReason ? ` (${req.statusReason})` : ''}`;
     case 'timed_out':

@@ -75,6 +75,9 @@ describe('every suggestion works when pasted by the person it was shown to', () 
       const { text } = await h.cmd('alice@contoso.com', 'help');
       for (const verb of ['rdp vm1', 'ssh ', ' at 14:00', 'list', 'vms', 'policy ', 'audit since 7d']) expect(text).toContain(verb);
       expect(text).toContain('With a request id from list: status <id>');
+      // The forms the person's targets do not allow (winrm, port) as syntax, not as examples.
+      expect(text).toContain('Requests: rdp|ssh|winrm <vm> <duration>');
+      expect(text).toContain('port <port>[/tcp|/udp]');
     });
 
     it('help, and the "try …" of each refusal, for every principal', async () => {

@@ -79,6 +79,13 @@ describe('Teams configuration', () => {
     const id = '00000000-0000-4000-8000-0000000000a1';
     expect(() => loadConfig({ MICROSOFT_APP_ID: id })).toThrow(/MICROSOFT_APP_PASSWORD: missing/);
     expect(() => loadConfig({ MICROSOFT_APP_ID: id, MICROSOFT_APP_PASSWORD: 'x', MICROSOFT_APP_TYPE: 'SingleTenant' })).toThrow(/MICROSOFT_APP_TENANT_ID: missing/);
+    // SingleTenant is the default (Azure Bot creates no new multi-tenant bots since 31 July 2025).
+    expect(() => loadConfig({ MICROSOFT_APP_ID: id, MICROSOFT_APP_PASSWORD: 'x' })).toThrow(/MICROSOFT_APP_TENANT_ID: missing; a SingleTenant bot \(MICROSOFT_APP_TYPE's default/);
+    const tenant = '00000000-0000-4000-8000-00000000c0de';
+    expect(loadConfig({ MICROSOFT_APP_ID: id, MICROSOFT_APP_PASSWORD: 'x', MICROSOFT_APP_TENANT_ID: tenant }).MICROSOFT_APP_TYPE).toBe('SingleTenant');
+    expect(loadConfig({ MICROSOFT_APP_ID: id, MICROSOFT_APP_TYPE: 'UserAssignedMSI', MICROSOFT_APP_TENANT_ID: tenant }).MICROSOFT_APP_TYPE).toBe('UserAssignedMSI');
+    expect(loadConfig({ MICROSOFT_APP_ID: id, MICROSOFT_APP_PASSWORD: 'x', MICROSOFT_APP_TYPE: 'MultiTenant', TEAMS_ALLOWED_TENANTS: tenant }).MICROSOFT_APP_TYPE).toBe('MultiTenant');
+    expect(() => loadConfig({ MICROSOFT_APP_TYPE: 'Multi' })).toThrow(/must be SingleTenant \(the default\), UserAssignedMSI, or MultiTenant/);
     expect(() => loadConfig({ MICROSOFT_APP_PASSWORD: 'x' })).toThrow(/MICROSOFT_APP_ID: missing/);
     expect(() => loadConfig({ TEAMS_ALLOW_UNAUTHENTICATED: 'true', HOST: '0.0.0.0', JIT_LOCAL_CHANNEL: 'false' })).toThrow(/TEAMS_ALLOW_UNAUTHENTICATED: .*loopback/);
     expect(() => loadConfig({ MICROSOFT_APP_ID: id, MICROSOFT_APP_PASSWORD: 'x', TEAMS_ALLOW_UNAUTHENTICATED: 'true' })).toThrow(/TEAMS_ALLOW_UNAUTHENTICATED/);
@@ -86,7 +93,7 @@ describe('Teams configuration', () => {
   });
 
   it('with an app id set, an activity without a valid token is refused with 401 and changes nothing', async () => {
-    const secured = await startHarness({ MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000a1', MICROSOFT_APP_PASSWORD: 'secret', TEAMS_ALLOWED_TENANTS: TENANT, TEAMS_SERVICE_URL: bf.url });
+    const secured = await startHarness({ MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000a1', MICROSOFT_APP_PASSWORD: 'secret', MICROSOFT_APP_TENANT_ID: TENANT, TEAMS_ALLOWED_TENANTS: TENANT, TEAMS_SERVICE_URL: bf.url });
     try {
       const calls = bf.calls.length;
       const none = await postActivity(secured.app.url, messageActivity(bf.url, ALICE, 'rdp vm1 2h from 203.0.113.7'));

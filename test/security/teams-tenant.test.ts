@@ -88,7 +88,7 @@ describe('Teams tenant allow-list', () => {
   });
 
   it('configuration: MultiTenant needs an allow-list (or its own tenant id); SingleTenant defaults to its tenant; ids must be GUIDs', () => {
-    const app = { MICROSOFT_APP_ID: APP_ID, MICROSOFT_APP_PASSWORD: 'x' };
+    const app = { MICROSOFT_APP_ID: APP_ID, MICROSOFT_APP_PASSWORD: 'x', MICROSOFT_APP_TYPE: 'MultiTenant' };
     expect(() => loadConfig(app)).toThrow(/TEAMS_ALLOWED_TENANTS: missing; a MultiTenant bot can be installed by any Microsoft 365 organisation/);
     expect(loadConfig({ ...app, MICROSOFT_APP_TENANT_ID: TENANT }).TEAMS_ALLOWED_TENANTS).toEqual([TENANT]);
     expect(loadConfig({ ...app, MICROSOFT_APP_TYPE: 'SingleTenant', MICROSOFT_APP_TENANT_ID: TENANT.toUpperCase() }).TEAMS_ALLOWED_TENANTS).toEqual([TENANT]);

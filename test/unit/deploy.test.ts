@@ -12,7 +12,8 @@ interface Service {
   image?: string;
   build?: { context: string; dockerfile: string };
   command?: string[];
-  env_file?: string | string[];
+  env_file?: string | Array<string | { path: string; required?: boolean }>;
+  profiles?: string[];
   environment?: Record<string, string>;
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }>;
@@ -36,12 +37,54 @@ describe('docker-compose.yml', () => {
 
   it('the bot is built from the Dockerfile, reads .env, waits for a healthy Redis, and is checked by /readyz', () => {
     expect(bot.build).toEqual({ context: '.', dockerfile: 'Dockerfile' });
-    expect(bot.env_file).toBe('.env');
+    // Optional: without a .env, `docker compose up -d redis` must still work (Compose < 2.34 reads
+    // the env_file of every service, profile or not).
+    expect(bot.env_file).toEqual([{ path: '.env', required: false }]);
     expect(bot.environment?.REDIS_URL).toBe('redis://redis:6379');
     expect(bot.environment?.JIT_LOCAL_CHANNEL).toBe('false');
     expect(bot.depends_on?.redis?.condition).toBe('service_healthy');
     expect(bot.healthcheck?.test.join(' ')).toContain('/readyz');
     expect(bot.stop_grace_period).toBeDefined();
+  });
+});
+
+describe('docker-compose.yml says what it starts', () => {
+  const text = read('docker-compose.yml');
+  const header = text.slice(0, text.indexOf('services:'));
+  const compose = parse(text) as { services: Record<string, Service> };
+
+  it('the bot is behind the "bot" profile, and the header says so: plain `up -d` starts only Redis', () => {
+    expect(compose.services['jit-bot']!.profiles).toEqual(['bot']);
+    expect(compose.services.redis!.profiles).toBeUndefined();
+    expect(compose.services.redis!.env_file).toBeUndefined();
+    expect(header).toContain('docker compose --profile bot up -d --build');
+    expect(header).toMatch(/docker compose up -d redis\s+only Redis/);
+    expect(header).toContain('Without a profile (`docker compose up -d`) only Redis starts');
+    // Every command line of the header that claims to start the bot names the profile.
+    for (const line of header.split('\n').filter((l) => /^# docker compose .*\bup\b/.test(l) && /\bbot\b/.test(l.split(/\s{2,}/)[1] ?? ''))) {
+      expect(line).toContain('--profile bot');
+    }
+  });
+});
+
+describe('production start: tsx is the runtime, no build step', () => {
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; dependencies: Record<string, string> };
+
+  it('npm start and the Dockerfile run src/main.ts with tsx (a production dependency); nothing builds a dist/ that is not run', () => {
+    expect(pkg.scripts.start).toBe('tsx src/main.ts');
+    expect(pkg.scripts.build).toBeUndefined();
+    expect(pkg.dependencies.tsx).toBeDefined();
+    expect(read('Dockerfile')).toMatch(/^CMD \["node", "--import", "tsx", "src\/main\.ts"\]$/m);
+    expect(read('README.md')).toContain('tsx is the runtime');
+  });
+});
+
+describe('.ci/run', () => {
+  it('installs packages only: the tests start their own Redis when none answers (test/global-setup.ts)', () => {
+    const ci = read('.ci/run');
+    expect(ci).toContain('apt-get install -y -qq redis-server');
+    expect(ci).not.toMatch(/^\s*redis-server\s/m);
+    expect(read('vitest.config.ts')).toContain("globalSetup: ['test/global-setup.ts']");
   });
 });
 

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatDuration } from '../../core/duration.js';
-import { HELP_ID_LINE, renderText, type Connection, type Reply } from '../../core/reply.js';
+import { HELP_FORMS_LINE, HELP_ID_LINE, renderText, type Connection, type Reply } from '../../core/reply.js';
 import { ANY } from '../../core/source.js';
 import { describeStatus } from '../../core/state.js';
 import type { AccessRequest } from '../../core/types.js';
@@ -250,7 +250,7 @@ export function replyCard(reply: Reply): CardJson {
         ],
       });
     case 'help':
-      return messageCard({ title: 'jit-bot commands', lines: reply.examples.map((e) => ({ text: `jit ${mdEsc(e)}`, font: 'Monospace' })), text: `${reply.note ? `${mdEsc(reply.note)} ` : ''}${mdEsc(HELP_ID_LINE)}. Durations: 30m, 2h, 1h30m or PT2H. Sources: an address or a range.` });
+      return messageCard({ title: 'jit-bot commands', lines: reply.examples.map((e) => ({ text: `jit ${mdEsc(e)}`, font: 'Monospace' })), text: `${reply.note ? `${mdEsc(reply.note)} ` : ''}${mdEsc(HELP_FORMS_LINE)}. ${mdEsc(HELP_ID_LINE)}. Durations: 30m, 2h, 1h30m or PT2H. Sources: an address or a range.` });
     case 'list':
       return messageCard({ title: reply.requests.length ? `Requests (${reply.scope})` : 'Nothing to show', lines: mdEsc(renderText(reply, 'jit')).split('\n').map((text) => ({ text, font: 'Monospace' })) });
     case 'info':
