@@ -328,7 +328,8 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
       try {
         rows = (await service.auditRows(as, { ...(target ? { target } : {}), since: Date.now() - sinceMs })).rows;
       } catch (e) {
-        if (isJitError(e)) throw new HttpError(400, e.message);
+        // As the REST API answers: a read limit is 429, an unknown VM 404, other refusals 400.
+        if (isJitError(e)) throw new HttpError(e.code === 'rate_limited' ? 429 : e.code === 'unknown_target' ? 404 : 400, e.message);
         throw e;
       }
       return sendAuditCsv(res, rows, target);

@@ -5,7 +5,7 @@
 // read walks the per-target / per-request indexes, so what Redis does follows what the caller may
 // see (every XRANGE reads one entry; none scans the stream).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requestOf, startHarness, type Harness } from '../integration/harness.js';
+import { localHeaders, requestOf, startHarness, type Harness } from '../integration/harness.js';
 import { API_TOKENS, api, redisCommandsDuring } from './lib.js';
 
 const opened: Harness[] = [];
@@ -140,6 +140,10 @@ describe('reads are rate-limited per principal', () => {
     expect(String(fourth.json.error)).toMatch(/too many audit reads: at most 3 per 1m; try again in \d+s/);
     expect((await h.cmd('erin@contoso.com', 'audit')).reply).toMatchObject({ kind: 'rejected', code: 'rate_limited' });
     expect((await api(h, 'dave', 'GET', '/audit')).status).toBe(200);
+    // The local channel's CSV download counts against the same limit and answers 429 too.
+    const csv = await fetch(`${h.app.url}/api/local/audit.csv?as=erin@contoso.com`, { headers: localHeaders(h.app) });
+    expect(csv.status).toBe(429);
+    expect(((await csv.json()) as { error: string }).error).toMatch(/too many audit reads/);
 
     // list / status / vms / GET /requests share JIT_READ_RATE (5 here).
     const id = requestOf((await h.cmd('alice@contoso.com', 'rdp vm1 1h from 203.0.113.50')).reply).id;
