@@ -232,6 +232,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   }
 
   let draining = false;
+  // Not ready until start-up has finished: the local secret is on disk and the first sweep ran.
+  let starting = true;
   let url = '';
   let lastSweep: { ok: boolean; error?: string } = { ok: true };
   const inFlight = new Set<Promise<void>>();
@@ -250,6 +252,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       redis: async () => redis.status === 'ready' && (await Promise.race([redis.ping(), new Promise((r) => setTimeout(r, 2000).unref())])) === 'PONG',
       worker: () => (!config.JIT_WORKER ? 'disabled' : worker?.running() ? 'running' : 'stopped'),
       draining: () => draining,
+      starting: () => starting,
       adapters: () => ({
         network: lastSweep.ok ? 'ok' : `last sweep failed: ${lastSweep.error ?? 'unknown'}`,
         ...(slack ? { slack: slack.ready() ? 'ok' : 'not connected (auth.test failed; calls are retried)' } : {}),
@@ -307,6 +310,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
 
   log.info('jit-bot listening', { url, network: config.JIT_NETWORK, policy: config.JIT_POLICY_FILE, localChannel: config.JIT_LOCAL_CHANNEL, slack: Boolean(slack), teams: teams ? (config.MICROSOFT_APP_ID ? 'authenticated' : 'UNAUTHENTICATED') : false });
 
+  starting = false;
   let stopped = false;
   return {
     config,

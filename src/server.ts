@@ -22,6 +22,8 @@ export interface Health {
   worker(): 'running' | 'stopped' | 'disabled';
   /** True once SIGTERM started the drain. */
   draining?(): boolean;
+  /** True until start-up has finished (the local secret written, the first reconciler sweep done). */
+  starting?(): boolean;
   /** Each enabled adapter: 'ok' or what is wrong. */
   adapters?(): Record<string, string>;
 }
@@ -234,14 +236,15 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
       sendJson(res, 200, { status: 'ok', worker: deps.health.worker(), network: deps.network });
       return;
     }
-    // Readiness: Redis answers, the worker runs (where enabled), every adapter is usable, not draining.
+    // Readiness: start-up finished, Redis answers, the worker runs (where enabled), every adapter is usable, not draining.
     if (req.method === 'GET' && path === '/readyz') {
       const redis = await deps.health.redis().catch(() => false);
       const worker = deps.health.worker();
       const draining = deps.health.draining?.() ?? false;
+      const starting = deps.health.starting?.() ?? false;
       const adapters = deps.health.adapters?.() ?? {};
-      const ok = redis && worker !== 'stopped' && !draining && Object.values(adapters).every((v) => v === 'ok');
-      sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : draining ? 'draining' : 'not ready', redis: redis ? 'up' : 'down', worker, ...adapters });
+      const ok = redis && worker !== 'stopped' && !draining && !starting && Object.values(adapters).every((v) => v === 'ok');
+      sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : draining ? 'draining' : starting ? 'starting' : 'not ready', redis: redis ? 'up' : 'down', worker, ...adapters });
       return;
     }
 
