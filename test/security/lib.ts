@@ -2,6 +2,8 @@
 // (the tokens are configured hashed, as in production), and a Redis MONITOR that records the
 // commands one server (one key prefix) sends while an attack runs.
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { REDIS_URL, type Harness } from '../integration/harness.js';
 
@@ -42,20 +44,48 @@ export async function api(h: Harness, who: Who, method: string, path: string, bo
   return { status: res.status, json, raw };
 }
 
-/** Records every Redis command that touches a key under `prefix` while `fn` runs. */
+/**
+ * MONITOR over a plain socket: ioredis' monitor mode can mistake the first monitor lines for the
+ * answer to MONITOR when Redis is busy ("Command queue state error"), so the lines are read here.
+ */
+async function openMonitor(onCommand: (args: string[]) => void): Promise<() => void> {
+  const url = new URL(REDIS_URL);
+  const socket = connect({ host: url.hostname || '127.0.0.1', port: Number(url.port || 6379) });
+  await once(socket, 'connect');
+  if (url.password) socket.write(`AUTH ${decodeURIComponent(url.password)}\r\n`);
+  socket.write('MONITOR\r\n');
+  let buffer = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf('\r\n')) !== -1) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 2);
+      // +1796300704.232180 [0 127.0.0.1:43876] "hgetall" "key" …
+      if (!/^\+\d/.test(line)) continue;
+      const args = [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, '$1'));
+      if (args.length > 0) onCommand(args);
+    }
+  });
+  socket.on('error', () => {});
+  return () => socket.destroy();
+}
+
+/** The Redis commands (name and arguments) that touched `prefix` while `fn` ran, seen with MONITOR. */
 export async function redisCommandsDuring<T>(prefix: string, fn: () => Promise<T>): Promise<{ result: T; commands: string[][] }> {
-  const client = new Redis(REDIS_URL);
-  const monitor = await client.monitor();
   const commands: string[][] = [];
-  monitor.on('monitor', (_time: string, args: string[]) => {
+  const close = await openMonitor((args) => {
     if (args.some((a) => a.startsWith(`${prefix}:`))) commands.push(args);
   });
   // A marker command: once MONITOR has shown it, it is surely recording.
   const probe = new Redis(REDIS_URL);
   const marker = `${prefix}:monitor-probe`;
   try {
-    await probe.get(marker);
-    for (let i = 0; i < 100 && !commands.some((c) => c.includes(marker)); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && !commands.some((c) => c.includes(marker)); i++) {
+      await probe.get(marker);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     commands.length = 0;
     const result = await fn();
     // And one after: everything `fn` sent came before it.
@@ -66,7 +96,6 @@ export async function redisCommandsDuring<T>(prefix: string, fn: () => Promise<T
     return { result, commands: idx === -1 ? commands : commands.slice(0, idx) };
   } finally {
     probe.disconnect();
-    monitor.disconnect();
-    client.disconnect();
+    close();
   }
 }
