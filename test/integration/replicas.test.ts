@@ -33,9 +33,15 @@ async function startReplica(env: Record<string, string>): Promise<Replica> {
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
-  await waitFor('replica ready', async () => (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) || null, 30_000);
   void exited.then(() => rmSync(dataDir, { recursive: true, force: true }));
-  return { url, child, stderr: () => err, exited, localToken: readFileSync(join(dataDir, 'local-token'), 'utf8').trim() };
+  try {
+    await waitFor('replica ready', async () => (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) || null, 30_000);
+    return { url, child, stderr: () => err, exited, localToken: readFileSync(join(dataDir, 'local-token'), 'utf8').trim() };
+  } catch (e) {
+    // A replica that did not come up is not left running after the suite.
+    child.kill('SIGKILL');
+    throw e;
+  }
 }
 
 async function cmd(r: Replica, as: string, text: string): Promise<{ reply: { kind: string; request?: AccessRequest }; text: string }> {
