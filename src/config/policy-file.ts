@@ -293,6 +293,12 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
   } catch (e) {
     throw new PolicyFileError(file, [`YAML: ${e instanceof Error ? e.message : String(e)}`]);
   }
+  // A key such as `__proto__` would be dropped (or worse) by the object-building below: name it.
+  const rawTargets = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).targets : undefined;
+  if (rawTargets && typeof rawTargets === 'object') {
+    const bad = Object.keys(rawTargets).filter((name) => !TARGET_NAME_RE.test(name));
+    if (bad.length) throw new PolicyFileError(file, bad.map((name) => `targets.${name}: "${name}" is not a VM name people can type (letters, digits, . _ -, starting with a letter or digit)`));
+  }
   const parsed = fileSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     throw new PolicyFileError(

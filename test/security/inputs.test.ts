@@ -9,7 +9,11 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisAuditLog } from '../../src/adapters/redis/audit.js';
-import { escapeControls } from '../../src/core/validate.js';
+import { parsePolicyText } from '../../src/config/policy-file.js';
+import { findTarget } from '../../src/core/policy.js';
+import { parseSource } from '../../src/core/source.js';
+import { checkPorts, checkText, escapeControls } from '../../src/core/validate.js';
+import { testBook } from '../fixtures/book.js';
 import { requestOf, startHarness, type Harness } from '../integration/harness.js';
 import { API_TOKENS, api } from './lib.js';
 
@@ -108,6 +112,30 @@ describe('target names: one pattern, own properties only (no 500)', () => {
         }
       }
     });
+  });
+});
+
+describe('the validator and look-ups themselves', () => {
+  it('look-ups by name see own entries only; the policy file refuses names chat could not type', () => {
+    const book = testBook();
+    for (const name of ['constructor', '__proto__', 'hasOwnProperty', 'toString']) expect(findTarget(book, name), name).toBeUndefined();
+    const vm = '/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/x';
+    expect(() => parsePolicyText(`targets:\n  __proto__: { id: ${vm}, os: linux }\n`, 'p.yaml')).toThrow(/targets.__proto__: "__proto__" is not a VM name/);
+    expect(() => parsePolicyText(`targets:\n  "vm 1": { id: ${vm}, os: linux }\n`, 'p.yaml')).toThrow(/is not a VM name/);
+    // A name that is only a prototype member elsewhere is an ordinary target here.
+    expect(Object.keys(parsePolicyText(`targets:\n  constructor: { id: ${vm}, os: linux }\n`, 'p.yaml').targets)).toEqual(['constructor']);
+  });
+
+  it('text, ports and sources: each refusal says what was wrong', () => {
+    expect(() => checkText('reason', 'a\u0085b', 'x')).toThrow(/control character U\+0085/);
+    expect(() => checkText('reason', 'a\u2066b', 'x')).toThrow(/control character U\+2066/);
+    expect(checkText('reason', '  Ünïcode, "quotes" & <markup> ok  ', 'x')).toBe('Ünïcode, "quotes" & <markup> ok');
+    expect(() => checkPorts([{ port: 22, protocol: 'tcp' }, { port: 22, protocol: '*' }], 'x')).toThrow(/port 22 is listed twice/);
+    expect(() => checkPorts([{ port: 53, protocol: 'tcp' }, { port: 53, protocol: 'udp' }], 'x')).not.toThrow();
+    expect(() => parseSource('203.0.113.7/0')).toThrow(/host bits set: \/0 is every address/);
+    expect(() => parseSource('2001:db8::1/0')).toThrow(/host bits/);
+    expect(parseSource('0.0.0.0/0')).toBe('*');
+    expect(parseSource('::/0')).toBe('*');
   });
 });
 

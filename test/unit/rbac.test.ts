@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { effectivePolicy, type PolicyBook } from '../../src/core/policy.js';
-import { approversFor, can, isApprover, permissionsAt, type Permission } from '../../src/core/rbac.js';
+import { approversFor, can, hasAnyRole, isApprover, permissionsAt, type Permission } from '../../src/core/rbac.js';
 import { DEV, PROD, testBook, vmId } from '../fixtures/book.js';
 
 const book = testBook();
@@ -57,5 +57,15 @@ describe('approvers', () => {
     expect(isApprover(b, 'carol@contoso.com', p)).toBe(true); // Approver via group
     expect(isApprover(b, 'erin@contoso.com', p)).toBe(false); // Reader
     expect(approversFor(b, p)).toEqual(['bob@contoso.com', 'carol@contoso.com', 'dave@contoso.com']);
+  });
+
+  it('named is not enough: a named group without the approve permission decides nothing (issue 17)', () => {
+    const b: PolicyBook = { ...book, roles: book.roles.filter((r) => r.principal !== 'group:oncall') };
+    const p = effectivePolicy(b, b.targets.vm1!);
+    expect(isApprover(b, 'bob@contoso.com', p)).toBe(false);
+    expect(isApprover(b, 'carol@contoso.com', p)).toBe(false);
+    expect(approversFor(b, p)).toEqual([]);
+    expect(hasAnyRole(b, 'carol@contoso.com')).toBe(false);
+    expect(hasAnyRole(b, 'bob@contoso.com')).toBe(true); // JIT Requester on prod
   });
 });
