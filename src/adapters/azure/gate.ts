@@ -262,6 +262,16 @@ export class AzureGate implements NetworkGate {
     return this.arm.armAnswers();
   }
 
+  /** How long to wait before a write's next try (counted and logged), or the error that ends it at its deadline. */
+  private nextTry(name: string, err: unknown, how: 'reread' | 'retry', attempt: number, deadline: number, deadlineMs: number): number | Error {
+    const wait = how === 'reread' ? Math.random() * 50 : backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
+    const code = err instanceof ArmError ? err.code : undefined;
+    if (Date.now() + wait > deadline) return new Error(`writing ${name} failed after ${attempt} attempts (${code ?? 'network error'}); deadline of ${Math.round(deadlineMs / 1000)} s reached`);
+    this.arm.stats.retries++;
+    this.log('azure: write retried', { resource: name, code, waitMs: Math.round(wait) });
+    return wait;
+  }
+
   private deadlineOf(resourceId: string): number {
     return kindOf(resourceId) === 'nsg' ? this.deadlineMs : this.fwDeadlineMs;
   }
@@ -942,16 +952,13 @@ export class AzureGate implements NetworkGate {
           return;
         }
         pending = unsettled;
-        const wait = how === 'reread' ? Math.random() * 50 : backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
-        if (Date.now() + wait > deadline) {
-          const e = new Error(`writing ${name} failed after ${attempt} attempts (${err instanceof ArmError ? err.code : 'network error'}); deadline of ${Math.round(this.deadlineMs / 1000)} s reached`);
-          for (const c of pending) c.reject(e);
+        const next = this.nextTry(name, err, how, attempt, deadline, this.deadlineMs);
+        if (next instanceof Error) {
+          for (const c of pending) c.reject(next);
           return;
         }
-        this.arm.stats.retries++;
-        this.log('azure: write retried', { resource: name, code: err instanceof ArmError ? err.code : undefined, waitMs: Math.round(wait) });
         await release();
-        await this.sleep(wait);
+        await this.sleep(next);
       } finally {
         await release();
       }
@@ -1004,15 +1011,11 @@ export class AzureGate implements NetworkGate {
       } catch (err) {
         const how = classify(err);
         if (how === 'fatal') throw err;
-        const wait = how === 'reread' ? Math.random() * 50 : backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
-        if (Date.now() + wait > deadline) {
-          throw new Error(`writing ${name} failed after ${attempt} attempts (${err instanceof ArmError ? err.code : 'network error'}); deadline of ${Math.round(deadlineMs / 1000)} s reached`);
-        }
+        const next = this.nextTry(name, err, how, attempt, deadline, deadlineMs);
+        if (next instanceof Error) throw next;
         pending = pending.filter((c) => !settled(c));
-        this.arm.stats.retries++;
-        this.log('azure: write retried', { resource: name, code: err instanceof ArmError ? err.code : undefined, waitMs: Math.round(wait) });
         await release();
-        await this.sleep(wait);
+        await this.sleep(next);
       } finally {
         await release();
       }
