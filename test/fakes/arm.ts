@@ -14,6 +14,11 @@
 //   `provisioningState: Updating` and Azure-AsyncOperation; the operation ends Succeeded, or
 //   Failed / Canceled when injected; firewall updates take `firewallLatencyMs` (minutes in Azure).
 // - Reads: 429 with Retry-After and injected faults on GETs too; lists are paged (nextLink).
+// - Azure Resource Graph (POST /providers/Microsoft.ResourceGraph/resources) from the same state:
+//   the `Resources` and `ComputeResources` tables, a strict KQL subset (./resource-graph.ts), rows
+//   filtered by the caller's read access (Resource Graph needs no action of its own), `$top` /
+//   `$skipToken` paging (only for results that project `id`), the per-user quota with its
+//   `x-ms-user-quota-*` headers and 429 RateLimiting, api-version and request validation.
 // - The world changes under the bot: VMs deleted, NICs detached, NSGs re-associated.
 // The real adapter reaches it by configuration only (AZURE_ARM_ENDPOINT, AZURE_ARM_CA_FILE,
 // AZURE_ACCESS_TOKEN).
@@ -25,6 +30,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GraphQueryError, parseGraphQuery, runGraphQuery, type GraphRow } from './resource-graph.js';
 
 export interface ArmRule {
   name: string;
@@ -78,6 +84,10 @@ export interface ArmStats {
   ruleConflicts400: number;
   forbidden403: number;
   faults: number;
+  /** Resource Graph requests answered (pages, refusals and 429s included). */
+  graphQueries: number;
+  /** Resource Graph requests refused with 429 RateLimiting (quota spent or injected). */
+  graphThrottled429: number;
 }
 
 export interface ArmEmulatorOptions {
@@ -91,15 +101,32 @@ export interface ArmEmulatorOptions {
   assignedScopes?: string[];
   /** Items per page of a list (default 50). */
   pageSize?: number;
-  /** How long a read (GET of a resource or a list) takes to answer. */
+  /** How long a read (GET of a resource or a list, or a Resource Graph query) takes to answer. */
   readLatencyMs?: number;
+  /** Most rows per Resource Graph page, whatever `$top` asks (the service's is 1,000). */
+  graphPageSize?: number;
+  /** Resource Graph's per-user quota: queries per window (the service documents 15 per 5 s). */
+  graphQuota?: { queries: number; windowMs: number };
+  /** The Resource Graph tables this cloud has (default Resources and ComputeResources). */
+  graphTables?: string[];
+  /** false: no Resource Graph at this endpoint (ARM answers 400 NoRegisteredProviderFound). */
+  resourceGraph?: boolean;
 }
 
+/** api-versions Resource Graph's `resources` operation accepts. */
+export const RESOURCE_GRAPH_API_VERSIONS = ['2018-09-01-preview', '2019-04-01', '2020-04-01-preview', '2020-09-01-preview', '2021-03-01', '2021-06-01-preview', '2022-10-01', '2024-04-01'];
+
 const lower = (s: string) => s.toLowerCase();
+const GRAPH_PATH = /^\/providers\/microsoft\.resourcegraph\/resources$/i;
 const ROLE_FILE = new URL('../../manifest/azure/jit-bot-role.json', import.meta.url);
+
+/** What actionOf answers for a call no role action governs (Resource Graph queries). */
+export const NO_ACTION = '';
 
 /** The Azure RBAC action an ARM request needs: provider namespace, resource types, and read / write / delete. */
 export function actionOf(method: string, path: string): string {
+  // Resource Graph needs no action of its own: it answers with what the caller may read.
+  if (/^\/providers\/microsoft\.resourcegraph\/resources$/i.test(path)) return NO_ACTION;
   const verb = method === 'GET' ? 'read' : method === 'PUT' || method === 'PATCH' ? 'write' : method === 'DELETE' ? 'delete' : 'action';
   if (!/\/providers\//i.test(path)) {
     // /subscriptions/<s>[/resourcegroups[/<rg>]]
@@ -131,7 +158,13 @@ interface Operation {
 }
 
 export class ArmEmulator {
-  readonly stats: ArmStats = { puts: 0, deletes: 0, gets: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, ruleConflicts400: 0, forbidden403: 0, faults: 0 };
+  readonly stats: ArmStats = { puts: 0, deletes: 0, gets: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, ruleConflicts400: 0, forbidden403: 0, faults: 0, graphQueries: 0, graphThrottled429: 0 };
+  /** Every Resource Graph request body as received (api-version added), for checks on scope and paging. */
+  readonly graphRequests: Array<{ apiVersion: string | null; body: Record<string, unknown> }> = [];
+  private graphThrottle = 0;
+  private graphRetryAfterS = 1;
+  /** Per caller (token): queries counted in the current quota window. */
+  private graphWindows = new Map<string, { start: number; used: number }>();
   /** Every write (time, resource, number of rules after it). */
   readonly writes: Array<{ at: number; nsg: string; rules: number }> = [];
   /** Every request (method and path), to check the bot's Azure role covers what it calls. */
@@ -144,7 +177,7 @@ export class ArmEmulator {
   /** Azure Firewalls and Firewall Policy rule collection groups, kept as ARM's wire JSON. */
   private docs = new Map<string, Doc>();
   /** Firewall policies: one operation at a time across their rule collection groups. */
-  private policies = new Map<string, { id: string; busyUntil: number; firewalls: string[] }>();
+  private policies = new Map<string, { id: string; busyUntil: number; firewalls: string[]; basePolicy?: string }>();
   private locks = new Set<string>();
   private ops = new Map<string, Operation>();
   private running = new Set<Operation>();
@@ -164,6 +197,7 @@ export class ArmEmulator {
   maxReadsInFlight = 0;
 
   constructor(private readonly opts: ArmEmulatorOptions = {}) {
+    this.resourceGraphEnabled = opts.resourceGraph ?? true;
     const tls = selfSignedCert();
     this.certFile = tls.certFile;
     this.role = new Set((opts.roleActions ?? (JSON.parse(readFileSync(ROLE_FILE, 'utf8')) as { Actions: string[] }).Actions).map(lower));
@@ -192,7 +226,7 @@ export class ArmEmulator {
           }
         };
         // Reads that take a while (opts.readLatencyMs): how many the client keeps in flight is measured.
-        if (req.method === 'GET' && this.opts.readLatencyMs && !/\/operations\//i.test(path)) {
+        if ((req.method === 'GET' || GRAPH_PATH.test(path)) && this.opts.readLatencyMs && !/\/operations\//i.test(path)) {
           this.readsInFlight++;
           this.maxReadsInFlight = Math.max(this.maxReadsInFlight, this.readsInFlight);
           setTimeout(() => {
@@ -309,21 +343,27 @@ export class ArmEmulator {
     return { vm, nic, nicNsg, subnet, subnetNsg };
   }
 
-  /** An Azure Firewall (classic rules) with a public IP. */
-  addFirewall(id: string, publicIp: string): string {
-    const pip = `${id.split('/providers/')[0]}/providers/Microsoft.Network/publicIPAddresses/${id.split('/').pop()}-pip`;
+  /** An Azure Firewall (classic rules) with one public IP, or several (one IP configuration each). */
+  addFirewall(id: string, publicIp: string | string[]): string {
+    const rg = id.split('/providers/')[0]!;
+    const ips = Array.isArray(publicIp) ? publicIp : [publicIp];
+    const pips = ips.map((ip, i) => {
+      const pip = `${rg}/providers/Microsoft.Network/publicIPAddresses/${id.split('/').pop()}-pip${i === 0 ? '' : i + 1}`;
+      this.publicIps.set(lower(pip), { id: pip, ip });
+      return pip;
+    });
     this.docs.set(lower(id), {
       id, name: id.split('/').pop()!, location: 'westeurope', etag: `W/"${randomUUID()}"`, busyUntil: 0, provisioningState: 'Succeeded',
       properties: {
         sku: { name: 'AZFW_VNet', tier: 'Standard' },
         threatIntelMode: 'Alert',
-        ipConfigurations: [{ name: 'ipconfig1', properties: { privateIPAddress: '10.100.0.4', subnet: { id: `${id.split('/providers/')[0]}/providers/Microsoft.Network/virtualNetworks/hub-vnet/subnets/AzureFirewallSubnet` }, publicIPAddress: { id: pip } } }],
+        // Only the first IP configuration names the subnet, as in Azure.
+        ipConfigurations: pips.map((pip, i) => ({ name: `ipconfig${i + 1}`, properties: { ...(i === 0 ? { privateIPAddress: '10.100.0.4', subnet: { id: `${rg}/providers/Microsoft.Network/virtualNetworks/hub-vnet/subnets/AzureFirewallSubnet` } } : {}), publicIPAddress: { id: pip } } })),
         natRuleCollections: [],
         networkRuleCollections: [],
         applicationRuleCollections: [],
       },
     });
-    this.publicIps.set(lower(pip), { id: pip, ip: publicIp });
     return id;
   }
   private publicIps = new Map<string, { id: string; ip: string }>();
@@ -342,10 +382,71 @@ export class ArmEmulator {
     d.etag = `W/"${randomUUID()}"`;
   }
 
-  /** A Firewall Policy attached to these firewalls; its rule collection groups are created by PUT. */
-  addFirewallPolicy(id: string, firewalls: string[] = []): string {
-    this.policies.set(lower(id), { id, busyUntil: 0, firewalls });
+  /**
+   * A Firewall Policy attached to these firewalls, inheriting from `basePolicy` if given (its rules
+   * apply too); its rule collection groups are created by PUT or addRuleCollectionGroup.
+   */
+  addFirewallPolicy(id: string, firewalls: string[] = [], basePolicy?: string): string {
+    this.policies.set(lower(id), { id, busyUntil: 0, firewalls, ...(basePolicy ? { basePolicy } : {}) });
     return id;
+  }
+
+  /** Someone else's rule collection group in a policy (e.g. their DNAT rule collections). */
+  addRuleCollectionGroup(policyId: string, name: string, ruleCollections: Array<Record<string, unknown>>, priority = 300): string {
+    const id = `${policyId}/ruleCollectionGroups/${name}`;
+    this.docs.set(lower(id), { id, name, location: 'westeurope', etag: `W/"${randomUUID()}"`, busyUntil: 0, provisioningState: 'Succeeded', properties: { priority, ruleCollections } });
+    return id;
+  }
+
+  private policyJson(p: { id: string; firewalls: string[]; basePolicy?: string }) {
+    const children = [...this.policies.values()].filter((c) => c.basePolicy && lower(c.basePolicy) === lower(p.id));
+    const groups = [...this.docs.values()].filter((d) => lower(d.id).startsWith(`${lower(p.id)}/rulecollectiongroups/`));
+    return {
+      id: p.id, name: p.id.split('/').pop(), type: 'Microsoft.Network/firewallPolicies', location: 'westeurope',
+      properties: {
+        provisioningState: 'Succeeded',
+        firewalls: p.firewalls.map((id) => ({ id })),
+        ...(p.basePolicy ? { basePolicy: { id: p.basePolicy } } : {}),
+        childPolicies: children.map((c) => ({ id: c.id })),
+        ruleCollectionGroups: groups.map((g) => ({ id: g.id })),
+      },
+    };
+  }
+
+  /**
+   * Azure Firewall's DNAT limit as documented: public IP addresses + unique destinations (destination
+   * address, port and protocol) ≤ 250, per firewall, counting every rule collection group of its
+   * policy and of the policies it inherits from. Returns the count that breaks the limit, or null.
+   */
+  private dnatOverLimit(path: string, props: Record<string, unknown>): { firewall: string; count: number } | null {
+    const LIMIT = 250;
+    const key = lower(path);
+    const rcg = /^(.*\/providers\/microsoft\.network\/firewallpolicies\/[^/]+)\/rulecollectiongroups\/[^/]+$/.exec(key);
+    if (!rcg) {
+      const count = dnatDestinations(this.natRulesOf(path, props)).size + publicIpCount(props);
+      return count > LIMIT ? { firewall: path.split('/').pop()!, count } : null;
+    }
+    // Every policy whose rules include this group's: the policy and those inheriting from it.
+    const affected = [rcg[1]!];
+    for (let i = 0; i < affected.length; i++) for (const c of this.policies.values()) if (c.basePolicy && lower(c.basePolicy) === affected[i] && !affected.includes(lower(c.id))) affected.push(lower(c.id));
+    for (const pol of affected) {
+      const dests = new Set<string>();
+      const seen = new Set<string>();
+      for (let p = this.policies.get(pol); p && !seen.has(lower(p.id)); p = p.basePolicy ? this.policies.get(lower(p.basePolicy)) : undefined) {
+        seen.add(lower(p.id));
+        for (const d of this.docs.values()) {
+          if (!lower(d.id).startsWith(`${lower(p.id)}/rulecollectiongroups/`) || lower(d.id) === key) continue;
+          for (const x of dnatDestinations(this.natRulesOf(d.id, d.properties))) dests.add(x);
+        }
+        if (lower(p.id) === rcg[1]) for (const x of dnatDestinations(this.natRulesOf(path, props))) dests.add(x);
+      }
+      for (const fwId of this.policies.get(pol)?.firewalls ?? []) {
+        const fw = this.docs.get(lower(fwId));
+        const count = dests.size + (fw ? publicIpCount(fw.properties) : 1);
+        if (count > LIMIT) return { firewall: fwId.split('/').pop()!, count };
+      }
+    }
+    return null;
   }
 
   /** DNAT rules on a firewall (classic) or in a rule collection group, flattened. */
@@ -416,6 +517,159 @@ export class ArmEmulator {
     this.readRetryAfterS = retryAfterS;
   }
 
+
+  /** false: this endpoint has no Resource Graph (a cloud or proxy without it); ARM answers 400 NoRegisteredProviderFound. */
+  resourceGraphEnabled: boolean;
+
+  /** Resource Graph has not indexed these resources yet (it lags ARM by seconds): its tables leave them out. */
+  hideFromGraph(...ids: string[]): void {
+    for (const id of ids) this.graphHidden.add(lower(id));
+  }
+  private graphHidden = new Set<string>();
+
+  /** The next `n` Resource Graph queries are refused with 429 RateLimiting and Retry-After, whatever the quota. */
+  throttleGraph(n: number, retryAfterS = 1): void {
+    this.graphThrottle = n;
+    this.graphRetryAfterS = retryAfterS;
+  }
+
+  // ------------------------------------------------------------------ Azure Resource Graph
+
+  /** Rows of a Resource Graph table, from the emulator's state (types lower-case, as the service shows them). */
+  private graphRows(table: string): GraphRow[] {
+    const base = (id: string, type: string, extra: Record<string, unknown>) => {
+      const m = /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\//i.exec(id);
+      return { id, name: id.split('/').pop()!, type, tenantId: 'tenant1', kind: '', location: 'westeurope', resourceGroup: lower(m?.[2] ?? ''), subscriptionId: m?.[1] ?? '', managedBy: '', sku: null, plan: null, tags: null, identity: null, zones: null, extendedLocation: null, ...extra };
+    };
+    const isSsNic = (id: string) => /\/virtualmachinescalesets\//i.test(id);
+    if (table === 'computeresources') {
+      return [
+        ...[...this.vms.values()].filter((v) => v.scaleSet).map((v) => base(v.id, 'microsoft.compute/virtualmachinescalesets/virtualmachines', { name: v.name, properties: this.vmJson(v).properties })),
+        ...[...this.nics.values()].filter((n) => isSsNic(n.id)).map((n) => base(n.id, 'microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces', { properties: this.nicJson(n).properties })),
+      ];
+    }
+    const vnets = new Map<string, Array<{ id: string; name: string; prefix: string; nsg?: string }>>();
+    for (const sn of this.subnets.values()) {
+      const vnet = sn.id.split('/subnets/')[0]!;
+      vnets.set(vnet, [...(vnets.get(vnet) ?? []), sn]);
+    }
+    return [
+      ...[...this.vms.values()].filter((v) => !v.scaleSet).map((v) => base(v.id, 'microsoft.compute/virtualmachines', { properties: this.vmJson(v).properties })),
+      ...[...this.nics.values()].filter((n) => !isSsNic(n.id)).map((n) => base(n.id, 'microsoft.network/networkinterfaces', { properties: this.nicJson(n).properties })),
+      ...(() => {
+        const assoc = this.nsgAssociations();
+        return [...this.nsgs.values()].map((n) => base(n.id, 'microsoft.network/networksecuritygroups', { properties: this.nsgJson(n, assoc).properties }));
+      })(),
+      ...[...vnets].map(([id, subs]) => base(id, 'microsoft.network/virtualnetworks', { properties: { provisioningState: 'Succeeded', subnets: subs.map((x) => this.subnetJson(x)) } })),
+      ...[...this.scaleSets.values()].map((x) => base(x.id, 'microsoft.compute/virtualmachinescalesets', { sku: { name: 'Standard_B2s', capacity: x.instances.length }, properties: { orchestrationMode: 'Uniform', provisioningState: 'Succeeded' } })),
+      ...[...this.docs.values()].filter((d) => /\/azurefirewalls\//i.test(d.id)).map((d) => base(d.id, 'microsoft.network/azurefirewalls', { properties: this.docJson(d).properties })),
+      ...[...this.policies.values()].map((x) => base(x.id, 'microsoft.network/firewallpolicies', { properties: this.policyJson(x).properties })),
+      ...[...this.publicIps.values()].map((x) => base(x.id, 'microsoft.network/publicipaddresses', { properties: { ipAddress: x.ip, publicIPAllocationMethod: 'Static' } })),
+    ];
+  }
+
+  /**
+   * POST /providers/Microsoft.ResourceGraph/resources, as the service answers (spec 2022-10-01:
+   * QueryRequest → QueryResponse): validation, the caller's quota, the query over the tables,
+   * rows the caller may read in the subscriptions asked for (none asked: every subscription, a
+   * tenant query), paged by `$skipToken` when the result projects `id`.
+   */
+  private resourceGraph(method: string, query: URLSearchParams, headers: Record<string, string | string[] | undefined>, body: Record<string, unknown>, send: Send): void {
+    this.stats.graphQueries++;
+    const apiVersion = query.get('api-version');
+    this.graphRequests.push({ apiVersion, body });
+    if (!this.resourceGraphEnabled) return send(400, { error: { code: 'NoRegisteredProviderFound', message: `No registered resource provider found for location 'global' and API version '${apiVersion}' for type 'resources'.` } });
+    if (!apiVersion) return send(400, { error: { code: 'MissingApiVersionParameter', message: 'The api-version query parameter (?api-version=) is required for all requests.' } });
+    if (!RESOURCE_GRAPH_API_VERSIONS.includes(apiVersion)) {
+      return send(400, { error: { code: 'NoRegisteredProviderFound', message: `No registered resource provider found for location 'global' and API version '${apiVersion}' for type 'resources'. The supported api-versions are '${RESOURCE_GRAPH_API_VERSIONS.join(', ')}'. The supported locations are ', global'.` } });
+    }
+    if (method !== 'POST') return send(405, { error: { code: 'MethodNotAllowed', message: `The requested resource does not support http method '${method}'.` } });
+    const bad = (message: string, details: Array<{ code: string; message: string }> = []) =>
+      send(400, { error: { code: 'BadRequest', message: `Please provide below info when asking for support: timestamp = ${new Date().toISOString()}, correlationId = ${randomUUID()}.`, details: [{ code: 'InvalidQuery', message: 'Query is invalid. Please refer to the documentation for the Azure Resource Graph service and fix the error before retrying.' }, ...details, { code: 'Detail', message }] } });
+    if (typeof body.query !== 'string' || !body.query.trim()) return bad('The request must carry a query (QueryRequest.query is required).');
+    const subs = body.subscriptions;
+    if (subs !== undefined && (!Array.isArray(subs) || subs.some((x) => typeof x !== 'string'))) return bad('subscriptions must be an array of subscription ids.');
+    const options = (body.options ?? {}) as Record<string, unknown>;
+    const top = options.$top;
+    if (top !== undefined && (!Number.isInteger(top) || (top as number) < 1 || (top as number) > 1000)) return bad(`$top must be an integer from 1 to 1000, not ${JSON.stringify(top)}.`);
+    const skip = options.$skip;
+    if (skip !== undefined && (!Number.isInteger(skip) || (skip as number) < 0)) return bad(`$skip must be a non-negative integer, not ${JSON.stringify(skip)}.`);
+    const format = options.resultFormat ?? (apiVersion < '2021-03-01' ? 'table' : 'objectArray');
+    if (format !== 'table' && format !== 'objectArray') return bad(`resultFormat must be table or objectArray, not ${JSON.stringify(format)}.`);
+
+    // The caller's quota (per principal, per window), counted on every query, pages included.
+    const who = String(headers.authorization ?? '');
+    const quota = this.opts.graphQuota ?? { queries: 15, windowMs: 5000 };
+    const now = Date.now();
+    let w = this.graphWindows.get(who);
+    if (!w || now - w.start >= quota.windowMs) {
+      w = { start: now, used: 0 };
+      this.graphWindows.set(who, w);
+    }
+    const resetMs = w.start + quota.windowMs - now;
+    const quotaHeaders = (remaining: number) => ({ 'x-ms-user-quota-remaining': String(Math.max(0, remaining)), 'x-ms-user-quota-resets-after': hhmmss(resetMs) });
+    if (this.graphThrottle > 0 || w.used >= quota.queries) {
+      const injected = this.graphThrottle > 0;
+      if (injected) this.graphThrottle--;
+      this.stats.graphThrottled429++;
+      return send(
+        429,
+        { error: { code: 'RateLimiting', message: `Please provide below info when asking for support: timestamp = ${new Date().toISOString()}, correlationId = ${randomUUID()}.`, details: [{ code: 'RateLimiting', message: 'Client application has been throttled and should not attempt to repeat the request until an amount of time has elapsed. Please see https://aka.ms/resourcegraph-throttling for help.' }] } },
+        { ...quotaHeaders(injected ? quota.queries - w.used : 0), 'retry-after': String(injected ? this.graphRetryAfterS : Math.max(1, Math.ceil(resetMs / 1000))) },
+      );
+    }
+    w.used++;
+
+    let parsed;
+    try {
+      parsed = parseGraphQuery(body.query, (this.opts.graphTables ?? ['resources', 'computeresources']).map(lower));
+    } catch (err) {
+      if (!(err instanceof GraphQueryError)) throw err;
+      return bad(err.message, [{ code: err.kind === 'UnknownTable' ? 'UnknownTable' : 'ParserFailure', message: err.kind === 'UnknownTable' ? err.message : 'ParserFailure' }]);
+    }
+    const scope = new Set(((subs as string[] | undefined) ?? []).map(lower));
+    const readable = this.graphRows(parsed.table).filter((r) => {
+      const id = String(r.id);
+      if (scope.size > 0 && !scope.has(lower(String(r.subscriptionId)))) return false;
+      if (this.graphHidden.has(lower(id))) return false;
+      if ([...this.deniedReads].some((d) => lower(id) === d || lower(id).startsWith(`${d}/`))) return false;
+      return this.allowed(`${String(r.type)}/read`, id);
+    });
+    const { rows, columns } = runGraphQuery(parsed, readable);
+
+    // Paging: a $skipToken continues the same query over the same scope, at its offset.
+    const fingerprint = JSON.stringify([body.query, [...scope].sort()]);
+    let offset = typeof skip === 'number' ? skip : 0;
+    if (typeof options.$skipToken === 'string') {
+      let token: { o?: unknown; f?: unknown } = {};
+      try {
+        token = JSON.parse(Buffer.from(options.$skipToken, 'base64').toString('utf8')) as { o?: unknown; f?: unknown };
+      } catch {
+        /* refused below */
+      }
+      if (typeof token.o !== 'number' || token.f !== fingerprint) return bad('The $skipToken does not belong to this query and scope; send it with the same query and subscriptions it came with.', [{ code: 'InvalidSkipToken', message: 'InvalidSkipToken' }]);
+      offset = token.o;
+    }
+    const size = Math.min(typeof top === 'number' ? top : 1000, this.opts.graphPageSize ?? 1000);
+    const page = rows.slice(offset, offset + size);
+    const more = offset + page.length < rows.length;
+    // The service pages only results it can sort stably: they must have an `id` column.
+    const pageable = columns.includes('id');
+    const data = format === 'table' ? { columns: columns.map((name) => ({ name, type: name === 'id' || name === 'name' || name === 'type' ? 'string' : 'object' })), rows: page.map((r) => columns.map((c) => r[c] ?? null)) } : page;
+    send(
+      200,
+      {
+        totalRecords: rows.length,
+        count: page.length,
+        data,
+        facets: [],
+        resultTruncated: more && !pageable ? 'true' : 'false',
+        ...(more && pageable ? { $skipToken: Buffer.from(JSON.stringify({ o: offset + page.length, f: fingerprint })).toString('base64') } : {}),
+      },
+      quotaHeaders(quota.queries - w.used),
+    );
+  }
+
   // ------------------------------------------------------------------ ARM
 
   /** Operations whose time has come end now (ARM finishes them whether or not anyone polls). */
@@ -478,6 +732,7 @@ export class ArmEmulator {
     }
     this.settle();
     const key = lower(path);
+    if (GRAPH_PATH.test(path)) return this.resourceGraph(method, query, headers, body, send);
     const op = /\/providers\/microsoft\.network\/locations\/[^/]+\/operations\/([^/]+)$/.exec(key);
     if (op && method === 'GET') {
       // An operation has no ETag: a poll carrying the PUT's If-Match is refused.
@@ -562,7 +817,10 @@ export class ArmEmulator {
     const rgList = /^(\/subscriptions\/[^/]+\/resourcegroups\/[^/]+)\/providers\/microsoft\.network\/(networksecuritygroups|azurefirewalls|firewallpolicies)$/.exec(key);
     if (rgList && method === 'GET') {
       const scope = rgList[1]!;
-      if (rgList[2] === 'networksecuritygroups') return page([...this.nsgs.values()].filter((n) => inScope(n.id, scope)).map((n) => this.nsgJson(n)));
+      if (rgList[2] === 'networksecuritygroups') {
+        const assoc = this.nsgAssociations();
+        return page([...this.nsgs.values()].filter((n) => inScope(n.id, scope)).map((n) => this.nsgJson(n, assoc)));
+      }
       if (rgList[2] === 'azurefirewalls') return page([...this.docs.values()].filter((d) => inScope(d.id, scope) && /\/azurefirewalls\//.test(lower(d.id))).map((d) => this.docJson(d)));
       return page([...this.policies.values()].filter((p) => inScope(p.id, scope)).map((p) => ({ id: p.id, name: p.id.split('/').pop(), type: 'Microsoft.Network/firewallPolicies', location: 'westeurope', properties: { provisioningState: 'Succeeded' } })));
     }
@@ -581,7 +839,7 @@ export class ArmEmulator {
     if (/\/providers\/microsoft\.network\/firewallpolicies\/[^/]+$/.test(key) && method === 'GET') {
       const p = this.policies.get(key);
       if (!p) return notFound('Microsoft.Network/firewallPolicies');
-      return send(200, { id: p.id, name: p.id.split('/').pop(), type: 'Microsoft.Network/firewallPolicies', location: 'westeurope', properties: { provisioningState: 'Succeeded', firewalls: p.firewalls.map((id) => ({ id })) } });
+      return send(200, this.policyJson(p));
     }
     if (/\/providers\/microsoft\.compute\/virtualmachines\/[^/]+$/.test(key) && method === 'GET') {
       const vm = this.vms.get(key);
@@ -637,13 +895,19 @@ export class ArmEmulator {
       const props = { ...((body.properties ?? {}) as Record<string, unknown>) };
       delete props.provisioningState;
       if (rcg && !/^[a-z0-9](?:[a-z0-9_.-]{0,78}[a-z0-9_])?$/i.test(path.split('/').pop()!)) return send(400, { error: { code: 'InvalidResourceName', message: `Resource name ${path.split('/').pop()} is invalid.` } });
-      if (this.natRulesOf(path, props).length > 250) return send(400, { error: { code: 'AzureFirewallNatRuleLimitReached', message: 'An Azure Firewall supports at most 250 DNAT rules.' } });
-      // DNAT destinations must be unique per public address and port.
+      // The error code and wording are assumed (Microsoft documents the limit, not ARM's answer).
+      const over = this.dnatOverLimit(path, props);
+      if (over) return send(400, { error: { code: 'AzureFirewallNatRuleLimitReached', message: `Azure Firewall ${over.firewall} would have ${over.count} DNAT destinations (public IP addresses + unique destination address, port and protocol); at most 250 are supported.` } });
+      // Two DNAT rules for the same destination from the same sources cannot both apply. Rules for one
+      // destination from different sources can (Microsoft's limits page: 500 rules to one address and
+      // port are one destination); the bot never writes either, its pool ports are free ones.
       const seen = new Set<string>();
       for (const r of this.natRulesOf(path, props)) {
-        for (const a of (r.destinationAddresses as string[] | undefined) ?? []) for (const p of (r.destinationPorts as string[] | undefined) ?? []) {
-          if (seen.has(`${a}:${p}`)) return send(400, { error: { code: 'AzureFirewallNatRuleDuplicate', message: `More than one DNAT rule for ${a}:${p}` } });
-          seen.add(`${a}:${p}`);
+        const src = [...((r.sourceAddresses as string[] | undefined) ?? [])].sort().join(',');
+        for (const a of (r.destinationAddresses as string[] | undefined) ?? []) for (const p of (r.destinationPorts as string[] | undefined) ?? []) for (const x of ((r.ipProtocols ?? r.protocols) as string[] | undefined) ?? ['any']) {
+          const k = `${a}:${p}/${x} from ${src}`.toLowerCase();
+          if (seen.has(k)) return send(400, { error: { code: 'AzureFirewallNatRuleDuplicate', message: `More than one DNAT rule for ${a}:${p} from ${src || 'any'}` } });
+          seen.add(k);
         }
       }
       if (creating) {
@@ -792,13 +1056,26 @@ export class ArmEmulator {
     return { id: `${nsg.id}/securityRules/${r.name}`, name: r.name, etag: r.etag ?? nsg.etag, type: 'Microsoft.Network/networkSecurityGroups/securityRules', properties: { ...r.properties, provisioningState: r.properties.provisioningState ?? 'Succeeded' } };
   }
 
-  private nsgJson(nsg: Nsg) {
+  /** Which subnets and NICs each NSG is associated with (ARM shows them on the NSG, read-only). */
+  private nsgAssociations(): Map<string, { subnets: string[]; nics: string[] }> {
+    const out = new Map<string, { subnets: string[]; nics: string[] }>();
+    const at = (nsg: string) => out.get(lower(nsg)) ?? (out.set(lower(nsg), { subnets: [], nics: [] }), out.get(lower(nsg))!);
+    for (const sn of this.subnets.values()) if (sn.nsg) at(sn.nsg).subnets.push(sn.id);
+    for (const n of this.nics.values()) if (n.nsg) at(n.nsg).nics.push(n.id);
+    return out;
+  }
+
+  private nsgJson(nsg: Nsg, assoc = this.nsgAssociations()) {
+    const a = assoc.get(lower(nsg.id));
     return {
       id: nsg.id, name: nsg.name, type: 'Microsoft.Network/networkSecurityGroups', location: nsg.location, etag: nsg.etag,
       properties: {
         provisioningState: nsg.busyUntil > Date.now() ? 'Updating' : 'Succeeded',
         securityRules: nsg.rules.map((r) => this.ruleJson(nsg, r)),
         defaultSecurityRules: [],
+        // Absent, not empty, when nothing is associated (Resource Graph's isnull() relies on it).
+        ...(a?.subnets.length ? { subnets: a.subnets.map((id) => ({ id })) } : {}),
+        ...(a?.nics.length ? { networkInterfaces: a.nics.map((id) => ({ id })) } : {}),
       },
     };
   }
@@ -885,4 +1162,26 @@ export class ArmEmulator {
     }, () => this.nsgJson(nsg), send, 200);
     this.writes[this.writes.length - 1]!.rules = rules.length;
   }
+}
+
+/** A duration as Resource Graph writes x-ms-user-quota-resets-after: hh:mm:ss. */
+function hhmmss(ms: number): string {
+  const t = Math.max(0, Math.ceil(ms / 1000));
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(Math.floor(t / 3600))}:${p(Math.floor((t % 3600) / 60))}:${p(t % 60)}`;
+}
+
+/** Unique DNAT destinations of these rules: destination address × port × protocol, as Azure Firewall counts them. */
+function dnatDestinations(rules: Array<Record<string, unknown>>): Set<string> {
+  const out = new Set<string>();
+  for (const r of rules) {
+    const protos = ((r.ipProtocols ?? r.protocols) as string[] | undefined) ?? ['any'];
+    for (const a of (r.destinationAddresses as string[] | undefined) ?? []) for (const p of (r.destinationPorts as string[] | undefined) ?? []) for (const x of protos) out.add(`${a}|${p}|${x}`.toLowerCase());
+  }
+  return out;
+}
+
+/** A firewall's public IP addresses (its IP configurations that have one). */
+function publicIpCount(props: Record<string, unknown>): number {
+  return ((props.ipConfigurations as Array<{ properties?: { publicIPAddress?: unknown } }> | undefined) ?? []).filter((c) => c.properties?.publicIPAddress).length;
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
 import { AzureGate } from '../../src/adapters/azure/gate.js';
 import type { AccessRequest } from '../../src/core/types.js';
-import { ArmEmulator, actionOf, type ArmRule } from '../fakes/arm.js';
+import { ArmEmulator, NO_ACTION, actionOf, type ArmRule } from '../fakes/arm.js';
 import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
 
 let arm: ArmEmulator;
@@ -79,8 +79,9 @@ async function grant(text: string, approver = 'bob@contoso.com'): Promise<string
 }
 
 beforeAll(async () => {
-  // Small pages: every list the adapter makes must follow nextLink.
-  arm = await new ArmEmulator({ pageSize: 4 }).start();
+  // Small pages: every list the adapter makes must follow nextLink, every Resource Graph query its
+  // $skipToken. Resource Graph's quota is the documented 15 queries, per 1 s instead of 5 s.
+  arm = await new ArmEmulator({ pageSize: 4, graphPageSize: 5, graphQuota: { queries: 15, windowMs: 1000 } }).start();
   vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
   db1 = arm.standardVm('sub1', 'prod', 'db1', '10.0.0.5');
   q2 = arm.standardVm('sub1', 'prod', 'quorum2', '10.0.0.6');
@@ -750,16 +751,49 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 300 ms
 });
 
 describe('reads are throttled too', () => {
-  it('vms survives 429s on its reads (Retry-After honoured) and pages through every list', async () => {
+  it('vms builds the inventory from Resource Graph: paged by $skipToken, scoped to the subscriptions, a 429 waited out, Uniform scale-set instances included, no per-VM reads', async () => {
     const retries = gate().stats.readRetries;
-    arm.throttleReads(2, 1);
+    const throttled = arm.stats.graphThrottled429;
+    const before = arm.graphRequests.length;
+    const gets = arm.stats.gets;
+    arm.throttleGraph(1, 1);
     const { reply } = await h.cmd('dave@contoso.com', 'vms');
     expect(reply.kind).toBe('inventory');
     if (reply.kind !== 'inventory') return;
-    expect(gate().stats.readRetries - retries).toBe(2);
-    // More VMs than one page holds (4): all of them are there.
+    expect(arm.stats.graphThrottled429 - throttled).toBe(1);
+    expect(gate().stats.readRetries - retries).toBe(1);
+    const sent = arm.graphRequests.slice(before);
+    // More rows than one page holds (5): later pages carry the $skipToken of the one before.
+    expect(sent.filter((r) => typeof (r.body.options as { $skipToken?: unknown }).$skipToken === 'string').length).toBeGreaterThan(3);
+    for (const r of sent) {
+      expect(r.apiVersion).toBe('2022-10-01');
+      expect(r.body.subscriptions).toEqual(['sub1']);
+      expect((r.body.options as { $top?: number }).$top).toBe(1000);
+    }
+    // No VM, NIC or subnet was read one by one (every VM's NICs were in the result).
+    expect(arm.stats.gets - gets).toBe(0);
     expect(reply.configured.length + reply.notConfigured.length + reply.unsupported.length).toBeGreaterThan(8);
-    expect(reply.configured.map((r) => r.name)).toEqual(expect.arrayContaining(['vm1', 'db1', 'app1', 'app2']));
+    expect(reply.configured.map((r) => r.name)).toEqual(expect.arrayContaining(['vm1', 'db1', 'app1', 'app2', 'ss1-0']));
+    expect(reply.notConfigured.map((r) => r.name)).toContain('ss1_1');
+  });
+
+  it('without Resource Graph (a cloud or proxy that lacks it) vms falls back to paged ARM lists and shows the same VMs; 429s on those reads are waited out', async () => {
+    const viaGraph = await h.cmd('dave@contoso.com', 'vms');
+    arm.resourceGraphEnabled = false;
+    try {
+      const retries = gate().stats.readRetries;
+      arm.throttleReads(2, 1);
+      const viaLists = await h.cmd('dave@contoso.com', 'vms');
+      expect(gate().stats.readRetries - retries).toBe(2);
+      // The same rows in each group (Resource Graph's come sorted by id, the lists' in their own order).
+      const rows = (r: typeof viaGraph.reply) =>
+        r.kind !== 'inventory' ? [] : [r.configured.map((x) => x.id), r.notConfigured.map((x) => x.id), r.unsupported.map((x) => `${x.id}: ${x.reason}`)].map((g) => [...g].sort());
+      expect(rows(viaLists.reply)).toEqual(rows(viaGraph.reply));
+      expect(rows(viaGraph.reply).flat().length).toBeGreaterThan(8);
+      expect(arm.calls.some((c) => /\/providers\/Microsoft\.Compute\/virtualMachines$/i.test(c.path))).toBe(true);
+    } finally {
+      arm.resourceGraphEnabled = true;
+    }
   });
 
   it('reads stay under the concurrency cap: a sweep of many NSGs keeps at most AZURE_READ_CONCURRENCY reads in flight', async () => {
@@ -836,19 +870,96 @@ describe('address families and limits', () => {
     expect(arm.rules(long1.nicNsg).filter((r) => r.properties.access === 'Deny')).toEqual([]);
   });
 
-  it('a classic firewall already holding 250 DNAT rules: the grant fails with Azure Firewall\'s limit in the reason, nothing is left open', async () => {
+  it('a classic firewall at Azure Firewall\'s 250 (249 DNAT destinations + its public IP): the grant fails naming the limit, nothing is left open; ARM refuses the same write', async () => {
     const full = await new ArmEmulator().start();
     try {
       const v = full.standardVm('sub1', 'prod', 'nat1', '10.0.0.60');
       full.addFirewall(FW, '20.50.60.70');
-      full.addFirewallNatRules(FW, { name: 'others', properties: { priority: 200, action: { type: 'Dnat' }, rules: Array.from({ length: 250 }, (_, i) => ({ name: `n${i}`, protocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['20.50.60.70'], destinationPorts: [String(40000 + i)], translatedAddress: '10.0.0.99', translatedPort: '443' })) } });
+      // 249 unique destinations, plus 10 rules to one of them (one destination however many rules: not counted again).
+      const rules = Array.from({ length: 249 }, (_, i) => ({ name: `n${i}`, protocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['20.50.60.70'], destinationPorts: [String(40000 + i)], translatedAddress: '10.0.0.99', translatedPort: '443' }));
+      for (let i = 0; i < 10; i++) rules.push({ ...rules[0]!, name: `same${i}`, sourceAddresses: [`198.51.100.${i}`] });
+      full.addFirewallNatRules(FW, { name: 'others', properties: { priority: 200, action: { type: 'Dnat' }, rules } });
       const g = new AzureGate({ credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: full.url, caCert: readFileSync(full.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
       const target = { name: 'nat1', id: v.vm, os: 'linux' as const, firewall: { firewallId: FW, publicIp: '20.50.60.70', portPool: [50000, 50001] as [number, number], subnetPrefix: '10.100.0.0/26' } };
-      await expect(g.open({ requestId: 'rnatlimit1', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.85/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(/would hold 251 DNAT rules; Azure Firewall allows 250/);
+      await expect(g.open({ requestId: 'rnatlimit1', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.85/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(
+        /would bring its firewall to 251 DNAT destinations \(250 unique destination address\/port\/protocol in the DNAT rule collections of hub-fw, \+ 1 public IP address of the firewall\); Azure Firewall allows 250/,
+      );
       expect(full.rules(v.nicNsg).filter((r) => r.name.startsWith('jit-rnatlimit1-'))).toEqual([]);
-      expect(full.natRules(FW)).toHaveLength(250);
+      expect(full.natRules(FW)).toHaveLength(259);
+      // ARM (the emulator) counts the same way: one more destination is refused, one more rule to a known destination is not.
+      const put = async (extra: Record<string, unknown>) => {
+        const { request } = await import('node:https');
+        const doc = JSON.parse(await new Promise<string>((resolve, reject) => {
+          request(`${full.url}${FW}?api-version=2024-05-01`, { ca: readFileSync(full.certFile), headers: { authorization: 'Bearer raw-client' } }, (res) => { let b = ''; res.on('data', (c: Buffer) => (b += c.toString())); res.on('end', () => resolve(b)); }).on('error', reject).end();
+        })) as { location: string; properties: { natRuleCollections: Array<{ properties: { rules: unknown[] } }> } };
+        doc.properties.natRuleCollections[0]!.properties.rules.push(extra);
+        return new Promise<{ status: number; code?: string; message?: string }>((resolve, reject) => {
+          const req = request(`${full.url}${FW}?api-version=2024-05-01`, { method: 'PUT', ca: readFileSync(full.certFile), headers: { authorization: 'Bearer raw-client', 'content-type': 'application/json' } }, (res) => {
+            let b = '';
+            res.on('data', (c: Buffer) => (b += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, ...((b ? (JSON.parse(b) as { error?: { code: string; message: string } }) : {}).error ?? {}) }));
+          });
+          req.on('error', reject);
+          req.end(JSON.stringify({ location: doc.location, properties: doc.properties }));
+        });
+      };
+      const refused = await put({ name: 'one-more', protocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['20.50.60.70'], destinationPorts: ['49999'], translatedAddress: '10.0.0.99', translatedPort: '22' });
+      expect([refused.status, refused.code]).toEqual([400, 'AzureFirewallNatRuleLimitReached']);
+      expect(refused.message).toMatch(/251 DNAT destinations/);
     } finally {
       await full.close();
+    }
+  });
+
+  it('a Firewall Policy: the 250 counts every rule collection group of the policy and of its base policy, plus the firewall\'s public IPs; the grant past it fails naming the limit, and ARM refuses the same', async () => {
+    const em = await new ArmEmulator().start();
+    try {
+      const v = em.standardVm('sub1', 'prod', 'nat2', '10.0.0.61');
+      const hub = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network';
+      const fwa = em.addFirewall(`${hub}/azureFirewalls/app-fw`, ['20.50.60.80', '20.50.60.81', '20.50.60.82']);
+      const base = em.addFirewallPolicy(`${hub}/firewallPolicies/corp-base`);
+      const policy = em.addFirewallPolicy(`${hub}/firewallPolicies/app-policy`, [fwa], base);
+      const nat = (name: string, rules: Array<Record<string, unknown>>) => ({ ruleCollectionType: 'FirewallPolicyNatRuleCollection', name, priority: 100, action: { type: 'DNAT' }, rules });
+      const dnat = (name: string, address: string, port: number) => ({ ruleType: 'NatRule', name, ipProtocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: [address], destinationPorts: [String(port)], translatedAddress: '10.0.0.99', translatedPort: '443' });
+      // The base policy's group: 100 destinations. The policy's other group: 145 more, one of them
+      // on the bot's own address and pool port 50000, and a network rule collection (not DNAT).
+      em.addRuleCollectionGroup(base, 'corp', [nat('corp-dnat', Array.from({ length: 100 }, (_, i) => dnat(`c${i}`, '20.50.60.81', 30000 + i)))]);
+      em.addRuleCollectionGroup(policy, 'apps', [
+        nat('apps-dnat', [...Array.from({ length: 144 }, (_, i) => dnat(`a${i}`, '20.50.60.82', 31000 + i)), dnat('a-pool', '20.50.60.80', 50000)]),
+        { ruleCollectionType: 'FirewallPolicyFilterRuleCollection', name: 'apps-net', priority: 200, action: { type: 'Allow' }, rules: Array.from({ length: 20 }, (_, i) => ({ ruleType: 'NetworkRule', name: `n${i}`, ipProtocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['10.0.0.0/8'], destinationPorts: [String(8000 + i)] })) },
+      ]);
+      const g = new AzureGate({ credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: em.url, caCert: readFileSync(em.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
+      const target = { name: 'nat2', id: v.vm, os: 'linux' as const, firewall: { policyId: policy, ruleCollectionGroup: 'jit', publicIp: '20.50.60.80', portPool: [50000, 50009] as [number, number], subnetPrefix: '10.100.0.0/26' } };
+      const open = (requestId: string) => g.open({ requestId, target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.86/32', expiresAt: Date.now() + 60_000 });
+      // 245 + 1 = 246 destinations + 3 public IPs = 249, then 250: both fit. Port 50000 is taken in another group.
+      const first = await open('rnatpol1');
+      expect(first.find((r) => r.nat)?.nat?.publicPort).toBe(50001);
+      await open('rnatpol2');
+      await expect(open('rnatpol3')).rejects.toThrow(
+        /^jit would bring its firewall to 251 DNAT destinations \(248 unique destination address\/port\/protocol in the rule collection groups of app-policy and of its base policy corp-base, \+ 3 public IP addresses of the firewall\); Azure Firewall allows 250/,
+      );
+      expect(em.rules(v.nicNsg).filter((r) => r.name.startsWith('jit-rnatpol3-'))).toEqual([]);
+      expect(em.natRules(`${policy}/ruleCollectionGroups/jit`).map((r) => String(r.name))).toEqual(['jit-rnatpol1-22', 'jit-rnatpol2-22']);
+      // ARM (the emulator) counts the same way: one more destination in any group of the policy, or in
+      // its base policy (which the policy inherits), is refused.
+      const { request } = await import('node:https');
+      const put = (path: string, body: unknown) =>
+        new Promise<{ status: number; code?: string }>((resolve, reject) => {
+          const req = request(`${em.url}${path}?api-version=2024-05-01`, { method: 'PUT', ca: readFileSync(em.certFile), headers: { authorization: 'Bearer raw-client', 'content-type': 'application/json' } }, (res) => {
+            let b = '';
+            res.on('data', (c: Buffer) => (b += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, ...(b ? { code: (JSON.parse(b) as { error?: { code: string } }).error?.code } : {}) }));
+          });
+          req.on('error', reject);
+          req.end(JSON.stringify(body));
+        });
+      for (const group of [`${policy}/ruleCollectionGroups/extra`, `${base}/ruleCollectionGroups/extra`]) {
+        expect(await put(group, { properties: { priority: 400, ruleCollections: [nat('more', [dnat('m1', '20.50.60.81', 39999)])] } })).toEqual({ status: 400, code: 'AzureFirewallNatRuleLimitReached' });
+      }
+      // A rule to a destination already counted is not one more.
+      expect((await put(`${policy}/ruleCollectionGroups/extra`, { properties: { priority: 400, ruleCollections: [nat('same', [{ ...dnat('s1', '20.50.60.81', 30000), sourceAddresses: ['198.51.100.7'] }])] } })).status).toBe(201);
+    } finally {
+      await em.close();
     }
   });
 
@@ -885,7 +996,10 @@ describe('least privilege', () => {
     const role = JSON.parse(readFileSync(new URL('../../manifest/azure/jit-bot-role.json', import.meta.url), 'utf8')) as { Actions: string[]; NotActions: string[]; DataActions: string[]; AssignableScopes: string[]; IsCustom: boolean };
     const allowed = new Set(role.Actions.map((a) => a.toLowerCase()));
     // The adapter's calls (not the raw whole-NSG PUT of the linked-access test).
-    const used = new Set(arm.calls.filter((c) => c.token !== 'raw-client').map((c) => actionOf(c.method, c.path)));
+    // Resource Graph queries need no action (rows are filtered by each resource's read action, checked by the emulator).
+    const used = new Set(arm.calls.filter((c) => c.token !== 'raw-client').map((c) => actionOf(c.method, c.path)).filter((a) => a !== NO_ACTION));
+    // Rows of a type are returned only if the role may read it there: those reads count as used.
+    for (const r of arm.graphRequests) for (const t of String(r.body.query).match(/'microsoft\.[a-z]+\/[a-z/]+'/g) ?? []) used.add(`${t.slice(1, -1)}/read`);
     // The suite exercised NSG rules, both firewall kinds, discovery, inventory, the scope sweep and LRO polling.
     expect(used.size).toBeGreaterThanOrEqual(12);
     expect([...used].filter((a) => !allowed.has(a))).toEqual([]);

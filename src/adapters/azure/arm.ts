@@ -11,6 +11,10 @@
 //   the final GET.
 // - Reads are retried (429 with Retry-After, 5xx, network errors, timeouts) with jittered backoff
 //   until a deadline, under a concurrency cap, because ARM throttles reads per principal too.
+// - Azure Resource Graph queries (POST /providers/Microsoft.ResourceGraph/resources) are reads:
+//   every page ($skipToken) is retried like one, and the service's own quota is kept — its
+//   `x-ms-user-quota-remaining` / `x-ms-user-quota-resets-after` headers pause the next query
+//   instead of meeting a 429.
 import type { TokenCredential } from '@azure/identity';
 import { ServiceClient } from '@azure/core-client';
 import { createHttpHeaders, createPipelineRequest, type HttpMethods, type PipelineResponse } from '@azure/core-rest-pipeline';
@@ -18,6 +22,11 @@ import { createHttpHeaders, createPipelineRequest, type HttpMethods, type Pipeli
 export const NETWORK_API = '2024-05-01';
 export const COMPUTE_API = '2024-07-01';
 export const RESOURCES_API = '2021-04-01';
+/** Azure Resource Graph (stable; the spec's QueryRequest / QueryResponse, paged by `$skipToken`). */
+export const RESOURCE_GRAPH_API = '2022-10-01';
+export const RESOURCE_GRAPH_PATH = '/providers/Microsoft.ResourceGraph/resources';
+/** Rows per Resource Graph page: the service's maximum `$top`. */
+export const RESOURCE_GRAPH_PAGE = 1000;
 
 export class ArmError extends Error {
   constructor(
@@ -100,6 +109,10 @@ export interface ArmStats {
   timeouts: number;
   operationsFailed: number;
   operationsCanceled: number;
+  /** Resource Graph requests (one per page, retries included). */
+  graphQueries: number;
+  /** Times a Resource Graph query waited for the user quota to reset (x-ms-user-quota-remaining: 0). */
+  graphQuotaWaits: number;
 }
 
 export interface ArmDoc {
@@ -146,7 +159,9 @@ export class ArmClient {
   private readonly endpoint: string;
   private readsInFlight = 0;
   private readonly readWaiters: Array<() => void> = [];
-  readonly stats: ArmStats = { puts: 0, deletes: 0, reads: 0, readRetries: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0, timeouts: 0, operationsFailed: 0, operationsCanceled: 0 };
+  readonly stats: ArmStats = { puts: 0, deletes: 0, reads: 0, readRetries: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0, timeouts: 0, operationsFailed: 0, operationsCanceled: 0, graphQueries: 0, graphQuotaWaits: 0 };
+  /** Resource Graph's user quota is spent until then (its reset, as the last answer said). */
+  private graphPausedUntil = 0;
 
   constructor(private readonly opts: ArmClientOptions) {
     this.endpoint = opts.endpoint.replace(/\/+$/, '');
@@ -170,7 +185,7 @@ export class ArmClient {
   }
 
   /** One HTTP exchange; non-2xx answers become ArmErrors with ARM's code. */
-  private async send(method: HttpMethods, url: string, opts: { body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: PipelineResponse['headers']; json: ArmDoc | undefined }> {
+  private async send(method: HttpMethods, url: string, opts: { body?: unknown; headers?: Record<string, string>; read?: boolean } = {}): Promise<{ status: number; headers: PipelineResponse['headers']; json: ArmDoc | undefined }> {
     const request = createPipelineRequest({
       url,
       method,
@@ -189,7 +204,7 @@ export class ArmClient {
         reject(err);
       }, this.opts.timeoutMs);
     });
-    const call: ArmCall = method === 'GET' ? 'read' : 'write';
+    const call: ArmCall = method === 'GET' || opts.read ? 'read' : 'write';
     let res: PipelineResponse;
     try {
       res = await Promise.race([this.http.sendRequest(request), timeout]);
@@ -210,7 +225,10 @@ export class ArmClient {
     if (res.status >= 200 && res.status < 300) return { status: res.status, headers: res.headers, json };
     const error = (json?.error ?? {}) as { code?: string; message?: string };
     const ra = res.headers.get('retry-after');
-    const retryAfterMs = ra ? (/^\d+$/.test(ra) ? Number(ra) * 1000 : Math.max(0, Date.parse(ra) - Date.now())) : undefined;
+    let retryAfterMs = ra ? (/^\d+$/.test(ra) ? Number(ra) * 1000 : Math.max(0, Date.parse(ra) - Date.now())) : undefined;
+    // Resource Graph says when its quota resets (hh:mm:ss) rather than, or besides, Retry-After.
+    const resets = res.status === 429 ? quotaResetMs(res.headers.get('x-ms-user-quota-resets-after')) : undefined;
+    if (resets !== undefined && (retryAfterMs === undefined || Number.isNaN(retryAfterMs) || resets > retryAfterMs)) retryAfterMs = resets;
     if (res.status === 409) this.stats.conflicts409++;
     if (res.status === 412) this.stats.preconditionFailed412++;
     if (res.status === 429) this.stats.throttled429++;
@@ -232,18 +250,30 @@ export class ArmClient {
 
   /** GET with retries (429 Retry-After, 5xx, network errors, timeouts) under the concurrency cap. */
   async get(path: string, apiVersion: string, deadlineMs = this.opts.readDeadlineMs): Promise<{ doc: ArmDoc; etag?: string }> {
+    return this.reading(async () => {
+      const res = await this.send('GET', this.url(path, apiVersion));
+      const etag = res.headers.get('etag') ?? (typeof res.json?.etag === 'string' ? res.json.etag : undefined);
+      return { doc: res.json ?? {}, ...(etag ? { etag } : {}) };
+    }, deadlineMs);
+  }
+
+  /**
+   * One read, retried (429 with Retry-After, 5xx, network errors, timeouts) with jittered backoff
+   * until the deadline, each attempt under the concurrency cap. `before` runs ahead of every
+   * attempt, outside the cap (waiting for a quota to reset holds no slot).
+   */
+  private async reading<T>(attempt: () => Promise<T>, deadlineMs: number, before?: () => Promise<void>): Promise<T> {
     const deadline = Date.now() + deadlineMs;
-    for (let attempt = 1; ; attempt++) {
+    for (let n = 1; ; n++) {
+      if (before) await before();
       const free = await this.slot();
       try {
         this.stats.reads++;
-        const res = await this.send('GET', this.url(path, apiVersion));
-        const etag = res.headers.get('etag') ?? (typeof res.json?.etag === 'string' ? res.json.etag : undefined);
-        return { doc: res.json ?? {}, ...(etag ? { etag } : {}) };
+        return await attempt();
       } catch (err) {
         free();
         if (classify(err) !== 'retry' || (err instanceof ArmError && err.status === 409)) throw err;
-        const wait = backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
+        const wait = backoff(n, err instanceof ArmError ? err.retryAfterMs : undefined);
         if (Date.now() + wait > deadline) throw err;
         this.stats.readRetries++;
         await this.opts.sleep(wait);
@@ -251,6 +281,61 @@ export class ArmClient {
         free();
       }
     }
+  }
+
+  /**
+   * Every row an Azure Resource Graph query returns over these subscriptions, page by page
+   * (`$skipToken`, `$top` 1,000; the query must project `id` and sort, or the service cannot page).
+   * Each page is a read: retried on 429 / 5xx / timeouts, and paced by the service's user quota
+   * (x-ms-user-quota-remaining / x-ms-user-quota-resets-after). A result the service truncated
+   * without a `$skipToken` is an error, never a silently short answer.
+   */
+  async graph(query: string, subscriptions: string[], deadlineMs = this.opts.readDeadlineMs): Promise<ArmDoc[]> {
+    const rows: ArmDoc[] = [];
+    const url = this.url(RESOURCE_GRAPH_PATH, RESOURCE_GRAPH_API);
+    let skipToken: string | undefined;
+    for (;;) {
+      const body = { subscriptions, query, options: { $top: RESOURCE_GRAPH_PAGE, resultFormat: 'objectArray', ...(skipToken ? { $skipToken: skipToken } : {}) } };
+      const page = await this.reading(
+        async () => {
+          this.stats.graphQueries++;
+          try {
+            const res = await this.send('POST', url, { body, read: true });
+            this.noteGraphQuota(res.headers);
+            return res.json ?? {};
+          } catch (err) {
+            if (err instanceof ArmError && err.status === 429) this.graphPausedUntil = Math.max(this.graphPausedUntil, Date.now() + (err.retryAfterMs ?? 0));
+            throw err;
+          }
+        },
+        deadlineMs,
+        async () => {
+          const wait = this.graphPausedUntil - Date.now();
+          if (wait > 0) {
+            this.stats.graphQuotaWaits++;
+            await this.opts.sleep(wait);
+          }
+        },
+      );
+      const data = page.data;
+      if (!Array.isArray(data)) throw new ArmError('Resource Graph: the answer has no data array (resultFormat objectArray expected)', 'InvalidResponse');
+      rows.push(...(data as ArmDoc[]));
+      const next = page.$skipToken;
+      if (typeof next === 'string' && next) {
+        skipToken = next;
+        continue;
+      }
+      if (String(page.resultTruncated) === 'true') throw new ArmError(`Resource Graph truncated the result after ${rows.length} of ${String(page.totalRecords ?? '?')} rows and gave no $skipToken`, 'ResultTruncated');
+      return rows;
+    }
+  }
+
+  /** Keeps Resource Graph's quota: none left means no query until it resets. */
+  private noteGraphQuota(headers: PipelineResponse['headers']): void {
+    const remaining = headers.get('x-ms-user-quota-remaining');
+    if (remaining === undefined || !/^-?\d+$/.test(remaining) || Number(remaining) > 0) return;
+    const resets = quotaResetMs(headers.get('x-ms-user-quota-resets-after'));
+    if (resets !== undefined) this.graphPausedUntil = Math.max(this.graphPausedUntil, Date.now() + resets);
   }
 
   /** GET, or null when ARM says the resource does not exist. */
@@ -357,6 +442,13 @@ export class ArmClient {
       throw new ArmError(`${name}: provisioningState ${state}`, state, undefined, undefined, state);
     }
   }
+}
+
+/** Resource Graph's `x-ms-user-quota-resets-after` (hh:mm:ss, fractions allowed) in ms. */
+export function quotaResetMs(value: string | undefined | null): number | undefined {
+  const m = value ? /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(value.trim()) : null;
+  if (!m) return undefined;
+  return Math.round((Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3])) * 1000);
 }
 
 /** Jittered exponential backoff (250 ms doubling, capped at 10 s), never shorter than Retry-After. */

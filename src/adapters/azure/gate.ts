@@ -131,7 +131,11 @@ const DISCOVERY_TTL_MS = 5 * 60_000;
 const NSG_MAX_RULES = 1000;
 const NSG_MAX_PREFIXES = 4000;
 const RULE_NAME_MAX = 80;
-/** Azure Firewall's DNAT rule limit (per firewall; the bot counts what it can see in the document it writes). */
+/**
+ * Azure Firewall's DNAT limit, per firewall: its public IP addresses + the unique DNAT destinations
+ * (destination address, port, protocol) of every rule it applies — with a Firewall Policy, every
+ * rule collection group of the policy and of the policies it inherits from.
+ */
 const FIREWALL_MAX_DNAT = 250;
 
 const armProtocol = (p: Protocol): string => (p === 'tcp' ? 'Tcp' : p === 'udp' ? 'Udp' : '*');
@@ -314,10 +318,12 @@ export class AzureGate implements NetworkGate {
     };
     const nsgRules = planAllowRules(grant.target.name, grant.requestId, grant.ports, nsgSource, path.privateIps, description);
     if (fw) await this.checkFirewallRoute(grant.target.name, fw);
+    // What the policy's other rule collection groups (and its base policies') already take of the 250.
+    const outside = fw?.policyId ? await this.dnatOutside(fw) : undefined;
     const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules))));
     if (fw) {
       const res = dnatResourceOf(fw);
-      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description))));
+      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description, outside))));
     }
     const results = await Promise.allSettled(writes);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -504,13 +510,125 @@ export class AzureGate implements NetworkGate {
   }
 
   /**
-   * Every VM of the subscriptions, supported or not, from three paged lists per subscription (VMs,
-   * NICs, virtual networks with their subnets) joined here: a constant number of calls, not three
-   * per VM. Uniform scale sets add two lists each (instances, their NICs); Flexible scale-set
-   * instances are ordinary VMs and come with the VMs.
+   * Every VM of the subscriptions, supported or not, with the reason when it is not (no NIC, no
+   * NSG in its path, no private address), as Defender's JIT blade shows them.
+   *
+   * Built from Azure Resource Graph (see `inventoryFromGraph`): a few paged queries whatever the
+   * number of VMs. If Resource Graph cannot answer (an error after its retries, a truncated
+   * result, a cloud without it), the paged ARM lists are used instead (`inventoryFromLists`), so
+   * `vms` still answers, at more calls.
    */
-  async inventory(): Promise<Array<{ id: string; name: string; reason?: string }>> {
-    const out: Array<{ id: string; name: string; reason?: string }> = [];
+  async inventory(): Promise<InventoryRow[]> {
+    const subs = [...this.subscriptions()];
+    try {
+      return await this.inventoryFromGraph(subs);
+    } catch (err) {
+      this.log('azure: Resource Graph could not build the inventory; listing per subscription instead', { err: err instanceof Error ? err.message : String(err) });
+      return this.inventoryFromLists(subs);
+    }
+  }
+
+  /**
+   * The inventory from Azure Resource Graph, joined here rather than in KQL (no `join` /
+   * `mv-expand`, whose per-query limits a large estate would meet; each query a flat projection
+   * that pages by `$skipToken`):
+   * 1. `Resources`: VMs (their NIC references), NICs (NSG, IP configurations: private addresses,
+   *    primary flags, subnets) and scale sets (to know the Uniform ones);
+   * 2. `Resources`: NSGs associated with subnets (`properties.subnets`): the subnet NSGs;
+   * 3. `ComputeResources`: Uniform scale-set instances and their NICs (Resource Graph keeps them
+   *    there, not in `Resources`; Flexible instances are ordinary VMs and come with 1.).
+   * A Uniform scale set of which 3. shows no instance (a cloud whose Resource Graph lacks the
+   * table, or data not indexed yet) is listed through ARM (its instances, their NICs). A VM whose
+   * NIC is not in the result (another subscription, or created seconds ago: Resource Graph lags
+   * ARM by seconds) is read directly. Paths found here are not cached for writes: a grant reads
+   * its VM's path from ARM itself.
+   */
+  private async inventoryFromGraph(subs: string[]): Promise<InventoryRow[]> {
+    const chunks: string[][] = [];
+    for (let i = 0; i < subs.length; i += GRAPH_SUBSCRIPTIONS_PER_QUERY) chunks.push(subs.slice(i, i + GRAPH_SUBSCRIPTIONS_PER_QUERY));
+    const all = async (query: string) => (await Promise.all(chunks.map((c) => this.arm.graph(query, c)))).flat();
+    const [resources, subnetNsgRows, instances] = await Promise.all([
+      all(GRAPH_VMS_NICS_SCALE_SETS),
+      all(GRAPH_SUBNET_NSGS),
+      all(GRAPH_SCALE_SET_INSTANCES).catch((err: unknown) => {
+        this.log('azure: Resource Graph has no scale-set instances here (ComputeResources); listing Uniform scale sets through ARM', { err: err instanceof Error ? err.message : String(err) });
+        return null;
+      }),
+    ]);
+    const typeOf = (r: ArmDoc) => String(r.type ?? '').toLowerCase();
+    const nicById = new Map<string, ArmDoc>();
+    for (const r of [...resources, ...(instances ?? [])]) {
+      if (typeof r.id !== 'string' || !/\/networkinterfaces$/.test(typeOf(r))) continue;
+      nicById.set(r.id.toLowerCase(), {
+        id: r.id,
+        properties: { ...(typeof r.nsg === 'string' && r.nsg ? { networkSecurityGroup: { id: r.nsg } } : {}), ipConfigurations: Array.isArray(r.ipConfigurations) ? r.ipConfigurations : [] },
+      });
+    }
+    const subnetById = new Map<string, ArmDoc>();
+    for (const n of subnetNsgRows) {
+      if (typeof n.id !== 'string' || !Array.isArray(n.subnets)) continue;
+      for (const sn of n.subnets as Array<{ id?: unknown }>) if (typeof sn?.id === 'string') subnetById.set(sn.id.toLowerCase(), { id: sn.id, properties: { networkSecurityGroup: { id: n.id } } });
+    }
+    const out: InventoryRow[] = [];
+    const later: Array<Promise<InventoryRow[]>> = [];
+    const vmRow = (id: string, name: string, refs: Array<{ id?: string; properties?: { primary?: boolean } }>) => {
+      const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
+      if (found.some((f) => !f.doc)) later.push(this.rowFromArm(id, name).then((r) => [r]));
+      else out.push(inventoryRow(id, name, found as Array<{ primary: boolean; doc: ArmDoc }>, subnetById));
+    };
+    const scaleSets: string[] = [];
+    for (const r of resources) {
+      if (typeof r.id !== 'string') continue;
+      if (typeOf(r) === 'microsoft.compute/virtualmachinescalesets') {
+        if (String(r.orchestrationMode ?? '').toLowerCase() !== 'flexible') scaleSets.push(r.id);
+      } else if (typeOf(r) === 'microsoft.compute/virtualmachines' && typeof r.name === 'string') vmRow(r.id, r.name, nicRefList(r.nics));
+    }
+    const instancesOf = new Map<string, ArmDoc[]>();
+    for (const r of instances ?? []) {
+      if (typeof r.id !== 'string' || typeOf(r) !== 'microsoft.compute/virtualmachinescalesets/virtualmachines') continue;
+      const ss = r.id.replace(/\/virtualMachines\/[^/]+$/i, '').toLowerCase();
+      instancesOf.set(ss, [...(instancesOf.get(ss) ?? []), r]);
+    }
+    for (const ss of scaleSets) {
+      const listed = instancesOf.get(ss.toLowerCase());
+      if (listed) for (const inst of listed) vmRow(String(inst.id), instanceName(String(inst.id)), nicRefList(inst.nics));
+      else later.push(this.scaleSetRows(ss, subnetById));
+    }
+    for (const rows of await Promise.all(later)) out.push(...rows);
+    return out;
+  }
+
+  /** A VM's row from its own ARM documents (VM, NICs, subnets); a VM gone meanwhile is left out. */
+  private async rowFromArm(id: string, name: string): Promise<InventoryRow> {
+    try {
+      await this.discover({ name, id, os: 'linux' }, true);
+      return { id, name };
+    } catch (err) {
+      if (err instanceof UnsupportedTargetError) return { id, name, reason: err.message.replace(/^.*?: /, '') };
+      // Unreadable now (throttled past the deadline, forbidden): listed without a verdict on its path.
+      this.log('azure: could not read a VM\'s network path for the inventory', { vm: id, err: err instanceof Error ? err.message : String(err) });
+      return { id, name };
+    }
+  }
+
+  /** A Uniform scale set's instances and their NICs, listed through ARM (two paged lists). */
+  private async scaleSetRows(ssId: string, subnetById: Map<string, ArmDoc>): Promise<InventoryRow[]> {
+    const [instances, nics] = await Promise.all([this.arm.list(`${ssId}/virtualMachines`, COMPUTE_API), this.arm.list(`${ssId}/networkInterfaces`, VMSS_NIC_API)]);
+    const nicById = new Map(nics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
+    return instances.flatMap((inst) => {
+      if (typeof inst.id !== 'string' || typeof inst.name !== 'string') return [];
+      const refs = nicRefsOf(inst);
+      return [inventoryRow(inst.id, inst.name, refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) })).filter((f): f is { primary: boolean; doc: ArmDoc } => Boolean(f.doc)), subnetById)];
+    });
+  }
+
+  /**
+   * The inventory from paged ARM lists per subscription (VMs, NICs, virtual networks with their
+   * subnets, scale sets; two more per Uniform scale set), joined here: the fallback when Resource
+   * Graph cannot answer. Paths found are cached for writes (the documents are ARM's own).
+   */
+  private async inventoryFromLists(subscriptions: string[]): Promise<InventoryRow[]> {
+    const out: InventoryRow[] = [];
     const row = (id: string, name: string, nics: Array<{ primary: boolean; doc: ArmDoc | undefined }>, subnetById: Map<string, ArmDoc>) => {
       try {
         if (nics.length === 0) throw new UnsupportedTargetError(name, 'the VM has no network interface');
@@ -522,7 +640,7 @@ export class AzureGate implements NetworkGate {
         else throw err;
       }
     };
-    for (const sub of this.subscriptions()) {
+    for (const sub of subscriptions) {
       const [vms, nics, vnets, sets] = await Promise.all([
         this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachines`, COMPUTE_API),
         this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/networkInterfaces`, NETWORK_API),
@@ -661,6 +779,7 @@ export class AzureGate implements NetworkGate {
     for (const id of firewalls) {
       const doc = (await this.arm.get(id, NETWORK_API)).doc;
       const cfgs = (doc.properties?.ipConfigurations as ArmDoc[] | undefined) ?? [];
+      this.firewallPublicIps.set(id.toLowerCase(), publicIpCount(doc));
       for (const c of cfgs) {
         const pip = (c.properties?.publicIPAddress as { id?: string } | undefined)?.id;
         if (!pip) continue;
@@ -674,6 +793,41 @@ export class AzureGate implements NetworkGate {
     this.routesChecked.set(key, Date.now());
   }
   private routesChecked = new Map<string, number>();
+  /** Public IP addresses per firewall, as last read (checkFirewallRoute). */
+  private firewallPublicIps = new Map<string, number>();
+
+  /**
+   * The DNAT destinations a Firewall Policy target shares Azure Firewall's limit with outside the
+   * bot's own rule collection group: every other group of the policy and of the policies it
+   * inherits from (`basePolicy`, followed up the chain), and the public IPs of the firewalls the
+   * policy is attached to (the most of any of them). Read fresh for every grant.
+   */
+  private async dnatOutside(fw: FirewallRoute): Promise<DnatOutside> {
+    const own = dnatResourceOf(fw).toLowerCase();
+    const destinations = new Set<string>();
+    const policies: string[] = [];
+    let publicIps = 0;
+    const seen = new Set<string>();
+    for (let id: string | undefined = fw.policyId; id && !seen.has(id.toLowerCase()); ) {
+      seen.add(id.toLowerCase());
+      const [policy, groups] = await Promise.all([this.arm.get(id, NETWORK_API), this.arm.list(`${id}/ruleCollectionGroups`, NETWORK_API)]);
+      policies.push(id.split('/').pop()!);
+      for (const g of groups) if (String(g.id ?? '').toLowerCase() !== own) for (const d of dnatDestinations(natRulesOfGroup(g))) destinations.add(d);
+      if (id === fw.policyId) {
+        for (const f of (policy.doc.properties?.firewalls as Array<{ id?: string }> | undefined) ?? []) {
+          if (!f.id) continue;
+          let n = this.firewallPublicIps.get(f.id.toLowerCase());
+          if (n === undefined) {
+            n = publicIpCount((await this.arm.get(f.id, NETWORK_API)).doc);
+            this.firewallPublicIps.set(f.id.toLowerCase(), n);
+          }
+          publicIps = Math.max(publicIps, n);
+        }
+      }
+      id = (policy.doc.properties?.basePolicy as { id?: string } | undefined)?.id;
+    }
+    return { destinations, publicIps, where: `the rule collection groups of ${policies[0]}${policies.length > 1 ? ` and of its base polic${policies.length > 2 ? 'ies' : 'y'} ${policies.slice(1).join(', ')}` : ''}` };
+  }
 
   private resourcesOf(path: NetworkPath, target: Target): string[] {
     return [...path.nsgs, ...(target.firewall ? [dnatResourceOf(target.firewall)] : [])];
@@ -720,11 +874,16 @@ export class AzureGate implements NetworkGate {
     return { results, puts: [], deletes };
   }
 
-  private addDnatRules(resId: string, doc: ArmDoc, fw: FirewallRoute, requestId: string, ports: PortSpec[], source: string, vmIp: string, description: string): DocPlan {
+  private addDnatRules(resId: string, doc: ArmDoc, fw: FirewallRoute, requestId: string, ports: PortSpec[], source: string, vmIp: string, description: string, outside?: DnatOutside): DocPlan {
     const existingRules = this.natRuleList(resId, doc);
     const usedPorts = new Set(
       existingRules.filter((r) => (r.destinationAddresses ?? []).includes(fw.publicIp) || (r.destinationAddresses ?? []).includes('*')).flatMap((r) => (r.destinationPorts ?? []).map(Number)),
     );
+    // Ports other rule collection groups of the policy (or its base policies) DNAT on this address are taken too.
+    for (const d of outside?.destinations ?? []) {
+      const [address, port] = d.split('|');
+      if (address === fw.publicIp.toLowerCase() || address === '*') usedPorts.add(Number(port));
+    }
     const pick = () => {
       for (let p = fw.portPool[0]; p <= fw.portPool[1]; p++) if (!usedPorts.has(p)) return usedPorts.add(p), p;
       throw new NoFreePortError(resId, fw.portPool);
@@ -742,8 +901,17 @@ export class AzureGate implements NetworkGate {
       }
       adds.push({ name, publicPort: pick(), p });
     }
-    if (existingRules.length + adds.length > FIREWALL_MAX_DNAT) {
-      throw new Error(`${resId.split('/').pop()} would hold ${existingRules.length + adds.length} DNAT rules; Azure Firewall allows ${FIREWALL_MAX_DNAT}`);
+    if (adds.length > 0) {
+      // Azure Firewall's limit: public IPs + unique destinations over every rule the firewall applies.
+      const rcg = kindOf(resId) === 'rcg';
+      const destinations = new Set([...(outside?.destinations ?? []), ...dnatDestinations(rcg ? natRulesOfGroup(doc) : natRulesOfFirewall(doc))]);
+      for (const a of adds) destinations.add(`${fw.publicIp}|${a.publicPort}|${a.p.protocol === 'udp' ? 'udp' : 'tcp'}`.toLowerCase());
+      const publicIps = rcg ? (outside?.publicIps ?? 1) : publicIpCount(doc);
+      const total = destinations.size + publicIps;
+      if (total > FIREWALL_MAX_DNAT) {
+        const where = rcg ? (outside?.where ?? `the rule collection groups of ${fw.policyId?.split('/').pop()}`) : `the DNAT rule collections of ${resId.split('/').pop()}`;
+        throw new DnatLimitError(`${resId.split('/').pop()} would bring its firewall to ${total} DNAT destinations (${destinations.size} unique destination address/port/protocol in ${where}, + ${publicIps} public IP address${publicIps === 1 ? '' : 'es'} of the firewall); Azure Firewall allows ${FIREWALL_MAX_DNAT} (public IPs + unique DNAT destinations). Remove unused DNAT rules or use another firewall`);
+      }
     }
     const srcs = [source === '*' ? '*' : source];
     for (const a of adds) {
@@ -1064,6 +1232,54 @@ const settled = (c: { settled: boolean }) => c.settled;
 
 // ------------------------------------------------------------------ pure helpers
 
+/** One VM of the inventory; `reason` when it cannot be supported. */
+export type InventoryRow = { id: string; name: string; reason?: string };
+
+/** Resource Graph recommends fewer than 300 subscriptions per query. */
+const GRAPH_SUBSCRIPTIONS_PER_QUERY = 300;
+/**
+ * VMs with their NIC references, NICs with their NSG and IP configurations, and scale sets (their
+ * orchestration mode). Sorted by `id` (projected): Resource Graph pages only results that have it.
+ */
+export const GRAPH_VMS_NICS_SCALE_SETS = `Resources
+| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.network/networkinterfaces', 'microsoft.compute/virtualmachinescalesets')
+| project id, name, type, nics = properties.networkProfile.networkInterfaces, nsg = tostring(properties.networkSecurityGroup.id), ipConfigurations = properties.ipConfigurations, orchestrationMode = tostring(properties.orchestrationMode)
+| order by id asc`;
+/** NSGs associated with subnets, and those subnets: the subnet NSGs of every path. */
+export const GRAPH_SUBNET_NSGS = `Resources
+| where type =~ 'microsoft.network/networksecuritygroups'
+| where isnotnull(properties.subnets)
+| project id, subnets = properties.subnets
+| order by id asc`;
+/** Uniform scale-set instances and their NICs (Resource Graph's ComputeResources table). */
+export const GRAPH_SCALE_SET_INSTANCES = `ComputeResources
+| where type in~ ('microsoft.compute/virtualmachinescalesets/virtualmachines', 'microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces')
+| project id, name, type, nics = properties.networkProfile.networkInterfaces, nsg = tostring(properties.networkSecurityGroup.id), ipConfigurations = properties.ipConfigurations
+| order by id asc`;
+
+/** A VM's row: its path checked (not cached: Resource Graph's copy may lag ARM by seconds). */
+function inventoryRow(id: string, name: string, nics: Array<{ primary: boolean; doc: ArmDoc }>, subnetById: Map<string, ArmDoc>): InventoryRow {
+  try {
+    if (nics.length === 0) throw new UnsupportedTargetError(name, 'the VM has no network interface');
+    pathOf(name, nics, subnetById);
+    return { id, name };
+  } catch (err) {
+    if (err instanceof UnsupportedTargetError) return { id, name, reason: err.message.replace(/^.*?: /, '') };
+    throw err;
+  }
+}
+
+/** A projected `networkProfile.networkInterfaces` column as NIC references. */
+function nicRefList(v: unknown): Array<{ id?: string; properties?: { primary?: boolean } }> {
+  return (Array.isArray(v) ? (v as Array<{ id?: unknown; properties?: { primary?: boolean } }>) : []).filter((n): n is { id: string; properties?: { primary?: boolean } } => typeof n?.id === 'string');
+}
+
+/** A scale-set instance's name as ARM shows it (`<scale set>_<instance id>`), from its id. */
+function instanceName(id: string): string {
+  const m = /\/virtualMachineScaleSets\/([^/]+)\/virtualMachines\/([^/]+)$/i.exec(id);
+  return m ? `${m[1]}_${m[2]}` : id.split('/').pop()!;
+}
+
 /** NICs of a scale set's instances are read through the scale set, at an API version of their own. */
 const VMSS_NIC_API = '2018-10-01';
 const nicApi = (nicId: string) => (/\/virtualMachineScaleSets\//i.test(nicId) ? VMSS_NIC_API : NETWORK_API);
@@ -1255,6 +1471,46 @@ function denyApplied(nsgId: string, r: WireRule): AppliedRule {
     name: r.name, scope: nsgId, priority: p.priority ?? 0, direction: 'Inbound', access: 'Deny', protocol: jitProtocol(p.protocol),
     sourcePrefix: '*', destinationPort: Number(p.destinationPortRange ?? 0), description: p.description ?? '', requestId: '', expiresAt: 0,
   };
+}
+
+/** What a Firewall Policy's other rule collection groups and its firewalls take of the DNAT limit. */
+interface DnatOutside {
+  destinations: Set<string>;
+  publicIps: number;
+  /** Where they were counted, for the refusal's message. */
+  where: string;
+}
+
+export class DnatLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DnatLimitError';
+  }
+}
+
+/** Unique DNAT destinations (address|port|protocol) of these rules, as Azure Firewall counts them. */
+function dnatDestinations(rules: NatRuleWire[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of rules) {
+    const protos = r.ipProtocols ?? r.protocols ?? ['any'];
+    for (const a of r.destinationAddresses ?? []) for (const p of r.destinationPorts ?? []) for (const x of protos) out.add(`${a}|${p}|${x}`.toLowerCase());
+  }
+  return out;
+}
+
+/** The DNAT rules of a Firewall Policy rule collection group (its NAT rule collections). */
+function natRulesOfGroup(doc: ArmDoc): NatRuleWire[] {
+  return ((doc.properties?.ruleCollections as Array<NatCollection & { ruleCollectionType?: string }> | undefined) ?? []).filter((c) => c.ruleCollectionType === 'FirewallPolicyNatRuleCollection').flatMap((c) => c.rules ?? []);
+}
+
+/** The DNAT rules of a classic Azure Firewall. */
+function natRulesOfFirewall(doc: ArmDoc): NatRuleWire[] {
+  return ((doc.properties?.natRuleCollections as Array<{ properties?: NatCollection }> | undefined) ?? []).flatMap((c) => c.properties?.rules ?? []);
+}
+
+/** A firewall's public IP addresses: its IP configurations that have one. */
+function publicIpCount(doc: ArmDoc): number {
+  return ((doc.properties?.ipConfigurations as Array<{ properties?: { publicIPAddress?: unknown } }> | undefined) ?? []).filter((c) => c.properties?.publicIPAddress).length;
 }
 
 export class NoFreePortError extends Error {
