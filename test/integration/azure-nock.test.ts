@@ -16,6 +16,7 @@ const NSG = `${RG}/providers/Microsoft.Network/networkSecurityGroups/vm1-nsg`;
 const HUB = '/subscriptions/sub1/resourceGroups/hub/providers/Microsoft.Network';
 const POLICY = `${HUB}/firewallPolicies/hub-policy`;
 const RCG = `${POLICY}/ruleCollectionGroups/jit`;
+const BASE = `${HUB}/firewallPolicies/corp-base`;
 const OPS = '/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations';
 const target: Target = { name: 'vm1', id: VM, os: 'windows' };
 const rule = (name: string) => `${NSG}/securityRules/${name}`;
@@ -146,7 +147,7 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
     }
   });
 
-  it('a firewall policy\'s rule collection group is written with If-Match on the PUT alone: the operation\'s polls carry none', async () => {
+  it('a firewall policy\'s rule collection group is written with If-Match on the PUT alone: the operation\'s polls carry none; the DNAT count reads the policy\'s other groups and its base policy\'s', async () => {
     const app2: Target = { ...target, name: 'app2', firewall: { policyId: POLICY, ruleCollectionGroup: 'jit', publicIp: '20.50.60.71', portPool: [51000, 51001], subnetPrefix: '10.100.0.0/26' } };
     discovery();
     const polls: Array<string | undefined> = [];
@@ -160,6 +161,14 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
       .get(POLICY).query(true).reply(200, { id: POLICY, name: 'hub-policy', properties: { firewalls: [{ id: FW }] } })
       .get(FW).query(true).reply(200, { id: FW, name: 'hub-fw', properties: { ipConfigurations: [{ name: 'ipconfig1', properties: { publicIPAddress: { id: PIP } } }] } })
       .get(PIP).query(true).reply(200, { id: PIP, name: 'hub-fw-pip', properties: { ipAddress: '20.50.60.71' } })
+      // The DNAT limit: the policy's other groups (one DNAT on the pool's first port) and its base policy's.
+      .get(POLICY).query(true).reply(200, { id: POLICY, name: 'hub-policy', properties: { firewalls: [{ id: FW }], basePolicy: { id: BASE } } })
+      .get(`${POLICY}/ruleCollectionGroups`).query(true).reply(200, { value: [
+        { id: RCG, name: 'jit', properties: { priority: 65000, ruleCollections: [] } },
+        { id: `${POLICY}/ruleCollectionGroups/apps`, name: 'apps', properties: { priority: 300, ruleCollections: [{ ruleCollectionType: 'FirewallPolicyNatRuleCollection', name: 'apps', priority: 100, action: { type: 'DNAT' }, rules: [{ ruleType: 'NatRule', name: 'a1', ipProtocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['20.50.60.71'], destinationPorts: ['51000'], translatedAddress: '10.0.0.9', translatedPort: '443' }] }] } },
+      ] })
+      .get(BASE).query(true).reply(200, { id: BASE, name: 'corp-base', properties: { childPolicies: [{ id: POLICY }] } })
+      .get(`${BASE}/ruleCollectionGroups`).query(true).reply(200, { value: [] })
       .get(NSG).query(true).reply(200, nsgBody('W/"n1"'))
       .put(rule('jit-rabcdefghq-3389')).query(true).reply(201, {}, { 'Azure-AsyncOperation': nsgOp })
       .get(RCG).query(true).reply(200, { id: RCG, name: 'jit', etag: 'W/"rcg-1"', properties: { provisioningState: 'Succeeded', priority: 65000, ruleCollections: [] } })
@@ -170,7 +179,58 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
     const rules = await open(gate([app2]), 'rabcdefghq', app2);
     expect(putIfMatch).toBe('W/"rcg-1"');
     expect(polls).toEqual([undefined, undefined, undefined]);
-    expect(rules.find((r) => r.nat)?.nat).toEqual({ publicAddress: '20.50.60.71', publicPort: 51000, translatedPort: 3389 });
+    // 51000 is another group's DNAT destination on the same address: the next free pool port is used.
+    expect(rules.find((r) => r.nat)?.nat).toEqual({ publicAddress: '20.50.60.71', publicPort: 51001, translatedPort: 3389 });
+    expect(nock.isDone()).toBe(true);
+  });
+
+  it('the inventory speaks Resource Graph\'s wire format: POST with subscriptions, $top and $skipToken; a 429 that only says x-ms-user-quota-resets-after is waited out that long', async () => {
+    const VM2 = `${RG}/providers/Microsoft.Compute/virtualMachines/vm2`;
+    const NIC2 = `${RG}/providers/Microsoft.Network/networkInterfaces/vm2-nic`;
+    const SS = `${RG}/providers/Microsoft.Compute/virtualMachineScaleSets/web`;
+    const INST = `${SS}/virtualMachines/3`;
+    const SSNIC = `${INST}/networkInterfaces/web-nic`;
+    const ipcfg = (ip: string) => [{ id: 'x', name: 'ipconfig1', properties: { privateIPAddress: ip, primary: true, subnet: { id: SUBNET } } }];
+    const bodies: Array<{ query: string; subscriptions: string[]; options: Record<string, unknown> }> = [];
+    const waits: number[] = [];
+    const g = new AzureGate({
+      credential: { getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }) },
+      subscriptions: ['sub1'],
+      targets: () => [],
+      sleep: async (ms) => void waits.push(ms),
+    });
+    const graph = nock(ARM).post('/providers/Microsoft.ResourceGraph/resources').query({ 'api-version': '2022-10-01' }).times(5);
+    graph.reply(function (_uri, body) {
+      const b = body as (typeof bodies)[number];
+      bodies.push(b);
+      const q = b.query;
+      if (q.startsWith('Resources') && q.includes('virtualmachines') && !b.options.$skipToken) {
+        // The spec's first page: a string resultTruncated, a $skipToken for the rest.
+        return [200, { totalRecords: 4, count: 2, resultTruncated: 'false', facets: [], $skipToken: 'page2', data: [
+          { id: NIC, name: 'vm1-nic', type: 'microsoft.network/networkinterfaces', nics: null, nsg: NSG, ipConfigurations: ipcfg('10.0.0.4'), orchestrationMode: '' },
+          { id: NIC2, name: 'vm2-nic', type: 'microsoft.network/networkinterfaces', nics: null, nsg: '', ipConfigurations: ipcfg('10.0.0.5'), orchestrationMode: '' },
+        ] }, { 'x-ms-user-quota-remaining': '14', 'x-ms-user-quota-resets-after': '00:00:05' }];
+      }
+      if (q.startsWith('Resources') && q.includes('virtualmachines')) {
+        if (bodies.filter((x) => x.options.$skipToken === 'page2').length === 1) return [429, { error: { code: 'RateLimiting', message: 'throttled' } }, { 'x-ms-user-quota-remaining': '0', 'x-ms-user-quota-resets-after': '00:00:03' }];
+        return [200, { totalRecords: 4, count: 2, resultTruncated: 'false', facets: [], data: [
+          { id: VM, name: 'vm1', type: 'microsoft.compute/virtualmachines', nics: [{ id: NIC, properties: { primary: true } }], nsg: '', ipConfigurations: null, orchestrationMode: '' },
+          { id: VM2, name: 'vm2', type: 'microsoft.compute/virtualmachines', nics: [{ id: NIC2 }], nsg: '', ipConfigurations: null, orchestrationMode: '' },
+          { id: SS, name: 'web', type: 'microsoft.compute/virtualmachinescalesets', nics: null, nsg: '', ipConfigurations: null, orchestrationMode: 'Uniform' },
+        ] }, { 'x-ms-user-quota-remaining': '13', 'x-ms-user-quota-resets-after': '00:00:04' }];
+      }
+      if (q.startsWith('Resources')) return [200, { totalRecords: 1, count: 1, resultTruncated: 'false', data: [{ id: NSG, subnets: [{ id: SUBNET }] }] }];
+      return [200, { totalRecords: 2, count: 2, resultTruncated: 'false', data: [
+        { id: INST, name: '3', type: 'microsoft.compute/virtualmachinescalesets/virtualmachines', nics: [{ id: SSNIC }], nsg: '', ipConfigurations: null },
+        { id: SSNIC, name: 'web-nic', type: 'microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces', nics: null, nsg: '', ipConfigurations: ipcfg('10.0.0.6') },
+      ] }];
+    });
+    const rows = await g.inventory();
+    expect(rows.map((r) => r.name).sort()).toEqual(['vm1', 'vm2', 'web_3']);
+    expect(bodies.every((b) => JSON.stringify(b.subscriptions) === '["sub1"]' && b.options.$top === 1000 && b.options.resultFormat === 'objectArray')).toBe(true);
+    expect(bodies.filter((b) => b.options.$skipToken === 'page2')).toHaveLength(2);
+    // No Retry-After: the quota's reset (3 s) is how long the retry waited.
+    expect(waits.some((w) => w >= 3000 && w < 3100)).toBe(true);
     expect(nock.isDone()).toBe(true);
   });
 });

@@ -226,9 +226,8 @@ export class ArmClient {
     const error = (json?.error ?? {}) as { code?: string; message?: string };
     const ra = res.headers.get('retry-after');
     let retryAfterMs = ra ? (/^\d+$/.test(ra) ? Number(ra) * 1000 : Math.max(0, Date.parse(ra) - Date.now())) : undefined;
-    // Resource Graph says when its quota resets (hh:mm:ss) rather than, or besides, Retry-After.
-    const resets = res.status === 429 ? quotaResetMs(res.headers.get('x-ms-user-quota-resets-after')) : undefined;
-    if (resets !== undefined && (retryAfterMs === undefined || Number.isNaN(retryAfterMs) || resets > retryAfterMs)) retryAfterMs = resets;
+    // Resource Graph may say only when its quota resets (hh:mm:ss): then that is when to retry.
+    if (res.status === 429 && (retryAfterMs === undefined || Number.isNaN(retryAfterMs))) retryAfterMs = quotaResetMs(res.headers.get('x-ms-user-quota-resets-after'));
     if (res.status === 409) this.stats.conflicts409++;
     if (res.status === 412) this.stats.preconditionFailed412++;
     if (res.status === 429) this.stats.throttled429++;
@@ -296,6 +295,8 @@ export class ArmClient {
     let skipToken: string | undefined;
     for (;;) {
       const body = { subscriptions, query, options: { $top: RESOURCE_GRAPH_PAGE, resultFormat: 'objectArray', ...(skipToken ? { $skipToken: skipToken } : {}) } };
+      // One query at a time: the quota headers then describe exactly what is left.
+      let release: (() => void) | undefined;
       const page = await this.reading(
         async () => {
           this.stats.graphQueries++;
@@ -306,10 +307,13 @@ export class ArmClient {
           } catch (err) {
             if (err instanceof ArmError && err.status === 429) this.graphPausedUntil = Math.max(this.graphPausedUntil, Date.now() + (err.retryAfterMs ?? 0));
             throw err;
+          } finally {
+            release?.();
           }
         },
         deadlineMs,
         async () => {
+          release = await this.graphTurn();
           const wait = this.graphPausedUntil - Date.now();
           if (wait > 0) {
             this.stats.graphQuotaWaits++;
@@ -328,6 +332,18 @@ export class ArmClient {
       if (String(page.resultTruncated) === 'true') throw new ArmError(`Resource Graph truncated the result after ${rows.length} of ${String(page.totalRecords ?? '?')} rows and gave no $skipToken`, 'ResultTruncated');
       return rows;
     }
+  }
+
+  private graphQueue: Promise<void> = Promise.resolve();
+
+  /** Waits for the Resource Graph turn; returns its release. */
+  private async graphTurn(): Promise<() => void> {
+    let release!: () => void;
+    const turn = new Promise<void>((r) => (release = r));
+    const previous = this.graphQueue;
+    this.graphQueue = previous.then(() => turn);
+    await previous;
+    return release;
   }
 
   /** Keeps Resource Graph's quota: none left means no query until it resets. */
