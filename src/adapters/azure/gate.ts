@@ -520,13 +520,18 @@ export class AzureGate implements NetworkGate {
    */
   async inventory(): Promise<InventoryRow[]> {
     const subs = [...this.subscriptions()];
-    try {
-      return await this.inventoryFromGraph(subs);
-    } catch (err) {
-      this.log('azure: Resource Graph could not build the inventory; listing per subscription instead', { err: err instanceof Error ? err.message : String(err) });
-      return this.inventoryFromLists(subs);
+    if (Date.now() >= this.graphMissingUntil) {
+      try {
+        return await this.inventoryFromGraph(subs);
+      } catch (err) {
+        // An endpoint without Resource Graph (a sovereign cloud, a proxy) is not asked again for an hour.
+        if (err instanceof ArmError && (err.status === 400 || err.status === 404) && /^(NoRegisteredProviderFound|InvalidResourceType|InvalidResourceNamespace)$/i.test(err.code)) this.graphMissingUntil = Date.now() + 3600_000;
+        this.log('azure: Resource Graph could not build the inventory; listing per subscription instead', { err: err instanceof Error ? err.message : String(err) });
+      }
     }
+    return this.inventoryFromLists(subs);
   }
+  private graphMissingUntil = 0;
 
   /**
    * The inventory from Azure Resource Graph, joined here rather than in KQL (no `join` /
@@ -580,7 +585,8 @@ export class AzureGate implements NetworkGate {
     for (const r of resources) {
       if (typeof r.id !== 'string') continue;
       if (typeOf(r) === 'microsoft.compute/virtualmachinescalesets') {
-        if (String(r.orchestrationMode ?? '').toLowerCase() !== 'flexible') scaleSets.push(r.id);
+        // Uniform (or older, without the property) and not scaled to zero: it has instances to list.
+        if (String(r.orchestrationMode ?? '').toLowerCase() !== 'flexible' && r.capacity !== 0) scaleSets.push(r.id);
       } else if (typeOf(r) === 'microsoft.compute/virtualmachines' && typeof r.name === 'string') vmRow(r.id, r.name, nicRefList(r.nics));
     }
     const instancesOf = new Map<string, ArmDoc[]>();
@@ -1243,7 +1249,7 @@ const GRAPH_SUBSCRIPTIONS_PER_QUERY = 300;
  */
 export const GRAPH_VMS_NICS_SCALE_SETS = `Resources
 | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.network/networkinterfaces', 'microsoft.compute/virtualmachinescalesets')
-| project id, name, type, nics = properties.networkProfile.networkInterfaces, nsg = tostring(properties.networkSecurityGroup.id), ipConfigurations = properties.ipConfigurations, orchestrationMode = tostring(properties.orchestrationMode)
+| project id, name, type, nics = properties.networkProfile.networkInterfaces, nsg = tostring(properties.networkSecurityGroup.id), ipConfigurations = properties.ipConfigurations, orchestrationMode = tostring(properties.orchestrationMode), capacity = sku.capacity
 | order by id asc`;
 /** NSGs associated with subnets, and those subnets: the subnet NSGs of every path. */
 export const GRAPH_SUBNET_NSGS = `Resources
