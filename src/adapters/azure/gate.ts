@@ -578,7 +578,7 @@ export class AzureGate implements NetworkGate {
     const later: Array<Promise<InventoryRow[]>> = [];
     const vmRow = (id: string, name: string, refs: Array<{ id?: string; properties?: { primary?: boolean } }>) => {
       const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
-      if (found.some((f) => !f.doc)) later.push(this.rowFromArm(id, name).then((r) => [r]));
+      if (found.some((f) => !f.doc)) later.push(this.rowFromArm(id, name).then((r) => (r ? [r] : [])));
       else out.push(inventoryRow(id, name, found as Array<{ primary: boolean; doc: ArmDoc }>, subnetById));
     };
     const scaleSets: string[] = [];
@@ -605,12 +605,13 @@ export class AzureGate implements NetworkGate {
   }
 
   /** A VM's row from its own ARM documents (VM, NICs, subnets); a VM gone meanwhile is left out. */
-  private async rowFromArm(id: string, name: string): Promise<InventoryRow> {
+  private async rowFromArm(id: string, name: string): Promise<InventoryRow | null> {
     try {
       await this.discover({ name, id, os: 'linux' }, true);
       return { id, name };
     } catch (err) {
       if (err instanceof UnsupportedTargetError) return { id, name, reason: err.message.replace(/^.*?: /, '') };
+      if (err instanceof ArmError && err.status === 404) return null;
       // Unreadable now (throttled past the deadline, forbidden): listed without a verdict on its path.
       this.log('azure: could not read a VM\'s network path for the inventory', { vm: id, err: err instanceof Error ? err.message : String(err) });
       return { id, name };
@@ -1245,7 +1246,8 @@ export type InventoryRow = { id: string; name: string; reason?: string };
 const GRAPH_SUBSCRIPTIONS_PER_QUERY = 300;
 /**
  * VMs with their NIC references, NICs with their NSG and IP configurations, and scale sets (their
- * orchestration mode). Sorted by `id` (projected): Resource Graph pages only results that have it.
+ * orchestration mode and capacity). Sorted by `id` (projected): Resource Graph pages only results
+ * that have it.
  */
 export const GRAPH_VMS_NICS_SCALE_SETS = `Resources
 | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.network/networkinterfaces', 'microsoft.compute/virtualmachinescalesets')
