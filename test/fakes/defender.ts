@@ -97,11 +97,14 @@ export class DefenderEmulator implements ArmPlugin {
   /** Defender's Allow rules per request port (to remove when the port ends). */
   private rulesOf = new Map<RequestPort, Array<{ nsg: string; name: string }>>();
   private timers = new Set<NodeJS.Timeout>();
+  /** See DefenderEmulatorOptions.minEndMs; tests change it. */
+  minEndMs: number | undefined;
 
   constructor(
     private readonly arm: ArmEmulator,
     private readonly opts: DefenderEmulatorOptions = {},
   ) {
+    this.minEndMs = opts.minEndMs;
     arm.use(this);
   }
 
@@ -109,7 +112,7 @@ export class DefenderEmulator implements ArmPlugin {
   addPolicy(rgScope: string, vms: Policy['virtualMachines'], opts: { name?: string; location?: string } = {}): string {
     const name = opts.name ?? 'default';
     const location = opts.location ?? 'westeurope';
-    const [, sub, , rg] = rgScope.split('/');
+    const [, , sub, , rg] = rgScope.split('/');
     const id = `${rgScope}/providers/Microsoft.Security/locations/${location}/jitNetworkAccessPolicies/${name}`;
     this.policies.set(lower(id), { id, name, location, sub: sub!, rg: rg!, virtualMachines: vms, requests: [] });
     return id;
@@ -226,7 +229,7 @@ export class DefenderEmulator implements ArmPlugin {
         const allowed = rule.ports.find((r) => r.number === p.number);
         if (!allowed) return notSubset();
         if (end - now > isoMs(allowed.maxRequestAccessDuration)) return notSubset();
-        if (this.opts.minEndMs !== undefined && end < now + this.opts.minEndMs) return refuse('BadRequest', `The end time '${new Date(end).toISOString()}' must be at least ${Math.round(this.opts.minEndMs / 1000)} seconds in the future.`);
+        if (this.minEndMs !== undefined && end < now + this.minEndMs) return refuse('BadRequest', `The end time '${new Date(end).toISOString()}' must be at least ${Math.round(this.minEndMs / 1000)} seconds in the future.`);
         // No source: "the source IP address of the initiate request" (here, the emulator's client).
         const sources = Array.isArray(p.allowedSourceAddressPrefixes) ? (p.allowedSourceAddressPrefixes as string[]) : [typeof p.allowedSourceAddressPrefix === 'string' ? p.allowedSourceAddressPrefix : '127.0.0.1'];
         const policySources = allowed.allowedSourceAddressPrefixes ?? [allowed.allowedSourceAddressPrefix ?? '*'];

@@ -88,6 +88,9 @@ export function justificationOf(requestId: string, requester?: string, text?: st
   return base.length <= JUSTIFICATION_MAX ? base : `${base.slice(0, JUSTIFICATION_MAX - 1)}…`;
 }
 
+/** A request the bot made to end a grant early: Defender's to close at its (near) end, not to be ended again. */
+export const endsEarly = (r: { justification?: string }): boolean => /^jit-bot request=\S+ \(ended early/.test(r.justification ?? '');
+
 /** The bot's request id in a Defender request's justification, if it is one of the bot's. */
 export function tagOf(r: { justification?: string }): string | undefined {
   return TAG.exec(r.justification ?? '')?.[1];
@@ -236,6 +239,12 @@ interface Entry {
 export class DefenderGate implements NetworkGate {
   private readonly arm: ArmClient;
   private index: { at: number; docs: JitPolicyWire[] } | undefined;
+  /**
+   * Requests whose Defender rule the NSG fallback deleted, until Defender's own end time: Defender
+   * still shows them Initiated, and asking it again (ending now) could make it write the rule anew.
+   * In memory: after a restart the reconciler may ask Defender once more.
+   */
+  private removedByFallback = new Map<string, number>();
   private readonly deadlineMs: number;
   private readonly pollMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -354,7 +363,7 @@ export class DefenderGate implements NetworkGate {
     const entry = await this.entryOf(target.id, written.map((r) => r.scope));
     if (!entry) return [];
     const now = Date.now();
-    const open = [...currentPorts(entry.doc, target.id)].filter(([, c]) => tagOf(c.request) === requestId && isOpenAt(c.port, now));
+    const open = [...currentPorts(entry.doc, target.id)].filter(([, c]) => tagOf(c.request) === requestId && isOpenAt(c.port, now) && !endsEarly(c.request));
     if (open.length === 0) return [];
     return this.endEarly(requestId, target, entry, open.map(([number, c]) => ({ number, source: rawSources(c.port)[0]!, endTimeUtc: c.port.endTimeUtc })));
   }
@@ -377,11 +386,12 @@ export class DefenderGate implements NetworkGate {
   async list(): Promise<AppliedRule[]> {
     const now = Date.now();
     const out: AppliedRule[] = [];
-    for (const doc of await this.listPolicies(5_000)) {
+    for (const doc of await this.listPolicies(0)) {
       for (const vmId of requestedVms(doc)) {
         for (const [number, c] of currentPorts(doc, vmId)) {
           const requestId = tagOf(c.request);
-          if (!requestId || !isOpenAt(c.port, now)) continue;
+          if (!requestId || !isOpenAt(c.port, now) || endsEarly(c.request)) continue;
+          if ((this.removedByFallback.get(requestId) ?? 0) > now) continue;
           out.push(this.rule(requestId, doc, vmId, number, rawSources(c.port)[0]!, Date.parse(c.port.endTimeUtc), `listed from the policy's requests (start ${c.request.startTimeUtc})`));
         }
       }
@@ -490,8 +500,11 @@ export class DefenderGate implements NetworkGate {
   private async endEarly(requestId: string, target: Target, entry: Entry, ports: Array<{ number: number; source: string; endTimeUtc: string }>): Promise<AppliedRule[]> {
     const { doc } = entry;
     let refusal: DefenderRefusal | undefined;
+    const earliest = Math.min(...ports.map((p) => Date.parse(p.endTimeUtc)));
     for (const offset of [0, 60_000]) {
       const end = Date.now() + offset;
+      // Never later than the grant already ends: asking again must not keep a port open longer.
+      if (end >= earliest - END_SLACK_MS) break;
       try {
         const answer = await this.initiate(doc, target.id, ports, end, justificationOf(requestId, undefined, undefined, offset === 0 ? 'ended early' : 'ended early, +1 min'));
         return ports.map((p) => ({ ...this.rule(requestId, doc, target.id, p.number, p.source, end, refOf(answer, end)), ref: `${refOf(answer, end)}; ends the grant early (was until ${p.endTimeUtc})` }));
@@ -509,6 +522,8 @@ export class DefenderGate implements NetworkGate {
     const vmName = target.id.split('/').pop()!;
     const deleted = await fallback.removeForeign(target, (r, ips) => isDefenderAllow(r, vmName, ips, ports));
     if (deleted.length === 0) throw new Error(`${refusal!.message}. The NSG fallback found no Defender rule for ${target.name} port ${ports.map((p) => p.number).join(',')} to delete`);
+    this.removedByFallback.set(requestId, latest);
+    for (const [id, until] of this.removedByFallback) if (until <= Date.now()) this.removedByFallback.delete(id);
     return ports.map((p) => ({
       ...this.rule(requestId, doc, target.id, p.number, p.source, Date.now(), ''),
       ref: `NSG fallback (Defender refused an early end: ${refusal!.cause.code}): deleted ${deleted.filter((d) => d.destinationPort === p.number).map((d) => `${d.scope.split('/').pop()}/${d.name}`).join(', ') || 'none'}`,
