@@ -517,7 +517,11 @@ export class DefenderGate implements NetworkGate {
     const fallback = this.opts.nsgFallback;
     const latest = Math.max(...ports.map((p) => Date.parse(p.endTimeUtc)));
     if (!fallback) {
-      throw new Error(`${refusal!.message}. Defender would not end ${target.name} port ${ports.map((p) => p.number).join(',')} early; it closes at Defender's end time ${iso(latest)} (set JIT_DEFENDER_NSG_FALLBACK=true to delete Defender's rule instead)`);
+      // Said to whoever revoked (a JitError is their answer): the request is revoked, the port is not closed yet.
+      throw new JitError(
+        'network',
+        `${refusal!.message}. Defender would not end ${target.name} port ${ports.map((p) => p.number).join(',')} early; it closes at Defender's end time ${iso(latest)} (set JIT_DEFENDER_NSG_FALLBACK=true to delete Defender's rule instead)`,
+      );
     }
     const vmName = target.id.split('/').pop()!;
     const deleted = await fallback.removeForeign(target, (r, ips) => isDefenderAllow(r, vmName, ips, ports));
