@@ -60,6 +60,7 @@ let vm2: ReturnType<ArmEmulator['standardVm']>;
 let vm3: ReturnType<ArmEmulator['standardVm']>;
 let vm4: ReturnType<ArmEmulator['standardVm']>;
 let vm5: ReturnType<ArmEmulator['standardVm']>;
+let vm6: ReturnType<ArmEmulator['standardVm']>;
 
 const state = async (id: string): Promise<AccessRequest> => (await h.app.service.get(id))!;
 const run = async (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
@@ -85,6 +86,7 @@ beforeAll(async () => {
   vm3 = arm.standardVm('sub1', 'prod', 'vm3', '10.0.0.8');
   vm4 = arm.standardVm('sub1', 'prod', 'vm4', '10.0.0.9');
   vm5 = arm.standardVm('sub1', 'prod', 'vm5', '10.0.0.10');
+  vm6 = arm.standardVm('sub1', 'prod', 'vm6', '10.0.0.11');
   const rdp = (id: string) => ({ id, ports: [{ number: 3389, protocol: '*' as const, allowedSourceAddressPrefix: '*', maxRequestAccessDuration: 'PT2H' }] });
   arm.standardVm('sub1', 'dev', 'dev1', '10.1.0.4');
   policyProd = defender.addPolicy(PROD, [
@@ -94,6 +96,7 @@ beforeAll(async () => {
     rdp(vm3.vm),
     rdp(vm4.vm),
     rdp(vm5.vm),
+    rdp(vm6.vm),
   ]);
   defender.addPolicy(DEV, [{ id: vmId(DEV, 'dev1'), ports: [{ number: 22, protocol: 'TCP', allowedSourceAddressPrefix: '*', maxRequestAccessDuration: 'PT3H' }] }], { location: 'northeurope' });
   const dir = mkdtempSync(join(tmpdir(), 'jit-defender-'));
@@ -108,6 +111,8 @@ beforeAll(async () => {
     AZURE_POLL_INTERVAL_MS: '5',
     AZURE_WRITE_DEADLINE: '3s',
     AZURE_REQUEST_TIMEOUT: '2s',
+    // Sweeps run when a test calls reconcile() (a background sweep would take its count).
+    JIT_RECONCILE_INTERVAL: '1h',
   });
 });
 
@@ -121,7 +126,7 @@ describe('Defender for Cloud\'s JIT policies are the targets', () => {
   it('vms lists the policies\' VMs as configured (ports from Defender) and the others as not configured', async () => {
     const reply = await run('dave@contoso.com', 'vms');
     if (reply.kind !== 'inventory') throw new Error(JSON.stringify(reply));
-    expect(reply.configured.map((c) => [c.name, c.ports]).sort()).toEqual([['db1', '22/tcp'], ['dev1', '22/tcp'], ['vm1', '3389/any'], ['vm2', '3389/any'], ['vm3', '3389/any'], ['vm4', '3389/any'], ['vm5', '3389/any']]);
+    expect(reply.configured.map((c) => [c.name, c.ports]).sort()).toEqual([['db1', '22/tcp'], ['dev1', '22/tcp'], ['vm1', '3389/any'], ['vm2', '3389/any'], ['vm3', '3389/any'], ['vm4', '3389/any'], ['vm5', '3389/any'], ['vm6', '3389/any']]);
     expect(reply.notConfigured.map((c) => c.name)).toEqual(['web1']);
     // vm1 keeps what the policy file says of it (its address); db1 and dev1 come from Defender alone.
     expect(reply.configured.find((c) => c.name === 'vm1')!.address).toBe('vm1.contoso.example');
@@ -347,6 +352,26 @@ describe('Defender under load and in use', () => {
     expect(defender.openRules(vm1.vm)).toHaveLength(2);
     defender.initiateAsPortal(policyProd, vm1.vm, 3389, '*', Date.now() - 1000);
     await waitFor('portal request ended', async () => defender.openRules(vm1.vm).length === 0 || null);
+  });
+
+  it('an extension Defender did not take (its initiate refused) is asked again by the reconciler with the grant\'s expiry', async () => {
+    const id = await grant('rdp vm6 30m from 203.0.113.50');
+    defender.failNextInitiate({ status: 400, code: 'BadRequest', headers: {} });
+    await run('dave@contoso.com', `extend ${id} 30m`);
+    const extended = await state(id);
+    // The grant is extended in the bot; Defender still ends it at the old time…
+    const before = requestsOf(id).at(-1)!.virtualMachines[0]!.ports[0]!;
+    expect(Date.parse(before.endTimeUtc)).toBe(extended.expiresAt! - 30 * 60_000);
+    // …until the next sweep asks again with the stored expiry.
+    expect(await h.app.service.reconcile()).toBe(0);
+    const after = requestsOf(id).at(-1)!.virtualMachines[0]!.ports[0]!;
+    expect(Date.parse(after.endTimeUtc)).toBe(extended.expiresAt!);
+    expect(after.status).toBe('Initiated');
+    const repaired = (await audit(id)).filter((e) => e.action === 'rule.applied').at(-1)!;
+    expect(repaired.actor).toBe('reconciler');
+    expect(String(repaired.details.ref)).toContain(`endTimeUtc=${new Date(extended.expiresAt!).toISOString()}`);
+    await run('alice@contoso.com', `revoke ${id}`);
+    await waitFor('closed', async () => defender.openRules(vm6.vm).length === 0 || null);
   });
 
   it('the reconciler ends a request the bot initiated whose grant Redis does not know, and audits Defender\'s answer', async () => {

@@ -298,7 +298,7 @@ export class DefenderGate implements NetworkGate {
    * under) are tried first: closing must not depend on the VM still being in a policy.
    */
   private async entryOf(vmId: string, scopes: string[] = []): Promise<Entry | null> {
-    for (const scope of new Set(scopes.map((s) => s))) {
+    for (const scope of new Set(scopes)) {
       const doc = await this.readPolicy(scope);
       if (doc) return { doc, vm: doc.properties.virtualMachines?.find((v) => sameId(v.id, vmId)) };
     }
@@ -313,9 +313,13 @@ export class DefenderGate implements NetworkGate {
 
   async policies(): Promise<NetworkPolicies> {
     const { policies, problems } = importPolicies(await this.listPolicies(0));
-    for (const p of problems) this.log('defender: policy not imported as it is', { problem: p });
+    // Said once per change, not on every tick.
+    const said = problems.join('\n');
+    if (said !== this.problemsSaid) for (const p of problems) this.log('defender: policy not imported as it is', { problem: p });
+    this.problemsSaid = said;
     return policies;
   }
+  private problemsSaid = '';
 
   // ------------------------------------------------------------------ NetworkGate
 
@@ -356,7 +360,7 @@ export class DefenderGate implements NetworkGate {
     }
     const answer = await this.initiate(doc, vm.id, ports, grant.expiresAt, justificationOf(grant.requestId, grant.requester, grant.justification));
     await this.confirm(doc.id, vm.id, grant.requestId, ports.map((p) => p.number), grant.expiresAt, target.name);
-    return this.rulesOf(grant.requestId, doc, vm, target.name, ports, grant.expiresAt, answer);
+    return this.rulesOf(grant.requestId, doc, vm, target.id, ports, grant.expiresAt, answer);
   }
 
   async close(requestId: string, target: Target, written: AppliedRule[] = []): Promise<AppliedRule[]> {
@@ -379,7 +383,7 @@ export class DefenderGate implements NetworkGate {
     const original = open[0]![1].request.justification;
     const answer = await this.initiate(entry.doc, target.id, ports, expiresAt, original && tagOf({ justification: original }) === requestId ? original : justificationOf(requestId));
     await this.confirm(entry.doc.id, target.id, requestId, ports.map((p) => p.number), expiresAt, target.name);
-    return this.rulesOf(requestId, entry.doc, entry.vm, target.name, ports, expiresAt, answer);
+    return this.rulesOf(requestId, entry.doc, entry.vm, target.id, ports, expiresAt, answer);
   }
 
   /** Every request of the bot's that Defender shows open, as rules (the reconciler's view). */
@@ -534,10 +538,10 @@ export class DefenderGate implements NetworkGate {
     }));
   }
 
-  private rulesOf(requestId: string, doc: JitPolicyWire, vm: JitPolicyVmWire | undefined, name: string, ports: Array<{ number: number; source: string }>, endMs: number, answer: Awaited<ReturnType<DefenderGate['initiate']>>): AppliedRule[] {
+  private rulesOf(requestId: string, doc: JitPolicyWire, vm: JitPolicyVmWire | undefined, vmId: string, ports: Array<{ number: number; source: string }>, endMs: number, answer: Awaited<ReturnType<DefenderGate['initiate']>>): AppliedRule[] {
     const mapped = ((answer.body.virtualMachines as JitRequestWire['virtualMachines'] | undefined) ?? []).flatMap((v) => v.ports ?? []);
     return ports.map((p) => {
-      const rule = this.rule(requestId, doc, vm?.id ?? name, p.number, p.source, endMs, refOf(answer, endMs));
+      const rule = this.rule(requestId, doc, vmId, p.number, p.source, endMs, refOf(answer, endMs));
       const mappedPort = mapped.find((m) => m.number === p.number)?.mappedPort;
       // Behind an Azure Firewall Defender maps the port (DNAT) on the firewall's public IP.
       return mappedPort && vm?.publicIpAddress ? { ...rule, nat: { publicAddress: vm.publicIpAddress, publicPort: mappedPort, translatedPort: p.number } } : rule;
