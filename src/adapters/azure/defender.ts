@@ -5,6 +5,9 @@
 // who may request, who approves, the chat front end. Wire format: azure-rest-api-specs
 // specification/security/resource-manager/Microsoft.Security/stable/2020-01-01/jitNetworkAccessPolicies.json
 // and its examples (see the README, "Defender for Cloud's JIT", for what is verified and what not).
+// Through the ARM client the NSG gate uses (retries, Retry-After, read concurrency cap, answer
+// counts for /metrics), not @azure/arm-security: its latest release (5.0.0) adds a dependency tree
+// and a retry policy of its own that would fight these loops, for three calls.
 //
 // - Targets and their ports come from Defender's JIT policies, listed per subscription: each VM of a
 //   policy is a target, each of its ports a port rule (number, protocol, allowed sources,
