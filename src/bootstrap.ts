@@ -116,7 +116,9 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     opts.gate ??
     (config.JIT_NETWORK === 'azure'
       ? await (await import('./adapters/azure/wiring.js')).createAzureGate(config, { redis, prefix, targets: () => Object.values(book.targets), log })
-      : await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
+      : config.JIT_NETWORK === 'defender'
+        ? await (await import('./adapters/azure/wiring.js')).createDefenderGate(config, { redis, prefix, targets: () => Object.values(book.targets), log })
+        : await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
   // Every write timed and its failures counted (jit_network_write_*).
   const gate = metrics.meter(rawGate);
   const feed = new LocalFeed();
@@ -204,6 +206,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       (err: unknown) => log.error('could not enforce the deny rules of a target', { target: t.name, err }),
     );
   }
+  // Targets the network side defines (Defender for Cloud's JIT policies), read now and on every sweep tick.
+  await service.refreshNetworkPolicies();
   slack?.bind(service);
   teams?.bind(service);
 
@@ -254,7 +258,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       draining: () => draining,
       starting: () => starting,
       adapters: () => ({
-        network: lastSweep.ok ? 'ok' : `last sweep failed: ${lastSweep.error ?? 'unknown'}`,
+        network: !lastSweep.ok ? `last sweep failed: ${lastSweep.error ?? 'unknown'}` : service.networkPoliciesProblem() ?? 'ok',
         ...(slack ? { slack: slack.ready() ? 'ok' : 'not connected (auth.test failed; calls are retried)' } : {}),
         ...(teams ? { teams: 'ok' } : {}),
       }),
@@ -288,6 +292,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   let sweeping = false;
   const sweep = async () => {
     if (sweeping) return; // a slow sweep (ARM throttling) is not overlapped by the next tick
+    await service.refreshNetworkPolicies(); // every replica keeps its own copy of the network's targets
     const got = await redis.set(leaseKey, replicaId, 'PX', leaseMs, 'NX').catch(() => null);
     if (got !== 'OK') return;
     sweeping = true;

@@ -9,6 +9,7 @@ import type {
   RequestStatus,
   Target,
 } from '../core/types.js';
+import type { NetworkPolicies } from '../core/policy.js';
 import type { ApprovalRoute } from '../core/workflow.js';
 
 export interface ListFilter {
@@ -112,6 +113,9 @@ export interface GrantSpec {
   ports: PortSpec[];
   sourcePrefix: string;
   expiresAt: number;
+  /** Who asked and why (a provider that records them, such as Defender for Cloud, shows them). */
+  requester?: PrincipalId;
+  justification?: string;
 }
 
 export interface NetworkGate {
@@ -126,8 +130,16 @@ export interface NetworkGate {
   list(): Promise<AppliedRule[]>;
   /** Deletes exactly these rules (the reconciler's sweep; works without the request record). */
   remove(rules: AppliedRule[]): Promise<AppliedRule[]>;
-  /** Moves a grant's expiry (the rule description carries it). */
-  updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void>;
+  /**
+   * Moves a grant's expiry (the NSG rules' description carries it; Defender for Cloud is asked
+   * again with the later end time). Rules written anew are returned, for the audit.
+   */
+  updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void | AppliedRule[]>;
+  /**
+   * Targets and port rules the network side defines itself (Defender for Cloud's JIT policies),
+   * merged over the policy file's. Absent where only the policy file defines targets.
+   */
+  policies?(): Promise<NetworkPolicies>;
   /**
    * "Enable JIT" on a target: Deny-inbound rules for these ports on its path, unless an
    * equivalent deny exists. Returns the rules written. Absent where the network is closed anyway.

@@ -14,7 +14,9 @@ import {
   findTarget,
   own,
   portLabel,
+  withNetworkPolicies,
   type EffectivePolicy,
+  type NetworkPolicies,
   type PolicyBook,
 } from '../core/policy.js';
 import { approversAmong, approversFor, can, hasAnyRole, isApprover, normalizePrincipal, refMatches, rolesAt } from '../core/rbac.js';
@@ -23,7 +25,7 @@ import { connectionsFor, rejectedReply, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
 import { checkAccessCommand, checkText } from '../core/validate.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
-import type { AccessRequest, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
+import type { AccessRequest, AppliedRule, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
 import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RateLimiter, RequestStore, Scheduler, WorkflowJob } from './ports.js';
 import type { ListFilter } from './ports.js';
 
@@ -90,12 +92,20 @@ const CAS_ATTEMPTS = 20;
 const ACTIVATION_GUARD_MS = 15_000;
 
 export class JitService implements JobHandlers {
+  /** The policy file's book merged with the network side's own targets (Defender for Cloud's JIT policies). */
   private book: PolicyBook;
+  /** The policy file's book as loaded. */
+  private fileBook: PolicyBook;
+  /** The network side's targets and ports as last read (kept when a later read fails). */
+  private network: NetworkPolicies | undefined;
+  private networkProblem: string | undefined;
+  private networkNotes = '';
   readonly settings: ServiceSettings;
   private readonly log: (msg: string, err?: unknown) => void;
 
   constructor(private readonly deps: ServiceDeps) {
     this.book = deps.book;
+    this.fileBook = deps.book;
     this.settings = { ...DEFAULT_SETTINGS, ...deps.settings };
     this.log = deps.log ?? (() => {});
   }
@@ -132,7 +142,36 @@ export class JitService implements JobHandlers {
   }
 
   setPolicyBook(book: PolicyBook): void {
-    this.book = book;
+    this.fileBook = book;
+    this.book = withNetworkPolicies(book, this.network).book;
+  }
+
+  /**
+   * Reads the network side's own targets and ports (Defender for Cloud's JIT policies) and merges
+   * them over the policy file's. A failed read keeps the last good one (a target does not vanish
+   * because Azure was slow) and is reported by `networkPoliciesProblem`. No-op for gates without
+   * policies of their own.
+   */
+  async refreshNetworkPolicies(): Promise<void> {
+    if (!this.deps.gate.policies) return;
+    try {
+      const net = await this.deps.gate.policies();
+      const { book, notes } = withNetworkPolicies(this.fileBook, net);
+      this.network = net;
+      this.book = book;
+      this.networkProblem = undefined;
+      const said = notes.join('; ');
+      if (said && said !== this.networkNotes) this.log(`${net.source} policies: ${said}`);
+      this.networkNotes = said;
+    } catch (err) {
+      this.networkProblem = `could not read the network's policies: ${err instanceof Error ? err.message : String(err)}`;
+      this.log(this.networkProblem, err);
+    }
+  }
+
+  /** Why the last read of the network side's policies failed; undefined when it did not. */
+  networkPoliciesProblem(): string | undefined {
+    return this.networkProblem;
   }
 
   // ---------------------------------------------------------------- entry point for every chat
@@ -602,7 +641,7 @@ export class JitService implements JobHandlers {
     }
     await this.deps.scheduler.rescheduleExpiry(req.id, next.expiresAt!);
     await this.scheduleReminder(next, policy);
-    await this.deps.gate.updateExpiry(req.id, target, next.expiresAt!).catch((err: unknown) => this.log(`could not update rule expiry for ${req.id}`, err));
+    await this.moveRuleExpiry(req, target, next.expiresAt!, actor);
     await this.notify({ kind: 'extended', request: next, actor });
     return { kind: 'extended', request: next };
   }
@@ -641,7 +680,7 @@ export class JitService implements JobHandlers {
     await this.deps.scheduler.scheduleExpiry(id, expiresAt);
     let rules;
     try {
-      rules = await this.deps.gate.open({ requestId: id, target, ports: req.ports, sourcePrefix: req.source ?? '', expiresAt });
+      rules = await this.deps.gate.open({ requestId: id, target, ports: req.ports, sourcePrefix: req.source ?? '', expiresAt, requester: req.requester, ...(req.justification ? { justification: req.justification } : {}) });
     } catch (err) {
       this.log(`network write failed for ${id}`, err);
       const reason = `network write failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -819,7 +858,7 @@ export class JitService implements JobHandlers {
     // later expiry and reschedules itself; the reverse order could close a port late.
     await this.deps.scheduler.rescheduleExpiry(id, expiresAt);
     await this.scheduleReminder(next, policy);
-    await this.deps.gate.updateExpiry(id, target, expiresAt).catch((err: unknown) => this.log(`could not update rule expiry for ${id}`, err));
+    await this.moveRuleExpiry(next, target, expiresAt, actor);
     await this.notify({ kind: 'extended', request: next, actor });
     return { kind: 'extended', request: next };
   }
@@ -986,7 +1025,7 @@ export class JitService implements JobHandlers {
       if (!expired && !isStale) {
         if (req?.status === 'active' && owned.some((r) => r.expiresAt !== expiresAt)) {
           const target = this.targetOf(req);
-          await this.deps.gate.updateExpiry(requestId, target, expiresAt).catch((err: unknown) => this.log(`could not repair rule expiry for ${requestId}`, err));
+          await this.moveRuleExpiry(req, target, expiresAt, 'reconciler');
         }
         continue;
       }
@@ -994,14 +1033,15 @@ export class JitService implements JobHandlers {
     }
     if (stale.length === 0) return 0;
     const gone = await this.deps.gate.remove(stale.flatMap((x) => x.owned));
-    const goneKeys = new Set(gone.map((r) => `${r.scope.toLowerCase()}|${r.name}`));
+    const goneKeys = new Map(gone.map((r) => [`${r.scope.toLowerCase()}|${r.name}`, r]));
     let removed = 0;
     for (const { requestId, req, owned } of stale) {
       for (const rule of owned.filter((r) => goneKeys.has(`${r.scope.toLowerCase()}|${r.name}`))) {
         removed++;
+        const ref = goneKeys.get(`${rule.scope.toLowerCase()}|${rule.name}`)?.ref;
         await this.appendAudit({
           time: now, actor: 'reconciler', action: 'rule.reconciled', requestId, target: req?.target ?? rule.scope.split('/').pop() ?? 'unknown',
-          details: { rule: rule.name, scope: rule.scope, expiresAt: new Date(rule.expiresAt).toISOString(), status: req?.status ?? 'unknown' },
+          details: { rule: rule.name, scope: rule.scope, expiresAt: new Date(rule.expiresAt).toISOString(), status: req?.status ?? 'unknown', ...(ref ? { ref } : {}) },
         });
       }
       if (req?.status === 'active') {
@@ -1036,7 +1076,28 @@ export class JitService implements JobHandlers {
     for (const rule of removed) {
       await this.appendAudit({
         time: this.deps.clock.now(), actor, action: 'rule.removed', requestId: req.id, target: req.target,
-        details: { rule: rule.name, scope: rule.scope, priority: rule.priority },
+        details: { rule: rule.name, scope: rule.scope, priority: rule.priority, ...(rule.ref ? { ref: rule.ref } : {}) },
+      });
+    }
+  }
+
+  /**
+   * Moves the expiry the network side holds for a grant. A failure is logged, not thrown: the
+   * grant's stored expiry is authoritative and the reconciler repairs the network's on its next
+   * sweep. Rules written anew (Defender for Cloud asked again) are audited with their reference.
+   */
+  private async moveRuleExpiry(req: AccessRequest, target: Target, expiresAt: number, actor: string): Promise<void> {
+    let written: void | AppliedRule[];
+    try {
+      written = await this.deps.gate.updateExpiry(req.id, target, expiresAt);
+    } catch (err) {
+      this.log(`could not move the network's expiry of ${req.id}; the reconciler retries`, err);
+      return;
+    }
+    for (const rule of written ?? []) {
+      await this.appendAudit({
+        time: this.deps.clock.now(), actor, action: 'rule.applied', requestId: req.id, target: req.target,
+        details: { rule: rule.name, scope: rule.scope, priority: rule.priority, source: rule.sourcePrefix, port: rule.destinationPort, expiresAt: new Date(rule.expiresAt).toISOString(), ...(rule.ref ? { ref: rule.ref } : {}) },
       });
     }
   }

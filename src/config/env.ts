@@ -78,7 +78,9 @@ const schema = z.object({
     .optional()
     .refine((u) => u === undefined || /^(rediss?:\/\/|unix:\/\/)/.test(u), { message: 'must start with redis://, rediss:// or unix://' }),
   JIT_POLICY_FILE: z.string().default('config/policy.example.yaml'),
-  JIT_NETWORK: z.enum(['simulated', 'azure'], { message: 'must be "simulated" or "azure"' }).default('simulated'),
+  JIT_NETWORK: z
+    .enum(['simulated', 'azure', 'defender'], { message: 'must be "simulated", "azure" (the bot writes NSG / firewall rules) or "defender" (Defender for Cloud\'s JIT VM access writes them)' })
+    .default('simulated'),
   JIT_DATA_DIR: z.string().default('data'),
   JIT_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('jit'),
   JIT_MIN_DURATION: durationVar('PT5M'),
@@ -184,6 +186,11 @@ const schema = z.object({
   AZURE_FIREWALL_WRITE_DEADLINE: durationVar('30m'),
   AZURE_SCOPE_SWEEP_INTERVAL: z.union([z.literal('0').transform(() => 0), durationVar('5m')]).default(5 * 60_000),
   AZURE_READ_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
+  /**
+   * JIT_NETWORK=defender: when Defender for Cloud will not end a request early, delete Defender's
+   * own Allow rule from the VM's NSGs (the identity then also needs NSG rule read / delete).
+   */
+  JIT_DEFENDER_NSG_FALLBACK: bool(false),
   PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
 });
 
@@ -251,7 +258,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   // Teams answers only the allowed tenants; by default the bot's own.
   if (cfg.TEAMS_ALLOWED_TENANTS.length === 0 && cfg.MICROSOFT_APP_TENANT_ID) cfg.TEAMS_ALLOWED_TENANTS = [cfg.MICROSOFT_APP_TENANT_ID.toLowerCase()];
-  if (cfg.AZURE_ARM_CA_FILE && cfg.JIT_NETWORK !== 'azure') problems.push('AZURE_ARM_CA_FILE: only used with JIT_NETWORK=azure');
+  if (cfg.AZURE_ARM_CA_FILE && cfg.JIT_NETWORK === 'simulated') problems.push('AZURE_ARM_CA_FILE: only used with JIT_NETWORK=azure or defender');
+  if (cfg.JIT_NETWORK === 'defender' && !cfg.AZURE_SUBSCRIPTION_ID) {
+    problems.push('AZURE_SUBSCRIPTION_ID: missing; JIT_NETWORK=defender lists Defender for Cloud\'s JIT policies per subscription: name the subscription(s), comma-separated');
+  }
+  if (cfg.JIT_DEFENDER_NSG_FALLBACK && cfg.JIT_NETWORK !== 'defender') problems.push('JIT_DEFENDER_NSG_FALLBACK: only used with JIT_NETWORK=defender');
   if (cfg.JIT_LOCAL_CHANNEL && (env.JIT_LOCAL_CHANNEL === undefined || env.JIT_LOCAL_CHANNEL === '') && (!isLoopback(cfg.HOST) || localChannelExposure(cfg).length > 0)) {
     // Default: the local channel exists only on loopback, and only when nothing else reaches this server.
     cfg.JIT_LOCAL_CHANNEL = false;

@@ -3,6 +3,7 @@
 import { JitError } from './errors.js';
 import { formatDuration } from './duration.js';
 import { ANY, describePrefixes, parseSource, sourceAllowed } from './source.js';
+import { TARGET_NAME_RE } from './validate.js';
 import { DEFAULT_JUSTIFICATION, DEFAULT_REMINDER, type AutoApproveRule, type JustificationRule, type ReminderRule, type RoutingRule } from './workflow.js';
 import type {
   ApprovalRule,
@@ -249,11 +250,16 @@ export function checkAccess(policy: EffectivePolicy, ask: AccessAsk, minDuration
   }
   if (ask.source !== undefined) {
     for (const rule of rules) {
-      if (!sourceAllowed(ask.source, rule.allowedSourcePrefixes)) {
+      const allowed = rule.exactSources
+        ? rule.allowedSourcePrefixes.some((p) => p === ANY || p === ask.source)
+        : sourceAllowed(ask.source, rule.allowedSourcePrefixes);
+      if (!allowed) {
         const sample = rule.allowedSourcePrefixes.find((p) => p !== ANY);
         throw new JitError(
           'source_not_allowed',
-          `${ask.source === ANY ? 'Any source (*)' : ask.source} is not allowed on ${name} ${portLabel(rule)}; allowed sources: ${describePrefixes(rule.allowedSourcePrefixes)}`,
+          `${ask.source === ANY ? 'Any source (*)' : ask.source} is not allowed on ${name} ${portLabel(rule)}; allowed sources: ${describePrefixes(rule.allowedSourcePrefixes)}${
+            rule.exactSources ? ' (exactly one of these, as written: a range inside one is refused)' : ''
+          }`,
           sample ? `${verb} ${name} ${formatDuration(ask.durationMs)} from ${sample}` : undefined,
         );
       }
@@ -298,7 +304,8 @@ export function describePolicy(policy: EffectivePolicy): PolicyLine[] {
   const o = policy.origin;
   const lines: PolicyLine[] = [];
   for (const r of policy.ports) {
-    lines.push({ key: `port ${portLabel(r)}`, value: `max ${dur(r.maxDurationMs)}, from ${r.allowedSourcePrefixes.map((s) => (s === ANY ? 'any' : s)).join(', ')}`, from: o.ports ?? 'default' });
+    const exactly = r.exactSources && !r.allowedSourcePrefixes.includes(ANY) ? 'exactly ' : '';
+    lines.push({ key: `port ${portLabel(r)}`, value: `max ${dur(r.maxDurationMs)}, from ${exactly}${r.allowedSourcePrefixes.map((s) => (s === ANY ? 'any' : s)).join(', ')}`, from: o.ports ?? 'default' });
   }
   const a = policy.approval;
   const approvalValues: Record<string, string> = {
@@ -325,4 +332,61 @@ export function describePolicy(policy: EffectivePolicy): PolicyLine[] {
   lines.push({ key: 'timeZone', value: policy.timeZone, from: o.timeZone ?? 'default' });
   if (policy.target.enforce) lines.push({ key: 'enforce', value: 'yes (deny rules written at start)', from: 'target' });
   return lines;
+}
+
+/**
+ * Targets and port rules that a network provider defines itself (Defender for Cloud's JIT
+ * policies): the provider's ports, maximum durations and sources are the truth for these VMs; the
+ * policy file adds who may request and who approves.
+ */
+export interface NetworkPolicies {
+  /** Who defines them, for origins and messages (`defender`). */
+  source: string;
+  targets: Array<{
+    target: Target;
+    ports: PortRule[];
+    /** The provider's policy, e.g. `prod/default` (shown as the origin of the ports). */
+    policy: string;
+  }>;
+}
+
+/**
+ * The policy file's book with a network provider's targets and ports merged in. Each imported VM
+ * becomes a target (unless the file names it already: the file's target keeps its name, address and
+ * user) and gets a policy at the VM's own scope that sets only its ports, so it overrides any
+ * ports the file sets above it while approvals, channels and the rest still come from the file.
+ * Returns notes on what could not be merged.
+ */
+export function withNetworkPolicies(file: PolicyBook, net: NetworkPolicies | undefined): { book: PolicyBook; notes: string[] } {
+  if (!net) return { book: file, notes: [] };
+  const notes: string[] = [];
+  const targets: Record<string, Target> = { ...file.targets };
+  const byId = new Map(Object.values(file.targets).map((t) => [normalizeScope(t.id), t]));
+  const policies: PolicyDef[] = [...file.policies];
+  for (const { target, ports, policy } of net.targets) {
+    const known = byId.get(normalizeScope(target.id));
+    let merged: Target;
+    if (known) merged = known;
+    else {
+      const name = target.name.toLowerCase();
+      if (!TARGET_NAME_RE.test(name)) {
+        notes.push(`${target.id}: the VM name "${target.name}" cannot be typed in chat; name it under targets in the policy file`);
+        continue;
+      }
+      const clash = own(targets, name);
+      if (clash) {
+        notes.push(`${target.id}: the policy file's target "${name}" is another VM (${clash.id}); name this one under targets in the policy file`);
+        continue;
+      }
+      merged = { ...target, name };
+      targets[name] = merged;
+      byId.set(normalizeScope(target.id), merged);
+    }
+    if (ports.length === 0) {
+      notes.push(`${merged.name}: ${net.source} policy ${policy} opens no port of it`);
+      continue;
+    }
+    policies.push({ name: `${net.source}:${policy}`, scope: normalizeScope(merged.id), ports });
+  }
+  return { book: { ...file, targets, policies }, notes };
 }

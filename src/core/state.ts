@@ -172,7 +172,7 @@ export function applyTransition(req: AccessRequest, t: Transition, now: number):
             expiresAt: new Date(t.expiresAt).toISOString(),
           }),
           ...t.rules.map((r) =>
-            event(req, 'rule.applied', 'system', now, { rule: r.name, scope: r.scope, priority: r.priority, source: r.sourcePrefix, port: r.destinationPort }),
+            event(req, 'rule.applied', 'system', now, { rule: r.name, scope: r.scope, priority: r.priority, source: r.sourcePrefix, port: r.destinationPort, ...(r.ref ? { ref: r.ref } : {}) }),
           ),
         ],
       };

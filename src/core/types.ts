@@ -48,6 +48,11 @@ export interface PortRule extends PortSpec {
   /** Source prefixes a request may use: CIDRs / addresses, or `*` for Any. */
   allowedSourcePrefixes: string[];
   maxDurationMs: number;
+  /**
+   * A source must be one of `allowedSourcePrefixes` as written, not a range inside one: Defender
+   * for Cloud's JIT compares an initiate's source with its policy's prefixes verbatim.
+   */
+  exactSources?: boolean;
 }
 
 export interface ApprovalRule {
@@ -115,6 +120,11 @@ export interface AppliedRule {
   expiresAt: number;
   /** For a DNAT rule: where people connect (the firewall's public IP and mapped port). */
   nat?: { publicAddress: string; publicPort: number; translatedPort: number };
+  /**
+   * The network provider's own reference for the write that made (or ended) this rule, audited
+   * with it: Defender for Cloud's initiate call (`x-ms-request-id`, the request's start time).
+   */
+  ref?: string;
 }
 
 export interface RequestOrigin {

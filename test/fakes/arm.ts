@@ -147,7 +147,19 @@ export function selfSignedCert(): { key: string; cert: string; certFile: string 
   return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), certFile };
 }
 
-type Send = (status: number, payload: unknown, headers?: Record<string, string>) => void;
+export type Send = (status: number, payload: unknown, headers?: Record<string, string>) => void;
+
+/**
+ * Another resource provider answered by the same emulator (test/fakes/defender.ts: the Security
+ * API). The emulator authenticates, checks the api-version and the role (with `actionOf` when the
+ * plugin names the action itself), applies read faults and throttling; then each plugin may answer.
+ */
+export interface ArmPlugin {
+  /** The RBAC action a call needs, when the generic path rule gets it wrong; undefined: not the plugin's. */
+  actionOf?(method: string, path: string): string | undefined;
+  /** Answers the call and returns true, or returns false (not the plugin's). */
+  handle(call: { method: string; path: string; key: string; query: URLSearchParams; headers: Record<string, string | string[] | undefined>; body: Record<string, unknown> }, send: Send): boolean;
+}
 type Doc = { id: string; name: string; location: string; etag: string; properties: Record<string, unknown>; busyUntil: number; provisioningState: string };
 interface Operation {
   doneAt: number;
@@ -194,6 +206,7 @@ export class ArmEmulator {
   private retryAfterS = 1;
   private readRetryAfterS = 1;
   private role: Set<string>;
+  private plugins: ArmPlugin[] = [];
   readonly certFile: string;
   url = '';
   private readsInFlight = 0;
@@ -240,6 +253,41 @@ export class ArmEmulator {
         } else run();
       });
     });
+  }
+
+  /** Answers another resource provider's calls too (see ArmPlugin). */
+  use(plugin: ArmPlugin): this {
+    this.plugins.push(plugin);
+    return this;
+  }
+
+  /** A VM's network path as a resource provider acting on it sees it: its NSGs (NIC's, then subnets') and private IPs. */
+  vmPath(vmId: string): { name: string; nsgs: string[]; ips: string[] } | undefined {
+    const vm = this.vms.get(lower(vmId));
+    if (!vm) return undefined;
+    const nsgs: string[] = [];
+    const ips: string[] = [];
+    for (const nicId of vm.nics) {
+      const nic = this.nics.get(lower(nicId));
+      if (!nic) continue;
+      if (nic.nsg) nsgs.push(nic.nsg);
+      for (const c of nic.ips) {
+        ips.push(c.ip);
+        const sn = this.subnets.get(lower(c.subnet))?.nsg;
+        if (sn) nsgs.push(sn);
+      }
+    }
+    return { name: vm.name, nsgs: [...new Set(nsgs)], ips };
+  }
+
+  /** Deletes a rule behind the bot's back (another writer removing its own rule). */
+  removeRule(nsgId: string, name: string): boolean {
+    const nsg = this.nsgs.get(lower(nsgId));
+    const i = nsg ? nsg.rules.findIndex((r) => lower(r.name) === lower(name)) : -1;
+    if (!nsg || i < 0) return false;
+    nsg.rules.splice(i, 1);
+    nsg.etag = `W/"${randomUUID()}"`;
+    return true;
   }
 
   async start(): Promise<this> {
@@ -762,7 +810,7 @@ export class ArmEmulator {
       return send(200, o.outcome === 'Succeeded' ? { status: 'Succeeded' } : { status: o.outcome, error: { code: o.code ?? o.outcome, message: `The operation ended ${o.outcome}: ${o.code ?? ''}` } });
     }
     if (!query.get('api-version')) return send(400, { error: { code: 'MissingApiVersionParameter', message: "The api-version query parameter (?api-version=) is required for all requests." } });
-    const action = actionOf(method, path);
+    const action = this.plugins.map((p) => p.actionOf?.(method, path)).find((a): a is string => Boolean(a)) ?? actionOf(method, path);
     const isRgList = /^\/subscriptions\/[^/]+\/resourcegroups$/.test(key);
     if (!isRgList && !this.allowed(action, path)) return this.forbid(send, 'AuthorizationFailed', action, path);
     if (isRgList && !this.role.has(action)) return this.forbid(send, 'AuthorizationFailed', action, path);
@@ -782,6 +830,7 @@ export class ArmEmulator {
         return send(429, { error: { code: 'TooManyRequests', message: 'Number of read requests for subscription exceeded the limit.' } }, { 'retry-after': String(this.readRetryAfterS) });
       }
     }
+    for (const plugin of this.plugins) if (plugin.handle({ method, path, key, query, headers, body }, send)) return;
     const notFound = (type: string) => send(404, { error: { code: 'ResourceNotFound', message: `The Resource '${type}' under resource group was not found.` } });
     const page = (items: unknown[]) => {
       const size = this.opts.pageSize ?? 50;

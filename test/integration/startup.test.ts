@@ -97,7 +97,8 @@ describe('npm start and the CLI', () => {
 
 describe('start-up errors name the problem', () => {
   it.each([
-    [{ JIT_NETWORK: 'aws' }, 'JIT_NETWORK: must be "simulated" or "azure"'],
+    [{ JIT_NETWORK: 'aws' }, 'JIT_NETWORK: must be "simulated", "azure" (the bot writes NSG / firewall rules) or "defender"'],
+    [{ JIT_NETWORK: 'defender' }, 'AZURE_SUBSCRIPTION_ID: missing; JIT_NETWORK=defender lists'],
     [{ PORT: 'eighty' }, 'PORT:'],
     [{ JIT_POLICY_FILE: '/nonexistent/policy.yaml' }, '/nonexistent/policy.yaml: 1 problem in the policy file:\n  file not found'],
   ])('%o', async (bad, expected) => {

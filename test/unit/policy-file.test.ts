@@ -71,7 +71,10 @@ describe('environment configuration', () => {
   it.each([
     [{ PORT: 'eighty' }, 'PORT:'],
     [{ REDIS_URL: 'http://localhost:6379' }, 'REDIS_URL: must start with redis://'],
-    [{ JIT_NETWORK: 'aws' }, 'JIT_NETWORK: must be "simulated" or "azure"'],
+    [{ JIT_NETWORK: 'aws' }, 'JIT_NETWORK: must be "simulated", "azure" (the bot writes NSG / firewall rules) or "defender"'],
+    [{ JIT_NETWORK: 'defender' }, 'AZURE_SUBSCRIPTION_ID: missing; JIT_NETWORK=defender lists Defender for Cloud\'s JIT policies per subscription'],
+    [{ JIT_DEFENDER_NSG_FALLBACK: 'true', JIT_NETWORK: 'azure' }, 'JIT_DEFENDER_NSG_FALLBACK: only used with JIT_NETWORK=defender'],
+    [{ AZURE_ARM_CA_FILE: '/tmp/ca.pem' }, 'AZURE_ARM_CA_FILE: only used with JIT_NETWORK=azure or defender'],
     [{ JIT_MIN_DURATION: 'soon' }, 'JIT_MIN_DURATION: "soon" is not a duration'],
     [{ PUBLIC_URL: 'jit.contoso.com' }, 'PUBLIC_URL: must be an absolute http(s) URL'],
     [{ JIT_TRUSTED_PROXIES: '10.0.0.0/8,nonsense' }, 'JIT_TRUSTED_PROXIES: "nonsense" is not an address'],
@@ -79,6 +82,12 @@ describe('environment configuration', () => {
   ])('%o is refused naming the variable', (env, expected) => {
     const got = configProblems(env);
     expect(got.some((p) => p.startsWith(expected.split(':')[0]!) && p.includes(expected.split(': ')[1] ?? '')), got.join('\n')).toBe(true);
+  });
+
+  it('JIT_NETWORK=defender with its subscriptions (and the NSG fallback) is accepted', () => {
+    const c = loadConfig({ JIT_NETWORK: 'defender', AZURE_SUBSCRIPTION_ID: 'sub1,sub2', JIT_DEFENDER_NSG_FALLBACK: 'true', AZURE_ARM_CA_FILE: '/tmp/ca.pem' });
+    expect(c).toMatchObject({ JIT_NETWORK: 'defender', AZURE_SUBSCRIPTION_ID: 'sub1,sub2', JIT_DEFENDER_NSG_FALLBACK: true });
+    expect(loadConfig({ JIT_NETWORK: 'defender', AZURE_SUBSCRIPTION_ID: 'sub1' }).JIT_DEFENDER_NSG_FALLBACK).toBe(false);
   });
 
   it('binding to all interfaces turns the local channel off by default', () => {

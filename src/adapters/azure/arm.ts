@@ -27,6 +27,8 @@ export const RESOURCE_GRAPH_API = '2022-10-01';
 export const RESOURCE_GRAPH_PATH = '/providers/Microsoft.ResourceGraph/resources';
 /** Rows per Resource Graph page: the service's maximum `$top`. */
 export const RESOURCE_GRAPH_PAGE = 1000;
+/** Microsoft.Security's jitNetworkAccessPolicies (Defender for Cloud's JIT VM access). */
+export const SECURITY_API = '2020-01-01';
 
 export class ArmError extends Error {
   constructor(
@@ -99,6 +101,8 @@ export interface ArmClientOptions {
 export interface ArmStats {
   puts: number;
   deletes: number;
+  /** POST actions (Defender for Cloud's initiate). */
+  actions: number;
   reads: number;
   readRetries: number;
   retries: number;
@@ -159,7 +163,7 @@ export class ArmClient {
   private readonly endpoint: string;
   private readsInFlight = 0;
   private readonly readWaiters: Array<() => void> = [];
-  readonly stats: ArmStats = { puts: 0, deletes: 0, reads: 0, readRetries: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0, timeouts: 0, operationsFailed: 0, operationsCanceled: 0, graphQueries: 0, graphQuotaWaits: 0 };
+  readonly stats: ArmStats = { puts: 0, deletes: 0, actions: 0, reads: 0, readRetries: 0, retries: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, serverErrors: 0, timeouts: 0, operationsFailed: 0, operationsCanceled: 0, graphQueries: 0, graphQuotaWaits: 0 };
   /** Resource Graph's user quota is spent until then (its reset, as the last answer said). */
   private graphPausedUntil = 0;
 
@@ -374,6 +378,32 @@ export class ArmClient {
       next = typeof doc.nextLink === 'string' && doc.nextLink ? doc.nextLink : undefined;
     }
     return out;
+  }
+
+  /**
+   * One POST action (Defender for Cloud's `initiate`), retried on 429 (after Retry-After), 5xx,
+   * network errors and timeouts until `deadlineMs` has passed: asking again asks for the same
+   * thing. ARM's refusals (4xx) are thrown at once with its code. Returns the answer and ARM's ids
+   * of the call (`x-ms-request-id`, `x-ms-correlation-request-id`: what the activity log shows).
+   */
+  async post(path: string, apiVersion: string, body: unknown, deadlineMs: number): Promise<{ status: number; doc: ArmDoc; requestId?: string; correlationId?: string }> {
+    const deadline = Date.now() + deadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.stats.actions++;
+        const res = await this.send('POST', this.url(path, apiVersion), { body });
+        const requestId = res.headers.get('x-ms-request-id') ?? undefined;
+        const correlationId = res.headers.get('x-ms-correlation-request-id') ?? undefined;
+        return { status: res.status, doc: res.json ?? {}, ...(requestId ? { requestId } : {}), ...(correlationId ? { correlationId } : {}) };
+      } catch (err) {
+        if (classify(err) !== 'retry') throw err;
+        const wait = backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
+        if (Date.now() + wait > deadline) throw err;
+        this.stats.retries++;
+        this.opts.log('azure: action retried', { path: path.split('/').slice(-2).join('/'), code: err instanceof ArmError ? err.code : undefined, waitMs: Math.round(wait) });
+        await this.opts.sleep(wait);
+      }
+    }
   }
 
   /**

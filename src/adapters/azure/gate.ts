@@ -510,6 +510,25 @@ export class AzureGate implements NetworkGate {
   }
 
   /**
+   * Deletes Allow rules that another writer made on the target's NSG path and `match` selects:
+   * the Defender gate's documented fallback, removing Defender for Cloud's own JIT rule when
+   * Defender will not end a request early. The bot's own rules are never touched here. Returns
+   * what was deleted.
+   */
+  async removeForeign(target: Target, match: (rule: WireRule, privateIps: string[]) => boolean): Promise<AppliedRule[]> {
+    const path = await this.discover(target, true);
+    const removed = await Promise.all(
+      path.nsgs.map((nsg) =>
+        this.enqueueNsg(nsg, (doc) => {
+          const deletes = nsgRulesOf(doc).filter((r) => r.properties.access === 'Allow' && !parseRuleDescription(r.properties.description) && match(r, path.privateIps));
+          return { results: deletes.map((r) => foreignApplied(nsg, r)), puts: [], deletes };
+        }),
+      ),
+    );
+    return removed.flat();
+  }
+
+  /**
    * Every VM of the subscriptions, supported or not, with the reason when it is not (no NIC, no
    * NSG in its path, no private address), as Defender's JIT blade shows them.
    *
@@ -1403,6 +1422,15 @@ function nsgApplied(nsgId: string, r: WireRule): AppliedRule | null {
     description: p.description ?? '',
     requestId: owner.requestId,
     expiresAt: owner.expiresAt,
+  };
+}
+
+/** Someone else's Allow rule, as the fallback reports what it deleted. */
+function foreignApplied(nsgId: string, r: WireRule): AppliedRule {
+  const p = r.properties;
+  return {
+    name: r.name, scope: nsgId, priority: p.priority ?? 0, direction: 'Inbound', access: 'Allow', protocol: jitProtocol(p.protocol),
+    sourcePrefix: p.sourceAddressPrefix ?? p.sourceAddressPrefixes?.join(',') ?? '*', destinationPort: Number(p.destinationPortRange ?? 0), description: p.description ?? '', requestId: '', expiresAt: 0,
   };
 }
 

@@ -1,4 +1,4 @@
-// Builds the Azure gate from configuration: DefaultAzureCredential (managed identity, workload
+// Builds the Azure gates from configuration: DefaultAzureCredential (managed identity, workload
 // identity, environment, Azure CLI) or a static token, the ARM endpoint (sovereign clouds, the
 // emulator) and an optional extra CA.
 import { readFile } from 'node:fs/promises';
@@ -7,9 +7,10 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../../config/env.js';
 import type { Target } from '../../core/types.js';
 import type { Logger } from '../../log.js';
+import { DefenderGate } from './defender.js';
 import { AzureGate } from './gate.js';
 
-export async function createAzureGate(config: Config, deps: { redis: Redis; prefix: string; targets: () => Target[]; log: Logger }): Promise<AzureGate> {
+async function armAccess(config: Config): Promise<{ credential: TokenCredential; caCert?: string }> {
   const credential: TokenCredential = config.AZURE_ACCESS_TOKEN
     ? { getToken: async (): Promise<AccessToken> => ({ token: config.AZURE_ACCESS_TOKEN!, expiresOnTimestamp: Date.now() + 3600_000 }) }
     : new DefaultAzureCredential(config.AZURE_AUTHORITY_HOST ? { authorityHost: config.AZURE_AUTHORITY_HOST } : {});
@@ -21,6 +22,33 @@ export async function createAzureGate(config: Config, deps: { redis: Redis; pref
       throw new Error(`AZURE_ARM_CA_FILE: cannot read ${config.AZURE_ARM_CA_FILE} (${err instanceof Error ? err.message : String(err)})`);
     }
   }
+  return { credential, ...(caCert ? { caCert } : {}) };
+}
+
+/**
+ * JIT_NETWORK=defender: Defender for Cloud's JIT VM access over the Security resource provider, in
+ * the subscriptions of AZURE_SUBSCRIPTION_ID; with JIT_DEFENDER_NSG_FALLBACK an NSG gate deletes
+ * Defender's own rule when Defender will not end a request early.
+ */
+export async function createDefenderGate(config: Config, deps: { redis: Redis; prefix: string; targets: () => Target[]; log: Logger }): Promise<DefenderGate> {
+  const { credential, caCert } = await armAccess(config);
+  const subscriptions = (config.AZURE_SUBSCRIPTION_ID ?? '').split(',').filter(Boolean);
+  return new DefenderGate({
+    credential,
+    endpoint: config.AZURE_ARM_ENDPOINT,
+    ...(caCert ? { caCert } : {}),
+    subscriptions,
+    writeDeadlineMs: config.AZURE_WRITE_DEADLINE,
+    requestTimeoutMs: config.AZURE_REQUEST_TIMEOUT,
+    readConcurrency: config.AZURE_READ_CONCURRENCY,
+    pollIntervalMs: config.AZURE_POLL_INTERVAL_MS,
+    ...(config.JIT_DEFENDER_NSG_FALLBACK ? { nsgFallback: await createAzureGate(config, deps) } : {}),
+    log: (msg, fields) => deps.log.warn(msg, fields),
+  });
+}
+
+export async function createAzureGate(config: Config, deps: { redis: Redis; prefix: string; targets: () => Target[]; log: Logger }): Promise<AzureGate> {
+  const { credential, caCert } = await armAccess(config);
   return new AzureGate({
     credential,
     endpoint: config.AZURE_ARM_ENDPOINT,
