@@ -18,6 +18,7 @@ import { RedisRateLimiter } from './adapters/redis/ratelimit.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
+import { CHAT_PLATFORMS } from './adapters/chat/platforms.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
 import type { TeamsAdapter, TeamsAuthOverrides } from './adapters/teams/adapter.js';
 import { ConfigError, loadConfig, localChannelExposure, type Config } from './config/env.js';
@@ -67,7 +68,7 @@ export interface RunningJit {
 export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const config = loadConfig(opts.env ?? process.env);
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
-  const book = await loadPolicyFile(config.JIT_POLICY_FILE);
+  const book = await loadPolicyFile(config.JIT_POLICY_FILE, CHAT_PLATFORMS);
   const strangers = config.JIT_API_TOKENS.filter((t) => !Object.hasOwn(book.principals, t.principal)).map((t) => t.principal);
   if (strangers.length > 0) throw new ConfigError([`JIT_API_TOKENS: ${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a principal of the policy file`]);
 

@@ -14,7 +14,7 @@ import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
 import { connectionsFor } from '../../core/reply.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
 import { FINAL_STATUSES, type AccessRequest, type AuditEvent, type PrincipalId } from '../../core/types.js';
-import type { PlatformRoute } from '../../core/workflow.js';
+import { routeOn, type PlatformRoute } from '../../core/workflow.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
 import {
@@ -457,10 +457,10 @@ export class SlackAdapter implements Notifier {
     };
     switch (n.kind) {
       case 'approval_needed':
-        await this.postCards('req', r, n.route?.slack, n.approvers ?? [], approvalCard(r, { quorum }));
+        await this.postCards('req', r, routeOn(n.route, 'slack'), n.approvers ?? [], approvalCard(r, { quorum }));
         return;
       case 'extension_needed':
-        await this.postCards('ext', r, n.route?.slack, n.approvers ?? [], extensionCard(r, { quorum }));
+        await this.postCards('ext', r, routeOn(n.route, 'slack'), n.approvers ?? [], extensionCard(r, { quorum }));
         return;
       case 'escalated': {
         const added = n.approvers ?? [];

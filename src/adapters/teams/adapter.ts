@@ -34,7 +34,7 @@ import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
 import { expandRefs } from '../../core/rbac.js';
 import { connectionsFor } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
-import type { PlatformRoute } from '../../core/workflow.js';
+import { routeOn, type PlatformRoute } from '../../core/workflow.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
 import { refuseNonLocal } from '../local/auth.js';
@@ -553,9 +553,9 @@ export class TeamsAdapter implements Notifier {
     };
     switch (n.kind) {
       case 'approval_needed':
-        return this.postCards('req', r, n.route?.teams, n.approvers ?? []);
+        return this.postCards('req', r, routeOn(n.route, 'teams'), n.approvers ?? []);
       case 'extension_needed':
-        return this.postCards('ext', r, n.route?.teams, n.approvers ?? []);
+        return this.postCards('ext', r, routeOn(n.route, 'teams'), n.approvers ?? []);
       case 'escalated':
         await this.updateCards('req', r);
         return this.postCards('req', r, { dm: true }, n.approvers ?? []);
