@@ -11,6 +11,7 @@ import type { Notification, Notifier, OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
 import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
+import { requesterNotice } from '../../core/messages.js';
 import { connectionsFor } from '../../core/reply.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
 import { FINAL_STATUSES, type AccessRequest, type AuditEvent, type PrincipalId } from '../../core/types.js';
@@ -476,40 +477,23 @@ export class SlackAdapter implements Notifier {
       case 'cancelled':
         await this.updateCards('req', r, approvalCard(r, { quorum }));
         return;
-      case 'denied':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        await dmRequester(noticeMessage(r, `Your request for ${r.target} was denied by ${n.actor}${r.statusReason ? `: “${r.statusReason}”` : ''}.`));
-        return;
-      case 'timed_out':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        await dmRequester(noticeMessage(r, `Nobody approved your request for ${r.target} in time; it timed out. Nothing was opened.`));
-        return;
       case 'activated':
         await this.updateCards('req', r, approvalCard(r, { quorum }));
         if (target) await dmRequester(activeMessage(r, connectionsFor(target, r.ports, r.rules)));
         return;
-      case 'failed':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        await dmRequester(noticeMessage(r, `Your access to ${r.target} could not be opened (${r.statusReason ?? 'network error'}). Nothing was left open.`));
-        return;
-      case 'extended':
-        await this.updateCards('ext', r, extensionCard(r, { quorum }, 'approved'));
-        await dmRequester(noticeMessage(r, `Your access to ${r.target} was extended; it now closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`));
-        return;
-      case 'extension_denied':
-        await this.updateCards('ext', r, extensionCard(r, { quorum }, 'denied'));
-        await dmRequester(noticeMessage(r, `Your extension of ${r.target} was denied by ${n.actor}; the grant still closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`));
-        return;
       case 'expiring':
         await dmRequester(expiringMessage(r, n.extendOptionsMs ?? []));
         return;
-      case 'expired':
-      case 'revoked':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        await dmRequester(
-          noticeMessage(r, n.kind === 'expired' ? `Your access to ${r.target} expired; the port is closed.` : `Your access to ${r.target} was closed by ${n.actor}; the port is closed.`),
-        );
+      case 'extended':
+      case 'extension_denied': {
+        const outcome = n.kind === 'extended' ? 'approved' : 'denied';
+        await this.updateCards('ext', r, extensionCard(r, { quorum }, outcome));
+        await dmRequester(noticeMessage(r, requesterNotice(n.kind, r, n.actor).headline));
         return;
+      }
+      default:
+        await this.updateCards('req', r, approvalCard(r, { quorum }));
+        await dmRequester(noticeMessage(r, requesterNotice(n.kind, r, n.actor).headline));
     }
   }
 

@@ -32,6 +32,7 @@ import type { DecisionScope, JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
 import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
 import { expandRefs } from '../../core/rbac.js';
+import { requesterNotice } from '../../core/messages.js';
 import { connectionsFor } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
 import { routeOn, type PlatformRoute } from '../../core/workflow.js';
@@ -40,7 +41,7 @@ import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js'
 import { refuseNonLocal } from '../local/auth.js';
 import { runCardAction } from '../chat/card-actions.js';
 import { ChannelPoster } from '../chat/poster.js';
-import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
+import { COLORS, activeCard, approvalCard, auditLine, expiringCard, noticeCard, replyCard, type CardJson } from './cards.js';
 
 export const TEAMS_PATH = '/api/messages';
 
@@ -564,48 +565,24 @@ export class TeamsAdapter implements Notifier {
       case 'approved':
       case 'cancelled':
         return this.updateCards('req', r);
-      case 'denied':
-        await this.updateCards('req', r);
-        return tell(noticeCard(r, `Your request for ${r.target} was denied by ${n.actor}${r.statusReason ? `: “${r.statusReason}”` : ''}.`, 'Attention'), 'Request denied');
-      case 'timed_out':
-        await this.updateCards('req', r);
-        return tell(noticeCard(r, `Nobody approved your request for ${r.target} in time; it timed out. Nothing was opened.`, 'Warning'), 'Request timed out');
       case 'activated':
         await this.updateCards('req', r);
         if (target) await tell(activeCard(r, connectionsFor(target, r.ports, r.rules)), `${r.target} is open`);
         return;
-      case 'failed':
-        await this.updateCards('req', r);
-        return tell(noticeCard(r, `Your access to ${r.target} could not be opened (${r.statusReason ?? 'network error'}). Nothing was left open.`, 'Attention'), 'Access failed');
-      case 'extended':
-        await this.updateCards('ext', r, 'approved');
-        return tell(noticeCard(r, `Your access to ${r.target} was extended; it now closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`, 'Good'), 'Extended');
-      case 'extension_denied':
-        await this.updateCards('ext', r, 'denied');
-        return tell(noticeCard(r, `Your extension of ${r.target} was denied by ${n.actor}; the grant still closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`, 'Attention'), 'Extension denied');
       case 'expiring':
         return tell(expiringCard(r, n.extendOptionsMs ?? []), `${r.target} closes soon`);
-      case 'expired':
-      case 'revoked':
-        await this.updateCards('req', r);
-        return tell(
-          noticeCard(r, n.kind === 'expired' ? `Your access to ${r.target} expired; the port is closed.` : `Your access to ${r.target} was closed by ${n.actor}; the port is closed.`),
-          'Access closed',
-        );
+      default: {
+        if (n.kind === 'extended' || n.kind === 'extension_denied') await this.updateCards('ext', r, n.kind === 'extended' ? 'approved' : 'denied');
+        else await this.updateCards('req', r);
+        const notice = requesterNotice(n.kind, r, n.actor);
+        return tell(noticeCard(r, notice.headline, COLORS[notice.tone]), notice.title);
+      }
     }
   }
 
   async audit(event: AuditEvent): Promise<void> {
     const target = this.book().targets[event.target];
     const channel = (target ? effectivePolicy(this.book(), target).channels.teams?.audit : undefined) ?? this.deps.settings.auditChannel;
-    if (!channel) return;
-    const details = Object.entries(event.details)
-      .filter(([, v]) => v !== null && v !== '')
-      .map(([k, v]) => `${k}=${String(v)}`)
-      .join(' ');
-    this.poster.enqueue(
-      channel,
-      `\`${event.requestId}\` ${new Date(event.time).toISOString()} **${event.action}** by ${mdEsc(event.actor)} on ${mdEsc(event.target)}${details ? ` · ${mdEsc(details)}` : ''}`,
-    );
+    if (channel) this.poster.enqueue(channel, auditLine(event));
   }
 }
