@@ -1,7 +1,7 @@
 // Microsoft Teams, on botbuilder: `jit …` to the bot (1:1 or @mention), replies as Adaptive Cards,
 // approvals with Universal Actions (Action.Execute → `adaptiveCard/action` invoke answered with
-// the updated card; refresh.userIds gives approvers the buttons), proactive messages through
-// stored conversation references, and the audit feed to a channel. Mounted on the project's
+// the updated card; refresh.userIds gives approvers the buttons); as a ChatPlatform, proactive
+// posts, updates and DMs through stored conversation references, for the shared notifier. Mounted on the project's
 // one HTTP server at POST /api/messages; incoming activities are authenticated (JWT) by the
 // CloudAdapter whenever an app id is set, and only tokens the Bot Framework channel service issued
 // are accepted (not the emulator / skill tokens botbuilder also accepts: the bot's own credentials
@@ -27,21 +27,20 @@ import {
   type ServiceClientCredentialsFactory,
 } from 'botframework-connector';
 import type { Redis } from 'ioredis';
-import type { Notification, Notifier, OpsMetrics } from '../../app/ports.js';
-import type { DecisionScope, JitService } from '../../app/service.js';
+import { approvalCardOf } from '../../app/chat/notifier.js';
+import type { ApprovalCard, ChatMessage, Destination } from '../../app/chat/platform.js';
+import type { OpsMetrics } from '../../app/ports.js';
+import type { JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
-import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
-import { expandRefs } from '../../core/rbac.js';
-import { requesterNotice } from '../../core/messages.js';
-import { connectionsFor } from '../../core/reply.js';
-import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
-import { routeOn, type PlatformRoute } from '../../core/workflow.js';
+import { cardFallbackLine, cardText } from '../../core/messages.js';
+import type { PolicyBook } from '../../core/policy.js';
+import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
 import { refuseNonLocal } from '../local/auth.js';
-import { runCardAction } from '../chat/card-actions.js';
-import { ChannelPoster } from '../chat/poster.js';
-import { COLORS, activeCard, approvalCard, auditLine, expiringCard, noticeCard, replyCard, type CardJson } from './cards.js';
+import { runCardAction, type CardView } from '../chat/card-actions.js';
+import type { ChatAdapter } from '../chat/platforms.js';
+import { COLORS, activeCard, auditLine, cardOf, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
 
 export const TEAMS_PATH = '/api/messages';
 
@@ -128,15 +127,12 @@ export interface TeamsDeps {
   auth?: TeamsAuthOverrides;
 }
 
-interface CardCopy {
+/** A posted message, as `post` returns its reference (JSON): the conversation and the activity id. */
+interface Posted {
   ref: Partial<ConversationReference>;
   activityId: string;
-  /** For a copy in an approver's 1:1 chat: whose view it is. */
-  viewer?: PrincipalId;
 }
 
-type CardKind = 'req' | 'ext';
-const CARD_TTL_S = 30 * 86_400;
 const REF_TTL_S = 365 * 86_400;
 const INVOKE_CARD = 'application/vnd.microsoft.card.adaptive';
 const INVOKE_MESSAGE = 'application/vnd.microsoft.activity.message';
@@ -147,15 +143,16 @@ const cardActivity = (card: CardJson, summary: string): Partial<Activity> => ({
   attachments: [CardFactory.adaptiveCard(card)],
 });
 
-export class TeamsAdapter implements Notifier {
+export class TeamsAdapter implements ChatAdapter {
+  readonly name = 'teams';
+  readonly auditFeed: { channel?: string; intervalMs: number };
   readonly adapter: CloudAdapter;
   private service: JitService | undefined;
-  private readonly poster: ChannelPoster;
   private identities = new Map<string, { principal: PrincipalId; until: number }>();
-  private chains = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: TeamsDeps) {
     const { settings, log } = deps;
+    this.auditFeed = { ...(settings.auditChannel ? { channel: settings.auditChannel } : {}), intervalMs: settings.auditIntervalMs };
     const auth = {
       MicrosoftAppId: settings.appId,
       MicrosoftAppPassword: settings.appPassword ?? '',
@@ -173,14 +170,6 @@ export class TeamsAdapter implements Notifier {
         await context.sendActivity(cardActivity(replyCard({ kind: 'rejected', code: 'network', message: 'something went wrong on our side; nothing was changed. Try again in a minute' }), 'error')).catch(() => {});
       }
     };
-    this.poster = new ChannelPoster(
-      (channel, text) => this.sendTo(this.channelRef(channel), { type: ActivityTypes.Message, text, textFormat: 'markdown' }).then(() => undefined),
-      settings.auditIntervalMs,
-      (channel, err, dropped) => {
-        this.apiFailed(err);
-        log.error('teams: audit lines could not be posted (they stay in the audit log)', { channel, err, lines: dropped.length });
-      },
-    );
   }
 
   private apiFailed(err: unknown): void {
@@ -189,19 +178,22 @@ export class TeamsAdapter implements Notifier {
       const ra = Number(e.response?.headers?.get?.('retry-after') ?? 0);
       this.deps.metrics?.chatRateLimited('teams', Number.isFinite(ra) ? ra : 0);
     }
-    this.deps.metrics?.chatApiError('teams', String(e.code ?? e.statusCode ?? 'error'));
+    this.deps.metrics?.chatApiError('teams', this.failure(err).code);
+  }
+
+  /** A Bot Connector refusal (4xx but 408 / 429) will not pass if sent again. */
+  failure(err: unknown): { code: string; permanent: boolean } {
+    const e = (err ?? {}) as { statusCode?: number; code?: string };
+    const status = e.statusCode ?? 0;
+    return { code: String(e.code ?? e.statusCode ?? 'error'), permanent: status >= 400 && status < 500 && status !== 408 && status !== 429 };
+  }
+
+  health(): string {
+    return 'ok';
   }
 
   bind(service: JitService): void {
     this.service = service;
-  }
-
-  async close(): Promise<void> {
-    await this.poster.close(2000);
-  }
-
-  flushAudit(): Promise<void> {
-    return this.poster.flush();
   }
 
   private svc(): JitService {
@@ -375,12 +367,12 @@ export class TeamsAdapter implements Notifier {
       });
       card = replyCard(reply);
     } catch (err) {
-      card = this.failure(err);
+      card = this.errorCard(err);
     }
     await context.sendActivity(cardActivity(card, 'jit-bot'));
   }
 
-  private failure(err: unknown): CardJson {
+  private errorCard(err: unknown): CardJson {
     if (isJitError(err)) return replyCard({ kind: 'rejected', code: err.code, message: err.message, ...(err.example ? { example: err.example } : {}) });
     if (err instanceof Error && /principals in the policy file|AAD object id/.test(err.message)) return replyCard({ kind: 'rejected', code: 'forbidden', message: err.message });
     this.deps.log.error('teams: command failed', { err });
@@ -402,48 +394,22 @@ export class TeamsAdapter implements Notifier {
     } catch (err) {
       return say(`✗ ${err instanceof Error ? err.message : String(err)}`);
     }
-    const result = await runCardAction(this.svc(), principal, verb, data, (req, scope, viewer, outcome) => this.cardFor(req, scope, viewer, outcome), (msg, fields) =>
+    const view: CardView = async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome));
+    const result = await runCardAction(this.svc(), principal, verb, data, view, (msg, fields) =>
       this.deps.log.error(`teams: ${msg}`, fields),
     );
     return result.kind === 'card' ? show(result.card) : say(result.text);
   }
 
-  /** The approval card as `viewer` should see it (buttons only if they may decide now). */
-  async cardFor(req: AccessRequest, scope: DecisionScope, viewer?: PrincipalId, outcome?: 'approved' | 'denied'): Promise<CardJson> {
-    let canDecide = false;
-    if (viewer) {
-      canDecide = await this.svc()
-        .checkDecide(viewer, req, 'approve', scope)
-        .then(() => true, () => false);
-    }
-    const escalatedTo = req.escalatedAt ? this.escalationApprovers(req) : [];
-    return approvalCard(req, {
-      scope,
-      quorum: this.quorumOf(req),
-      canDecide,
-      refreshUserIds: await this.approverTeamsIds(req),
-      ...(outcome ? { outcome } : {}),
-      ...(escalatedTo.length ? { escalatedTo } : {}),
-    });
+  /** An approval card as Teams shows it: deciders who talked to the bot get a refreshed view with buttons. */
+  private async render(card: ApprovalCard): Promise<CardJson> {
+    return cardOf(card, await this.memberIds(card.deciders));
   }
 
-  private escalationApprovers(req: AccessRequest): PrincipalId[] {
-    const target = this.book().targets[req.target];
-    const esc = target ? effectivePolicy(this.book(), target).approval.escalation : undefined;
-    return esc ? expandRefs(this.book(), esc.approvers) : [];
-  }
-
-  private quorumOf(req: AccessRequest): number {
-    const target = this.book().targets[req.target];
-    return target ? effectivePolicy(this.book(), target).approval.quorum : 1;
-  }
-
-  /** Teams user ids (29:…) of the request's approvers, as far as they have talked to the bot. */
-  private async approverTeamsIds(req: AccessRequest): Promise<string[]> {
-    if (req.status !== 'pending' && !(req.status === 'active' && req.pendingExtension)) return [];
-    const approvers = await this.svc().approversFor(req);
-    if (approvers.length === 0) return [];
-    const raw = await this.deps.redis.mget(...approvers.map((p) => this.key('member', p)));
+  /** Teams user ids (29:…) of these principals, as far as they have talked to the bot. */
+  private async memberIds(principals: PrincipalId[]): Promise<string[]> {
+    if (principals.length === 0) return [];
+    const raw = await this.deps.redis.mget(...principals.map((p) => this.key('member', p)));
     return raw.flatMap((v) => (v ? [(JSON.parse(v) as { id: string }).id] : []));
   }
 
@@ -476,113 +442,62 @@ export class TeamsAdapter implements Notifier {
     return id;
   }
 
-  private async dm(principal: PrincipalId, card: CardJson, summary: string): Promise<CardCopy | null> {
-    const ref = await this.userRef(principal);
-    if (!ref) {
-      this.deps.log.warn('teams: no 1:1 conversation with this principal yet (they must install the app or message the bot once); not sent', { principal });
-      return null;
+  /** Counts a failed Bot Connector call, and fails with it. */
+  private async call<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      this.apiFailed(err);
+      throw err;
     }
-    const activityId = await this.sendTo(ref, cardActivity(card, summary));
-    return activityId ? { ref, activityId, viewer: principal } : null;
   }
 
-  private async postCards(kind: CardKind, r: AccessRequest, route: PlatformRoute | undefined, approvers: PrincipalId[]): Promise<void> {
-    if (!route) return;
-    const scope: DecisionScope = kind === 'ext' ? 'extension' : 'request';
-    const summary = `${kind === 'ext' ? 'Extension' : 'Access request'} ${r.id}: ${r.requester} on ${r.target}`;
-    const posts: Array<Promise<CardCopy | null>> = [];
-    if (route.channel) {
-      const channel = route.channel;
-      posts.push(
-        (async () => {
-          const ref = await this.refFor(channel);
-          const activityId = await this.sendTo(ref, cardActivity(await this.cardFor(r, scope), summary));
-          return activityId ? { ref, activityId } : null;
-        })(),
-      );
-    }
-    if (route.dm) for (const p of approvers) posts.push((async () => this.dm(p, await this.cardFor(r, scope, p), summary))());
-    const copies = (await Promise.allSettled(posts)).flatMap((s) => {
-      if (s.status === 'rejected') {
-        this.apiFailed(s.reason);
-        this.deps.log.warn('teams: approval card not posted', { request: r.id, err: s.reason });
-        return [];
+  /** A principal's 1:1 chat with the bot (kept when they installed the app or wrote to it). */
+  async recipient(principal: PrincipalId): Promise<string | null> {
+    return (await this.userRef(principal))?.conversation?.id ?? null;
+  }
+
+  async post(to: Destination, m: ChatMessage): Promise<string> {
+    const ref = to.kind === 'dm' ? await this.userRef(to.principal) : await this.refFor(to.id);
+    if (!ref) throw new Error(`teams: no conversation with ${to.id}`);
+    const activityId = await this.call(this.sendTo(ref, await this.activity(m)));
+    return activityId ? JSON.stringify({ ref, activityId } satisfies Posted) : '';
+  }
+
+  async update(posted: string, m: ChatMessage): Promise<void> {
+    const { ref, activityId } = JSON.parse(posted) as Posted;
+    const activity = await this.activity(m, true);
+    await this.call(this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(ref), async (ctx) => {
+      await ctx.updateActivity({ ...activity, id: activityId });
+    }));
+  }
+
+  auditLine(event: AuditEvent): string {
+    return auditLine(event);
+  }
+
+  async postText(channel: string, text: string): Promise<void> {
+    await this.call(this.sendTo(this.channelRef(channel), { type: ActivityTypes.Message, text, textFormat: 'markdown' }));
+  }
+
+  /** A message as a Teams activity: an Adaptive Card with a preview line, or markdown text for a card's stand-in. */
+  private async activity(m: ChatMessage, updating = false): Promise<Partial<Activity>> {
+    switch (m.kind) {
+      case 'approval': {
+        const r = m.card.request;
+        const summary = updating ? `${r.id} ${r.status}` : `${m.card.scope === 'extension' ? 'Extension' : 'Access request'} ${r.id}: ${r.requester} on ${r.target}`;
+        return cardActivity(await this.render(m.card), summary);
       }
-      return s.value ? [s.value] : [];
-    });
-    if (copies.length === 0) return;
-    const key = this.key('cards', kind, r.id);
-    await this.deps.redis.multi().sadd(key, ...copies.map((c) => JSON.stringify(c))).expire(key, CARD_TTL_S).exec();
-  }
-
-  /** Updates every copy of a request's card with updateActivity, one update round at a time per request. */
-  private updateCards(kind: CardKind, r: AccessRequest, outcome?: 'approved' | 'denied'): Promise<void> {
-    const chainKey = `${kind}:${r.id}`;
-    const run = async () => {
-      const fresh = (await this.svc().get(r.id)) ?? r;
-      const copies = (await this.deps.redis.smembers(this.key('cards', kind, r.id))).map((c) => JSON.parse(c) as CardCopy);
-      const scope: DecisionScope = kind === 'ext' ? 'extension' : 'request';
-      await Promise.all(
-        copies.map(async (copy) => {
-          try {
-            const card = await this.cardFor(fresh, scope, copy.viewer, outcome);
-            await this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(copy.ref), async (ctx) => {
-              await ctx.updateActivity({ ...cardActivity(card, `${r.id} ${fresh.status}`), id: copy.activityId });
-            });
-          } catch (err) {
-            this.apiFailed(err);
-            this.deps.log.warn('teams: card not updated', { request: r.id, err });
-          }
-        }),
-      );
-    };
-    const next = (this.chains.get(chainKey) ?? Promise.resolve()).then(run);
-    const settled = next.catch(() => {});
-    this.chains.set(chainKey, settled);
-    void settled.then(() => {
-      if (this.chains.get(chainKey) === settled) this.chains.delete(chainKey);
-    });
-    return next;
-  }
-
-  async notify(n: Notification): Promise<void> {
-    const r = n.request;
-    const target = this.book().targets[r.target];
-    const fromTeams = r.origin.channel === 'teams';
-    const tell = async (card: CardJson, summary: string) => {
-      if (fromTeams) await this.dm(r.requester, card, summary);
-    };
-    switch (n.kind) {
-      case 'approval_needed':
-        return this.postCards('req', r, routeOn(n.route, 'teams'), n.approvers ?? []);
-      case 'extension_needed':
-        return this.postCards('ext', r, routeOn(n.route, 'teams'), n.approvers ?? []);
-      case 'escalated':
-        await this.updateCards('req', r);
-        return this.postCards('req', r, { dm: true }, n.approvers ?? []);
-      case 'approval_progress':
-        return this.updateCards(r.status === 'active' && r.pendingExtension ? 'ext' : 'req', r);
-      case 'approved':
-      case 'cancelled':
-        return this.updateCards('req', r);
-      case 'activated':
-        await this.updateCards('req', r);
-        if (target) await tell(activeCard(r, connectionsFor(target, r.ports, r.rules)), `${r.target} is open`);
-        return;
+      case 'card_fallback': {
+        const c = m.card;
+        return { type: ActivityTypes.Message, textFormat: 'markdown', text: mdEsc(`${cardText(c.request, c.scope, c.quorum, c.outcome)}\n\n${cardFallbackLine(c.request.id, m.error, 'jit')}`) };
+      }
+      case 'notice':
+        return cardActivity(noticeCard(m.request, m.notice.headline, COLORS[m.notice.tone]), m.notice.title);
+      case 'active':
+        return cardActivity(activeCard(m.request, m.connections), `${m.request.target} is open`);
       case 'expiring':
-        return tell(expiringCard(r, n.extendOptionsMs ?? []), `${r.target} closes soon`);
-      default: {
-        if (n.kind === 'extended' || n.kind === 'extension_denied') await this.updateCards('ext', r, n.kind === 'extended' ? 'approved' : 'denied');
-        else await this.updateCards('req', r);
-        const notice = requesterNotice(n.kind, r, n.actor);
-        return tell(noticeCard(r, notice.headline, COLORS[notice.tone]), notice.title);
-      }
+        return cardActivity(expiringCard(m.request, m.extendOptionsMs), `${m.request.target} closes soon`);
     }
-  }
-
-  async audit(event: AuditEvent): Promise<void> {
-    const target = this.book().targets[event.target];
-    const channel = (target ? effectivePolicy(this.book(), target).channels.teams?.audit : undefined) ?? this.deps.settings.auditChannel;
-    if (channel) this.poster.enqueue(channel, auditLine(event));
   }
 }

@@ -22,6 +22,7 @@ import {
 } from '../../core/messages.js';
 import { HELP_FORMS_LINE, HELP_ID_LINE, renderText, type Connection, type Reply } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent } from '../../core/types.js';
+import type { ApprovalCard } from '../../app/chat/platform.js';
 import { VERBS } from '../chat/verbs.js';
 
 export type CardJson = Record<string, unknown>;
@@ -115,6 +116,18 @@ export interface ApprovalView {
   escalatedTo?: string[];
   /** For a finished extension card. */
   outcome?: 'approved' | 'denied';
+}
+
+/** The card of the shared notifier's data; `refreshUserIds`: the deciders' Teams ids, where known. */
+export function cardOf(card: ApprovalCard, refreshUserIds: string[]): CardJson {
+  return approvalCard(card.request, {
+    scope: card.scope,
+    quorum: card.quorum,
+    canDecide: card.viewer?.canDecide ?? false,
+    refreshUserIds,
+    ...(card.outcome ? { outcome: card.outcome } : {}),
+    ...(card.escalatedTo.length ? { escalatedTo: card.escalatedTo } : {}),
+  });
 }
 
 export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
