@@ -16,22 +16,12 @@ import { REQUEST_ID_RE } from '../../core/parse.js';
 import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
-import {
-  ACTIONS,
-  DENY_MODAL,
-  activeMessage,
-  approvalCard,
-  auditLine,
-  cardFallbackText,
-  denyModal,
-  expiringMessage,
-  extensionCard,
-  noticeMessage,
-  replyMessage,
-  type SlackMessage,
-} from './blocks.js';
-import { SlackDirectory, UnresolvedUserError } from './directory.js';
 import type { ChatAdapter } from '../chat/platforms.js';
+import { ACTIONS, DENY_MODAL, auditLine, denyModal, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
+import { SlackDirectory, UnresolvedUserError } from './directory.js';
+import { foreignWorkspace, workspaceOf, type SlackWorkspace } from './workspace.js';
+
+export { foreignWorkspace, type SlackWorkspace };
 
 export const SLACK_PATH = '/slack/events';
 
@@ -83,46 +73,6 @@ const webClientOptions = ({ settings, log }: SlackDeps) => ({
   retryConfig: { retries: 2, factor: 2, minTimeout: 300, maxTimeout: 3000, randomize: true },
   logger: boltLogger(log),
 });
-
-/** Where the bot is installed, from auth.test. */
-export interface SlackWorkspace {
-  teamId: string;
-  enterpriseId?: string;
-  /** Installed org-wide on an Enterprise Grid: any workspace of the org is home. */
-  enterpriseInstall: boolean;
-}
-
-/**
- * Why a verified request does not come from the installed workspace, or null when it does. The
- * team / enterprise ids are read from every place Slack puts them in commands, interactivity and
- * event payloads (and from Bolt's own reading of them); each one present must match.
- */
-export function foreignWorkspace(home: SlackWorkspace, body: unknown, context: { teamId?: string; enterpriseId?: string } = {}): string | null {
-  const b = (body ?? {}) as {
-    team_id?: unknown;
-    enterprise_id?: unknown;
-    team?: { id?: unknown; enterprise_id?: unknown } | null;
-    enterprise?: { id?: unknown } | null;
-    user?: { team_id?: unknown } | null;
-    authorizations?: Array<{ team_id?: unknown; enterprise_id?: unknown }>;
-  };
-  const ids = (...v: unknown[]) => [...new Set(v.filter((x): x is string => typeof x === 'string' && x !== ''))];
-  const auth = b.authorizations?.[0];
-  const teams = ids(context.teamId, b.team_id, b.team?.id, auth?.team_id);
-  const enterprises = ids(context.enterpriseId, b.enterprise_id, b.enterprise?.id, b.team?.enterprise_id, auth?.enterprise_id);
-  const userTeams = ids(b.user?.team_id);
-  if (home.enterpriseId) {
-    const other = enterprises.find((e) => e !== home.enterpriseId);
-    if (other || enterprises.length === 0) return `Enterprise Grid org ${other ?? '(none)'}`;
-    if (home.enterpriseInstall) return null;
-    // A workspace install in a Grid org: the workspace itself must match (a member's home team may be another workspace of the org).
-    const team = teams.find((t) => t !== home.teamId);
-    return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
-  }
-  if (enterprises.length > 0) return `Enterprise Grid org ${enterprises[0]}`;
-  const team = [...teams, ...userTeams].find((t) => t !== home.teamId);
-  return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
-}
 
 const fail = (message: string): SlackMessage => replyMessage({ kind: 'info', message: `✗ ${message}` });
 
@@ -436,14 +386,14 @@ export class SlackAdapter implements ChatAdapter {
   }
 
   async post(to: Destination, m: ChatMessage): Promise<string> {
-    const { text, blocks } = render(m);
+    const { text, blocks } = renderMessage(m);
     const res = await this.call(this.client.chat.postMessage({ channel: to.id, text, ...(blocks ? { blocks } : {}), unfurl_links: false, unfurl_media: false }));
     return res.channel && res.ts ? `${res.channel} ${res.ts}` : '';
   }
 
   async update(ref: string, m: ChatMessage): Promise<void> {
     const [channel = '', ts = ''] = ref.split(' ');
-    const { text, blocks } = render(m);
+    const { text, blocks } = renderMessage(m);
     await this.call(this.client.chat.update({ channel, ts, text, ...(blocks ? { blocks } : {}) }));
   }
 
@@ -454,29 +404,6 @@ export class SlackAdapter implements ChatAdapter {
   async postText(channel: string, text: string): Promise<void> {
     await this.call(this.client.chat.postMessage({ channel, text, mrkdwn: true, unfurl_links: false, unfurl_media: false }));
   }
-}
-
-/** A message in Block Kit (a card's stand-in: text only). */
-function render(m: ChatMessage): { text: string; blocks?: SlackMessage['blocks'] } {
-  switch (m.kind) {
-    case 'approval':
-    case 'card_fallback': {
-      const c = m.card;
-      const card = c.scope === 'extension' ? extensionCard(c.request, { quorum: c.quorum }, c.outcome) : approvalCard(c.request, { quorum: c.quorum, escalatedTo: c.escalatedTo });
-      return m.kind === 'approval' ? card : { text: cardFallbackText(card, c.request.id, m.error) };
-    }
-    case 'notice':
-      return noticeMessage(m.request, m.notice.headline);
-    case 'active':
-      return activeMessage(m.request, m.connections);
-    case 'expiring':
-      return expiringMessage(m.request, m.extendOptionsMs);
-  }
-}
-
-function workspaceOf(auth: { team_id?: string; enterprise_id?: string; is_enterprise_install?: boolean }): SlackWorkspace | undefined {
-  if (!auth.team_id && !auth.enterprise_id) return undefined;
-  return { teamId: auth.team_id ?? '', ...(auth.enterprise_id ? { enterpriseId: auth.enterprise_id } : {}), enterpriseInstall: auth.is_enterprise_install === true };
 }
 
 function slackError(err: unknown): string | undefined {

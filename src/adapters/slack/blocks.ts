@@ -1,6 +1,7 @@
 // Block Kit for jit-bot's messages: pure functions from requests and replies to the JSON Slack's
 // chat.postMessage / chat.update / response_url take. Everything a user typed (justification,
 // names, reasons) is escaped, so `<!channel>`, `<@U…>` and links arrive as plain text.
+import type { ChatMessage } from '../../app/chat/platform.js';
 import type { ActionsBlock, Button, ContextBlock, KnownBlock, ModalView, MrkdwnElement, PlainTextElement } from '@slack/types';
 import { formatDuration } from '../../core/duration.js';
 import {
@@ -326,4 +327,22 @@ export const DENY_REASON_MAX = 500;
  */
 export function cardFallbackText(m: SlackMessage, requestId: string, why: string): string {
   return clip(`${m.text}\n${esc(cardFallbackLine(requestId, why, '/jit'))}`, BLOCK_KIT.sectionText);
+}
+
+/** A message in Block Kit (a card's stand-in: text only). */
+export function renderMessage(m: ChatMessage): { text: string; blocks?: Block[] } {
+  switch (m.kind) {
+    case 'approval':
+    case 'card_fallback': {
+      const c = m.card;
+      const card = c.scope === 'extension' ? extensionCard(c.request, { quorum: c.quorum }, c.outcome) : approvalCard(c.request, { quorum: c.quorum, escalatedTo: c.escalatedTo });
+      return m.kind === 'approval' ? card : { text: cardFallbackText(card, c.request.id, m.error) };
+    }
+    case 'notice':
+      return noticeMessage(m.request, m.notice.headline);
+    case 'active':
+      return activeMessage(m.request, m.connections);
+    case 'expiring':
+      return expiringMessage(m.request, m.extendOptionsMs);
+  }
 }

@@ -1,12 +1,12 @@
 // Microsoft Teams, on botbuilder: `jit …` to the bot (1:1 or @mention), replies as Adaptive Cards,
 // approvals with Universal Actions (Action.Execute → `adaptiveCard/action` invoke answered with
 // the updated card; refresh.userIds gives approvers the buttons); as a ChatPlatform, proactive
-// posts, updates and DMs through stored conversation references, for the shared notifier. Mounted on the project's
-// one HTTP server at POST /api/messages; incoming activities are authenticated (JWT) by the
-// CloudAdapter whenever an app id is set, and only tokens the Bot Framework channel service issued
-// are accepted (not the emulator / skill tokens botbuilder also accepts: the bot's own credentials
-// can mint those). Activities from a tenant outside the allow-list are refused before anything
-// is read or stored.
+// posts, updates and DMs through stored conversation references, for the shared notifier.
+// Mounted on the project's one HTTP server at POST /api/messages; incoming activities are
+// authenticated (JWT) by the CloudAdapter whenever an app id is set, and only tokens the Bot
+// Framework channel service issued are accepted (not the emulator / skill tokens botbuilder also
+// accepts: the bot's own credentials can mint those; auth.ts). Activities from a tenant outside
+// the allow-list are refused before anything is read or stored.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ActivityTypes,
@@ -19,13 +19,7 @@ import {
   type Activity,
   type ConversationReference,
 } from 'botbuilder';
-import {
-  AuthenticationConstants,
-  AuthenticationError,
-  type AuthenticationConfiguration,
-  type Claim,
-  type ServiceClientCredentialsFactory,
-} from 'botframework-connector';
+import { AuthenticationConstants } from 'botframework-connector';
 import type { Redis } from 'ioredis';
 import { approvalCardOf } from '../../app/chat/notifier.js';
 import type { ApprovalCard, ChatMessage, Destination } from '../../app/chat/platform.js';
@@ -37,22 +31,14 @@ import type { PolicyBook } from '../../core/policy.js';
 import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
-import { refuseNonLocal } from '../local/auth.js';
+import { expressShim, refuseForeign } from './http.js';
 import { runCardAction, type CardView } from '../chat/card-actions.js';
 import type { ChatAdapter } from '../chat/platforms.js';
+import { channelTokensOnly, sameService, tenantOf, type TeamsAuthOverrides } from './auth.js';
 import { COLORS, activeCard, auditLine, cardOf, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
 
 export const TEAMS_PATH = '/api/messages';
-
-/** Whether two Bot Connector URLs are the same service (scheme, host, port, path; a trailing / aside). */
-function sameService(a: string, b: string): boolean {
-  try {
-    const [x, y] = [new URL(a), new URL(b)];
-    return x.origin === y.origin && x.pathname.replace(/\/+$/, '') === y.pathname.replace(/\/+$/, '');
-  } catch {
-    return false;
-  }
-}
+export type { TeamsAuthOverrides };
 
 export interface TeamsSettings {
   /** Empty: unauthenticated local mode (TEAMS_ALLOW_UNAUTHENTICATED, loopback only). */
@@ -70,51 +56,6 @@ export interface TeamsSettings {
    * anything is read or stored. Empty: no check (only in unauthenticated local mode).
    */
   allowedTenants: string[];
-}
-
-/**
- * Bot Framework endpoints and credentials other than the public cloud's: a private cloud, or tests
- * (a local OpenID metadata / JWKS fake). With `endpoints`, botbuilder uses none of its defaults.
- */
-export interface TeamsAuthOverrides {
-  endpoints?: {
-    ToBotFromChannelTokenIssuer: string;
-    ToBotFromChannelOpenIdMetadataUrl: string;
-    ToBotFromEmulatorOpenIdMetadataUrl: string;
-    ToChannelFromBotLoginUrl: string;
-    ToChannelFromBotOAuthScope: string;
-    OAuthUrl: string;
-    CallerId?: string;
-    ValidateAuthority?: boolean;
-  };
-  credentialsFactory?: ServiceClientCredentialsFactory;
-}
-
-/**
- * Accepts only claims of a token the Bot Framework channel service issued (`iss` = the channel
- * token issuer). botbuilder also accepts "emulator" tokens (issued by Entra ID to any app, checked
- * only for `azp`/`appid` = our app id and not bound to the activity's serviceUrl) and skill
- * tokens: anyone holding the bot's client secret can mint those, so they are refused.
- */
-export function channelTokensOnly(channelIssuer: string): AuthenticationConfiguration {
-  return {
-    requiredEndorsements: [],
-    validateClaims: async (claims: Claim[]) => {
-      const iss = claims.find((c) => c.type === AuthenticationConstants.IssuerClaim)?.value;
-      if (iss !== channelIssuer) {
-        throw new AuthenticationError(`Unauthorized: only tokens issued by the Bot Framework channel service (${channelIssuer}) are accepted, not "${String(iss)}"`, 401);
-      }
-    },
-  };
-}
-
-/** The tenant an activity comes from: channelData.tenant.id and conversation.tenantId must agree. */
-export function tenantOf(a: Partial<Activity>): { tenant?: string; conflict: boolean } {
-  const fromData = (a.channelData as { tenant?: { id?: unknown } } | undefined)?.tenant?.id;
-  const fromConv = a.conversation?.tenantId;
-  const ids = [fromData, fromConv].filter((v): v is string => typeof v === 'string' && v !== '').map((v) => v.toLowerCase());
-  const tenant = ids[0];
-  return { ...(tenant ? { tenant } : {}), conflict: ids.some((v) => v !== tenant) };
 }
 
 export interface TeamsDeps {
@@ -218,7 +159,7 @@ export class TeamsAdapter implements ChatAdapter {
       return true;
     }
     const unauthenticated = !this.deps.settings.appId;
-    if (unauthenticated) this.refuseForeign(req);
+    if (unauthenticated) refuseForeign(req);
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(await readBody(req, CHAT_MAX_BODY)) as Record<string, unknown>;
@@ -230,50 +171,10 @@ export class TeamsAdapter implements ChatAdapter {
       // Replies and member look-ups go to the activity's serviceUrl: pinned to TEAMS_SERVICE_URL.
       throw new HttpError(403, 'unauthenticated Teams mode: the activity\'s serviceUrl must be TEAMS_SERVICE_URL');
     }
-    // botbuilder expects Express-like request / response objects.
-    const shimReq = { body, headers: req.headers as Record<string, string | string[] | undefined>, method: req.method ?? 'POST' };
-    const shimRes = {
-      socket: req.socket,
-      status(code: number) {
-        res.statusCode = code;
-        return shimRes;
-      },
-      header(name: string, value: unknown) {
-        if (!res.headersSent) res.setHeader(name, String(value));
-        return shimRes;
-      },
-      send(payload?: unknown) {
-        if (res.writableEnded) return shimRes;
-        if (payload === undefined || payload === null) res.end();
-        else if (typeof payload === 'string' || Buffer.isBuffer(payload)) res.end(payload);
-        else {
-          if (!res.headersSent) res.setHeader('content-type', 'application/json; charset=utf-8');
-          res.end(JSON.stringify(payload));
-        }
-        return shimRes;
-      },
-      end() {
-        if (!res.writableEnded) res.end();
-        return shimRes;
-      },
-    };
+    const { shimReq, shimRes } = expressShim(req, res, body);
     await this.adapter.process(shimReq, shimRes, (context) => this.onTurn(context));
     return true;
   };
-
-  /**
-   * Unauthenticated mode (TEAMS_ALLOW_UNAUTHENTICATED, no app id): anyone who can POST here is
-   * believed about who they are, so only a local tool may: JSON only (a browser cannot send it
-   * cross-site without a preflight nobody answers), no cross-site request, no proxy, a loopback Host.
-   */
-  private refuseForeign(req: IncomingMessage): void {
-    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') throw new HttpError(415, 'unauthenticated Teams mode: the body must be application/json');
-    if (req.headers.origin !== undefined || (req.headers['sec-fetch-site'] !== undefined && req.headers['sec-fetch-site'] !== 'none')) {
-      throw new HttpError(403, 'unauthenticated Teams mode refuses requests from web pages');
-    }
-    refuseNonLocal(req, 'unauthenticated Teams mode');
-  }
 
   /** In unauthenticated mode every outgoing call goes to TEAMS_SERVICE_URL, whatever a stored reference says. */
   private pinned(ref: Partial<ConversationReference>): Partial<ConversationReference> {
