@@ -17,3 +17,13 @@ export interface ChatAdapter extends ChatPlatform {
   /** Hands it the use cases its commands and clicks run (once the service exists). */
   bind(service: JitService): void;
 }
+
+/** Awaits a platform API call; a failure is reported to `failed` (the chat metrics) and thrown on. */
+export async function counted<T>(call: Promise<T>, failed: (err: unknown) => void): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    failed(err);
+    throw err;
+  }
+}

@@ -16,7 +16,7 @@ import { REQUEST_ID_RE } from '../../core/parse.js';
 import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
-import type { ChatAdapter } from '../chat/platforms.js';
+import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { ACTIONS, DENY_MODAL, auditLine, denyModal, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
 import { SlackDirectory, UnresolvedUserError } from './directory.js';
 import { foreignWorkspace, workspaceOf, type SlackWorkspace } from './workspace.js';
@@ -371,14 +371,9 @@ export class SlackAdapter implements ChatAdapter {
 
   // ------------------------------------------------------------------ outgoing (ChatPlatform)
 
-  /** Counts a failed Web API call, and fails with it. */
-  private async call<T>(p: Promise<T>): Promise<T> {
-    try {
-      return await p;
-    } catch (err) {
-      this.apiFailed(err);
-      throw err;
-    }
+  /** A Web API call, its failure counted. */
+  private call<T>(p: Promise<T>): Promise<T> {
+    return counted(p, (err) => this.apiFailed(err));
   }
 
   recipient(principal: PrincipalId): Promise<string | null> {

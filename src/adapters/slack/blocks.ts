@@ -4,23 +4,7 @@
 import type { ChatMessage } from '../../app/chat/platform.js';
 import type { ActionsBlock, Button, ContextBlock, KnownBlock, ModalView, MrkdwnElement, PlainTextElement } from '@slack/types';
 import { formatDuration } from '../../core/duration.js';
-import {
-  approvalsLine,
-  auditLine as auditLineOf,
-  cardFallbackLine,
-  cardSummary,
-  cardText,
-  cardTitle,
-  decisionLine,
-  earlierDecisions,
-  escalatedLine,
-  extensionOutcomeLine,
-  outcomeLine,
-  portsOf,
-  requestLine,
-  sourceOf,
-  type Style,
-} from '../../core/messages.js';
+import { approvalsLine, auditLine as auditLineOf, cardFallbackLine, cardSummary, cardText, cardTitle, decisionLine, earlierDecisions, escalatedLine, extensionOutcomeLine, outcomeLine, portsOf, requestLine, sourceOf, type Style } from '../../core/messages.js';
 import { renderText, summarize, type Connection, type Reply } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent } from '../../core/types.js';
 

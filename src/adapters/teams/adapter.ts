@@ -33,7 +33,7 @@ import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
 import { expressShim, refuseForeign } from './http.js';
 import { runCardAction, type CardView } from '../chat/card-actions.js';
-import type { ChatAdapter } from '../chat/platforms.js';
+import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { channelTokensOnly, sameService, tenantOf, type TeamsAuthOverrides } from './auth.js';
 import { COLORS, activeCard, auditLine, cardOf, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
 
@@ -343,14 +343,9 @@ export class TeamsAdapter implements ChatAdapter {
     return id;
   }
 
-  /** Counts a failed Bot Connector call, and fails with it. */
-  private async call<T>(p: Promise<T>): Promise<T> {
-    try {
-      return await p;
-    } catch (err) {
-      this.apiFailed(err);
-      throw err;
-    }
+  /** A Bot Connector call, its failure counted. */
+  private call<T>(p: Promise<T>): Promise<T> {
+    return counted(p, (err) => this.apiFailed(err));
   }
 
   /** A principal's 1:1 chat with the bot (kept when they installed the app or wrote to it). */

@@ -4,22 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatDuration } from '../../core/duration.js';
-import {
-  approvalsLine,
-  auditLine as auditLineOf,
-  cardSummary,
-  cardTitle,
-  decisionLine,
-  earlierDecisions,
-  escalatedLine,
-  extensionOutcomeLine,
-  outcomeLine,
-  portsOf,
-  requestLine,
-  sourceOf,
-  type Style,
-  type Tone,
-} from '../../core/messages.js';
+import { approvalsLine, auditLine as auditLineOf, cardSummary, cardTitle, decisionLine, earlierDecisions, escalatedLine, extensionOutcomeLine, outcomeLine, portsOf, requestLine, sourceOf, type Style, type Tone } from '../../core/messages.js';
 import { HELP_FORMS_LINE, HELP_ID_LINE, renderText, type Connection, type Reply } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent } from '../../core/types.js';
 import type { ApprovalCard } from '../../app/chat/platform.js';
