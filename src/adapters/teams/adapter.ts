@@ -335,12 +335,22 @@ export class TeamsAdapter implements ChatAdapter {
     return raw ? (JSON.parse(raw) as Partial<ConversationReference>) : null;
   }
 
-  private async sendTo(ref: Partial<ConversationReference>, activity: Partial<Activity>): Promise<string | undefined> {
-    let id: string | undefined;
+  /**
+   * Runs `fn` in a proactive turn of the conversation and fails with its error (the adapter would
+   * hand it to onTurnError and return as if it had worked).
+   */
+  private async proactive<T>(ref: Partial<ConversationReference>, fn: (ctx: TurnContext) => Promise<T>): Promise<T> {
+    let result: Promise<T> | undefined;
     await this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(ref), async (ctx) => {
-      id = (await ctx.sendActivity(activity))?.id;
+      result = fn(ctx);
+      await result.catch(() => {}); // answered below, outside the turn
     });
-    return id;
+    if (!result) throw new Error('teams: the proactive turn did not run');
+    return result;
+  }
+
+  private async sendTo(ref: Partial<ConversationReference>, activity: Partial<Activity>): Promise<string | undefined> {
+    return this.proactive(ref, async (ctx) => (await ctx.sendActivity(activity))?.id);
   }
 
   /** A Bot Connector call, its failure counted. */
@@ -363,9 +373,7 @@ export class TeamsAdapter implements ChatAdapter {
   async update(posted: string, m: ChatMessage): Promise<void> {
     const { ref, activityId } = JSON.parse(posted) as Posted;
     const activity = await this.activity(m, true);
-    await this.call(this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(ref), async (ctx) => {
-      await ctx.updateActivity({ ...activity, id: activityId });
-    }));
+    await this.call(this.proactive(ref, (ctx) => ctx.updateActivity({ ...activity, id: activityId })));
   }
 
   auditLine(event: AuditEvent): string {
