@@ -105,11 +105,6 @@ export class ChatNotifier implements Notifier {
     }
   }
 
-  /** Resolves when every queued audit line was posted. */
-  async flush(): Promise<void> {
-    await Promise.all([...this.posters.values()].map((q) => q.flush()));
-  }
-
   /** Stops posting audit lines, after giving the queued ones up to `graceMs`. */
   async close(graceMs = 2000): Promise<void> {
     await Promise.all([...this.posters.values()].map((q) => q.close(graceMs)));
