@@ -37,7 +37,7 @@ export type ChatMessage =
 export type Destination = { kind: 'channel'; id: string } | { kind: 'dm'; id: string; principal: PrincipalId };
 
 export interface ChatPlatform {
-  /** `slack`, `teams`, …: the key of its entries in the policy file, of its metrics and of the origin of requests made there. */
+  /** The key of its entries in the policy file, the label of its metrics, the origin of the requests made there. */
   readonly name: string;
   /** The audit channel where the policy names none, and the least time between two audit messages to one channel. */
   readonly auditFeed: { channel?: string; intervalMs: number };
