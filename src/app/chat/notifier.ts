@@ -268,6 +268,8 @@ export class ChatNotifier implements Notifier {
   private async showCards(p: ChatPlatform, scope: CardScope, id: string, outcome: 'approved' | 'denied' | undefined, chain: UpdateChain): Promise<void> {
     const ctx = this.use();
     for (let round = 0; round < MAX_ROUNDS; round++) {
+      const copies = await this.deps.refs.list(p.name, scope, id);
+      if (copies.length === 0) return;
       const fresh = await ctx.get(id);
       if (!fresh) return;
       // An extension card gets its outcome from the notification that decided it; a progress
@@ -275,8 +277,6 @@ export class ChatNotifier implements Notifier {
       if (scope === 'extension' && !outcome && !(fresh.status === 'active' && fresh.pendingExtension)) return;
       const shown = `${fresh.version}:${outcome ?? ''}`;
       if (chain.shown === shown) return;
-      const copies = await this.deps.refs.list(p.name, scope, id);
-      if (copies.length === 0) return;
       const card = await approvalCardOf(ctx, fresh, scope, undefined, outcome);
       await Promise.all(
         copies.map(async (copy) => {
