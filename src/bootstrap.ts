@@ -5,6 +5,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import { ChatNotifier } from './app/chat/notifier.js';
+import type { ChatPlatform } from './app/chat/platform.js';
 import { randomIds } from './app/ids.js';
 import { systemClock, type Clock, type IdSource, type NetworkGate, type Notifier } from './app/ports.js';
 import { JitService } from './app/service.js';
@@ -18,6 +20,8 @@ import { RedisRateLimiter } from './adapters/redis/ratelimit.js';
 import { SimulatedGate } from './adapters/simulated/gate.js';
 import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
+import { CHAT_PLATFORMS, type ChatAdapter } from './adapters/chat/platforms.js';
+import { RedisMessageRefs } from './adapters/redis/messages.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
 import type { TeamsAdapter, TeamsAuthOverrides } from './adapters/teams/adapter.js';
 import { ConfigError, loadConfig, localChannelExposure, type Config } from './config/env.js';
@@ -35,6 +39,8 @@ export interface StartOptions {
   /** Replace the network gate (tests inject faults). */
   gate?: NetworkGate;
   notifiers?: Notifier[];
+  /** More chat platforms beside the configured ones (tests bring one of their own); the policy file may name them. */
+  chatPlatforms?: ChatPlatform[];
   /** Bot Framework endpoints / credentials other than the public cloud's (tests: a local OpenID + JWKS fake). */
   teamsAuth?: TeamsAuthOverrides;
   /** The HTTP server's timeouts and connection cap (tests shorten them). */
@@ -67,7 +73,7 @@ export interface RunningJit {
 export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const config = loadConfig(opts.env ?? process.env);
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
-  const book = await loadPolicyFile(config.JIT_POLICY_FILE);
+  const book = await loadPolicyFile(config.JIT_POLICY_FILE, [...CHAT_PLATFORMS, ...(opts.chatPlatforms ?? []).map((p) => p.name)]);
   const strangers = config.JIT_API_TOKENS.filter((t) => !Object.hasOwn(book.principals, t.principal)).map((t) => t.principal);
   if (strangers.length > 0) throw new ConfigError([`JIT_API_TOKENS: ${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a principal of the policy file`]);
 
@@ -172,7 +178,11 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       ...(opts.teamsAuth ? { auth: opts.teamsAuth } : {}),
     });
   }
-  const notifier = new FanoutNotifier([feed, metrics, ...(slack ? [slack] : []), ...(teams ? [teams] : []), ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
+  const chats: ChatAdapter[] = [...(slack ? [slack] : []), ...(teams ? [teams] : [])];
+  const platforms: ChatPlatform[] = [...chats, ...(opts.chatPlatforms ?? [])];
+  // One notifier decides, for every chat platform, what to post and update where.
+  const chat = new ChatNotifier({ platforms, refs: new RedisMessageRefs(redis, prefix), log });
+  const notifier = new FanoutNotifier([feed, metrics, chat, ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
 
   const service = new JitService({
     ...(config.PAGERDUTY_API_TOKEN
@@ -199,6 +209,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     },
     log: (msg, err) => log.warn(msg, { err }),
   });
+  chat.bind(service);
   // Targets the policy marks `enforce: true` get the bot's Deny rules (idempotent: nothing is written when they exist).
   for (const t of Object.values(book.targets).filter((x) => x.enforce)) {
     await service.enforce('system', t.name, undefined, true).then(
@@ -208,8 +219,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   }
   // Targets the network side defines (Defender for Cloud's JIT policies), read now and on every sweep tick.
   await service.refreshNetworkPolicies();
-  slack?.bind(service);
-  teams?.bind(service);
+  for (const c of chats) c.bind(service);
 
   let worker: BullWorker | null = null;
   const startWorker = () => {
@@ -259,8 +269,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       starting: () => starting,
       adapters: () => ({
         network: !lastSweep.ok ? `last sweep failed: ${lastSweep.error ?? 'unknown'}` : service.networkPoliciesProblem() ?? 'ok',
-        ...(slack ? { slack: slack.ready() ? 'ok' : 'not connected (auth.test failed; calls are retried)' } : {}),
-        ...(teams ? { teams: 'ok' } : {}),
+        ...Object.fromEntries(platforms.map((p) => [p.name, p.health()])),
       }),
     },
     track: (p) => {
@@ -271,8 +280,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     metrics.route(),
     legalPages({ privacy: config.JIT_PRIVACY_TEXT ?? DEFAULT_PRIVACY_TEXT, terms: config.JIT_TERMS_TEXT ?? DEFAULT_TERMS_TEXT }),
     createApi({ service, tokens: config.JIT_API_TOKENS, log, ...(local ? { local } : {}) }),
-    ...(slack ? [slack.route] : []),
-    ...(teams ? [teams.route] : []),
+    ...chats.map((c) => c.route),
     // The web console acts as any principal: only with the local channel (the server checks its secret).
     ...(local ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
   ]);
@@ -344,8 +352,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       server.closeAllConnections();
       await closed;
       await stopWorker();
-      await slack?.close();
-      await teams?.close();
+      await chat.close(2000);
       await scheduler.close();
       await redis.quit().catch(() => redis.disconnect());
       await redisInfo.stop();

@@ -1,5 +1,5 @@
 // The interfaces the use cases are written against. Adapters implement them;
-// nothing here knows Redis, BullMQ, Slack, Teams or Azure.
+// nothing here knows a database, a queue, a chat platform or a cloud.
 import type {
   AccessRequest,
   AppliedRule,
@@ -213,9 +213,9 @@ export interface IdSource {
 /** Operational counters the adapters report (Prometheus in production; no-op by default). */
 export interface OpsMetrics {
   /** A chat platform API call failed (after its own retries). */
-  chatApiError(platform: 'slack' | 'teams', code: string): void;
+  chatApiError(platform: string, code: string): void;
   /** A chat platform asked us to wait (HTTP 429 Retry-After). */
-  chatRateLimited(platform: 'slack' | 'teams', seconds: number): void;
+  chatRateLimited(platform: string, seconds: number): void;
 }
 
 export const noOpsMetrics: OpsMetrics = { chatApiError() {}, chatRateLimited() {} };

@@ -183,6 +183,16 @@ const platformRoute = z
   .refine((r) => r.channel !== undefined || r.dm, { message: 'needs a channel, or dm: true, or both' })
   .transform((r): PlatformRoute => ({ ...(r.channel ? { channel: r.channel } : {}), dm: r.dm }));
 
+/** A chat platform's name, as the keys of `principals.<p>`, `channels` and routing entries spell it (`slack`, `teams` ...). */
+const PLATFORM_NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
+const PLATFORM_NAME_HINT = 'is not a chat platform name (lower-case letters, digits and -, like slack or teams)';
+/** A record keyed by chat platform name, each key checked (zod's own key errors do not say why). */
+const byPlatform = <T extends z.ZodType>(value: T) =>
+  z.record(z.string(), value).superRefine((r, ctx) => {
+    for (const k of Object.keys(r)) if (!PLATFORM_NAME_RE.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: PLATFORM_NAME_HINT });
+  });
+
+const ROUTING_KEYS = new Set(['name', 'when']);
 const routingRule = z
   .object({
     name: z.string().min(1),
@@ -194,26 +204,32 @@ const routingRule = z
       })
       .strict()
       .optional(),
-    slack: platformRoute.optional(),
-    teams: platformRoute.optional(),
   })
-  .strict()
-  .refine((r) => r.slack || r.teams, { message: 'needs a slack and/or teams destination' })
-  .transform((r): RoutingRule => ({
-    name: r.name,
-    targets: (r.when?.targets ?? []).map((t) => t.toLowerCase()),
-    ports: r.when?.ports ?? [],
-    roles: r.when?.roles ?? [],
-    ...(r.slack ? { slack: r.slack } : {}),
-    ...(r.teams ? { teams: r.teams } : {}),
-  }));
+  // Every other key names a chat platform and says where requests go there.
+  .catchall(platformRoute)
+  .superRefine((r, ctx) => {
+    const platforms = Object.keys(r).filter((k) => !ROUTING_KEYS.has(k));
+    for (const k of platforms) if (!PLATFORM_NAME_RE.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: PLATFORM_NAME_HINT });
+    if (platforms.length === 0) ctx.addIssue({ code: 'custom', message: 'needs a destination on at least one chat platform, like slack: { channel: C0123 } or teams: { dm: true }' });
+  })
+  .transform((r): RoutingRule => {
+    const platforms: Record<string, PlatformRoute> = {};
+    for (const [k, v] of Object.entries(r)) if (!ROUTING_KEYS.has(k)) platforms[k] = v as PlatformRoute;
+    return {
+      name: r.name,
+      targets: (r.when?.targets ?? []).map((t) => t.toLowerCase()),
+      ports: r.when?.ports ?? [],
+      roles: r.when?.roles ?? [],
+      platforms,
+    };
+  });
 
 const channelPair = z.object({ approvals: z.string().optional(), audit: z.string().optional() }).strict();
 
 const fileSchema = z
   .object({
     principals: z
-      .record(z.string(), z.object({ slack: z.string().optional(), teams: z.string().optional() }).strict().nullable())
+      .record(z.string(), byPlatform(z.string()).nullable())
       .default({}),
     groups: z.record(z.string(), z.array(email)).default({}),
     roles: z
@@ -263,7 +279,7 @@ const fileSchema = z
             scope: armId,
             ports: z.array(portRule).optional(),
             approval: approval.optional(),
-            channels: z.object({ slack: channelPair.optional(), teams: channelPair.optional() }).strict().optional(),
+            channels: byPlatform(channelPair).optional(),
             justification: justificationRule.optional(),
             autoApprove: z.array(autoApproveRule).optional(),
             reminder: reminderRule.optional(),
@@ -282,8 +298,12 @@ function pathOf(path: readonly PropertyKey[]): string {
   return out || '(top level)';
 }
 
-/** Parses YAML text into a PolicyBook; throws PolicyFileError listing every problem with its key path. */
-export function parsePolicyText(text: string, file = 'policy file'): PolicyBook {
+/**
+ * Parses YAML text into a PolicyBook; throws PolicyFileError listing every problem with its key path.
+ * `platforms`: the chat platforms the server has; a key naming another one (a typo) is refused.
+ * Without it any well-formed platform name is taken.
+ */
+export function parsePolicyText(text: string, file = 'policy file', platforms?: readonly string[]): PolicyBook {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) throw new PolicyFileError(file, doc.errors.map((e) => `YAML: ${e.message}`));
   let raw: unknown;
@@ -350,6 +370,16 @@ export function parsePolicyText(text: string, file = 'policy file'): PolicyBook 
     ...(p.routing ? { routing: p.routing } : {}),
     ...(p.timeZone ? { timeZone: p.timeZone } : {}),
   }));
+  if (platforms) {
+    const unknown = (path: string, name: string) => {
+      if (!platforms.includes(name)) problems.push(`${path}.${name}: there is no chat platform called "${name}" (this server has ${platforms.join(', ')})`);
+    };
+    for (const [p, info] of Object.entries(f.principals)) for (const name of Object.keys(info ?? {})) unknown(`principals.${p}`, name);
+    for (const [name, p] of Object.entries(f.policies)) {
+      for (const platform of Object.keys(p.channels ?? {})) unknown(`policies.${name}.channels`, platform);
+      for (const [i, r] of (p.routing ?? []).entries()) for (const platform of Object.keys(r.platforms)) unknown(`policies.${name}.routing[${i}]`, platform);
+    }
+  }
   for (const [i, r] of f.roles.entries()) {
     if (r.principal.startsWith(GROUP_PREFIX) && !Object.hasOwn(f.groups, r.principal.slice(GROUP_PREFIX.length))) {
       problems.push(`roles[${i}].principal: group "${r.principal.slice(GROUP_PREFIX.length)}" is not defined under groups`);
@@ -385,7 +415,7 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
-export async function loadPolicyFile(file: string): Promise<PolicyBook> {
+export async function loadPolicyFile(file: string, platforms?: readonly string[]): Promise<PolicyBook> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -393,5 +423,5 @@ export async function loadPolicyFile(file: string): Promise<PolicyBook> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new PolicyFileError(file, [code === 'ENOENT' ? 'file not found (set JIT_POLICY_FILE to your policy file)' : `cannot read: ${String(e)}`]);
   }
-  return parsePolicyText(text, file);
+  return parsePolicyText(text, file, platforms);
 }

@@ -41,10 +41,8 @@ export interface PolicyDef {
   timeZone?: string;
 }
 
-export interface PrincipalInfo {
-  slack?: string;
-  teams?: string;
-}
+/** A principal's user id on each chat platform that names one, keyed by the platform's name. */
+export type PrincipalInfo = Record<string, string>;
 
 /** Everything the policy file says: who is who, who may do what where, what each target allows. */
 export interface PolicyBook {
@@ -155,10 +153,8 @@ export function effectivePolicy(book: PolicyBook, target: Target): EffectivePoli
       origin.autoApprove = p.name;
     }
     if (p.channels) {
-      for (const platform of ['slack', 'teams'] as const) {
-        const c = p.channels[platform];
-        if (!c) continue;
-        channels[platform] = { ...channels[platform], ...c };
+      for (const [platform, c] of Object.entries(p.channels)) {
+        channels[platform] = { ...own(channels, platform), ...c };
         for (const kind of Object.keys(c)) origin[`channels.${platform}.${kind}`] = p.name;
       }
     }
@@ -326,8 +322,8 @@ export function describePolicy(policy: EffectivePolicy): PolicyLine[] {
   lines.push({ key: 'reminder', value: policy.reminder.beforeMs > 0 ? `${dur(policy.reminder.beforeMs)} before expiry, extend by ${policy.reminder.extendOptionsMs.map(dur).join(' / ') || '—'}` : 'none', from: o['reminder.beforeMs'] ?? 'default' });
   lines.push({ key: 'autoApprove', value: policy.autoApprove.length ? policy.autoApprove.map((r) => r.name).join(', ') : 'none', from: o.autoApprove ?? 'default' });
   if (policy.routing.length) lines.push({ key: 'routing', value: policy.routing.map((r) => r.name).join(', '), from: o.routing ?? 'default' });
-  for (const platform of ['slack', 'teams'] as const) {
-    for (const [kind, where] of Object.entries(policy.channels[platform] ?? {})) lines.push({ key: `channels.${platform}.${kind}`, value: String(where), from: o[`channels.${platform}.${kind}`] ?? 'default' });
+  for (const [platform, c] of Object.entries(policy.channels).sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [kind, where] of Object.entries(c)) lines.push({ key: `channels.${platform}.${kind}`, value: String(where), from: o[`channels.${platform}.${kind}`] ?? 'default' });
   }
   lines.push({ key: 'timeZone', value: policy.timeZone, from: o.timeZone ?? 'default' });
   if (policy.target.enforce) lines.push({ key: 'enforce', value: 'yes (deny rules written at start)', from: 'target' });

@@ -68,10 +68,14 @@ export interface ApprovalRule {
   escalation?: { afterMs: number; approvers: PrincipalRef[] };
 }
 
-export interface ChannelRouting {
-  slack?: { approvals?: string; audit?: string };
-  teams?: { approvals?: string; audit?: string };
+/** Where one chat platform posts a policy's approval requests and audit lines. */
+export interface PlatformChannels {
+  approvals?: string;
+  audit?: string;
 }
+
+/** Channels per chat platform, keyed by the platform's name (the keys under `channels` in the policy file). */
+export type ChannelRouting = Record<string, PlatformChannels>;
 
 export type RequestStatus =
   | 'awaiting_source'
@@ -128,9 +132,9 @@ export interface AppliedRule {
 }
 
 export interface RequestOrigin {
-  /** `cli`, `slack`, `teams`, `console`, `api`. */
+  /** `cli`, `console`, `api`, or the name of the chat platform the request came from. */
   channel: string;
-  /** Platform-specific reply address (Slack response_url, Teams conversation ref id ...). */
+  /** Platform-specific reply address (a chat's response URL or conversation id ...). */
   replyTo?: string;
   /** The requester's IANA time zone from their platform profile (for `at 14:00`). */
   timeZone?: string;

@@ -3,7 +3,7 @@
 // the on-call check is a question the caller answers (an adapter asks PagerDuty).
 import { JitError } from './errors.js';
 import { formatDuration } from './duration.js';
-import type { PortSpec, PrincipalId, PrincipalRef } from './types.js';
+import type { ChannelRouting, PortSpec, PrincipalId, PrincipalRef } from './types.js';
 
 export interface JustificationRule {
   required: boolean;
@@ -133,7 +133,7 @@ export function describeAutoRule(r: AutoApproveRule): string {
   return parts.join(', ');
 }
 
-/** Where one platform sends an approval request: a channel, DMs to the approvers, or both. */
+/** Where one chat platform sends an approval request: a channel, DMs to the approvers, or both. */
 export interface PlatformRoute {
   channel?: string;
   dm: boolean;
@@ -142,19 +142,26 @@ export interface PlatformRoute {
 export interface ApprovalRoute {
   /** The routing entry that matched (`*` for the fallback, `default` without routing). */
   matched: string;
-  slack?: PlatformRoute;
-  teams?: PlatformRoute;
+  /** Per chat platform, by its name: where the request goes there. */
+  platforms: Record<string, PlatformRoute>;
+  /** For a platform `platforms` does not name: without routing, the approvers' DMs; after a match, nothing. */
+  others?: PlatformRoute;
 }
 
-/** One routing entry: conditions (all must hold; none = fallback `*`) and destinations. */
+/** Where the approval request goes on one platform (undefined: not there). */
+export function routeOn(route: ApprovalRoute | undefined, platform: string): PlatformRoute | undefined {
+  if (!route) return undefined;
+  return Object.hasOwn(route.platforms, platform) ? route.platforms[platform] : route.others;
+}
+
+/** One routing entry: conditions (all must hold; none = fallback `*`) and destinations per platform. */
 export interface RoutingRule {
   name: string;
   targets: string[];
   ports: PortSpec[];
   /** Role names the requester holds at the target (`JIT Requester`, `JIT Admin` ...). */
   roles: string[];
-  slack?: PlatformRoute;
-  teams?: PlatformRoute;
+  platforms: Record<string, PlatformRoute>;
 }
 
 export interface RouteAsk {
@@ -168,7 +175,7 @@ export interface RouteAsk {
  * (or named `*`) is the fallback. Without routing, approvals go to the policy's approval channel
  * per platform and, where none is set, to the approvers' DMs.
  */
-export function routeApproval(routing: RoutingRule[], ask: RouteAsk, channels: { slack?: { approvals?: string }; teams?: { approvals?: string } }): ApprovalRoute {
+export function routeApproval(routing: RoutingRule[], ask: RouteAsk, channels: ChannelRouting): ApprovalRoute {
   const specific = routing.filter((r) => r.name !== '*' && (r.targets.length || r.ports.length || r.roles.length));
   const fallback = routing.find((r) => r.name === '*' || (!r.targets.length && !r.ports.length && !r.roles.length));
   const hit = specific.find(
@@ -177,16 +184,10 @@ export function routeApproval(routing: RoutingRule[], ask: RouteAsk, channels: {
       (r.ports.length === 0 || ask.ports.some((p) => r.ports.some((q) => q.port === p.port && (q.protocol === p.protocol || q.protocol === '*')))) &&
       (r.roles.length === 0 || ask.requesterRoles.some((role) => r.roles.includes(role))),
   ) ?? fallback;
-  if (hit) {
-    return { matched: hit.name, ...(hit.slack ? { slack: hit.slack } : {}), ...(hit.teams ? { teams: hit.teams } : {}) };
-  }
-  const slack = channels.slack?.approvals;
-  const teams = channels.teams?.approvals;
-  return {
-    matched: 'default',
-    slack: slack ? { channel: slack, dm: false } : { dm: true },
-    teams: teams ? { channel: teams, dm: false } : { dm: true },
-  };
+  if (hit) return { matched: hit.name, platforms: { ...hit.platforms } };
+  const platforms: Record<string, PlatformRoute> = {};
+  for (const [platform, c] of Object.entries(channels)) if (c.approvals) platforms[platform] = { channel: c.approvals, dm: false };
+  return { matched: 'default', platforms, others: { dm: true } };
 }
 
 const MAX_START_AHEAD_MS = 7 * 86_400_000;

@@ -39,6 +39,7 @@ export class FakeConnector {
   readonly refused: Array<{ op: string; problems: string[] }> = [];
   private server: Server;
   private seq = 0;
+  private failures: Array<{ conversationId: string; status: number; code: string }> = [];
   url = '';
 
   constructor(readonly users: TeamsUser[]) {
@@ -66,6 +67,12 @@ export class FakeConnector {
         }
         if (sub === 'activities') {
           const op = req.method === 'PUT' ? 'update' : item ? 'reply' : 'send';
+          const fail = this.failures.findIndex((f) => f.conversationId === conversationId);
+          if (op !== 'update' && fail >= 0) {
+            const [f] = this.failures.splice(fail, 1);
+            this.calls.push({ method: req.method ?? '', op: `${op}!${f!.status}`, conversationId, body, at: Date.now() });
+            return send(f!.status, { error: { code: f!.code, message: 'refused by the test' } });
+          }
           const cards = ((body.attachments as Array<{ contentType?: string; content?: unknown }> | undefined) ?? []).filter((a) => a.contentType === 'application/vnd.microsoft.card.adaptive');
           const problems = cards.flatMap((a) => cardProblems(a.content));
           if (problems.length) {
@@ -95,6 +102,11 @@ export class FakeConnector {
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  /** The next message sent to this conversation is refused with this status and error code. */
+  failNext(conversationId: string, status: number, code: string): void {
+    this.failures.push({ conversationId, status, code });
   }
 
   /** Messages (send / reply) delivered to a conversation. */

@@ -278,6 +278,27 @@ describe('workflow in Teams', () => {
   });
 });
 
+describe('cards the Bot Connector refuses', () => {
+  const fallbacks = async (id: string) => (await h.audit(id)).filter((e) => e.action === 'notify.card_fallback');
+
+  it('a refused approval card goes out as text with the jit commands, is audited, and later becomes the decided card', async () => {
+    bf.failNext(APPROVALS, 400, 'BadArgument');
+    const before = bf.to(personalConversation(ALICE).id).length;
+    await say(ALICE, 'rdp vm1 1h from 203.0.113.7');
+    const reply = await waitFor('reply', async () => bf.to(personalConversation(ALICE).id)[before]);
+    const id = /Request (r[0-9a-z]{9})/.exec(text(cardOf(reply)))![1]!;
+    const stand = await waitFor('plain-text stand-in', async () => bf.to(APPROVALS).find((c) => String(c.body.text ?? '').includes(`jit approve ${id}`)));
+    expect(cardOf(stand)).toBeUndefined();
+    expect(String(stand.body.text)).toContain(`Access request ${id}: alice@contoso.com asks for 3389/tcp on vm1`);
+    const [audit] = await waitFor('audited', async () => ((await fallbacks(id)).length ? fallbacks(id) : null));
+    expect(audit!.details).toMatchObject({ platform: 'teams', card: 'request', destination: APPROVALS, error: 'BadArgument', delivered: 'text' });
+    // The stand-in is a card copy: deciding turns it into the decided card.
+    await act(BOB, 'approve', { requestId: id });
+    await waitFor('stand-in updated', async () => bf.updates().find((u) => u.activityId === stand.resourceId && text(cardOf(u)).includes('Approved by bob@contoso.com')));
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+});
+
 describe('conversation references', () => {
   it('are kept in Redis per conversation and per principal (captured on install)', async () => {
     const keys = await h.app.redis.keys(`${h.prefix}:teams:ref:user:*`);

@@ -189,7 +189,7 @@ describe('escalation', () => {
     const id = requestOf((await h.cmd(ALICE, 'ssh esc1 30m from 203.0.113.7')).reply).id;
     const early = await h.cmd(SEC, `approve ${id}`);
     expect(early.reply).toMatchObject({ kind: 'rejected', code: 'not_approver' });
-    expect(notifications(id).find((n) => n.kind === 'approval_needed')!.route).toEqual({ matched: 'security', slack: { channel: 'C-SEC', dm: true } });
+    expect(notifications(id).find((n) => n.kind === 'approval_needed')!.route).toEqual({ matched: 'security', platforms: { slack: { channel: 'C-SEC', dm: true } } });
     await waitFor('escalated', async () => notifications(id).find((n) => n.kind === 'escalated'), 5000);
     expect(notifications(id).find((n) => n.kind === 'escalated')!.approvers).toEqual([SEC]);
     expect((await h.audit(id)).map((e) => e.action)).toContain('request.escalated');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ChannelPoster } from '../../src/adapters/chat/poster.js';
+import { ChannelPoster } from '../../src/app/chat/poster.js';
 
 describe('audit channel poster', () => {
   it('posts the first line at once, batches what arrives while waiting, keeps order, one message per interval per channel', async () => {

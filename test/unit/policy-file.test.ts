@@ -44,6 +44,28 @@ describe('policy file', () => {
     expect(got.some((p) => p.includes(expected)), `problems were:\n${got.join('\n')}`).toBe(true);
   });
 
+  it('chat platforms are keys by name: the server\'s own names pass, a misspelt one is refused with its path', () => {
+    const yaml = (platform: string) =>
+      `principals:\n  a@b.c: { ${platform}: U1 }\n${TARGET}policies:\n  p:\n    scope: /s\n    channels: { ${platform}: { approvals: C1 } }\n    routing:\n      - { name: "*", ${platform}: { dm: true } }\n`;
+    const book = parsePolicyText(yaml('teams'), 'p.yaml', ['slack', 'teams']);
+    expect(book.principals['a@b.c']).toEqual({ teams: 'U1' });
+    expect(book.policies[0]!.channels).toEqual({ teams: { approvals: 'C1' } });
+    expect(book.policies[0]!.routing![0]!.platforms).toEqual({ teams: { dm: true } });
+    let refused: string[] = [];
+    try {
+      parsePolicyText(yaml('slak'), 'p.yaml', ['slack', 'teams']);
+    } catch (e) {
+      if (e instanceof PolicyFileError) refused = e.problems;
+    }
+    expect(refused).toEqual([
+      'principals.a@b.c.slak: there is no chat platform called "slak" (this server has slack, teams)',
+      'policies.p.channels.slak: there is no chat platform called "slak" (this server has slack, teams)',
+      'policies.p.routing[0].slak: there is no chat platform called "slak" (this server has slack, teams)',
+    ]);
+    expect(problems(yaml('Slack!')).join('\n')).toMatch(/principals\.a@b\.c\.Slack!: .*is not a chat platform name/);
+    expect(problems(`${TARGET}policies:\n  p:\n    scope: /s\n    routing: [{ name: x }]\n`).join('\n')).toMatch(/routing\[0\]: needs a destination on at least one chat platform/);
+  });
+
   it('durations accept ISO-8601, short forms and seconds for demos', () => {
     const book = parsePolicyText(`${TARGET}policies:\n  p:\n    scope: /s\n    ports: [{ port: 22, maxDuration: 45s }, { port: 3389, maxDuration: PT1H30M }]\n    approval: { timeout: 10m }\n`);
     expect(book.policies[0]!.ports!.map((r) => r.maxDurationMs)).toEqual([45_000, 5_400_000]);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PolicyFileError, parsePolicyText } from '../../src/config/policy-file.js';
 import { effectivePolicy } from '../../src/core/policy.js';
 import { refMatches } from '../../src/core/rbac.js';
-import { checkJustification, extendOptions, inWindow, localTime, matchAutoApproval, resolveStart, routeApproval, type AutoApproveRule } from '../../src/core/workflow.js';
+import { checkJustification, extendOptions, inWindow, localTime, matchAutoApproval, resolveStart, routeApproval, routeOn, type AutoApproveRule } from '../../src/core/workflow.js';
 
 const H = 3_600_000;
 const M = 60_000;
@@ -162,18 +162,21 @@ policies:
   };
 
   it.each([
-    ['by target', 'db1', 22, ['JIT Requester'], { matched: 'databases', slack: { channel: 'C-DBA', dm: false }, teams: { channel: '19:dba@thread.tacv2', dm: true } }],
-    ['by port and the requester\'s role', 'vm1', 3389, ['JIT Admin'], { matched: 'rdp-by-admins', slack: { dm: true } }],
-    ['the same port by another role falls back', 'vm1', 3389, ['JIT Requester'], { matched: '*', slack: { channel: 'C-OPS', dm: false } }],
-    ['anything else falls back to *', 'vm1', 22, [], { matched: '*', slack: { channel: 'C-OPS', dm: false } }],
+    ['by target', 'db1', 22, ['JIT Requester'], { matched: 'databases', platforms: { slack: { channel: 'C-DBA', dm: false }, teams: { channel: '19:dba@thread.tacv2', dm: true } } }],
+    ['by port and the requester\'s role', 'vm1', 3389, ['JIT Admin'], { matched: 'rdp-by-admins', platforms: { slack: { dm: true } } }],
+    ['the same port by another role falls back', 'vm1', 3389, ['JIT Requester'], { matched: '*', platforms: { slack: { channel: 'C-OPS', dm: false } } }],
+    ['anything else falls back to *', 'vm1', 22, [], { matched: '*', platforms: { slack: { channel: 'C-OPS', dm: false } } }],
   ])('%s', (_what, target, port, roles, expected) => {
     expect(route(target, port, roles)).toEqual(expected);
   });
 
   it('without routing: the approval channel where one is set, else DMs to approvers', () => {
-    expect(routeApproval([], { target: 'x', ports: [], requesterRoles: [] }, { slack: { approvals: 'C1' } })).toEqual({
-      matched: 'default', slack: { channel: 'C1', dm: false }, teams: { dm: true },
-    });
+    const route = routeApproval([], { target: 'x', ports: [], requesterRoles: [] }, { slack: { approvals: 'C1' } });
+    expect(route).toEqual({ matched: 'default', platforms: { slack: { channel: 'C1', dm: false } }, others: { dm: true } });
+    // A platform the policy names no channel for asks the approvers by DM.
+    expect(['slack', 'teams'].map((p) => routeOn(route, p))).toEqual([{ channel: 'C1', dm: false }, { dm: true }]);
+    // After a routing entry matched, a platform it does not name gets nothing.
+    expect(routeOn(routeApproval([{ name: '*', targets: [], ports: [], roles: [], platforms: { teams: { dm: true } } }], { target: 'x', ports: [], requesterRoles: [] }, {}), 'slack')).toBeUndefined();
   });
 
   it('a routing entry without any destination is refused with its key path', () => {

@@ -2,9 +2,9 @@
 // local console): verbs approve / deny / ext_approve / ext_deny / revoke / extend / refresh, with
 // data carrying only the request id (and for extend the milliseconds). The clicker is always the
 // caller's authenticated principal, never a value in the data.
+import { approvalCardOf } from '../../app/chat/notifier.js';
 import type { DecisionScope, JitService } from '../../app/service.js';
 import { isJitError, type JitErrorCode } from '../../core/errors.js';
-import { effectivePolicy, own } from '../../core/policy.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
 import { renderText } from '../../core/reply.js';
 import type { AccessRequest, PrincipalId } from '../../core/types.js';
@@ -74,10 +74,8 @@ export async function runCardAction(
  */
 export function approvalCardView(service: JitService): CardView {
   return async (req, scope, viewer, outcome) => {
-    const canDecide = await service.checkDecide(viewer, req, 'approve', scope).then(() => true, () => false);
-    const target = own(service.policyBook().targets, req.target);
-    const quorum = target ? effectivePolicy(service.policyBook(), target).approval.quorum : 1;
-    const { approvalCard } = await import('../teams/cards.js');
-    return approvalCard(req, { scope, quorum, canDecide, refreshUserIds: [], ...(outcome ? { outcome } : {}) });
+    const card = await approvalCardOf(service, req, scope, viewer, outcome);
+    const { cardOf } = await import('../teams/cards.js');
+    return cardOf(card, []);
   };
 }

@@ -141,11 +141,11 @@ export class PrometheusMetrics implements Notifier, OpsMetrics {
 
   // ---------------------------------------------------------------- OpsMetrics (chat adapters)
 
-  chatApiError(platform: 'slack' | 'teams', code: string): void {
+  chatApiError(platform: string, code: string): void {
     this.chatErrors.inc({ platform, code: code.slice(0, 64) });
   }
 
-  chatRateLimited(platform: 'slack' | 'teams', seconds: number): void {
+  chatRateLimited(platform: string, seconds: number): void {
     this.chatWait.inc({ platform }, Math.max(0, seconds));
   }
 

@@ -1,39 +1,27 @@
 // Slack, on @slack/bolt: the `/jit` slash command, Approve / Deny buttons (Deny asks for a reason
-// in a modal), Revoke and Extend buttons, message updates with chat.update, DMs to requesters
-// and approvers, and the audit channel. Bolt's HTTPReceiver checks every request's v0 signature
+// in a modal), Revoke and Extend buttons; as a ChatPlatform, posts (chat.postMessage), updates
+// (chat.update) and DMs in Block Kit, for the shared notifier. Bolt's HTTPReceiver checks every request's v0 signature
 // and timestamp; it is mounted on the project's one HTTP server at POST /slack/events. Every
 // request must also come from the workspace (or Enterprise Grid org) the bot token belongs to
 // (auth.test), else it is refused before any listener runs.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { App, HTTPReceiver, LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
 import type { Redis } from 'ioredis';
-import type { Notification, Notifier, OpsMetrics } from '../../app/ports.js';
+import type { ChatMessage, Destination } from '../../app/chat/platform.js';
+import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
-import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
-import { connectionsFor } from '../../core/reply.js';
+import type { PolicyBook } from '../../core/policy.js';
 import { REQUEST_ID_RE } from '../../core/parse.js';
-import { FINAL_STATUSES, type AccessRequest, type AuditEvent, type PrincipalId } from '../../core/types.js';
-import type { PlatformRoute } from '../../core/workflow.js';
+import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
-import {
-  ACTIONS,
-  DENY_MODAL,
-  activeMessage,
-  approvalCard,
-  auditLine,
-  cardFallbackText,
-  denyModal,
-  esc,
-  expiringMessage,
-  extensionCard,
-  noticeMessage,
-  replyMessage,
-  type SlackMessage,
-} from './blocks.js';
+import { counted, type ChatAdapter } from '../chat/platforms.js';
+import { ACTIONS, DENY_MODAL, auditLine, denyModal, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
 import { SlackDirectory, UnresolvedUserError } from './directory.js';
-import { ChannelPoster } from '../chat/poster.js';
+import { foreignWorkspace, workspaceOf, type SlackWorkspace } from './workspace.js';
+
+export { foreignWorkspace, type SlackWorkspace };
 
 export const SLACK_PATH = '/slack/events';
 
@@ -60,13 +48,7 @@ export interface SlackDeps {
 }
 
 type Client = InstanceType<typeof webApi.WebClient>;
-type CardKind = 'req' | 'ext';
-interface CardRef {
-  channel: string;
-  ts: string;
-}
 
-const CARD_TTL_S = 30 * 86_400;
 const SEEN_TTL_S = 3600;
 
 function boltLogger(log: Logger): BoltLogger {
@@ -92,63 +74,19 @@ const webClientOptions = ({ settings, log }: SlackDeps) => ({
   logger: boltLogger(log),
 });
 
-/** Where the bot is installed, from auth.test. */
-export interface SlackWorkspace {
-  teamId: string;
-  enterpriseId?: string;
-  /** Installed org-wide on an Enterprise Grid: any workspace of the org is home. */
-  enterpriseInstall: boolean;
-}
-
-/**
- * Why a verified request does not come from the installed workspace, or null when it does. The
- * team / enterprise ids are read from every place Slack puts them in commands, interactivity and
- * event payloads (and from Bolt's own reading of them); each one present must match.
- */
-export function foreignWorkspace(home: SlackWorkspace, body: unknown, context: { teamId?: string; enterpriseId?: string } = {}): string | null {
-  const b = (body ?? {}) as {
-    team_id?: unknown;
-    enterprise_id?: unknown;
-    team?: { id?: unknown; enterprise_id?: unknown } | null;
-    enterprise?: { id?: unknown } | null;
-    user?: { team_id?: unknown } | null;
-    authorizations?: Array<{ team_id?: unknown; enterprise_id?: unknown }>;
-  };
-  const ids = (...v: unknown[]) => [...new Set(v.filter((x): x is string => typeof x === 'string' && x !== ''))];
-  const auth = b.authorizations?.[0];
-  const teams = ids(context.teamId, b.team_id, b.team?.id, auth?.team_id);
-  const enterprises = ids(context.enterpriseId, b.enterprise_id, b.enterprise?.id, b.team?.enterprise_id, auth?.enterprise_id);
-  const userTeams = ids(b.user?.team_id);
-  if (home.enterpriseId) {
-    const other = enterprises.find((e) => e !== home.enterpriseId);
-    if (other || enterprises.length === 0) return `Enterprise Grid org ${other ?? '(none)'}`;
-    if (home.enterpriseInstall) return null;
-    // A workspace install in a Grid org: the workspace itself must match (a member's home team may be another workspace of the org).
-    const team = teams.find((t) => t !== home.teamId);
-    return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
-  }
-  if (enterprises.length > 0) return `Enterprise Grid org ${enterprises[0]}`;
-  const team = [...teams, ...userTeams].find((t) => t !== home.teamId);
-  return team || teams.length === 0 ? `workspace ${team ?? '(none)'}` : null;
-}
-
 const fail = (message: string): SlackMessage => replyMessage({ kind: 'info', message: `✗ ${message}` });
 
-/** How long to wait before our own second try of a card post that failed for a transient reason. */
-const CARD_RETRY_MS = 1000;
 /** Slack answers that are about the message itself or its destination: posting the same again cannot help. */
 const PERMANENT = new Set(['invalid_blocks', 'invalid_blocks_format', 'invalid_arguments', 'msg_too_long', 'channel_not_found', 'not_in_channel', 'is_archived', 'user_not_found', 'cannot_dm_bot', 'restricted_action', 'not_authed', 'invalid_auth', 'account_inactive', 'token_revoked', 'missing_scope']);
 
-export class SlackAdapter implements Notifier {
+export class SlackAdapter implements ChatAdapter {
+  readonly name = 'slack';
+  readonly auditFeed: { channel?: string; intervalMs: number };
   readonly app: App;
   readonly client: Client;
   private readonly receiver: HTTPReceiver;
   private readonly directory: SlackDirectory;
-  private readonly poster: ChannelPoster;
   private service: JitService | undefined;
-  /** Per request, card updates run one after another and never go back to an older version. */
-  private chains = new Map<string, Promise<void>>();
-  private rendered = new Map<string, number>();
 
   private constructor(
     private readonly deps: SlackDeps,
@@ -158,6 +96,7 @@ export class SlackAdapter implements Notifier {
   ) {
     const { settings, log } = deps;
     this.client = client;
+    this.auditFeed = { ...(settings.auditChannel ? { channel: settings.auditChannel } : {}), intervalMs: settings.auditIntervalMs };
     this.receiver = new HTTPReceiver({
       signingSecret: settings.signingSecret,
       endpoints: SLACK_PATH,
@@ -202,28 +141,23 @@ export class SlackAdapter implements Notifier {
       () => this.book(),
       settings.userCacheTtlMs,
     );
-    this.poster = new ChannelPoster(
-      async (channel, text) => {
-        await this.client.chat.postMessage({ channel, text, mrkdwn: true, unfurl_links: false, unfurl_media: false });
-      },
-      settings.auditIntervalMs,
-      (channel, err, dropped) => {
-        this.apiFailed(err);
-        log.error('slack: audit lines could not be posted (they stay in the audit log)', { channel, err, lines: dropped.length });
-      },
-    );
     // The Web API client waits out 429s itself (Retry-After); count the time.
     for (const c of [this.client, this.app.client]) c.on(webApi.WebClientEvent.RATE_LIMITED, (seconds: number) => deps.metrics?.chatRateLimited('slack', seconds));
     this.register();
   }
 
-  /** True once auth.test succeeded (the bot token works and its ids are known). */
-  ready(): boolean {
-    return Boolean(this.ids.botUserId);
+  /** `ok` once auth.test succeeded (the bot token works and its ids are known). */
+  health(): string {
+    return this.ids.botUserId ? 'ok' : 'not connected (auth.test failed; calls are retried)';
   }
 
   private apiFailed(err: unknown): void {
-    this.deps.metrics?.chatApiError('slack', slackError(err) ?? (err as { code?: string }).code ?? 'error');
+    this.deps.metrics?.chatApiError('slack', this.failure(err).code);
+  }
+
+  failure(err: unknown): { code: string; permanent: boolean } {
+    const code = slackError(err) ?? (err as { code?: string } | undefined)?.code ?? 'error';
+    return { code, permanent: PERMANENT.has(code) };
   }
 
   /** Checks the bot token (auth.test) and builds the adapter. A token Slack refuses stops start-up. */
@@ -281,15 +215,6 @@ export class SlackAdapter implements Notifier {
     return true;
   };
 
-  async close(): Promise<void> {
-    await this.poster.close(2000);
-  }
-
-  /** Resolves when every queued audit line was posted. */
-  flushAudit(): Promise<void> {
-    return this.poster.flush();
-  }
-
   private svc(): JitService {
     if (!this.service) throw new Error('slack adapter used before bind()');
     return this.service;
@@ -346,7 +271,7 @@ export class SlackAdapter implements Notifier {
         });
         message = replyMessage(reply);
       } catch (err) {
-        message = this.failure(err);
+        message = this.errorMessage(err);
       }
       await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), message);
     });
@@ -370,7 +295,7 @@ export class SlackAdapter implements Notifier {
           const m = await handle(who.principal, value, body.trigger_id ?? '');
           if (m) await say(m);
         } catch (err) {
-          await say(this.failure(err));
+          await say(this.errorMessage(err));
         }
       };
     const requestId = (v: string) => (REQUEST_ID_RE.test(v) ? { id: v } : 'this button does not name a request; nothing changed');
@@ -417,7 +342,7 @@ export class SlackAdapter implements Notifier {
         await this.svc().decide(who.principal, id, 'deny', reason, scope);
         await ack();
       } catch (err) {
-        await ack({ response_action: 'errors', errors: { reason: this.failure(err).text.slice(0, 150) } });
+        await ack({ response_action: 'errors', errors: { reason: this.errorMessage(err).text.slice(0, 150) } });
       }
     });
 
@@ -437,239 +362,43 @@ export class SlackAdapter implements Notifier {
     }
   }
 
-  private failure(err: unknown): SlackMessage {
+  private errorMessage(err: unknown): SlackMessage {
     if (isJitError(err)) return replyMessage({ kind: 'rejected', code: err.code, message: err.message, ...(err.example ? { example: err.example } : {}) });
     if (err instanceof UnresolvedUserError) return fail(err.message);
     this.deps.log.error('slack: command failed', { err });
     return fail('something went wrong on our side; nothing was changed. Try again in a minute');
   }
 
-  // ------------------------------------------------------------------ outgoing
+  // ------------------------------------------------------------------ outgoing (ChatPlatform)
 
-  async notify(n: Notification): Promise<void> {
-    const r = n.request;
-    const target = this.book().targets[r.target];
-    const policy = target ? effectivePolicy(this.book(), target) : undefined;
-    const quorum = policy?.approval.quorum ?? 1;
-    const fromSlack = r.origin.channel === 'slack';
-    const dmRequester = async (m: SlackMessage) => {
-      if (fromSlack) await this.dm(r.requester, m);
-    };
-    switch (n.kind) {
-      case 'approval_needed':
-        await this.postCards('req', r, n.route?.slack, n.approvers ?? [], approvalCard(r, { quorum }));
-        return;
-      case 'extension_needed':
-        await this.postCards('ext', r, n.route?.slack, n.approvers ?? [], extensionCard(r, { quorum }));
-        return;
-      case 'escalated': {
-        const added = n.approvers ?? [];
-        await this.updateCards('req', r, approvalCard(r, { quorum, escalatedTo: added }));
-        await this.postCards('req', r, { dm: true }, added, approvalCard(r, { quorum, escalatedTo: added }));
-        return;
-      }
-      case 'approval_progress':
-        if (r.status === 'active' && r.pendingExtension) await this.updateCards('ext', r, extensionCard(r, { quorum }));
-        else await this.updateCards('req', r, approvalCard(r, { quorum }));
-        return;
-      case 'approved':
-      case 'cancelled':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        return;
-      case 'denied':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        await dmRequester(noticeMessage(r, `Your request for ${r.target} was denied by ${n.actor}${r.statusReason ? `: “${r.statusReason}”` : ''}.`));
-        return;
-      case 'timed_out':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        await dmRequester(noticeMessage(r, `Nobody approved your request for ${r.target} in time; it timed out. Nothing was opened.`));
-        return;
-      case 'activated':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        if (target) await dmRequester(activeMessage(r, connectionsFor(target, r.ports, r.rules)));
-        return;
-      case 'failed':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        await dmRequester(noticeMessage(r, `Your access to ${r.target} could not be opened (${r.statusReason ?? 'network error'}). Nothing was left open.`));
-        return;
-      case 'extended':
-        await this.updateCards('ext', r, extensionCard(r, { quorum }, 'approved'));
-        await dmRequester(noticeMessage(r, `Your access to ${r.target} was extended; it now closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`));
-        return;
-      case 'extension_denied':
-        await this.updateCards('ext', r, extensionCard(r, { quorum }, 'denied'));
-        await dmRequester(noticeMessage(r, `Your extension of ${r.target} was denied by ${n.actor}; the grant still closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`));
-        return;
-      case 'expiring':
-        await dmRequester(expiringMessage(r, n.extendOptionsMs ?? []));
-        return;
-      case 'expired':
-      case 'revoked':
-        await this.updateCards('req', r, approvalCard(r, { quorum }));
-        await dmRequester(
-          noticeMessage(r, n.kind === 'expired' ? `Your access to ${r.target} expired; the port is closed.` : `Your access to ${r.target} was closed by ${n.actor}; the port is closed.`),
-        );
-        return;
-    }
+  /** A Web API call, its failure counted. */
+  private call<T>(p: Promise<T>): Promise<T> {
+    return counted(p, (err) => this.apiFailed(err));
   }
 
-  async audit(event: AuditEvent): Promise<void> {
-    const target = this.book().targets[event.target];
-    const channel = (target ? effectivePolicy(this.book(), target).channels.slack?.audit : undefined) ?? this.deps.settings.auditChannel;
-    if (channel) this.poster.enqueue(channel, auditLine(event));
+  recipient(principal: PrincipalId): Promise<string | null> {
+    return this.call(this.directory.userOf(principal));
   }
 
-  private async dm(principal: PrincipalId, m: SlackMessage): Promise<CardRef | null> {
-    const user = await this.directory.userOf(principal);
-    if (!user) {
-      this.deps.log.warn('slack: no Slack user for a principal; DM not sent', { principal });
-      return null;
-    }
-    return this.post(user, m);
+  async post(to: Destination, m: ChatMessage): Promise<string> {
+    const { text, blocks } = renderMessage(m);
+    const res = await this.call(this.client.chat.postMessage({ channel: to.id, text, ...(blocks ? { blocks } : {}), unfurl_links: false, unfurl_media: false }));
+    return res.channel && res.ts ? `${res.channel} ${res.ts}` : '';
   }
 
-  private async post(channel: string, m: { text: string; blocks?: SlackMessage['blocks'] }): Promise<CardRef | null> {
-    const res = await this.client.chat.postMessage({ channel, text: m.text, ...(m.blocks ? { blocks: m.blocks } : {}), unfurl_links: false, unfurl_media: false });
-    return res.channel && res.ts ? { channel: res.channel, ts: res.ts } : null;
+  async update(ref: string, m: ChatMessage): Promise<void> {
+    const [channel = '', ts = ''] = ref.split(' ');
+    const { text, blocks } = renderMessage(m);
+    await this.call(this.client.chat.update({ channel, ts, text, ...(blocks ? { blocks } : {}) }));
   }
 
-  /**
-   * Posts one copy of an approval card. The Web API client already retries network errors, 5xx
-   * and 429; a post that still fails for a transient reason is tried once more. If it fails
-   * anyway (or Slack refuses the card itself), a plain-text stand-in saying how to decide goes
-   * to the same place. `error` is set when the card itself did not go out.
-   */
-  private async postCard(channel: string, r: AccessRequest, m: SlackMessage): Promise<{ ref: CardRef | null; error?: string; sent: 'card' | 'text' | 'none' }> {
-    let error = 'error';
-    for (let attempt = 1; attempt <= 2; attempt++) {
-      try {
-        return { ref: await this.post(channel, m), sent: 'card' };
-      } catch (err) {
-        this.apiFailed(err);
-        error = slackError(err) ?? (err as { code?: string }).code ?? 'error';
-        this.deps.log.warn('slack: approval card not posted', { request: r.id, channel, attempt, err });
-        if (PERMANENT.has(error) || attempt === 2) break;
-        await new Promise((ok) => setTimeout(ok, CARD_RETRY_MS));
-      }
-    }
-    try {
-      return { ref: await this.post(channel, { text: cardFallbackText(m, r.id, error) }), error, sent: 'text' };
-    } catch (err) {
-      this.apiFailed(err);
-      this.deps.log.warn('slack: approval card stand-in not posted either', { request: r.id, channel, err });
-      return { ref: null, error, sent: 'none' };
-    }
+  auditLine(event: AuditEvent): string {
+    return auditLine(event);
   }
 
-  private cardKey(kind: CardKind, id: string): string {
-    return `${this.deps.prefix}:slack:cards:${kind}:${id}`;
+  async postText(channel: string, text: string): Promise<void> {
+    await this.call(this.client.chat.postMessage({ channel, text, mrkdwn: true, unfurl_links: false, unfurl_media: false }));
   }
-
-  /**
-   * Posts an approval card where the route says (channel and/or approvers' DMs) and remembers each
-   * copy. A copy Slack refuses is replaced by plain text (see postCard); when no copy reached
-   * anyone, the approvers get the plain text by DM. Every fallback is audited
-   * (`notify.card_fallback`), so a request nobody could see is on record.
-   */
-  private async postCards(kind: CardKind, r: AccessRequest, route: PlatformRoute | undefined, approvers: PrincipalId[], m: SlackMessage): Promise<void> {
-    if (!route) return;
-    const destinations: Array<Promise<{ channel: string; ref: CardRef | null; error?: string; sent: 'card' | 'text' | 'none' } | null>> = [];
-    if (route.channel) {
-      const channel = route.channel;
-      destinations.push(this.postCard(channel, r, m).then((x) => ({ channel, ...x })));
-    }
-    if (route.dm) {
-      for (const p of approvers) {
-        destinations.push(
-          this.directory.userOf(p).then(async (user) => {
-            if (!user) {
-              this.deps.log.warn('slack: no Slack user for a principal; DM not sent', { principal: p });
-              return null;
-            }
-            return { channel: user, ...(await this.postCard(user, r, m)) };
-          }),
-        );
-      }
-    }
-    const outcomes = (await Promise.allSettled(destinations)).flatMap((s) => {
-      if (s.status === 'rejected') {
-        this.apiFailed(s.reason);
-        this.deps.log.warn('slack: approval card not posted', { request: r.id, err: s.reason });
-        return [];
-      }
-      return s.value ? [s.value] : [];
-    });
-    const refs = outcomes.flatMap((o) => (o.ref ? [o.ref] : []));
-    // Nothing reached anyone (the channel is gone, the bot was removed from it ...): DM the
-    // approvers the plain text, unless the route already tried their DMs.
-    const dmFallback: string[] = [];
-    if (refs.length === 0 && outcomes.some((o) => o.error) && !route.dm) {
-      const text = cardFallbackText(m, r.id, outcomes.find((o) => o.error)?.error ?? 'error');
-      const dms = await Promise.allSettled(approvers.map(async (p) => {
-        const user = await this.directory.userOf(p);
-        return user ? this.post(user, { text }) : null;
-      }));
-      for (const [i, d] of dms.entries()) {
-        if (d.status === 'fulfilled' && d.value) {
-          refs.push(d.value);
-          dmFallback.push(approvers[i]!);
-        } else if (d.status === 'rejected') this.apiFailed(d.reason);
-      }
-    }
-    for (const o of outcomes.filter((x) => x.error)) {
-      const delivered = o.sent === 'text' ? 'text' : dmFallback.length ? 'approver_dms' : 'none';
-      await this.svc()
-        .auditDelivery(r, 'slack', {
-          platform: 'slack',
-          card: kind === 'ext' ? 'extension' : 'request',
-          destination: o.channel,
-          error: o.error ?? 'error',
-          delivered,
-          ...(delivered === 'approver_dms' ? { approvers: dmFallback.join(' ') } : {}),
-        })
-        .catch((err: unknown) => this.deps.log.error('slack: could not audit a card fallback', { request: r.id, err }));
-    }
-    if (refs.length === 0) return;
-    const key = this.cardKey(kind, r.id);
-    await this.deps.redis.multi().sadd(key, ...refs.map((x) => `${x.channel} ${x.ts}`)).expire(key, CARD_TTL_S).exec();
-    this.rendered.set(`${kind}:${r.id}`, r.version);
-  }
-
-  /** Updates every copy of a request's card, in version order (an older state never overwrites a newer one). */
-  private updateCards(kind: CardKind, r: AccessRequest, m: SlackMessage): Promise<void> {
-    const key = `${kind}:${r.id}`;
-    const prev = this.chains.get(key) ?? Promise.resolve();
-    const next = prev.then(async () => {
-      if ((this.rendered.get(key) ?? 0) > r.version) return;
-      this.rendered.set(key, r.version);
-      const refs = await this.deps.redis.smembers(this.cardKey(kind, r.id));
-      await Promise.all(
-        refs.map(async (ref) => {
-          const [channel, ts] = ref.split(' ');
-          try {
-            await this.client.chat.update({ channel: channel!, ts: ts!, text: m.text, blocks: m.blocks });
-          } catch (err) {
-            this.apiFailed(err);
-            this.deps.log.warn('slack: card not updated', { request: r.id, channel, err });
-          }
-        }),
-      );
-    });
-    const settled = next.catch(() => {});
-    this.chains.set(key, settled);
-    void settled.then(() => {
-      if (this.chains.get(key) === settled) {
-        this.chains.delete(key);
-        if (FINAL_STATUSES.includes(r.status)) this.rendered.delete(key);
-      }
-    });
-    return next;
-  }
-}
-
-function workspaceOf(auth: { team_id?: string; enterprise_id?: string; is_enterprise_install?: boolean }): SlackWorkspace | undefined {
-  if (!auth.team_id && !auth.enterprise_id) return undefined;
-  return { teamId: auth.team_id ?? '', ...(auth.enterprise_id ? { enterpriseId: auth.enterprise_id } : {}), enterpriseInstall: auth.is_enterprise_install === true };
 }
 
 function slackError(err: unknown): string | undefined {

@@ -1,11 +1,11 @@
 // Block Kit for jit-bot's messages: pure functions from requests and replies to the JSON Slack's
 // chat.postMessage / chat.update / response_url take. Everything a user typed (justification,
 // names, reasons) is escaped, so `<!channel>`, `<@U…>` and links arrive as plain text.
+import type { ChatMessage } from '../../app/chat/platform.js';
 import type { ActionsBlock, Button, ContextBlock, KnownBlock, ModalView, MrkdwnElement, PlainTextElement } from '@slack/types';
 import { formatDuration } from '../../core/duration.js';
+import { approvalsLine, auditLine as auditLineOf, cardFallbackLine, cardSummary, cardText, cardTitle, decisionLine, earlierDecisions, escalatedLine, extensionOutcomeLine, outcomeLine, portsOf, requestLine, sourceOf, type Style } from '../../core/messages.js';
 import { renderText, summarize, type Connection, type Reply } from '../../core/reply.js';
-import { ANY } from '../../core/source.js';
-import { describeStatus } from '../../core/state.js';
 import type { AccessRequest, AuditEvent } from '../../core/types.js';
 
 export type Block = KnownBlock;
@@ -82,8 +82,8 @@ const isoUtc = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '
 /** A date Slack renders in each reader's own time zone, with a UTC fallback. */
 export const slackDate = (ms: number): string => `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} {time}|${isoUtc(ms)}>`;
 
-const portsOf = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(', ');
-const sourceOf = (r: AccessRequest) => (r.source === null ? 'not recorded yet' : r.source === ANY ? 'Any' : r.source);
+/** The shared sentences (core/messages.ts) in mrkdwn: escaped, dates in each reader's time zone. */
+const STYLE: Style = { esc, date: slackDate, at: slackDate, strong: (t) => `*${t}*` };
 
 function requestFields(r: AccessRequest): MrkdwnElement[] {
   return [
@@ -96,27 +96,18 @@ function requestFields(r: AccessRequest): MrkdwnElement[] {
   ];
 }
 
-/** Who decided what, when: one line per decision. */
-function decisionLines(decisions: AccessRequest['decisions']): string[] {
-  return decisions.map(
-    (d) => `${d.decision === 'approve' ? '✅ Approved' : '❌ Denied'} by ${esc(d.by)} ${slackDate(d.at)}${d.reason ? `: “${esc(d.reason)}”` : ''}`,
-  );
-}
 
 /**
  * A context block within Block Kit's 10 elements: `head` and `tail` lines are kept; of the
  * decision lines, the latest that fit are shown and the earlier ones summarised in one element.
  */
 function stateContext(head: string[], decisions: AccessRequest['decisions'], tail: string[]): ContextBlock {
-  const lines = decisionLines(decisions);
+  const lines = decisions.map((d) => decisionLine(d, STYLE));
   const room = BLOCK_KIT.contextElements - head.length - tail.length;
   let shown = lines;
   if (lines.length > room) {
     const keep = Math.max(0, room - 1);
-    const earlier = decisions.slice(0, decisions.length - keep);
-    const approvals = earlier.filter((d) => d.decision === 'approve').length;
-    const summary = `…and ${earlier.length} earlier decision${earlier.length === 1 ? '' : 's'} (${approvals} approval${approvals === 1 ? '' : 's'}, ${earlier.length - approvals} denial${earlier.length - approvals === 1 ? '' : 's'})`;
-    shown = [summary, ...lines.slice(lines.length - keep)];
+    shown = [earlierDecisions(decisions.slice(0, decisions.length - keep)), ...lines.slice(lines.length - keep)];
   }
   const elements = [...head, ...shown, ...tail].slice(0, BLOCK_KIT.contextElements).map((t) => md(t, BLOCK_KIT.contextText));
   return { type: 'context', block_id: 'jit_state', elements: elements.length ? elements : [md('—')] };
@@ -142,17 +133,17 @@ const button = (b: { action_id: string; text: string; value: string; style?: 'pr
  */
 export function approvalCard(r: AccessRequest, opts: CardOptions): SlackMessage {
   const blocks: Block[] = [
-    { type: 'header', text: plain(`Access request ${r.id}: ${r.target}`, BLOCK_KIT.headerText) },
-    { type: 'section', text: md(`*${esc(r.requester)}* asks for ${esc(portsOf(r))} on *${esc(r.target)}* for ${formatDuration(r.durationMs)}.`), fields: requestFields(r) },
+    { type: 'header', text: plain(cardTitle(r, 'request'), BLOCK_KIT.headerText) },
+    { type: 'section', text: md(cardSummary(r, 'request', STYLE)), fields: requestFields(r) },
   ];
   const approvals = r.decisions.filter((d) => d.decision === 'approve').length;
   const head: string[] = [];
   if (r.status === 'pending') {
     head.push(`Approval offer expires ${slackDate(r.approvalExpiresAt)}`);
-    if (opts.quorum > 1) head.push(`Approvals: ${approvals} of ${opts.quorum}`);
+    if (opts.quorum > 1) head.push(approvalsLine(approvals, opts.quorum));
   }
-  if (r.escalatedAt) head.push(`⏫ Escalated ${slackDate(r.escalatedAt)}${opts.escalatedTo?.length ? ` to ${esc(opts.escalatedTo.join(', '))}` : ''}`);
-  blocks.push(stateContext(head, r.decisions, r.status !== 'pending' ? [outcomeLine(r)] : []));
+  if (r.escalatedAt) head.push(escalatedLine(r.escalatedAt, opts.escalatedTo ?? [], STYLE));
+  blocks.push(stateContext(head, r.decisions, r.status !== 'pending' ? [outcomeLine(r, STYLE).text] : []));
   if (r.status === 'pending') {
     blocks.push({
       type: 'actions',
@@ -163,57 +154,21 @@ export function approvalCard(r: AccessRequest, opts: CardOptions): SlackMessage 
       ],
     });
   }
-  const state = r.status === 'pending' ? `waiting for approval${opts.quorum > 1 ? ` (${approvals} of ${opts.quorum})` : ''}` : describeStatus(r);
-  return { text: esc(`Access request ${r.id}: ${r.requester} asks for ${portsOf(r)} on ${r.target} for ${formatDuration(r.durationMs)}; ${state}`), blocks };
-}
-
-function outcomeLine(r: AccessRequest): string {
-  switch (r.status) {
-    case 'approved':
-      return r.startAt ? `Approved; opens ${slackDate(r.startAt)}` : 'Approved; opening';
-    case 'active':
-      return `🔓 Open until ${slackDate(r.expiresAt ?? r.updatedAt)}`;
-    case 'denied':
-      return `❌ Denied ${slackDate(r.updatedAt)}${r.statusReason ? `: “${esc(r.statusReason)}”` : ''}`;
-    case 'timed_out':
-      return `⌛ Nobody decided in time; the request timed out ${slackDate(r.updatedAt)}`;
-    case 'cancelled':
-      return `Withdrawn by the requester ${slackDate(r.updatedAt)}`;
-    case 'expired':
-      return `🔒 Expired ${slackDate(r.updatedAt)}; the port is closed`;
-    case 'revoked':
-      return `🔒 Revoked ${slackDate(r.updatedAt)}; the port is closed`;
-    case 'failed':
-      return `⚠️ ${esc(describeStatus(r))}`;
-    default:
-      return esc(describeStatus(r));
-  }
+  return { text: esc(cardText(r, 'request', opts.quorum)), blocks };
 }
 
 /** The card asking approvers for an extension of an active grant. */
 export function extensionCard(r: AccessRequest, opts: CardOptions, outcome?: 'approved' | 'denied'): SlackMessage {
   const ext = r.pendingExtension;
   const blocks: Block[] = [
-    { type: 'header', text: plain(`Extension of ${r.id}: ${r.target}`, BLOCK_KIT.headerText) },
-    {
-      type: 'section',
-      text: md(
-        ext
-          ? `*${esc(ext.by)}* asks to extend ${esc(portsOf(r))} on *${esc(r.target)}* by ${formatDuration(ext.addMs)}; it ends ${slackDate(r.expiresAt ?? r.updatedAt)} otherwise.`
-          : `Extension of ${esc(r.id)} on *${esc(r.target)}*.`,
-      ),
-      fields: requestFields(r),
-    },
+    { type: 'header', text: plain(cardTitle(r, 'extension'), BLOCK_KIT.headerText) },
+    { type: 'section', text: md(cardSummary(r, 'extension', STYLE)), fields: requestFields(r) },
   ];
   if (ext) {
     const n = ext.decisions.filter((d) => d.decision === 'approve').length;
-    blocks.push(stateContext(opts.quorum > 1 ? [`Approvals: ${n} of ${opts.quorum}`] : [], ext.decisions, []));
-  } else if (outcome === 'approved') {
-    blocks.push(stateContext([`✅ Extension approved ${slackDate(r.updatedAt)}; open until ${slackDate(r.expiresAt ?? r.updatedAt)}`], [], []));
-  } else if (outcome === 'denied') {
-    blocks.push(stateContext([`❌ Extension denied ${slackDate(r.updatedAt)}${r.statusReason ? `: “${esc(r.statusReason)}”` : ''}; the grant ends ${slackDate(r.expiresAt ?? r.updatedAt)}`], [], []));
+    blocks.push(stateContext(opts.quorum > 1 ? [approvalsLine(n, opts.quorum)] : [], ext.decisions, []));
   } else {
-    blocks.push(stateContext([esc(describeStatus(r))], [], []));
+    blocks.push(stateContext([extensionOutcomeLine(r, outcome, STYLE).text], [], []));
   }
   if (ext && r.status === 'active') {
     blocks.push({
@@ -225,7 +180,7 @@ export function extensionCard(r: AccessRequest, opts: CardOptions, outcome?: 'ap
       ],
     });
   }
-  return { text: esc(`Extension of ${r.id} on ${r.target}: ${ext ? `+${formatDuration(ext.addMs)} waiting for approval` : outcome ?? describeStatus(r)}`), blocks };
+  return { text: esc(cardText(r, 'extension', opts.quorum, outcome)), blocks };
 }
 
 /** The requester's DM when the port is open: connection lines and a Revoke button. */
@@ -272,7 +227,7 @@ export function noticeMessage(r: AccessRequest, headline: string): SlackMessage 
     text: esc(`${headline} (${r.id}, ${r.target})`),
     blocks: [
       { type: 'section', text: md(esc(headline)) },
-      { type: 'context', elements: [md(`Request ${esc(r.id)} · ${esc(r.target)} · ${esc(portsOf(r))} · ${esc(describeStatus(r))}`, BLOCK_KIT.contextText)] },
+      { type: 'context', elements: [md(requestLine(r, STYLE), BLOCK_KIT.contextText)] },
     ],
   };
 }
@@ -322,14 +277,8 @@ export function replyMessage(reply: Reply): SlackMessage {
   return { text, blocks: [{ type: 'section', text: md(text) }] };
 }
 
-/** One line of the audit channel: request id, actor, action, target, details. */
-export function auditLine(e: AuditEvent): string {
-  const details = Object.entries(e.details)
-    .filter(([, v]) => v !== null && v !== '')
-    .map(([k, v]) => `${k}=${String(v)}`)
-    .join(' ');
-  return `\`${esc(e.requestId)}\` ${esc(isoUtc(e.time))} *${esc(e.action)}* by ${esc(e.actor)} on ${esc(e.target)}${details ? ` · ${clip(esc(details), 1000)}` : ''}`;
-}
+/** One line of the audit channel (core/messages.ts), in mrkdwn. */
+export const auditLine = (e: AuditEvent): string => auditLineOf(e, { ...STYLE, clip });
 
 /** The modal that asks an approver for an optional reason before denying. */
 export function denyModal(requestId: string, scope: 'request' | 'extension', target: string): ModalView {
@@ -361,8 +310,23 @@ export const DENY_REASON_MAX = 500;
  * the destination failed): what is asked, and how to decide with the slash command.
  */
 export function cardFallbackText(m: SlackMessage, requestId: string, why: string): string {
-  return clip(
-    `${m.text}\n⚠️ The approval card could not be shown here (${esc(why)}). Decide with \`/jit approve ${requestId}\` or \`/jit deny ${requestId} reason "…"\`; \`/jit status ${requestId}\` shows it all.`,
-    BLOCK_KIT.sectionText,
-  );
+  return clip(`${m.text}\n${esc(cardFallbackLine(requestId, why, '/jit'))}`, BLOCK_KIT.sectionText);
+}
+
+/** A message in Block Kit (a card's stand-in: text only). */
+export function renderMessage(m: ChatMessage): { text: string; blocks?: Block[] } {
+  switch (m.kind) {
+    case 'approval':
+    case 'card_fallback': {
+      const c = m.card;
+      const card = c.scope === 'extension' ? extensionCard(c.request, { quorum: c.quorum }, c.outcome) : approvalCard(c.request, { quorum: c.quorum, escalatedTo: c.escalatedTo });
+      return m.kind === 'approval' ? card : { text: cardFallbackText(card, c.request.id, m.error) };
+    }
+    case 'notice':
+      return noticeMessage(m.request, m.notice.headline);
+    case 'active':
+      return activeMessage(m.request, m.connections);
+    case 'expiring':
+      return expiringMessage(m.request, m.extendOptionsMs);
+  }
 }

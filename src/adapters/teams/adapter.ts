@@ -1,12 +1,12 @@
 // Microsoft Teams, on botbuilder: `jit …` to the bot (1:1 or @mention), replies as Adaptive Cards,
 // approvals with Universal Actions (Action.Execute → `adaptiveCard/action` invoke answered with
-// the updated card; refresh.userIds gives approvers the buttons), proactive messages through
-// stored conversation references, and the audit feed to a channel. Mounted on the project's
-// one HTTP server at POST /api/messages; incoming activities are authenticated (JWT) by the
-// CloudAdapter whenever an app id is set, and only tokens the Bot Framework channel service issued
-// are accepted (not the emulator / skill tokens botbuilder also accepts: the bot's own credentials
-// can mint those). Activities from a tenant outside the allow-list are refused before anything
-// is read or stored.
+// the updated card; refresh.userIds gives approvers the buttons); as a ChatPlatform, proactive
+// posts, updates and DMs through stored conversation references, for the shared notifier.
+// Mounted on the project's one HTTP server at POST /api/messages; incoming activities are
+// authenticated (JWT) by the CloudAdapter whenever an app id is set, and only tokens the Bot
+// Framework channel service issued are accepted (not the emulator / skill tokens botbuilder also
+// accepts: the bot's own credentials can mint those; auth.ts). Activities from a tenant outside
+// the allow-list are refused before anything is read or stored.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ActivityTypes,
@@ -19,40 +19,26 @@ import {
   type Activity,
   type ConversationReference,
 } from 'botbuilder';
-import {
-  AuthenticationConstants,
-  AuthenticationError,
-  type AuthenticationConfiguration,
-  type Claim,
-  type ServiceClientCredentialsFactory,
-} from 'botframework-connector';
+import { AuthenticationConstants } from 'botframework-connector';
 import type { Redis } from 'ioredis';
-import type { Notification, Notifier, OpsMetrics } from '../../app/ports.js';
-import type { DecisionScope, JitService } from '../../app/service.js';
+import { approvalCardOf } from '../../app/chat/notifier.js';
+import type { ApprovalCard, ChatMessage, Destination } from '../../app/chat/platform.js';
+import type { OpsMetrics } from '../../app/ports.js';
+import type { JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
-import { effectivePolicy, type PolicyBook } from '../../core/policy.js';
-import { expandRefs } from '../../core/rbac.js';
-import { connectionsFor } from '../../core/reply.js';
-import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js';
-import type { PlatformRoute } from '../../core/workflow.js';
+import { cardFallbackLine, cardText } from '../../core/messages.js';
+import type { PolicyBook } from '../../core/policy.js';
+import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
-import { refuseNonLocal } from '../local/auth.js';
-import { runCardAction } from '../chat/card-actions.js';
-import { ChannelPoster } from '../chat/poster.js';
-import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
+import { expressShim, refuseForeign } from './http.js';
+import { runCardAction, type CardView } from '../chat/card-actions.js';
+import { counted, type ChatAdapter } from '../chat/platforms.js';
+import { channelTokensOnly, sameService, tenantOf, type TeamsAuthOverrides } from './auth.js';
+import { COLORS, activeCard, auditLine, cardOf, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
 
 export const TEAMS_PATH = '/api/messages';
-
-/** Whether two Bot Connector URLs are the same service (scheme, host, port, path; a trailing / aside). */
-function sameService(a: string, b: string): boolean {
-  try {
-    const [x, y] = [new URL(a), new URL(b)];
-    return x.origin === y.origin && x.pathname.replace(/\/+$/, '') === y.pathname.replace(/\/+$/, '');
-  } catch {
-    return false;
-  }
-}
+export type { TeamsAuthOverrides };
 
 export interface TeamsSettings {
   /** Empty: unauthenticated local mode (TEAMS_ALLOW_UNAUTHENTICATED, loopback only). */
@@ -72,51 +58,6 @@ export interface TeamsSettings {
   allowedTenants: string[];
 }
 
-/**
- * Bot Framework endpoints and credentials other than the public cloud's: a private cloud, or tests
- * (a local OpenID metadata / JWKS fake). With `endpoints`, botbuilder uses none of its defaults.
- */
-export interface TeamsAuthOverrides {
-  endpoints?: {
-    ToBotFromChannelTokenIssuer: string;
-    ToBotFromChannelOpenIdMetadataUrl: string;
-    ToBotFromEmulatorOpenIdMetadataUrl: string;
-    ToChannelFromBotLoginUrl: string;
-    ToChannelFromBotOAuthScope: string;
-    OAuthUrl: string;
-    CallerId?: string;
-    ValidateAuthority?: boolean;
-  };
-  credentialsFactory?: ServiceClientCredentialsFactory;
-}
-
-/**
- * Accepts only claims of a token the Bot Framework channel service issued (`iss` = the channel
- * token issuer). botbuilder also accepts "emulator" tokens (issued by Entra ID to any app, checked
- * only for `azp`/`appid` = our app id and not bound to the activity's serviceUrl) and skill
- * tokens: anyone holding the bot's client secret can mint those, so they are refused.
- */
-export function channelTokensOnly(channelIssuer: string): AuthenticationConfiguration {
-  return {
-    requiredEndorsements: [],
-    validateClaims: async (claims: Claim[]) => {
-      const iss = claims.find((c) => c.type === AuthenticationConstants.IssuerClaim)?.value;
-      if (iss !== channelIssuer) {
-        throw new AuthenticationError(`Unauthorized: only tokens issued by the Bot Framework channel service (${channelIssuer}) are accepted, not "${String(iss)}"`, 401);
-      }
-    },
-  };
-}
-
-/** The tenant an activity comes from: channelData.tenant.id and conversation.tenantId must agree. */
-export function tenantOf(a: Partial<Activity>): { tenant?: string; conflict: boolean } {
-  const fromData = (a.channelData as { tenant?: { id?: unknown } } | undefined)?.tenant?.id;
-  const fromConv = a.conversation?.tenantId;
-  const ids = [fromData, fromConv].filter((v): v is string => typeof v === 'string' && v !== '').map((v) => v.toLowerCase());
-  const tenant = ids[0];
-  return { ...(tenant ? { tenant } : {}), conflict: ids.some((v) => v !== tenant) };
-}
-
 export interface TeamsDeps {
   settings: TeamsSettings;
   redis: Redis;
@@ -127,15 +68,12 @@ export interface TeamsDeps {
   auth?: TeamsAuthOverrides;
 }
 
-interface CardCopy {
+/** A posted message, as `post` returns its reference (JSON): the conversation and the activity id. */
+interface Posted {
   ref: Partial<ConversationReference>;
   activityId: string;
-  /** For a copy in an approver's 1:1 chat: whose view it is. */
-  viewer?: PrincipalId;
 }
 
-type CardKind = 'req' | 'ext';
-const CARD_TTL_S = 30 * 86_400;
 const REF_TTL_S = 365 * 86_400;
 const INVOKE_CARD = 'application/vnd.microsoft.card.adaptive';
 const INVOKE_MESSAGE = 'application/vnd.microsoft.activity.message';
@@ -146,15 +84,16 @@ const cardActivity = (card: CardJson, summary: string): Partial<Activity> => ({
   attachments: [CardFactory.adaptiveCard(card)],
 });
 
-export class TeamsAdapter implements Notifier {
+export class TeamsAdapter implements ChatAdapter {
+  readonly name = 'teams';
+  readonly auditFeed: { channel?: string; intervalMs: number };
   readonly adapter: CloudAdapter;
   private service: JitService | undefined;
-  private readonly poster: ChannelPoster;
   private identities = new Map<string, { principal: PrincipalId; until: number }>();
-  private chains = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: TeamsDeps) {
     const { settings, log } = deps;
+    this.auditFeed = { ...(settings.auditChannel ? { channel: settings.auditChannel } : {}), intervalMs: settings.auditIntervalMs };
     const auth = {
       MicrosoftAppId: settings.appId,
       MicrosoftAppPassword: settings.appPassword ?? '',
@@ -172,14 +111,6 @@ export class TeamsAdapter implements Notifier {
         await context.sendActivity(cardActivity(replyCard({ kind: 'rejected', code: 'network', message: 'something went wrong on our side; nothing was changed. Try again in a minute' }), 'error')).catch(() => {});
       }
     };
-    this.poster = new ChannelPoster(
-      (channel, text) => this.sendTo(this.channelRef(channel), { type: ActivityTypes.Message, text, textFormat: 'markdown' }).then(() => undefined),
-      settings.auditIntervalMs,
-      (channel, err, dropped) => {
-        this.apiFailed(err);
-        log.error('teams: audit lines could not be posted (they stay in the audit log)', { channel, err, lines: dropped.length });
-      },
-    );
   }
 
   private apiFailed(err: unknown): void {
@@ -188,19 +119,22 @@ export class TeamsAdapter implements Notifier {
       const ra = Number(e.response?.headers?.get?.('retry-after') ?? 0);
       this.deps.metrics?.chatRateLimited('teams', Number.isFinite(ra) ? ra : 0);
     }
-    this.deps.metrics?.chatApiError('teams', String(e.code ?? e.statusCode ?? 'error'));
+    this.deps.metrics?.chatApiError('teams', this.failure(err).code);
+  }
+
+  /** A Bot Connector refusal (4xx but 408 / 429) will not pass if sent again. */
+  failure(err: unknown): { code: string; permanent: boolean } {
+    const e = (err ?? {}) as { statusCode?: number; code?: string };
+    const status = e.statusCode ?? 0;
+    return { code: String(e.code ?? e.statusCode ?? 'error'), permanent: status >= 400 && status < 500 && status !== 408 && status !== 429 };
+  }
+
+  health(): string {
+    return 'ok';
   }
 
   bind(service: JitService): void {
     this.service = service;
-  }
-
-  async close(): Promise<void> {
-    await this.poster.close(2000);
-  }
-
-  flushAudit(): Promise<void> {
-    return this.poster.flush();
   }
 
   private svc(): JitService {
@@ -225,7 +159,7 @@ export class TeamsAdapter implements Notifier {
       return true;
     }
     const unauthenticated = !this.deps.settings.appId;
-    if (unauthenticated) this.refuseForeign(req);
+    if (unauthenticated) refuseForeign(req);
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(await readBody(req, CHAT_MAX_BODY)) as Record<string, unknown>;
@@ -237,50 +171,10 @@ export class TeamsAdapter implements Notifier {
       // Replies and member look-ups go to the activity's serviceUrl: pinned to TEAMS_SERVICE_URL.
       throw new HttpError(403, 'unauthenticated Teams mode: the activity\'s serviceUrl must be TEAMS_SERVICE_URL');
     }
-    // botbuilder expects Express-like request / response objects.
-    const shimReq = { body, headers: req.headers as Record<string, string | string[] | undefined>, method: req.method ?? 'POST' };
-    const shimRes = {
-      socket: req.socket,
-      status(code: number) {
-        res.statusCode = code;
-        return shimRes;
-      },
-      header(name: string, value: unknown) {
-        if (!res.headersSent) res.setHeader(name, String(value));
-        return shimRes;
-      },
-      send(payload?: unknown) {
-        if (res.writableEnded) return shimRes;
-        if (payload === undefined || payload === null) res.end();
-        else if (typeof payload === 'string' || Buffer.isBuffer(payload)) res.end(payload);
-        else {
-          if (!res.headersSent) res.setHeader('content-type', 'application/json; charset=utf-8');
-          res.end(JSON.stringify(payload));
-        }
-        return shimRes;
-      },
-      end() {
-        if (!res.writableEnded) res.end();
-        return shimRes;
-      },
-    };
+    const { shimReq, shimRes } = expressShim(req, res, body);
     await this.adapter.process(shimReq, shimRes, (context) => this.onTurn(context));
     return true;
   };
-
-  /**
-   * Unauthenticated mode (TEAMS_ALLOW_UNAUTHENTICATED, no app id): anyone who can POST here is
-   * believed about who they are, so only a local tool may: JSON only (a browser cannot send it
-   * cross-site without a preflight nobody answers), no cross-site request, no proxy, a loopback Host.
-   */
-  private refuseForeign(req: IncomingMessage): void {
-    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') throw new HttpError(415, 'unauthenticated Teams mode: the body must be application/json');
-    if (req.headers.origin !== undefined || (req.headers['sec-fetch-site'] !== undefined && req.headers['sec-fetch-site'] !== 'none')) {
-      throw new HttpError(403, 'unauthenticated Teams mode refuses requests from web pages');
-    }
-    refuseNonLocal(req, 'unauthenticated Teams mode');
-  }
 
   /** In unauthenticated mode every outgoing call goes to TEAMS_SERVICE_URL, whatever a stored reference says. */
   private pinned(ref: Partial<ConversationReference>): Partial<ConversationReference> {
@@ -374,12 +268,12 @@ export class TeamsAdapter implements Notifier {
       });
       card = replyCard(reply);
     } catch (err) {
-      card = this.failure(err);
+      card = this.errorCard(err);
     }
     await context.sendActivity(cardActivity(card, 'jit-bot'));
   }
 
-  private failure(err: unknown): CardJson {
+  private errorCard(err: unknown): CardJson {
     if (isJitError(err)) return replyCard({ kind: 'rejected', code: err.code, message: err.message, ...(err.example ? { example: err.example } : {}) });
     if (err instanceof Error && /principals in the policy file|AAD object id/.test(err.message)) return replyCard({ kind: 'rejected', code: 'forbidden', message: err.message });
     this.deps.log.error('teams: command failed', { err });
@@ -401,48 +295,22 @@ export class TeamsAdapter implements Notifier {
     } catch (err) {
       return say(`✗ ${err instanceof Error ? err.message : String(err)}`);
     }
-    const result = await runCardAction(this.svc(), principal, verb, data, (req, scope, viewer, outcome) => this.cardFor(req, scope, viewer, outcome), (msg, fields) =>
+    const view: CardView = async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome));
+    const result = await runCardAction(this.svc(), principal, verb, data, view, (msg, fields) =>
       this.deps.log.error(`teams: ${msg}`, fields),
     );
     return result.kind === 'card' ? show(result.card) : say(result.text);
   }
 
-  /** The approval card as `viewer` should see it (buttons only if they may decide now). */
-  async cardFor(req: AccessRequest, scope: DecisionScope, viewer?: PrincipalId, outcome?: 'approved' | 'denied'): Promise<CardJson> {
-    let canDecide = false;
-    if (viewer) {
-      canDecide = await this.svc()
-        .checkDecide(viewer, req, 'approve', scope)
-        .then(() => true, () => false);
-    }
-    const escalatedTo = req.escalatedAt ? this.escalationApprovers(req) : [];
-    return approvalCard(req, {
-      scope,
-      quorum: this.quorumOf(req),
-      canDecide,
-      refreshUserIds: await this.approverTeamsIds(req),
-      ...(outcome ? { outcome } : {}),
-      ...(escalatedTo.length ? { escalatedTo } : {}),
-    });
+  /** An approval card as Teams shows it: deciders who talked to the bot get a refreshed view with buttons. */
+  private async render(card: ApprovalCard): Promise<CardJson> {
+    return cardOf(card, await this.memberIds(card.deciders));
   }
 
-  private escalationApprovers(req: AccessRequest): PrincipalId[] {
-    const target = this.book().targets[req.target];
-    const esc = target ? effectivePolicy(this.book(), target).approval.escalation : undefined;
-    return esc ? expandRefs(this.book(), esc.approvers) : [];
-  }
-
-  private quorumOf(req: AccessRequest): number {
-    const target = this.book().targets[req.target];
-    return target ? effectivePolicy(this.book(), target).approval.quorum : 1;
-  }
-
-  /** Teams user ids (29:…) of the request's approvers, as far as they have talked to the bot. */
-  private async approverTeamsIds(req: AccessRequest): Promise<string[]> {
-    if (req.status !== 'pending' && !(req.status === 'active' && req.pendingExtension)) return [];
-    const approvers = await this.svc().approversFor(req);
-    if (approvers.length === 0) return [];
-    const raw = await this.deps.redis.mget(...approvers.map((p) => this.key('member', p)));
+  /** Teams user ids (29:…) of these principals, as far as they have talked to the bot. */
+  private async memberIds(principals: PrincipalId[]): Promise<string[]> {
+    if (principals.length === 0) return [];
+    const raw = await this.deps.redis.mget(...principals.map((p) => this.key('member', p)));
     return raw.flatMap((v) => (v ? [(JSON.parse(v) as { id: string }).id] : []));
   }
 
@@ -467,145 +335,73 @@ export class TeamsAdapter implements Notifier {
     return raw ? (JSON.parse(raw) as Partial<ConversationReference>) : null;
   }
 
-  private async sendTo(ref: Partial<ConversationReference>, activity: Partial<Activity>): Promise<string | undefined> {
-    let id: string | undefined;
+  /**
+   * Runs `fn` in a proactive turn of the conversation and fails with its error (the adapter would
+   * hand it to onTurnError and return as if it had worked).
+   */
+  private async proactive<T>(ref: Partial<ConversationReference>, fn: (ctx: TurnContext) => Promise<T>): Promise<T> {
+    let result: Promise<T> | undefined;
     await this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(ref), async (ctx) => {
-      id = (await ctx.sendActivity(activity))?.id;
+      result = fn(ctx);
+      await result.catch(() => {}); // answered below, outside the turn
     });
-    return id;
+    if (!result) throw new Error('teams: the proactive turn did not run');
+    return result;
   }
 
-  private async dm(principal: PrincipalId, card: CardJson, summary: string): Promise<CardCopy | null> {
-    const ref = await this.userRef(principal);
-    if (!ref) {
-      this.deps.log.warn('teams: no 1:1 conversation with this principal yet (they must install the app or message the bot once); not sent', { principal });
-      return null;
-    }
-    const activityId = await this.sendTo(ref, cardActivity(card, summary));
-    return activityId ? { ref, activityId, viewer: principal } : null;
+  private async sendTo(ref: Partial<ConversationReference>, activity: Partial<Activity>): Promise<string | undefined> {
+    return this.proactive(ref, async (ctx) => (await ctx.sendActivity(activity))?.id);
   }
 
-  private async postCards(kind: CardKind, r: AccessRequest, route: PlatformRoute | undefined, approvers: PrincipalId[]): Promise<void> {
-    if (!route) return;
-    const scope: DecisionScope = kind === 'ext' ? 'extension' : 'request';
-    const summary = `${kind === 'ext' ? 'Extension' : 'Access request'} ${r.id}: ${r.requester} on ${r.target}`;
-    const posts: Array<Promise<CardCopy | null>> = [];
-    if (route.channel) {
-      const channel = route.channel;
-      posts.push(
-        (async () => {
-          const ref = await this.refFor(channel);
-          const activityId = await this.sendTo(ref, cardActivity(await this.cardFor(r, scope), summary));
-          return activityId ? { ref, activityId } : null;
-        })(),
-      );
-    }
-    if (route.dm) for (const p of approvers) posts.push((async () => this.dm(p, await this.cardFor(r, scope, p), summary))());
-    const copies = (await Promise.allSettled(posts)).flatMap((s) => {
-      if (s.status === 'rejected') {
-        this.apiFailed(s.reason);
-        this.deps.log.warn('teams: approval card not posted', { request: r.id, err: s.reason });
-        return [];
+  /** A Bot Connector call, its failure counted. */
+  private call<T>(p: Promise<T>): Promise<T> {
+    return counted(p, (err) => this.apiFailed(err));
+  }
+
+  /** A principal's 1:1 chat with the bot (kept when they installed the app or wrote to it). */
+  async recipient(principal: PrincipalId): Promise<string | null> {
+    return (await this.userRef(principal))?.conversation?.id ?? null;
+  }
+
+  async post(to: Destination, m: ChatMessage): Promise<string> {
+    const ref = to.kind === 'dm' ? await this.userRef(to.principal) : await this.refFor(to.id);
+    if (!ref) throw new Error(`teams: no conversation with ${to.id}`);
+    const activityId = await this.call(this.sendTo(ref, await this.activity(m)));
+    return activityId ? JSON.stringify({ ref, activityId } satisfies Posted) : '';
+  }
+
+  async update(posted: string, m: ChatMessage): Promise<void> {
+    const { ref, activityId } = JSON.parse(posted) as Posted;
+    const activity = await this.activity(m, true);
+    await this.call(this.proactive(ref, (ctx) => ctx.updateActivity({ ...activity, id: activityId })));
+  }
+
+  auditLine(event: AuditEvent): string {
+    return auditLine(event);
+  }
+
+  async postText(channel: string, text: string): Promise<void> {
+    await this.call(this.sendTo(this.channelRef(channel), { type: ActivityTypes.Message, text, textFormat: 'markdown' }));
+  }
+
+  /** A message as a Teams activity: an Adaptive Card with a preview line, or markdown text for a card's stand-in. */
+  private async activity(m: ChatMessage, updating = false): Promise<Partial<Activity>> {
+    switch (m.kind) {
+      case 'approval': {
+        const r = m.card.request;
+        const summary = updating ? `${r.id} ${r.status}` : `${m.card.scope === 'extension' ? 'Extension' : 'Access request'} ${r.id}: ${r.requester} on ${r.target}`;
+        return cardActivity(await this.render(m.card), summary);
       }
-      return s.value ? [s.value] : [];
-    });
-    if (copies.length === 0) return;
-    const key = this.key('cards', kind, r.id);
-    await this.deps.redis.multi().sadd(key, ...copies.map((c) => JSON.stringify(c))).expire(key, CARD_TTL_S).exec();
-  }
-
-  /** Updates every copy of a request's card with updateActivity, one update round at a time per request. */
-  private updateCards(kind: CardKind, r: AccessRequest, outcome?: 'approved' | 'denied'): Promise<void> {
-    const chainKey = `${kind}:${r.id}`;
-    const run = async () => {
-      const fresh = (await this.svc().get(r.id)) ?? r;
-      const copies = (await this.deps.redis.smembers(this.key('cards', kind, r.id))).map((c) => JSON.parse(c) as CardCopy);
-      const scope: DecisionScope = kind === 'ext' ? 'extension' : 'request';
-      await Promise.all(
-        copies.map(async (copy) => {
-          try {
-            const card = await this.cardFor(fresh, scope, copy.viewer, outcome);
-            await this.adapter.continueConversationAsync(this.deps.settings.appId, this.pinned(copy.ref), async (ctx) => {
-              await ctx.updateActivity({ ...cardActivity(card, `${r.id} ${fresh.status}`), id: copy.activityId });
-            });
-          } catch (err) {
-            this.apiFailed(err);
-            this.deps.log.warn('teams: card not updated', { request: r.id, err });
-          }
-        }),
-      );
-    };
-    const next = (this.chains.get(chainKey) ?? Promise.resolve()).then(run);
-    const settled = next.catch(() => {});
-    this.chains.set(chainKey, settled);
-    void settled.then(() => {
-      if (this.chains.get(chainKey) === settled) this.chains.delete(chainKey);
-    });
-    return next;
-  }
-
-  async notify(n: Notification): Promise<void> {
-    const r = n.request;
-    const target = this.book().targets[r.target];
-    const fromTeams = r.origin.channel === 'teams';
-    const tell = async (card: CardJson, summary: string) => {
-      if (fromTeams) await this.dm(r.requester, card, summary);
-    };
-    switch (n.kind) {
-      case 'approval_needed':
-        return this.postCards('req', r, n.route?.teams, n.approvers ?? []);
-      case 'extension_needed':
-        return this.postCards('ext', r, n.route?.teams, n.approvers ?? []);
-      case 'escalated':
-        await this.updateCards('req', r);
-        return this.postCards('req', r, { dm: true }, n.approvers ?? []);
-      case 'approval_progress':
-        return this.updateCards(r.status === 'active' && r.pendingExtension ? 'ext' : 'req', r);
-      case 'approved':
-      case 'cancelled':
-        return this.updateCards('req', r);
-      case 'denied':
-        await this.updateCards('req', r);
-        return tell(noticeCard(r, `Your request for ${r.target} was denied by ${n.actor}${r.statusReason ? `: “${r.statusReason}”` : ''}.`, 'Attention'), 'Request denied');
-      case 'timed_out':
-        await this.updateCards('req', r);
-        return tell(noticeCard(r, `Nobody approved your request for ${r.target} in time; it timed out. Nothing was opened.`, 'Warning'), 'Request timed out');
-      case 'activated':
-        await this.updateCards('req', r);
-        if (target) await tell(activeCard(r, connectionsFor(target, r.ports, r.rules)), `${r.target} is open`);
-        return;
-      case 'failed':
-        await this.updateCards('req', r);
-        return tell(noticeCard(r, `Your access to ${r.target} could not be opened (${r.statusReason ?? 'network error'}). Nothing was left open.`, 'Attention'), 'Access failed');
-      case 'extended':
-        await this.updateCards('ext', r, 'approved');
-        return tell(noticeCard(r, `Your access to ${r.target} was extended; it now closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`, 'Good'), 'Extended');
-      case 'extension_denied':
-        await this.updateCards('ext', r, 'denied');
-        return tell(noticeCard(r, `Your extension of ${r.target} was denied by ${n.actor}; the grant still closes at ${new Date(r.expiresAt ?? 0).toISOString()}.`, 'Attention'), 'Extension denied');
+      case 'card_fallback': {
+        const c = m.card;
+        return { type: ActivityTypes.Message, textFormat: 'markdown', text: mdEsc(`${cardText(c.request, c.scope, c.quorum, c.outcome)}\n\n${cardFallbackLine(c.request.id, m.error, 'jit')}`) };
+      }
+      case 'notice':
+        return cardActivity(noticeCard(m.request, m.notice.headline, COLORS[m.notice.tone]), m.notice.title);
+      case 'active':
+        return cardActivity(activeCard(m.request, m.connections), `${m.request.target} is open`);
       case 'expiring':
-        return tell(expiringCard(r, n.extendOptionsMs ?? []), `${r.target} closes soon`);
-      case 'expired':
-      case 'revoked':
-        await this.updateCards('req', r);
-        return tell(
-          noticeCard(r, n.kind === 'expired' ? `Your access to ${r.target} expired; the port is closed.` : `Your access to ${r.target} was closed by ${n.actor}; the port is closed.`),
-          'Access closed',
-        );
+        return cardActivity(expiringCard(m.request, m.extendOptionsMs), `${m.request.target} closes soon`);
     }
-  }
-
-  async audit(event: AuditEvent): Promise<void> {
-    const target = this.book().targets[event.target];
-    const channel = (target ? effectivePolicy(this.book(), target).channels.teams?.audit : undefined) ?? this.deps.settings.auditChannel;
-    if (!channel) return;
-    const details = Object.entries(event.details)
-      .filter(([, v]) => v !== null && v !== '')
-      .map(([k, v]) => `${k}=${String(v)}`)
-      .join(' ');
-    this.poster.enqueue(
-      channel,
-      `\`${event.requestId}\` ${new Date(event.time).toISOString()} **${event.action}** by ${mdEsc(event.actor)} on ${mdEsc(event.target)}${details ? ` · ${mdEsc(details)}` : ''}`,
-    );
   }
 }

@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatDuration } from '../../core/duration.js';
+import { approvalsLine, auditLine as auditLineOf, cardSummary, cardTitle, decisionLine, earlierDecisions, escalatedLine, extensionOutcomeLine, outcomeLine, portsOf, requestLine, sourceOf, type Style, type Tone } from '../../core/messages.js';
 import { HELP_FORMS_LINE, HELP_ID_LINE, renderText, type Connection, type Reply } from '../../core/reply.js';
-import { ANY } from '../../core/source.js';
-import { describeStatus } from '../../core/state.js';
-import type { AccessRequest } from '../../core/types.js';
+import type { AccessRequest, AuditEvent } from '../../core/types.js';
+import type { ApprovalCard } from '../../app/chat/platform.js';
 import { VERBS } from '../chat/verbs.js';
 
 export type CardJson = Record<string, unknown>;
@@ -50,8 +50,6 @@ export function mdEsc(s: string): string {
 }
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
-const portsOf = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(', ');
-const sourceOf = (r: AccessRequest) => (r.source === null ? 'not recorded yet' : r.source === ANY ? 'Any' : r.source);
 
 function expand(template: CardJson, data: Record<string, unknown>): CardJson {
   return new ACData.Template(template).expand({ $root: data }) as CardJson;
@@ -88,6 +86,11 @@ function withinBudget<T>(lines: T[], build: (shown: T[], more: number) => CardJs
 /** Caps one user-supplied text so a single value cannot take the card over its budget. */
 const cap = (s: string, max = 2000) => (s.length > max ? `${[...s.slice(0, max - 1)].slice(0, -1).join('')}…` : s);
 
+/** The shared sentences (core/messages.ts) in the Adaptive Card markdown subset, times in UTC. */
+const STYLE: Style = { esc: (t) => mdEsc(cap(t)), date: iso, at: (ms) => `at ${iso(ms)}`, strong: (t) => t };
+/** An Adaptive Card TextBlock color for each tone. */
+export const COLORS: Record<Tone, string> = { default: 'Default', good: 'Good', warning: 'Warning', attention: 'Attention' };
+
 export interface ApprovalView {
   scope: 'request' | 'extension';
   quorum: number;
@@ -100,44 +103,39 @@ export interface ApprovalView {
   outcome?: 'approved' | 'denied';
 }
 
+/** The card of the shared notifier's data; `refreshUserIds`: the deciders' Teams ids, where known. */
+export function cardOf(card: ApprovalCard, refreshUserIds: string[]): CardJson {
+  return approvalCard(card.request, {
+    scope: card.scope,
+    quorum: card.quorum,
+    canDecide: card.viewer?.canDecide ?? false,
+    refreshUserIds,
+    ...(card.outcome ? { outcome: card.outcome } : {}),
+    ...(card.escalatedTo.length ? { escalatedTo: card.escalatedTo } : {}),
+  });
+}
+
 export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
   const ext = v.scope === 'extension';
   const decisions = ext ? r.pendingExtension?.decisions ?? [] : r.decisions;
-  const decisionLines = decisions.map((d) => ({
-    text: `${d.decision === 'approve' ? '✅ Approved' : '❌ Denied'} by ${mdEsc(cap(d.by, 200))} at ${iso(d.at)}${d.reason ? `: “${mdEsc(cap(d.reason))}”` : ''}`,
-  }));
-  const head = r.escalatedAt && !ext ? [{ text: `⏫ Escalated at ${iso(r.escalatedAt)}${v.escalatedTo?.length ? ` to ${mdEsc(cap(v.escalatedTo.join(', '), 1000))}` : ''}` }] : [];
+  const decisionLines = decisions.map((d) => ({ text: decisionLine(d, STYLE) }));
+  const head = r.escalatedAt && !ext ? [{ text: escalatedLine(r.escalatedAt, v.escalatedTo ?? [], STYLE) }] : [];
   const approvals = decisions.filter((d) => d.decision === 'approve').length;
-  let state = '';
-  let stateColor = 'Default';
-  if (ext) {
-    if (r.pendingExtension && r.status === 'active') state = v.quorum > 1 ? `Approvals: ${approvals} of ${v.quorum}` : 'Waiting for approval';
-    else if (v.outcome === 'approved') [state, stateColor] = [`✅ Extension approved; open until ${iso(r.expiresAt)}`, 'Good'];
-    else if (v.outcome === 'denied') [state, stateColor] = [`❌ Extension denied; the grant ends ${iso(r.expiresAt)}`, 'Attention'];
-    else state = mdEsc(describeStatus(r));
-  } else if (r.status === 'pending') {
-    state = v.quorum > 1 ? `Approvals: ${approvals} of ${v.quorum}` : 'Waiting for approval';
-  } else {
-    [state, stateColor] = outcome(r);
-  }
   const pending = ext ? Boolean(r.pendingExtension && r.status === 'active') : r.status === 'pending';
+  const { text: state, tone } = pending
+    ? { text: v.quorum > 1 ? approvalsLine(approvals, v.quorum) : 'Waiting for approval', tone: 'default' as const }
+    : ext
+      ? extensionOutcomeLine(r, v.outcome, STYLE)
+      : outcomeLine(r, STYLE);
   // Past the budget the latest decisions are shown and the earlier ones counted.
   return withinBudget(decisionLines, (shown, more) => {
-    const earlier = decisions.slice(0, more);
-    const approvedEarlier = earlier.filter((d) => d.decision === 'approve').length;
-    const lines = [
-      ...head,
-      ...(more ? [{ text: `…and ${more} earlier decision${more === 1 ? '' : 's'} (${approvedEarlier} approval${approvedEarlier === 1 ? '' : 's'}, ${more - approvedEarlier} denial${more - approvedEarlier === 1 ? '' : 's'})` }] : []),
-      ...shown,
-    ];
+    const lines = [...head, ...(more ? [{ text: earlierDecisions(decisions.slice(0, more)) }] : []), ...shown];
     return expand(TEMPLATES.approval, {
     id: r.id,
     scope: v.scope,
     refreshUserIds: v.refreshUserIds.slice(0, 60),
-    title: ext ? `Extension of ${r.id}: ${r.target}` : `Access request ${r.id}: ${r.target}`,
-    summary: ext && r.pendingExtension
-      ? `${mdEsc(r.pendingExtension.by)} asks to extend ${portsOf(r)} on ${mdEsc(r.target)} by ${formatDuration(r.pendingExtension.addMs)}; it ends ${iso(r.expiresAt)} otherwise.`
-      : `${mdEsc(r.requester)} asks for ${portsOf(r)} on ${mdEsc(r.target)} for ${formatDuration(r.durationMs)}${r.startAt ? ` from ${iso(r.startAt)}` : ''}.`,
+    title: cardTitle(r, v.scope),
+    summary: cardSummary(r, v.scope, STYLE),
     requester: mdEsc(r.requester),
     target: mdEsc(r.target),
     ports: portsOf(r),
@@ -147,34 +145,13 @@ export function approvalCard(r: AccessRequest, v: ApprovalView): CardJson {
     offerExpires: pending && !ext ? iso(r.approvalExpiresAt) : '',
     lines,
     state,
-    stateColor,
+    stateColor: COLORS[tone],
     canDecide: v.canDecide && pending,
     approveTitle: ext ? 'Approve extension' : 'Approve',
     approveVerb: ext ? VERBS.extApprove : VERBS.approve,
     denyVerb: ext ? VERBS.extDeny : VERBS.deny,
     });
   }, true);
-}
-
-function outcome(r: AccessRequest): [string, string] {
-  switch (r.status) {
-    case 'approved':
-      return [r.startAt ? `Approved; opens ${iso(r.startAt)}` : 'Approved; opening', 'Good'];
-    case 'active':
-      return [`🔓 Open until ${iso(r.expiresAt)}`, 'Good'];
-    case 'denied':
-      return [`❌ Denied at ${iso(r.updatedAt)}${r.statusReason ? `: “${mdEsc(r.statusReason)}”` : ''}`, 'Attention'];
-    case 'timed_out':
-      return [`⌛ Nobody decided in time; the request timed out at ${iso(r.updatedAt)}`, 'Warning'];
-    case 'cancelled':
-      return [`Withdrawn by the requester at ${iso(r.updatedAt)}`, 'Default'];
-    case 'expired':
-      return [`🔒 Expired at ${iso(r.updatedAt)}; the port is closed`, 'Default'];
-    case 'revoked':
-      return [`🔒 Revoked at ${iso(r.updatedAt)}; the port is closed`, 'Default'];
-    default:
-      return [mdEsc(describeStatus(r)), 'Warning'];
-  }
 }
 
 interface MessageData {
@@ -226,8 +203,11 @@ export function expiringCard(r: AccessRequest, optionsMs: number[]): CardJson {
   });
 }
 
+/** One line of the audit channel (core/messages.ts), in Teams markdown. */
+export const auditLine = (e: AuditEvent): string => auditLineOf(e, { esc: mdEsc, strong: (t) => `**${t}**`, clip: cap });
+
 export function noticeCard(r: AccessRequest, headline: string, color = 'Default'): CardJson {
-  return messageCard({ title: mdEsc(headline), color, text: `Request ${r.id} · ${mdEsc(r.target)} · ${portsOf(r)} · ${mdEsc(describeStatus(r))}` });
+  return messageCard({ title: mdEsc(headline), color, text: requestLine(r, STYLE) });
 }
 
 /** A command's answer as a card (Teams prefix `jit`). */

@@ -1,7 +1,8 @@
 // The audit channel's poster: one line per audit event, at most one message per channel per
-// interval (Slack allows about one per second per channel). Lines that arrive while a channel
-// waits are queued and sent together in the next message, in order: queue, never drop. A 429
-// is waited out by the Web API client (Retry-After); other failures are retried with backoff.
+// interval (each platform says its own; some allow about one per second per channel). Lines that
+// arrive while a channel waits are queued and sent together in the next message, in order: queue,
+// never drop. A platform's client waits out its rate limits (429 Retry-After); other failures
+// are retried with backoff.
 export type PostFn = (channel: string, text: string) => Promise<void>;
 
 interface ChannelQueue {
