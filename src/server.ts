@@ -67,8 +67,21 @@ export interface HttpLimits {
   headersTimeoutMs: number;
   /** Connections beyond this are dropped (`maxConnections`). */
   maxConnections: number;
+  /**
+   * An idle keep-alive connection is closed after this (`keepAliveTimeout`). Longer than the idle
+   * time of the clients and proxies in front (undici 4 s, load balancers 60 s), so the client
+   * closes first: a server that closes a connection as the client sends on it makes the client
+   * see ECONNRESET for a request that never arrived.
+   */
+  keepAliveTimeoutMs: number;
 }
-export const HTTP_LIMITS: HttpLimits = { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, maxConnections: 1000 };
+export const HTTP_LIMITS: HttpLimits = { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, maxConnections: 1000, keepAliveTimeoutMs: 65_000 };
+
+/**
+ * A refused body up to this size is read and dropped after the 413 (a "lingering close"), so a
+ * client still sending it reads the answer instead of a connection reset; a larger one is cut.
+ */
+export const LINGER_BYTES = 1024 * 1024;
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -129,14 +142,23 @@ export async function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
+  const linger = status === 413 && lingers(res);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',
     'content-length': Buffer.byteLength(text),
-    // The rest of a refused body is not read: the connection closes after the answer.
-    ...(status === 413 ? { connection: 'close' } : {}),
+    // The rest of a large refused body is not read: the connection closes after the answer.
+    ...(status === 413 && !linger ? { connection: 'close' } : {}),
   });
   res.end(text);
+  // A small one is read and dropped (Node discards it), bounded by the request timeout.
+  if (linger) res.req.resume();
+}
+
+/** A 413 whose announced body is small enough to read and drop rather than reset the connection. */
+function lingers(res: ServerResponse): boolean {
+  const declared = Number(res.req?.headers['content-length'] ?? NaN);
+  return Number.isFinite(declared) && declared <= LINGER_BYTES && !res.req.readableEnded && !res.req.isPaused();
 }
 
 /** A duration from a query parameter or body field (`7d`, `PT1H`), or 400 naming the field. */
@@ -355,6 +377,7 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
     deps.track?.(handling);
   });
   server.maxConnections = limits.maxConnections;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   return server;
 }
 

@@ -131,6 +131,63 @@ describe('body caps: refused with 413 before anything buffers the body', () => {
   });
 });
 
+describe('a modest body over the cap (a client that did not mean harm)', () => {
+  it('gets its 413 while still sending (the rest is read and dropped), and the connection stays usable', async () => {
+    // 70 KiB to the REST API (cap 64 KiB), sent in pieces after the answer has come: a server that
+    // closed at once (the old behaviour) made the client's next write a connection reset, which
+    // fetch reports as "fetch failed" instead of the 413.
+    const u = new URL(h.app.url);
+    const s = connect(Number(u.port), u.hostname);
+    await once(s, 'connect');
+    let answer = '';
+    let failed: Error | null = null;
+    let closed = false;
+    s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    s.on('error', (e) => (failed = e));
+    s.on('close', () => (closed = true));
+    const total = 70 * 1024;
+    s.write(`POST /api/v1/commands HTTP/1.1\r\nhost: ${u.host}\r\nx-jit-act-as: dave@contoso.com\r\nx-jit-local-token: ${h.app.localToken!}\r\ncontent-type: application/json\r\ncontent-length: ${total}\r\n\r\n`);
+    await waitFor('the 413', async () => (answer.includes('\r\n\r\n') ? true : null));
+    expect(answer).toMatch(/^HTTP\/1\.1 413/);
+    expect(answer.toLowerCase()).not.toContain('connection: close');
+    for (let sent = 0; sent < total; sent += 7 * 1024) {
+      s.write(Buffer.alloc(Math.min(7 * 1024, total - sent), 'x'));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // The same connection answers the next request.
+    const before = answer.length;
+    s.write(`GET /healthz HTTP/1.1\r\nhost: ${u.host}\r\n\r\n`);
+    await waitFor('the next answer', async () => (answer.slice(before).includes('\r\n\r\n') || closed || failed ? true : null));
+    expect(failed).toBeNull();
+    expect(answer.slice(before)).toMatch(/^HTTP\/1\.1 200/);
+    s.destroy();
+    const all = await h.app.service.list('dave@contoso.com', 'all');
+    expect(all.kind === 'list' && all.requests).toEqual([]);
+  });
+});
+
+describe('keep-alive', () => {
+  it('an idle connection outlives the clients\' own idle time (undici 4 s), so the client closes first and never sends into a close', async () => {
+    const u = new URL(h.app.url);
+    const s = connect(Number(u.port), u.hostname);
+    await once(s, 'connect');
+    let answer = '';
+    let closed = false;
+    s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    s.on('close', () => (closed = true));
+    s.on('error', () => {});
+    s.write(`GET /healthz HTTP/1.1\r\nhost: ${u.host}\r\n\r\n`);
+    await waitFor('first answer', async () => (answer.includes('\r\n\r\n') ? true : null));
+    await new Promise((r) => setTimeout(r, 7_000)); // past Node's default keepAliveTimeout (5 s, plus its 1 s buffer)
+    expect(closed).toBe(false);
+    const before = answer.length;
+    s.write(`GET /healthz HTTP/1.1\r\nhost: ${u.host}\r\n\r\n`);
+    await waitFor('second answer', async () => (answer.slice(before).includes('\r\n\r\n') || closed ? true : null));
+    expect(answer.slice(before)).toMatch(/^HTTP\/1\.1 200/);
+    s.destroy();
+  }, 20_000);
+});
+
 const opener = (url: () => string) => async () => {
   const u = new URL(url());
   const s = connect(Number(u.port), u.hostname);
