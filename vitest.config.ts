@@ -2,8 +2,10 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    testTimeout: 20_000,
-    hookTimeout: 20_000,
+    // Timeouts catch hangs, not slowness: on a loaded 2-core machine starting a server (a hook) or
+    // a CPU-bound property test takes several times its quiet duration.
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
     pool: 'forks',
     // A private redis-server for the run when none answers (test/global-setup.ts).
     globalSetup: ['test/global-setup.ts'],

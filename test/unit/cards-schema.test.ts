@@ -10,6 +10,10 @@ import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, t
 import { bigInventory, connections, reply, request, userText } from '../fixtures/arbitraries.js';
 import { cardBytes, cardProblems, TEAMS_CARD_BUDGET_BYTES } from '../fixtures/adaptive-card-schema.js';
 
+// A fixed amount of CPU work (generated cases): the timeout only catches a hang, and a loaded
+// 2-core machine can take several times the 20 s default for it.
+const CPU_BOUND_MS = 120_000;
+
 const RUNS = Math.min(Number(process.env.FUZZ_RUNS ?? 100), 1000);
 
 const valid = (card: CardJson) => {
@@ -17,7 +21,7 @@ const valid = (card: CardJson) => {
   expect(cardBytes(card)).toBeLessThanOrEqual(TEAMS_CARD_BUDGET_BYTES);
 };
 
-describe('Adaptive Cards against the official 1.5 schema (generated input)', () => {
+describe('Adaptive Cards against the official 1.5 schema (generated input)', { timeout: CPU_BOUND_MS }, () => {
   it('approval and extension cards: every status, both scopes, approver and read-only views, outcomes', () => {
     fc.assert(
       fc.property(
@@ -71,7 +75,7 @@ describe('size budget', () => {
   });
 });
 
-describe("Teams' markdown subset: user text shows as typed, with no link, emphasis or list", () => {
+describe("Teams' markdown subset: user text shows as typed, with no link, emphasis or list", { timeout: CPU_BOUND_MS }, () => {
   // Adaptive Card TextBlock markdown is bold, italic, bulleted and numbered lists and links; the
   // CommonMark rules outside it (code spans, strikethrough, entities, inline HTML) are off here.
   const md = new MarkdownIt('default', { html: false, linkify: false }).disable(['backticks', 'strikethrough', 'entity']);

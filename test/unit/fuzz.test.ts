@@ -9,6 +9,10 @@ import { isJitError } from '../../src/core/errors.js';
 import { parseCommand } from '../../src/core/parse.js';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
 
+// A fixed amount of CPU work (generated cases): the timeout only catches a hang, and a loaded
+// 2-core machine can take several times the 20 s default for it.
+const CPU_BOUND_MS = 120_000;
+
 const RUNS = Number(process.env.FUZZ_RUNS ?? 3000);
 
 const WORDS = ['rdp', 'ssh', 'winrm', 'port', 'list', 'status', 'revoke', 'extend', 'approve', 'deny', 'policy', 'enable', 'vms', 'help', 'vm1', 'from', 'reason', 'at', '2h', '99h', '0s', 'PT2H', '14:00', '2026-11-26T14:00Z', '203.0.113.7', '2001:db8::1/64', '*', '"', '""', 'r7k2m9q4xw', '22/tcp', '65536', '3389,22', '<!channel>', '<@U1>', '\u0000', '💥', '/jit'];
@@ -24,7 +28,7 @@ function expectRefusalOrParse(input: string): void {
   expect(Date.now() - t0, `slow parse of ${JSON.stringify(input).slice(0, 80)}`).toBeLessThan(250);
 }
 
-describe('fuzz: command parser', () => {
+describe('fuzz: command parser', { timeout: CPU_BOUND_MS }, () => {
   it('arbitrary strings: parsed or refused with a message', () => {
     fc.assert(fc.property(fc.string({ maxLength: 300 }), expectRefusalOrParse), { numRuns: RUNS });
   });
@@ -42,7 +46,7 @@ describe('fuzz: command parser', () => {
   });
 });
 
-describe('fuzz: policy file loader', () => {
+describe('fuzz: policy file loader', { timeout: CPU_BOUND_MS }, () => {
   const lines = TEST_POLICY_YAML.split('\n');
 
   function expectLoadOrError(text: string): void {
