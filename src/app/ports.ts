@@ -9,7 +9,8 @@ import type {
   RequestStatus,
   Target,
 } from '../core/types.js';
-import type { NetworkPolicies } from '../core/policy.js';
+import type { DirectoryMember } from '../core/directory.js';
+import type { GroupSource, NetworkPolicies } from '../core/policy.js';
 import type { ApprovalRoute } from '../core/workflow.js';
 
 export interface ListFilter {
@@ -219,3 +220,13 @@ export interface OpsMetrics {
 }
 
 export const noOpsMetrics: OpsMetrics = { chatApiError() {}, chatRateLimited() {} };
+
+/**
+ * A directory that backs policy groups (Microsoft Graph for Entra ID groups, Slack's user groups).
+ * `members` lists every person in the group (nested groups flattened), or throws when the
+ * directory cannot be read: never a partial list.
+ */
+export interface GroupDirectory {
+  readonly kind: GroupSource['kind'];
+  members(groupId: string): Promise<DirectoryMember[]>;
+}
