@@ -1206,7 +1206,10 @@ export class JitService implements JobHandlers {
 
   /** The same answer for "no such request" and "not yours to see": ids are not confirmed to outsiders. */
   private notFound(id: string): JitError {
-    return new JitError('not_found', `there is no request ${id} that you can see`, 'list');
+    // Said whether or not the request exists (it confirms nothing): rights may hang on a directory group that cannot be read now.
+    const book = this.book;
+    const unresolved = Object.keys(book.unresolvedGroups ?? {}).filter((g) => book.roles.some((r) => r.principal === `group:${g}`)).sort();
+    return new JitError('not_found', `there is no request ${id} that you can see${unresolvedNote(book, unresolved)}`, 'list');
   }
 
   /** The request, if it exists and `actor` may see it; else not_found (before any permission message). */
