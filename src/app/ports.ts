@@ -10,7 +10,7 @@ import type {
   Target,
 } from '../core/types.js';
 import type { DirectoryMember } from '../core/directory.js';
-import type { GroupSource, NetworkPolicies } from '../core/policy.js';
+import type { NetworkPolicies } from '../core/policy.js';
 import type { ApprovalRoute } from '../core/workflow.js';
 
 export interface ListFilter {
@@ -227,6 +227,11 @@ export const noOpsMetrics: OpsMetrics = { chatApiError() {}, chatRateLimited() {
  * directory cannot be read: never a partial list.
  */
 export interface GroupDirectory {
-  readonly kind: GroupSource['kind'];
+  /** The key that names it in the policy file's groups (`entra`, `slack`). */
+  readonly kind: string;
+  /** The chat platform whose user ids its member ids are (pins in `principals.<p>.<platform>`). */
+  readonly pinPlatform: string;
+  /** How messages name one of its groups (`Entra ID group <id>`). */
+  label(groupId: string): string;
   members(groupId: string): Promise<DirectoryMember[]>;
 }

@@ -1,4 +1,4 @@
-// Policy groups backed by a directory (Entra ID groups, Slack user groups). Pure: the app layer
+// Policy groups backed by a directory (an identity provider's groups, a chat platform's user groups). Pure: the app layer
 // reads the directory and hands the last good membership of each source here; this merges it into
 // the policy book's groups. Rights are never widened on error: a source without a membership known
 // now contributes no member, and the group is listed as unresolved (for refusals and /readyz).
@@ -7,23 +7,20 @@ import type { PrincipalId } from './types.js';
 
 /** One member as the directory returns it. */
 export interface DirectoryMember {
-  /** The directory's own id of the person: Entra object id, or Slack user id. */
+  /** The directory's own id of the person (an object id, a chat user id). */
   id: string;
-  /** Email-like names the directory gives them (UPN, mail; the Slack profile email). */
+  /** Email-like names the directory gives them (UPN, mail, profile email). */
   names: string[];
 }
 
-/** The membership of one source: known (the members), or not known now (why). */
-export type SourceMembership = { members: DirectoryMember[] } | { problem: string };
+/**
+ * The membership of one source: known (the members, and the chat platform whose user ids their
+ * directory ids are, for `principals.<p>.<platform>` pins), or not known now (why, naming the source).
+ */
+export type SourceMembership = { members: DirectoryMember[]; pinPlatform?: string } | { problem: string };
 
 export const sourceKey = (s: GroupSource): string => `${s.kind}:${s.id.toLowerCase()}`;
 
-export function describeSource(s: GroupSource): string {
-  return s.kind === 'entra' ? `Entra ID group ${s.id}` : `Slack user group ${s.id}`;
-}
-
-/** The chat platform whose user ids the source's member ids are (for `principals.<p>.<platform>` pins). */
-const PIN_PLATFORM: Record<GroupSource['kind'], string> = { entra: 'teams', slack: 'slack' };
 
 /** Every directory source the book names, once each. */
 export function directorySources(book: PolicyBook): GroupSource[] {
@@ -38,19 +35,19 @@ export function directorySources(book: PolicyBook): GroupSource[] {
  * a directory account that merely carries bob's email must not lend bob its groups. A principal
  * pinned to this very account is one of them, whatever its email.
  */
-export function principalsOfMember(book: PolicyBook, kind: GroupSource['kind'], m: DirectoryMember): PrincipalId[] {
-  const platform = PIN_PLATFORM[kind];
+export function principalsOfMember(book: PolicyBook, platform: string | undefined, m: DirectoryMember): PrincipalId[] {
   const out = new Set<PrincipalId>();
   const id = m.id.toLowerCase();
   for (const raw of m.names) {
     const name = raw.trim().toLowerCase();
     if (!/^[^@\s]+@[^@\s]+$/.test(name)) continue;
-    const pin = own(book.principals, name)?.[platform];
+    const pin = platform === undefined ? undefined : own(book.principals, name)?.[platform];
     if (pin !== undefined && pin.toLowerCase() !== id) continue;
     out.add(name);
   }
+  if (platform === undefined) return [...out];
   for (const [principal, info] of Object.entries(book.principals)) {
-    const pin = info[platform];
+    const pin = own(info, platform);
     if (pin !== undefined && pin.toLowerCase() === id) out.add(principal);
   }
   return [...out];
@@ -71,10 +68,10 @@ export function withDirectoryGroups(book: PolicyBook, membership: (s: GroupSourc
     for (const s of sources) {
       const got = membership(s);
       if ('problem' in got) {
-        problems.push(`${describeSource(s)}: ${got.problem}`);
+        problems.push(got.problem);
         continue;
       }
-      for (const m of got.members) for (const p of principalsOfMember(book, s.kind, m)) members.add(p);
+      for (const m of got.members) for (const p of principalsOfMember(book, got.pinPlatform, m)) members.add(p);
     }
     groups[group] = [...members];
     if (problems.length) unresolved[group] = problems.join('; ');

@@ -65,8 +65,9 @@ export interface PolicyBook {
 
 /** Where a policy group's members come from besides its literal list. */
 export interface GroupSource {
-  kind: 'entra' | 'slack';
-  /** Entra ID group object id, or Slack user group id (S…). */
+  /** The directory, as the policy file names it (`entra`, `slack`). */
+  kind: string;
+  /** The group's id in that directory (an object id, a user group id). */
   id: string;
 }
 

@@ -186,7 +186,7 @@ describe('an Entra ID group through the running service', () => {
     expect((await h.get(id))?.status).toBe('pending');
     const ready = await readyz();
     expect(ready.status).toBe(503);
-    expect(ready.body.directory).toMatch(new RegExp(`Entra ID group ${GROUP} unresolved .*rights through it are suspended`));
+    expect(ready.body.directory).toMatch(new RegExp(`unresolved: Entra ID group ${GROUP}: the last good read is older than 60s; the directory said: Microsoft Graph answered HTTP 503.*rights through it are suspended`));
 
     down = false;
     await h.app.service.refreshDirectoryGroups();

@@ -108,7 +108,7 @@ describe('a Slack user group as a policy group', () => {
     expect((await h.get(id))?.status).toBe('pending');
     const ready = await fetch(`${h.app.url}/readyz`);
     expect(ready.status).toBe(503);
-    expect(((await ready.json()) as { directory: string }).directory).toMatch(/Slack user group S0ONCALL unresolved/);
+    expect(((await ready.json()) as { directory: string }).directory).toMatch(/unresolved: Slack user group S0ONCALL: .*usergroups:read/);
 
     await h.app.service.refreshDirectoryGroups(); // Slack answers again
     expect(await approve(BOB, id, card)).toMatch(/approved/i);

@@ -37,7 +37,7 @@ describe('policy file: groups', () => {
 
 describe('withDirectoryGroups', () => {
   const book = parsePolicyText(yaml(`  oncall: { members: [dave@contoso.com], entra: ${GUID} }`));
-  const members = (m: DirectoryMember[]) => () => ({ members: m });
+  const members = (m: DirectoryMember[]) => () => ({ members: m, pinPlatform: 'teams' });
 
   it('adds members by UPN / mail and by a pin to their account; a pin to another account wins over the email', () => {
     const merged = withDirectoryGroups(
@@ -60,7 +60,7 @@ describe('withDirectoryGroups', () => {
   });
 
   it('an unknown membership adds nobody (the literal members keep theirs) and names the group', () => {
-    const merged = withDirectoryGroups(book, () => ({ problem: 'could not be read: HTTP 503' }));
+    const merged = withDirectoryGroups(book, () => ({ problem: `Entra ID group ${GUID}: could not be read: HTTP 503` }));
     expect(merged.groups.oncall).toEqual(['dave@contoso.com']);
     expect(merged.unresolvedGroups).toEqual({ oncall: `Entra ID group ${GUID}: could not be read: HTTP 503` });
     expect(can(merged, 'bob@contoso.com', 'approve', VM)).toBe(false);
@@ -76,6 +76,8 @@ describe('DirectoryGroups (TTL cache)', () => {
   let answer: DirectoryMember[] | Error = [{ id: 'id-bob', names: ['bob@contoso.com'] }];
   const graph: GroupDirectory = {
     kind: 'entra',
+    pinPlatform: 'teams',
+    label: (id) => `Entra ID group ${id}`,
     members: async () => {
       if (answer instanceof Error) throw answer;
       return answer;
@@ -84,31 +86,31 @@ describe('DirectoryGroups (TTL cache)', () => {
   const dirs = new DirectoryGroups({ directories: [graph], ttlMs: 60_000, clock: { now: () => now } });
 
   it('is unknown before the first read, known after it, and keeps the last good read only until one TTL old', async () => {
-    expect(dirs.membership(source, now)).toEqual({ problem: 'not read yet' });
+    expect(dirs.membership(source, now)).toEqual({ problem: `Entra ID group ${GUID}: not read yet` });
     await dirs.refresh(book);
-    expect(dirs.membership(source, now)).toEqual({ members: [{ id: 'id-bob', names: ['bob@contoso.com'] }] });
+    expect(dirs.membership(source, now)).toEqual({ members: [{ id: 'id-bob', names: ['bob@contoso.com'] }], pinPlatform: 'teams' });
     expect(dirs.problem(book, now)).toBeUndefined();
     expect(dirs.validUntil(now)).toBe(now + 60_000);
 
     answer = new Error('HTTP 503');
     now += 30_000;
     await dirs.refresh(book);
-    expect(dirs.membership(source, now)).toEqual({ members: [{ id: 'id-bob', names: ['bob@contoso.com'] }] });
+    expect(dirs.membership(source, now)).toEqual({ members: [{ id: 'id-bob', names: ['bob@contoso.com'] }], pinPlatform: 'teams' });
     expect(dirs.problem(book, now)).toMatch(/last refresh failed \(HTTP 503\); keeping the membership read 30s ago until it is 60s old/);
 
     now += 30_000;
-    expect(dirs.membership(source, now)).toEqual({ problem: 'the last good read is older than 60s; the directory said: HTTP 503' });
-    expect(dirs.problem(book, now)).toMatch(/unresolved .*rights through it are suspended/);
+    expect(dirs.membership(source, now)).toEqual({ problem: `Entra ID group ${GUID}: the last good read is older than 60s; the directory said: HTTP 503` });
+    expect(dirs.problem(book, now)).toBe(`unresolved: Entra ID group ${GUID}: the last good read is older than 60s; the directory said: HTTP 503; rights through it are suspended`);
 
     answer = [];
     await dirs.refresh(book);
-    expect(dirs.membership(source, now)).toEqual({ members: [] });
+    expect(dirs.membership(source, now)).toEqual({ members: [], pinPlatform: 'teams' });
     expect(dirs.problem(book, now)).toBeUndefined();
   });
 
   it('a source of a kind no directory serves is unresolved, with why', async () => {
     const slackBook = parsePolicyText(yaml('  oncall: { slack: S0ONCALL }'));
     await dirs.refresh(slackBook);
-    expect(dirs.membership({ kind: 'slack', id: 'S0ONCALL' }, now)).toEqual({ problem: 'could not be read: Slack is not configured on this server (SLACK_BOT_TOKEN)' });
+    expect(dirs.membership({ kind: 'slack', id: 'S0ONCALL' }, now)).toEqual({ problem: 'slack group S0ONCALL: could not be read: no directory for "slack" groups is configured on this server' });
   });
 });

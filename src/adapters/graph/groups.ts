@@ -30,7 +30,12 @@ interface GraphPage {
 }
 
 export class GraphGroupDirectory implements GroupDirectory {
-  readonly kind = 'entra' as const;
+  readonly kind = 'entra';
+  /** Teams users are Entra ID accounts: `principals.<p>.teams: <object id>` pins them. */
+  readonly pinPlatform = 'teams';
+  label(groupId: string): string {
+    return `Entra ID group ${groupId}`;
+  }
   private readonly base: URL;
 
   constructor(private readonly opts: GraphGroupsOptions) {

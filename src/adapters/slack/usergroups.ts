@@ -13,7 +13,11 @@ export interface SlackUserGroupsApi {
 }
 
 export class SlackUserGroups implements GroupDirectory {
-  readonly kind = 'slack' as const;
+  readonly kind = 'slack';
+  readonly pinPlatform = 'slack';
+  label(usergroup: string): string {
+    return `Slack user group ${usergroup}`;
+  }
   private users = new Map<string, { member: DirectoryMember | null; until: number }>();
 
   constructor(
