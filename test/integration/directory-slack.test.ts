@@ -57,6 +57,7 @@ beforeAll(async () => {
     [BOB]: {},
     [CAROL]: { email: 'carol@contoso.com' },
     U0BOT: { email: 'bot@contoso.com', is_bot: true },
+    U0FRANK: { email: 'frank@contoso.com' }, // in no list of the policy file
   }).start();
   slack.usergroups.S0ONCALL = [CAROL, BOB, 'U0BOT'];
   dir = mkdtempSync(join(tmpdir(), 'jit-slackgroups-'));
@@ -86,6 +87,15 @@ describe('a Slack user group as a policy group', () => {
     expect((await h.app.service.approversFor((await h.get(id))!)).sort()).toEqual(['bob@contoso.com', 'carol@contoso.com']);
     expect(await approve(CAROL, id, card)).toMatch(/approved/i);
     expect((await h.get(id))?.status).toBe('active');
+  });
+
+  it('someone the policy file never names approves once Slack verifies them and the user group lists them', async () => {
+    const { id, card } = await request();
+    expect(await approve('U0FRANK', id, card)).toContain(`there is no request ${id} that you can see`);
+    slack.usergroups.S0ONCALL = [CAROL, BOB, 'U0BOT', 'U0FRANK'];
+    await h.app.service.refreshDirectoryGroups();
+    expect(await approve('U0FRANK', id, card)).toMatch(/approved/i);
+    expect((await h.get(id))?.decisions.map((d) => d.by)).toEqual(['frank@contoso.com']);
   });
 
   it('a member removed from the user group loses the right at the next refresh', async () => {
