@@ -8,7 +8,9 @@ import type { Redis } from 'ioredis';
 import { ChatNotifier } from './app/chat/notifier.js';
 import type { ChatPlatform } from './app/chat/platform.js';
 import { randomIds } from './app/ids.js';
-import { systemClock, type Clock, type IdSource, type NetworkGate, type Notifier } from './app/ports.js';
+import { systemClock, type Clock, type GroupDirectory, type IdSource, type NetworkGate, type Notifier } from './app/ports.js';
+import { DirectoryGroups } from './app/directory-groups.js';
+import { directorySources } from './core/directory.js';
 import { JitService } from './app/service.js';
 import { FanoutNotifier, LocalFeed } from './adapters/local/feed.js';
 import { BullScheduler, BullWorker } from './adapters/queue/bullmq.js';
@@ -45,6 +47,8 @@ export interface StartOptions {
   teamsAuth?: TeamsAuthOverrides;
   /** The HTTP server's timeouts and connection cap (tests shorten them). */
   httpLimits?: Partial<HttpLimits>;
+  /** Directories for directory-backed groups instead of the configured ones (tests: Graph with a static token). */
+  groupDirectories?: GroupDirectory[];
 }
 
 export interface RunningJit {
@@ -76,6 +80,10 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const book = await loadPolicyFile(config.JIT_POLICY_FILE, [...CHAT_PLATFORMS, ...(opts.chatPlatforms ?? []).map((p) => p.name)]);
   const strangers = config.JIT_API_TOKENS.filter((t) => !Object.hasOwn(book.principals, t.principal)).map((t) => t.principal);
   if (strangers.length > 0) throw new ConfigError([`JIT_API_TOKENS: ${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a principal of the policy file`]);
+  const directoryKinds = new Set(directorySources(book).map((s) => s.kind));
+  if (directoryKinds.has('slack') && !(config.SLACK_SIGNING_SECRET && config.SLACK_BOT_TOKEN) && !opts.groupDirectories?.some((d) => d.kind === 'slack')) {
+    throw new ConfigError([`${config.JIT_POLICY_FILE}: a group is backed by a Slack user group (slack: S…) but Slack is not configured (SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN)`]);
+  }
 
   const redisInfo = await ensureRedis({
     ...(config.REDIS_URL ? { url: config.REDIS_URL } : {}),
@@ -184,7 +192,17 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const chat = new ChatNotifier({ platforms, refs: new RedisMessageRefs(redis, prefix), log });
   const notifier = new FanoutNotifier([feed, metrics, chat, ...(opts.notifiers ?? [])], (err) => log.warn('notifier failed', { err }));
 
+  // Groups backed by Entra ID (Microsoft Graph) or Slack user groups: read at start and every third of JIT_DIRECTORY_TTL.
+  let directory: DirectoryGroups | undefined;
+  if (directoryKinds.size > 0) {
+    const dirs: GroupDirectory[] = [...(opts.groupDirectories ?? [])];
+    if (directoryKinds.has('entra') && !dirs.some((d) => d.kind === 'entra')) dirs.push(await (await import('./adapters/graph/groups.js')).graphDirectoryFromEnv(config));
+    if (directoryKinds.has('slack') && !dirs.some((d) => d.kind === 'slack') && slack) dirs.push(slack.userGroups());
+    directory = new DirectoryGroups({ directories: dirs, ttlMs: config.JIT_DIRECTORY_TTL, clock: opts.clock ?? systemClock, log: (msg, err) => log.warn(msg, { err }) });
+  }
+
   const service = new JitService({
+    ...(directory ? { directory } : {}),
     ...(config.PAGERDUTY_API_TOKEN
       ? { onCall: new PagerDutyOnCall({ token: config.PAGERDUTY_API_TOKEN, ...(config.PAGERDUTY_API_URL ? { apiUrl: config.PAGERDUTY_API_URL } : {}) }) }
       : {}),
@@ -219,6 +237,17 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   }
   // Targets the network side defines (Defender for Cloud's JIT policies), read now and on every sweep tick.
   await service.refreshNetworkPolicies();
+  // A directory that cannot be read does not stop start-up: its groups hold no rights and /readyz says so.
+  await service.refreshDirectoryGroups();
+  let refreshingDirectory = false;
+  const directoryTimer = directory
+    ? setInterval(() => {
+        if (refreshingDirectory) return;
+        refreshingDirectory = true;
+        void service.refreshDirectoryGroups().finally(() => (refreshingDirectory = false));
+      }, Math.max(1000, Math.floor(config.JIT_DIRECTORY_TTL / 3)))
+    : undefined;
+  directoryTimer?.unref();
   for (const c of chats) c.bind(service);
 
   let worker: BullWorker | null = null;
@@ -269,6 +298,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       starting: () => starting,
       adapters: () => ({
         network: !lastSweep.ok ? `last sweep failed: ${lastSweep.error ?? 'unknown'}` : service.networkPoliciesProblem() ?? 'ok',
+        ...(directory ? { directory: service.directoryProblem() ?? 'ok' } : {}),
         ...Object.fromEntries(platforms.map((p) => [p.name, p.health()])),
       }),
     },
@@ -346,6 +376,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       // finishes its running jobs and closes.
       draining = true;
       clearInterval(timer);
+      clearInterval(directoryTimer);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 25_000).unref())]);

@@ -9,6 +9,7 @@ import type {
   RequestStatus,
   Target,
 } from '../core/types.js';
+import type { DirectoryMember } from '../core/directory.js';
 import type { NetworkPolicies } from '../core/policy.js';
 import type { ApprovalRoute } from '../core/workflow.js';
 
@@ -219,3 +220,18 @@ export interface OpsMetrics {
 }
 
 export const noOpsMetrics: OpsMetrics = { chatApiError() {}, chatRateLimited() {} };
+
+/**
+ * A directory that backs policy groups (Microsoft Graph for Entra ID groups, Slack's user groups).
+ * `members` lists every person in the group (nested groups flattened), or throws when the
+ * directory cannot be read: never a partial list.
+ */
+export interface GroupDirectory {
+  /** The key that names it in the policy file's groups (`entra`, `slack`). */
+  readonly kind: string;
+  /** The chat platform whose user ids its member ids are (pins in `principals.<p>.<platform>`). */
+  readonly pinPlatform: string;
+  /** How messages name one of its groups (`Entra ID group <id>`). */
+  label(groupId: string): string;
+  members(groupId: string): Promise<DirectoryMember[]>;
+}

@@ -19,7 +19,9 @@ import {
   type NetworkPolicies,
   type PolicyBook,
 } from '../core/policy.js';
-import { approversAmong, approversFor, can, hasAnyRole, isApprover, normalizePrincipal, refMatches, rolesAt } from '../core/rbac.js';
+import { approversAmong, approversFor, can, hasAnyRole, isApprover, normalizePrincipal, refMatches, rolesAt, unresolvedGroupsBehind, unresolvedNote } from '../core/rbac.js';
+import { withDirectoryGroups } from '../core/directory.js';
+import type { DirectoryGroups } from './directory-groups.js';
 import { checkJustification, extendOptions, matchAutoApproval, resolveStart, routeApproval, type ApprovalRoute } from '../core/workflow.js';
 import { connectionsFor, rejectedReply, type Reply } from '../core/reply.js';
 import { parseSource } from '../core/source.js';
@@ -81,6 +83,8 @@ export interface ServiceDeps {
   book: PolicyBook;
   /** Answers "is this person on call" for auto-approval rules that need it (PagerDuty). */
   onCall?: OnCallDirectory;
+  /** Members of directory-backed groups (Entra ID, Slack user groups), cached with a TTL. */
+  directory?: DirectoryGroups;
   /** Per-principal request rate (abuse limit); without it only the caps on grants in flight apply. */
   rateLimiter?: RateLimiter;
   settings?: Partial<ServiceSettings>;
@@ -93,7 +97,9 @@ const ACTIVATION_GUARD_MS = 15_000;
 
 export class JitService implements JobHandlers {
   /** The policy file's book merged with the network side's own targets (Defender for Cloud's JIT policies). */
-  private book: PolicyBook;
+  private netBook: PolicyBook;
+  /** `netBook` with the directory groups' members merged in, until the first membership goes stale. */
+  private merged: { base: PolicyBook; version: number; until: number; book: PolicyBook } | undefined;
   /** The policy file's book as loaded. */
   private fileBook: PolicyBook;
   /** The network side's targets and ports as last read (kept when a later read fails). */
@@ -104,7 +110,7 @@ export class JitService implements JobHandlers {
   private readonly log: (msg: string, err?: unknown) => void;
 
   constructor(private readonly deps: ServiceDeps) {
-    this.book = deps.book;
+    this.netBook = deps.book;
     this.fileBook = deps.book;
     this.settings = { ...DEFAULT_SETTINGS, ...deps.settings };
     this.log = deps.log ?? (() => {});
@@ -143,7 +149,34 @@ export class JitService implements JobHandlers {
 
   setPolicyBook(book: PolicyBook): void {
     this.fileBook = book;
-    this.book = withNetworkPolicies(book, this.network).book;
+    this.netBook = withNetworkPolicies(book, this.network).book;
+  }
+
+  /**
+   * The book every decision reads: the file's and the network's, with directory groups' members as
+   * last read (a membership older than the TTL counts as unknown: its members hold nothing).
+   */
+  private get book(): PolicyBook {
+    const dir = this.deps.directory;
+    if (!dir || !this.netBook.directory) return this.netBook;
+    const now = this.deps.clock.now();
+    const m = this.merged;
+    if (m && m.base === this.netBook && m.version === dir.version && now < m.until) return m.book;
+    const book = withDirectoryGroups(this.netBook, (s) => dir.membership(s, now));
+    this.merged = { base: this.netBook, version: dir.version, until: dir.validUntil(now), book };
+    return book;
+  }
+
+  /** Reads the directory groups' membership again (bootstrap: at start and every third of the TTL). */
+  async refreshDirectoryGroups(): Promise<void> {
+    if (this.netBook.directory) await this.deps.directory?.refresh(this.netBook);
+  }
+
+  /** For /readyz: directory groups whose membership is unknown or whose last refresh failed. */
+  directoryProblem(): string | undefined {
+    if (!this.netBook.directory) return undefined;
+    if (!this.deps.directory) return 'directory groups are configured but no directory is wired';
+    return this.deps.directory.problem(this.netBook, this.deps.clock.now());
   }
 
   /**
@@ -158,7 +191,7 @@ export class JitService implements JobHandlers {
       const net = await this.deps.gate.policies();
       const { book, notes } = withNetworkPolicies(this.fileBook, net);
       this.network = net;
-      this.book = book;
+      this.netBook = book;
       this.networkProblem = undefined;
       const said = notes.join('; ');
       if (said && said !== this.networkNotes) this.log(`${net.source} policies: ${said}`);
@@ -407,7 +440,7 @@ export class JitService implements JobHandlers {
     const target = findTarget(book, cmd.target);
     if (!target) throw this.unknownTarget(actor, cmd.target, cmd);
     if (!can(book, actor, 'request', target.id)) {
-      throw new JitError('forbidden', `you (${actor}) have no JIT Requester role covering ${target.name}; ask a JIT Admin to assign one`);
+      throw new JitError('forbidden', `you (${actor}) have no JIT Requester role covering ${target.name}; ask a JIT Admin to assign one${unresolvedNote(book, unresolvedGroupsBehind(book, 'request', target.id))}`);
     }
     const policy = effectivePolicy(book, target);
     const source = cmd.source === undefined ? undefined : parseSource(cmd.source);
@@ -990,7 +1023,9 @@ export class JitService implements JobHandlers {
 
   private assertMayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): void {
     if (!this.mayDecide(actor, req, policy)) {
-      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}`);
+      const book = this.book;
+      const refs = [...policy.approval.approvers, ...(policy.approval.escalation?.approvers ?? [])];
+      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}${unresolvedNote(book, unresolvedGroupsBehind(book, 'approve', req.targetId, refs))}`);
     }
   }
 
@@ -1171,7 +1206,10 @@ export class JitService implements JobHandlers {
 
   /** The same answer for "no such request" and "not yours to see": ids are not confirmed to outsiders. */
   private notFound(id: string): JitError {
-    return new JitError('not_found', `there is no request ${id} that you can see`, 'list');
+    // Said whether or not the request exists (it confirms nothing): rights may hang on a directory group that cannot be read now.
+    const book = this.book;
+    const unresolved = Object.keys(book.unresolvedGroups ?? {}).filter((g) => book.roles.some((r) => r.principal === `group:${g}`)).sort();
+    return new JitError('not_found', `there is no request ${id} that you can see${unresolvedNote(book, unresolved)}`, 'list');
   }
 
   /** The request, if it exists and `actor` may see it; else not_found (before any permission message). */

@@ -145,6 +145,13 @@ const schema = z.object({
   SLACK_AUDIT_CHANNEL: z.string().regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a channel id such as C0123ABCD (not a #name)').optional(),
   SLACK_AUDIT_INTERVAL: durationVar('1s'),
   SLACK_USER_CACHE_TTL: durationVar('10m'),
+  /**
+   * How long a directory group's membership (Entra ID, Slack user group) is trusted after it was
+   * read; it is read again every third of this. Past it, a group that cannot be read holds no rights.
+   */
+  JIT_DIRECTORY_TTL: durationVar('10m').refine((ms) => ms >= 10_000 && ms <= 24 * 3600_000, { message: 'must be between 10s and 24h, e.g. 10m' }),
+  /** Microsoft Graph for Entra ID groups (national clouds: https://graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn). */
+  JIT_GRAPH_URL: z.url({ message: 'must be the Microsoft Graph URL, e.g. https://graph.microsoft.com' }).default('https://graph.microsoft.com'),
   MICROSOFT_APP_ID: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be the bot\'s Microsoft App ID (a GUID)').optional(),
   MICROSOFT_APP_PASSWORD: z.string().min(1).optional(),
   // Azure Bot creates only SingleTenant and UserAssignedMSI bots since 31 July 2025; MultiTenant

@@ -6,7 +6,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { formatDuration, parseDuration } from '../core/duration.js';
 import { isJitError } from '../core/errors.js';
-import { ROLE_NAMES, normalizeScope, type PolicyBook, type PolicyDef, type RoleName } from '../core/policy.js';
+import { ROLE_NAMES, normalizeScope, type GroupSource, type PolicyBook, type PolicyDef, type RoleName } from '../core/policy.js';
 import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
 import { parseSource } from '../core/source.js';
 import { TARGET_NAME_RE } from '../core/validate.js';
@@ -44,6 +44,35 @@ const email = z
   .string()
   .refine((s) => /^[^@\s]+@[^@\s]+$/.test(s), { message: 'must be an email / UPN like alice@contoso.com' })
   .transform(normalizePrincipal);
+
+const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * A group: a literal list of members, or `{ members?, entra?, slack? }` whose members also come from
+ * an Entra ID group (its object id; transitive membership) and / or a Slack user group (S…).
+ */
+const groupObject = z
+  .object({
+    members: z.array(email).default([]),
+    entra: z.string().refine((v) => GUID_RE.test(v), { message: 'must be the Entra ID group\'s object id (a GUID like 0b6f1a52-3c1e-4d7e-9a55-2f3c4d5e6f70)' }).optional(),
+    slack: z.string().regex(/^S[A-Z0-9]{2,}$/, 'must be a Slack user group id like S0614TZR7 (usergroups.list shows it)').optional(),
+  })
+  .strict()
+  .refine((g) => g.members.length > 0 || g.entra !== undefined || g.slack !== undefined, { message: 'needs members, entra: <group object id> or slack: <user group id>' });
+// A list or an object, each checked by its own schema so that errors name the bad key (a union
+// would only say "Invalid input").
+const groupDef = z.unknown().transform((v, ctx): { members: string[]; sources: GroupSource[] } => {
+  const r = Array.isArray(v) ? z.array(email).safeParse(v) : groupObject.safeParse(v);
+  if (!r.success) {
+    for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: i.path as PropertyKey[], message: i.message });
+    return z.NEVER;
+  }
+  if (Array.isArray(r.data)) return { members: r.data, sources: [] };
+  const g = r.data;
+  return {
+    members: g.members,
+    sources: [...(g.entra ? [{ kind: 'entra' as const, id: g.entra.toLowerCase() }] : []), ...(g.slack ? [{ kind: 'slack' as const, id: g.slack }] : [])],
+  };
+});
 
 const principalRef = z
   .string()
@@ -231,7 +260,7 @@ const fileSchema = z
     principals: z
       .record(z.string(), byPlatform(z.string()).nullable())
       .default({}),
-    groups: z.record(z.string(), z.array(email)).default({}),
+    groups: z.record(z.string(), groupDef).default({}),
     roles: z
       .array(
         z
@@ -399,7 +428,13 @@ export function parsePolicyText(text: string, file = 'policy file', platforms?: 
     }
   }
   if (problems.length) throw new PolicyFileError(file, problems);
-  return { principals, groups: f.groups, roles: f.roles, targets, policies };
+  const groups: PolicyBook['groups'] = {};
+  const directory: Record<string, GroupSource[]> = {};
+  for (const [name, g] of Object.entries(f.groups)) {
+    groups[name] = g.members;
+    if (g.sources.length) directory[name] = g.sources;
+  }
+  return { principals, groups, roles: f.roles, targets, policies, ...(Object.keys(directory).length ? { directory } : {}) };
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

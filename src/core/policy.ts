@@ -51,6 +51,24 @@ export interface PolicyBook {
   roles: RoleAssignment[];
   targets: Record<string, Target>;
   policies: PolicyDef[];
+  /**
+   * Groups backed by a directory (an Entra ID group, a Slack user group): their members come from
+   * it, added to the literal list in `groups` (see core/directory.ts). Absent: literal lists only.
+   */
+  directory?: Record<string, GroupSource[]>;
+  /**
+   * Directory groups whose membership is not known now (never read, or the last good read is
+   * older than the TTL), with why. Their directory members hold no rights meanwhile (fail closed).
+   */
+  unresolvedGroups?: Record<string, string>;
+}
+
+/** Where a policy group's members come from besides its literal list. */
+export interface GroupSource {
+  /** The directory, as the policy file names it (`entra`, `slack`). */
+  kind: string;
+  /** The group's id in that directory (an object id, a user group id). */
+  id: string;
 }
 
 export const DEFAULT_MAX_DURATION_MS = 3 * 3600_000;

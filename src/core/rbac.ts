@@ -96,3 +96,26 @@ export function approversFor(book: PolicyBook, policy: EffectivePolicy): Princip
   ]);
   return [...everyone].filter((p) => can(book, p, 'approve', policy.target.id)).sort();
 }
+
+/**
+ * Directory groups that could hold this right and whose membership is not known now: those with a
+ * role granting `perm` at a scope covering the target, and (when given) those among `refs` (the
+ * policy's approvers). For refusals: "the directory could not be read" rather than a bare "no".
+ */
+export function unresolvedGroupsBehind(book: PolicyBook, perm: Permission, resourceId: string, refs: PrincipalRef[] = []): string[] {
+  const unresolved = book.unresolvedGroups ?? {};
+  const names = new Set<string>();
+  for (const a of book.roles) {
+    if (!a.principal.startsWith(GROUP_PREFIX) || !ROLE_PERMISSIONS[a.role].includes(perm) || !scopeCovers(a.scope, resourceId)) continue;
+    names.add(a.principal.slice(GROUP_PREFIX.length));
+  }
+  for (const ref of refs) if (ref.startsWith(GROUP_PREFIX)) names.add(ref.slice(GROUP_PREFIX.length));
+  return [...names].filter((g) => Object.hasOwn(unresolved, g)).sort();
+}
+
+/** The sentence a refusal adds when rights may hang on directory groups that could not be read. */
+export function unresolvedNote(book: PolicyBook, groups: string[]): string {
+  if (groups.length === 0) return '';
+  const unresolved = book.unresolvedGroups ?? {};
+  return ` (the directory could not be read for ${groups.map((g) => `group ${g} [${unresolved[g]}]`).join(', ')}: rights through ${groups.length === 1 ? 'it are' : 'them are'} suspended until it can be read again)`;
+}

@@ -43,6 +43,8 @@ export class FakeSlack {
   private ts = 1_767_000_000_000;
   private failures: Array<{ method: string; status: number; headers: Record<string, string>; body: unknown; match?: (body: Record<string, unknown>) => boolean }> = [];
   url = '';
+  /** User groups (S… id → member user ids) for `usergroups.users.list`; tests change them. */
+  readonly usergroups: Record<string, string[]> = {};
 
   constructor(readonly users: Record<string, FakeUser> = {}) {
     this.server = createServer((req, res) => {
@@ -166,6 +168,11 @@ export class FakeSlack {
       case 'users.lookupByEmail': {
         const hit = Object.entries(this.users).find(([, u]) => u.email === body.email);
         return hit ? { ok: true, user: { id: hit[0], profile: { email: body.email } } } : { ok: false, error: 'users_not_found' };
+      }
+      case 'usergroups.users.list': {
+        // https://api.slack.com/methods/usergroups.users.list: `{ ok, users: [ids] }`, or `no_such_subteam`.
+        const members = Object.hasOwn(this.usergroups, String(body.usergroup)) ? this.usergroups[String(body.usergroup)] : undefined;
+        return members ? { ok: true, users: members } : { ok: false, error: 'no_such_subteam' };
       }
       default:
         return { ok: false, error: 'unknown_method' };

@@ -18,7 +18,8 @@ import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { ACTIONS, DENY_MODAL, auditLine, denyModal, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
-import { SlackDirectory, UnresolvedUserError } from './directory.js';
+import { SlackDirectory, UnresolvedUserError, type SlackUsersApi } from './directory.js';
+import { SlackUserGroups } from './usergroups.js';
 import { foreignWorkspace, workspaceOf, type SlackWorkspace } from './workspace.js';
 
 export { foreignWorkspace, type SlackWorkspace };
@@ -86,6 +87,7 @@ export class SlackAdapter implements ChatAdapter {
   readonly client: Client;
   private readonly receiver: HTTPReceiver;
   private readonly directory: SlackDirectory;
+  private readonly usersApi: SlackUsersApi;
   private service: JitService | undefined;
 
   private constructor(
@@ -115,8 +117,7 @@ export class SlackAdapter implements ChatAdapter {
       logger: boltLogger(log),
       clientOptions: webClientOptions(deps),
     });
-    this.directory = new SlackDirectory(
-      {
+    this.usersApi = {
         info: async (user) => {
           const u = (await this.client.users.info({ user })).user;
           if (!u?.id) return undefined;
@@ -137,13 +138,34 @@ export class SlackAdapter implements ChatAdapter {
             throw err;
           }
         },
-      },
+      };
+    this.directory = new SlackDirectory(
+      this.usersApi,
       () => this.book(),
       settings.userCacheTtlMs,
     );
     // The Web API client waits out 429s itself (Retry-After); count the time.
     for (const c of [this.client, this.app.client]) c.on(webApi.WebClientEvent.RATE_LIMITED, (seconds: number) => deps.metrics?.chatRateLimited('slack', seconds));
     this.register();
+  }
+
+  /** Slack user groups as a directory of policy groups (`usergroups.users.list`, scope usergroups:read). */
+  userGroups(): SlackUserGroups {
+    return new SlackUserGroups(
+      {
+        list: async (usergroup) => {
+          try {
+            return (await this.client.usergroups.users.list({ usergroup })).users ?? [];
+          } catch (err) {
+            const code = slackError(err);
+            if (code === 'missing_scope') throw new Error('Slack refused usergroups.users.list (missing_scope): add the usergroups:read scope to the Slack app and reinstall it');
+            throw new Error(`Slack usergroups.users.list failed: ${code ?? (err instanceof Error ? err.message : String(err))}`);
+          }
+        },
+        info: (user) => this.usersApi.info(user),
+      },
+      this.deps.settings.userCacheTtlMs,
+    );
   }
 
   /** `ok` once auth.test succeeded (the bot token works and its ids are known). */
