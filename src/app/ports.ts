@@ -210,7 +210,7 @@ export interface IdSource {
   token(): string;
 }
 
-/** Operational counters the adapters report (Prometheus in production; no-op by default). */
+/** Operational counters the adapters report (Prometheus). */
 export interface OpsMetrics {
   /** A chat platform API call failed (after its own retries). */
   chatApiError(platform: string, code: string): void;
@@ -218,4 +218,3 @@ export interface OpsMetrics {
   chatRateLimited(platform: string, seconds: number): void;
 }
 
-export const noOpsMetrics: OpsMetrics = { chatApiError() {}, chatRateLimited() {} };

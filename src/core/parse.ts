@@ -7,6 +7,7 @@
 import type { AccessCommand, Command } from './command.js';
 import { looksLikeDuration, parseDuration } from './duration.js';
 import { JitError, isJitError } from './errors.js';
+import { portLabel } from './format.js';
 import { parseSource } from './source.js';
 import type { PortSpec, Protocol } from './types.js';
 import { checkPorts, checkText, MAX_PORTS, MAX_TEXT_LENGTH, TARGET_NAME_RE } from './validate.js';
@@ -257,7 +258,7 @@ export function parsePorts(text: string): PortSpec[] {
 }
 
 function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Token[]): AccessCommand {
-  const portText = verb === 'port' ? `port ${ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(',')}` : verb;
+  const portText = verb === 'port' ? `port ${ports.map(portLabel).join(',')}` : verb;
   const example = verb === 'port' ? `${portText} vm1 45m` : EXAMPLES[verb];
   const t = tokens.shift();
   const d = tokens.shift();
