@@ -9,6 +9,7 @@ import type {
   RequestStatus,
   Target,
 } from '../core/types.js';
+import type { RequestId } from '../core/ids.js';
 import type { NetworkPolicies } from '../core/policy.js';
 import type { ApprovalRoute } from '../core/workflow.js';
 
@@ -206,7 +207,7 @@ export interface Clock {
 export const systemClock: Clock = { now: () => Date.now() };
 
 export interface IdSource {
-  requestId(): string;
+  requestId(): RequestId;
   token(): string;
 }
 

@@ -8,6 +8,7 @@ import type { AccessCommand, Command } from './command.js';
 import { looksLikeDuration, parseDuration } from './duration.js';
 import { JitError, isJitError } from './errors.js';
 import { portLabel } from './format.js';
+import { REQUEST_ID_RE } from './ids.js';
 import { parseSource } from './source.js';
 import type { PortSpec, Protocol } from './types.js';
 import { checkPorts, checkText, MAX_PORTS, MAX_TEXT_LENGTH, TARGET_NAME_RE } from './validate.js';
@@ -27,8 +28,6 @@ export const MAX_REASON_LENGTH = MAX_TEXT_LENGTH;
 const TARGET_RE = TARGET_NAME_RE;
 /** Ports one request may name (after ranges and lists are expanded). */
 export const MAX_PORTS_PER_REQUEST = MAX_PORTS;
-/** `r` + 9 Crockford base-32 characters (see src/app/ids.ts). */
-export const REQUEST_ID_RE = /^r[0-9abcdefghjkmnpqrstvwxyz]{9}$/;
 /** The longest command accepted (characters). */
 export const MAX_INPUT_LENGTH = 2000;
 const MAX_INPUT = MAX_INPUT_LENGTH;
