@@ -98,6 +98,9 @@ const schema = z.object({ ...coreEnv, ...slackConfig.env, ...teamsConfig.env, ..
 
 export type Config = z.infer<typeof schema>;
 
+/** The names of every variable the configuration reads (the core's and every adapter's). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 
 /** What makes this server reachable by others (a chat platform, a public URL): the local channel is off by default beside any of them. */
 export function localChannelExposure(cfg: Config): string[] {
