@@ -3,7 +3,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { ChatNotifier } from './app/chat/notifier.js';
 import type { ChatPlatform } from './app/chat/platform.js';
@@ -19,10 +18,10 @@ import { checkEvictionPolicy, checkTimerResolution, openRedis } from './adapters
 import { ensureRedis } from './adapters/redis/embedded.js';
 import { RedisRequestStore } from './adapters/redis/store.js';
 import { RedisRateLimiter } from './adapters/redis/ratelimit.js';
-import { SimulatedGate } from './adapters/simulated/gate.js';
-import { PagerDutyOnCall } from './adapters/pagerduty/oncall.js';
+import { NETWORK_GATES } from './adapters/network.js';
+import { createOnCall } from './adapters/pagerduty/config.js';
 import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
-import { CHAT_PLATFORMS, type ChatAdapter } from './adapters/chat/platforms.js';
+import { CHAT_PLATFORM_CONFIGS, CHAT_PLATFORMS, type ChatAdapter } from './adapters/chat/platforms.js';
 import { RedisMessageRefs } from './adapters/redis/messages.js';
 import type { SlackAdapter } from './adapters/slack/adapter.js';
 import type { TeamsAdapter, TeamsAuthOverrides } from './adapters/teams/adapter.js';
@@ -126,67 +125,24 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       return g.armAnswers && g.stats ? { answers: g.armAnswers(), retries: g.stats.retries } : undefined;
     },
   });
-  const rawGate =
-    opts.gate ??
-    (config.JIT_NETWORK === 'azure'
-      ? await (await import('./adapters/azure/wiring.js')).createAzureGate(config, { redis, prefix, targets: () => Object.values(book.targets), log })
-      : config.JIT_NETWORK === 'defender'
-        ? await (await import('./adapters/azure/wiring.js')).createDefenderGate(config, { redis, prefix, targets: () => Object.values(book.targets), log })
-        : await SimulatedGate.open({ file: join(config.JIT_DATA_DIR, 'simulated-network.json') }));
+  const rawGate = opts.gate ?? (await NETWORK_GATES[config.JIT_NETWORK](config, { redis, prefix, targets: () => Object.values(book.targets), log }));
   // Every write timed and its failures counted (jit_network_write_*).
   const gate = metrics.meter(rawGate);
   const feed = new LocalFeed();
-  let slack: SlackAdapter | undefined;
-  if (config.SLACK_SIGNING_SECRET && config.SLACK_BOT_TOKEN) {
-    try {
-      // Adapters load only when configured: their SDKs take seconds to import.
-      const { SlackAdapter } = await import('./adapters/slack/adapter.js');
-      slack = await SlackAdapter.create({
-        settings: {
-          signingSecret: config.SLACK_SIGNING_SECRET,
-          botToken: config.SLACK_BOT_TOKEN,
-          ...(config.SLACK_API_URL ? { apiUrl: config.SLACK_API_URL.endsWith('/') ? config.SLACK_API_URL : `${config.SLACK_API_URL}/` } : {}),
-          ...(config.SLACK_AUDIT_CHANNEL ? { auditChannel: config.SLACK_AUDIT_CHANNEL } : {}),
-          auditIntervalMs: config.SLACK_AUDIT_INTERVAL,
-          userCacheTtlMs: config.SLACK_USER_CACHE_TTL,
-        },
-        redis,
-        prefix,
-        log,
-        metrics,
-      });
-    } catch (err) {
-      await scheduler.close();
-      redis.disconnect();
-      await redisInfo.stop();
-      throw err;
+  // Each configured chat platform, built by its own factory (src/adapters/<platform>/config.ts).
+  const chats: ChatAdapter[] = [];
+  try {
+    for (const p of CHAT_PLATFORM_CONFIGS) {
+      if (p.configured(config)) chats.push(await p.create(config, { redis, prefix, log, metrics, ...(opts.teamsAuth ? { teamsAuth: opts.teamsAuth } : {}) }));
     }
+  } catch (err) {
+    await scheduler.close();
+    redis.disconnect();
+    await redisInfo.stop();
+    throw err;
   }
-  let teams: TeamsAdapter | undefined;
-  if (config.MICROSOFT_APP_ID || config.TEAMS_ALLOW_UNAUTHENTICATED) {
-    if (!config.MICROSOFT_APP_ID) log.warn('teams: TEAMS_ALLOW_UNAUTHENTICATED=true: activities on /api/messages are NOT authenticated (local testing only)');
-    const { TeamsAdapter } = await import('./adapters/teams/adapter.js');
-    teams = new TeamsAdapter({
-      settings: {
-        appId: config.MICROSOFT_APP_ID ?? '',
-        ...(config.MICROSOFT_APP_PASSWORD ? { appPassword: config.MICROSOFT_APP_PASSWORD } : {}),
-        // Without an app id (local unauthenticated testing) botbuilder accepts only MultiTenant.
-        appType: config.MICROSOFT_APP_ID ? config.MICROSOFT_APP_TYPE : 'MultiTenant',
-        ...(config.MICROSOFT_APP_TENANT_ID ? { tenantId: config.MICROSOFT_APP_TENANT_ID } : {}),
-        serviceUrl: config.TEAMS_SERVICE_URL,
-        ...(config.TEAMS_AUDIT_CHANNEL ? { auditChannel: config.TEAMS_AUDIT_CHANNEL } : {}),
-        auditIntervalMs: config.TEAMS_AUDIT_INTERVAL,
-        userCacheTtlMs: config.SLACK_USER_CACHE_TTL,
-        allowedTenants: config.TEAMS_ALLOWED_TENANTS,
-      },
-      redis,
-      prefix,
-      log,
-      metrics,
-      ...(opts.teamsAuth ? { auth: opts.teamsAuth } : {}),
-    });
-  }
-  const chats: ChatAdapter[] = [...(slack ? [slack] : []), ...(teams ? [teams] : [])];
+  const slack = chats.find((c): c is SlackAdapter => c.name === 'slack');
+  const teams = chats.find((c): c is TeamsAdapter => c.name === 'teams');
   const platforms: ChatPlatform[] = [...chats, ...(opts.chatPlatforms ?? [])];
   // One notifier decides, for every chat platform, what to post and update where.
   const chat = new ChatNotifier({ platforms, refs: new RedisMessageRefs(redis, prefix), log });
@@ -201,11 +157,10 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     directory = new DirectoryGroups({ directories: dirs, ttlMs: config.JIT_DIRECTORY_TTL, clock: opts.clock ?? systemClock, log: (msg, err) => log.warn(msg, { err }) });
   }
 
+  const onCall = createOnCall(config);
   const service = new JitService({
     ...(directory ? { directory } : {}),
-    ...(config.PAGERDUTY_API_TOKEN
-      ? { onCall: new PagerDutyOnCall({ token: config.PAGERDUTY_API_TOKEN, ...(config.PAGERDUTY_API_URL ? { apiUrl: config.PAGERDUTY_API_URL } : {}) }) }
-      : {}),
+    ...(onCall ? { onCall } : {}),
     store,
     audit,
     scheduler,
@@ -351,7 +306,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const timer = setInterval(() => void sweep(), config.JIT_RECONCILE_INTERVAL);
   timer.unref();
 
-  log.info('jit-bot listening', { url, network: config.JIT_NETWORK, policy: config.JIT_POLICY_FILE, localChannel: config.JIT_LOCAL_CHANNEL, slack: Boolean(slack), teams: teams ? (config.MICROSOFT_APP_ID ? 'authenticated' : 'UNAUTHENTICATED') : false });
+  log.info('jit-bot listening', { url, network: config.JIT_NETWORK, policy: config.JIT_POLICY_FILE, localChannel: config.JIT_LOCAL_CHANNEL, ...Object.fromEntries(CHAT_PLATFORM_CONFIGS.map((p) => [p.name, p.mode(config)])) });
 
   starting = false;
   let stopped = false;

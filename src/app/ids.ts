@@ -1,13 +1,11 @@
-// Request ids people can type: `r` + 9 Crockford base32 characters (no i, l, o, u), never a
-// plain integer and never containing `:` (BullMQ job ids), ~45 bits of randomness.
+// Request ids people can type (the shape is defined once, in src/core/ids.ts), ~45 bits of
+// randomness, and tokens of 160 bits in the same alphabet.
+import { formatRequestId, REQUEST_ID_ALPHABET, REQUEST_ID_LENGTH } from '../core/ids.js';
 import type { IdSource } from './ports.js';
 
-const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
-
 export function randomIds(random: (bytes: number) => Uint8Array): IdSource {
-  const pick = (n: number) => Array.from(random(n), (b) => ALPHABET[b % 32]).join('');
   return {
-    requestId: () => `r${pick(9)}`,
-    token: () => pick(32), // 160 bits
+    requestId: () => formatRequestId(random(REQUEST_ID_LENGTH)),
+    token: () => Array.from(random(32), (b) => REQUEST_ID_ALPHABET[b % 32]).join(''), // 160 bits
   };
 }

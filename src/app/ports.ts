@@ -10,6 +10,7 @@ import type {
   Target,
 } from '../core/types.js';
 import type { DirectoryMember } from '../core/directory.js';
+import type { RequestId } from '../core/ids.js';
 import type { NetworkPolicies } from '../core/policy.js';
 import type { ApprovalRoute } from '../core/workflow.js';
 
@@ -207,19 +208,17 @@ export interface Clock {
 export const systemClock: Clock = { now: () => Date.now() };
 
 export interface IdSource {
-  requestId(): string;
+  requestId(): RequestId;
   token(): string;
 }
 
-/** Operational counters the adapters report (Prometheus in production; no-op by default). */
+/** Operational counters the adapters report (Prometheus). */
 export interface OpsMetrics {
   /** A chat platform API call failed (after its own retries). */
   chatApiError(platform: string, code: string): void;
   /** A chat platform asked us to wait (HTTP 429 Retry-After). */
   chatRateLimited(platform: string, seconds: number): void;
 }
-
-export const noOpsMetrics: OpsMetrics = { chatApiError() {}, chatRateLimited() {} };
 
 /**
  * A directory that backs policy groups (Microsoft Graph for Entra ID groups, Slack's user groups).

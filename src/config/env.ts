@@ -1,9 +1,18 @@
 // Configuration from environment variables, validated at start. A bad or missing value gets a
-// message that names the variable.
+// message that names the variable. The core's variables are here; each adapter owns its own part
+// (src/adapters/<adapter>/config.ts: variables, checks, factory) and this file merges them into
+// the one schema.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration } from '../core/duration.js';
 import { parseSource } from '../core/source.js';
+import { azureEnv, checkAzure } from '../adapters/azure/config.js';
+import { CHAT_PLATFORM_CONFIGS } from '../adapters/chat/platforms.js';
+import { pagerDutyEnv } from '../adapters/pagerduty/config.js';
+import { slackConfig } from '../adapters/slack/config.js';
+import { teamsConfig } from '../adapters/teams/config.js';
+import { bool, durationVar, isLoopback, rate } from './vars.js';
+
+export { isLoopback };
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -12,62 +21,7 @@ export class ConfigError extends Error {
   }
 }
 
-const durationVar = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((v, ctx) => {
-      try {
-        return parseDuration(v);
-      } catch {
-        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; write 5m, 60s or PT5M` });
-        return z.NEVER;
-      }
-    });
-
-/** An NSG priority range `lo-hi` within Azure's 100-4096. */
-const priorityRange = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((v, ctx) => {
-      const m = /^(\d{3,4})-(\d{3,4})$/.exec(v);
-      const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
-      if (!range || range[0] < 100 || range[1] > 4096 || range[0] > range[1]) {
-        ctx.addIssue({ code: 'custom', message: `must be a range within 100-4096, e.g. ${fallback}` });
-        return z.NEVER;
-      }
-      return range;
-    });
-
-/** `<count>/<duration>` such as `30/1m`, or `off` (no limit). */
-const rate = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((v, ctx) => {
-      if (v === 'off' || v === '0') return { count: 0, windowMs: 60_000 };
-      const m = /^(\d{1,6})\/(.+)$/.exec(v);
-      let windowMs = NaN;
-      try {
-        windowMs = m ? parseDuration(m[2]!) : NaN;
-      } catch {
-        /* reported below */
-      }
-      if (!m || Number.isNaN(windowMs) || Number(m[1]) < 1) {
-        ctx.addIssue({ code: 'custom', message: 'must be <count>/<duration> such as 30/1m, or off' });
-        return z.NEVER;
-      }
-      return { count: Number(m[1]), windowMs };
-    });
-
-const bool = (fallback: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
-    .optional()
-    .transform((v) => (v === undefined || v === '' ? fallback : v === 'true' || v === '1' || v === 'yes'));
-
-const schema = z.object({
+const coreEnv = {
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z
     .string()
@@ -138,13 +92,6 @@ const schema = z.object({
       return out;
     }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-  PAGERDUTY_API_TOKEN: z.string().min(1).optional(),
-  SLACK_SIGNING_SECRET: z.string().min(8, 'looks too short for a Slack signing secret').optional(),
-  SLACK_BOT_TOKEN: z.string().regex(/^xox[bp]-/, 'must be a bot token (xoxb-…) from the app\'s OAuth & Permissions page').optional(),
-  SLACK_API_URL: z.url({ message: 'must be the Web API base URL, e.g. https://slack.com/api/' }).optional(),
-  SLACK_AUDIT_CHANNEL: z.string().regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a channel id such as C0123ABCD (not a #name)').optional(),
-  SLACK_AUDIT_INTERVAL: durationVar('1s'),
-  SLACK_USER_CACHE_TTL: durationVar('10m'),
   /**
    * How long a directory group's membership (Entra ID, Slack user group) is trusted after it was
    * read; it is read again every third of this. Past it, a group that cannot be read holds no rights.
@@ -152,72 +99,19 @@ const schema = z.object({
   JIT_DIRECTORY_TTL: durationVar('10m').refine((ms) => ms >= 10_000 && ms <= 24 * 3600_000, { message: 'must be between 10s and 24h, e.g. 10m' }),
   /** Microsoft Graph for Entra ID groups (national clouds: https://graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn). */
   JIT_GRAPH_URL: z.url({ message: 'must be the Microsoft Graph URL, e.g. https://graph.microsoft.com' }).default('https://graph.microsoft.com'),
-  MICROSOFT_APP_ID: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be the bot\'s Microsoft App ID (a GUID)').optional(),
-  MICROSOFT_APP_PASSWORD: z.string().min(1).optional(),
-  // Azure Bot creates only SingleTenant and UserAssignedMSI bots since 31 July 2025; MultiTenant
-  // stays for bots registered before.
-  MICROSOFT_APP_TYPE: z
-    .enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI'], { message: 'must be SingleTenant (the default), UserAssignedMSI, or MultiTenant (only for bots registered as multi-tenant before 31 July 2025)' })
-    .default('SingleTenant'),
-  MICROSOFT_APP_TENANT_ID: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a tenant id (a GUID)').optional(),
-  /**
-   * Tenant ids whose Teams users the bot answers, comma-separated. Default: MICROSOFT_APP_TENANT_ID
-   * (the bot's own tenant); a MultiTenant bot without either is refused at start.
-   */
-  TEAMS_ALLOWED_TENANTS: z
-    .string()
-    .default('')
-    .transform((v, ctx) => {
-      const out: string[] = [];
-      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
-        if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(part)) out.push(part.toLowerCase());
-        else ctx.addIssue({ code: 'custom', message: `"${part}" is not a tenant id (a GUID)` });
-      }
-      return out;
-    }),
-  TEAMS_ALLOW_UNAUTHENTICATED: bool(false),
-  TEAMS_SERVICE_URL: z.url({ message: 'must be the Bot Connector URL, e.g. https://smba.trafficmanager.net/teams/' }).default('https://smba.trafficmanager.net/teams/'),
-  TEAMS_AUDIT_CHANNEL: z.string().min(1).optional(),
-  TEAMS_AUDIT_INTERVAL: durationVar('1s'),
-  AZURE_SUBSCRIPTION_ID: z.string().regex(/^[0-9a-zA-Z-]+(,[0-9a-zA-Z-]+)*$/, 'must be a subscription id (or several, comma-separated)').optional(),
-  AZURE_ARM_ENDPOINT: z.url({ message: 'must be the Resource Manager URL, e.g. https://management.azure.com or https://management.usgovcloudapi.net' }).default('https://management.azure.com'),
-  AZURE_AUTHORITY_HOST: z.url({ message: 'must be the Entra ID authority, e.g. https://login.microsoftonline.us' }).optional(),
-  AZURE_ARM_CA_FILE: z.string().min(1).optional(),
-  /** A static bearer token instead of DefaultAzureCredential (the ARM emulator, short-lived CI jobs). */
-  AZURE_ACCESS_TOKEN: z.string().min(1).optional(),
-  JIT_NSG_PRIORITY_RANGE: priorityRange('100-199'),
-  JIT_NSG_DENY_PRIORITY_RANGE: priorityRange('4000-4096'),
-  AZURE_WRITE_DEADLINE: durationVar('60s'),
-  AZURE_REQUEST_TIMEOUT: durationVar('20s'),
-  AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
-  AZURE_FIREWALL_WRITE_DEADLINE: durationVar('30m'),
-  AZURE_SCOPE_SWEEP_INTERVAL: z.union([z.literal('0').transform(() => 0), durationVar('5m')]).default(5 * 60_000),
-  AZURE_READ_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
-  /**
-   * JIT_NETWORK=defender: when Defender for Cloud will not end a request early, delete Defender's
-   * own Allow rule from the VM's NSGs (the identity then also needs NSG rule read / delete).
-   */
-  JIT_DEFENDER_NSG_FALLBACK: bool(false),
-  PAGERDUTY_API_URL: z.url({ message: 'must be a URL, e.g. https://api.pagerduty.com' }).optional(),
-});
+};
+
+const schema = z.object({ ...coreEnv, ...slackConfig.env, ...teamsConfig.env, ...azureEnv, ...pagerDutyEnv });
 
 export type Config = z.infer<typeof schema>;
 
-export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
+/** The names of every variable the configuration reads (the core's and every adapter's). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 
-const isLoopbackUrl = (u: string): boolean => {
-  const host = new URL(u).hostname.replace(/^\[|\]$/g, '');
-  return isLoopback(host);
-};
 
 /** What makes this server reachable by others (a chat platform, a public URL): the local channel is off by default beside any of them. */
 export function localChannelExposure(cfg: Config): string[] {
-  return [
-    ...(cfg.SLACK_SIGNING_SECRET ? ['Slack (SLACK_SIGNING_SECRET)'] : []),
-    ...(cfg.MICROSOFT_APP_ID ? ['Teams (MICROSOFT_APP_ID)'] : []),
-    ...(cfg.TEAMS_ALLOW_UNAUTHENTICATED ? ['TEAMS_ALLOW_UNAUTHENTICATED'] : []),
-    ...(cfg.PUBLIC_URL ? ['PUBLIC_URL'] : []),
-  ];
+  return [...CHAT_PLATFORM_CONFIGS.flatMap((p) => p.exposure(cfg)), ...(cfg.PUBLIC_URL ? ['PUBLIC_URL'] : [])];
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -238,38 +132,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const cfg = parsed.data;
   const problems: string[] = [];
-  if (Boolean(cfg.SLACK_SIGNING_SECRET) !== Boolean(cfg.SLACK_BOT_TOKEN)) {
-    const missing = cfg.SLACK_SIGNING_SECRET ? 'SLACK_BOT_TOKEN' : 'SLACK_SIGNING_SECRET';
-    problems.push(`${missing}: missing; Slack needs both SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or neither, to run without Slack)`);
-  }
-  if (cfg.MICROSOFT_APP_ID) {
-    if (cfg.TEAMS_ALLOW_UNAUTHENTICATED) problems.push('TEAMS_ALLOW_UNAUTHENTICATED: only for local testing without MICROSOFT_APP_ID; with an app id every activity is authenticated');
-    if (cfg.MICROSOFT_APP_TYPE !== 'UserAssignedMSI' && !cfg.MICROSOFT_APP_PASSWORD) problems.push(`MICROSOFT_APP_PASSWORD: missing; a ${cfg.MICROSOFT_APP_TYPE} bot needs its client secret`);
-    if (cfg.MICROSOFT_APP_TYPE !== 'MultiTenant' && !cfg.MICROSOFT_APP_TENANT_ID) {
-      problems.push(
-        `MICROSOFT_APP_TENANT_ID: missing; a ${cfg.MICROSOFT_APP_TYPE} bot${cfg.MICROSOFT_APP_TYPE === 'SingleTenant' ? ' (MICROSOFT_APP_TYPE\'s default, as Azure Bot creates new bots)' : ''} needs its tenant id` +
-          ' (a bot registered as multi-tenant before 31 July 2025: MICROSOFT_APP_TYPE=MultiTenant)',
-      );
-    } else if (cfg.TEAMS_ALLOWED_TENANTS.length === 0 && !cfg.MICROSOFT_APP_TENANT_ID) {
-      problems.push(
-        'TEAMS_ALLOWED_TENANTS: missing; a MultiTenant bot can be installed by any Microsoft 365 organisation, so list the tenant ids whose users it may answer (or set MICROSOFT_APP_TENANT_ID to your own)',
-      );
-    }
-  } else if (cfg.MICROSOFT_APP_PASSWORD) {
-    problems.push('MICROSOFT_APP_ID: missing; MICROSOFT_APP_PASSWORD is set without it');
-  } else if (cfg.TEAMS_ALLOW_UNAUTHENTICATED) {
-    if (!isLoopback(cfg.HOST)) problems.push(`TEAMS_ALLOW_UNAUTHENTICATED: accepts unauthenticated activities, so it is refused when HOST (${cfg.HOST}) is not a loopback address`);
-    // Replies and member look-ups go to TEAMS_SERVICE_URL only (an activity naming another serviceUrl is refused): it must be local too.
-    if (!isLoopbackUrl(cfg.TEAMS_SERVICE_URL)) problems.push(`TEAMS_SERVICE_URL: with TEAMS_ALLOW_UNAUTHENTICATED it must be a loopback URL (your local Bot Framework Emulator or connector, e.g. http://127.0.0.1:3979), not ${cfg.TEAMS_SERVICE_URL}`);
-    if (cfg.PUBLIC_URL) problems.push('TEAMS_ALLOW_UNAUTHENTICATED: refused with PUBLIC_URL set (a server others reach must authenticate Teams activities: set MICROSOFT_APP_ID)');
-  }
-  // Teams answers only the allowed tenants; by default the bot's own.
-  if (cfg.TEAMS_ALLOWED_TENANTS.length === 0 && cfg.MICROSOFT_APP_TENANT_ID) cfg.TEAMS_ALLOWED_TENANTS = [cfg.MICROSOFT_APP_TENANT_ID.toLowerCase()];
-  if (cfg.AZURE_ARM_CA_FILE && cfg.JIT_NETWORK === 'simulated') problems.push('AZURE_ARM_CA_FILE: only used with JIT_NETWORK=azure or defender');
-  if (cfg.JIT_NETWORK === 'defender' && !cfg.AZURE_SUBSCRIPTION_ID) {
-    problems.push('AZURE_SUBSCRIPTION_ID: missing; JIT_NETWORK=defender lists Defender for Cloud\'s JIT policies per subscription: name the subscription(s), comma-separated');
-  }
-  if (cfg.JIT_DEFENDER_NSG_FALLBACK && cfg.JIT_NETWORK !== 'defender') problems.push('JIT_DEFENDER_NSG_FALLBACK: only used with JIT_NETWORK=defender');
+  // Each adapter checks its own variables (chat platforms in their order, then the network's).
+  for (const p of CHAT_PLATFORM_CONFIGS) p.check(cfg, problems);
+  checkAzure(cfg, problems);
   if (cfg.JIT_LOCAL_CHANNEL && (env.JIT_LOCAL_CHANNEL === undefined || env.JIT_LOCAL_CHANNEL === '') && (!isLoopback(cfg.HOST) || localChannelExposure(cfg).length > 0)) {
     // Default: the local channel exists only on loopback, and only when nothing else reaches this server.
     cfg.JIT_LOCAL_CHANNEL = false;

@@ -4,7 +4,8 @@
 // a time) and renders the result in its own markup. Pure.
 import { formatDuration } from './duration.js';
 import { ANY } from './source.js';
-import { describeStatus, isoSeconds } from './state.js';
+import { isoSeconds, portLabel } from './format.js';
+import { describeStatus } from './state.js';
 import type { AccessRequest, AuditEvent, Decision } from './types.js';
 
 /** How a line should look: neutral, good news, a warning, or something that went against the reader. */
@@ -22,7 +23,7 @@ export interface Style {
   strong(text: string): string;
 }
 
-export const portsOf = (r: AccessRequest): string => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(', ');
+export const portsOf = (r: AccessRequest): string => r.ports.map(portLabel).join(', ');
 export const sourceOf = (r: AccessRequest): string => (r.source === null ? 'not recorded yet' : r.source === ANY ? 'Any' : r.source);
 
 /** What a card is about: the request itself, or an extension of its grant. */

@@ -7,6 +7,8 @@
 import type { AccessCommand, Command } from './command.js';
 import { looksLikeDuration, parseDuration } from './duration.js';
 import { JitError, isJitError } from './errors.js';
+import { portLabel } from './format.js';
+import { REQUEST_ID_RE } from './ids.js';
 import { parseSource } from './source.js';
 import type { PortSpec, Protocol } from './types.js';
 import { checkPorts, checkText, MAX_PORTS, MAX_TEXT_LENGTH, TARGET_NAME_RE } from './validate.js';
@@ -26,8 +28,6 @@ export const MAX_REASON_LENGTH = MAX_TEXT_LENGTH;
 const TARGET_RE = TARGET_NAME_RE;
 /** Ports one request may name (after ranges and lists are expanded). */
 export const MAX_PORTS_PER_REQUEST = MAX_PORTS;
-/** `r` + 9 Crockford base-32 characters (see src/app/ids.ts). */
-export const REQUEST_ID_RE = /^r[0-9abcdefghjkmnpqrstvwxyz]{9}$/;
 /** The longest command accepted (characters). */
 export const MAX_INPUT_LENGTH = 2000;
 const MAX_INPUT = MAX_INPUT_LENGTH;
@@ -257,7 +257,7 @@ export function parsePorts(text: string): PortSpec[] {
 }
 
 function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Token[]): AccessCommand {
-  const portText = verb === 'port' ? `port ${ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(',')}` : verb;
+  const portText = verb === 'port' ? `port ${ports.map(portLabel).join(',')}` : verb;
   const example = verb === 'port' ? `${portText} vm1 45m` : EXAMPLES[verb];
   const t = tokens.shift();
   const d = tokens.shift();

@@ -1,6 +1,7 @@
 // The policy model: targets, scoped policies that inherit downwards, and the check of a
 // request against the effective policy. Pure.
 import { JitError } from './errors.js';
+import { portLabel } from './format.js';
 import { formatDuration } from './duration.js';
 import { ANY, describePrefixes, parseSource, sourceAllowed } from './source.js';
 import { TARGET_NAME_RE } from './validate.js';
@@ -194,7 +195,7 @@ export function findTarget(book: PolicyBook, name: string): Target | undefined {
   return own(book.targets, name.toLowerCase());
 }
 
-export const portLabel = (p: PortSpec): string => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`;
+export { portLabel };
 
 function ruleFor(policy: EffectivePolicy, want: PortSpec): PortRule | undefined {
   return policy.ports.find(

@@ -24,13 +24,6 @@ export function normalizePrincipal(p: string): PrincipalId {
   return p.trim().toLowerCase();
 }
 
-export function groupsOf(book: PolicyBook, principal: PrincipalId): string[] {
-  const me = normalizePrincipal(principal);
-  return Object.entries(book.groups)
-    .filter(([, members]) => members.some((m) => normalizePrincipal(m) === me))
-    .map(([g]) => g);
-}
-
 /** Does `ref` (a principal or `group:x`) name this principal? */
 export function refMatches(book: PolicyBook, ref: PrincipalRef, principal: PrincipalId): boolean {
   if (ref.startsWith(GROUP_PREFIX)) {

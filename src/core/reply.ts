@@ -5,7 +5,8 @@ import type { JitError } from './errors.js';
 import type { PolicyLine } from './policy.js';
 import { formatDuration } from './duration.js';
 import { ANY } from './source.js';
-import { describeStatus, isoSeconds } from './state.js';
+import { isoSeconds, portLabel } from './format.js';
+import { describeStatus } from './state.js';
 import type { AccessRequest, AppliedRule, PortSpec, Target } from './types.js';
 
 export interface Connection {
@@ -73,7 +74,7 @@ export function connectionsFor(target: Target, ports: PortSpec[], rules: Applied
 
 /** A time as people read it: ISO 8601 UTC to the second. */
 const iso = (ms: number | undefined) => (ms ? isoSeconds(ms) : '-');
-const ports = (r: AccessRequest) => r.ports.map((p) => `${p.port}/${p.protocol === '*' ? 'any' : p.protocol}`).join(',');
+const ports = (r: AccessRequest) => r.ports.map(portLabel).join(',');
 const source = (r: AccessRequest) => (r.source === null ? '(awaiting)' : r.source === ANY ? 'Any' : r.source);
 
 /** A scheduled request that has not opened yet: when it will. */

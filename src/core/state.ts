@@ -6,6 +6,7 @@
 //   pending --approve (quorum reached)--> approved, --deny--> denied
 //   approved --activate--> active, --fail--> failed
 //   active --expire--> expired, --revoke--> revoked, --extend--> active
+import { isoSeconds } from './format.js';
 import { JitError } from './errors.js';
 import { formatDuration } from './duration.js';
 import type { AccessRequest, AppliedRule, AuditAction, AuditEvent, RequestStatus } from './types.js';
@@ -56,10 +57,6 @@ export function canTransition(status: RequestStatus, type: Transition['type']): 
 }
 
 /** Why a request in this status cannot take this transition, in words for the user. */
-/** ISO 8601 UTC to the second (what replies show; milliseconds are noise to people). */
-export function isoSeconds(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 export function describeStatus(req: AccessRequest): string {
   const by = (kind: 'approve' | 'deny') =>

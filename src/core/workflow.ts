@@ -2,7 +2,6 @@
 // (principals, ports, duration, time windows, on-call), escalation and expiry reminders. Pure:
 // the on-call check is a question the caller answers (an adapter asks PagerDuty).
 import { JitError } from './errors.js';
-import { formatDuration } from './duration.js';
 import type { ChannelRouting, PortSpec, PrincipalId, PrincipalRef } from './types.js';
 
 export interface JustificationRule {
@@ -124,13 +123,6 @@ export function matchAutoApproval(
 export function extendOptions(rule: ReminderRule, activatedAt: number, expiresAt: number, maxMs: number): number[] {
   const room = activatedAt + maxMs - expiresAt;
   return rule.extendOptionsMs.filter((ms) => ms <= room);
-}
-
-export function describeAutoRule(r: AutoApproveRule): string {
-  const parts = [r.name];
-  if (r.maxDurationMs !== undefined) parts.push(`up to ${formatDuration(r.maxDurationMs)}`);
-  if (r.onCallSchedules.length) parts.push('when on call');
-  return parts.join(', ');
 }
 
 /** Where one chat platform sends an approval request: a channel, DMs to the approvers, or both. */

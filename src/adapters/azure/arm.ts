@@ -18,6 +18,7 @@
 import type { TokenCredential } from '@azure/identity';
 import { ServiceClient } from '@azure/core-client';
 import { createHttpHeaders, createPipelineRequest, type HttpMethods, type PipelineResponse } from '@azure/core-rest-pipeline';
+import { jitteredBackoff } from '../../core/backoff.js';
 
 export const NETWORK_API = '2024-05-01';
 export const COMPUTE_API = '2024-07-01';
@@ -499,6 +500,5 @@ export function quotaResetMs(value: string | undefined | null): number | undefin
 
 /** Jittered exponential backoff (250 ms doubling, capped at 10 s), never shorter than Retry-After. */
 export function backoff(attempt: number, retryAfterMs?: number): number {
-  const cap = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
-  return Math.max(retryAfterMs ?? 0, cap * (0.5 + Math.random() / 2));
+  return Math.max(retryAfterMs ?? 0, jitteredBackoff(Math.min(attempt, 6), 250, 10_000));
 }

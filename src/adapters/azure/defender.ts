@@ -31,7 +31,8 @@ import type { TokenCredential } from '@azure/identity';
 import type { GrantSpec, NetworkGate } from '../../app/ports.js';
 import { parseDuration } from '../../core/duration.js';
 import { JitError } from '../../core/errors.js';
-import { portLabel, type NetworkPolicies } from '../../core/policy.js';
+import { portLabel } from '../../core/format.js';
+import type { NetworkPolicies } from '../../core/policy.js';
 import { ANY, parseSource } from '../../core/source.js';
 import type { AppliedRule, PortRule, PortSpec, Protocol, Target } from '../../core/types.js';
 import { ArmClient, ArmError, COMPUTE_API, SECURITY_API, classify, type ArmDoc, type ArmStats } from './arm.js';
@@ -335,7 +336,7 @@ export class DefenderGate implements NetworkGate {
     const ports = grant.ports.map((want) => {
       const rule = vm.ports.find((r) => r.number === want.port && (protocolOf(r.protocol) === '*' || protocolOf(r.protocol) === want.protocol));
       if (!rule) {
-        throw new Error(`Defender for Cloud's JIT policy ${doc.name} has no ${portLabel(want)} for ${target.name} (it allows ${vm.ports.map((r) => `${r.number}/${protocolOf(r.protocol) === '*' ? 'any' : protocolOf(r.protocol)}`).join(', ') || 'none'})`);
+        throw new Error(`Defender for Cloud's JIT policy ${doc.name} has no ${portLabel(want)} for ${target.name} (it allows ${vm.ports.map((r) => portLabel({ port: r.number, protocol: protocolOf(r.protocol) })).join(', ') || 'none'})`);
       }
       const max = portRuleOf(rule);
       if (typeof max === 'string') throw new Error(`Defender for Cloud's JIT policy ${doc.name}: ${max}`);

@@ -4,13 +4,13 @@
 import { readFile } from 'node:fs/promises';
 import { DefaultAzureCredential, type AccessToken, type TokenCredential } from '@azure/identity';
 import type { Redis } from 'ioredis';
-import type { Config } from '../../config/env.js';
+import type { AzureEnv } from './config.js';
 import type { Target } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { DefenderGate } from './defender.js';
 import { AzureGate } from './gate.js';
 
-async function armAccess(config: Config): Promise<{ credential: TokenCredential; caCert?: string }> {
+async function armAccess(config: AzureEnv): Promise<{ credential: TokenCredential; caCert?: string }> {
   const credential: TokenCredential = config.AZURE_ACCESS_TOKEN
     ? { getToken: async (): Promise<AccessToken> => ({ token: config.AZURE_ACCESS_TOKEN!, expiresOnTimestamp: Date.now() + 3600_000 }) }
     : new DefaultAzureCredential(config.AZURE_AUTHORITY_HOST ? { authorityHost: config.AZURE_AUTHORITY_HOST } : {});
@@ -30,7 +30,7 @@ async function armAccess(config: Config): Promise<{ credential: TokenCredential;
  * the subscriptions of AZURE_SUBSCRIPTION_ID; with JIT_DEFENDER_NSG_FALLBACK an NSG gate deletes
  * Defender's own rule when Defender will not end a request early.
  */
-export async function createDefenderGate(config: Config, deps: { redis: Redis; prefix: string; targets: () => Target[]; log: Logger }): Promise<DefenderGate> {
+export async function createDefenderGate(config: AzureEnv, deps: { redis: Redis; prefix: string; targets: () => Target[]; log: Logger }): Promise<DefenderGate> {
   const { credential, caCert } = await armAccess(config);
   const subscriptions = (config.AZURE_SUBSCRIPTION_ID ?? '').split(',').filter(Boolean);
   return new DefenderGate({
@@ -47,7 +47,7 @@ export async function createDefenderGate(config: Config, deps: { redis: Redis; p
   });
 }
 
-export async function createAzureGate(config: Config, deps: { redis: Redis; prefix: string; targets: () => Target[]; log: Logger }): Promise<AzureGate> {
+export async function createAzureGate(config: AzureEnv, deps: { redis: Redis; prefix: string; targets: () => Target[]; log: Logger }): Promise<AzureGate> {
   const { credential, caCert } = await armAccess(config);
   return new AzureGate({
     credential,

@@ -5,7 +5,7 @@
 import { approvalCardOf } from '../../app/chat/notifier.js';
 import type { DecisionScope, JitService } from '../../app/service.js';
 import { isJitError, type JitErrorCode } from '../../core/errors.js';
-import { REQUEST_ID_RE } from '../../core/parse.js';
+import { REQUEST_ID_RE } from '../../core/ids.js';
 import { renderText } from '../../core/reply.js';
 import type { AccessRequest, PrincipalId } from '../../core/types.js';
 import type { CardJson } from '../teams/cards.js';

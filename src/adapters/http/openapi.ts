@@ -2,12 +2,13 @@
 // here; every body and answer schema is generated from the zod schemas in schemas.ts, the ones
 // api.ts validates bodies with (request bodies as accepted, answers as sent), so they cannot drift.
 import { z } from 'zod';
+import { REQUEST_ID_PATTERN } from '../../core/ids.js';
 import { INPUTS, OUTPUTS, STATUSES } from './schemas.js';
 
 const ref = (name: keyof typeof INPUTS | keyof typeof OUTPUTS) => ({ $ref: `#/components/schemas/${name}` });
 const json = (name: keyof typeof INPUTS | keyof typeof OUTPUTS) => ({ 'application/json': { schema: ref(name) } });
 const error = (description: string) => ({ description, content: json('Error') });
-const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^r[0-9a-z]{9}$' } };
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: REQUEST_ID_PATTERN } };
 const reply = (description: string, status = '200') => ({ [status]: { description, content: json('Reply') } });
 const body = (name: keyof typeof INPUTS, required = true) => ({ required, content: json(name) });
 const E400 = error('The body or a parameter is invalid (the message names the field), or the policy refuses the request (`code`, `example`)');

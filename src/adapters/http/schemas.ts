@@ -3,6 +3,7 @@
 // Schema output), so the document and the server cannot drift. The answer schemas are checked
 // against live answers in test/integration/api.test.ts.
 import { z } from 'zod';
+import { REQUEST_ID_RE } from '../../core/ids.js';
 import { MAX_INPUT_LENGTH, MAX_PORTS_PER_REQUEST, MAX_REASON_LENGTH } from '../../core/parse.js';
 import type { AuditRow } from '../../core/audit-export.js';
 import type { PolicyLine } from '../../core/policy.js';
@@ -83,7 +84,7 @@ const AppliedRule = z.object({
 
 export const RequestSchema = z
   .object({
-    id: z.string().regex(/^r[0-9a-z]{9}$/),
+    id: z.string().regex(REQUEST_ID_RE),
     requester: z.string(),
     target: z.string(),
     targetId: z.string(),

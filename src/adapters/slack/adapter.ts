@@ -12,7 +12,7 @@ import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
 import { isJitError } from '../../core/errors.js';
 import type { PolicyBook } from '../../core/policy.js';
-import { REQUEST_ID_RE } from '../../core/parse.js';
+import { REQUEST_ID_RE } from '../../core/ids.js';
 import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
@@ -338,8 +338,8 @@ export class SlackAdapter implements ChatAdapter {
       new RegExp(`^${ACTIONS.extend}_\\d+$`),
       onClick(
         (v) => {
-          const m = /^(r[0-9a-z]{9}):(\d{1,9})$/.exec(v);
-          return m && REQUEST_ID_RE.test(m[1]!) ? { id: m[1]!, addMs: Number(m[2]) } : 'this button does not name an extension; nothing changed';
+          const [id = '', ms = '', ...rest] = v.split(':');
+          return REQUEST_ID_RE.test(id) && /^\d{1,9}$/.test(ms) && rest.length === 0 ? { id, addMs: Number(ms) } : 'this button does not name an extension; nothing changed';
         },
         async (principal, { id, addMs }) => replyMessage(await this.svc().extend(principal, id, addMs)),
       ),

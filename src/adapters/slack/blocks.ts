@@ -4,6 +4,7 @@
 import type { ChatMessage } from '../../app/chat/platform.js';
 import type { ActionsBlock, Button, ContextBlock, KnownBlock, ModalView, MrkdwnElement, PlainTextElement } from '@slack/types';
 import { formatDuration } from '../../core/duration.js';
+import { isoSeconds } from '../../core/format.js';
 import { approvalsLine, auditLine as auditLineOf, cardFallbackLine, cardSummary, cardText, cardTitle, decisionLine, earlierDecisions, escalatedLine, extensionOutcomeLine, outcomeLine, portsOf, requestLine, sourceOf, type Style } from '../../core/messages.js';
 import { renderText, summarize, type Connection, type Reply } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent } from '../../core/types.js';
@@ -78,9 +79,8 @@ const md = (text: string, max: number = BLOCK_KIT.sectionText): MrkdwnElement =>
 /** A field: a bold label and an escaped value, the value cut so the whole fits 2,000 characters. */
 const field = (label: string, value: string): MrkdwnElement => md(`*${label}*\n${value}`, BLOCK_KIT.sectionField);
 
-const isoUtc = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 /** A date Slack renders in each reader's own time zone, with a UTC fallback. */
-export const slackDate = (ms: number): string => `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} {time}|${isoUtc(ms)}>`;
+export const slackDate = (ms: number): string => `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} {time}|${isoSeconds(ms)}>`;
 
 /** The shared sentences (core/messages.ts) in mrkdwn: escaped, dates in each reader's time zone. */
 const STYLE: Style = { esc, date: slackDate, at: slackDate, strong: (t) => `*${t}*` };
@@ -196,7 +196,7 @@ export function activeMessage(r: AccessRequest, connections: Connection[], firew
     },
   };
   return {
-    text: esc(`Request ${r.id} is open: ${r.target} ${portsOf(r)} until ${isoUtc(r.expiresAt ?? r.updatedAt)}. ${connections.map((c) => c.command).join(' ; ')}`),
+    text: esc(`Request ${r.id} is open: ${r.target} ${portsOf(r)} until ${isoSeconds(r.expiresAt ?? r.updatedAt)}. ${connections.map((c) => c.command).join(' ; ')}`),
     blocks: [
       { type: 'section', text: md(`🔓 *${esc(r.target)}* is open for you (${esc(portsOf(r))} from ${esc(sourceOf(r))}) until ${slackDate(r.expiresAt ?? r.updatedAt)}.`) },
       { type: 'section', text: md(`${firewall ? 'Connect through the firewall:' : 'Connect:'}\n${lines || '—'}`) },
@@ -218,7 +218,7 @@ export function expiringMessage(r: AccessRequest, optionsMs: number[]): SlackMes
     { type: 'section', text: md(`⏳ Your access to *${esc(r.target)}* (${esc(r.id)}) closes ${slackDate(r.expiresAt ?? r.updatedAt)}.${buttons.length ? '' : ' It cannot be extended further under its policy.'}`) },
   ];
   if (buttons.length) blocks.push({ type: 'actions', block_id: 'jit_extend', elements: buttons } satisfies ActionsBlock);
-  return { text: esc(`Your access to ${r.target} (${r.id}) closes at ${isoUtc(r.expiresAt ?? r.updatedAt)}.`), blocks };
+  return { text: esc(`Your access to ${r.target} (${r.id}) closes at ${isoSeconds(r.expiresAt ?? r.updatedAt)}.`), blocks };
 }
 
 /** A short DM to the requester (denied, timed out, closed, extended, failed ...). */

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatDuration } from '../../core/duration.js';
+import { isoSeconds } from '../../core/format.js';
 import { approvalsLine, auditLine as auditLineOf, cardSummary, cardTitle, decisionLine, earlierDecisions, escalatedLine, extensionOutcomeLine, outcomeLine, portsOf, requestLine, sourceOf, type Style, type Tone } from '../../core/messages.js';
 import { HELP_FORMS_LINE, HELP_ID_LINE, renderText, type Connection, type Reply } from '../../core/reply.js';
 import type { AccessRequest, AuditEvent } from '../../core/types.js';
@@ -49,7 +50,7 @@ export function mdEsc(s: string): string {
   return out.join('').replace(/^([ \t]*)([-+]|\d{1,9}[.)])(?=[ \t]|$)/gm, `$1${ZWSP}$2`);
 }
 
-const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
+const iso = (ms: number | undefined) => (ms ? isoSeconds(ms) : '-');
 
 function expand(template: CardJson, data: Record<string, unknown>): CardJson {
   return new ACData.Template(template).expand({ $root: data }) as CardJson;

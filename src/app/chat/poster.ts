@@ -3,6 +3,8 @@
 // arrive while a channel waits are queued and sent together in the next message, in order: queue,
 // never drop. A platform's client waits out its rate limits (429 Retry-After); other failures
 // are retried with backoff.
+import { jitteredBackoff } from '../../core/backoff.js';
+
 export type PostFn = (channel: string, text: string) => Promise<void>;
 
 interface ChannelQueue {
@@ -82,7 +84,7 @@ export class ChannelPoster {
               this.onError(channel, err, batch);
               break;
             }
-            await this.sleep(Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2));
+            await this.sleep(jitteredBackoff(attempt, 500, 30_000));
           }
         }
         q.lastPostAt = Date.now();

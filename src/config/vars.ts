@@ -1,0 +1,76 @@
+// The kinds of environment variable the core and each adapter's configuration are made of
+// (durations, booleans, rates, priority ranges, GUIDs). A bad value gets a message that, through
+// loadConfig, names the variable.
+import { z } from 'zod';
+import { parseDuration } from '../core/duration.js';
+
+export const durationVar = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      try {
+        return parseDuration(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; write 5m, 60s or PT5M` });
+        return z.NEVER;
+      }
+    });
+
+/** An NSG priority range `lo-hi` within Azure's 100-4096. */
+export const priorityRange = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const m = /^(\d{3,4})-(\d{3,4})$/.exec(v);
+      const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
+      if (!range || range[0] < 100 || range[1] > 4096 || range[0] > range[1]) {
+        ctx.addIssue({ code: 'custom', message: `must be a range within 100-4096, e.g. ${fallback}` });
+        return z.NEVER;
+      }
+      return range;
+    });
+
+/** `<count>/<duration>` such as `30/1m`, or `off` (no limit). */
+export const rate = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      if (v === 'off' || v === '0') return { count: 0, windowMs: 60_000 };
+      const m = /^(\d{1,6})\/(.+)$/.exec(v);
+      let windowMs = NaN;
+      try {
+        windowMs = m ? parseDuration(m[2]!) : NaN;
+      } catch {
+        /* reported below */
+      }
+      if (!m || Number.isNaN(windowMs) || Number(m[1]) < 1) {
+        ctx.addIssue({ code: 'custom', message: 'must be <count>/<duration> such as 30/1m, or off' });
+        return z.NEVER;
+      }
+      return { count: Number(m[1]), windowMs };
+    });
+
+export const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? fallback : v === 'true' || v === '1' || v === 'yes'));
+
+export const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+export const isLoopbackUrl = (u: string): boolean => isLoopback(new URL(u).hostname.replace(/^\[|\]$/g, ''));
+
+/** The core variables an adapter's checks may read beside its own. */
+export interface SharedEnv {
+  HOST: string;
+  PUBLIC_URL?: string | undefined;
+  JIT_NETWORK: string;
+}
+
+/** Parsed values of a shape of variables. */
+export type EnvOf<S extends z.ZodRawShape> = z.infer<z.ZodObject<S>>;
