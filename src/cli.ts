@@ -26,13 +26,16 @@ const base = (process.env.JIT_URL ?? `http://127.0.0.1:${process.env.PORT ?? 300
  * (`bin/jit`). Run some other way (`node --import tsx src/cli.ts`): `npm run jit --`.
  */
 function invokedAs(): string {
-  if (process.env.npm_lifecycle_event === 'jit') return 'npm run jit --';
-  if (process.env.npm_command === 'exec') return 'npx jit';
-  const script = process.argv[1] ?? '';
-  if (basename(script) !== 'jit') return 'npm run jit --';
-  if ((process.env.PATH ?? '').split(delimiter).includes(dirname(script))) return 'jit';
-  const path = relative(process.cwd(), script);
-  const typed = path.startsWith('..') || isAbsolute(path) ? script : path.includes('/') ? path : `./${path}`;
+  // npm's variables reach every process under it: they count only when they name this command
+  // (not, say, a test run under `npx vitest` that starts bin/jit).
+  const { npm_lifecycle_event: event, npm_lifecycle_script: npmScript } = process.env;
+  if (event === 'jit') return 'npm run jit --';
+  if (event === 'npx' && /^'?jit'?$/.test(npmScript ?? '')) return 'npx jit';
+  const file = process.argv[1] ?? '';
+  if (basename(file) !== 'jit') return 'npm run jit --';
+  if ((process.env.PATH ?? '').split(delimiter).includes(dirname(file))) return 'jit';
+  const path = relative(process.cwd(), file);
+  const typed = path.startsWith('..') || isAbsolute(path) ? file : path.includes('/') ? path : `./${path}`;
   // The API takes a prefix of up to 100 characters, `as <principal>` included.
   return typed.length <= 50 ? typed : 'jit';
 }
