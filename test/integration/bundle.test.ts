@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_URL, deleteKeys, freePort, startHarness, waitFor, type Harness } from './harness.js';
 
@@ -116,7 +117,13 @@ describe('bin/jit and npm start from a checkout with no dist/', () => {
   });
 
   it('npm start (bin/jit-bot) after an edit rebuilds dist/main.js, and the bundle serves the console, its script and the cards', async () => {
+    // Built as `npm install` leaves it, then edited.
+    const prepared = await run(process.execPath, ['scripts/bundle.js']);
+    expect(prepared.stdout).toContain('built dist/main.js');
+    expect((await check()).code).toBe(0);
     edit('src/main.ts', 'jit-bot is running at', 'jit-bot (edited) is running at');
+    // The card templates are in the bundle too: an edit of one is an edit of the server.
+    edit('cards/message.json', '"size": "Medium"', '"size": "ExtraLarge"');
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), 'jit-bundle-data-'));
     const prefix = `test-bundle-${Math.random().toString(36).slice(2, 8)}`;
@@ -144,7 +151,9 @@ describe('bin/jit and npm start from a checkout with no dist/', () => {
       expect(app.headers.get('content-type')).toContain('javascript');
       const js = await app.text();
       expect(js).toContain('/console/api/state');
-      expect(() => new Function(js)).not.toThrow(); // it parses
+      // The same script the server builds for itself when it runs from source (console.ts).
+      const fromSource = await build({ entryPoints: [join(copy, 'src/adapters/console/web/app.ts')], bundle: true, write: false, format: 'iife', target: 'es2020', minify: true, logLevel: 'silent' });
+      expect(js).toBe(fromSource.outputFiles[0]!.text);
       // The card templates, carried by the bundle too.
       const answer = await fetch(`${url}/api/v1/commands`, {
         method: 'POST',
@@ -155,6 +164,7 @@ describe('bin/jit and npm start from a checkout with no dist/', () => {
       expect(body.text).toContain('is waiting for approval');
       expect(body.card?.type).toBe('AdaptiveCard');
       expect(JSON.stringify(body.card)).toContain('vm1');
+      expect(JSON.stringify(body.card)).toContain('"size":"ExtraLarge"');
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
     } finally {
