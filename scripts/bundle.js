@@ -169,12 +169,15 @@ export async function build(/** @type {Entry} */ entry) {
   return bundleFile(entry);
 }
 
-/** dist/<entry>.js, rebuilt first if it is missing or stale; `onBuild` hears of a rebuild. */
-export async function ensure(/** @type {Entry} */ entry, /** @type {(ms: number) => void} */ onBuild = () => {}) {
+/** @typedef {(ms: number, why: 'missing' | 'stale') => void} OnBuild */
+
+/** dist/<entry>.js, built first if it is missing or stale; `onBuild` hears of a build. */
+export async function ensure(/** @type {Entry} */ entry, /** @type {OnBuild} */ onBuild = () => {}) {
   if (isFresh(entry)) return bundleFile(entry);
+  const why = existsSync(recordFile(entry)) ? 'stale' : 'missing';
   const t0 = performance.now();
   const file = await build(entry);
-  onBuild(performance.now() - t0);
+  onBuild(performance.now() - t0, why);
   return file;
 }
 
@@ -197,7 +200,7 @@ export function pruneChunks() {
  * What bin/jit and bin/jit-bot do: run dist/<entry>.js, rebuilt first when stale. A source that
  * does not build stops here with esbuild's message (never the old bundle).
  */
-export async function run(/** @type {Entry} */ entry, /** @type {(ms: number) => void} */ onBuild = () => {}) {
+export async function run(/** @type {Entry} */ entry, /** @type {OnBuild} */ onBuild = () => {}) {
   let file;
   try {
     file = await ensure(entry, onBuild);

@@ -137,7 +137,7 @@ describe('bin/jit and npm start from a checkout with no dist/', () => {
     const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
     try {
       await waitFor('the banner', async () => stderr.includes('is running at') || child.exitCode !== null, 30_000);
-      expect(stderr).toContain('rebuilt dist/main.js');
+      expect(stderr).toMatch(/built dist\/main.js from src\/ in \d+ ms \(the sources changed since the last build\)/);
       expect(stderr).toContain(`jit-bot (edited) is running at http://127.0.0.1:${port}`);
       expect(stderr).toContain('bin/jit login');
       const url = `http://127.0.0.1:${port}`;
