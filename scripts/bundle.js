@@ -58,6 +58,7 @@ export function isFresh(/** @type {Entry} */ entry) {
   } catch {
     return false;
   }
+  if (typeof record?.inputs !== 'object' || typeof record.outputs !== 'object') return false;
   for (const [file, hash] of [...Object.entries(record.inputs), ...Object.entries(record.outputs)]) {
     // Chunks are named by their content: that they exist is enough.
     if (file.startsWith('dist/chunks/') ? !existsSync(join(ROOT, file)) : hashOf(file) !== hash) return false;
