@@ -1,5 +1,6 @@
 // Benchmark: start-up and the CLI, each as its own process, as a user runs them.
-//   1. `npm start` → the first 200 from /healthz (spawn to answer), then SIGTERM, BENCH_RUNS times;
+//   1. `npm start` → the first 200 from /healthz (spawn to answer; and the CPU its processes had
+//      used by then, on Linux), then SIGTERM, BENCH_RUNS times;
 //   2. one CLI command's round trip against that server (spawn to exit): `bin/jit as alice status
 //      <id>`, `bin/jit help`, and the same through `npm run jit -- …`.
 // Not a test. For the figure of issue 22, run it in a fresh clone after `npm ci`:
@@ -13,7 +14,7 @@
 // skipped where BENCH_DIR has no bin/jit (a checkout from before it existed): BENCH_CLI names
 // another CLI command there (e.g. 'npm run -s jit --').
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -49,8 +50,37 @@ function timed(cmd: string[], env: Record<string, string>): Promise<{ ms: number
   });
 }
 
+/**
+ * CPU seconds spent so far by every process of a process group (Linux: /proc/<pid>/stat, in
+ * clock ticks of 1/100 s: user, system, and reaped children's), or NaN where there is no /proc.
+ */
+function groupCpuMs(pgid: number): number {
+  let ticks = 0;
+  let dirs: string[];
+  try {
+    dirs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return NaN;
+  }
+  for (const pid of dirs) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // After "pid (comm) ": state ppid pgrp … utime(14) stime(15) cutime(16) cstime(17), counted from 1.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(f[2]) !== pgid) continue;
+    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return ticks * 10;
+}
+
 interface Server {
   ms: number;
+  /** CPU the start command's processes had used when /healthz first answered. */
+  cpuMs: number;
   url: string;
   env: Record<string, string>;
   stop(): Promise<void>;
@@ -75,8 +105,10 @@ async function start(): Promise<Server> {
     await sleep(5);
   }
   const ms = performance.now() - t0;
+  const cpuMs = groupCpuMs(child.pid!);
   return {
     ms,
+    cpuMs,
     url,
     env,
     async stop() {
@@ -94,14 +126,17 @@ const line = (name: string, values: number[]) =>
 async function main(): Promise<void> {
   console.log(`in ${DIR}, ${RUNS} runs each, Node ${process.version}`);
   const starts: number[] = [];
+  const cpu: number[] = [];
   // One unmeasured start first (file-system cache, and a stale bundle's rebuild, are not the figure).
   await (await start()).stop();
   for (let i = 0; i < RUNS; i++) {
     const s = await start();
     starts.push(s.ms);
+    cpu.push(s.cpuMs);
     await s.stop();
   }
-  line(`${START.join(' ')} → /healthz 200`, starts);
+  line(`${START.join(' ')} → /healthz 200, wall`, starts);
+  if (!cpu.some(Number.isNaN)) line(`${START.join(' ')} → /healthz 200, CPU of its processes`, cpu);
 
   const s = await start();
   try {
