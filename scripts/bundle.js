@@ -12,14 +12,12 @@
 // its own. The launchers check that on every start (about 10 ms for the server, 1 ms for the CLI)
 // and rebuild a stale bundle (about 0.3 s) before running it: an edit of src/ is never run stale.
 //
-// Builds are safe to run at once (two replicas started together): each writes its files under
-// temporary names and renames them into place, the record of inputs last. The server's lazily
-// loaded modules (Slack, Teams, Azure, the cards) are chunks in dist/chunks/, named by content; a
-// rebuild leaves the older chunks in place (a server started before an edit may still load one),
-// and `prepare` removes those no bundle uses.
+// Builds are safe to run at once (two replicas started together): each writes its bundle under a
+// temporary name and renames it into place, then its record of inputs the same way, so a reader
+// sees a whole bundle, and a record that does not match the bundle beside it counts as stale.
 import { createHash } from 'node:crypto';
 import { createRequire, isBuiltin } from 'node:module';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -59,19 +57,19 @@ export function isFresh(/** @type {Entry} */ entry) {
     return false;
   }
   if (typeof record?.inputs !== 'object' || typeof record.outputs !== 'object') return false;
-  for (const [file, hash] of [...Object.entries(record.inputs), ...Object.entries(record.outputs)]) {
-    // Chunks are named by their content: that they exist is enough.
-    if (file.startsWith('dist/chunks/') ? !existsSync(join(ROOT, file)) : hashOf(file) !== hash) return false;
-  }
+  for (const [file, hash] of [...Object.entries(record.inputs), ...Object.entries(record.outputs)]) if (hashOf(file) !== hash) return false;
   return Object.keys(record.outputs).includes(rel(bundleFile(entry)));
 }
 
 /**
  * esbuild plugin: the npm packages the sources `import` are loaded with require() where they can
  * be. Node imports a CommonJS package into an ES module by scanning its source for the names it
- * exports, and every file it re-exports, with a lexer: for bullmq, ioredis, pino, prom-client,
- * zod and yaml that was a third of the server's start-up (0.2 s of 0.6 s of CPU on a quiet
- * machine). require() skips that scan. An ES-module-only package stays an import.
+ * exports, and every file it re-exports, with a lexer (190 ms of a 1,030 ms start-up profile, for
+ * bullmq, ioredis, pino, prom-client, zod and yaml); require() skips that scan. It also keeps lazy
+ * what the sources load lazily: a module behind `await import()` (Slack, Teams, Azure, the
+ * console) runs its require() calls when it is first imported, whereas an `import` of a package
+ * would be hoisted to the top of the bundle and load at start. An ES-module-only package (none
+ * today) stays an import, so it would load at start.
  * @type {import('esbuild').Plugin}
  */
 const requirePackages = {
@@ -134,10 +132,7 @@ export async function build(/** @type {Entry} */ entry) {
     format: 'esm',
     target: 'node20',
     packages: 'external',
-    // The server's lazy imports (Slack, Teams, Azure, the console) stay lazy: each is a chunk,
-    // loaded only when it is configured. The CLI has none: one file.
-    ...(entry === 'main' ? { splitting: true, chunkNames: 'chunks/[name]-[hash]' } : {}),
-    outdir: DIST,
+    outfile: bundleFile(entry),
     define,
     plugins: [requirePackages],
     // `require` for the packages loaded with it (resolved from the bundle's own place, as Node would).
@@ -157,14 +152,10 @@ export async function build(/** @type {Entry} */ entry) {
   }
   /** @type {Record<string, string>} */
   const outputs = {};
-  // Chunks first, the entry after them, the record last: a reader never finds a record whose
-  // bundle is not all in place.
-  const files = [...result.outputFiles].sort((a, b) => Number(a.path === bundleFile(entry)) - Number(b.path === bundleFile(entry)));
-  for (const f of files) {
-    const name = rel(f.path);
-    // A chunk already there has this content (its name is its hash): left as it is.
-    if (!(name.startsWith('dist/chunks/') && existsSync(f.path))) writeAtomic(f.path, f.contents);
-    outputs[name] = sha(f.contents);
+  // The bundle first, its record last (a record never describes a bundle not yet in place).
+  for (const f of result.outputFiles) {
+    writeAtomic(f.path, f.contents);
+    outputs[rel(f.path)] = sha(f.contents);
   }
   writeAtomic(recordFile(entry), JSON.stringify({ inputs, outputs }, null, 1) + '\n');
   return bundleFile(entry);
@@ -180,21 +171,6 @@ export async function ensure(/** @type {Entry} */ entry, /** @type {OnBuild} */ 
   const file = await build(entry);
   onBuild(performance.now() - t0, why);
   return file;
-}
-
-/** The chunks no bundle's record lists (left by earlier builds), removed. */
-export function pruneChunks() {
-  const used = new Set();
-  for (const entry of /** @type {Entry[]} */ (Object.keys(ENTRIES))) {
-    try {
-      for (const f of Object.keys(JSON.parse(readFileSync(recordFile(entry), 'utf8')).outputs)) used.add(f);
-    } catch {
-      // no record: nothing of it to keep
-    }
-  }
-  const dir = join(DIST, 'chunks');
-  if (!existsSync(dir)) return;
-  for (const f of readdirSync(dir)) if (!used.has(`dist/chunks/${f}`)) rmSync(join(dir, f), { force: true });
 }
 
 /**
@@ -222,7 +198,6 @@ if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) 
   }
   try {
     for (const entry of entries) await ensure(entry, (ms) => process.stdout.write(`built dist/${entry}.js from ${ENTRIES[entry]} in ${Math.round(ms)} ms\n`));
-    pruneChunks();
   } catch (err) {
     process.stderr.write(`scripts/bundle.js: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
