@@ -36,11 +36,14 @@ function invokedAs(): string {
   if ((process.env.PATH ?? '').split(delimiter).includes(dirname(file))) return 'jit';
   const path = relative(process.cwd(), file);
   const typed = path.startsWith('..') || isAbsolute(path) ? file : path.includes('/') ? path : `./${path}`;
-  // The API takes a prefix of up to 100 characters, `as <principal>` included.
+  // Long paths would crowd out `as <principal>` in the API's 100-character prefix.
   return typed.length <= 50 ? typed : 'jit';
 }
 
 const JIT = invokedAs();
+
+/** The API's `prefix` (how examples in the answer start), left out where it would be over its 100 characters. */
+const examplePrefix = (prefix: string): { prefix?: string } => (prefix.length <= 100 ? { prefix } : {});
 const USAGE = `usage:
   ${JIT} as <principal> <command...>   e.g. as alice@contoso.com rdp vm1 2h from 203.0.113.7
   ${JIT} as <principal> help           the commands (what that principal may do)
@@ -136,7 +139,7 @@ async function main(argv: string[]): Promise<number> {
     const auth: Record<string, string> = process.env.JIT_API_TOKEN ? { authorization: `Bearer ${process.env.JIT_API_TOKEN}` } : { 'x-jit-act-as': await resolvePrincipal(principal!), ...localToken() };
     const body = (await call('/api/v1/commands', {
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ text: words.join(' '), prefix: first === 'as' ? `${JIT} as ${principal}` : JIT }),
+      body: JSON.stringify({ text: words.join(' '), ...examplePrefix(first === 'as' ? `${JIT} as ${principal}` : JIT) }),
     }, true, auth)) as { text: string; reply: { kind: string } };
     process.stdout.write(escapeControls(body.text, true) + '\n');
     return body.reply.kind === 'rejected' ? 2 : 0;
