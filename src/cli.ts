@@ -1,25 +1,56 @@
-// The local chat channel from a terminal:
-//   npm run jit -- as alice@contoso.com rdp vm1 2h from 203.0.113.7
-//   npm run jit -- as bob@contoso.com approve <id>
-//   npm run jit -- rules            (the simulated NSG rules)
-//   npm run jit -- audit [<id>]     (the audit log)
-//   npm run jit -- login            (a fresh one-time login link for the web console)
-//   JIT_API_TOKEN=jit_… npm run jit -- rdp vm1 2h   (as the token's principal, on any server)
+// The local chat channel from a terminal (`bin/jit`, which runs this file's bundle dist/cli.js;
+// `npm run jit -- …` and `npx jit …` run the same, slower to start):
+//   bin/jit as alice@contoso.com rdp vm1 2h from 203.0.113.7
+//   bin/jit as bob@contoso.com approve <id>
+//   bin/jit rules            (the simulated NSG rules)
+//   bin/jit audit [<id>]     (the audit log)
+//   bin/jit login            (a fresh one-time login link for the web console)
+//   JIT_API_TOKEN=jit_… bin/jit rdp vm1 2h   (as the token's principal, on any server)
 // Commands go to the REST API (POST /api/v1/commands): as a principal named with `as` on the
 // local channel, or with a bearer token. JIT_URL, default http://127.0.0.1:3000. The local
 // channel needs the secret of the running server's start, which it wrote to
 // <JIT_DATA_DIR>/local-token (default data/local-token; readable by that user only).
+// Start-up time is most of a command's time: this file imports only Node's http (not fetch, whose
+// first use costs ~0.15 s) and a pure helper, so a command takes about as long as `node -e 0`.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import { basename, delimiter, dirname, isAbsolute, join, relative } from 'node:path';
 
 import { escapeControls } from './core/validate.js';
 
 const base = (process.env.JIT_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`).replace(/\/+$/, '');
+
+/**
+ * How this command was typed, for the examples in answers and in the usage (each must work when
+ * pasted): `npm run jit --`, `npx jit`, `jit` (on the PATH), or the launcher's path from here
+ * (`bin/jit`). Run some other way (`node --import tsx src/cli.ts`): `npm run jit --`.
+ */
+function invokedAs(): string {
+  // npm's variables reach every process under it: they count only when they name this command
+  // (not, say, a test run under `npx vitest` that starts bin/jit).
+  const { npm_lifecycle_event: event, npm_lifecycle_script: npmScript } = process.env;
+  if (event === 'jit') return 'npm run jit --';
+  if (event === 'npx' && /^'?jit'?$/.test(npmScript ?? '')) return 'npx jit';
+  const file = process.argv[1] ?? '';
+  if (basename(file) !== 'jit') return 'npm run jit --';
+  if ((process.env.PATH ?? '').split(delimiter).includes(dirname(file))) return 'jit';
+  const path = relative(process.cwd(), file);
+  const typed = path.startsWith('..') || isAbsolute(path) ? file : path.includes('/') ? path : `./${path}`;
+  // Long paths would crowd out `as <principal>` in the API's 100-character prefix.
+  return typed.length <= 50 ? typed : 'jit';
+}
+
+const JIT = invokedAs();
+
+/** The API's `prefix` (how examples in the answer start), left out where it would be over its 100 characters. */
+const examplePrefix = (prefix: string): { prefix?: string } => (prefix.length <= 100 ? { prefix } : {});
 const USAGE = `usage:
-  npm run jit -- as <principal> <command...>   e.g. as alice@contoso.com rdp vm1 2h from 203.0.113.7
-  npm run jit -- rules                         show the simulated network rules
-  npm run jit -- audit [<request id>]          show the audit log
-  npm run jit -- login                         print a fresh login link for the web console`;
+  ${JIT} as <principal> <command...>   e.g. as alice@contoso.com rdp vm1 2h from 203.0.113.7
+  ${JIT} as <principal> help           the commands (what that principal may do)
+  ${JIT} rules                         show the simulated network rules
+  ${JIT} audit [<request id>]          show the audit log
+  ${JIT} login                         print a fresh login link for the web console
+  JIT_API_TOKEN=… ${JIT} <command...>  as the token's principal`;
 
 /** The local channel's secret header, read from the token file the server wrote at start. */
 function localToken(): Record<string, string> {
@@ -33,17 +64,45 @@ function localToken(): Record<string, string> {
   return { 'x-jit-local-token': token };
 }
 
-/** A call to the server, by default with the local channel's secret. */
-async function call(path: string, init: RequestInit = {}, answered = false, auth: Record<string, string> = localToken()): Promise<unknown> {
-  let res: Response;
+const unreachable = () => new Error(`cannot reach jit-bot at ${base}; is it running (npm start)? Set JIT_URL if it runs elsewhere.`);
+
+/** One HTTP exchange with the server: its status and its JSON answer (null when it sent none). */
+async function exchange(path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; json: unknown }> {
+  let url: URL;
   try {
-    res = await fetch(base + path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string> | undefined) } });
+    url = new URL(base + path);
   } catch {
-    throw new Error(`cannot reach jit-bot at ${base}; is it running (npm start)? Set JIT_URL if it runs elsewhere.`);
+    throw new Error(`JIT_URL is not a URL: ${base}`);
   }
-  const body = (await res.json()) as { error?: string; text?: string };
+  const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(url, { method: body === undefined ? 'GET' : 'POST', headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, resolve);
+    req.on('error', () => reject(unreachable()));
+    req.end(body);
+  });
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+  } catch {
+    throw unreachable();
+  }
+  let json: unknown = null;
+  try {
+    json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    // not JSON: the caller says what it expected
+  }
+  return { status: res.statusCode ?? 0, json };
+}
+
+/** A call to the server, by default with the local channel's secret. */
+async function call(path: string, init: { body?: string; headers?: Record<string, string> } = {}, answered = false, auth: Record<string, string> = localToken()): Promise<unknown> {
+  const { status, json } = await exchange(path, { ...auth, ...init.headers }, init.body);
+  const body = (json ?? {}) as { error?: string; text?: string };
+  const ok = status >= 200 && status < 300;
   // A refused command still has its answer to print (`answered`); anything else is an error.
-  if (!res.ok && !(answered && typeof body.text === 'string')) throw new Error(body.error ?? `HTTP ${res.status}`);
+  if (!ok && !(answered && typeof body.text === 'string')) throw new Error(body.error ?? `HTTP ${status}`);
+  if (json === null) throw new Error(`jit-bot at ${base} answered HTTP ${status} without JSON; is JIT_URL right?`);
   return body;
 }
 
@@ -57,14 +116,9 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 async function resolvePrincipal(name: string): Promise<string> {
   const want = name.trim().toLowerCase().replace(/^@/, '');
   const headers = localToken();
-  let known: string[];
-  try {
-    const res = await fetch(`${base}/console/api/principals`, { headers });
-    if (!res.ok) return want;
-    known = ((await res.json()) as { principals: { id: string }[] }).principals.map((p) => p.id);
-  } catch {
-    throw new Error(`cannot reach jit-bot at ${base}; is it running (npm start)? Set JIT_URL if it runs elsewhere.`);
-  }
+  const { status, json } = await exchange('/console/api/principals', headers);
+  if (status !== 200 || json === null) return want;
+  const known = (json as { principals: { id: string }[] }).principals.map((p) => p.id);
   if (known.includes(want)) return want;
   const byName = known.filter((p) => p.split('@')[0] === want);
   if (byName.length === 1) return byName[0]!;
@@ -84,15 +138,14 @@ async function main(argv: string[]): Promise<number> {
     if (first === 'as' && !principal) throw new Error(USAGE);
     const auth: Record<string, string> = process.env.JIT_API_TOKEN ? { authorization: `Bearer ${process.env.JIT_API_TOKEN}` } : { 'x-jit-act-as': await resolvePrincipal(principal!), ...localToken() };
     const body = (await call('/api/v1/commands', {
-      method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ text: words.join(' '), prefix: first === 'as' ? `npm run jit -- as ${principal}` : 'npm run jit --' }),
+      body: JSON.stringify({ text: words.join(' '), ...examplePrefix(first === 'as' ? `${JIT} as ${principal}` : JIT) }),
     }, true, auth)) as { text: string; reply: { kind: string } };
     process.stdout.write(escapeControls(body.text, true) + '\n');
     return body.reply.kind === 'rejected' ? 2 : 0;
   }
   if (first === 'login') {
-    const { url } = (await call('/api/local/login-link', { method: 'POST' })) as { url: string };
+    const { url } = (await call('/api/local/login-link', { body: '' })) as { url: string };
     process.stdout.write(`Open this link in your browser (it works once): ${url}\n`);
     return 0;
   }
@@ -121,8 +174,9 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  // `help` (or nothing): the usage; anything else it does not know: the usage and exit code 2.
   process.stdout.write(USAGE + '\n');
-  return first ? 2 : 0;
+  return first === undefined || first === 'help' || first === '--help' || first === '-h' ? 0 : 2;
 }
 
 main(process.argv.slice(2)).then(

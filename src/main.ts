@@ -1,4 +1,5 @@
-// `npm start`: validate configuration, start everything, stop cleanly on SIGINT / SIGTERM.
+// `npm start` (bin/jit-bot runs this file's bundle, dist/main.js): validate configuration, start
+// everything, stop cleanly on SIGINT / SIGTERM.
 import { startJit } from './bootstrap.js';
 import { ConfigError } from './config/env.js';
 import { PolicyFileError } from './config/policy-file.js';
@@ -19,10 +20,10 @@ async function main(): Promise<void> {
     `\njit-bot is running at ${app.url}\n` +
       (app.loginLink
         ? `  console: ${app.loginLink()}\n` +
-          `           (a one-time link; \`npm run jit -- login\` prints a fresh one)\n` +
-          `  try:  npm run jit -- as alice@contoso.com rdp vm1 2h from 203.0.113.7\n` +
-          `  help: npm run jit -- as alice@contoso.com help\n\n`
-        : `  the local channel (console, npm run jit -- as …) is off (JIT_LOCAL_CHANNEL)\n\n`),
+          `           (a one-time link; \`bin/jit login\` prints a fresh one)\n` +
+          `  try:  bin/jit as alice@contoso.com rdp vm1 2h from 203.0.113.7\n` +
+          `  help: bin/jit as alice@contoso.com help\n\n`
+        : `  the local channel (console, bin/jit as …) is off (JIT_LOCAL_CHANNEL)\n\n`),
   );
   let stopping = false;
   const stop = (signal: string) => {

@@ -237,7 +237,7 @@ export function clientAddress(req: IncomingMessage, trustedProxies: string[]): s
 const LOGIN_HELP = (url: string) =>
   `<p>The console acts as anyone in the policy file, so it opens only for the person who started jit-bot.</p>
 <p>Open the login link jit-bot printed when it started (<code>${escapeHtml(url)}/login?code=…</code>), or get a fresh one in a terminal on this machine:</p>
-<pre>npm run jit -- login</pre>`;
+<pre>bin/jit login</pre>`;
 
 /** The local channel's routes: the console, its API, the CLI's views, the login link. */
 const isLocalPath = (path: string) => path === '/' || path === '/login' || path.startsWith('/console/') || path.startsWith('/api/local/');
@@ -340,7 +340,7 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
 
   async function localApi(local: LocalAuth, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
-    // A fresh one-time login link for the browser (what `npm run jit -- login` prints).
+    // A fresh one-time login link for the browser (what `bin/jit login` prints).
     if (req.method === 'POST' && path === '/api/local/login-link') return sendJson(res, 200, { url: local.loginLink(baseUrl()) });
     if (req.method === 'GET' && path === '/api/local/rules') return sendJson(res, 200, { rules: await deps.gate.list() });
     if (req.method === 'GET' && path === '/api/local/audit.csv') {

@@ -23,7 +23,7 @@ beforeAll(async () => {
   // Without the login cookie the console is closed and says how to get in.
   const closed = await page.goto(h.app.url + '/');
   expect(closed?.status()).toBe(401);
-  expect(await page.locator('body').innerText()).toContain('npm run jit -- login');
+  expect(await page.locator('body').innerText()).toContain('bin/jit login');
   // The one-time link jit-bot prints at start: one click, and the console opens.
   const link = h.app.loginLink!();
   await page.goto(link);

@@ -48,9 +48,10 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
+/** The CLI as the README runs it: the executable bin/jit (its bundle, rebuilt first if src/ changed). */
 function cli(args: string[]): Promise<string> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...process.env, JIT_URL: h.app.url, JIT_DATA_DIR: h.dir, JIT_API_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bin/jit', args, { env: { ...process.env, JIT_URL: h.app.url, JIT_DATA_DIR: h.dir, JIT_API_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -61,7 +62,7 @@ function cli(args: string[]): Promise<string> {
 describe('README: the walk-through', () => {
   it('prints what the README shows', async () => {
     const steps = walkthrough();
-    expect(steps.map((s) => s.command.split(' ').slice(0, 7).join(' '))).toContain('npm run jit -- as alice@contoso.com rdp');
+    expect(steps.map((s) => s.command.split(' ').slice(0, 5).join(' '))).toContain('bin/jit as alice@contoso.com rdp vm1');
     let id = '';
     let waited = false;
     const actual: string[] = [];
@@ -72,8 +73,8 @@ describe('README: the walk-through', () => {
         waited = true;
       }
       const argv = words(step.command.replace(/\br[0-9a-z]{9}\b/g, id));
-      expect(argv.slice(0, 3)).toEqual(['npm', 'run', 'jit']);
-      const out = await cli(argv.slice(4));
+      expect(argv[0]).toBe('bin/jit');
+      const out = await cli(argv.slice(1));
       id ||= /Request (r[0-9a-z]{9})/.exec(out)?.[1] ?? '';
       actual.push(`$ ${step.command}\n${out}`);
     }

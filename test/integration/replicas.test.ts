@@ -2,7 +2,7 @@
 // both write to): both serve requests, each revocation runs once, the reconciler runs on one
 // replica at a time, and SIGTERM in the middle of a grant's network write loses nothing. Also the
 // container's start-up path (the Dockerfile's command with compose's and .env.example's settings).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +156,9 @@ describe('the container start-up path (without Docker)', () => {
     env.JIT_POLICY_FILE = env.JIT_POLICY_FILE!.replace(/^\/app\//, '');
     const port = await freePort();
     env.PORT = String(port);
+    // The image's build stage: `npm ci` runs `prepare`, which bundles src/ into dist/ (here: only
+    // if this checkout's dist/ is stale, as after an edit).
+    execFileSync(process.execPath, ['scripts/bundle.js'], { encoding: 'utf8' });
     const child = spawn(cmdLine[0] === 'node' ? process.execPath : cmdLine[0]!, cmdLine.slice(1), { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

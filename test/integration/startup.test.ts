@@ -1,5 +1,6 @@
-// The new user's path: `npm start` (src/main.ts) as a real process, the CLI against it, clean
-// stop on SIGTERM, and start-up errors that name what is wrong.
+// The new user's path: `npm start` (bin/jit-bot, which runs the bundle of src/main.ts) as a real
+// process, the CLI (bin/jit) against it, clean stop on SIGTERM, and start-up errors that name what
+// is wrong. Both launchers rebuild their bundle first when this checkout's src/ changed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -9,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
 import { REDIS_URL, deleteKeys, waitFor } from './harness.js';
 
-const TSX = ['--import', 'tsx'];
+/** `npm start`'s command, and the CLI as the README runs it. */
+const START = 'bin/jit-bot';
+const CLI = 'bin/jit';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -24,7 +27,7 @@ function freePort(): Promise<number> {
 
 function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...TSX, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -48,7 +51,7 @@ describe('npm start and the CLI', () => {
       PORT: String(port), REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_DATA_DIR: dir, JIT_POLICY_FILE: join(dir, 'policy.yaml'),
       JIT_MIN_DURATION: '1s', JIT_URL: `http://127.0.0.1:${port}`,
     };
-    child = spawn(process.execPath, [...TSX, 'src/main.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [START], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     await waitFor('server up', async () => stderr.includes('jit-bot is running at'), 20_000);
   });
@@ -60,25 +63,26 @@ describe('npm start and the CLI', () => {
   });
 
   it('the CLI requests, approves, shows the rule and the audit trail', async () => {
-    const req = await run(['src/cli.ts', 'as', 'alice@contoso.com', 'rdp', 'vm1', '2s', 'from', '203.0.113.7'], env);
+    // 5 s: long enough that the grant is still open when the next two commands have run.
+    const req = await run([CLI, 'as', 'alice@contoso.com', 'rdp', 'vm1', '5s', 'from', '203.0.113.7'], env);
     expect(req.code, req.stderr).toBe(0);
     const id = /Request (r[0-9a-z]+) is waiting for approval/.exec(req.stdout)?.[1];
     expect(id, req.stdout).toBeDefined();
 
-    const ok = await run(['src/cli.ts', 'as', 'bob@contoso.com', 'approve', id!], env);
+    const ok = await run([CLI, 'as', 'bob@contoso.com', 'approve', id!], env);
     expect(ok.stdout).toContain(`Request ${id} approved; open until`);
-    const rules = await run(['src/cli.ts', 'rules'], env);
+    const rules = await run([CLI, 'rules'], env);
     expect(rules.stdout).toMatch(new RegExp(`vm1-nsg\\s+\\d+\\s+Allow Inbound tcp/3389 from 203\\.0\\.113\\.7/32\\s+jit-${id}-3389`));
 
-    const bad = await run(['src/cli.ts', 'as', 'alice@contoso.com', 'rdp', 'vm1', '99h'], env);
+    const bad = await run([CLI, 'as', 'alice@contoso.com', 'rdp', 'vm1', '99h'], env);
     expect(bad.code).toBe(2);
-    expect(bad.stdout).toContain('vm1 allows at most 3h on 3389; try npm run jit -- as alice@contoso.com rdp vm1 3h');
+    expect(bad.stdout).toContain('vm1 allows at most 3h on 3389; try bin/jit as alice@contoso.com rdp vm1 3h');
 
-    // Poll over HTTP (a CLI process per poll costs a second of CPU), then ask the CLI once.
+    // Poll over HTTP, then ask the CLI once.
     const local = { 'x-jit-local-token': readFileSync(join(dir, 'local-token'), 'utf8').trim() };
     await waitFor('expired', async () => ((await (await fetch(`http://127.0.0.1:${port}/api/local/rules`, { headers: local })).json()) as { rules: unknown[] }).rules.length === 0, 15_000, 200);
-    expect((await run(['src/cli.ts', 'rules'], env)).stdout).toContain('No JIT rules are open');
-    const audit = await run(['src/cli.ts', 'audit', id!], env);
+    expect((await run([CLI, 'rules'], env)).stdout).toContain('No JIT rules are open');
+    const audit = await run([CLI, 'audit', id!], env);
     expect(audit.stdout.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[2])).toEqual([
       'request.created', 'request.approval_vote', 'request.approved', 'grant.activated', 'rule.applied', 'grant.expired', 'rule.removed',
     ]);
@@ -102,7 +106,7 @@ describe('start-up errors name the problem', () => {
     [{ PORT: 'eighty' }, 'PORT:'],
     [{ JIT_POLICY_FILE: '/nonexistent/policy.yaml' }, '/nonexistent/policy.yaml: 1 problem in the policy file:\n  file not found'],
   ])('%o', async (bad, expected) => {
-    const r = await run(['src/main.ts'], { REDIS_URL, ...bad });
+    const r = await run([START], { REDIS_URL, ...bad });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(expected);
   });
@@ -111,7 +115,7 @@ describe('start-up errors name the problem', () => {
     const dir = mkdtempSync(join(tmpdir(), 'jit-badpolicy-'));
     const file = join(dir, 'p.yaml');
     writeFileSync(file, 'policies:\n  prod:\n    scope: /subscriptions/s\n    ports:\n      - { port: 22 }\n      - { port: 3389, maxDuration: "99x" }\n');
-    const r = await run(['src/main.ts'], { REDIS_URL, JIT_POLICY_FILE: file });
+    const r = await run([START], { REDIS_URL, JIT_POLICY_FILE: file });
     rmSync(dir, { recursive: true, force: true });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('policies.prod.ports[1].maxDuration: "99x" is not a duration');

@@ -57,7 +57,7 @@ describe('local channel: the secret of the run', () => {
     expect((await raw(h.app.url, '/api/local/login-link', { method: 'POST' })).status).toBe(401);
     const page = await raw(h.app.url, '/');
     expect(page.status).toBe(401);
-    expect(page.text).toContain('npm run jit -- login');
+    expect(page.text).toContain('bin/jit login');
     expect(page.text).not.toContain('console/app.js');
     const attempts: Array<Record<string, string>> = [{}, { 'x-jit-local-token': 'x'.repeat(43) }, { cookie: `jit_local_${new URL(h.app.url).port}=forged` }];
     for (const wrong of attempts) {

@@ -2,7 +2,7 @@
 // docker-compose.yml (Redis durable and never evicting, healthchecks, the bot built from the
 // Dockerfile with env from .env), the Dockerfile (multi-stage, production dependencies only,
 // non-root), and .env.example (documents every variable the configuration accepts).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES } from '../../src/config/env.js';
@@ -68,15 +68,36 @@ describe('docker-compose.yml says what it starts', () => {
   });
 });
 
-describe('production start: tsx is the runtime, no build step', () => {
-  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; dependencies: Record<string, string> };
+describe('production start: a prebuilt bundle, no TypeScript compiled at start', () => {
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; dependencies: Record<string, string>; bin: Record<string, string> };
+  const df = read('Dockerfile');
+  const build = df.slice(0, df.lastIndexOf('\nFROM '));
+  const final = df.slice(df.lastIndexOf('\nFROM '));
 
-  it('npm start and the Dockerfile run src/main.ts with tsx (a production dependency); nothing builds a dist/ that is not run', () => {
-    expect(pkg.scripts.start).toBe('tsx src/main.ts');
+  it('npm start and the CLI run the launchers; npm install / npm ci build the bundles (prepare), with esbuild a production dependency', () => {
+    expect(pkg.scripts.start).toBe('node bin/jit-bot');
+    expect(pkg.scripts.jit).toBe('node bin/jit');
+    expect(pkg.bin).toEqual({ jit: 'bin/jit', 'jit-bot': 'bin/jit-bot' });
+    expect(pkg.scripts.prepare).toBe('node scripts/bundle.js');
     expect(pkg.scripts.build).toBeUndefined();
-    expect(pkg.dependencies.tsx).toBeDefined();
-    expect(read('Dockerfile')).toMatch(/^CMD \["node", "--import", "tsx", "src\/main\.ts"\]$/m);
-    expect(read('README.md')).toContain('tsx is the runtime');
+    expect(pkg.dependencies.esbuild).toBeDefined();
+    // The launchers run from a checkout without a build step of their own: executable, with a shebang.
+    for (const bin of Object.values(pkg.bin)) {
+      expect(read(bin).startsWith('#!/usr/bin/env node\n')).toBe(true);
+      expect(statSync(new URL(`../../${bin}`, import.meta.url)).mode & 0o111).not.toBe(0);
+    }
+  });
+
+  it('the Dockerfile builds the bundles in its build stage (npm ci runs prepare, then a check) and runs dist/main.js', () => {
+    expect(build).toMatch(/^COPY src \.\/src$/m);
+    expect(build).toMatch(/^COPY scripts\/bundle\.js \.\/scripts\/$/m);
+    expect(build).toMatch(/npm ci --omit=dev[^\n]*&& node scripts\/bundle\.js --check$/m);
+    expect(final).toMatch(/^COPY --from=\w+ \/app\/dist \.\/dist$/m);
+    expect(final).toMatch(/^COPY package\.json \.\/$/m);
+    expect(final).not.toMatch(/^COPY src\b/m);
+    expect(df).toMatch(/^CMD \["node", "dist\/main\.js"\]$/m);
+    expect(df).not.toContain('tsx');
+    expect(read('README.md')).toMatch(/`npm ci` and\s+`npm install` build them/);
   });
 });
 

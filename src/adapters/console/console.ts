@@ -1,7 +1,8 @@
 // The local web console: the embedded default's chat, at `/`, with the same Adaptive Cards as
 // Teams rendered in the page by the adaptivecards JS renderer. It acts as any principal of the
 // policy file, so it exists only with the local channel (loopback unless explicitly configured).
-// The page's script is built from web/app.ts with esbuild when the server starts.
+// The page's script is web/app.ts built for browsers: carried by the server's bundle (dist/main.js,
+// scripts/bundle.js), or built with esbuild on its first request when the server runs from source.
 import type { ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -125,17 +126,25 @@ const PAGE = `<!doctype html>
 <script src="/console/app.js"></script>
 </body></html>`;
 
+/** The page's script, built by scripts/bundle.js (the same esbuild options as below) when this runs from dist/. */
+declare const __JIT_CONSOLE_APP_JS__: string | undefined;
+
 let assets: Promise<{ appJs: string; acJs: string }> | undefined;
 
-/** Builds the page's script (once per process) and loads the adaptivecards browser bundle. */
+/** The page's script (from the bundle, or built once per process) and the adaptivecards browser bundle. */
 function loadAssets(): Promise<{ appJs: string; acJs: string }> {
   assets ??= (async () => {
-    const entry = fileURLToPath(new URL('./web/app.ts', import.meta.url));
-    const { build } = await import('esbuild');
-    const bundle = await build({ entryPoints: [entry], bundle: true, write: false, format: 'iife', target: 'es2020', minify: true, logLevel: 'silent' });
+    let appJs: string;
+    if (typeof __JIT_CONSOLE_APP_JS__ === 'string') appJs = __JIT_CONSOLE_APP_JS__;
+    else {
+      const entry = fileURLToPath(new URL('./web/app.ts', import.meta.url));
+      const { build } = await import('esbuild');
+      const bundle = await build({ entryPoints: [entry], bundle: true, write: false, format: 'iife', target: 'es2020', minify: true, logLevel: 'silent' });
+      appJs = bundle.outputFiles[0]!.text;
+    }
     const require = createRequire(import.meta.url);
     const acJs = await readFile(require.resolve('adaptivecards/dist/adaptivecards.min.js'), 'utf8');
-    return { appJs: bundle.outputFiles[0]!.text, acJs };
+    return { appJs, acJs };
   })();
   return assets;
 }

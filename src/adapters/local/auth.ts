@@ -159,7 +159,7 @@ export class LocalAuth {
   check(req: IncomingMessage): void {
     this.checkPlace(req);
     if (!this.credential(req)) {
-      throw new HttpError(401, `the local channel needs its secret: the ${LOCAL_TOKEN_HEADER} header (the CLI reads it from ${LOCAL_TOKEN_FILE} in the data directory) or the console's login cookie (open the login link jit-bot printed at start, or run: npm run jit -- login)`);
+      throw new HttpError(401, `the local channel needs its secret: the ${LOCAL_TOKEN_HEADER} header (the CLI reads it from ${LOCAL_TOKEN_FILE} in the data directory) or the console's login cookie (open the login link jit-bot printed at start, or run: bin/jit login)`);
     }
   }
 }

@@ -1,8 +1,9 @@
 // Adaptive Cards for Teams (and the local console): the templates in cards/ expanded with
 // adaptivecards-templating from requests and replies. Everything a user typed is escaped for the
 // Adaptive Card markdown subset, so a justification cannot become a link or emphasis.
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import approvalTemplate from '../../../cards/approval.json' with { type: 'json' };
+import messageTemplate from '../../../cards/message.json' with { type: 'json' };
 import { formatDuration } from '../../core/duration.js';
 import { isoSeconds } from '../../core/format.js';
 import { approvalsLine, auditLine as auditLineOf, cardSummary, cardTitle, decisionLine, earlierDecisions, escalatedLine, extensionOutcomeLine, outcomeLine, portsOf, requestLine, sourceOf, type Style, type Tone } from '../../core/messages.js';
@@ -19,8 +20,8 @@ const ACData = createRequire(import.meta.url)('adaptivecards-templating') as {
   Template: new (json: unknown) => { expand(context: { $root: unknown }): unknown };
 };
 
-const load = (name: string): CardJson => JSON.parse(readFileSync(new URL(`../../../cards/${name}`, import.meta.url), 'utf8')) as CardJson;
-const TEMPLATES = { approval: load('approval.json'), message: load('message.json') };
+// Imported, not read from disk at run time: the server's bundle (dist/main.js) carries them.
+const TEMPLATES = { approval: approvalTemplate as CardJson, message: messageTemplate as CardJson };
 
 export { VERBS };
 
