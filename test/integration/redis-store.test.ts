@@ -70,8 +70,10 @@ describe('RedisRequestStore: create and get', () => {
     expect(await store.create(r, [ev(r, 'request.created', { ports: '3389/tcp', self: false })])).toBe(true);
     const got = await store.get(r.id);
     expect(got).toEqual({ ...r, version: 1 });
-    // raw layout: hash with v and json
-    expect(await redis.hget(`${prefix}:req:${r.id}`, 'v')).toBe('1');
+    // raw layout: a string whose plain-text head says format, version, status, requester, target
+    const raw = await redis.getBuffer(`${prefix}:req:${r.id}`);
+    expect(raw?.subarray(0, raw.indexOf('vm1\n') + 4).toString()).toBe('j1\n1\npending\nalice@contoso.com\nvm1\n');
+    expect(raw!.length).toBeLessThan(JSON.stringify(r).length / 2);
     const events = await audit.list({ requestId: r.id });
     expect(events.map((e) => [e.action, e.details])).toEqual([['request.created', { ports: '3389/tcp', self: false }]]);
     expect(events[0]?.id).toMatch(/^\d+-\d+$/);

@@ -1,0 +1,92 @@
+// How a request is stored in its Redis key (`<prefix>:req:<id>`, a string), format `j1`:
+//
+//   j1\n<version>\n<status>\n<requester>\n<target>\n<deflated JSON>
+//
+// The first five lines are plain text, so `redis-cli GET` shows the version, status, requester and
+// target, and the store's Lua scripts read the version and status (compare-and-set, status index)
+// without decompressing. The rest is the request's JSON without those fields and without `id` (the
+// key has it), compressed with raw DEFLATE and the preset dictionary below: a request of ~1 KB of
+// JSON takes ~250 bytes (docs/benchmarks.md, "Footprint"). To read one by hand:
+//   node -e "…inflateRawSync(buf.subarray(<after the 5th newline>), { dictionary: Buffer.from(REQUEST_DICTIONARY_J1) })"
+// or simply `npm run jit -- status <id>`.
+//
+// Versions before this one stored a hash {v, json, status, requester, target}: decodeLegacy reads
+// it, and RedisRequestStore.prepare() converts those hashes once (see store.ts).
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { AccessRequest, RequestStatus } from '../../core/types.js';
+
+export const REQUEST_FORMAT = 'j1';
+
+/**
+ * The preset dictionary of format j1: typical request JSON (keys, ARM id shapes, rule fields,
+ * origins), most frequent strings last. NEVER EDIT: every record written as j1 needs exactly these
+ * bytes to be read back. A better dictionary is a new format tag (j2) beside this one.
+ */
+export const REQUEST_DICTIONARY_J1 =
+  '"statusReason":"network write failed: ","pendingExtension":{"addMs":3600000,"by":"","at":,"decisions":[]},"escalatedAt":' +
+  '"startAt":,"justification":"","reason":"","nat":{"publicAddress":"","publicPort":50000,"translatedPort":3389},' +
+  '"origin":{"channel":"slack","replyTo":"https://hooks.slack.com/commands/T0","timeZone":"Europe/"},"origin":{"channel":"teams","replyTo":"' +
+  '/providers/Microsoft.Network/azureFirewalls/","/providers/Microsoft.Network/firewallPolicies/","access":"Deny",' +
+  '"ports":[{"port":22,"protocol":"tcp"}],"ports":[{"port":5985,"protocol":"tcp"},{"port":5986,"protocol":"tcp"}],' +
+  '"decisions":[{"by":"@contoso.com","decision":"deny","at":1800000000000,"reason":""}],' +
+  '{"targetId":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",' +
+  '"ports":[{"port":3389,"protocol":"tcp"}],"source":"203.0.113.7/32","durationMs":3600000,"justification":"",' +
+  '"decisions":[{"by":"@contoso.com","decision":"approve","at":1800000000000}],"createdAt":1800000000000,"updatedAt":1800000000000,' +
+  '"approvalExpiresAt":1800000000000,"rules":[{"name":"jit-r0000000000-3389","scope":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg' +
+  '/providers/Microsoft.Network/networkSecurityGroups/vm1-nsg","priority":100,"direction":"Inbound","access":"Allow","protocol":"tcp",' +
+  '"sourcePrefix":"203.0.113.7/32","destinationPort":3389,"description":"jit-bot request=r0000000000 expires=2026-01-01T00:00:00.000Z",' +
+  '"requestId":"r0000000000","expiresAt":1800000000000}],"origin":{"channel":"api"},"activatedAt":1800000000000,"expiresAt":1800000000000}';
+
+const DICTIONARY = Buffer.from(REQUEST_DICTIONARY_J1, 'latin1');
+const NL = 0x0a;
+
+/** The plain-text head of a stored request (what the Lua scripts read). */
+export interface RequestHead {
+  version: number;
+  status: RequestStatus;
+  requester: string;
+  target: string;
+}
+
+/** The stored bytes of `request` at `version` (its own `version` field is ignored). */
+export function encodeRequest(request: AccessRequest, version: number): Buffer {
+  for (const [name, value] of [['status', request.status], ['requester', request.requester], ['target', request.target]] as const) {
+    if (value.includes('\n')) throw new Error(`request ${name} cannot contain a newline`);
+  }
+  const { id: _id, version: _v, status: _s, requester: _r, target: _t, ...rest } = request;
+  const head = `${REQUEST_FORMAT}\n${version}\n${request.status}\n${request.requester}\n${request.target}\n`;
+  return Buffer.concat([Buffer.from(head, 'utf8'), deflateRawSync(Buffer.from(JSON.stringify(rest), 'utf8'), { dictionary: DICTIONARY })]);
+}
+
+/** Where the compressed body starts (after the 5th newline), or -1 if `buf` is not a j1 record. */
+function bodyStart(buf: Buffer): number {
+  let at = -1;
+  for (let i = 0; i < 5; i++) {
+    at = buf.indexOf(NL, at + 1);
+    if (at < 0) return -1;
+  }
+  return at + 1;
+}
+
+export function decodeHead(buf: Buffer): RequestHead | null {
+  const start = bodyStart(buf);
+  if (start < 0) return null;
+  const [format, v, status, requester, target] = buf.subarray(0, start - 1).toString('utf8').split('\n');
+  if (format !== REQUEST_FORMAT) return null;
+  return { version: Number(v), status: status as RequestStatus, requester: requester ?? '', target: target ?? '' };
+}
+
+/** The request stored under `id` in format j1; throws on anything else (a corrupt record must not read as missing). */
+export function decodeRequest(id: string, buf: Buffer): AccessRequest {
+  const head = decodeHead(buf);
+  if (!head) throw new Error(`request ${id}: not a ${REQUEST_FORMAT} record`);
+  const rest = JSON.parse(inflateRawSync(buf.subarray(bodyStart(buf)), { dictionary: DICTIONARY }).toString('utf8')) as Omit<AccessRequest, 'id' | 'version' | 'status' | 'requester' | 'target'>;
+  return { id, requester: head.requester, target: head.target, ...rest, status: head.status, version: head.version } as AccessRequest;
+}
+
+/** A request stored by an older version (hash fields `v` and `json`). */
+export function decodeLegacy(v: string | null, json: string | null): AccessRequest | null {
+  if (v === null || json === null) return null;
+  const req = JSON.parse(json) as AccessRequest;
+  return { ...req, version: Number(v) };
+}
