@@ -84,8 +84,8 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
 function kindOf(key: string): string {
   return key
     .replace(/\br[0-9a-hjkmnp-tv-z]{9}\b/g, '<id>')
-    .replace(/^(jit:idx:(?:requester|target|status):).*/, '$1*')
-    .replace(/^(jit:audit:target:).*/, '$1*')
+    .replace(/^(jit:(?:idx|ids):(?:requester|target|status):).*/, '$1*')
+    .replace(/^(jit:audit:(?:target|bytarget):).*/, '$1*')
     .replace(/^(jit:ratelimit:|jit:rl:).*/, '$1*');
 }
 

@@ -70,12 +70,13 @@ describe('RedisRequestStore: create and get', () => {
     expect(await store.create(r, [ev(r, 'request.created', { ports: '3389/tcp', self: false })])).toBe(true);
     const got = await store.get(r.id);
     expect(got).toEqual({ ...r, version: 1 });
-    // raw layout: a string whose plain-text head says format, version, status, requester, target
-    const raw = await redis.getBuffer(`${prefix}:req:${r.id}`);
-    expect(raw?.subarray(0, raw.indexOf('vm1\n') + 4).toString()).toBe('j1\n1\npending\nalice@contoso.com\nvm1\n');
-    expect(raw!.length).toBeLessThan(JSON.stringify(r).length / 2);
     const events = await audit.list({ requestId: r.id });
     expect(events.map((e) => [e.action, e.details])).toEqual([['request.created', { ports: '3389/tcp', self: false }]]);
+    // raw layout: a string whose plain-text head says format, version, status, requester, target
+    // and the request's audit ids (what redis-cli GET shows), then the compressed JSON
+    const raw = await redis.getBuffer(`${prefix}:req:${r.id}`);
+    expect(raw!.toString('latin1').split('\n').slice(0, 6)).toEqual(['j1', '1', 'pending', 'alice@contoso.com', 'vm1', events[0]!.id]);
+    expect(raw!.length).toBeLessThan(JSON.stringify(r).length / 2);
     expect(events[0]?.id).toMatch(/^\d+-\d+$/);
   });
 

@@ -1,9 +1,12 @@
 // The Scheduler port on BullMQ: one delayed revocation job per grant and one approval-timeout
 // job per pending request, each with jobId = request id, so a retry or a second replica cannot
-// schedule it twice. The worker runs them with retries and drains on shutdown.
+// schedule it twice; workflow jobs (escalation, delayed start) as `<kind>-<id>`. The worker runs
+// them with retries and drains on shutdown. Expiry reminders are timers in one sorted set
+// (timers.ts), run by the same worker.
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobHandlers, JobOutcome, Scheduler, WorkflowJob } from '../../app/ports.js';
+import { RedisTimers } from './timers.js';
 
 export const REVOKE_QUEUE = 'jit-revoke';
 export const APPROVAL_QUEUE = 'jit-approval-timeout';
@@ -42,6 +45,14 @@ const REMOVE_ON_FAIL = { age: 7 * 86_400 };
 /** BullMQ's per-queue event stream (for QueueEvents, which jit-bot does not use): keep it short. */
 const EVENTS_MAX_LEN = 100;
 
+/**
+ * Workflow kinds kept as timers in one sorted set (timers.ts) rather than BullMQ jobs: one per
+ * active grant, so their footprint counts (docs/benchmarks.md, "Footprint"). Jobs of these kinds
+ * written by older versions still run (the workflow worker reads every kind).
+ */
+const TIMER_KINDS: ReadonlySet<WorkflowJob> = new Set(['remind']);
+const timersKey = (prefix: string) => `${prefix}:jit-reminders`;
+
 /** The request id (and workflow kind) of a job, from its id (or, for older jobs, its data). */
 export function jobSubject(queue: string, jobId: string, data: JobData): { requestId: string; kind?: WorkflowJob } {
   if (queue !== WORKFLOW_QUEUE) return { requestId: data.requestId ?? jobId };
@@ -61,8 +72,10 @@ export class BullScheduler implements Scheduler {
   readonly revoke: Queue<JobData>;
   readonly approval: Queue<JobData>;
   readonly workflow: Queue<JobData>;
+  readonly timers: RedisTimers;
 
   constructor(opts: BullOptions) {
+    this.timers = new RedisTimers(opts.connection, timersKey(opts.prefix));
     const queue = (name: string) => new Queue<JobData>(name, { connection: opts.connection, prefix: opts.prefix, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
     this.workflow = queue(WORKFLOW_QUEUE);
     this.revoke = queue(REVOKE_QUEUE);
@@ -91,14 +104,21 @@ export class BullScheduler implements Scheduler {
   }
 
   scheduleWorkflow(kind: WorkflowJob, requestId: string, at: number): Promise<void> {
+    if (TIMER_KINDS.has(kind)) return this.timers.schedule(`${kind}-${requestId}`, at);
     return this.put(this.workflow, kind, `${kind}-${requestId}`, at, true);
   }
 
   async cancelWorkflow(kind: WorkflowJob, requestId: string): Promise<void> {
+    // A timer kind may also have a BullMQ job written by an older version: cancel both.
+    if (TIMER_KINDS.has(kind)) await this.timers.cancel(`${kind}-${requestId}`);
     await this.workflow.remove(`${kind}-${requestId}`);
   }
 
   async workflowDueAt(kind: WorkflowJob, requestId: string): Promise<number | null> {
+    if (TIMER_KINDS.has(kind)) {
+      const at = await this.timers.dueAt(`${kind}-${requestId}`);
+      if (at !== null) return at;
+    }
     return this.dueAt(this.workflow, `${kind}-${requestId}`);
   }
 
@@ -174,6 +194,7 @@ export interface WorkerOptions extends BullOptions {
 /** Runs both queues. `close()` stops taking jobs and waits for the running ones (graceful drain). */
 export class BullWorker {
   private readonly workers: Worker<JobData>[];
+  private readonly timers: RedisTimers;
   private closing: Promise<void> | null = null;
 
   constructor(opts: WorkerOptions) {
@@ -232,6 +253,11 @@ export class BullWorker {
       make(APPROVAL_QUEUE, (s) => opts.handlers.timeoutApproval(s.requestId)),
       make(WORKFLOW_QUEUE, (s) => (s.kind ? opts.handlers.workflow(s.kind, s.requestId) : Promise.resolve())),
     ];
+    this.timers = new RedisTimers(opts.connection, timersKey(opts.prefix));
+    this.timers.start((id) => {
+      const s = jobSubject(WORKFLOW_QUEUE, id, { dueAt: 0 });
+      return s.kind ? opts.handlers.workflow(s.kind, s.requestId) : Promise.resolve();
+    }, opts.log);
   }
 
   running(): boolean {
@@ -242,7 +268,7 @@ export class BullWorker {
     // A worker closed while it is still connecting leaves its connections' rejections unhandled:
     // let it finish connecting first (bounded, in case Redis is gone).
     const ready = (w: Worker<JobData>) => Promise.race([w.waitUntilReady().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
-    this.closing ??= Promise.all(this.workers.map(async (w) => (await ready(w), w.close()))).then(() => undefined);
+    this.closing ??= Promise.all([...this.workers.map(async (w) => (await ready(w), w.close())), this.timers.stop()]).then(() => undefined);
     return this.closing;
   }
 }

@@ -3,10 +3,27 @@
 import type { Redis } from 'ioredis';
 import type { AuditEvent } from '../../core/types.js';
 import type { AuditLog, AuditQuery, AuditScope } from '../../app/ports.js';
-import { LUA_APPEND_EVENTS, LUA_DRAIN_ZSET, auditIndexKeys, decodeAuditEntry, defineScript, encodeAuditEvent, type ScriptCall } from './store.js';
+import { LUA_DRAIN_ZSET, LUA_RECORD, auditTargetKey, decodeAuditEntry, defineScript, encodeAuditEvent, type ScriptCall } from './store.js';
+import { decodeHead } from './request-codec.js';
 
-// KEYS: 1 (unused), 2 stream, 3 audit:req:<requestId>, 4 audit:bytarget:<target>; ARGV: 1 event fields (JSON array)
-const LUA_APPEND = LUA_APPEND_EVENTS + `\nreturn append_events(3, 1)\n`;
+/**
+ * One event outside a transition (rules applied / removed, reminders, reconciler): XADD, its id
+ * pushed to the target's list, and recorded in its request's record (the per-request index, see
+ * request-codec.ts); for an event with no such record (orphans, or a request still stored by an
+ * older version) in the list audit:req:<requestId>, as older versions did for every event.
+ */
+const LUA_APPEND =
+  LUA_RECORD +
+  `
+-- KEYS: 1 req:<requestId>, 2 stream, 3 audit:req:<requestId>, 4 audit:bytarget:<target>; ARGV: 1 event fields (JSON array)
+local fields = cjson.decode(ARGV[1])
+local sid = redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('RPUSH', KEYS[4], sid)
+local rec = nil
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' then rec = parse_record(redis.call('GET', KEYS[1])) end
+if rec then redis.call('SET', KEYS[1], rebuild(rec, { sid })) else redis.call('RPUSH', KEYS[3], sid) end
+return { sid }
+`;
 
 /** Stream ids carry Redis's clock; event times carry ours. Read this far back and filter by `time`. */
 const CLOCK_SKEW_MARGIN_MS = 5 * 60_000;
@@ -40,8 +57,8 @@ export class RedisAuditLog implements AuditLog {
   }
 
   async append(event: AuditEvent): Promise<AuditEvent> {
-    // XADD and RPUSH of the new id in one script: atomic, and the id is known inside it.
-    const keys = [this.k('audit'), this.k('audit'), ...auditIndexKeys(this.prefix, event)];
+    // XADD and the index writes of the new id in one script: atomic, and the id is known inside it.
+    const keys = [this.k(`req:${event.requestId}`), this.k('audit'), this.k(`audit:req:${event.requestId}`), auditTargetKey(this.prefix, event)];
     const res = await this.appendScript(keys.length, ...keys, JSON.stringify(encodeAuditEvent(event)));
     const id = Array.isArray(res) && typeof res[0] === 'string' ? res[0] : undefined;
     if (!id) throw new Error('audit append returned no stream id');
@@ -59,7 +76,7 @@ export class RedisAuditLog implements AuditLog {
     const keep = (e: AuditEvent) => since === undefined || e.time >= since;
 
     if (query.requestId !== undefined) {
-      const ids = await this.redis.lrange(this.k(`audit:req:${query.requestId}`), 0, -1);
+      const [ids = []] = await this.requestAuditIds([query.requestId]);
       if (ids.length === 0) return [];
       const pipe = this.redis.pipeline();
       for (const id of ids) pipe.xrange(this.k('audit'), id, id);
@@ -121,13 +138,8 @@ export class RedisAuditLog implements AuditLog {
       } else requestIds.push(...list);
     });
     if (requestIds.length > 0) {
-      // Own requests on targets the caller cannot read: their event lists, cut at `since` the same way.
-      const lists = this.redis.pipeline();
-      for (const r of new Set(requestIds)) lists.lrange(this.k(`audit:req:${r}`), 0, -1);
-      for (const [err, val] of (await lists.exec()) ?? []) {
-        if (err) throw err;
-        for (const id of (Array.isArray(val) ? (val as string[]) : [])) if (recent(id)) ids.add(id);
-      }
+      // Own requests on targets the caller cannot read: their event ids, cut at `since` the same way.
+      for (const list of await this.requestAuditIds([...new Set(requestIds)])) for (const id of list) if (recent(id)) ids.add(id);
     }
     const newest = [...ids].sort((a, b) => compareStreamIds(b, a)).slice(0, want);
     const read = this.redis.pipeline();
@@ -144,6 +156,30 @@ export class RedisAuditLog implements AuditLog {
     events.sort((a, b) => compareStreamIds(a.id ?? '0-0', b.id ?? '0-0'));
     const truncated = events.length > scope.limit;
     return { events: truncated ? events.slice(events.length - scope.limit) : events, truncated };
+  }
+
+  /**
+   * The audit stream ids of each request, oldest first: those in its record's head and, for events
+   * written by an older version (or with no record), in audit:req:<id>. One round trip.
+   */
+  private async requestAuditIds(requestIds: string[]): Promise<string[][]> {
+    const pipe = this.redis.pipeline();
+    for (const r of requestIds) {
+      pipe.getBuffer(this.k(`req:${r}`));
+      pipe.lrange(this.k(`audit:req:${r}`), 0, -1);
+    }
+    const res = (await pipe.exec()) ?? [];
+    return requestIds.map((_, i) => {
+      const [recErr, rec] = res[2 * i] ?? [null, null];
+      const [listErr, list] = res[2 * i + 1] ?? [null, null];
+      if (listErr) throw listErr;
+      // WRONGTYPE: a request still stored as a hash by an older version (its ids are all in the list).
+      if (recErr && !/WRONGTYPE/.test(recErr.message)) throw recErr;
+      const own = Buffer.isBuffer(rec) ? (decodeHead(rec)?.auditIds ?? []) : [];
+      const older = Array.isArray(list) ? (list as string[]) : [];
+      if (older.length === 0) return own;
+      return [...new Set([...older, ...own])].sort(compareStreamIds);
+    });
   }
 
   /** Called at start: indexes a stream written by an older version (once), so no user read pays for it. */

@@ -1,14 +1,13 @@
 // How a request is stored in its Redis key (`<prefix>:req:<id>`, a string), format `j1`:
 //
-//   j1\n<version>\n<status>\n<requester>\n<target>\n<deflated JSON>
+//   j1\n<version>\n<status>\n<requester>\n<target>\n<audit stream ids, comma-separated>\n<deflated JSON>
 //
-// The first five lines are plain text, so `redis-cli GET` shows the version, status, requester and
-// target, and the store's Lua scripts read the version and status (compare-and-set, status index)
+// The first six lines are plain text, so `redis-cli GET` shows the version, status, requester,
+// target and the ids of the request's audit events (oldest first: the per-request audit index,
+// appended by the same Lua script as each event), and the store's Lua scripts read and rewrite them
 // without decompressing. The rest is the request's JSON without those fields and without `id` (the
 // key has it), compressed with raw DEFLATE and the preset dictionary below: a request of ~1 KB of
-// JSON takes ~250 bytes (docs/benchmarks.md, "Footprint"). To read one by hand:
-//   node -e "…inflateRawSync(buf.subarray(<after the 5th newline>), { dictionary: Buffer.from(REQUEST_DICTIONARY_J1) })"
-// or simply `npm run jit -- status <id>`.
+// JSON takes ~200 bytes (docs/benchmarks.md, "Footprint"). To read one, `npm run jit -- status <id>`.
 //
 // Versions before this one stored a hash {v, json, status, requester, target}: decodeLegacy reads
 // it, and RedisRequestStore.prepare() converts those hashes once (see store.ts).
@@ -46,22 +45,33 @@ export interface RequestHead {
   status: RequestStatus;
   requester: string;
   target: string;
+  /** The stream ids of the request's audit events, oldest first. */
+  auditIds: string[];
 }
 
-/** The stored bytes of `request` at `version` (its own `version` field is ignored). */
-export function encodeRequest(request: AccessRequest, version: number): Buffer {
+/**
+ * `request` at `version` (its own `version` field is ignored) as the stored record's first five
+ * lines (`head`, ending in a newline) and its compressed `body`. The store's scripts put the audit
+ * ids line between them: `head + ids + "\n" + body` (see joinRecord).
+ */
+export function encodeRequest(request: AccessRequest, version: number): { head: Buffer; body: Buffer } {
   for (const [name, value] of [['status', request.status], ['requester', request.requester], ['target', request.target]] as const) {
     if (value.includes('\n')) throw new Error(`request ${name} cannot contain a newline`);
   }
   const { id: _id, version: _v, status: _s, requester: _r, target: _t, ...rest } = request;
   const head = `${REQUEST_FORMAT}\n${version}\n${request.status}\n${request.requester}\n${request.target}\n`;
-  return Buffer.concat([Buffer.from(head, 'utf8'), deflateRawSync(Buffer.from(JSON.stringify(rest), 'utf8'), { dictionary: DICTIONARY })]);
+  return { head: Buffer.from(head, 'utf8'), body: deflateRawSync(Buffer.from(JSON.stringify(rest), 'utf8'), { dictionary: DICTIONARY }) };
 }
 
-/** Where the compressed body starts (after the 5th newline), or -1 if `buf` is not a j1 record. */
+/** A whole record from encodeRequest's parts and the audit stream ids (what the Lua scripts build). */
+export function joinRecord(parts: { head: Buffer; body: Buffer }, auditIds: string[]): Buffer {
+  return Buffer.concat([parts.head, Buffer.from(`${auditIds.join(',')}\n`, 'utf8'), parts.body]);
+}
+
+/** Where the compressed body starts (after the 6th newline), or -1 if `buf` is not a j1 record. */
 function bodyStart(buf: Buffer): number {
   let at = -1;
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 6; i++) {
     at = buf.indexOf(NL, at + 1);
     if (at < 0) return -1;
   }
@@ -71,9 +81,9 @@ function bodyStart(buf: Buffer): number {
 export function decodeHead(buf: Buffer): RequestHead | null {
   const start = bodyStart(buf);
   if (start < 0) return null;
-  const [format, v, status, requester, target] = buf.subarray(0, start - 1).toString('utf8').split('\n');
+  const [format, v, status, requester, target, ids] = buf.subarray(0, start - 1).toString('utf8').split('\n');
   if (format !== REQUEST_FORMAT) return null;
-  return { version: Number(v), status: status as RequestStatus, requester: requester ?? '', target: target ?? '' };
+  return { version: Number(v), status: status as RequestStatus, requester: requester ?? '', target: target ?? '', auditIds: ids ? ids.split(',') : [] };
 }
 
 /** The request stored under `id` in format j1; throws on anything else (a corrupt record must not read as missing). */

@@ -27,7 +27,7 @@
 import type { Redis } from 'ioredis';
 import type { AccessRequest, AuditAction, AuditEvent } from '../../core/types.js';
 import type { ListFilter, RequestStore } from '../../app/ports.js';
-import { decodeLegacy, decodeRequest, encodeRequest } from './request-codec.js';
+import { decodeLegacy, decodeRequest, encodeRequest, joinRecord } from './request-codec.js';
 
 // ---------------------------------------------------------------------------------------------
 // Audit event encoding (shared with RedisAuditLog)
@@ -83,29 +83,49 @@ export function defineScript(redis: Redis, name: string, lua: string): ScriptCal
 }
 
 /**
- * Appends events. Expects KEYS[2] = stream, from KEYS[firstKey] two keys per event (its
- * `audit:req:<id>` list and its `audit:bytarget:<target>` list) and ARGV[firstArg..] = per-event
- * JSON arrays of flat stream fields (`time` first). Returns the stream ids. The id is pushed in the
- * same script as the XADD, so both lists are in stream order.
+ * Appends events. Expects KEYS[2] = stream, from KEYS[firstKey] one key per event (its
+ * `audit:bytarget:<target>` list) and ARGV[firstArg..] = per-event JSON arrays of flat stream
+ * fields (`time` first). Returns the stream ids. Each id is pushed in the same script as its XADD,
+ * so the list is in stream order; the caller records the ids in the request (see parse_record).
  */
 export const LUA_APPEND_EVENTS = `
 local function append_events(firstKey, firstArg)
   local ids = {}
-  local n = (#KEYS - firstKey + 1) / 2
-  for i = 0, n - 1 do
+  for i = 0, #KEYS - firstKey do
     local fields = cjson.decode(ARGV[firstArg + i])
     local sid = redis.call('XADD', KEYS[2], '*', unpack(fields))
-    redis.call('RPUSH', KEYS[firstKey + 2 * i], sid)
-    redis.call('RPUSH', KEYS[firstKey + 2 * i + 1], sid)
+    redis.call('RPUSH', KEYS[firstKey + i], sid)
     ids[#ids + 1] = sid
   end
   return ids
 end
 `;
 
-/** The two index keys of one audit event (see LUA_APPEND_EVENTS), under `prefix`. */
-export function auditIndexKeys(prefix: string, e: AuditEvent): [string, string] {
-  return [`${prefix}:audit:req:${e.requestId}`, `${prefix}:audit:bytarget:${e.target}`];
+/**
+ * A j1 record (request-codec.ts) split into its fields; nil if it is not one. `ids` is the
+ * comma-separated line of the request's audit stream ids; `rebuild` puts a record back together
+ * with more ids.
+ */
+export const LUA_RECORD = `
+local function parse_record(val)
+  local v, st, rq, tg, ids, pos = string.match(val, '^j1\\n(%d+)\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n()')
+  if not v then return nil end
+  return { v = v, status = st, requester = rq, target = tg, ids = ids, body = string.sub(val, pos) }
+end
+local function join_ids(old, new)
+  local add = table.concat(new, ',')
+  if old == '' then return add end
+  if add == '' then return old end
+  return old .. ',' .. add
+end
+local function rebuild(rec, new_ids)
+  return 'j1\\n' .. rec.v .. '\\n' .. rec.status .. '\\n' .. rec.requester .. '\\n' .. rec.target .. '\\n' .. join_ids(rec.ids, new_ids) .. '\\n' .. rec.body
+end
+`;
+
+/** The index key of one audit event (see LUA_APPEND_EVENTS), under `prefix`. */
+export function auditTargetKey(prefix: string, e: AuditEvent): string {
+  return `${prefix}:audit:bytarget:${e.target}`;
 }
 
 /**
@@ -122,42 +142,46 @@ return #popped / 2
 
 const LUA_CREATE =
   LUA_APPEND_EVENTS +
+  LUA_RECORD +
   `
--- KEYS: 1 req, 2 stream, 3 ids:all, 4 ids:requester, 5 ids:target, 6 idx:status, 7.. audit:req, audit:bytarget per event
--- ARGV: 1 id, 2 record (j1), 3 score (createdAt), 4.. events
+-- KEYS: 1 req, 2 stream, 3 ids:all, 4 ids:requester, 5 ids:target, 6 idx:status, 7.. audit:bytarget per event
+-- ARGV: 1 id, 2 head (first five lines), 3 body, 4 score (createdAt), 5.. events
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
+local ids = append_events(7, 5)
+redis.call('SET', KEYS[1], ARGV[2] .. join_ids('', ids) .. '\\n' .. ARGV[3])
 for i = 3, 5 do redis.call('RPUSH', KEYS[i], ARGV[1]) end
-redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
-append_events(7, 4)
+redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
 return 1
 `;
 const LUA_CAS =
   LUA_APPEND_EVENTS +
+  LUA_RECORD +
   `
--- KEYS: 1 req, 2 stream, 3.. audit:req, audit:bytarget per event
--- ARGV: 1 prefix, 2 id, 3 expected version, 4 new record (j1), 5 status, 6 requester, 7 target,
---       8 score (createdAt), 9.. events
+-- KEYS: 1 req, 2 stream, 3.. audit:bytarget per event
+-- ARGV: 1 prefix, 2 id, 3 expected version, 4 head (first five lines), 5 body, 6 status, 7 requester,
+--       8 target, 9 score (createdAt), 10.. events
 local kind = redis.call('TYPE', KEYS[1])['ok']
-local cur, old
+local cur, old, old_ids
 if kind == 'string' then
-  local v, st, rq, tg = string.match(redis.call('GET', KEYS[1]), '^j1\\n(%d+)\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n')
-  cur, old = v, { st, rq, tg }
+  local rec = parse_record(redis.call('GET', KEYS[1]))
+  if not rec then return redis.error_reply('ERR ' .. KEYS[1] .. ' is not a j1 request record') end
+  cur, old, old_ids = rec.v, { rec.status, rec.requester, rec.target }, rec.ids
 elseif kind == 'hash' then
-  -- written by an older version (prepare() has not converted it yet): read it, replace it below
+  -- written by an older version (prepare() has not converted it yet): its audit ids stay in
+  -- audit:req:<id>, where that version put them; it is replaced below
   local h = redis.call('HMGET', KEYS[1], 'v', 'status', 'requester', 'target')
-  cur, old = h[1], { h[2], h[3], h[4] }
+  cur, old, old_ids = h[1], { h[2], h[3], h[4] }, ''
 else
   return 0
 end
 if not cur or cur ~= ARGV[3] then return 0 end
-if old[2] ~= ARGV[6] or old[3] ~= ARGV[7] then return redis.error_reply('ERR the requester and target of a request never change') end
-if old[1] ~= ARGV[5] then
+if old[2] ~= ARGV[7] or old[3] ~= ARGV[8] then return redis.error_reply('ERR the requester and target of a request never change') end
+if old[1] ~= ARGV[6] then
   if old[1] then redis.call('ZREM', ARGV[1] .. ':idx:status:' .. old[1], ARGV[2]) end
-  redis.call('ZADD', ARGV[1] .. ':idx:status:' .. ARGV[5], ARGV[8], ARGV[2])
+  redis.call('ZADD', ARGV[1] .. ':idx:status:' .. ARGV[6], ARGV[9], ARGV[2])
 end
-redis.call('SET', KEYS[1], ARGV[4])
-append_events(3, 9)
+local ids = append_events(3, 10)
+redis.call('SET', KEYS[1], ARGV[4] .. join_ids(old_ids, ids) .. '\\n' .. ARGV[5])
 return 1
 `;
 /** KEYS: 1 req; ARGV: 1 version read, 2 record (j1). Replaces an older version's hash if it is still at that version. */
@@ -194,6 +218,8 @@ export class RedisRequestStore implements RequestStore {
   }
 
   async create(request: AccessRequest, events: AuditEvent[]): Promise<boolean> {
+    sameRequest(request, events);
+    const { head, body } = encodeRequest(request, 1);
     const keys = [
       this.k(`req:${request.id}`),
       this.k('audit'),
@@ -201,9 +227,9 @@ export class RedisRequestStore implements RequestStore {
       this.k(`ids:requester:${request.requester}`),
       this.k(`ids:target:${request.target}`),
       this.k(`idx:status:${request.status}`),
-      ...events.flatMap((e) => auditIndexKeys(this.prefix, e)),
+      ...events.map((e) => auditTargetKey(this.prefix, e)),
     ];
-    const args = [request.id, encodeRequest(request, 1), String(request.createdAt), ...events.map((e) => JSON.stringify(encodeAuditEvent(e)))];
+    const args = [request.id, head, body, String(request.createdAt), ...events.map((e) => JSON.stringify(encodeAuditEvent(e)))];
     const res = await this.createScript(keys.length, ...keys, ...args);
     return res === 1;
   }
@@ -214,13 +240,16 @@ export class RedisRequestStore implements RequestStore {
   }
 
   async compareAndSet(next: AccessRequest, expectedVersion: number, events: AuditEvent[]): Promise<boolean> {
+    sameRequest(next, events);
     const version = expectedVersion + 1;
-    const keys = [this.k(`req:${next.id}`), this.k('audit'), ...events.flatMap((e) => auditIndexKeys(this.prefix, e))];
+    const { head, body } = encodeRequest(next, version);
+    const keys = [this.k(`req:${next.id}`), this.k('audit'), ...events.map((e) => auditTargetKey(this.prefix, e))];
     const args = [
       this.prefix,
       next.id,
       String(expectedVersion),
-      encodeRequest(next, version),
+      head,
+      body,
       next.status,
       next.requester,
       next.target,
@@ -353,7 +382,8 @@ export class RedisRequestStore implements RequestStore {
       for (const key of await this.scanKeys('req:*', 'hash')) {
         const [v, json] = await this.redis.hmget(key, 'v', 'json');
         const req = decodeLegacy(v ?? null, json ?? null);
-        if (req) await this.convertScript(1, key, String(req.version), encodeRequest(req, req.version));
+        // Its audit ids stay in audit:req:<id>, where the older version put them (readers look there too).
+        if (req) await this.convertScript(1, key, String(req.version), joinRecord(encodeRequest(req, req.version), []));
       }
       await this.redis.set(this.k(STORE_MARKER), '1');
     })().catch((err: unknown) => {
@@ -373,6 +403,12 @@ export class RedisRequestStore implements RequestStore {
     } while (cursor !== '0');
     return out;
   }
+}
+
+/** A transition's events are the request's own: their ids go into its record. */
+function sameRequest(request: AccessRequest, events: AuditEvent[]): void {
+  const other = events.find((e) => e.requestId !== request.id);
+  if (other) throw new Error(`audit event ${other.action} is for ${other.requestId}, not ${request.id}`);
 }
 
 function matches(r: AccessRequest, f: ListFilter): boolean {
