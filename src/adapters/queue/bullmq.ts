@@ -6,7 +6,7 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobHandlers, JobOutcome, Scheduler, WorkflowJob } from '../../app/ports.js';
-import { RedisTimers } from './timers.js';
+import { RedisTimers, type TimerOptions } from './timers.js';
 
 export const REVOKE_QUEUE = 'jit-revoke';
 export const APPROVAL_QUEUE = 'jit-approval-timeout';
@@ -37,7 +37,7 @@ interface JobData {
  */
 export const RETRY = { attempts: 12, firstDelayMs: 1000 } as const;
 /** The backoff after the n-th failed attempt (n ≥ 1). */
-export const retryDelayMs = (failed: number): number => RETRY.firstDelayMs * 2 ** (failed - 1);
+export const retryDelayMs = (failed: number, first: number = RETRY.firstDelayMs): number => first * 2 ** (failed - 1);
 
 /** Completed jobs are removed so the id is free (the audit log is the record); failed ones kept 7 days. */
 const REMOVE_ON_COMPLETE = { count: 0 };
@@ -189,6 +189,10 @@ export interface WorkerOptions extends BullOptions {
   /** Called with failures (they are retried) and connection errors. */
   log: (msg: string, err?: unknown) => void;
   concurrency?: number;
+  /** Attempts and first backoff (default RETRY; tests shorten them). */
+  retry?: { attempts: number; firstDelayMs: number };
+  /** The reminder timers' polling (default timers.ts's; tests shorten it). */
+  timers?: TimerOptions;
 }
 
 /** Runs both queues. `close()` stops taking jobs and waits for the running ones (graceful drain). */
@@ -199,6 +203,7 @@ export class BullWorker {
 
   constructor(opts: WorkerOptions) {
     const concurrency = opts.concurrency ?? 50;
+    const retry = opts.retry ?? RETRY;
     // Errors this worker has logged already (a last attempt): the 'failed' event does not log them twice.
     const logged = new WeakSet<Error>();
     const make = (queue: string, handle: (subject: { requestId: string; kind?: WorkflowJob }) => Promise<JobOutcome>) => {
@@ -211,14 +216,15 @@ export class BullWorker {
           } catch (err) {
             const failed = (job.data.failed ?? 0) + 1;
             const msg = err instanceof Error ? err.message : String(err);
-            if (failed >= RETRY.attempts) {
-              opts.log(`${queue} job ${job.id ?? '?'} failed (attempt ${failed} of ${RETRY.attempts}, giving up): ${msg}`, err);
+            if (failed >= retry.attempts) {
+              opts.log(`${queue} job ${job.id ?? '?'} failed (attempt ${failed} of ${retry.attempts}, giving up): ${msg}`, err);
               if (err instanceof Error) logged.add(err);
               throw err; // kept as failed (REMOVE_ON_FAIL); the reconciler is the second line
             }
-            opts.log(`${queue} job ${job.id ?? '?'} failed (attempt ${failed} of ${RETRY.attempts}, retried in ${retryDelayMs(failed) / 1000} s): ${msg}`, err);
+            const delay = retryDelayMs(failed, retry.firstDelayMs);
+            opts.log(`${queue} job ${job.id ?? '?'} failed (attempt ${failed} of ${retry.attempts}, retried in ${delay / 1000} s): ${msg}`, err);
             await job.updateData({ ...job.data, failed });
-            await job.moveToDelayed(Date.now() + retryDelayMs(failed), token);
+            await job.moveToDelayed(Date.now() + delay, token);
             throw new DelayedError();
           }
           if (outcome && outcome.retryAt > Date.now()) {
@@ -253,7 +259,7 @@ export class BullWorker {
       make(APPROVAL_QUEUE, (s) => opts.handlers.timeoutApproval(s.requestId)),
       make(WORKFLOW_QUEUE, (s) => (s.kind ? opts.handlers.workflow(s.kind, s.requestId) : Promise.resolve())),
     ];
-    this.timers = new RedisTimers(opts.connection, timersKey(opts.prefix));
+    this.timers = new RedisTimers(opts.connection, timersKey(opts.prefix), opts.timers);
     this.timers.start((id) => {
       const s = jobSubject(WORKFLOW_QUEUE, id, { dueAt: 0 });
       return s.kind ? opts.handlers.workflow(s.kind, s.requestId) : Promise.resolve();

@@ -6,18 +6,24 @@
 //   <key>          sorted set: timer id → when it is due (epoch ms)
 //   <key>:running  sorted set: timer id → when its claim lapses (a process died while running it)
 //
-// Every replica's worker polls (at most every POLL_MS, sooner when the next timer is due sooner)
+// Every replica's worker polls (at most every `pollMs`, sooner when the next timer is due sooner)
 // and claims due timers atomically (moved from <key> to <key>:running in one script), so each runs
-// once; a claim whose process died lapses after LEASE_MS and the timer is due again. A handler
-// that throws is tried again RETRY_MS later; one that answers { retryAt } runs again then. Scheduling
+// once; a claim whose process died lapses after `leaseMs` and the timer is due again. A handler
+// that throws is tried again `retryMs` later; one that answers { retryAt } runs again then. Scheduling
 // while a timer runs keeps the new time; cancelling drops both.
 import type { Redis } from 'ioredis';
 import type { JobOutcome } from '../../app/ports.js';
 import { defineScript, type ScriptCall } from '../redis/store.js';
 
-const POLL_MS = 500;
-const LEASE_MS = 5 * 60_000;
-const RETRY_MS = 30_000;
+export interface TimerOptions {
+  /** The longest wait between two polls (ms). */
+  pollMs?: number;
+  /** How long a claim lasts before the timer is due again (its process died). */
+  leaseMs?: number;
+  /** When a handler that threw is tried again. */
+  retryMs?: number;
+}
+const DEFAULTS: Required<TimerOptions> = { pollMs: 500, leaseMs: 5 * 60_000, retryMs: 30_000 };
 const BATCH = 100;
 
 // KEYS: 1 due, 2 running; ARGV: 1 now, 2 lease ms, 3 batch. Returns { claimed ids, next due or nil }.
@@ -48,11 +54,14 @@ export class RedisTimers {
   private stopped = false;
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  private readonly opts: Required<TimerOptions>;
 
   constructor(
     private readonly redis: Redis,
     private readonly key: string,
+    opts: TimerOptions = {},
   ) {
+    this.opts = { ...DEFAULTS, ...opts };
     this.running = `${key}:running`;
     this.claim = defineScript(redis, 'jitTimersClaim', LUA_CLAIM);
     this.finish = defineScript(redis, 'jitTimersFinish', LUA_FINISH);
@@ -87,19 +96,19 @@ export class RedisTimers {
         const outcome = await handle(id);
         if (outcome && outcome.retryAt > Date.now()) again = String(outcome.retryAt);
       } catch (err) {
-        log(`timer ${id} failed (tried again in ${RETRY_MS / 1000} s): ${err instanceof Error ? err.message : String(err)}`, err);
-        again = String(Date.now() + RETRY_MS);
+        log(`timer ${id} failed (tried again in ${this.opts.retryMs / 1000} s): ${err instanceof Error ? err.message : String(err)}`, err);
+        again = String(Date.now() + this.opts.retryMs);
       }
       await this.finish(2, this.key, this.running, id, again);
     };
     this.loopDone = (async () => {
       while (!this.stopped) {
-        let wait = POLL_MS;
+        let wait = this.opts.pollMs;
         try {
-          const [ids, next] = (await this.claim(2, this.key, this.running, Date.now(), LEASE_MS, BATCH)) as [string[], string | null];
+          const [ids, next] = (await this.claim(2, this.key, this.running, Date.now(), this.opts.leaseMs, BATCH)) as [string[], string | null];
           await Promise.all(ids.map(run));
           if (ids.length === BATCH) continue;
-          if (next !== null) wait = Math.max(0, Math.min(POLL_MS, Number(next) - Date.now()));
+          if (next !== null) wait = Math.max(0, Math.min(this.opts.pollMs, Number(next) - Date.now()));
         } catch (err) {
           if (this.stopped) break;
           log(`timers ${this.key}: ${err instanceof Error ? err.message : String(err)}`, err);

@@ -9,7 +9,8 @@
 //                             entry, sorted sets ~110 B once past 128 entries)
 //   ids:requester:<principal> list, same (a request's requester and target never change)
 //   ids:target:<target>       list, same
-//   idx:status:<status>       zset of request ids scored by createdAt (entries move between statuses)
+//   ids:status:<status>       list of request ids in the order they entered the status (a
+//                             transition LREMs the id from its old status and RPUSHes it to the new)
 //   audit                     stream of audit events (fields: time actor action requestId target details)
 //   audit:req:<requestId>     list of the stream ids of that request's events, oldest first
 //   audit:bytarget:<target>   list of the stream ids of that target's events, in stream order
@@ -20,7 +21,8 @@
 //   token:<token>             string: request id of a one-time "my IP" link (PX ttl)
 //
 // Older versions (before store:v2) kept each request in a hash {v, json, status, requester,
-// target}, the request indexes in sorted sets idx:{all,requester:<p>,target:<t>} and the target
+// target}, the request indexes in sorted sets idx:{all,requester:<p>,target:<t>,status:<s>} (by
+// createdAt) and the target
 // audit index in sorted sets audit:target:<t>. prepare() converts them once at start (each step
 // atomic and safe to run from several replicas at once); until then reads accept both shapes and a
 // transition on an old hash rewrites it in the new format.
@@ -144,13 +146,12 @@ const LUA_CREATE =
   LUA_APPEND_EVENTS +
   LUA_RECORD +
   `
--- KEYS: 1 req, 2 stream, 3 ids:all, 4 ids:requester, 5 ids:target, 6 idx:status, 7.. audit:bytarget per event
--- ARGV: 1 id, 2 head (first five lines), 3 body, 4 score (createdAt), 5.. events
+-- KEYS: 1 req, 2 stream, 3 ids:all, 4 ids:requester, 5 ids:target, 6 ids:status, 7.. audit:bytarget per event
+-- ARGV: 1 id, 2 head (first five lines), 3 body, 4.. events
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local ids = append_events(7, 5)
+local ids = append_events(7, 4)
 redis.call('SET', KEYS[1], ARGV[2] .. join_ids('', ids) .. '\\n' .. ARGV[3])
-for i = 3, 5 do redis.call('RPUSH', KEYS[i], ARGV[1]) end
-redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
+for i = 3, 6 do redis.call('RPUSH', KEYS[i], ARGV[1]) end
 return 1
 `;
 const LUA_CAS =
@@ -159,7 +160,7 @@ const LUA_CAS =
   `
 -- KEYS: 1 req, 2 stream, 3.. audit:bytarget per event
 -- ARGV: 1 prefix, 2 id, 3 expected version, 4 head (first five lines), 5 body, 6 status, 7 requester,
---       8 target, 9 score (createdAt), 10.. events
+--       8 target, 9.. events
 local kind = redis.call('TYPE', KEYS[1])['ok']
 local cur, old, old_ids
 if kind == 'string' then
@@ -177,10 +178,14 @@ end
 if not cur or cur ~= ARGV[3] then return 0 end
 if old[2] ~= ARGV[7] or old[3] ~= ARGV[8] then return redis.error_reply('ERR the requester and target of a request never change') end
 if old[1] ~= ARGV[6] then
-  if old[1] then redis.call('ZREM', ARGV[1] .. ':idx:status:' .. old[1], ARGV[2]) end
-  redis.call('ZADD', ARGV[1] .. ':idx:status:' .. ARGV[6], ARGV[9], ARGV[2])
+  if old[1] then
+    redis.call('LREM', ARGV[1] .. ':ids:status:' .. old[1], 1, ARGV[2])
+    -- and from an older version's sorted set, if prepare() has not drained it yet
+    redis.call('ZREM', ARGV[1] .. ':idx:status:' .. old[1], ARGV[2])
+  end
+  redis.call('RPUSH', ARGV[1] .. ':ids:status:' .. ARGV[6], ARGV[2])
 end
-local ids = append_events(3, 10)
+local ids = append_events(3, 9)
 redis.call('SET', KEYS[1], ARGV[4] .. join_ids(old_ids, ids) .. '\\n' .. ARGV[5])
 return 1
 `;
@@ -226,10 +231,10 @@ export class RedisRequestStore implements RequestStore {
       this.k('ids:all'),
       this.k(`ids:requester:${request.requester}`),
       this.k(`ids:target:${request.target}`),
-      this.k(`idx:status:${request.status}`),
+      this.k(`ids:status:${request.status}`),
       ...events.map((e) => auditTargetKey(this.prefix, e)),
     ];
-    const args = [request.id, head, body, String(request.createdAt), ...events.map((e) => JSON.stringify(encodeAuditEvent(e)))];
+    const args = [request.id, head, body, ...events.map((e) => JSON.stringify(encodeAuditEvent(e)))];
     const res = await this.createScript(keys.length, ...keys, ...args);
     return res === 1;
   }
@@ -253,7 +258,6 @@ export class RedisRequestStore implements RequestStore {
       next.status,
       next.requester,
       next.target,
-      String(next.createdAt),
       ...events.map((e) => JSON.stringify(encodeAuditEvent(e))),
     ];
     const res = await this.casScript(keys.length, ...keys, ...args);
@@ -262,7 +266,7 @@ export class RedisRequestStore implements RequestStore {
 
   /** How many requests are in a status (the status index's size). */
   async countByStatus(status: AccessRequest['status']): Promise<number> {
-    return this.redis.zcard(this.k(`idx:status:${status}`));
+    return this.redis.llen(this.k(`ids:status:${status}`));
   }
 
   async list(filter: ListFilter): Promise<AccessRequest[]> {
@@ -274,10 +278,8 @@ export class RedisRequestStore implements RequestStore {
     const seen = new Set<string>();
     const page = Math.max(limit, 100);
     for (let start = 0; out.length < limit; start += page) {
-      // Newest first: a sorted set by score, a list from its tail.
-      const ids = index.sorted
-        ? await this.redis.zrevrange(index.key, start, start + page - 1)
-        : (await this.redis.lrange(index.key, -(start + page), -(start + 1))).reverse();
+      // Newest first: from the list's tail.
+      const ids = (await this.redis.lrange(index, -(start + page), -(start + 1))).reverse();
       if (ids.length === 0) break;
       const fresh = ids.filter((id) => !seen.has(id) && seen.add(id));
       for (const r of await this.getMany(fresh)) {
@@ -304,20 +306,17 @@ export class RedisRequestStore implements RequestStore {
     return this.redis.get(this.k(`token:${token}`));
   }
 
-  /** The smallest of the indexes the filter names (LLEN / ZCARD), else ids:all. */
-  private async pickIndex(filter: ListFilter): Promise<{ key: string; sorted: boolean }> {
-    const candidates: Array<{ key: string; sorted: boolean }> = [];
-    if (filter.requester !== undefined) candidates.push({ key: this.k(`ids:requester:${filter.requester}`), sorted: false });
-    if (filter.target !== undefined) candidates.push({ key: this.k(`ids:target:${filter.target}`), sorted: false });
-    if (filter.status !== undefined) candidates.push({ key: this.k(`idx:status:${filter.status}`), sorted: true });
+  /** The smallest of the indexes the filter names (LLEN), else ids:all. */
+  private async pickIndex(filter: ListFilter): Promise<string> {
+    const candidates: string[] = [];
+    if (filter.requester !== undefined) candidates.push(this.k(`ids:requester:${filter.requester}`));
+    if (filter.target !== undefined) candidates.push(this.k(`ids:target:${filter.target}`));
+    if (filter.status !== undefined) candidates.push(this.k(`ids:status:${filter.status}`));
     const first = candidates[0];
-    if (first === undefined) return { key: this.k('ids:all'), sorted: false };
+    if (first === undefined) return this.k('ids:all');
     if (candidates.length === 1) return first;
     const pipe = this.redis.pipeline();
-    for (const c of candidates) {
-      if (c.sorted) pipe.zcard(c.key);
-      else pipe.llen(c.key);
-    }
+    for (const c of candidates) pipe.llen(c);
     const res = (await pipe.exec()) ?? [];
     let best = first;
     let bestSize = Number.POSITIVE_INFINITY;
@@ -374,16 +373,31 @@ export class RedisRequestStore implements RequestStore {
   prepare(): Promise<void> {
     this.converted ??= (async () => {
       if ((await this.redis.exists(this.k(STORE_MARKER))) === 1) return;
-      const zsets = [this.k('idx:all'), ...(await this.scanKeys('idx:requester:*', 'zset')), ...(await this.scanKeys('idx:target:*', 'zset'))];
+      const zsets = [this.k('idx:all'), ...(await this.scanKeys('idx:requester:*', 'zset')), ...(await this.scanKeys('idx:target:*', 'zset')), ...(await this.scanKeys('idx:status:*', 'zset'))];
       for (const old of zsets) {
         const list = old.replace(`${this.prefix}:idx:`, `${this.prefix}:ids:`);
         while (Number(await this.drainScript(2, old, list, 1000)) > 0);
       }
-      for (const key of await this.scanKeys('req:*', 'hash')) {
-        const [v, json] = await this.redis.hmget(key, 'v', 'json');
-        const req = decodeLegacy(v ?? null, json ?? null);
-        // Its audit ids stay in audit:req:<id>, where the older version put them (readers look there too).
-        if (req) await this.convertScript(1, key, String(req.version), joinRecord(encodeRequest(req, req.version), []));
+      const hashes = await this.scanKeys('req:*', 'hash');
+      for (let i = 0; i < hashes.length; i += 500) {
+        const keys = hashes.slice(i, i + 500);
+        const pipe = this.redis.pipeline();
+        for (const key of keys) pipe.hmget(key, 'v', 'json');
+        const res = (await pipe.exec()) ?? [];
+        await Promise.all(
+          keys.map(async (key, j) => {
+            const [err, val] = res[j] ?? [null, null];
+            // WRONGTYPE: another replica converted it meanwhile.
+            if (err) {
+              if (/WRONGTYPE/.test(err.message)) return;
+              throw err;
+            }
+            const [v, json] = Array.isArray(val) ? (val as Array<string | null>) : [null, null];
+            const req = decodeLegacy(v ?? null, json ?? null);
+            // Its audit ids stay in audit:req:<id>, where the older version put them (readers look there too).
+            if (req) await this.convertScript(1, key, String(req.version), joinRecord(encodeRequest(req, req.version), []));
+          }),
+        );
       }
       await this.redis.set(this.k(STORE_MARKER), '1');
     })().catch((err: unknown) => {
