@@ -13,7 +13,7 @@
 // key of the Redis, by kind of key. Then it times the audit reads through the same API.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +45,23 @@ function freePort(): Promise<number> {
 function procField(pid: number, field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** RSS by mapping (/proc/<pid>/smaps): the glibc heap, anonymous mappings (V8's heap, malloc's mmaps), files. */
+function smapsSummary(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let name = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const path = head[1] ?? '';
+      name = path === '' ? 'anonymous' : path.startsWith('[') ? path : 'files';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[name] = (out[name] ?? 0) + Number(rss[1]) / 1024;
+  }
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v >= 1).map(([k, v]) => [k, Math.round(v)]));
 }
 
 function children(pid: number): number[] {
@@ -165,13 +182,20 @@ async function main(): Promise<void> {
     JIT_NETWORK: 'simulated', JIT_API_TOKENS: apiTokens, JIT_LOCAL_CHANNEL: 'true',
     JIT_REQUEST_RATE: 'off', JIT_READ_RATE: 'off', JIT_AUDIT_RATE: 'off', JIT_MAX_ACTIVE_PER_PRINCIPAL: '0', JIT_MAX_ACTIVE_PER_TARGET: '0',
     LOG_LEVEL: 'warn', JIT_RECONCILE_INTERVAL: '1h',
-    ...(HEAP_SNAPSHOT ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${join(process.cwd(), 'bench/results')}`.trim() } : {}),
+    // BENCH_NODE_OPTIONS: V8 / Node flags for the server only (experiments: --trace-gc, --max-semi-space-size=…).
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, process.env.BENCH_NODE_OPTIONS, HEAP_SNAPSHOT ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${join(process.cwd(), 'bench/results')}` : ''].filter(Boolean).join(' '),
   };
   mkdirSync('bench/results', { recursive: true });
   // Its own process group, so stopping it stops npm, tsx and the server (and nothing else).
-  const server = spawn('npm', ['start'], { env: serverEnv, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn('npm', ['start'], { env: serverEnv, detached: true, stdio: ['ignore', process.env.BENCH_SERVER_LOG ? 'pipe' : 'ignore', 'pipe'] });
+  if (process.env.BENCH_SERVER_LOG) server.stdout?.pipe(createWriteStream(`${process.env.BENCH_SERVER_LOG}.out`));
   let serverErr = '';
   server.stderr?.on('data', (b: Buffer) => (serverErr = (serverErr + b.toString()).slice(-4000)));
+  // BENCH_SERVER_LOG=<file>: the server's stdout and stderr (e.g. with --trace-gc).
+  if (process.env.BENCH_SERVER_LOG) {
+    const out = createWriteStream(process.env.BENCH_SERVER_LOG);
+    server.stderr?.pipe(out);
+  }
   const stopAll = async () => {
     if (server.exitCode === null && server.pid) {
       try { process.kill(-server.pid, 'SIGTERM'); } catch { /* gone */ }
@@ -197,6 +221,7 @@ async function main(): Promise<void> {
     console.log(`server pid ${pid}: ${cmdline}`);
     await sleep(5000);
     const rssIdle = procField(pid, 'VmRSS');
+    const smapsIdle = smapsSummary(pid);
     const usedIdle = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
     const keysIdle = await redis.dbsize();
 
@@ -246,7 +271,9 @@ async function main(): Promise<void> {
       await sleep(1000);
     }
     const rssActive = rssSamples[rssSamples.length - 1]!;
+    const smapsActive = smapsSummary(pid);
     console.log(`server RSS: idle ${(rssIdle / MiB).toFixed(0)} MiB; at ${N} active grants ${(rssActive / MiB).toFixed(0)} MiB (samples ${rssSamples.map((s) => (s / MiB).toFixed(0)).join('/')}; peak while opening ${(rssPeak / MiB).toFixed(0)} MiB)`);
+    console.log(`  RSS by mapping, MiB: idle ${JSON.stringify(smapsIdle)}; at ${N} grants ${JSON.stringify(smapsActive)}`);
     if (HEAP_SNAPSHOT) {
       process.kill(pid, 'SIGUSR2');
       await sleep(15_000);
@@ -317,7 +344,7 @@ async function main(): Promise<void> {
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, redisVersion, grants: N, concurrency: CONCURRENCY,
       serverCmdline: cmdline, grantsPerSecond,
-      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB },
+      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive },
       redis: { keys: keysActive, keysIdle, memoryUsageBytes: total, bytesPerGrant: total / N, usedMemoryDeltaPerGrant: (usedActive - usedIdle) / N, byKind: rows },
       audit, statusP50Ms: pct(statusMs, 50),
     };

@@ -29,7 +29,7 @@
 import type { Redis } from 'ioredis';
 import type { AccessRequest, AuditAction, AuditEvent } from '../../core/types.js';
 import type { ListFilter, RequestStore } from '../../app/ports.js';
-import { decodeLegacy, decodeRequest, encodeRequest, joinRecord } from './request-codec.js';
+import { BodyCache, decodeLegacy, decodeRequest, encodeRequest, joinRecord } from './request-codec.js';
 
 // ---------------------------------------------------------------------------------------------
 // Audit event encoding (shared with RedisAuditLog)
@@ -207,6 +207,7 @@ export class RedisRequestStore implements RequestStore {
   private readonly drainScript: ScriptCall;
   private readonly convertScript: ScriptCall;
   private converted: Promise<void> | undefined;
+  private readonly bodies = new BodyCache();
 
   constructor(
     private readonly redis: Redis,
@@ -224,7 +225,7 @@ export class RedisRequestStore implements RequestStore {
 
   async create(request: AccessRequest, events: AuditEvent[]): Promise<boolean> {
     sameRequest(request, events);
-    const { head, body } = encodeRequest(request, 1);
+    const { head, body, json } = encodeRequest(request, 1);
     const keys = [
       this.k(`req:${request.id}`),
       this.k('audit'),
@@ -236,6 +237,7 @@ export class RedisRequestStore implements RequestStore {
     ];
     const args = [request.id, head, body, ...events.map((e) => JSON.stringify(encodeAuditEvent(e)))];
     const res = await this.createScript(keys.length, ...keys, ...args);
+    if (res === 1) this.bodies.set(`${request.id}:1`, json);
     return res === 1;
   }
 
@@ -247,7 +249,7 @@ export class RedisRequestStore implements RequestStore {
   async compareAndSet(next: AccessRequest, expectedVersion: number, events: AuditEvent[]): Promise<boolean> {
     sameRequest(next, events);
     const version = expectedVersion + 1;
-    const { head, body } = encodeRequest(next, version);
+    const { head, body, json } = encodeRequest(next, version);
     const keys = [this.k(`req:${next.id}`), this.k('audit'), ...events.map((e) => auditTargetKey(this.prefix, e))];
     const args = [
       this.prefix,
@@ -261,6 +263,7 @@ export class RedisRequestStore implements RequestStore {
       ...events.map((e) => JSON.stringify(encodeAuditEvent(e))),
     ];
     const res = await this.casScript(keys.length, ...keys, ...args);
+    if (res === 1) this.bodies.set(`${next.id}:${version}`, json);
     return res === 1;
   }
 
@@ -348,7 +351,7 @@ export class RedisRequestStore implements RequestStore {
         out.push(null);
         return;
       }
-      out.push(Buffer.isBuffer(val) ? decodeRequest(id, val) : null);
+      out.push(Buffer.isBuffer(val) ? decodeRequest(id, val, this.bodies) : null);
     });
     if (legacy.length > 0) {
       const old = this.redis.pipeline();
