@@ -41,6 +41,11 @@ export function parseRuleDescription(description: string | undefined): { request
   return Number.isNaN(expiresAt) ? null : { requestId: m[1]!, expiresAt };
 }
 
+const FILE_START = Buffer.from('{"version": 1, "nsgs": {');
+const FILE_END = Buffer.from('\n}}\n');
+const COMMA = Buffer.from(',');
+const LIST_END = Buffer.from(']');
+
 interface PendingOp {
   fn: () => { next: Record<string, AppliedRule[]> | null; result: unknown };
   resolve: (v: unknown) => void;
@@ -225,29 +230,33 @@ export class SimulatedGate implements NetworkGate {
   }
 
   /**
-   * Writes the file (tmp + rename). Each NSG's rule list is serialised once and reused while it
-   * is unchanged (mutations replace only the lists they change), so a write costs the NSGs that
-   * changed, not the whole network: with 10,000 rules on 10 NSGs this was half the CPU of an
-   * expiry burst (see docs/benchmarks.md). The fragments are kept as bytes and written side by
-   * side (writev), not joined into one string of the whole file and encoded again per write: at
-   * 10,000 rules that was ~8 MB of garbage per write, and the server's RSS grew by ~40 MiB under
-   * load (docs/benchmarks.md, "Footprint"). The file's bytes are the same.
+   * Writes the file (tmp + rename). Each rule is serialised once (rules are never changed in place:
+   * mutations replace them) and the file is written from those bytes side by side (writev), so a
+   * write allocates nothing in proportion to the network: with 10,000 rules on 10 NSGs,
+   * re-serialising whole NSGs was half the CPU of an expiry burst, and building the whole file as
+   * one string (then one buffer) per write grew the server's RSS by ~40 MiB under load (see
+   * docs/benchmarks.md). The file's bytes are what JSON.stringify gives for each NSG's list.
    */
   private async persist(state: FileShape): Promise<void> {
     if (!this.dirReady) {
       await mkdir(dirname(this.file), { recursive: true });
       this.dirReady = true;
     }
-    const chunks: Buffer[] = [Buffer.from('{"version": 1, "nsgs": {')];
+    const chunks: Buffer[] = [FILE_START];
     Object.entries(state.nsgs).forEach(([scope, rules], i) => {
-      let json = this.fragments.get(rules);
-      if (json === undefined) {
-        json = Buffer.from(JSON.stringify(rules));
-        this.fragments.set(rules, json);
-      }
-      chunks.push(Buffer.from(`${i > 0 ? ',' : ''}\n ${JSON.stringify(scope)}: `), json);
+      chunks.push(Buffer.from(`${i > 0 ? ',' : ''}\n ${JSON.stringify(scope)}: [`));
+      rules.forEach((rule, j) => {
+        let bytes = this.ruleBytes.get(rule);
+        if (bytes === undefined) {
+          bytes = Buffer.from(JSON.stringify(rule));
+          this.ruleBytes.set(rule, bytes);
+        }
+        if (j > 0) chunks.push(COMMA);
+        chunks.push(bytes);
+      });
+      chunks.push(LIST_END);
     });
-    chunks.push(Buffer.from('\n}}\n'));
+    chunks.push(FILE_END);
     const tmp = `${this.file}.${process.pid}.tmp`;
     const fh = await openFile(tmp, 'w');
     try {
@@ -258,6 +267,6 @@ export class SimulatedGate implements NetworkGate {
     await rename(tmp, this.file);
   }
 
-  private fragments = new WeakMap<AppliedRule[], Buffer>();
+  private ruleBytes = new WeakMap<AppliedRule, Buffer>();
   private dirReady = false;
 }
