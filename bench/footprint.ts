@@ -64,6 +64,19 @@ function smapsSummary(pid: number): Record<string, number> {
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v >= 1).map(([k, v]) => [k, Math.round(v)]));
 }
 
+/** The server's V8 heap from its own /metrics (prom-client's default gauges), MiB. */
+async function heapFigures(base: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const get = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN) / MiB;
+  const out: Record<string, number> = {
+    heapUsed: get(/^nodejs_heap_size_used_bytes (\S+)/m),
+    heapTotal: get(/^nodejs_heap_size_total_bytes (\S+)/m),
+    external: get(/^nodejs_external_memory_bytes (\S+)/m),
+  };
+  for (const m of text.matchAll(/^nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)/gm)) if (Number(m[2]) >= MiB) out[m[1]!] = Number(m[2]) / MiB;
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Math.round(v)]));
+}
+
 function children(pid: number): number[] {
   const out: number[] = [];
   for (const task of readdirSync(`/proc/${pid}/task`)) {
@@ -222,6 +235,7 @@ async function main(): Promise<void> {
     await sleep(5000);
     const rssIdle = procField(pid, 'VmRSS');
     const smapsIdle = smapsSummary(pid);
+    const heapIdle = await heapFigures(base);
     const usedIdle = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
     const keysIdle = await redis.dbsize();
 
@@ -272,8 +286,10 @@ async function main(): Promise<void> {
     }
     const rssActive = rssSamples[rssSamples.length - 1]!;
     const smapsActive = smapsSummary(pid);
+    const heapActive = await heapFigures(base);
     console.log(`server RSS: idle ${(rssIdle / MiB).toFixed(0)} MiB; at ${N} active grants ${(rssActive / MiB).toFixed(0)} MiB (samples ${rssSamples.map((s) => (s / MiB).toFixed(0)).join('/')}; peak while opening ${(rssPeak / MiB).toFixed(0)} MiB)`);
     console.log(`  RSS by mapping, MiB: idle ${JSON.stringify(smapsIdle)}; at ${N} grants ${JSON.stringify(smapsActive)}`);
+    console.log(`  V8 heap (GET /metrics), MiB: idle ${JSON.stringify(heapIdle)}; at ${N} grants ${JSON.stringify(heapActive)}`);
     if (HEAP_SNAPSHOT) {
       process.kill(pid, 'SIGUSR2');
       await sleep(15_000);
@@ -344,7 +360,7 @@ async function main(): Promise<void> {
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, redisVersion, grants: N, concurrency: CONCURRENCY,
       serverCmdline: cmdline, grantsPerSecond,
-      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive },
+      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive },
       redis: { keys: keysActive, keysIdle, memoryUsageBytes: total, bytesPerGrant: total / N, usedMemoryDeltaPerGrant: (usedActive - usedIdle) / N, byKind: rows },
       audit, statusP50Ms: pct(statusMs, 50),
     };
