@@ -2,9 +2,10 @@
 // its audit events are committed together or not at all.
 //
 // Key layout (all under `${prefix}:`):
-//   req:<id>                  string: the request, format j1 (request-codec.ts): a plain-text head
-//                             (format, version, status, requester, target) and the rest of its JSON,
-//                             deflated with a preset dictionary (~250 B instead of a ~1.4 KB hash)
+//   req:<id>                  string: the request, format j1 (request-codec.ts): plain-text lines
+//                             (format, version, status, requester, target, the stream ids of its
+//                             audit events) and the rest of its JSON, deflated with a preset
+//                             dictionary (~300 B instead of a ~1.4 KB hash and a ~250 B id list)
 //   ids:all                   list of request ids in creation order (RPUSH; lists cost ~10 B an
 //                             entry, sorted sets ~110 B once past 128 entries)
 //   ids:requester:<principal> list, same (a request's requester and target never change)
@@ -12,20 +13,21 @@
 //   ids:status:<status>       list of request ids in the order they entered the status (a
 //                             transition LREMs the id from its old status and RPUSHes it to the new)
 //   audit                     stream of audit events (fields: time actor action requestId target details)
-//   audit:req:<requestId>     list of the stream ids of that request's events, oldest first
 //   audit:bytarget:<target>   list of the stream ids of that target's events, in stream order
 //                             (what an audit read by a target's readers walks: its cost follows
 //                             what the caller may see, not the whole stream)
+//   audit:req:<requestId>     list of the stream ids of a request's events that have no j1 record
+//                             to hold them (events of requests stored by an older version, orphans)
 //   audit:indexed:v2          set once audit:bytarget:* covers the whole stream (see RedisAuditLog)
 //   store:v2                  set once requests and request indexes of older versions are converted
 //   token:<token>             string: request id of a one-time "my IP" link (PX ttl)
 //
 // Older versions (before store:v2) kept each request in a hash {v, json, status, requester,
-// target}, the request indexes in sorted sets idx:{all,requester:<p>,target:<t>,status:<s>} (by
-// createdAt) and the target
-// audit index in sorted sets audit:target:<t>. prepare() converts them once at start (each step
-// atomic and safe to run from several replicas at once); until then reads accept both shapes and a
-// transition on an old hash rewrites it in the new format.
+// target}, its audit ids in audit:req:<id>, the request indexes in sorted sets
+// idx:{all,requester:<p>,target:<t>,status:<s>} (by createdAt) and the target audit index in
+// sorted sets audit:target:<t>. prepare() converts them once at start (each step atomic and safe
+// to run from several replicas at once; audit:req lists stay and are read beside the records);
+// until then reads accept both shapes and a transition on an old hash rewrites it in the new format.
 import type { Redis } from 'ioredis';
 import type { AccessRequest, AuditAction, AuditEvent } from '../../core/types.js';
 import type { ListFilter, RequestStore } from '../../app/ports.js';
