@@ -23,6 +23,8 @@ import { pct } from './lib.js';
 const N = Number(process.env.BENCH_GRANTS ?? 10_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const HEAP_SNAPSHOT = process.env.BENCH_HEAP_SNAPSHOT === '1';
+/** How long to watch the server's RSS once the grants are open (the figure is the last sample). */
+const RSS_WATCH_S = Number(process.env.BENCH_RSS_WATCH_S ?? 60);
 const TARGETS = 10;
 const REQUESTERS = 10;
 const PREFIX = 'jit';
@@ -278,16 +280,20 @@ async function main(): Promise<void> {
       if (Date.now() - settleStart > 120_000) throw new Error(`guard jobs still pending after 2 min (delayed ${n})`);
       await sleep(1000);
     }
-    await sleep(5000);
+    // V8 gives memory back some time after a burst (its memory reducer runs once allocation slows
+    // down): watch the RSS for RSS_WATCH_S and report it right after the grants and at the end.
     const rssSamples: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    const settled = Date.now();
+    while (Date.now() - settled < RSS_WATCH_S * 1000) {
       rssSamples.push(procField(pid, 'VmRSS'));
-      await sleep(1000);
+      await sleep(2000);
     }
+    rssSamples.push(procField(pid, 'VmRSS'));
     const rssActive = rssSamples[rssSamples.length - 1]!;
+    const rssAfter = rssSamples[0]!;
     const smapsActive = smapsSummary(pid);
     const heapActive = await heapFigures(base);
-    console.log(`server RSS: idle ${(rssIdle / MiB).toFixed(0)} MiB; at ${N} active grants ${(rssActive / MiB).toFixed(0)} MiB (samples ${rssSamples.map((s) => (s / MiB).toFixed(0)).join('/')}; peak while opening ${(rssPeak / MiB).toFixed(0)} MiB)`);
+    console.log(`server RSS: idle ${(rssIdle / MiB).toFixed(0)} MiB; at ${N} active grants ${(rssActive / MiB).toFixed(0)} MiB ${RSS_WATCH_S} s after the last one settled (${(rssAfter / MiB).toFixed(0)} MiB right after; peak while opening ${(rssPeak / MiB).toFixed(0)} MiB; every 2 s: ${rssSamples.map((s) => (s / MiB).toFixed(0)).join(' ')})`);
     console.log(`  RSS by mapping, MiB: idle ${JSON.stringify(smapsIdle)}; at ${N} grants ${JSON.stringify(smapsActive)}`);
     console.log(`  V8 heap (GET /metrics), MiB: idle ${JSON.stringify(heapIdle)}; at ${N} grants ${JSON.stringify(heapActive)}`);
     if (HEAP_SNAPSHOT) {
@@ -360,7 +366,7 @@ async function main(): Promise<void> {
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, redisVersion, grants: N, concurrency: CONCURRENCY,
       serverCmdline: cmdline, grantsPerSecond,
-      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive },
+      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, rightAfter: rssAfter / MiB, watchSeconds: RSS_WATCH_S, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive },
       redis: { keys: keysActive, keysIdle, memoryUsageBytes: total, bytesPerGrant: total / N, usedMemoryDeltaPerGrant: (usedActive - usedIdle) / N, byKind: rows },
       audit, statusP50Ms: pct(statusMs, 50),
     };
