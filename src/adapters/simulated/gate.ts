@@ -248,7 +248,11 @@ export class SimulatedGate implements NetworkGate {
       rules.forEach((rule, j) => {
         let bytes = this.ruleBytes.get(rule);
         if (bytes === undefined) {
-          bytes = Buffer.from(JSON.stringify(rule));
+          // Its own memory, not a slice of Buffer's shared 8 KB pool: a long-lived slice keeps its
+          // whole pool chunk alive (10,000 rules held ~25 MB of chunks that way).
+          const json = JSON.stringify(rule);
+          bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(json));
+          bytes.write(json);
           this.ruleBytes.set(rule, bytes);
         }
         if (j > 0) chunks.push(COMMA);
