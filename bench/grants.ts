@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     if (gate.closed.size < N) throw new Error(`only ${gate.closed.size} of ${N} rules were removed`);
     const removed = summary('expiry → rule removed', ids.map((id) => gate.closed.get(id)! - expiresAt.get(id)!));
     const left = await gate.list();
-    console.log(`Redis hz ${hz}; rules left open: ${left.length}; Redis bytes per grant (request hash + index entries + audit): ~${perGrant}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssActive / 2 ** 20).toFixed(0)} MiB (heap used ${(heapActive / 2 ** 20).toFixed(0)} MiB${gcNow ? ' after GC' : ', no --expose-gc'}) with ${N} active`);
+    console.log(`Redis hz ${hz}; rules left open: ${left.length}; Redis bytes per grant, its request record only (every key: npm run bench:footprint): ~${perGrant}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssActive / 2 ** 20).toFixed(0)} MiB (heap used ${(heapActive / 2 ** 20).toFixed(0)} MiB${gcNow ? ' after GC' : ', no --expose-gc'}) with ${N} active`);
 
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, grants: N, concurrency: CONCURRENCY,
@@ -144,12 +144,10 @@ async function main(): Promise<void> {
   }
 }
 
+/** MEMORY USAGE of the request records (each holds its audit ids); bench/footprint.ts counts every key. */
 async function redisBytesPerGrant(redis: Redis, prefix: string, sample: string[]): Promise<number> {
   let total = 0;
-  for (const id of sample) {
-    total += Number((await redis.memory('USAGE', `${prefix}:req:${id}`)) ?? 0);
-    total += Number((await redis.memory('USAGE', `${prefix}:audit:req:${id}`)) ?? 0);
-  }
+  for (const id of sample) total += Number((await redis.memory('USAGE', `${prefix}:req:${id}`)) ?? 0);
   return Math.round(total / sample.length);
 }
 

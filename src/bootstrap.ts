@@ -113,7 +113,9 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   const prefix = config.JIT_KEY_PREFIX;
   const store = new RedisRequestStore(redis, prefix);
   const audit = new RedisAuditLog(redis, prefix);
-  // Audit events of an older version get their per-target index once, here, not on a user's read.
+  // Data of an older version is converted once, here, not on a user's read: requests and their
+  // indexes (store.ts), the audit's per-target index (audit.ts).
+  await store.prepare();
   await audit.prepare();
   const scheduler = new BullScheduler({ connection: redis, prefix: `${prefix}-bull` });
   const metrics = new PrometheusMetrics({

@@ -70,10 +70,13 @@ describe('RedisRequestStore: create and get', () => {
     expect(await store.create(r, [ev(r, 'request.created', { ports: '3389/tcp', self: false })])).toBe(true);
     const got = await store.get(r.id);
     expect(got).toEqual({ ...r, version: 1 });
-    // raw layout: hash with v and json
-    expect(await redis.hget(`${prefix}:req:${r.id}`, 'v')).toBe('1');
     const events = await audit.list({ requestId: r.id });
     expect(events.map((e) => [e.action, e.details])).toEqual([['request.created', { ports: '3389/tcp', self: false }]]);
+    // raw layout: a string whose plain-text head says format, version, status, requester, target
+    // and the request's audit ids (what redis-cli GET shows), then the compressed JSON
+    const raw = await redis.getBuffer(`${prefix}:req:${r.id}`);
+    expect(raw!.toString('latin1').split('\n').slice(0, 6)).toEqual(['j1', '1', 'pending', 'alice@contoso.com', 'vm1', events[0]!.id]);
+    expect(raw!.length).toBeLessThan(JSON.stringify(r).length / 2);
     expect(events[0]?.id).toMatch(/^\d+-\d+$/);
   });
 
@@ -116,7 +119,8 @@ describe('RedisRequestStore: compareAndSet', () => {
     const approvedIds = (await store.list({ status: 'approved', limit: 1000 })).map((x) => x.id);
     expect(pendingIds).not.toContain(r.id);
     expect(approvedIds).toContain(r.id);
-    expect(await redis.zscore(`${prefix}:idx:status:pending`, r.id)).toBeNull();
+    expect(await redis.lrange(`${prefix}:ids:status:pending`, 0, -1)).not.toContain(r.id);
+    expect(await redis.lrange(`${prefix}:ids:status:approved`, 0, -1)).toEqual(expect.arrayContaining([r.id]));
 
     const actions = (await audit.list({ requestId: r.id })).map((e) => e.action);
     expect(actions).toEqual(['request.created', 'request.approval_vote', 'request.approved']);
@@ -351,5 +355,128 @@ describe('RedisAuditLog', () => {
       'requestId', r.id, 'target', 'vm1', 'details', '{"by":"admin"}',
     ]);
     expect(decodeAuditEntry(e.id as string, fields)).toEqual(e);
+  });
+});
+
+describe('data written by the previous version (hash records, sorted-set indexes)', () => {
+  // What the version before store:v2 wrote, command for command: a hash per request, sorted sets
+  // by createdAt for every request index, the stream with a list of ids per request and a sorted
+  // set of ids per target (and the marker of that index).
+  const old = `test:store-legacy:${randomBytes(6).toString('hex')}`;
+  const base = Date.now() - 60_000;
+  const legacy = [
+    req({ id: 'rlegacy0001', requester: 'alice@contoso.com', target: 'vm1', status: 'pending', createdAt: base, version: 1 }),
+    req({ id: 'rlegacy0002', requester: 'bob@contoso.com', target: 'vm2', status: 'active', createdAt: base + 1000, version: 3, activatedAt: base + 1500, expiresAt: base + 3_600_000 }),
+    req({ id: 'rlegacy0003', requester: 'alice@contoso.com', target: 'vm1', status: 'denied', createdAt: base + 2000, version: 2 }),
+  ];
+  const oldEvents = new Map<string, string[]>();
+
+  beforeAll(async () => {
+    for (const r of legacy) {
+      await redis.hset(`${old}:req:${r.id}`, 'v', String(r.version), 'json', JSON.stringify(r), 'status', r.status, 'requester', r.requester, 'target', r.target);
+      for (const idx of ['all', `requester:${r.requester}`, `target:${r.target}`, `status:${r.status}`]) await redis.zadd(`${old}:idx:${idx}`, r.createdAt, r.id);
+      const ids: string[] = [];
+      for (const action of ['request.created', r.status === 'pending' ? null : `request.${r.status === 'active' ? 'approved' : 'denied'}`]) {
+        if (!action) continue;
+        const e = { ...ev(r, action as AuditAction), time: r.createdAt + ids.length };
+        const id = (await redis.xadd(`${old}:audit`, '*', ...encodeAuditEvent(e))) as string;
+        await redis.rpush(`${old}:audit:req:${r.id}`, id);
+        await redis.zadd(`${old}:audit:target:${r.target}`, e.time, id);
+        ids.push(id);
+      }
+      oldEvents.set(r.id, ids);
+    }
+    await redis.set(`${old}:audit:indexed:v1`, '1');
+  });
+
+  afterAll(async () => {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${old}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  });
+
+  it('is read before conversion, a transition on an old record rewrites it, then prepare() converts the rest once', async () => {
+    const s = new RedisRequestStore(redis, old);
+    const a = new RedisAuditLog(redis, old);
+    const [pending, active, denied] = legacy as [AccessRequest, AccessRequest, AccessRequest];
+    // Read as they are (hashes).
+    expect(await s.get(pending.id)).toEqual(pending);
+    expect(await s.getMany([active.id, 'rnosuch0000', denied.id])).toEqual([active, null, denied]);
+    expect((await a.list({ requestId: active.id })).map((e) => e.id)).toEqual(oldEvents.get(active.id));
+
+    // A transition on an unconverted hash: checked against its version, rewritten as a j1 record.
+    expect(await s.compareAndSet({ ...pending, status: 'approved' }, 2, [ev(pending, 'request.approved')])).toBe(false);
+    expect(await s.compareAndSet({ ...pending, status: 'approved' }, 1, [ev(pending, 'request.approved')])).toBe(true);
+    expect(await redis.type(`${old}:req:${pending.id}`)).toBe('string');
+    expect(await s.get(pending.id)).toEqual({ ...pending, status: 'approved', version: 2 });
+    // Its audit: the old event (in audit:req) then the new one (in the record), in order.
+    expect((await a.list({ requestId: pending.id })).map((e) => e.action)).toEqual(['request.created', 'request.approved']);
+
+    // Two replicas convert at once: every request and index entry ends up once, in creation order.
+    await Promise.all([new RedisRequestStore(redis, old).prepare(), s.prepare(), a.prepare(), new RedisAuditLog(redis, old).prepare()]);
+    for (const r of legacy) expect(await redis.type(`${old}:req:${r.id}`)).toBe('string');
+    expect(await redis.keys(`${old}:idx:*`)).toEqual([]);
+    expect(await redis.keys(`${old}:audit:target:*`)).toEqual([]);
+    expect(await redis.lrange(`${old}:ids:all`, 0, -1)).toEqual(legacy.map((r) => r.id));
+    expect(await redis.lrange(`${old}:ids:requester:alice@contoso.com`, 0, -1)).toEqual([pending.id, denied.id]);
+    expect(await redis.lrange(`${old}:ids:status:pending`, 0, -1)).toEqual([]);
+    expect(await redis.lrange(`${old}:ids:status:approved`, 0, -1)).toEqual([pending.id]);
+    expect(await s.countByStatus('active')).toBe(1);
+
+    // Everything reads the same after conversion.
+    expect(await s.get(active.id)).toEqual(active);
+    expect(await s.get(denied.id)).toEqual(denied);
+    expect((await s.list({ requester: 'alice@contoso.com' })).map((r) => r.id)).toEqual([denied.id, pending.id]);
+    expect((await s.list({ status: 'active' })).map((r) => r.id)).toEqual([active.id]);
+    expect((await a.list({ requestId: denied.id })).map((e) => e.id)).toEqual(oldEvents.get(denied.id));
+    const vm1 = await a.listScoped({ targets: ['vm1'], requesters: [], since: 0, limit: 100 });
+    expect(vm1.events.map((e) => `${e.requestId} ${e.action}`)).toEqual([
+      `${pending.id} request.created`, `${denied.id} request.created`, `${denied.id} request.denied`, `${pending.id} request.approved`,
+    ]);
+    const bobs = await a.listScoped({ targets: [], requesters: ['bob@contoso.com'], since: 0, limit: 100 });
+    expect(bobs.events.map((e) => e.action)).toEqual(['request.created', 'request.approved']);
+
+    // A later transition and a direct append on a converted record keep its audit whole and in order.
+    expect(await s.compareAndSet({ ...active, status: 'expired' }, 3, [ev(active, 'grant.expired')])).toBe(true);
+    await a.append(ev(active, 'rule.removed'));
+    expect((await a.list({ requestId: active.id })).map((e) => e.action)).toEqual(['request.created', 'request.approved', 'grant.expired', 'rule.removed']);
+  });
+});
+
+describe('RedisRequestStore: the audit of one request', () => {
+  it('reads whole and in order across creation, transitions and direct appends; the record lists the ids', async () => {
+    const r = req();
+    await store.create(r, [ev(r, 'request.created'), ev(r, 'request.approved', {}, 'bob@contoso.com')]);
+    await audit.append(ev(r, 'notify.card_fallback', { why: 'channel_not_found' }));
+    let v = 1;
+    for (const action of ['grant.activated', 'grant.extended', 'grant.revoked'] as const) {
+      expect(await store.compareAndSet({ ...r, status: action === 'grant.revoked' ? 'revoked' : 'active' }, v, [ev(r, action)])).toBe(true);
+      v += 1;
+      await audit.append(ev(r, action === 'grant.revoked' ? 'rule.removed' : 'rule.applied', { n: v }));
+    }
+    // Another request's events in between do not leak in.
+    const other = req();
+    await store.create(other, [ev(other, 'request.created')]);
+    const events = await audit.list({ requestId: r.id });
+    expect(events.map((e) => e.action)).toEqual([
+      'request.created', 'request.approved', 'notify.card_fallback', 'grant.activated', 'rule.applied', 'grant.extended', 'rule.applied', 'grant.revoked', 'rule.removed',
+    ]);
+    const ids = events.map((e) => e.id as string);
+    expect([...ids].sort((x, y) => Number(x.split('-')[0]) - Number(y.split('-')[0]) || Number(x.split('-')[1]) - Number(y.split('-')[1]))).toEqual(ids);
+    const head = (await redis.getBuffer(`${prefix}:req:${r.id}`))!.toString('latin1').split('\n');
+    expect(head[5]!.split(',')).toEqual(ids);
+    expect(await redis.exists(`${prefix}:audit:req:${r.id}`)).toBe(0);
+    // The stream still holds each event once (append-only log), readable as before.
+    expect(await redis.xrange(`${prefix}:audit`, ids[2]!, ids[2]!)).toEqual([[ids[2], encodeAuditEvent({ ...ev(r, 'notify.card_fallback', { why: 'channel_not_found' }), time: events[2]!.time })]]);
+  });
+
+  it('a transition carrying another request\'s event is refused before anything is written', async () => {
+    const r = req();
+    const other = req();
+    await expect(store.create(r, [ev(other, 'request.created')])).rejects.toThrow(/is for/);
+    expect(await store.get(r.id)).toBeNull();
   });
 });

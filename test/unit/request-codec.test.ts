@@ -1,0 +1,69 @@
+// The stored shape of a request (format j1, src/adapters/redis/request-codec.ts): plain-text head
+// lines the Lua scripts and redis-cli read, then the JSON deflated with a preset dictionary. A
+// record written once must read back forever: the dictionary and the window are part of the
+// format, so a golden record written by this version is decoded here.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { BodyCache, REQUEST_DICTIONARY_J1, decodeHead, decodeRequest, encodeRequest, joinRecord } from '../../src/adapters/redis/request-codec.js';
+import type { AccessRequest } from '../../src/core/types.js';
+
+const golden: AccessRequest = {
+  id: 'rgolden0001', requester: 'alice@contoso.com', target: 'vm1',
+  targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
+  ports: [{ port: 3389, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 7200000, justification: 'patch — KB5034441 ✓',
+  status: 'active', decisions: [{ by: 'bob@contoso.com', decision: 'approve', at: 1796304052339 }],
+  createdAt: 1796304052297, updatedAt: 1796304052366, approvalExpiresAt: 1796307652297,
+  rules: [{
+    name: 'jit-rgolden0001-3389', scope: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Network/networkSecurityGroups/vm1-nsg', priority: 100,
+    direction: 'Inbound', access: 'Allow', protocol: 'tcp', sourcePrefix: '203.0.113.7/32', destinationPort: 3389,
+    description: 'jit-bot request=rgolden0001 expires=2026-12-03T15:20:52.351Z', requestId: 'rgolden0001', expiresAt: 1796311252351,
+  }],
+  origin: { channel: 'slack', replyTo: 'https://hooks.slack.com/commands/T024BE7LD/1234/abcd', timeZone: 'Europe/Berlin' },
+  version: 3, activatedAt: 1796304052366, expiresAt: 1796311252351,
+};
+/** `golden` at version 3 with two audit ids, as written by the first version of j1. */
+const GOLDEN_J1 =
+  'ajEKMwphY3RpdmUKYWxpY2VAY29udG9zby5jb20Kdm0xCjE3OTYzMDQwNTIyOTgtMCwxNzk2MzA0MDUyMzQxLTAK3dZLDoIwEAbgq3ABZR6dNrAkutKlF6BA1IQIQd17B116Ok5iNEYCFF8bE9ftn0z690vmGcrt3mK3v7Iq0t+zMzTArox3ycqrDydvFgmwUgq9+nx0a7SFfRukCTSDAiHmoAvycUaBaYNsUlq7Qd5uGH3PukEuizzNNgCAL0B+VNhfkGuepk0OaQS8QAkJQqExC/bINdEOuWsliCTEgkPkvlo5SEVTM5/4SKz82CapcweJsipfb/qg239pcOAL';
+
+describe('request records (format j1)', () => {
+  it('a record written by the first j1 version still reads back whole', () => {
+    const buf = Buffer.from(GOLDEN_J1, 'base64');
+    expect(decodeRequest('rgolden0001', buf)).toEqual(golden);
+    expect(decodeHead(buf)).toEqual({ version: 3, status: 'active', requester: 'alice@contoso.com', target: 'vm1', auditIds: ['1796304052298-0', '1796304052341-0'] });
+  });
+
+  it('the dictionary is part of the format: it never changes (a new one is a new format tag)', () => {
+    expect(createHash('sha256').update(REQUEST_DICTIONARY_J1, 'latin1').digest('hex')).toBe('e27c18ad0e7f1251f688715f22394ab321383f1207fb79206aacf2f728399af3');
+  });
+
+  it('round-trips every field (unicode too), keeps the head readable and takes a fraction of the JSON', () => {
+    const r: AccessRequest = { ...golden, statusReason: 'x', startAt: 1, pendingExtension: { addMs: 60_000, by: 'alice@contoso.com', at: 5, decisions: [] }, escalatedAt: 7 };
+    const rec = joinRecord(encodeRequest(r, 9), []);
+    expect(decodeRequest(r.id, rec)).toEqual({ ...r, version: 9 });
+    expect(rec.toString('latin1').split('\n').slice(0, 6)).toEqual(['j1', '9', 'active', 'alice@contoso.com', 'vm1', '']);
+    expect(decodeHead(rec)?.auditIds).toEqual([]);
+    expect(rec.length).toBeLessThan(JSON.stringify(r).length / 3);
+  });
+
+  it('refuses a head field with a newline, and a buffer that is not a record', () => {
+    expect(() => encodeRequest({ ...golden, requester: 'a\nb' }, 1)).toThrow(/newline/);
+    expect(() => decodeRequest('r1', Buffer.from('{"id":"r1"}'))).toThrow(/not a j1 record/);
+    expect(decodeHead(Buffer.from('j2\n1\na\nb\nc\n\nxyz'))).toBeNull();
+  });
+
+  it('the body cache is keyed by id and version, bounded, and never changes what a read returns', () => {
+    const cache = new BodyCache(2);
+    const v1 = joinRecord(encodeRequest(golden, 1), []);
+    const v2 = joinRecord(encodeRequest({ ...golden, status: 'expired', statusReason: 'expired' }, 2), []);
+    const first = decodeRequest(golden.id, v1, cache);
+    expect(cache.get(`${golden.id}:1`)).toBeDefined();
+    expect(decodeRequest(golden.id, v1, cache)).toEqual(first);
+    expect(decodeRequest(golden.id, v2, cache)).toMatchObject({ status: 'expired', statusReason: 'expired', version: 2 });
+    decodeRequest('rother00001', v1, cache);
+    expect(cache.get(`${golden.id}:1`)).toBeUndefined(); // the oldest went out
+    // Reads return fresh objects: changing one does not change the next.
+    const a = decodeRequest(golden.id, v2, cache);
+    a.rules.length = 0;
+    expect(decodeRequest(golden.id, v2, cache).rules).toHaveLength(1);
+  });
+});
