@@ -193,6 +193,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       maxActivePerTarget: config.JIT_MAX_ACTIVE_PER_TARGET,
       minDurationMs: config.JIT_MIN_DURATION,
       sourceLinkTtlMs: config.JIT_SOURCE_LINK_TTL,
+      closeLeadMaxMs: config.JIT_CLOSE_LEAD_MAX,
+      closeLeadMarginMs: config.JIT_CLOSE_LEAD_MARGIN,
       ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
     },
     log: (msg, err) => log.warn(msg, { err }),

@@ -25,6 +25,28 @@ const durationVar = (fallback: string) =>
       }
     });
 
+/** A duration (also in ms: `500ms`) or `0` (off), at most `maxMs`: how early a revocation may start, and its margin. */
+const leadVar = (fallback: string, maxMs: number, max: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      if (/^0+[a-z]*$/i.test(v.trim())) return 0;
+      const millis = /^\s*(\d{1,6})\s*ms\s*$/i.exec(v);
+      let ms: number;
+      try {
+        ms = millis ? Number(millis[1]) : parseDuration(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; write 500ms, 30s, 1m or PT30S (0: off)` });
+        return z.NEVER;
+      }
+      if (ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `at most ${max}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
 /** An NSG priority range `lo-hi` within Azure's 100-4096. */
 const priorityRange = (fallback: string) =>
   z
@@ -84,6 +106,14 @@ const schema = z.object({
   JIT_MIN_DURATION: durationVar('PT5M'),
   JIT_SOURCE_LINK_TTL: durationVar('PT5M'),
   JIT_RECONCILE_INTERVAL: durationVar('60s'),
+  /**
+   * Early close: a grant's revocation starts before its expiry by the time the network is measured
+   * to take to close its rules (Azure: recent writes per NSG and firewall policy) plus
+   * JIT_CLOSE_LEAD_MARGIN, so the rules are gone BY the expiry; never more than JIT_CLOSE_LEAD_MAX
+   * (nor half the grant) early. 0: revocations start at the expiry.
+   */
+  JIT_CLOSE_LEAD_MAX: leadVar('30s', 10 * 60_000, '10m: a grant closed earlier than that is a shorter grant, not an early close'),
+  JIT_CLOSE_LEAD_MARGIN: leadVar('1s', 60_000, '1m (it covers the revocation job starting late and its own commit, not ARM: ARM is measured)'),
   PUBLIC_URL: z.url({ message: 'must be an absolute http(s) URL people can open, e.g. https://jit.contoso.com' }).optional(),
   /** Texts of the /privacy and /terms pages the Teams manifest links to (paragraphs separated by a blank line). */
   JIT_PRIVACY_TEXT: z.string().max(20_000).optional(),

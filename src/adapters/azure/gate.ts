@@ -25,6 +25,7 @@ import type { GrantSpec, NetworkGate } from '../../app/ports.js';
 import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription, ruleName } from '../simulated/gate.js';
 import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
+import { WriteLatency } from './latency.js';
 
 export { ArmError } from './arm.js';
 
@@ -214,6 +215,13 @@ interface Pending<P> {
   /** NSG rules whose delete was sent but not confirmed (a lost answer): removed if the next read lacks them. */
   intended: Map<string, AppliedRule>;
   settled: boolean;
+  /** A close (a revocation, the reconciler's sweep): goes ahead of opens and expiry updates queued on the NSG. */
+  urgent: boolean;
+  /** The requests it is for: a close never goes ahead of a change queued earlier for the same request. */
+  requests: string[];
+  /** When it was queued, and whether it made an ARM operation (then its time is a latency sample). */
+  queuedAt: number;
+  wrote: boolean;
 }
 interface Queue {
   items: Array<{ resourceId: string; change: Pending<NsgPlan> | Pending<DocPlan> }>;
@@ -232,6 +240,8 @@ export class AzureGate implements NetworkGate {
   private readonly fwDeadlineMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** How long writes take per NSG / firewall / firewall policy, queued to Succeeded (closeLeadMs). */
+  readonly latency = new WriteLatency();
 
   constructor(private readonly opts: AzureGateOptions) {
     this.range = opts.priorityRange ?? [100, 199];
@@ -314,10 +324,11 @@ export class AzureGate implements NetworkGate {
     };
     const nsgRules = planAllowRules(grant.target.name, grant.requestId, grant.ports, nsgSource, path.privateIps, description);
     if (fw) await this.checkFirewallRoute(grant.target.name, fw);
-    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules))));
+    const tag = { requests: [grant.requestId] };
+    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules)), tag));
     if (fw) {
       const res = dnatResourceOf(fw);
-      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description))));
+      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description)), tag));
     }
     const results = await Promise.allSettled(writes);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -344,10 +355,23 @@ export class AzureGate implements NetworkGate {
 
   private async closeIn(requestId: string, resources: string[]): Promise<AppliedRule[]> {
     const mine = ownedBy(requestId);
+    const tag = { urgent: true, requests: [requestId] };
     const removed = await Promise.all(
-      resources.map((res) => (kindOf(res) === 'nsg' ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description }))) : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine)))),
+      resources.map((res) =>
+        kindOf(res) === 'nsg'
+          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
+          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine), tag),
+      ),
     );
     return removed.flat();
+  }
+
+  /**
+   * How long closing these rules is expected to take (ms): the slowest of their resources, each
+   * the p90 of its recent writes from queued to Succeeded (src/adapters/azure/latency.ts).
+   */
+  closeLeadMs(rules: AppliedRule[]): number {
+    return this.latency.lead(rules.map((r) => queueKeyOf(r.scope)), (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
   }
 
   /**
@@ -457,17 +481,18 @@ export class AzureGate implements NetworkGate {
   }
 
   async remove(rules: AppliedRule[]): Promise<AppliedRule[]> {
-    const byScope = new Map<string, { scope: string; names: Set<string> }>();
+    const byScope = new Map<string, { scope: string; names: Set<string>; requests: Set<string> }>();
     for (const r of rules) {
-      const e = byScope.get(r.scope.toLowerCase()) ?? { scope: r.scope, names: new Set<string>() };
+      const e = byScope.get(r.scope.toLowerCase()) ?? { scope: r.scope, names: new Set<string>(), requests: new Set<string>() };
       e.names.add(r.name);
+      e.requests.add(r.requestId);
       byScope.set(r.scope.toLowerCase(), e);
     }
     const removed = await Promise.allSettled(
-      [...byScope.values()].map(({ scope: res, names }) =>
+      [...byScope.values()].map(({ scope: res, names, requests }) =>
         kindOf(res) === 'nsg'
-          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null))
-          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null)),
+          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), { urgent: true, requests: [...requests] })
+          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), { urgent: true, requests: [...requests] }),
       ),
     );
     // Each resource settles on its own: what could be removed is reported; the rest waits for the next sweep.
@@ -480,6 +505,7 @@ export class AzureGate implements NetworkGate {
   async updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void> {
     const description = ruleDescription(requestId, expiresAt);
     const mine = ownedBy(requestId);
+    const tag = { requests: [requestId] };
     await Promise.all(
       this.resourcesOf(await this.discover(target), target).map((res) =>
         kindOf(res) === 'nsg'
@@ -488,7 +514,7 @@ export class AzureGate implements NetworkGate {
                 .filter((r) => mine({ name: r.name, description: r.properties.description }) && r.properties.description !== description)
                 .map((r) => ({ name: r.name, properties: { ...r.properties, description } }));
               return { results: [], puts, deletes: [] };
-            })
+            }, tag)
           : this.enqueueDoc(res, (doc) => {
               let changed = false;
               for (const r of this.natRuleList(res, doc)) {
@@ -498,7 +524,7 @@ export class AzureGate implements NetworkGate {
                 }
               }
               return { results: [], changed };
-            }),
+            }, tag),
       ),
     );
   }
@@ -821,15 +847,15 @@ export class AzureGate implements NetworkGate {
 
   // ------------------------------------------------------------------ the per-resource writers
 
-  private enqueueNsg(resourceId: string, plan: (doc: ArmDoc) => NsgPlan): Promise<AppliedRule[]> {
-    return this.enqueue(resourceId, plan);
+  private enqueueNsg(resourceId: string, plan: (doc: ArmDoc) => NsgPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
+    return this.enqueue(resourceId, plan, tag);
   }
 
-  private enqueueDoc(resourceId: string, plan: (doc: ArmDoc) => DocPlan): Promise<AppliedRule[]> {
-    return this.enqueue(resourceId, plan);
+  private enqueueDoc(resourceId: string, plan: (doc: ArmDoc) => DocPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
+    return this.enqueue(resourceId, plan, tag);
   }
 
-  private enqueue(resourceId: string, plan: ((doc: ArmDoc) => NsgPlan) | ((doc: ArmDoc) => DocPlan)): Promise<AppliedRule[]> {
+  private enqueue(resourceId: string, plan: ((doc: ArmDoc) => NsgPlan) | ((doc: ArmDoc) => DocPlan), tag: ChangeTag = {}): Promise<AppliedRule[]> {
     const key = queueKeyOf(resourceId);
     let q = this.queues.get(key);
     if (!q) {
@@ -843,7 +869,16 @@ export class AzureGate implements NetworkGate {
         seen: new Map<string, AppliedRule>(),
         intended: new Map<string, AppliedRule>(),
         settled: false,
-        resolve: (v: AppliedRule[]) => ((change.settled = true), resolve(v)),
+        urgent: tag.urgent ?? false,
+        requests: tag.requests ?? [],
+        queuedAt: Date.now(),
+        wrote: false,
+        resolve: (v: AppliedRule[]) => {
+          // A write's time, queued to Succeeded, is a sample of what the next close will take.
+          if (!change.settled && change.wrote) this.latency.record(key, change.urgent ? 'close' : 'write', Date.now() - change.queuedAt);
+          change.settled = true;
+          resolve(v);
+        },
         reject: (e: unknown) => ((change.settled = true), reject(e)),
       };
       queue.items.push({ resourceId, change: change as Pending<NsgPlan> | Pending<DocPlan> });
@@ -889,13 +924,17 @@ export class AzureGate implements NetworkGate {
     // The deadline bounds retries without progress: each change done moves it (a long queue of
     // rule operations on one NSG is progress, not a stuck write).
     let deadline = Date.now() + this.deadlineMs;
-    let pending = changes;
+    // Closes first: a revocation does not wait behind the opens queued before it (see prioritize).
+    let pending = prioritize(changes);
     for (let attempt = 1; ; attempt++) {
       const release = await this.lock(lockKey, deadline);
       try {
         const got = await this.arm.getOrNull(nsgId, NETWORK_API);
         const doc: ArmDoc = got?.doc ?? { properties: { securityRules: [] } };
-        for (const c of pending) {
+        for (let next = 0; next < pending.length; next++) {
+          // A close queued while this batch runs goes next, not after the whole batch.
+          pending = this.takeUrgent(lockKey, nsgId, pending, next);
+          const c = pending[next]!;
           let plan: NsgPlan;
           try {
             plan = c.plan(doc);
@@ -934,8 +973,11 @@ export class AzureGate implements NetworkGate {
               const i = rules.findIndex((x) => x.name === r.name);
               if (i >= 0) rules.splice(i, 1);
             }
+            if (plan.puts.length + plan.deletes.length > 0) {
+              c.wrote = true;
+              deadline = Math.max(deadline, Date.now() + this.deadlineMs);
+            }
             c.resolve([...c.seen.values()]);
-            if (plan.puts.length + plan.deletes.length > 0) deadline = Math.max(deadline, Date.now() + this.deadlineMs);
           } catch (err) {
             // Fatal: this change fails (open() rolls its grant back); the others go on. Otherwise
             // this change and those after it are planned again from a fresh read.
@@ -990,10 +1032,12 @@ export class AzureGate implements NetworkGate {
         const { doc, etag } = got;
         let changed = false;
         const outcome = new Map<Pending<DocPlan>, unknown>();
+        const changers = new Set<Pending<DocPlan>>();
         for (const c of pending) {
           try {
             const r = c.plan(doc);
             changed ||= r.changed;
+            if (r.changed) changers.add(c);
             for (const a of r.results) c.seen.set(a.name, a);
           } catch (error) {
             outcome.set(c, error);
@@ -1002,6 +1046,7 @@ export class AzureGate implements NetworkGate {
         if (changed) {
           await this.arm.put(resourceId, NETWORK_API, writableDoc(resourceId, doc), etag ? { ifMatch: etag } : { ifNoneMatch: '*' }, deadline);
           this.known.set(resourceId.toLowerCase(), resourceId);
+          for (const c of changers) c.wrote = true;
         }
         for (const c of pending) {
           if (outcome.has(c)) c.reject(outcome.get(c));
@@ -1020,6 +1065,31 @@ export class AzureGate implements NetworkGate {
         await release();
       }
     }
+  }
+
+  /**
+   * Closes queued for this NSG while its batch runs are taken out of the queue and put at `at` in
+   * the batch (each behind any change queued earlier for the same request), so a revocation waits
+   * for at most the operation in flight and the closes ahead of it, never for a burst of opens.
+   */
+  private takeUrgent<P>(queueKey: string, resourceId: string, pending: Array<Pending<P>>, at: number): Array<Pending<P>> {
+    const q = this.queues.get(queueKey);
+    const id = resourceId.toLowerCase();
+    if (!q || !q.items.some((it) => it.change.urgent && it.resourceId.toLowerCase() === id)) return pending;
+    const taken: Array<Pending<P>> = [];
+    // A close stays queued behind a change queued before it for the same request (it goes later).
+    const held = new Set<string>();
+    q.items = q.items.filter((it) => {
+      const c = it.change;
+      if (!c.urgent || it.resourceId.toLowerCase() !== id || c.requests.some((r) => held.has(r))) {
+        for (const r of c.requests) held.add(r);
+        return true;
+      }
+      taken.push(c as Pending<P>);
+      return false;
+    });
+    if (taken.length === 0) return pending;
+    return [...pending.slice(0, at), ...prioritize([...pending.slice(at), ...taken])];
   }
 
   /** The bot's rule collection group; absent until the first grant creates it. */
@@ -1059,6 +1129,33 @@ export class AzureGate implements NetworkGate {
 }
 
 const LOCK_TTL_MS = 1500;
+
+/** What a queued change is: a close (urgent) or not, and for which requests. */
+interface ChangeTag {
+  urgent?: boolean;
+  requests?: string[];
+}
+
+/**
+ * Closes ahead of opens and expiry updates, in the order they came among themselves; a close stays
+ * behind any change queued earlier for one of its requests (an open of the grant it closes must
+ * land first, or the close would find nothing and the open would then leave the rule behind).
+ */
+export function prioritize<C extends { urgent: boolean; requests: string[] }>(changes: C[]): C[] {
+  const out: C[] = [];
+  for (const c of changes) {
+    if (!c.urgent) {
+      out.push(c);
+      continue;
+    }
+    let at = 0;
+    out.forEach((o, i) => {
+      if (o.urgent || o.requests.some((r) => c.requests.includes(r))) at = i + 1;
+    });
+    out.splice(at, 0, c);
+  }
+  return out;
+}
 
 const settled = (c: { settled: boolean }) => c.settled;
 
