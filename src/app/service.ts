@@ -1060,7 +1060,8 @@ export class JitService implements JobHandlers {
   closeLead(req: AccessRequest): number {
     const estimate = this.deps.gate.closeLeadMs?.(req.rules) ?? 0;
     if (!(estimate > 0) || req.expiresAt === undefined) return 0;
-    const length = req.expiresAt - (req.activatedAt ?? req.expiresAt);
+    // The grant's length: as asked, or longer once extended.
+    const length = Math.max(req.durationMs, req.expiresAt - (req.activatedAt ?? req.expiresAt));
     return Math.max(0, Math.min(Math.round(estimate + this.settings.closeLeadMarginMs), this.settings.closeLeadMaxMs, Math.floor(length / 2)));
   }
 

@@ -367,11 +367,17 @@ export class AzureGate implements NetworkGate {
   }
 
   /**
-   * How long closing these rules is expected to take (ms): the slowest of their resources, each
-   * the p90 of its recent writes from queued to Succeeded (src/adapters/azure/latency.ts).
+   * How long closing these rules is expected to take (ms), from this gate's recent writes to their
+   * resources: the slowest resource counts (src/adapters/azure/latency.ts). An NSG deletes each
+   * rule in an operation of its own; a firewall document takes one write for all.
    */
   closeLeadMs(rules: AppliedRule[]): number {
-    return this.latency.lead(rules.map((r) => queueKeyOf(r.scope)), (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
+    const ops = new Map<string, number>();
+    for (const r of rules) {
+      const key = queueKeyOf(r.scope);
+      ops.set(key, kindOf(r.scope) === 'nsg' ? (ops.get(key) ?? 0) + 1 : 1);
+    }
+    return this.latency.lead([...ops].map(([key, n]) => ({ key, ops: n })), (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
   }
 
   /**
@@ -956,7 +962,9 @@ export class AzureGate implements NetworkGate {
           for (const r of plan.results) if (!withOp.has(r.name)) c.seen.set(r.name, r);
           try {
             for (const r of plan.puts) {
+              const sent = Date.now();
               await this.arm.put(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, { properties: writableProps(r.properties) }, {}, deadline);
+              this.latency.record(lockKey, 'op', Date.now() - sent);
               this.known.set(nsgId.toLowerCase(), nsgId);
               const applied = byName.get(r.name);
               if (applied) c.seen.set(r.name, applied);
@@ -965,7 +973,9 @@ export class AzureGate implements NetworkGate {
               const applied = byName.get(r.name);
               if (applied) c.intended.set(r.name, applied);
               // 204: someone else (another replica's sweep) removed it first; theirs to report.
+              const sent = Date.now();
               const existed = await this.arm.delete(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, deadline);
+              if (existed) this.latency.record(lockKey, 'op', Date.now() - sent);
               c.intended.delete(r.name);
               if (existed && applied) c.seen.set(r.name, applied);
               // Later changes of this batch plan from the NSG as it is now.
@@ -1044,7 +1054,9 @@ export class AzureGate implements NetworkGate {
           }
         }
         if (changed) {
+          const sent = Date.now();
           await this.arm.put(resourceId, NETWORK_API, writableDoc(resourceId, doc), etag ? { ifMatch: etag } : { ifNoneMatch: '*' }, deadline);
+          this.latency.record(lockKey, 'op', Date.now() - sent);
           this.known.set(resourceId.toLowerCase(), resourceId);
           for (const c of changers) c.wrote = true;
         }

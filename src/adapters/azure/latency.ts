@@ -1,37 +1,41 @@
 // How long the Azure gate's writes take, per resource it writes (an NSG, a classic firewall, a
-// firewall policy), measured from its own writes: from the moment a change is queued to the moment
-// ARM reports its operation Succeeded. That is what a close costs (its wait behind the writes
-// already queued for that NSG, the lock, the read, the DELETE and the operation until Succeeded),
-// and what the service starts a revocation ahead of the expiry by (NetworkGate.closeLeadMs).
+// firewall policy), measured from its own writes, and from that how long before a grant's expiry
+// its close must start to be done by then (NetworkGate.closeLeadMs).
 //
-// The estimate is a high percentile (p90) of the most recent samples: a moving estimate that
-// follows ARM's latency as it drifts, and covers the occasional wait behind another write without
-// being pulled up for good by one outlier (a throttled write, a deadline's worth of retries).
-// Closes are measured apart from opens and expiry updates: closes jump the queue (see the gate's
-// writer), so they wait less; until a resource has a few close samples, all its writes count.
+// Two measures, each kept as the most recent samples per resource:
+// - one ARM operation: the PUT or DELETE sent until ARM reports it Succeeded;
+// - one change: queued in the gate until Succeeded (the wait behind changes ahead of it, the
+//   lock shared with other replicas, the read, its operations). Closes are kept apart from opens
+//   and expiry updates: closes go ahead of those in the queue (see the gate's writer), so they wait less.
+// A close of k rules on an NSG costs k operations, and may arrive while another operation runs
+// there (one NSG runs one operation at a time): (k + 1) operations. A firewall or firewall policy
+// takes one document write for any number of rules: 2 writes. The estimate for a resource is the
+// larger of that and what closes there took lately, each the p90 of its samples: a moving
+// estimate that follows ARM's latency as it drifts, without being pulled up for good by one
+// outlier (a throttled write, a deadline's worth of retries).
 
 /** Samples kept per resource and kind. */
 const WINDOW = 20;
-/** Close samples a resource needs before they alone make its estimate. */
+/** Close samples a resource needs before they alone stand for its closes (else all its changes count). */
 const MIN_CLOSE_SAMPLES = 3;
 const PERCENTILE = 0.9;
 
-type Kind = 'close' | 'write';
+export type SampleKind = 'op' | 'close' | 'write';
 
-/** The `p` quantile (nearest rank) of the values. */
+/** The `p` quantile (nearest rank) of the values; 0 for none. */
 export function quantile(values: number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? 0;
 }
 
 export class WriteLatency {
-  private readonly samples = new Map<string, { close: number[]; write: number[] }>();
+  private readonly samples = new Map<string, Record<SampleKind, number[]>>();
 
-  /** One change to `key`'s resource took `ms` from queued to Succeeded. */
-  record(key: string, kind: Kind, ms: number): void {
+  /** A sample for `key`'s resource: one ARM operation, or one change queued to Succeeded. */
+  record(key: string, kind: SampleKind, ms: number): void {
     let s = this.samples.get(key);
     if (!s) {
-      s = { close: [], write: [] };
+      s = { op: [], close: [], write: [] };
       this.samples.set(key, s);
     }
     const list = s[kind];
@@ -39,33 +43,35 @@ export class WriteLatency {
     if (list.length > WINDOW) list.shift();
   }
 
-  /** The close time expected on one resource (ms), or undefined without samples. */
-  estimate(key: string): number | undefined {
+  /** How long closing `ops` operations' worth of rules on one resource is expected to take (ms); undefined without samples. */
+  estimate(key: string, ops = 1): number | undefined {
     const s = this.samples.get(key);
     if (!s) return undefined;
-    const pool = s.close.length >= MIN_CLOSE_SAMPLES ? s.close : [...s.close, ...s.write];
-    return pool.length ? Math.round(quantile(pool, PERCENTILE)) : undefined;
+    const changes = s.close.length >= MIN_CLOSE_SAMPLES ? s.close : [...s.close, ...s.write];
+    if (s.op.length === 0 && changes.length === 0) return undefined;
+    const byOps = s.op.length ? quantile(s.op, PERCENTILE) * (ops + 1) : 0;
+    return Math.round(Math.max(byOps, changes.length ? quantile(changes, PERCENTILE) : 0));
   }
 
   /**
-   * The close time expected for rules on these resources: they close side by side, so the slowest
-   * counts. A resource without samples of its own takes the highest estimate among those of its kind
-   * (`kindOf`); none at all: 0 (the revocation starts at the expiry).
+   * The close time expected for rules on these resources (`ops`: the operations a close makes on
+   * each): they close side by side, so the slowest counts. A resource without samples of its own
+   * takes the highest estimate among those of its kind (`kindOf`); none at all: 0.
    */
-  lead(keys: string[], kindOf: (key: string) => string): number {
+  lead(resources: Array<{ key: string; ops: number }>, kindOf: (key: string) => string): number {
     let lead = 0;
-    for (const key of new Set(keys)) {
-      let e = this.estimate(key);
+    for (const { key, ops } of resources) {
+      let e = this.estimate(key, ops);
       if (e === undefined) {
         const kind = kindOf(key);
-        for (const other of this.samples.keys()) if (kindOf(other) === kind) e = Math.max(e ?? 0, this.estimate(other) ?? 0);
+        for (const other of this.samples.keys()) if (kindOf(other) === kind) e = Math.max(e ?? 0, this.estimate(other, ops) ?? 0);
       }
       lead = Math.max(lead, e ?? 0);
     }
     return lead;
   }
 
-  /** Every resource's current estimate (for logs and benchmarks). */
+  /** Every resource's current estimate for a one-rule close (logs, benchmarks). */
   snapshot(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const key of this.samples.keys()) out[key] = this.estimate(key) ?? 0;
