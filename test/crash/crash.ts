@@ -48,6 +48,15 @@ export interface CrashOptions {
   uptimeFromReady?: boolean;
 }
 
+type LateWay = 'job' | 'reconciler' | 'other';
+/** How many rules, and their lateness (ms; negative: gone before the expiry) at p50 / p99 / max. */
+export interface Spread {
+  rules: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
 /** A rule seen open on the network. */
 export interface OpenRule {
   scope: string;
@@ -73,9 +82,11 @@ export interface CrashReport {
   startupSweepMs: { p50: number; max: number };
   /**
    * Per rule seen open: the last time the sampler saw it, minus its grant's expiry, minus the
-   * server's downtime in between (ms; negative: gone before the expiry), as p50 / p99 / max.
+   * server's downtime in between (ms; negative: gone before the expiry), as p50 / p99 / max: all
+   * rules, and by what closed them (`job`: the revocation job; `reconciler`; `other`: a revocation,
+   * a failed activation rolled back, a removal whose audit was lost with its process).
    */
-  lateness: { rules: number; p50: number; p99: number; max: number };
+  lateness: Spread & Record<LateWay, Spread>;
   /** The lateness allowed past expiry (outside downtime), ms. */
   allowanceMs: number;
   seconds: number;
@@ -281,6 +292,12 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
       await sleep(1000);
     }
     settleRedis.disconnect();
+  } catch (err) {
+    // A server that never came up (or any other failure) is not left running behind the test.
+    await kill();
+    await arm?.close();
+    rmSync(bundleDir, { recursive: true, force: true });
+    throw err;
   } finally {
     loading = false;
     sampling = false;
@@ -326,6 +343,18 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
     const r = await store.get(rule.requestId);
     if (!r || !r.decisions.some((d) => d.decision === 'approve')) unexplained.push(`${rule.name} (request ${r ? r.status : 'unknown'})`);
   }
+  // Each rule's lateness, by what closed it: its revocation job (rule.removed with the expiry's
+  // timing), the reconciler (rule.reconciled: after a crash, or a job that has not run yet), or
+  // something else (a revocation, an activation rolled back, an audit lost with its process).
+  const byWay: Record<LateWay, number[]> = { job: [], reconciler: [], other: [] };
+  const trails = new Map<string, Awaited<ReturnType<typeof audit.list>>>();
+  for (const [key, seen] of lastSeen) {
+    const rule = seenOpen.get(key)!;
+    if (!trails.has(rule.requestId)) trails.set(rule.requestId, await audit.list({ requestId: rule.requestId }));
+    const closed = trails.get(rule.requestId)!.find((e) => (e.action === 'rule.removed' || e.action === 'rule.reconciled') && e.details.rule === rule.name && String(e.details.scope).toLowerCase() === rule.scope.toLowerCase());
+    const way: LateWay = closed?.action === 'rule.reconciled' ? 'reconciler' : closed?.details.leadMs !== undefined ? 'job' : 'other';
+    byWay[way].push(seen.at - seen.expiresAt - (seen.at > seen.expiresAt ? downtime(seen.expiresAt, seen.at) : 0));
+  }
   const leftOpen = readRules();
   const faults = arm?.stats.faults ?? 0;
   await arm?.close();
@@ -340,9 +369,12 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
     await deleteKeys(prefix);
     rmSync(dir, { recursive: true, force: true });
   }
-  const lates = [...lastSeen.values()].map(({ at, expiresAt }) => at - expiresAt - (at > expiresAt ? downtime(expiresAt, at) : 0)).sort((a, b) => a - b);
-  const q = (p: number) => lates[Math.min(lates.length - 1, Math.max(0, Math.ceil(p * lates.length) - 1))] ?? 0;
-  const lateness = { rules: lates.length, p50: q(0.5), p99: q(0.99), max: lates.at(-1) ?? 0 };
+  const spread = (values: number[]): Spread => {
+    const v = [...values].sort((a, b) => a - b);
+    const q = (p: number) => v[Math.min(v.length - 1, Math.max(0, Math.ceil(p * v.length) - 1))] ?? 0;
+    return { rules: v.length, p50: q(0.5), p99: q(0.99), max: v.at(-1) ?? 0 };
+  };
+  const lateness = { ...spread([...byWay.job, ...byWay.reconciler, ...byWay.other]), job: spread(byWay.job), reconciler: spread(byWay.reconciler), other: spread(byWay.other) };
   const sweeps = [...startupSweeps].sort((a, b) => a - b);
   const startupSweepMs = { p50: sweeps[Math.floor(sweeps.length / 2)] ?? 0, max: sweeps.at(-1) ?? 0 };
   return { kills: opts.kills, requests: ids.length, activated, lateRules, leftOpen, faults, inconsistent, unexplained, auditGaps, maxLateMs, lateness, startupSweepMs, allowanceMs: allowance, seconds: (Date.now() - t0) / 1000 };
