@@ -1058,8 +1058,9 @@ export class JitService implements JobHandlers {
    * most half the grant (a grant is never closed as it opens).
    */
   closeLead(req: AccessRequest): number {
-    const estimate = this.deps.gate.closeLeadMs?.(req.rules) ?? 0;
-    if (!(estimate > 0) || req.expiresAt === undefined) return 0;
+    if (req.expiresAt === undefined) return 0;
+    const estimate = this.deps.gate.closeLeadMs?.(req.rules, req.expiresAt) ?? 0;
+    if (!(estimate > 0)) return 0;
     // The grant's length: as asked, or longer once extended.
     const length = Math.max(req.durationMs, req.expiresAt - (req.activatedAt ?? req.expiresAt));
     return Math.max(0, Math.min(Math.round(estimate + this.settings.closeLeadMarginMs), this.settings.closeLeadMaxMs, Math.floor(length / 2)));

@@ -3,7 +3,8 @@
 // before the expiry; a close does not wait behind the opens queued on its NSG; the metered gate
 // hands close() the rules as written. Real Redis and BullMQ, HTTPS to the emulator.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AzureGate } from '../../src/adapters/azure/gate.js';
+import { readFileSync } from 'node:fs';
+import { AzureGate } from '../../src/adapters/azure/gate.js';
 import type { AppliedRule, Target } from '../../src/core/types.js';
 import { ArmEmulator } from '../fakes/arm.js';
 import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
@@ -47,13 +48,30 @@ describe('early close on Azure', () => {
   it('the gate measures its writes per NSG; the revocation is due that close time plus the margin before the expiry', async () => {
     const req = await grant('1h', '198.51.100.1');
     // One rule per NSG: its DELETE plus one operation that may be in flight there, each ≥ 400 ms.
-    const lead = gate().closeLeadMs(req.rules);
+    const lead = gate().closeLeadMs(req.rules, req.expiresAt!);
     expect(lead).toBeGreaterThanOrEqual(2 * LATENCY);
     expect(await h.app.scheduler.expiryDueAt(req.id)).toBe(req.expiresAt! - lead - MARGIN);
     // Two ports: two DELETEs in a row on each NSG.
     const both = req.rules.flatMap((r) => [r, { ...r, name: `${r.name}-b` }]);
-    expect(gate().closeLeadMs(both)).toBeGreaterThan(lead);
+    expect(gate().closeLeadMs(both, req.expiresAt!)).toBeGreaterThan(lead);
     await h.cmd('alice@contoso.com', `revoke ${req.id}`);
+  });
+
+  it('grants expiring together on one NSG: each one\'s lead counts the closes of the others, queued ahead of it', async () => {
+    // A gate of its own, whose only samples are these three opens, one after the other.
+    const fresh = new AzureGate({ credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: arm.url, caCert: readFileSync(arm.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [dev1] });
+    const at = Date.now() + 3600_000;
+    const opened: AppliedRule[][] = [];
+    for (const [i, id] of ['rtogether0', 'rtogether1', 'rtogether2'].entries()) {
+      opened.push(await fresh.open({ requestId: id, target: dev1, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: `198.51.100.${50 + i}/32`, expiresAt: at }));
+    }
+    const alone = fresh.closeLeadMs(opened[0]!, at + 3600_000);
+    const together = fresh.closeLeadMs(opened[0]!, at);
+    // Alone: its DELETE and one operation in flight. Together: the two others' DELETEs too.
+    expect(alone).toBeGreaterThanOrEqual(2 * LATENCY);
+    expect(together).toBeGreaterThanOrEqual(4 * LATENCY);
+    expect(together).toBeGreaterThan(alone);
+    await fresh.remove(opened.flat());
   });
 
   it('a close queued behind a burst of opens on its NSGs goes next, not after the burst', async () => {

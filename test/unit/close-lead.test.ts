@@ -35,6 +35,17 @@ describe('close-time estimate', () => {
     expect(m.estimate(NSG, 1)).toBe(4000);
   });
 
+  it('closes of other grants due shortly before this expiry are queued ahead: one operation each, looked for as far back as the lead reaches', () => {
+    const l = new WriteLatency();
+    l.record(NSG, 'op', 1000);
+    // Other grants' expiries, ms before this one's: one at 1.5 s before, one at 2.5 s, one at 10 s.
+    const others = [1500, 2500, 10_000];
+    const ahead = (lead: number) => others.filter((d) => d <= lead).length;
+    // 2 s covers the first (3 s), 3 s the second (4 s), 4 s no more: the one 10 s before is closed by then.
+    expect(l.estimate(NSG, 1, ahead)).toBe(4000);
+    expect(l.estimate(NSG, 1, () => 0)).toBe(2000);
+  });
+
   it('the slowest resource of the grant counts; one without samples takes the highest of its kind; none at all: 0', () => {
     const l = new WriteLatency();
     expect(l.lead([{ key: NSG, ops: 1 }], kind)).toBe(0);

@@ -367,17 +367,42 @@ export class AzureGate implements NetworkGate {
   }
 
   /**
-   * How long closing these rules is expected to take (ms), from this gate's recent writes to their
-   * resources: the slowest resource counts (src/adapters/azure/latency.ts). An NSG deletes each
-   * rule in an operation of its own; a firewall document takes one write for all.
+   * How long closing these rules (of a grant expiring at `expiresAt`) is expected to take (ms),
+   * from this gate's recent writes to their resources: the slowest resource counts
+   * (src/adapters/azure/latency.ts). An NSG deletes each rule in an operation of its own, after
+   * the closes of other grants on it that expire shortly before (from the rules last seen there);
+   * a firewall document takes one write for all.
    */
-  closeLeadMs(rules: AppliedRule[]): number {
-    const ops = new Map<string, number>();
+  closeLeadMs(rules: AppliedRule[], expiresAt: number): number {
+    const own = rules[0]?.requestId;
+    const resources = new Map<string, { key: string; ops: number; ahead?: (leadMs: number) => number }>();
     for (const r of rules) {
-      const key = queueKeyOf(r.scope);
-      ops.set(key, kindOf(r.scope) === 'nsg' ? (ops.get(key) ?? 0) + 1 : 1);
+      const id = r.scope.toLowerCase();
+      const nsg = kindOf(r.scope) === 'nsg';
+      const seen = this.ruleExpiries.get(id);
+      const ahead = (lead: number) => {
+        let ops = 0;
+        for (const [requestId, e] of seen ?? []) if (requestId !== own && e.expiresAt >= expiresAt - lead && e.expiresAt <= expiresAt) ops += e.rules;
+        return ops;
+      };
+      const cur = resources.get(id);
+      resources.set(id, { key: queueKeyOf(r.scope), ops: nsg ? (cur?.ops ?? 0) + 1 : 1, ...(nsg ? { ahead } : {}) });
     }
-    return this.latency.lead([...ops].map(([key, n]) => ({ key, ops: n })), (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
+    return this.latency.lead([...resources.values()], (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
+  }
+
+  /** Per NSG, the bot's rules on it by request (their expiry, how many), as this gate last read or wrote it. */
+  private readonly ruleExpiries = new Map<string, Map<string, { expiresAt: number; rules: number }>>();
+
+  private noteRules(nsgId: string, doc: ArmDoc): void {
+    const byRequest = new Map<string, { expiresAt: number; rules: number }>();
+    for (const r of nsgRulesOf(doc)) {
+      const a = nsgApplied(nsgId, r);
+      if (!a) continue;
+      const e = byRequest.get(a.requestId);
+      byRequest.set(a.requestId, { expiresAt: Math.min(e?.expiresAt ?? Infinity, a.expiresAt), rules: (e?.rules ?? 0) + 1 });
+    }
+    this.ruleExpiries.set(nsgId.toLowerCase(), byRequest);
   }
 
   /**
@@ -428,6 +453,7 @@ export class AzureGate implements NetworkGate {
     if (failures > 0 && docs.size === 0) throw firstError;
     const out: AppliedRule[] = [];
     for (const [k, { id, doc }] of docs) {
+      if (kindOf(id) === 'nsg') this.noteRules(id, doc);
       const owned = this.ownedRules(id, doc);
       if (owned.length > 0) this.known.set(k, id);
       else this.known.delete(k);
@@ -995,6 +1021,7 @@ export class AzureGate implements NetworkGate {
             else throw err;
           }
         }
+        this.noteRules(nsgId, doc);
         return;
       } catch (err) {
         const how = classify(err);

@@ -8,8 +8,11 @@
 //   lock shared with other replicas, the read, its operations). Closes are kept apart from opens
 //   and expiry updates: closes go ahead of those in the queue (see the gate's writer), so they wait less.
 // A close of k rules on an NSG costs k operations, and may arrive while another operation runs
-// there (one NSG runs one operation at a time): (k + 1) operations. A firewall or firewall policy
-// takes one document write for any number of rules: 2 writes. The estimate for a resource is the
+// there (one NSG runs one operation at a time): (k + 1) operations; and the closes of other grants
+// on that NSG that expire shortly before this one start about when it does and are queued ahead
+// of it: one operation per rule each (`ahead`, from the rules the gate last saw on the NSG, with
+// the expiries their descriptions carry). A firewall or firewall policy takes one document write
+// for any number of rules and of queued closes: 2 writes. The estimate for a resource is the
 // larger of that and what closes there took lately, each the p90 of its samples: a moving
 // estimate that follows ARM's latency as it drifts, without being pulled up for good by one
 // outlier (a throttled write, a deadline's worth of retries).
@@ -43,14 +46,25 @@ export class WriteLatency {
     if (list.length > WINDOW) list.shift();
   }
 
-  /** How long closing `ops` operations' worth of rules on one resource is expected to take (ms); undefined without samples. */
-  estimate(key: string, ops = 1): number | undefined {
+  /**
+   * How long closing `ops` operations' worth of rules on one resource is expected to take (ms);
+   * undefined without samples. `ahead(lead)`: the operations of other closes due within `lead`
+   * before this one's expiry (queued ahead of it).
+   */
+  estimate(key: string, ops = 1, ahead?: (leadMs: number) => number): number | undefined {
     const s = this.samples.get(key);
     if (!s) return undefined;
     const changes = s.close.length >= MIN_CLOSE_SAMPLES ? s.close : [...s.close, ...s.write];
     if (s.op.length === 0 && changes.length === 0) return undefined;
-    const byOps = s.op.length ? quantile(s.op, PERCENTILE) * (ops + 1) : 0;
-    return Math.round(Math.max(byOps, changes.length ? quantile(changes, PERCENTILE) : 0));
+    const op = s.op.length ? quantile(s.op, PERCENTILE) : 0;
+    let lead = Math.max(op * (ops + 1), changes.length ? quantile(changes, PERCENTILE) : 0);
+    // A longer lead reaches further back for closes due before this one: a few rounds settle it.
+    for (let round = 0; op > 0 && ahead && round < 8; round++) {
+      const next = Math.max(lead, op * (ops + 1 + ahead(lead)));
+      if (next === lead) break;
+      lead = next;
+    }
+    return Math.round(lead);
   }
 
   /**
@@ -58,13 +72,13 @@ export class WriteLatency {
    * each): they close side by side, so the slowest counts. A resource without samples of its own
    * takes the highest estimate among those of its kind (`kindOf`); none at all: 0.
    */
-  lead(resources: Array<{ key: string; ops: number }>, kindOf: (key: string) => string): number {
+  lead(resources: Array<{ key: string; ops: number; ahead?: (leadMs: number) => number }>, kindOf: (key: string) => string): number {
     let lead = 0;
-    for (const { key, ops } of resources) {
-      let e = this.estimate(key, ops);
+    for (const { key, ops, ahead } of resources) {
+      let e = this.estimate(key, ops, ahead);
       if (e === undefined) {
         const kind = kindOf(key);
-        for (const other of this.samples.keys()) if (kindOf(other) === kind) e = Math.max(e ?? 0, this.estimate(other, ops) ?? 0);
+        for (const other of this.samples.keys()) if (kindOf(other) === kind) e = Math.max(e ?? 0, this.estimate(other, ops, ahead) ?? 0);
       }
       lead = Math.max(lead, e ?? 0);
     }
