@@ -43,6 +43,9 @@ async function main() {
       PORT: '0', HOST: '127.0.0.1', REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_REQUEST_RATE: 'off', JIT_MAX_ACTIVE_PER_PRINCIPAL: '0', JIT_MAX_ACTIVE_PER_TARGET: '0', JIT_DATA_DIR: dir, JIT_POLICY_FILE: join(dir, 'policy.yaml'), JIT_MIN_DURATION: '1s',
       JIT_NETWORK: 'azure', AZURE_ARM_ENDPOINT: arm.url, AZURE_ARM_CA_FILE: arm.certFile, AZURE_ACCESS_TOKEN: 'bench',
       AZURE_POLL_INTERVAL_MS: process.env.AZURE_POLL_INTERVAL_MS ?? '500', AZURE_WRITE_DEADLINE: '120s',
+      // Time is compressed here (30–60 s grants; in use ≥ 5 min): the reconciler's 60 s default,
+      // scaled the same way, is 10 s. Its sweeps re-plan revocations whose lead grew meanwhile.
+      JIT_RECONCILE_INTERVAL: process.env.BENCH_RECONCILE_INTERVAL ?? '10s',
     },
     log: silentLogger,
   });
@@ -78,6 +81,7 @@ async function main() {
   const audit = new RedisAuditLog(jit.redis, prefix);
   const closeMs: number[] = [];
   const leadMs: number[] = [];
+  const timeline: Array<{ id: string; activatedAt: number; expiresAt: number; leadMs: number; lateMs: number }> = [];
   await Promise.all(
     ids.map(async (id) => {
       const req = await jit.service.get(id);
@@ -89,6 +93,7 @@ async function main() {
         if (removed.length >= 2 && closed(id)) {
           closeMs.push(Math.max(...removed.map((e) => e.time)) - due);
           leadMs.push(Math.min(...removed.map((e) => Number(e.details.leadMs))));
+          timeline.push({ id, activatedAt: req.activatedAt, expiresAt: due, leadMs: leadMs.at(-1)!, lateMs: closeMs.at(-1)! });
           break;
         }
         await new Promise((r) => setTimeout(r, 50));
@@ -100,6 +105,10 @@ async function main() {
   const o = summary('request approved → port open', openMs, 's');
   const c = summary('expiry → port closed (negative: before the expiry)', closeMs, 's');
   const l = summary('close started before the expiry (leadMs)', leadMs, 's');
+  // Each grant on the time line (s from the first activation): open, close started, expiry, closed.
+  const t0 = Math.min(...timeline.map((g) => g.activatedAt));
+  const sec = (ms: number) => ((ms - t0) / 1000).toFixed(1).padStart(6);
+  for (const g of timeline.sort((a, b) => a.expiresAt - b.expiresAt)) console.log(`  ${g.id}  opened ${sec(g.activatedAt)}  close started ${sec(g.expiresAt - g.leadMs)}  expiry ${sec(g.expiresAt)}  closed ${sec(g.expiresAt + g.lateMs)}${g.lateMs > 0 ? '  LATE' : ''}`);
   if (notOpened.length) console.log(`not opened (${notOpened.length}): ${notOpened.join('; ')}`);
   console.log(`NSG rule operations: ${arm.stats.puts} PUT, ${arm.stats.deletes} DELETE; 409s ${arm.stats.conflicts409}; goal: open <= 10 s (Defender for Cloud JIT: about a minute), closed by the expiry (p99 <= 0 s)`);
   mkdirSync('bench/results', { recursive: true });

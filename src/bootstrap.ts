@@ -294,7 +294,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     if (got !== 'OK') return;
     sweeping = true;
     try {
-      const n = await service.reconcile();
+      // Revocations due before the next sweep (plus the longest lead) are re-planned by this one.
+      const n = await service.reconcile(config.JIT_RECONCILE_INTERVAL + config.JIT_CLOSE_LEAD_MAX);
       lastSweep = { ok: true };
       metrics.sweep(true, n);
       if (n > 0) log.warn('reconciler closed rules that outlived their grant', { rules: n });

@@ -987,9 +987,11 @@ export class JitService implements JobHandlers {
 
   /**
    * Closes rules on the network whose expiry has passed or whose request is not active, whatever
-   * Redis says (it works with Redis empty). Returns how many rules were removed.
+   * Redis says (it works with Redis empty). Returns how many rules were removed. Active grants
+   * expiring within `replanWithinMs` get their revocation moved earlier if their close lead grew
+   * since it was planned (grants on the same NSG expiring just before them, added since).
    */
-  async reconcile(): Promise<number> {
+  async reconcile(replanWithinMs = 2 * this.settings.closeLeadMaxMs): Promise<number> {
     const now = this.deps.clock.now();
     const rules = await this.deps.gate.list();
     const byRequest = new Map<string, typeof rules>();
@@ -1009,6 +1011,7 @@ export class JitService implements JobHandlers {
           const target = this.targetOf(req);
           await this.deps.gate.updateExpiry(requestId, target, expiresAt).catch((err: unknown) => this.log(`could not repair rule expiry for ${requestId}`, err));
         }
+        if (req?.status === 'active' && expiresAt - now <= replanWithinMs) await this.replanRevocation(req, now);
         continue;
       }
       stale.push({ requestId, req, owned });
@@ -1076,6 +1079,20 @@ export class JitService implements JobHandlers {
     const lead = this.closeLead(req);
     const window = lead > 0 ? Math.min(this.settings.closeLeadMaxMs, lead + this.settings.expirySlackMs) : this.settings.expirySlackMs;
     return expiresAt > now + window ? expiresAt - lead : null;
+  }
+
+  /**
+   * An active grant's revocation moved earlier when its close lead grew since it was planned (the
+   * gate has seen other grants on its NSG that expire just before it and will be closing then too).
+   * Never later: a job early for a lead that shrank is sent back when it fires (expire()).
+   */
+  private async replanRevocation(req: AccessRequest, now: number): Promise<void> {
+    const lead = this.closeLead(req);
+    if (lead <= 0 || req.expiresAt === undefined) return;
+    const want = Math.max(now, req.expiresAt - lead);
+    const due = await this.deps.scheduler.expiryDueAt(req.id).catch(() => null);
+    if (due === null || due <= want + this.settings.expirySlackMs) return;
+    await this.deps.scheduler.rescheduleExpiry(req.id, want).catch((err: unknown) => this.log(`could not move the revocation of ${req.id} earlier`, err));
   }
 
   /** Moves an active grant's revocation to its expiry less its close lead (when there is a lead). */

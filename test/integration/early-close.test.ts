@@ -113,6 +113,24 @@ describe('early close: the revocation job', () => {
     expect(await rulesOf(req.id)).toHaveLength(1);
   });
 
+  it('the reconciler re-plans a revocation whose lead grew since (grants added on its NSG expiring just before it): earlier, never later', async () => {
+    gate.lead = 1000;
+    const req = await active('1h', '198.51.100.9');
+    expect(await h.app.scheduler.expiryDueAt(req.id)).toBe(req.expiresAt! - 1000 - MARGIN);
+    gate.lead = 2000;
+    await h.app.service.reconcile(2 * 3600_000);
+    expect(await h.app.scheduler.expiryDueAt(req.id)).toBe(req.expiresAt! - 2000 - MARGIN);
+    // Outside the window it looks at, nothing moves.
+    gate.lead = 2400;
+    await h.app.service.reconcile(60_000);
+    expect(await h.app.scheduler.expiryDueAt(req.id)).toBe(req.expiresAt! - 2000 - MARGIN);
+    // A lead that shrank leaves the job where it is (sent back when it fires, if it fires too early).
+    gate.lead = 100;
+    await h.app.service.reconcile(2 * 3600_000);
+    expect(await h.app.scheduler.expiryDueAt(req.id)).toBe(req.expiresAt! - 2000 - MARGIN);
+    expect((await h.get(req.id))!.status).toBe('active');
+  });
+
   it('a job within the lead closes the grant; the audit says how early it started and when the network confirmed it', async () => {
     gate.lead = 2000;
     const req = await active('1h', '198.51.100.6');

@@ -59,14 +59,19 @@ describe('close-time estimate', () => {
 });
 
 describe('the NSG writer\'s order', () => {
-  const c = (name: string, urgent: boolean, requests: string[]) => ({ name, urgent, requests });
+  const c = (name: string, urgent: boolean, requests: string[], deadline = Infinity) => ({ name, urgent, requests, deadline });
   it('closes go ahead of opens and expiry updates, in their own order', () => {
-    const order = prioritize([c('open1', false, ['r1']), c('open2', false, ['r2']), c('close3', true, ['r3']), c('update4', false, ['r4']), c('close5', true, ['r5'])]);
+    const order = prioritize([c('open1', false, ['r1']), c('open2', false, ['r2']), c('close3', true, ['r3'], 100), c('update4', false, ['r4']), c('close5', true, ['r5'], 100)]);
     expect(order.map((x) => x.name)).toEqual(['close3', 'close5', 'open1', 'open2', 'update4']);
   });
 
+  it('closes are taken earliest expiry first: one that started early (many neighbours) does not hold up one due sooner', () => {
+    const order = prioritize([c('open1', false, ['r1']), c('close-at-300', true, ['r2'], 300), c('close-at-100', true, ['r3'], 100), c('close-at-200', true, ['r4'], 200), c('sweep-of-expired', true, ['r5', 'r6'], 50)]);
+    expect(order.map((x) => x.name)).toEqual(['sweep-of-expired', 'close-at-100', 'close-at-200', 'close-at-300', 'open1']);
+  });
+
   it('a close never goes ahead of a change queued before it for the same request (it would find nothing, and the open would then stay)', () => {
-    const order = prioritize([c('open1', false, ['r1']), c('open2', false, ['r2']), c('close2', true, ['r2']), c('close9', true, ['r9', 'r1'])]);
+    const order = prioritize([c('open1', false, ['r1']), c('open2', false, ['r2']), c('close2', true, ['r2'], 100), c('close9', true, ['r9', 'r1'], 100)]);
     // close9 waits for open1 (its r1), and stays behind close2: closes keep their order.
     expect(order.map((x) => x.name)).toEqual(['open1', 'open2', 'close2', 'close9']);
   });

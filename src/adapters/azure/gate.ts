@@ -219,6 +219,8 @@ interface Pending<P> {
   urgent: boolean;
   /** The requests it is for: a close never goes ahead of a change queued earlier for the same request. */
   requests: string[];
+  /** A close's grant expiry: closes are taken earliest first. */
+  deadline: number;
   /** When it was queued, and whether it made an ARM operation (then its time is a latency sample). */
   queuedAt: number;
   wrote: boolean;
@@ -355,13 +357,14 @@ export class AzureGate implements NetworkGate {
 
   private async closeIn(requestId: string, resources: string[]): Promise<AppliedRule[]> {
     const mine = ownedBy(requestId);
-    const tag = { urgent: true, requests: [requestId] };
     const removed = await Promise.all(
-      resources.map((res) =>
-        kindOf(res) === 'nsg'
+      resources.map((res) => {
+        // Closes are taken earliest expiry first (as the rules last seen there say; else now).
+        const tag = { urgent: true, requests: [requestId], deadline: this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now() };
+        return kindOf(res) === 'nsg'
           ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
-          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine), tag),
-      ),
+          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine), tag);
+      }),
     );
     return removed.flat();
   }
@@ -513,19 +516,21 @@ export class AzureGate implements NetworkGate {
   }
 
   async remove(rules: AppliedRule[]): Promise<AppliedRule[]> {
-    const byScope = new Map<string, { scope: string; names: Set<string>; requests: Set<string> }>();
+    const byScope = new Map<string, { scope: string; names: Set<string>; requests: Set<string>; deadline: number }>();
     for (const r of rules) {
-      const e = byScope.get(r.scope.toLowerCase()) ?? { scope: r.scope, names: new Set<string>(), requests: new Set<string>() };
+      const e = byScope.get(r.scope.toLowerCase()) ?? { scope: r.scope, names: new Set<string>(), requests: new Set<string>(), deadline: r.expiresAt };
       e.names.add(r.name);
       e.requests.add(r.requestId);
+      e.deadline = Math.min(e.deadline, r.expiresAt);
       byScope.set(r.scope.toLowerCase(), e);
     }
     const removed = await Promise.allSettled(
-      [...byScope.values()].map(({ scope: res, names, requests }) =>
-        kindOf(res) === 'nsg'
-          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), { urgent: true, requests: [...requests] })
-          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), { urgent: true, requests: [...requests] }),
-      ),
+      [...byScope.values()].map(({ scope: res, names, requests, deadline }) => {
+        const tag = { urgent: true, requests: [...requests], deadline };
+        return kindOf(res) === 'nsg'
+          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), tag)
+          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), tag);
+      }),
     );
     // Each resource settles on its own: what could be removed is reported; the rest waits for the next sweep.
     const failed = removed.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -903,6 +908,7 @@ export class AzureGate implements NetworkGate {
         settled: false,
         urgent: tag.urgent ?? false,
         requests: tag.requests ?? [],
+        deadline: tag.deadline ?? Infinity,
         queuedAt: Date.now(),
         wrote: false,
         resolve: (v: AppliedRule[]) => {
@@ -1169,18 +1175,21 @@ export class AzureGate implements NetworkGate {
 
 const LOCK_TTL_MS = 1500;
 
-/** What a queued change is: a close (urgent) or not, and for which requests. */
+/** What a queued change is: a close (urgent, with its grant's expiry) or not, and for which requests. */
 interface ChangeTag {
   urgent?: boolean;
   requests?: string[];
+  deadline?: number;
 }
 
 /**
- * Closes ahead of opens and expiry updates, in the order they came among themselves; a close stays
- * behind any change queued earlier for one of its requests (an open of the grant it closes must
- * land first, or the close would find nothing and the open would then leave the rule behind).
+ * Closes ahead of opens and expiry updates, earliest expiry first (in the order they came for the
+ * same expiry): a close that started early because many others expire near it does not hold up
+ * one due sooner. A close stays behind any change queued earlier for one of its requests (an open
+ * of the grant it closes must land first, or the close would find nothing and the open would then
+ * leave the rule behind).
  */
-export function prioritize<C extends { urgent: boolean; requests: string[] }>(changes: C[]): C[] {
+export function prioritize<C extends { urgent: boolean; requests: string[]; deadline: number }>(changes: C[]): C[] {
   const out: C[] = [];
   for (const c of changes) {
     if (!c.urgent) {
@@ -1189,7 +1198,7 @@ export function prioritize<C extends { urgent: boolean; requests: string[] }>(ch
     }
     let at = 0;
     out.forEach((o, i) => {
-      if (o.urgent || o.requests.some((r) => c.requests.includes(r))) at = i + 1;
+      if ((o.urgent && o.deadline <= c.deadline) || o.requests.some((r) => c.requests.includes(r))) at = i + 1;
     });
     out.splice(at, 0, c);
   }
