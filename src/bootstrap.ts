@@ -180,6 +180,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       maxActivePerTarget: config.JIT_MAX_ACTIVE_PER_TARGET,
       minDurationMs: config.JIT_MIN_DURATION,
       sourceLinkTtlMs: config.JIT_SOURCE_LINK_TTL,
+      closeLeadMaxMs: config.JIT_CLOSE_LEAD_MAX,
+      closeLeadMarginMs: config.JIT_CLOSE_LEAD_MARGIN,
       ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
     },
     log: (msg, err) => log.warn(msg, { err }),
@@ -292,7 +294,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     if (got !== 'OK') return;
     sweeping = true;
     try {
-      const n = await service.reconcile();
+      // Revocations due before the next sweep (plus the longest lead) are re-planned by this one.
+      const n = await service.reconcile(config.JIT_RECONCILE_INTERVAL + config.JIT_CLOSE_LEAD_MAX);
       lastSweep = { ok: true };
       metrics.sweep(true, n);
       if (n > 0) log.warn('reconciler closed rules that outlived their grant', { rules: n });

@@ -143,6 +143,15 @@ export interface NetworkGate {
    */
   policies?(): Promise<NetworkPolicies>;
   /**
+   * How long closing these rules (of a grant expiring at `expiresAt`) is expected to take, in ms:
+   * from asking for the close to the network confirming it (Azure: the queue per NSG or firewall
+   * policy, then ARM's operation until Succeeded), estimated from the gate's own recent writes to
+   * the resources the rules live in. The revocation starts this much (plus a margin, within a
+   * cap: the service decides) before the expiry, so the rules are gone by then. Absent or 0 where
+   * a close takes no noticeable time.
+   */
+  closeLeadMs?(rules: AppliedRule[], expiresAt: number): number;
+  /**
    * "Enable JIT" on a target: Deny-inbound rules for these ports on its path, unless an
    * equivalent deny exists. Returns the rules written. Absent where the network is closed anyway.
    */

@@ -33,7 +33,8 @@ import type { ListFilter } from './ports.js';
 
 /** Thrown inside a transition when a grant was extended after the caller decided to expire it. */
 class ExtendedMeanwhile extends Error {
-  constructor(readonly expiresAt: number) {
+  /** `retryAt`: when the revocation is due now (the new expiry, less its close lead). */
+  constructor(readonly retryAt: number) {
     super('extended meanwhile');
   }
 }
@@ -48,8 +49,19 @@ export interface ServiceSettings {
   publicUrl?: string;
   /** How long the "my IP" link stays valid. */
   sourceLinkTtlMs: number;
-  /** If a revocation job fires this much before the stored expiry, the grant was extended: reschedule. */
+  /**
+   * If a revocation job fires more than this (plus the grant's close lead) before the stored
+   * expiry, the grant was extended: reschedule.
+   */
   expirySlackMs: number;
+  /**
+   * Early close: a revocation starts before the expiry by the gate's estimate of how long the close
+   * takes (`NetworkGate.closeLeadMs`) plus this margin (the job starting late, the commit), so the
+   * rules are gone by the expiry. Only where the gate estimates more than 0.
+   */
+  closeLeadMarginMs: number;
+  /** …and never more than this early (nor more than half the grant): the cap the requester can count on. 0: at the expiry. */
+  closeLeadMaxMs: number;
   /** Requests per principal per window (0: no limit). */
   requestRate: { count: number; windowMs: number };
   /** Reads (list, status, vms, a card refresh) per principal per window (0: no limit). */
@@ -65,6 +77,8 @@ export const DEFAULT_SETTINGS: ServiceSettings = {
   minDurationMs: 5 * 60_000,
   sourceLinkTtlMs: 5 * 60_000,
   expirySlackMs: 250,
+  closeLeadMarginMs: 1000,
+  closeLeadMaxMs: 30_000,
   requestRate: { count: 0, windowMs: 60_000 },
   readRate: { count: 0, windowMs: 60_000 },
   auditRate: { count: 0, windowMs: 60_000 },
@@ -672,7 +686,7 @@ export class JitService implements JobHandlers {
       await this.notify({ kind: 'approval_progress', request: next, actor });
       return { kind: 'decided', request: next, decision, approvals, quorum };
     }
-    await this.deps.scheduler.rescheduleExpiry(req.id, next.expiresAt!);
+    await this.deps.scheduler.rescheduleExpiry(req.id, next.expiresAt! - this.closeLead(next));
     await this.scheduleReminder(next, policy);
     await this.moveRuleExpiry(req, target, next.expiresAt!, actor);
     await this.notify({ kind: 'extended', request: next, actor });
@@ -725,6 +739,10 @@ export class JitService implements JobHandlers {
     }
     try {
       const active = await this.transition(id, () => ({ type: 'activate', rules, expiresAt }));
+      // Now that the rules and the gate's latest writes are known, the revocation moves ahead of
+      // the expiry by the close lead. A crash before this leaves it at the expiry (closed late by
+      // the write time, as without early close).
+      await this.scheduleRevocation(active);
       await this.scheduleReminder(active, effectivePolicy(this.book, target));
       await this.notify({ kind: 'activated', request: active, actor: 'system' });
       return active;
@@ -747,24 +765,26 @@ export class JitService implements JobHandlers {
     const now = this.deps.clock.now();
     const target = this.targetOf(req);
     if (req.status === 'active') {
-      if ((req.expiresAt ?? 0) > now + this.settings.expirySlackMs) {
-        // Extended while this job was already firing: ask the scheduler to run it again later.
-        return { retryAt: req.expiresAt ?? now };
-      }
+      // Early close: the job is due `lead` before the expiry (see closeLead), and is accepted
+      // within that lead; earlier than that, the grant was extended (or the estimate fell) while
+      // the job waited: ask the scheduler to run it again when it is due.
+      const early = this.earlyCloseCheck(req, now);
+      if (early !== null) return { retryAt: early };
       let expired: AccessRequest;
       try {
         // Re-checked on every compare-and-set attempt: an extension that commits while this job
-        // runs wins, and the job comes back at the new expiry instead of closing the grant.
+        // runs wins, and the job comes back at the new expiry (less its lead) instead of closing the grant.
         expired = await this.transition(id, (cur) => {
-          if (cur.status === 'active' && (cur.expiresAt ?? 0) > this.deps.clock.now() + this.settings.expirySlackMs) throw new ExtendedMeanwhile(cur.expiresAt!);
+          const retryAt = cur.status === 'active' ? this.earlyCloseCheck(cur, this.deps.clock.now()) : null;
+          if (retryAt !== null) throw new ExtendedMeanwhile(retryAt);
           return { type: 'expire' };
         });
       } catch (e) {
-        if (e instanceof ExtendedMeanwhile) return { retryAt: e.expiresAt };
+        if (e instanceof ExtendedMeanwhile) return { retryAt: e.retryAt };
         if (isJitError(e)) return this.expire(id); // lost a race (revoke): look again
         throw e;
       }
-      await this.closeRules(expired, target, 'system');
+      await this.closeRules(expired, target, 'system', { expiresAt: expired.expiresAt ?? now, startedAt: this.deps.clock.now() });
       await this.notify({ kind: 'expired', request: expired, actor: 'system' });
       return;
     }
@@ -887,9 +907,10 @@ export class JitService implements JobHandlers {
       next = await this.transition(id, () => ({ type: 'extend', by: actor, expiresAt: newExpiry, ...(rule ? { rule } : {}) }));
     }
     const expiresAt = next.expiresAt ?? newExpiry;
-    // Commit first, then move the job: a crash in between leaves the old job, which sees the
-    // later expiry and reschedules itself; the reverse order could close a port late.
-    await this.deps.scheduler.rescheduleExpiry(id, expiresAt);
+    // Commit first, then move the job (to the new expiry less its close lead): a crash in between
+    // leaves the old job, which sees the later expiry and reschedules itself; the reverse order
+    // could close a port late.
+    await this.deps.scheduler.rescheduleExpiry(id, expiresAt - this.closeLead(next));
     await this.scheduleReminder(next, policy);
     await this.moveRuleExpiry(next, target, expiresAt, actor);
     await this.notify({ kind: 'extended', request: next, actor });
@@ -1040,9 +1061,11 @@ export class JitService implements JobHandlers {
 
   /**
    * Closes rules on the network whose expiry has passed or whose request is not active, whatever
-   * Redis says (it works with Redis empty). Returns how many rules were removed.
+   * Redis says (it works with Redis empty). Returns how many rules were removed. Active grants
+   * expiring within `replanWithinMs` get their revocation moved earlier if their close lead grew
+   * since it was planned (grants on the same NSG expiring just before them, added since).
    */
-  async reconcile(): Promise<number> {
+  async reconcile(replanWithinMs = 2 * this.settings.closeLeadMaxMs): Promise<number> {
     const now = this.deps.clock.now();
     const rules = await this.deps.gate.list();
     const byRequest = new Map<string, typeof rules>();
@@ -1062,6 +1085,7 @@ export class JitService implements JobHandlers {
           const target = this.targetOf(req);
           await this.moveRuleExpiry(req, target, expiresAt, 'reconciler');
         }
+        if (req?.status === 'active' && expiresAt - now <= replanWithinMs) await this.replanRevocation(req, now);
         continue;
       }
       stale.push({ requestId, req, owned });
@@ -1106,12 +1130,69 @@ export class JitService implements JobHandlers {
     throw new JitError('conflict', `request ${id} is changing too fast; try again`);
   }
 
-  private async closeRules(req: AccessRequest, target: Target, actor: string): Promise<void> {
+  /**
+   * How long before its expiry this grant's revocation starts: the gate's estimate of how long
+   * closing its rules takes (0: no early close) plus the margin, at most `closeLeadMaxMs` and at
+   * most half the grant (a grant is never closed as it opens).
+   */
+  closeLead(req: AccessRequest): number {
+    if (req.expiresAt === undefined) return 0;
+    const estimate = this.deps.gate.closeLeadMs?.(req.rules, req.expiresAt) ?? 0;
+    if (!(estimate > 0)) return 0;
+    // The grant's length: as asked, or longer once extended.
+    const length = Math.max(req.durationMs, req.expiresAt - (req.activatedAt ?? req.expiresAt));
+    return Math.max(0, Math.min(Math.round(estimate + this.settings.closeLeadMarginMs), this.settings.closeLeadMaxMs, Math.floor(length / 2)));
+  }
+
+  /**
+   * null when an active grant's revocation may start at `now` (within its close lead of the expiry,
+   * or past it); else when it is due. Never more than `closeLeadMaxMs` before the expiry, even
+   * with the slack for a job firing a moment early.
+   */
+  private earlyCloseCheck(req: AccessRequest, now: number): number | null {
+    const expiresAt = req.expiresAt ?? 0;
+    const lead = this.closeLead(req);
+    const window = lead > 0 ? Math.min(this.settings.closeLeadMaxMs, lead + this.settings.expirySlackMs) : this.settings.expirySlackMs;
+    return expiresAt > now + window ? expiresAt - lead : null;
+  }
+
+  /**
+   * An active grant's revocation moved earlier when its close lead grew since it was planned (the
+   * gate has seen other grants on its NSG that expire just before it and will be closing then too).
+   * Never later: a job early for a lead that shrank is sent back when it fires (expire()).
+   */
+  private async replanRevocation(req: AccessRequest, now: number): Promise<void> {
+    const lead = this.closeLead(req);
+    if (lead <= 0 || req.expiresAt === undefined) return;
+    const want = Math.max(now, req.expiresAt - lead);
+    const due = await this.deps.scheduler.expiryDueAt(req.id).catch(() => null);
+    if (due === null || due <= want + this.settings.expirySlackMs) return;
+    await this.deps.scheduler.rescheduleExpiry(req.id, want).catch((err: unknown) => this.log(`could not move the revocation of ${req.id} earlier`, err));
+  }
+
+  /** Moves an active grant's revocation to its expiry less its close lead (when there is a lead). */
+  private async scheduleRevocation(req: AccessRequest): Promise<void> {
+    const lead = this.closeLead(req);
+    if (lead <= 0 || req.expiresAt === undefined) return;
+    await this.deps.scheduler.rescheduleExpiry(req.id, req.expiresAt - lead).catch((err: unknown) => this.log(`could not move the revocation of ${req.id} ahead of its expiry; it closes at the expiry`, err));
+  }
+
+  /**
+   * Closes the request's rules and audits each one removed. For a revocation at expiry (`expiry`),
+   * each rule.removed also says how early the close started (`leadMs`: the expiry minus the start,
+   * negative when it started late), when the network confirmed it (`confirmedAt`) and how that
+   * compares with the expiry (`lateMs`: negative when the rules were gone before it).
+   */
+  private async closeRules(req: AccessRequest, target: Target, actor: string, expiry?: { expiresAt: number; startedAt: number }): Promise<void> {
     const removed = await this.deps.gate.close(req.id, target, req.rules);
+    const confirmedAt = this.deps.clock.now();
+    const timing: AuditEvent['details'] = expiry
+      ? { expiresAt: new Date(expiry.expiresAt).toISOString(), leadMs: expiry.expiresAt - expiry.startedAt, confirmedAt: new Date(confirmedAt).toISOString(), lateMs: confirmedAt - expiry.expiresAt }
+      : {};
     for (const rule of removed) {
       await this.appendAudit({
-        time: this.deps.clock.now(), actor, action: 'rule.removed', requestId: req.id, target: req.target,
-        details: { rule: rule.name, scope: rule.scope, priority: rule.priority, ...(rule.ref ? { ref: rule.ref } : {}) },
+        time: confirmedAt, actor, action: 'rule.removed', requestId: req.id, target: req.target,
+        details: { rule: rule.name, scope: rule.scope, priority: rule.priority, ...(rule.ref ? { ref: rule.ref } : {}), ...timing },
       });
     }
   }

@@ -10,7 +10,7 @@ import { CHAT_PLATFORM_CONFIGS } from '../adapters/chat/platforms.js';
 import { pagerDutyEnv } from '../adapters/pagerduty/config.js';
 import { slackConfig } from '../adapters/slack/config.js';
 import { teamsConfig } from '../adapters/teams/config.js';
-import { bool, durationVar, isLoopback, rate } from './vars.js';
+import { bool, durationVar, isLoopback, leadVar, rate } from './vars.js';
 
 export { isLoopback };
 
@@ -40,6 +40,14 @@ const coreEnv = {
   JIT_MIN_DURATION: durationVar('PT5M'),
   JIT_SOURCE_LINK_TTL: durationVar('PT5M'),
   JIT_RECONCILE_INTERVAL: durationVar('60s'),
+  /**
+   * Early close: a grant's revocation starts before its expiry by the time the network is measured
+   * to take to close its rules (Azure: recent writes per NSG and firewall policy) plus
+   * JIT_CLOSE_LEAD_MARGIN, so the rules are gone BY the expiry; never more than JIT_CLOSE_LEAD_MAX
+   * (nor half the grant) early. 0: revocations start at the expiry.
+   */
+  JIT_CLOSE_LEAD_MAX: leadVar('30s', 10 * 60_000, '10m: a grant closed earlier than that is a shorter grant, not an early close'),
+  JIT_CLOSE_LEAD_MARGIN: leadVar('1s', 60_000, '1m (it covers the revocation job starting late and its own commit, not ARM: ARM is measured)'),
   PUBLIC_URL: z.url({ message: 'must be an absolute http(s) URL people can open, e.g. https://jit.contoso.com' }).optional(),
   /** Texts of the /privacy and /terms pages the Teams manifest links to (paragraphs separated by a blank line). */
   JIT_PRIVACY_TEXT: z.string().max(20_000).optional(),

@@ -17,6 +17,28 @@ export const durationVar = (fallback: string) =>
       }
     });
 
+/** A duration (also in ms: `500ms`) or `0` (off), at most `maxMs`: how early a revocation may start, and its margin. */
+export const leadVar = (fallback: string, maxMs: number, max: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      if (/^0+[a-z]*$/i.test(v.trim())) return 0;
+      const millis = /^\s*(\d{1,6})\s*ms\s*$/i.exec(v);
+      let ms: number;
+      try {
+        ms = millis ? Number(millis[1]) : parseDuration(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; write 500ms, 30s, 1m or PT30S (0: off)` });
+        return z.NEVER;
+      }
+      if (ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `at most ${max}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
 /** An NSG priority range `lo-hi` within Azure's 100-4096. */
 export const priorityRange = (fallback: string) =>
   z

@@ -181,7 +181,8 @@ export function applyTransition(req: AccessRequest, t: Transition, now: number):
     case 'expire':
       return {
         next: { ...base, status: 'expired' },
-        events: [event(req, 'grant.expired', 'system', now, { lateMs: Math.max(0, now - (req.expiresAt ?? now)) })],
+        // lateMs: how late past the expiry the revocation started; leadMs: how early (an early close).
+        events: [event(req, 'grant.expired', 'system', now, { lateMs: Math.max(0, now - (req.expiresAt ?? now)), ...((req.expiresAt ?? now) > now ? { leadMs: req.expiresAt! - now } : {}) })],
       };
     case 'revoke':
       return {

@@ -26,10 +26,11 @@ describe('crash safety (SIGKILL under load)', () => {
   }, 900_000);
 
   it(`Azure adapter against the ARM emulator with injected faults, ${ARM_KILLS} kills: the same invariants`, async () => {
-    // Up 2–5 s between kills (the Azure SDK takes ~1 s to load, and a fresh replica discovers the
-    // VMs' network paths before its first sweep); ~10 requests/s on one VM, so its NSGs (100
-    // priorities for grants) do not fill up; a fault every 1–4 s.
-    const report = await crashRun({ kills: ARM_KILLS, network: 'arm', uptimeMs: [2000, 5000], requestIntervalMs: 100, log: (l) => process.stderr.write(`${l}\n`) });
+    // Up 2–5 s between kills, counted from readiness (the Azure SDK takes ~1 s to load, and a fresh
+    // replica discovers the VMs' network paths and sweeps before it is ready: seconds on a loaded
+    // machine, when a kill 2–5 s after /healthz would land in start-up every time); ~10 requests/s
+    // on one VM, so its NSGs (100 priorities for grants) do not fill up; a fault every 1–4 s.
+    const report = await crashRun({ kills: ARM_KILLS, network: 'arm', uptimeMs: [2000, 5000], uptimeFromReady: true, requestIntervalMs: 100, log: (l) => process.stderr.write(`${l}\n`) });
     expect(report.faults).toBeGreaterThan(0);
     check(report, ARM_KILLS);
   }, 900_000);

@@ -5,7 +5,9 @@
 // NSGs of the ARM emulator the server writes to over HTTPS, which meanwhile injects faults
 // (409, 429 with Retry-After, 503, hung connections, lost answers, slow writes).
 // Afterwards the invariants are checked:
-//   - no rule is open later than its expiry plus one reconcile interval (plus restart time);
+//   - no rule is open later than its grant's expiry plus one reconcile interval (plus restart
+//     time); the expiry is the grant's as stored, not the one the rule's description carries,
+//     which an extension rewrites only after it committed (a write queued on the NSG like any other);
 //   - at the end, no rule is open at all, and every rule that was open belonged to a grant;
 //   - every request is in a final or consistent state;
 //   - every request's audit trail has no gap (each state it reached has its event).
@@ -37,6 +39,22 @@ export interface CrashOptions {
   uptimeMs?: [number, number];
   /** The simulated gate (default) or the real Azure adapter against the ARM emulator, with faults. */
   network?: 'simulated' | 'arm';
+  /**
+   * Count each uptime from the server's readiness (/readyz: its first sweep done) instead of its
+   * first answer on /healthz, so every server gets `uptimeMs` of service however long its start-up
+   * takes on a loaded machine. The start-up still counts as up for the lateness (a rule waiting
+   * for the first sweep after a crash is late by that time).
+   */
+  uptimeFromReady?: boolean;
+}
+
+type LateWay = 'job' | 'reconciler' | 'other';
+/** How many rules, and their lateness (ms; negative: gone before the expiry) at p50 / p99 / max. */
+export interface Spread {
+  rules: number;
+  p50: number;
+  p99: number;
+  max: number;
 }
 
 /** A rule seen open on the network. */
@@ -60,6 +78,15 @@ export interface CrashReport {
   unexplained: string[];
   auditGaps: Array<{ id: string; missing: string }>;
   maxLateMs: number;
+  /** From /healthz answering to /readyz (the first sweep done), per start: p50 and max, ms (uptimeFromReady). */
+  startupSweepMs: { p50: number; max: number };
+  /**
+   * Per rule seen open: the last time the sampler saw it, minus its grant's expiry, minus the
+   * server's downtime in between (ms; negative: gone before the expiry), as p50 / p99 / max: all
+   * rules, and by what closed them (`job`: the revocation job; `reconciler`; `other`: a revocation,
+   * a failed activation rolled back, a removal whose audit was lost with its process).
+   */
+  lateness: Spread & Record<LateWay, Spread>;
   /** The lateness allowed past expiry (outside downtime), ms. */
   allowanceMs: number;
   seconds: number;
@@ -107,22 +134,25 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   // While the server is down or starting nobody can close a rule: those intervals are excused.
   const down: Array<[number, number]> = [];
   let downSince = Date.now();
+  const startupSweeps: number[] = [];
   const start = async () => {
     const out = openSync(join(dir, 'server.log'), 'a');
     child = spawn(process.execPath, [join(bundleDir, 'main.js')], { env: { ...env, LOG_LEVEL: process.env.CRASH_LOG_LEVEL ?? 'error' }, stdio: ['ignore', out, out] });
     closeSync(out);
-    for (let i = 0; i < 300; i++) {
+    const answers = async (path: string) => {
       try {
-        if ((await fetch(`${url}/healthz`)).ok) {
-          down.push([downSince, Date.now()]);
-          return;
-        }
+        return (await fetch(`${url}${path}`)).ok;
       } catch {
-        /* not up yet */
+        return false; // not up yet
       }
-      await sleep(20);
-    }
-    throw new Error('the server did not come up');
+    };
+    for (let i = 0; i < 300 && !(await answers('/healthz')); i++) await sleep(20);
+    const up = Date.now();
+    if (!(await answers('/healthz'))) throw new Error('the server did not come up');
+    down.push([downSince, up]);
+    if (!opts.uptimeFromReady) return;
+    for (let i = 0; i < 3000 && !(await answers('/readyz')); i++) await sleep(20);
+    startupSweeps.push(Date.now() - up);
   };
   const kill = async () => {
     const c = child;
@@ -134,8 +164,11 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
     }
   };
 
-  // The sampler: every rule it sees open, with when it saw it.
+  // The sampler: every rule it sees open, with when it saw it last and its grant's expiry then.
   const seenOpen = new Map<string, OpenRule>();
+  const lastSeen = new Map<string, { at: number; expiresAt: number }>();
+  const sampleRedis = new Redis(redisUrl);
+  const sampleStore = new RedisRequestStore(sampleRedis, prefix);
   const lateRules: CrashReport['lateRules'] = [];
   // One reconcile interval + the sampler's and the sweep's own time. Against ARM with faults, also
   // one fault's recovery — a close stuck on a hung connection costs a request timeout, and its
@@ -165,11 +198,21 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
   const sampler = (async () => {
     while (sampling) {
       const now = Date.now();
-      for (const r of readRules()) {
-        seenOpen.set(`${r.scope}/${r.name}`, r);
-        const late = now - r.expiresAt - downtime(r.expiresAt, now);
+      const open = readRules();
+      // A rule past the expiry its description carries may belong to a grant extended since: its
+      // expiry is the stored one (read right after the sample).
+      const stored = new Map<string, number>();
+      for (const r of open) {
+        if (now > r.expiresAt && !stored.has(r.requestId)) stored.set(r.requestId, (await sampleStore.get(r.requestId).catch(() => null))?.expiresAt ?? 0);
+      }
+      for (const r of open) {
+        const key = `${r.scope}/${r.name}`;
+        const expiresAt = Math.max(r.expiresAt, stored.get(r.requestId) ?? 0);
+        seenOpen.set(key, r);
+        lastSeen.set(key, { at: now, expiresAt });
+        const late = now - expiresAt - downtime(expiresAt, now);
         maxLateMs = Math.max(maxLateMs, late);
-        if (late > allowance && !lateRules.some((x) => x.name === r.name && x.expiresAt === r.expiresAt)) lateRules.push({ name: r.name, expiresAt: r.expiresAt, seenAt: now });
+        if (late > allowance && !lateRules.some((x) => x.name === r.name && x.expiresAt === expiresAt)) lateRules.push({ name: r.name, expiresAt, seenAt: now });
       }
       await sleep(100);
     }
@@ -249,10 +292,17 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
       await sleep(1000);
     }
     settleRedis.disconnect();
+  } catch (err) {
+    // A server that never came up (or any other failure) is not left running behind the test.
+    await kill();
+    await arm?.close();
+    rmSync(bundleDir, { recursive: true, force: true });
+    throw err;
   } finally {
     loading = false;
     sampling = false;
     await sampler;
+    sampleRedis.disconnect();
   }
 
   const redis = new Redis(redisUrl);
@@ -280,10 +330,30 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
     if (r.status === 'failed') need.push('grant.failed');
     for (const a of need) if (!actions.has(a)) auditGaps.push({ id, missing: a });
   }
+  // A late rule's story, for whoever reads a failure: each audit event against its expiry, and the server's downtime.
+  for (const late of lateRules) {
+    const requestId = /^jit-([a-z0-9]+)-/.exec(late.name)?.[1] ?? '';
+    const events = await audit.list({ requestId });
+    const story = events.map((e) => `${((e.time - late.expiresAt) / 1000).toFixed(2)}s ${e.action}${e.details.leadMs !== undefined ? ` leadMs=${String(e.details.leadMs)}` : ''}${e.details.lateMs !== undefined ? ` lateMs=${String(e.details.lateMs)}` : ''}`);
+    const downs = down.filter(([a, b]) => b > late.expiresAt - 10_000 && a < late.seenAt).map(([a, b]) => `${((a - late.expiresAt) / 1000).toFixed(2)}..${((b - late.expiresAt) / 1000).toFixed(2)}s`);
+    log(`late: ${late.name} seen ${((late.seenAt - late.expiresAt) / 1000).toFixed(2)}s after its expiry; server down ${downs.join(', ') || 'never'} around it; ${story.join(' | ')}`);
+  }
   const unexplained: string[] = [];
   for (const rule of seenOpen.values()) {
     const r = await store.get(rule.requestId);
     if (!r || !r.decisions.some((d) => d.decision === 'approve')) unexplained.push(`${rule.name} (request ${r ? r.status : 'unknown'})`);
+  }
+  // Each rule's lateness, by what closed it: its revocation job (rule.removed with the expiry's
+  // timing), the reconciler (rule.reconciled: after a crash, or a job that has not run yet), or
+  // something else (a revocation, an activation rolled back, an audit lost with its process).
+  const byWay: Record<LateWay, number[]> = { job: [], reconciler: [], other: [] };
+  const trails = new Map<string, Awaited<ReturnType<typeof audit.list>>>();
+  for (const [key, seen] of lastSeen) {
+    const rule = seenOpen.get(key)!;
+    if (!trails.has(rule.requestId)) trails.set(rule.requestId, await audit.list({ requestId: rule.requestId }));
+    const closed = trails.get(rule.requestId)!.find((e) => (e.action === 'rule.removed' || e.action === 'rule.reconciled') && e.details.rule === rule.name && String(e.details.scope).toLowerCase() === rule.scope.toLowerCase());
+    const way: LateWay = closed?.action === 'rule.reconciled' ? 'reconciler' : closed?.details.leadMs !== undefined ? 'job' : 'other';
+    byWay[way].push(seen.at - seen.expiresAt - (seen.at > seen.expiresAt ? downtime(seen.expiresAt, seen.at) : 0));
   }
   const leftOpen = readRules();
   const faults = arm?.stats.faults ?? 0;
@@ -299,5 +369,13 @@ export async function crashRun(opts: CrashOptions): Promise<CrashReport> {
     await deleteKeys(prefix);
     rmSync(dir, { recursive: true, force: true });
   }
-  return { kills: opts.kills, requests: ids.length, activated, lateRules, leftOpen, faults, inconsistent, unexplained, auditGaps, maxLateMs, allowanceMs: allowance, seconds: (Date.now() - t0) / 1000 };
+  const spread = (values: number[]): Spread => {
+    const v = [...values].sort((a, b) => a - b);
+    const q = (p: number) => v[Math.min(v.length - 1, Math.max(0, Math.ceil(p * v.length) - 1))] ?? 0;
+    return { rules: v.length, p50: q(0.5), p99: q(0.99), max: v.at(-1) ?? 0 };
+  };
+  const lateness = { ...spread([...byWay.job, ...byWay.reconciler, ...byWay.other]), job: spread(byWay.job), reconciler: spread(byWay.reconciler), other: spread(byWay.other) };
+  const sweeps = [...startupSweeps].sort((a, b) => a - b);
+  const startupSweepMs = { p50: sweeps[Math.floor(sweeps.length / 2)] ?? 0, max: sweeps.at(-1) ?? 0 };
+  return { kills: opts.kills, requests: ids.length, activated, lateRules, leftOpen, faults, inconsistent, unexplained, auditGaps, maxLateMs, lateness, startupSweepMs, allowanceMs: allowance, seconds: (Date.now() - t0) / 1000 };
 }

@@ -40,7 +40,7 @@ const normalise = (text: string): string =>
   text
     .replace(/\br[0-9abcdefghjkmnpqrstvwxyz]{9}\b/g, '<id>')
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z/g, '<time>')
-    .replace(/lateMs=\d+/g, 'lateMs=<n>');
+    .replace(/(lateMs|leadMs)=-?\d+/g, '$1=<n>');
 
 let h: Harness;
 beforeAll(async () => {

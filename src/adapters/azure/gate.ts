@@ -25,6 +25,7 @@ import type { GrantSpec, NetworkGate } from '../../app/ports.js';
 import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription, ruleName } from '../simulated/gate.js';
 import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
+import { WriteLatency } from './latency.js';
 
 export { ArmError } from './arm.js';
 
@@ -218,6 +219,15 @@ interface Pending<P> {
   /** NSG rules whose delete was sent but not confirmed (a lost answer): removed if the next read lacks them. */
   intended: Map<string, AppliedRule>;
   settled: boolean;
+  /** A close (a revocation, the reconciler's sweep): goes ahead of opens and expiry updates queued on the NSG. */
+  urgent: boolean;
+  /** The requests it is for: a close never goes ahead of a change queued earlier for the same request. */
+  requests: string[];
+  /** A close's grant expiry: closes are taken earliest first. */
+  deadline: number;
+  /** When it was queued, and whether it made an ARM operation (then its time is a latency sample). */
+  queuedAt: number;
+  wrote: boolean;
 }
 interface Queue {
   items: Array<{ resourceId: string; change: Pending<NsgPlan> | Pending<DocPlan> }>;
@@ -236,6 +246,8 @@ export class AzureGate implements NetworkGate {
   private readonly fwDeadlineMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** How long writes take per NSG / firewall / firewall policy, queued to Succeeded (closeLeadMs). */
+  readonly latency = new WriteLatency();
 
   constructor(private readonly opts: AzureGateOptions) {
     this.range = opts.priorityRange ?? [100, 199];
@@ -320,10 +332,11 @@ export class AzureGate implements NetworkGate {
     if (fw) await this.checkFirewallRoute(grant.target.name, fw);
     // What the policy's other rule collection groups (and its base policies') already take of the 250.
     const outside = fw?.policyId ? await this.dnatOutside(fw) : undefined;
-    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules))));
+    const tag = { requests: [grant.requestId] };
+    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules)), tag));
     if (fw) {
       const res = dnatResourceOf(fw);
-      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description, outside))));
+      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description, outside)), tag));
     }
     const results = await Promise.allSettled(writes);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -351,9 +364,54 @@ export class AzureGate implements NetworkGate {
   private async closeIn(requestId: string, resources: string[]): Promise<AppliedRule[]> {
     const mine = ownedBy(requestId);
     const removed = await Promise.all(
-      resources.map((res) => (kindOf(res) === 'nsg' ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description }))) : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine)))),
+      resources.map((res) => {
+        // Closes are taken earliest expiry first (as the rules last seen there say; else now).
+        const tag = { urgent: true, requests: [requestId], deadline: this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now() };
+        return kindOf(res) === 'nsg'
+          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
+          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine), tag);
+      }),
     );
     return removed.flat();
+  }
+
+  /**
+   * How long closing these rules (of a grant expiring at `expiresAt`) is expected to take (ms),
+   * from this gate's recent writes to their resources: the slowest resource counts
+   * (src/adapters/azure/latency.ts). An NSG deletes each rule in an operation of its own, after
+   * the closes of other grants on it that expire shortly before (from the rules last seen there);
+   * a firewall document takes one write for all.
+   */
+  closeLeadMs(rules: AppliedRule[], expiresAt: number): number {
+    const own = rules[0]?.requestId;
+    const resources = new Map<string, { key: string; ops: number; ahead?: (leadMs: number) => number }>();
+    for (const r of rules) {
+      const id = r.scope.toLowerCase();
+      const nsg = kindOf(r.scope) === 'nsg';
+      const seen = this.ruleExpiries.get(id);
+      const ahead = (lead: number) => {
+        let ops = 0;
+        for (const [requestId, e] of seen ?? []) if (requestId !== own && e.expiresAt >= expiresAt - lead && e.expiresAt <= expiresAt) ops += e.rules;
+        return ops;
+      };
+      const cur = resources.get(id);
+      resources.set(id, { key: queueKeyOf(r.scope), ops: nsg ? (cur?.ops ?? 0) + 1 : 1, ...(nsg ? { ahead } : {}) });
+    }
+    return this.latency.lead([...resources.values()], (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
+  }
+
+  /** Per NSG, the bot's rules on it by request (their expiry, how many), as this gate last read or wrote it. */
+  private readonly ruleExpiries = new Map<string, Map<string, { expiresAt: number; rules: number }>>();
+
+  private noteRules(nsgId: string, doc: ArmDoc): void {
+    const byRequest = new Map<string, { expiresAt: number; rules: number }>();
+    for (const r of nsgRulesOf(doc)) {
+      const a = nsgApplied(nsgId, r);
+      if (!a) continue;
+      const e = byRequest.get(a.requestId);
+      byRequest.set(a.requestId, { expiresAt: Math.min(e?.expiresAt ?? Infinity, a.expiresAt), rules: (e?.rules ?? 0) + 1 });
+    }
+    this.ruleExpiries.set(nsgId.toLowerCase(), byRequest);
   }
 
   /**
@@ -404,6 +462,7 @@ export class AzureGate implements NetworkGate {
     if (failures > 0 && docs.size === 0) throw firstError;
     const out: AppliedRule[] = [];
     for (const [k, { id, doc }] of docs) {
+      if (kindOf(id) === 'nsg') this.noteRules(id, doc);
       const owned = this.ownedRules(id, doc);
       if (owned.length > 0) this.known.set(k, id);
       else this.known.delete(k);
@@ -463,18 +522,21 @@ export class AzureGate implements NetworkGate {
   }
 
   async remove(rules: AppliedRule[]): Promise<AppliedRule[]> {
-    const byScope = new Map<string, { scope: string; names: Set<string> }>();
+    const byScope = new Map<string, { scope: string; names: Set<string>; requests: Set<string>; deadline: number }>();
     for (const r of rules) {
-      const e = byScope.get(r.scope.toLowerCase()) ?? { scope: r.scope, names: new Set<string>() };
+      const e = byScope.get(r.scope.toLowerCase()) ?? { scope: r.scope, names: new Set<string>(), requests: new Set<string>(), deadline: r.expiresAt };
       e.names.add(r.name);
+      e.requests.add(r.requestId);
+      e.deadline = Math.min(e.deadline, r.expiresAt);
       byScope.set(r.scope.toLowerCase(), e);
     }
     const removed = await Promise.allSettled(
-      [...byScope.values()].map(({ scope: res, names }) =>
-        kindOf(res) === 'nsg'
-          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null))
-          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null)),
-      ),
+      [...byScope.values()].map(({ scope: res, names, requests, deadline }) => {
+        const tag = { urgent: true, requests: [...requests], deadline };
+        return kindOf(res) === 'nsg'
+          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), tag)
+          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), tag);
+      }),
     );
     // Each resource settles on its own: what could be removed is reported; the rest waits for the next sweep.
     const failed = removed.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -486,6 +548,7 @@ export class AzureGate implements NetworkGate {
   async updateExpiry(requestId: string, target: Target, expiresAt: number): Promise<void> {
     const description = ruleDescription(requestId, expiresAt);
     const mine = ownedBy(requestId);
+    const tag = { requests: [requestId] };
     await Promise.all(
       this.resourcesOf(await this.discover(target), target).map((res) =>
         kindOf(res) === 'nsg'
@@ -494,7 +557,7 @@ export class AzureGate implements NetworkGate {
                 .filter((r) => mine({ name: r.name, description: r.properties.description }) && r.properties.description !== description)
                 .map((r) => ({ name: r.name, properties: { ...r.properties, description } }));
               return { results: [], puts, deletes: [] };
-            })
+            }, tag)
           : this.enqueueDoc(res, (doc) => {
               let changed = false;
               for (const r of this.natRuleList(res, doc)) {
@@ -504,7 +567,7 @@ export class AzureGate implements NetworkGate {
                 }
               }
               return { results: [], changed };
-            }),
+            }, tag),
       ),
     );
   }
@@ -1015,15 +1078,15 @@ export class AzureGate implements NetworkGate {
 
   // ------------------------------------------------------------------ the per-resource writers
 
-  private enqueueNsg(resourceId: string, plan: (doc: ArmDoc) => NsgPlan): Promise<AppliedRule[]> {
-    return this.enqueue(resourceId, plan);
+  private enqueueNsg(resourceId: string, plan: (doc: ArmDoc) => NsgPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
+    return this.enqueue(resourceId, plan, tag);
   }
 
-  private enqueueDoc(resourceId: string, plan: (doc: ArmDoc) => DocPlan): Promise<AppliedRule[]> {
-    return this.enqueue(resourceId, plan);
+  private enqueueDoc(resourceId: string, plan: (doc: ArmDoc) => DocPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
+    return this.enqueue(resourceId, plan, tag);
   }
 
-  private enqueue(resourceId: string, plan: ((doc: ArmDoc) => NsgPlan) | ((doc: ArmDoc) => DocPlan)): Promise<AppliedRule[]> {
+  private enqueue(resourceId: string, plan: ((doc: ArmDoc) => NsgPlan) | ((doc: ArmDoc) => DocPlan), tag: ChangeTag = {}): Promise<AppliedRule[]> {
     const key = queueKeyOf(resourceId);
     let q = this.queues.get(key);
     if (!q) {
@@ -1037,7 +1100,17 @@ export class AzureGate implements NetworkGate {
         seen: new Map<string, AppliedRule>(),
         intended: new Map<string, AppliedRule>(),
         settled: false,
-        resolve: (v: AppliedRule[]) => ((change.settled = true), resolve(v)),
+        urgent: tag.urgent ?? false,
+        requests: tag.requests ?? [],
+        deadline: tag.deadline ?? Infinity,
+        queuedAt: Date.now(),
+        wrote: false,
+        resolve: (v: AppliedRule[]) => {
+          // A write's time, queued to Succeeded, is a sample of what the next close will take.
+          if (!change.settled && change.wrote) this.latency.record(key, change.urgent ? 'close' : 'write', Date.now() - change.queuedAt);
+          change.settled = true;
+          resolve(v);
+        },
         reject: (e: unknown) => ((change.settled = true), reject(e)),
       };
       queue.items.push({ resourceId, change: change as Pending<NsgPlan> | Pending<DocPlan> });
@@ -1083,13 +1156,17 @@ export class AzureGate implements NetworkGate {
     // The deadline bounds retries without progress: each change done moves it (a long queue of
     // rule operations on one NSG is progress, not a stuck write).
     let deadline = Date.now() + this.deadlineMs;
-    let pending = changes;
+    // Closes first: a revocation does not wait behind the opens queued before it (see prioritize).
+    let pending = prioritize(changes);
     for (let attempt = 1; ; attempt++) {
       const release = await this.lock(lockKey, deadline);
       try {
         const got = await this.arm.getOrNull(nsgId, NETWORK_API);
         const doc: ArmDoc = got?.doc ?? { properties: { securityRules: [] } };
-        for (const c of pending) {
+        for (let next = 0; next < pending.length; next++) {
+          // A close queued while this batch runs goes next, not after the whole batch.
+          pending = this.takeUrgent(lockKey, nsgId, pending, next);
+          const c = pending[next]!;
           let plan: NsgPlan;
           try {
             plan = c.plan(doc);
@@ -1111,7 +1188,9 @@ export class AzureGate implements NetworkGate {
           for (const r of plan.results) if (!withOp.has(r.name)) c.seen.set(r.name, r);
           try {
             for (const r of plan.puts) {
+              const sent = Date.now();
               await this.arm.put(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, { properties: writableProps(r.properties) }, {}, deadline);
+              this.latency.record(lockKey, 'op', Date.now() - sent);
               this.known.set(nsgId.toLowerCase(), nsgId);
               const applied = byName.get(r.name);
               if (applied) c.seen.set(r.name, applied);
@@ -1120,7 +1199,9 @@ export class AzureGate implements NetworkGate {
               const applied = byName.get(r.name);
               if (applied) c.intended.set(r.name, applied);
               // 204: someone else (another replica's sweep) removed it first; theirs to report.
+              const sent = Date.now();
               const existed = await this.arm.delete(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, deadline);
+              if (existed) this.latency.record(lockKey, 'op', Date.now() - sent);
               c.intended.delete(r.name);
               if (existed && applied) c.seen.set(r.name, applied);
               // Later changes of this batch plan from the NSG as it is now.
@@ -1128,8 +1209,11 @@ export class AzureGate implements NetworkGate {
               const i = rules.findIndex((x) => x.name === r.name);
               if (i >= 0) rules.splice(i, 1);
             }
+            if (plan.puts.length + plan.deletes.length > 0) {
+              c.wrote = true;
+              deadline = Math.max(deadline, Date.now() + this.deadlineMs);
+            }
             c.resolve([...c.seen.values()]);
-            if (plan.puts.length + plan.deletes.length > 0) deadline = Math.max(deadline, Date.now() + this.deadlineMs);
           } catch (err) {
             // Fatal: this change fails (open() rolls its grant back); the others go on. Otherwise
             // this change and those after it are planned again from a fresh read.
@@ -1137,6 +1221,7 @@ export class AzureGate implements NetworkGate {
             else throw err;
           }
         }
+        this.noteRules(nsgId, doc);
         return;
       } catch (err) {
         const how = classify(err);
@@ -1184,18 +1269,23 @@ export class AzureGate implements NetworkGate {
         const { doc, etag } = got;
         let changed = false;
         const outcome = new Map<Pending<DocPlan>, unknown>();
+        const changers = new Set<Pending<DocPlan>>();
         for (const c of pending) {
           try {
             const r = c.plan(doc);
             changed ||= r.changed;
+            if (r.changed) changers.add(c);
             for (const a of r.results) c.seen.set(a.name, a);
           } catch (error) {
             outcome.set(c, error);
           }
         }
         if (changed) {
+          const sent = Date.now();
           await this.arm.put(resourceId, NETWORK_API, writableDoc(resourceId, doc), etag ? { ifMatch: etag } : { ifNoneMatch: '*' }, deadline);
+          this.latency.record(lockKey, 'op', Date.now() - sent);
           this.known.set(resourceId.toLowerCase(), resourceId);
+          for (const c of changers) c.wrote = true;
         }
         for (const c of pending) {
           if (outcome.has(c)) c.reject(outcome.get(c));
@@ -1214,6 +1304,31 @@ export class AzureGate implements NetworkGate {
         await release();
       }
     }
+  }
+
+  /**
+   * Closes queued for this NSG while its batch runs are taken out of the queue and put at `at` in
+   * the batch (each behind any change queued earlier for the same request), so a revocation waits
+   * for at most the operation in flight and the closes ahead of it, never for a burst of opens.
+   */
+  private takeUrgent<P>(queueKey: string, resourceId: string, pending: Array<Pending<P>>, at: number): Array<Pending<P>> {
+    const q = this.queues.get(queueKey);
+    const id = resourceId.toLowerCase();
+    if (!q || !q.items.some((it) => it.change.urgent && it.resourceId.toLowerCase() === id)) return pending;
+    const taken: Array<Pending<P>> = [];
+    // A close stays queued behind a change queued before it for the same request (it goes later).
+    const held = new Set<string>();
+    q.items = q.items.filter((it) => {
+      const c = it.change;
+      if (!c.urgent || it.resourceId.toLowerCase() !== id || c.requests.some((r) => held.has(r))) {
+        for (const r of c.requests) held.add(r);
+        return true;
+      }
+      taken.push(c as Pending<P>);
+      return false;
+    });
+    if (taken.length === 0) return pending;
+    return [...pending.slice(0, at), ...prioritize([...pending.slice(at), ...taken])];
   }
 
   /** The bot's rule collection group; absent until the first grant creates it. */
@@ -1253,6 +1368,36 @@ export class AzureGate implements NetworkGate {
 }
 
 const LOCK_TTL_MS = 1500;
+
+/** What a queued change is: a close (urgent, with its grant's expiry) or not, and for which requests. */
+interface ChangeTag {
+  urgent?: boolean;
+  requests?: string[];
+  deadline?: number;
+}
+
+/**
+ * Closes ahead of opens and expiry updates, earliest expiry first (in the order they came for the
+ * same expiry): a close that started early because many others expire near it does not hold up
+ * one due sooner. A close stays behind any change queued earlier for one of its requests (an open
+ * of the grant it closes must land first, or the close would find nothing and the open would then
+ * leave the rule behind).
+ */
+export function prioritize<C extends { urgent: boolean; requests: string[]; deadline: number }>(changes: C[]): C[] {
+  const out: C[] = [];
+  for (const c of changes) {
+    if (!c.urgent) {
+      out.push(c);
+      continue;
+    }
+    let at = 0;
+    out.forEach((o, i) => {
+      if ((o.urgent && o.deadline <= c.deadline) || o.requests.some((r) => c.requests.includes(r))) at = i + 1;
+    });
+    out.splice(at, 0, c);
+  }
+  return out;
+}
 
 const settled = (c: { settled: boolean }) => c.settled;
 

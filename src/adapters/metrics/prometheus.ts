@@ -173,6 +173,7 @@ export class PrometheusMetrics implements Notifier, OpsMetrics {
     };
     const overrides: Partial<Record<PropertyKey, unknown>> = {
       open: timed('open', (g: GrantSpec) => gate.open(g)),
+      // Every argument passed on: close() works from the rules as written (`written`).
       close: timed('close', (id: string, t: Target, written?: AppliedRule[]) => gate.close(id, t, written)),
       remove: timed('remove', (rules: AppliedRule[]) => gate.remove(rules)),
       updateExpiry: timed('update', (id: string, t: Target, at: number) => gate.updateExpiry(id, t, at)),

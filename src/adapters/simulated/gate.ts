@@ -173,6 +173,11 @@ export class SimulatedGate implements NetworkGate {
     });
   }
 
+  /** A local file write closes at once (or after `latencyMs`, a demo's fixed delay): no lead is needed. */
+  closeLeadMs(): number {
+    return 0;
+  }
+
   private freePriority(used: Set<number>): number | null {
     for (let p = this.range[0]; p <= this.range[1]; p++) if (!used.has(p)) return p;
     return null;
