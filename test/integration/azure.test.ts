@@ -683,13 +683,14 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 300 ms
   const natOf = (res: string, id: string) => slow.natRules(res).filter((r) => String(r.name).startsWith(`jit-${id}-`));
 
   beforeAll(async () => {
+    // Per-call timeout 1 s (a loaded machine passed 300 ms on one HTTPS call and counted a timeout), still under the 1.5 s update.
     slow = await new ArmEmulator({ firewallLatencyMs: 1500 }).start();
     vmA = slow.standardVm('sub1', 'prod', 'fwa', '10.0.0.30');
     slow.addFirewall(FW2, '20.50.60.71');
     slow.addFirewallPolicy(POLICY_ID, [FW2]);
     g = new AzureGate({
       credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
-      endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 300, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
+      endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 1000, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
     });
   });
   afterAll(async () => {
@@ -720,7 +721,7 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 300 ms
   it('a write arriving while another writer\'s policy update is in flight waits for it (no 409), and opens only after its own update Succeeded', async () => {
     const other = new AzureGate({
       credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
-      endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 300, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
+      endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 1000, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
     });
     const target = { name: 'fwa', id: vmA.vm, os: 'linux' as const, firewall: route('jit') };
     const c409 = slow.stats.conflicts409;
