@@ -674,7 +674,7 @@ describe('NSGs and firewalls that reference application security groups and IP g
   });
 });
 
-describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 300 ms per-call timeout)', () => {
+describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 1 s per-call timeout)', () => {
   let slow: ArmEmulator;
   let g: AzureGate;
   let vmA: ReturnType<ArmEmulator['standardVm']>;
