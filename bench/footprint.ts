@@ -88,7 +88,7 @@ function children(pid: number): number[] {
   return out;
 }
 
-/** `npm start` runs npm → sh → tsx's CLI → node with tsx's loader: the server is the deepest process running main. */
+/** `npm start` runs npm → sh → node bin/jit-bot, which imports the bundle dist/main.js in its own process: the server is the deepest process running it. */
 function serverPid(root: number): { pid: number; cmdline: string } {
   const cmd = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
   let found: { pid: number; cmdline: string } | undefined;
@@ -99,7 +99,7 @@ function serverPid(root: number): { pid: number; cmdline: string } {
     } catch {
       return; // exited
     }
-    if (/\bnode\b/.test(line) && /src\/main\.ts|main\.m?js/.test(line)) found = { pid, cmdline: line };
+    if (/\bnode\b/.test(line) && /src\/main\.ts|main\.m?js|bin\/jit-bot/.test(line)) found = { pid, cmdline: line };
     for (const c of children(pid)) walk(c);
   };
   walk(root);
@@ -252,6 +252,17 @@ async function main(): Promise<void> {
 
     const ids: string[] = [];
     const t0 = performance.now();
+    // While the grants open: the server's RSS and V8 heap every 5 s (where a burst's memory goes).
+    const during: Array<{ s: number; grants: number; rss: number; heap: Record<string, number> }> = [];
+    let opening = true;
+    const sampler = (async () => {
+      while (opening) {
+        await sleep(5000);
+        if (!opening) break;
+        const heap = await heapFigures(base).catch(() => ({}));
+        during.push({ s: Math.round((performance.now() - t0) / 1000), grants: ids.length, rss: Math.round(procField(pid, 'VmRSS') / MiB), heap });
+      }
+    })();
     await pool(Array.from({ length: N }, (_, i) => i), CONCURRENCY, async (i) => {
       const created = await call(requesters[i % REQUESTERS]!, 'POST', '/api/v1/requests', {
         kind: 'rdp', target: `vm${i % TARGETS}`, duration: '2h', source: `10.${Math.floor(i / 62_500) % 250}.${Math.floor(i / 250) % 250}.${(i % 250) + 1}`,
@@ -264,6 +275,10 @@ async function main(): Promise<void> {
       ids.push(req.id);
     });
     const openMs = performance.now() - t0;
+    opening = false;
+    await sampler;
+    console.log('while opening (s, grants, RSS MiB, V8 heap MiB):');
+    for (const d of during) console.log(`  ${String(d.s).padStart(4)} s ${String(d.grants).padStart(6)} grants  RSS ${String(d.rss).padStart(4)}  ${JSON.stringify(d.heap)}`);
     const grantsPerSecond = (N / openMs) * 1000;
     console.log(`opened ${N} grants (request + approve, 2 REST calls each) in ${(openMs / 1000).toFixed(1)} s: ${grantsPerSecond.toFixed(0)} grants/s`);
     const rssPeak = procField(pid, 'VmHWM');
@@ -291,6 +306,7 @@ async function main(): Promise<void> {
     rssSamples.push(procField(pid, 'VmRSS'));
     const rssActive = rssSamples[rssSamples.length - 1]!;
     const rssAfter = rssSamples[0]!;
+    const heapAfter = during.length ? during[during.length - 1]!.heap : {};
     const smapsActive = smapsSummary(pid);
     const heapActive = await heapFigures(base);
     console.log(`server RSS: idle ${(rssIdle / MiB).toFixed(0)} MiB; at ${N} active grants ${(rssActive / MiB).toFixed(0)} MiB ${RSS_WATCH_S} s after the last one settled (${(rssAfter / MiB).toFixed(0)} MiB right after; peak while opening ${(rssPeak / MiB).toFixed(0)} MiB; every 2 s: ${rssSamples.map((s) => (s / MiB).toFixed(0)).join(' ')})`);
@@ -366,7 +382,7 @@ async function main(): Promise<void> {
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, redisVersion, grants: N, concurrency: CONCURRENCY,
       serverCmdline: cmdline, grantsPerSecond,
-      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, rightAfter: rssAfter / MiB, watchSeconds: RSS_WATCH_S, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive },
+      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, rightAfter: rssAfter / MiB, watchSeconds: RSS_WATCH_S, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive, heapLastWhileOpening: heapAfter, whileOpening: during },
       redis: { keys: keysActive, keysIdle, memoryUsageBytes: total, bytesPerGrant: total / N, usedMemoryDeltaPerGrant: (usedActive - usedIdle) / N, byKind: rows },
       audit, statusP50Ms: pct(statusMs, 50),
     };
