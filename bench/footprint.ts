@@ -49,6 +49,13 @@ function procField(pid: number, field: string): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** CPU time (user + system) the process has used, ms (/proc/<pid>/stat, clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 /** RSS by mapping (/proc/<pid>/smaps): the glibc heap, anonymous mappings (V8's heap, malloc's mmaps), files. */
 function smapsSummary(pid: number): Record<string, number> {
   const out: Record<string, number> = {};
@@ -251,6 +258,7 @@ async function main(): Promise<void> {
     };
 
     const ids: string[] = [];
+    const cpu0 = cpuMs(pid);
     const t0 = performance.now();
     // While the grants open: the server's RSS and V8 heap every 5 s (where a burst's memory goes).
     const during: Array<{ s: number; grants: number; rss: number; heap: Record<string, number> }> = [];
@@ -275,8 +283,10 @@ async function main(): Promise<void> {
       ids.push(req.id);
     });
     const openMs = performance.now() - t0;
+    const openCpuMs = cpuMs(pid) - cpu0;
     opening = false;
     await sampler;
+    console.log(`server CPU (user + system) while opening: ${(openCpuMs / 1000).toFixed(1)} s, ${(openCpuMs / N).toFixed(2)} ms per grant`);
     console.log('while opening (s, grants, RSS MiB, V8 heap MiB):');
     for (const d of during) console.log(`  ${String(d.s).padStart(4)} s ${String(d.grants).padStart(6)} grants  RSS ${String(d.rss).padStart(4)}  ${JSON.stringify(d.heap)}`);
     const grantsPerSecond = (N / openMs) * 1000;
@@ -381,7 +391,7 @@ async function main(): Promise<void> {
 
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, redisVersion, grants: N, concurrency: CONCURRENCY,
-      serverCmdline: cmdline, grantsPerSecond,
+      serverCmdline: cmdline, grantsPerSecond, serverCpuMsPerGrant: openCpuMs / N, heapGrowingPercent: serverEnv.JIT_HEAP_GROWING_PERCENT ?? 'default (50)',
       rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, rightAfter: rssAfter / MiB, watchSeconds: RSS_WATCH_S, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive, heapLastWhileOpening: heapAfter, whileOpening: during },
       redis: { keys: keysActive, keysIdle, memoryUsageBytes: total, bytesPerGrant: total / N, usedMemoryDeltaPerGrant: (usedActive - usedIdle) / N, byKind: rows },
       audit, statusP50Ms: pct(statusMs, 50),
