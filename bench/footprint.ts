@@ -73,6 +73,16 @@ function smapsSummary(pid: number): Record<string, number> {
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v >= 1).map(([k, v]) => [k, Math.round(v)]));
 }
 
+/** Main-thread GC time so far by kind (major, minor, incremental, weakcb), ms, and major GCs counted: prom-client's nodejs_gc_duration_seconds. */
+async function gcFigures(base: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)/gm)) out[`${m[1]}Ms`] = Number(m[2]) * 1000;
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_count\{kind="(\w+)"\} (\S+)/gm)) out[`${m[1]}N`] = Number(m[2]);
+  return out;
+}
+const gcDelta = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(b).map((k) => [k, Math.round(b[k]! - (a[k] ?? 0))]));
+
 /** The server's V8 heap from its own /metrics (prom-client's default gauges), MiB. */
 async function heapFigures(base: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${base}/metrics`)).text();
@@ -259,6 +269,7 @@ async function main(): Promise<void> {
 
     const ids: string[] = [];
     const cpu0 = cpuMs(pid);
+    const gc0 = await gcFigures(base);
     const t0 = performance.now();
     // While the grants open: the server's RSS and V8 heap every 5 s (where a burst's memory goes).
     const during: Array<{ s: number; grants: number; rss: number; heap: Record<string, number> }> = [];
@@ -284,9 +295,10 @@ async function main(): Promise<void> {
     });
     const openMs = performance.now() - t0;
     const openCpuMs = cpuMs(pid) - cpu0;
+    const openGc = gcDelta(gc0, await gcFigures(base));
     opening = false;
     await sampler;
-    console.log(`server CPU (user + system) while opening: ${(openCpuMs / 1000).toFixed(1)} s, ${(openCpuMs / N).toFixed(2)} ms per grant`);
+    console.log(`server CPU (user + system) while opening: ${(openCpuMs / 1000).toFixed(1)} s, ${(openCpuMs / N).toFixed(2)} ms per grant; main-thread GC by kind (ms, count) ${JSON.stringify(openGc)}`);
     console.log('while opening (s, grants, RSS MiB, V8 heap MiB):');
     for (const d of during) console.log(`  ${String(d.s).padStart(4)} s ${String(d.grants).padStart(6)} grants  RSS ${String(d.rss).padStart(4)}  ${JSON.stringify(d.heap)}`);
     const grantsPerSecond = (N / openMs) * 1000;
@@ -391,7 +403,7 @@ async function main(): Promise<void> {
 
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, redisVersion, grants: N, concurrency: CONCURRENCY,
-      serverCmdline: cmdline, grantsPerSecond, serverCpuMsPerGrant: openCpuMs / N, heapGrowingPercent: serverEnv.JIT_HEAP_GROWING_PERCENT ?? 'default (50)',
+      serverCmdline: cmdline, grantsPerSecond, serverCpuMsPerGrant: openCpuMs / N, gcWhileOpening: openGc, heapGrowingPercent: serverEnv.JIT_HEAP_GROWING_PERCENT ?? 'default (50)',
       rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, rightAfter: rssAfter / MiB, watchSeconds: RSS_WATCH_S, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive, heapLastWhileOpening: heapAfter, whileOpening: during },
       redis: { keys: keysActive, keysIdle, memoryUsageBytes: total, bytesPerGrant: total / N, usedMemoryDeltaPerGrant: (usedActive - usedIdle) / N, byKind: rows },
       audit, statusP50Ms: pct(statusMs, 50),
