@@ -1,133 +1,56 @@
-// The use cases: requestAccess, decide, activate, expire, revoke, extend, timeoutApproval,
-// list/status, recordSource, reconcile. Written against the ports; no SDK, no I/O library.
-import { auditRow, type AuditRow } from '../core/audit-export.js';
-import { describePolicy } from '../core/policy.js';
+// The use cases behind one facade: adapters, bootstrap and tests call JitService; the work is done
+// in the modules beside it (queries.ts, admin.ts, limits.ts, ...), each written against the ports
+// through a UseCaseContext. No SDK, no I/O library.
 import type { AccessCommand, Command } from '../core/command.js';
 import { JitError, isJitError } from '../core/errors.js';
 import { formatDuration } from '../core/duration.js';
 import { parseCommand } from '../core/parse.js';
-import { helpExamples, workingExample, type ExampleContext } from './examples.js';
-import {
-  checkAccess,
-  effectivePolicy,
-  exampleVerb,
-  findTarget,
-  own,
-  portLabel,
-  withNetworkPolicies,
-  type EffectivePolicy,
-  type NetworkPolicies,
-  type PolicyBook,
-} from '../core/policy.js';
-import { approversAmong, approversFor, can, hasAnyRole, isApprover, normalizePrincipal, refMatches, rolesAt, unresolvedGroupsBehind, unresolvedNote } from '../core/rbac.js';
-import { withDirectoryGroups } from '../core/directory.js';
-import type { DirectoryGroups } from './directory-groups.js';
-import { checkJustification, extendOptions, matchAutoApproval, resolveStart, routeApproval, type ApprovalRoute } from '../core/workflow.js';
+import { workingExample } from './examples.js';
+import { checkAccess, effectivePolicy, exampleVerb, findTarget, own, type EffectivePolicy, type PolicyBook } from '../core/policy.js';
+import { approversAmong, approversFor, can, normalizePrincipal, refMatches, unresolvedGroupsBehind, unresolvedNote } from '../core/rbac.js';
+import * as authz from '../core/authz.js';
+import type { DecisionScope } from '../core/authz.js';
+import { checkJustification, extendOptions, matchAutoApproval, resolveStart, type ApprovalRoute } from '../core/workflow.js';
 import { connectionsFor, rejectedReply, type Reply } from '../core/reply.js';
+import type { AuditRow } from '../core/audit-export.js';
 import { parseSource } from '../core/source.js';
 import { checkAccessCommand, checkText } from '../core/validate.js';
 import { applyTransition, describeStatus, type Transition } from '../core/state.js';
 import type { AccessRequest, AppliedRule, AuditEvent, PortSpec, PrincipalId, RequestOrigin, Target } from '../core/types.js';
-import type { AuditLog, Clock, IdSource, JobHandlers, JobOutcome, NetworkGate, Notification, Notifier, OnCallDirectory, RateLimiter, RequestStore, Scheduler, WorkflowJob } from './ports.js';
-import type { ListFilter } from './ports.js';
+import type { JobHandlers, JobOutcome, ListFilter, Notification, WorkflowJob } from './ports.js';
+import { UseCaseContext } from './context.js';
+import { ACTIVATION_GUARD_MS, type ServiceDeps, type ServiceSettings } from './settings.js';
+import * as tx from './transition.js';
+import { ExtendedMeanwhile } from './transition.js';
+import * as limits from './limits.js';
+import * as queries from './queries.js';
+import * as admin from './admin.js';
 
-/** Thrown inside a transition when a grant was extended after the caller decided to expire it. */
-class ExtendedMeanwhile extends Error {
-  /** `retryAt`: when the revocation is due now (the new expiry, less its close lead). */
-  constructor(readonly retryAt: number) {
-    super('extended meanwhile');
-  }
-}
-
-/** What a clicked card was about: the request itself, or an extension of the grant. */
-export type DecisionScope = 'request' | 'extension';
-
-export interface ServiceSettings {
-  /** Shortest grant a request may ask for (policies may allow seconds for demos; default 5 min). */
-  minDurationMs: number;
-  /** Base URL people can open, for the "my IP" link; without it `from` is required. */
-  publicUrl?: string;
-  /** How long the "my IP" link stays valid. */
-  sourceLinkTtlMs: number;
-  /**
-   * If a revocation job fires more than this (plus the grant's close lead) before the stored
-   * expiry, the grant was extended: reschedule.
-   */
-  expirySlackMs: number;
-  /**
-   * Early close: a revocation starts before the expiry by the gate's estimate of how long the close
-   * takes (`NetworkGate.closeLeadMs`) plus this margin (the job starting late, the commit), so the
-   * rules are gone by the expiry. Only where the gate estimates more than 0.
-   */
-  closeLeadMarginMs: number;
-  /** …and never more than this early (nor more than half the grant): the cap the requester can count on. 0: at the expiry. */
-  closeLeadMaxMs: number;
-  /** Requests per principal per window (0: no limit). */
-  requestRate: { count: number; windowMs: number };
-  /** Reads (list, status, vms, a card refresh) per principal per window (0: no limit). */
-  readRate: { count: number; windowMs: number };
-  /** Audit reads (`audit`, the JSON and CSV exports) per principal per window (0: no limit). */
-  auditRate: { count: number; windowMs: number };
-  /** Requests in flight (waiting, approved or active) per principal and per target; 0: no cap. */
-  maxActivePerPrincipal: number;
-  maxActivePerTarget: number;
-}
-
-export const DEFAULT_SETTINGS: ServiceSettings = {
-  minDurationMs: 5 * 60_000,
-  sourceLinkTtlMs: 5 * 60_000,
-  expirySlackMs: 250,
-  closeLeadMarginMs: 1000,
-  closeLeadMaxMs: 30_000,
-  requestRate: { count: 0, windowMs: 60_000 },
-  readRate: { count: 0, windowMs: 60_000 },
-  auditRate: { count: 0, windowMs: 60_000 },
-  maxActivePerPrincipal: 0,
-  maxActivePerTarget: 0,
-};
-
-export interface ServiceDeps {
-  store: RequestStore;
-  audit: AuditLog;
-  scheduler: Scheduler;
-  gate: NetworkGate;
-  notifier: Notifier;
-  clock: Clock;
-  ids: IdSource;
-  book: PolicyBook;
-  /** Answers "is this person on call" for auto-approval rules that need it (PagerDuty). */
-  onCall?: OnCallDirectory;
-  /** Members of directory-backed groups (Entra ID, Slack user groups), cached with a TTL. */
-  directory?: DirectoryGroups;
-  /** Per-principal request rate (abuse limit); without it only the caps on grants in flight apply. */
-  rateLimiter?: RateLimiter;
-  settings?: Partial<ServiceSettings>;
-  log?: (msg: string, err?: unknown) => void;
-}
-
-const CAS_ATTEMPTS = 20;
-/** How long after an approval the activation guard job fires (see guardActivation). */
-const ACTIVATION_GUARD_MS = 15_000;
+export type { DecisionScope } from '../core/authz.js';
+export { DEFAULT_SETTINGS, type ServiceDeps, type ServiceSettings } from './settings.js';
 
 export class JitService implements JobHandlers {
-  /** The policy file's book merged with the network side's own targets (Defender for Cloud's JIT policies). */
-  private netBook: PolicyBook;
-  /** `netBook` with the directory groups' members merged in, until the first membership goes stale. */
-  private merged: { base: PolicyBook; version: number; until: number; book: PolicyBook } | undefined;
-  /** The policy file's book as loaded. */
-  private fileBook: PolicyBook;
-  /** The network side's targets and ports as last read (kept when a later read fails). */
-  private network: NetworkPolicies | undefined;
-  private networkProblem: string | undefined;
-  private networkNotes = '';
-  readonly settings: ServiceSettings;
-  private readonly log: (msg: string, err?: unknown) => void;
+  private readonly ctx: UseCaseContext;
 
-  constructor(private readonly deps: ServiceDeps) {
-    this.netBook = deps.book;
-    this.fileBook = deps.book;
-    this.settings = { ...DEFAULT_SETTINGS, ...deps.settings };
-    this.log = deps.log ?? (() => {});
+  constructor(deps: ServiceDeps) {
+    this.ctx = new UseCaseContext(deps);
+  }
+
+  get settings(): ServiceSettings {
+    return this.ctx.settings;
+  }
+
+  private get deps(): ServiceDeps {
+    return this.ctx.deps;
+  }
+
+  private get log(): (msg: string, err?: unknown) => void {
+    return this.ctx.log;
+  }
+
+  /** The book every decision reads (policy file, network side, directory groups: see books.ts). */
+  private get book(): PolicyBook {
+    return this.ctx.book;
   }
 
   /** A request as stored, for adapters that render it (no permission check: never show it to a user as is). */
@@ -139,17 +62,13 @@ export class JitService implements JobHandlers {
    * A request as `actor` may see it (a card refresh): counted as a read; a request that does not
    * exist and one the caller may not see get the same not_found.
    */
-  async visibleRequest(actor: PrincipalId, id: string): Promise<AccessRequest> {
-    const me = normalizePrincipal(actor);
-    if (!hasAnyRole(this.book, me)) throw this.notFound(id);
-    await this.checkReadRate(me, 'read');
-    return this.mustSee(me, id);
+  visibleRequest(actor: PrincipalId, id: string): Promise<AccessRequest> {
+    return queries.visibleRequest(this.ctx, actor, id);
   }
 
   /** Who may decide on this request now (policy approvers, plus escalation approvers once escalated). */
   async approversFor(req: AccessRequest): Promise<PrincipalId[]> {
-    const policy = effectivePolicy(this.book, this.targetOf(req));
-    return this.approversOf(req, policy).filter((p) => p !== req.requester || policy.approval.selfApproval);
+    return queries.approversFor(this.ctx, req);
   }
 
   /** The newest requests, for the local console (no permission check: local mode only). */
@@ -162,63 +81,27 @@ export class JitService implements JobHandlers {
   }
 
   setPolicyBook(book: PolicyBook): void {
-    this.fileBook = book;
-    this.netBook = withNetworkPolicies(book, this.network).book;
-  }
-
-  /**
-   * The book every decision reads: the file's and the network's, with directory groups' members as
-   * last read (a membership older than the TTL counts as unknown: its members hold nothing).
-   */
-  private get book(): PolicyBook {
-    const dir = this.deps.directory;
-    if (!dir || !this.netBook.directory) return this.netBook;
-    const now = this.deps.clock.now();
-    const m = this.merged;
-    if (m && m.base === this.netBook && m.version === dir.version && now < m.until) return m.book;
-    const book = withDirectoryGroups(this.netBook, (s) => dir.membership(s, now));
-    this.merged = { base: this.netBook, version: dir.version, until: dir.validUntil(now), book };
-    return book;
+    this.ctx.books.setFileBook(book);
   }
 
   /** Reads the directory groups' membership again (bootstrap: at start and every third of the TTL). */
-  async refreshDirectoryGroups(): Promise<void> {
-    if (this.netBook.directory) await this.deps.directory?.refresh(this.netBook);
+  refreshDirectoryGroups(): Promise<void> {
+    return this.ctx.books.refreshDirectoryGroups();
   }
 
   /** For /readyz: directory groups whose membership is unknown or whose last refresh failed. */
   directoryProblem(): string | undefined {
-    if (!this.netBook.directory) return undefined;
-    if (!this.deps.directory) return 'directory groups are configured but no directory is wired';
-    return this.deps.directory.problem(this.netBook, this.deps.clock.now());
+    return this.ctx.books.directoryProblem();
   }
 
-  /**
-   * Reads the network side's own targets and ports (Defender for Cloud's JIT policies) and merges
-   * them over the policy file's. A failed read keeps the last good one (a target does not vanish
-   * because Azure was slow) and is reported by `networkPoliciesProblem`. No-op for gates without
-   * policies of their own.
-   */
-  async refreshNetworkPolicies(): Promise<void> {
-    if (!this.deps.gate.policies) return;
-    try {
-      const net = await this.deps.gate.policies();
-      const { book, notes } = withNetworkPolicies(this.fileBook, net);
-      this.network = net;
-      this.netBook = book;
-      this.networkProblem = undefined;
-      const said = notes.join('; ');
-      if (said && said !== this.networkNotes) this.log(`${net.source} policies: ${said}`);
-      this.networkNotes = said;
-    } catch (err) {
-      this.networkProblem = `could not read the network's policies: ${err instanceof Error ? err.message : String(err)}`;
-      this.log(this.networkProblem, err);
-    }
+  /** Reads the network side's own targets (Defender for Cloud's JIT policies); see PolicyBooks. */
+  refreshNetworkPolicies(): Promise<void> {
+    return this.ctx.books.refreshNetworkPolicies();
   }
 
   /** Why the last read of the network side's policies failed; undefined when it did not. */
   networkPoliciesProblem(): string | undefined {
-    return this.networkProblem;
+    return this.ctx.books.networkPoliciesProblem();
   }
 
   // ---------------------------------------------------------------- entry point for every chat
@@ -231,22 +114,11 @@ export class JitService implements JobHandlers {
     } catch (e) {
       if (!isJitError(e)) throw e;
       // The "try …" is what they paste next: make it one that works for them (src/app/examples.ts).
-      const example = e.example === undefined ? undefined : await workingExample(this.exampleContext(origin), who, e.example).catch(() => 'help');
+      const example = e.example === undefined ? undefined : await workingExample(queries.exampleContext(this.ctx, origin), who, e.example).catch(() => 'help');
       return rejectedReply(example === e.example ? e : new JitError(e.code, e.message, example));
     }
   }
 
-  private exampleContext(origin?: RequestOrigin): ExampleContext {
-    return {
-      book: this.book,
-      minDurationMs: this.settings.minDurationMs,
-      ...(this.settings.publicUrl ? { publicUrl: this.settings.publicUrl } : {}),
-      now: this.deps.clock.now(),
-      ...(origin?.timeZone ? { timeZone: origin.timeZone } : {}),
-      get: (id) => this.deps.store.get(id),
-      canSee: (actor, req) => this.canSee(actor, req),
-    };
-  }
 
   async run(actor: PrincipalId, cmd: Command, origin: RequestOrigin): Promise<Reply> {
     switch (cmd.kind) {
@@ -281,169 +153,125 @@ export class JitService implements JobHandlers {
 
   /** `policy vm1`: the effective policy, each value with the policy (or default) it comes from. */
   showPolicy(actor: PrincipalId, name: string): Reply {
-    const target = findTarget(this.book, name);
-    const visible = target && (can(this.book, actor, 'read', target.id) || can(this.book, actor, 'request', target.id) || isApprover(this.book, actor, effectivePolicy(this.book, target)));
-    if (!target || !visible) throw new JitError('unknown_target', `there is no VM "${name}" that you can see`, 'vms');
-    return { kind: 'policy', target: target.name, targetId: target.id, os: target.os, lines: describePolicy(effectivePolicy(this.book, target)) };
+    return queries.showPolicy(this.ctx, actor, name);
   }
 
-  /**
-   * The activity the caller may read (their own requests; targets they read or approve), for one
-   * target or all, since a time: rows in the columns of Azure's activity-log export.
-   */
-  async auditRows(actor: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
-    const me = normalizePrincipal(actor);
-    // No role: nothing to see, answered at once (no Redis, not even the rate limiter).
-    if (!hasAnyRole(this.book, me)) return { rows: [], truncated: false };
-    if (opts.target !== undefined && !findTarget(this.book, opts.target)) throw new JitError('unknown_target', `there is no VM "${opts.target}" in the policy`, 'vms');
-    await this.checkReadRate(me, 'audit');
-    const limit = opts.limit ?? 10_000;
-    // The targets the caller reads, and their own requests elsewhere: the log walks only those indexes.
-    const readable = Object.values(this.book.targets).filter((t) => can(this.book, me, 'read', t.id)).map((t) => t.name);
-    const { events, truncated } = await this.deps.audit.listScoped({
-      targets: readable,
-      requesters: [me],
-      ...(opts.target !== undefined ? { target: opts.target.toLowerCase() } : {}),
-      since: opts.since,
-      limit,
-    });
-    const ids = [...new Set(events.map((e) => e.requestId))];
-    const stored = await this.deps.store.getMany(ids);
-    const byId = new Map(ids.map((id, i) => [id, stored[i] ?? null]));
-    const readableSet = new Set(readable);
-    const rows: AuditRow[] = [];
-    for (const e of events) {
-      const req = byId.get(e.requestId) ?? null;
-      // Events without a stored request (policy changes, reconciled orphans) are for readers of the target.
-      const visible = req ? this.canSee(me, req) : readableSet.has(e.target);
-      if (visible) rows.push(auditRow(e, req));
-    }
-    return { rows, truncated };
+  /** The activity the caller may read, for one target or all, since a time (the JSON and CSV exports). */
+  auditRows(actor: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
+    return queries.auditRows(this.ctx, actor, opts);
   }
 
-  async auditReport(actor: PrincipalId, target: string | undefined, sinceMs: number): Promise<Reply> {
-    const since = this.deps.clock.now() - sinceMs;
-    const { rows, truncated } = await this.auditRows(actor, { ...(target !== undefined ? { target } : {}), since });
-    return { kind: 'audit', ...(target !== undefined ? { target } : {}), since, rows, truncated };
+  auditReport(actor: PrincipalId, target: string | undefined, sinceMs: number): Promise<Reply> {
+    return queries.auditReport(this.ctx, actor, target, sinceMs);
   }
 
   /** Targets as Defender for Cloud's JIT blade groups them: Configured, Not configured, Unsupported. */
-  async vms(actor: PrincipalId): Promise<Reply> {
-    if (!hasAnyRole(this.book, actor)) return { kind: 'inventory', configured: [], notConfigured: [], unsupported: [] };
-    await this.checkReadRate(actor, 'read');
-    const visible = (id: string) => can(this.book, actor, 'read', id) || can(this.book, actor, 'request', id);
-    const configuredIds = new Map(Object.values(this.book.targets).map((t) => [t.id.toLowerCase(), t]));
-    const seen = this.deps.gate.inventory ? await this.deps.gate.inventory() : Object.values(this.book.targets).map((t) => ({ id: t.id, name: t.name }));
-    const now = this.deps.clock.now();
-    const configured = [];
-    const notConfigured: Array<{ name: string; id: string }> = [];
-    const unsupported: Array<{ name: string; id: string; reason: string }> = [];
-    const known = new Set(seen.map((v) => v.id.toLowerCase()));
-    // Policy targets the network side did not list are shown too (as configured; opening them will say why if it cannot).
-    const all = [...seen, ...Object.values(this.book.targets).filter((t) => !known.has(t.id.toLowerCase())).map((t) => ({ id: t.id, name: t.name }))];
-    for (const v of all) {
-      if (!visible(v.id)) continue;
-      const reason = 'reason' in v && typeof v.reason === 'string' ? v.reason : undefined;
-      if (reason) {
-        unsupported.push({ name: v.name, id: v.id, reason });
-        continue;
-      }
-      const t = configuredIds.get(v.id.toLowerCase());
-      if (!t) {
-        notConfigured.push({ name: v.name, id: v.id });
-        continue;
-      }
-      const recent = (await this.deps.store.list({ target: t.name, limit: 500 })).filter((r) => r.createdAt >= now - 7 * 86_400_000);
-      const approved = recent.filter((r) => r.decisions.some((d) => d.decision === 'approve') || r.activatedAt !== undefined);
-      const last = [...recent].filter((r) => r.activatedAt !== undefined).sort((a, b) => b.activatedAt! - a.activatedAt!)[0];
-      configured.push({
-        name: t.name,
-        id: t.id,
-        ports: effectivePolicy(this.book, t).ports.map(portLabel).join(','),
-        approved7d: approved.length,
-        ...(last ? { lastAccessAt: last.activatedAt!, lastUser: last.requester } : {}),
-        address: t.firewall ? `${t.firewall.publicIp} (firewall)` : t.address ?? t.name,
-      });
-    }
-    return { kind: 'inventory', configured, notConfigured, unsupported };
+  vms(actor: PrincipalId): Promise<Reply> {
+    return queries.vms(this.ctx, actor);
   }
 
-  // ---------------------------------------------------------------- enable / disable JIT on a target
-
-  /** Abuse limits: a request rate per principal and caps on grants in flight per principal and per target. */
-  private async checkAbuseLimits(actor: PrincipalId, target: Target): Promise<void> {
-    const { requestRate, maxActivePerPrincipal, maxActivePerTarget } = this.settings;
-    const inFlight = async (filter: { requester?: string; target?: string }, cap: number) => {
-      let n = 0;
-      for (const status of ['awaiting_source', 'pending', 'approved', 'active'] as const) {
-        n += (await this.deps.store.list({ ...filter, status, limit: cap })).length;
-        if (n >= cap) break;
-      }
-      return n;
-    };
-    if (maxActivePerPrincipal > 0 && (await inFlight({ requester: actor }, maxActivePerPrincipal)) >= maxActivePerPrincipal) {
-      throw new JitError('limit_reached', `you already have ${maxActivePerPrincipal} requests waiting or open (the limit per person); close one first (list, then revoke <id>)`, 'list mine');
-    }
-    if (maxActivePerTarget > 0 && (await inFlight({ target: target.name }, maxActivePerTarget)) >= maxActivePerTarget) {
-      throw new JitError('limit_reached', `${target.name} already has ${maxActivePerTarget} requests waiting or open (the limit per target); try again when some have closed`);
-    }
-    await this.checkRate(`req:${actor}`, requestRate, 'requests');
+  status(actor: PrincipalId, id: string): Promise<Reply> {
+    return queries.status(this.ctx, actor, id);
   }
 
-  /** Read commands are limited per principal like requests: `read` (list, status, vms, refresh) and `audit`. */
-  private checkReadRate(actor: PrincipalId, kind: 'read' | 'audit'): Promise<void> {
-    return kind === 'audit' ? this.checkRate(`audit:${actor}`, this.settings.auditRate, 'audit reads') : this.checkRate(`read:${actor}`, this.settings.readRate, 'reads');
+  /** Requests the caller may see, filtered (the REST API's list). Newest first. */
+  listVisible(actor: PrincipalId, filter: ListFilter): Promise<AccessRequest[]> {
+    return queries.listVisible(this.ctx, actor, filter);
   }
 
-  private async checkRate(key: string, rate: { count: number; windowMs: number }, what: string): Promise<void> {
-    if (rate.count <= 0 || !this.deps.rateLimiter) return;
-    const { allowed, retryAfterMs } = await this.deps.rateLimiter.hit(key, rate.count, rate.windowMs);
-    if (!allowed) {
-      throw new JitError('rate_limited', `too many ${what}: at most ${rate.count} per ${formatDuration(rate.windowMs)}; try again in ${formatDuration(Math.max(1000, Math.ceil(retryAfterMs / 1000) * 1000))}`);
-    }
+  list(actor: PrincipalId, scope: 'mine' | 'all' | 'pending' | 'active'): Promise<Reply> {
+    return queries.list(this.ctx, actor, scope);
+  }
+
+  help(actor: PrincipalId, origin?: RequestOrigin): Promise<Reply> {
+    return queries.help(this.ctx, actor, origin);
   }
 
   /** "Enable JIT" (JIT Admin): the bot's Deny rules for the policy's ports (or those given) on the target's path. */
-  async enforce(actor: PrincipalId, name: string, ports?: PortSpec[], system = false): Promise<Reply> {
-    const target = this.managedTarget(actor, name, system);
-    const policy = effectivePolicy(this.book, target);
-    const want = ports ?? policy.ports.map((p) => ({ port: p.port, protocol: p.protocol }));
-    if (!this.deps.gate.enforce) {
-      return { kind: 'info', message: `${target.name}: this network (simulated) keeps every port closed unless a grant opens it; nothing to enforce` };
-    }
-    const rules = await this.deps.gate.enforce(target, want);
-    // A lower-numbered Allow from anywhere (the portal's "RDP from Any") wins over any Deny: say so.
-    const stillOpen = this.deps.gate.exposures ? await this.deps.gate.exposures(target, want) : [];
-    await this.appendAudit({
-      time: this.deps.clock.now(), actor: system ? 'system' : actor, action: 'policy.enforced', requestId: `policy-${target.name}`, target: target.name,
-      details: { ports: want.map(portLabel).join(','), rules: rules.map((r) => `${r.scope.split('/').pop()}/${r.name}@${r.priority}`).join(',') || 'none needed (equivalent deny rules exist)', ...(stillOpen.length ? { stillOpen: stillOpen.join(',') } : {}) },
-    });
-    const warning = stillOpen.length ? `. NOT closed: ${stillOpen.join('; ')} allow${stillOpen.length === 1 ? 's' : ''} traffic from anywhere ahead of the Deny rules; remove or restrict ${stillOpen.length === 1 ? 'it' : 'them'}` : '';
-    return {
-      kind: 'info',
-      message: (rules.length
-        ? `${target.name}: ${want.map(portLabel).join(', ')} now denied by default (${rules.length} rule${rules.length === 1 ? '' : 's'} written); grants open them for their time`
-        : `${target.name}: ${want.map(portLabel).join(', ')} were already denied by existing rules; nothing written`) + warning,
-    };
+  enforce(actor: PrincipalId, name: string, ports?: PortSpec[], system = false): Promise<Reply> {
+    return admin.enforce(this.ctx, actor, name, ports, system);
   }
 
-  async unenforce(actor: PrincipalId, name: string): Promise<Reply> {
-    const target = this.managedTarget(actor, name, false);
-    if (!this.deps.gate.unenforce) return { kind: 'info', message: `${target.name}: nothing to disable on this network (simulated)` };
-    const removed = await this.deps.gate.unenforce(target);
-    await this.appendAudit({
-      time: this.deps.clock.now(), actor, action: 'policy.unenforced', requestId: `policy-${target.name}`, target: target.name,
-      details: { rules: removed.map((r) => `${r.scope.split('/').pop()}/${r.name}`).join(',') || 'none' },
-    });
-    return { kind: 'info', message: `${target.name}: removed ${removed.length} deny rule${removed.length === 1 ? '' : 's'} jit-bot had written; rules written by others are untouched` };
+  unenforce(actor: PrincipalId, name: string): Promise<Reply> {
+    return admin.unenforce(this.ctx, actor, name);
   }
 
-  private managedTarget(actor: PrincipalId, name: string, system: boolean): Target {
-    const target = findTarget(this.book, name);
-    if (!target) throw new JitError('unknown_target', `unknown VM "${name}"`, 'help');
-    if (!system && !can(this.book, actor, 'manage', target.id)) throw new JitError('forbidden', `only a JIT Admin for ${target.name} can change its policy`);
-    return target;
+  /** A chat adapter's delivery problem worth an audit record (an approval card refused, and what was sent instead). */
+  auditDelivery(req: AccessRequest, actor: string, details: AuditEvent['details']): Promise<void> {
+    return admin.auditDelivery(this.ctx, req, actor, details);
   }
+
+  /** Where the approval request goes, by the policy's routing (target, port, requester's role). */
+  routeOf(req: AccessRequest, policy: EffectivePolicy): ApprovalRoute {
+    return authz.routeOf(this.book, req, policy);
+  }
+
+  // ---------------------------------------------------------------- helpers (stage: moving to modules)
+
+  private checkAbuseLimits(actor: PrincipalId, target: Target): Promise<void> {
+    return limits.checkAbuseLimits(this.ctx, actor, target);
+  }
+
+  private requestableTargets(actor: PrincipalId): Target[] {
+    return authz.requestableTargets(this.book, actor);
+  }
+
+  private assertScope(req: AccessRequest, scope: DecisionScope | undefined): void {
+    authz.assertScope(req, scope);
+  }
+
+  private approversOf(req: AccessRequest, policy: EffectivePolicy): PrincipalId[] {
+    return authz.approversOf(this.book, req, policy);
+  }
+
+  private assertMayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): void {
+    authz.assertMayDecide(this.book, actor, req, policy);
+  }
+
+  private mayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): boolean {
+    return authz.mayDecide(this.book, actor, req, policy);
+  }
+
+  private transition(id: string, make: (current: AccessRequest) => Transition): Promise<AccessRequest> {
+    return tx.transition(this.ctx, id, make);
+  }
+
+  private appendAudit(e: AuditEvent): Promise<void> {
+    return tx.appendAudit(this.ctx, e);
+  }
+
+  private emitAudit(events: AuditEvent[]): Promise<void> {
+    return tx.emitAudit(this.ctx, events);
+  }
+
+  private notify(n: Notification): Promise<void> {
+    return tx.notify(this.ctx, n);
+  }
+
+  private mustGet(id: string): Promise<AccessRequest> {
+    return this.ctx.mustGet(id);
+  }
+
+  private mustSee(actor: PrincipalId, id: string): Promise<AccessRequest> {
+    return this.ctx.mustSee(actor, id);
+  }
+
+  private targetOf(req: AccessRequest): Target {
+    return this.ctx.targetOf(req);
+  }
+
+  private canSee(actor: PrincipalId, req: AccessRequest): boolean {
+    return this.ctx.canSee(actor, req);
+  }
+
+  private notFound(id: string): JitError {
+    return this.ctx.notFound(id);
+  }
+
+  private event(req: AccessRequest, action: AuditEvent['action'], actor: string, now: number, details: AuditEvent['details'] = {}): AuditEvent {
+    return tx.auditEvent(req, action, actor, now, details);
+  }
+
 
   // ---------------------------------------------------------------- requestAccess
 
@@ -527,6 +355,7 @@ export class JitService implements JobHandlers {
     return this.afterSourceKnown(request, policy);
   }
 
+
   /** A request whose source is known is either waiting for approvers or approved by policy. */
   private async afterSourceKnown(request: AccessRequest, policy: EffectivePolicy): Promise<Reply> {
     if (request.status === 'pending') {
@@ -543,6 +372,7 @@ export class JitService implements JobHandlers {
     return this.outcome(activated);
   }
 
+
   private unknownTarget(actor: PrincipalId, name: string, cmd: AccessCommand): JitError {
     const mine = this.requestableTargets(actor);
     const first = mine[0];
@@ -553,9 +383,6 @@ export class JitService implements JobHandlers {
     );
   }
 
-  private requestableTargets(actor: PrincipalId): Target[] {
-    return Object.values(this.book.targets).filter((t) => can(this.book, actor, 'request', t.id));
-  }
 
   // ---------------------------------------------------------------- "my IP"
 
@@ -592,11 +419,13 @@ export class JitService implements JobHandlers {
     }
   }
 
+
   /** For the link's confirmation page: what the link is for, without consuming it. */
   async describeSourceToken(token: string): Promise<AccessRequest | null> {
     const id = await this.deps.store.peekSourceToken(token);
     return id ? this.deps.store.get(id) : null;
   }
+
 
   // ---------------------------------------------------------------- decide
 
@@ -635,6 +464,7 @@ export class JitService implements JobHandlers {
     return { kind: 'decided', request: activated, decision, approvals, quorum };
   }
 
+
   /**
    * Would `decide` accept this actor's decision now? Throws the same error it would, changes
    * nothing (chat adapters ask before opening a "reason" dialog).
@@ -656,14 +486,6 @@ export class JitService implements JobHandlers {
     }
   }
 
-  private assertScope(req: AccessRequest, scope: DecisionScope | undefined): void {
-    if (scope === 'request' && req.status !== 'pending') {
-      throw new JitError('already_decided', `request ${req.id} ${describeStatus(req)}; this card's decision is over`);
-    }
-    if (scope === 'extension' && !(req.status === 'active' && req.pendingExtension)) {
-      throw new JitError('already_decided', `no extension of ${req.id} is waiting for a decision (${describeStatus(req)})`);
-    }
-  }
 
   /** An approver's decision on an extension the requester asked for. */
   private async decideExtension(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy, decision: 'approve' | 'deny', reason?: string): Promise<Reply> {
@@ -693,6 +515,7 @@ export class JitService implements JobHandlers {
     return { kind: 'extended', request: next };
   }
 
+
   /**
    * Crash safety for `approved`: before a request can become approved, a 'start' job is scheduled a
    * little later (or at its start time). If the process dies between the approval and the grant
@@ -704,6 +527,7 @@ export class JitService implements JobHandlers {
     await this.deps.scheduler.scheduleWorkflow('start', req.id, at);
   }
 
+
   /** Opens now, or (for `at …`) schedules the opening; approval can happen ahead of the start. */
   private async activateOrSchedule(req: AccessRequest): Promise<AccessRequest> {
     if (req.startAt !== undefined && req.startAt > this.deps.clock.now() + this.settings.expirySlackMs) {
@@ -712,6 +536,7 @@ export class JitService implements JobHandlers {
     }
     return this.activate(req.id);
   }
+
 
   // ---------------------------------------------------------------- activate
 
@@ -756,6 +581,7 @@ export class JitService implements JobHandlers {
       throw err;
     }
   }
+
 
   // ---------------------------------------------------------------- expire (revocation job)
 
@@ -813,6 +639,7 @@ export class JitService implements JobHandlers {
     await this.closeRules(req, target, 'system');
   }
 
+
   // ---------------------------------------------------------------- approval timeout (job)
 
   async timeoutApproval(id: string): Promise<JobOutcome> {
@@ -828,6 +655,7 @@ export class JitService implements JobHandlers {
       if (!isJitError(e)) throw e; // decided meanwhile: nothing to do
     }
   }
+
 
   // ---------------------------------------------------------------- revoke / cancel
 
@@ -852,6 +680,7 @@ export class JitService implements JobHandlers {
     await this.notify({ kind: 'revoked', request: next, actor });
     return { kind: 'closed', request: next };
   }
+
 
   // ---------------------------------------------------------------- extend
 
@@ -917,47 +746,6 @@ export class JitService implements JobHandlers {
     return { kind: 'extended', request: next };
   }
 
-  // ---------------------------------------------------------------- list / status / help
-
-  async status(actor: PrincipalId, id: string): Promise<Reply> {
-    if (!hasAnyRole(this.book, actor)) throw this.notFound(id);
-    await this.checkReadRate(actor, 'read');
-    const req = await this.mustSee(actor, id);
-    const target = this.targetOf(req);
-    return { kind: 'status', request: req, connections: connectionsFor(target, req.ports, req.rules) };
-  }
-
-  /** Requests the caller may see, filtered (the REST API's list). Newest first. */
-  async listVisible(actor: PrincipalId, filter: ListFilter): Promise<AccessRequest[]> {
-    if (!hasAnyRole(this.book, actor)) return [];
-    await this.checkReadRate(actor, 'read');
-    const limit = Math.min(Math.max(filter.limit ?? 50, 1), 200);
-    const all = await this.deps.store.list({ ...filter, limit: limit * 4 });
-    return all.filter((r) => this.canSee(actor, r)).slice(0, limit);
-  }
-
-  async list(actor: PrincipalId, scope: 'mine' | 'all' | 'pending' | 'active'): Promise<Reply> {
-    if (!hasAnyRole(this.book, actor)) return { kind: 'list', scope, requests: [] };
-    await this.checkReadRate(actor, 'read');
-    if (scope === 'mine') {
-      const requests = await this.deps.store.list({ requester: actor, limit: 20 });
-      // Readers, approvers and admins see others' requests with `list all` / `list pending`.
-      const seesOthers = Object.values(this.book.targets).some((t) => can(this.book, actor, 'read', t.id));
-      return { kind: 'list', scope, requests, ...(requests.length === 0 && seesOthers ? { hint: 'Try list all for the requests you may see, list pending for those waiting for a decision.' } : {}) };
-    }
-    const status = scope === 'all' ? undefined : scope;
-    const all = await this.deps.store.list({ ...(status ? { status } : {}), limit: 200 });
-    const visible = all.filter((r) => this.canSee(actor, r)).slice(0, 50);
-    return { kind: 'list', scope, requests: visible };
-  }
-
-  /** Examples from the person's own targets, each one pasteable as is (test/integration/examples.test.ts). */
-  async help(actor: PrincipalId, origin?: RequestOrigin): Promise<Reply> {
-    const [latest] = await this.listVisible(actor, { limit: 1 });
-    const examples = await helpExamples(this.exampleContext(origin), actor, latest);
-    const none = this.requestableTargets(actor).length === 0;
-    return { kind: 'help', examples, ...(none ? { note: '(you cannot request any target yet: a JIT Admin can give you the JIT Requester role)' } : {}) };
-  }
 
   // ---------------------------------------------------------------- workflow jobs
 
@@ -1005,6 +793,7 @@ export class JitService implements JobHandlers {
     await this.notify({ kind: 'expiring', request: req, actor: 'system', extendOptionsMs: options });
   }
 
+
   private async scheduleReminder(req: AccessRequest, policy: EffectivePolicy): Promise<void> {
     const before = policy.reminder.beforeMs;
     if (before <= 0 || req.expiresAt === undefined || req.activatedAt === undefined) return;
@@ -1012,6 +801,7 @@ export class JitService implements JobHandlers {
     if (req.expiresAt - req.activatedAt <= before) return;
     await this.deps.scheduler.scheduleWorkflow('remind', req.id, req.expiresAt - before).catch((err: unknown) => this.log(`could not schedule the reminder for ${req.id}`, err));
   }
+
 
   /** The name of the first auto-approval rule that holds, asking the on-call directory if a rule needs it. */
   private async autoApprovalRule(policy: EffectivePolicy, requester: PrincipalId, ports: AccessRequest['ports'], durationMs: number, now: number): Promise<string | undefined> {
@@ -1029,33 +819,6 @@ export class JitService implements JobHandlers {
     return undefined;
   }
 
-  /** Where the approval request goes, by the policy's routing (target, port, requester's role). */
-  routeOf(req: AccessRequest, policy: EffectivePolicy): ApprovalRoute {
-    return routeApproval(policy.routing, { target: req.target, ports: req.ports, requesterRoles: rolesAt(this.book, req.requester, req.targetId) }, policy.channels);
-  }
-
-  /** Approvers of the policy, plus the escalation approvers once the request escalated. */
-  private approversOf(req: AccessRequest, policy: EffectivePolicy): PrincipalId[] {
-    const base = approversFor(this.book, policy);
-    const esc = policy.approval.escalation;
-    if (!req.escalatedAt || !esc) return base;
-    return [...new Set([...base, ...approversAmong(this.book, esc.approvers, req.targetId)])];
-  }
-
-  private assertMayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): void {
-    if (!this.mayDecide(actor, req, policy)) {
-      const book = this.book;
-      const refs = [...policy.approval.approvers, ...(policy.approval.escalation?.approvers ?? [])];
-      throw new JitError('not_approver', `you (${actor}) are not an approver for ${req.target}; approvers: ${this.approversOf(req, policy).join(', ') || 'none configured'}${unresolvedNote(book, unresolvedGroupsBehind(book, 'approve', req.targetId, refs))}`);
-    }
-  }
-
-  private mayDecide(actor: PrincipalId, req: AccessRequest, policy: EffectivePolicy): boolean {
-    if (isApprover(this.book, actor, policy)) return true;
-    const esc = policy.approval.escalation;
-    // Escalation approvers too need the approve permission covering the target.
-    return Boolean(req.escalatedAt && esc && esc.approvers.some((ref) => refMatches(this.book, ref, actor)) && can(this.book, actor, 'approve', req.targetId));
-  }
 
   // ---------------------------------------------------------------- reconcile (second line)
 
@@ -1115,20 +878,6 @@ export class JitService implements JobHandlers {
     return removed;
   }
 
-  // ---------------------------------------------------------------- helpers
-
-  /** Read, apply the pure transition, compare-and-set; on a lost race, read again and re-decide. */
-  private async transition(id: string, make: (current: AccessRequest) => Transition): Promise<AccessRequest> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const current = await this.mustGet(id);
-      const { next, events } = applyTransition(current, make(current), this.deps.clock.now());
-      if (await this.deps.store.compareAndSet(next, current.version, events)) {
-        await this.emitAudit(events);
-        return { ...next, version: current.version + 1 };
-      }
-    }
-    throw new JitError('conflict', `request ${id} is changing too fast; try again`);
-  }
 
   /**
    * How long before its expiry this grant's revocation starts: the gate's estimate of how long
@@ -1144,6 +893,7 @@ export class JitService implements JobHandlers {
     return Math.max(0, Math.min(Math.round(estimate + this.settings.closeLeadMarginMs), this.settings.closeLeadMaxMs, Math.floor(length / 2)));
   }
 
+
   /**
    * null when an active grant's revocation may start at `now` (within its close lead of the expiry,
    * or past it); else when it is due. Never more than `closeLeadMaxMs` before the expiry, even
@@ -1155,6 +905,7 @@ export class JitService implements JobHandlers {
     const window = lead > 0 ? Math.min(this.settings.closeLeadMaxMs, lead + this.settings.expirySlackMs) : this.settings.expirySlackMs;
     return expiresAt > now + window ? expiresAt - lead : null;
   }
+
 
   /**
    * An active grant's revocation moved earlier when its close lead grew since it was planned (the
@@ -1170,12 +921,14 @@ export class JitService implements JobHandlers {
     await this.deps.scheduler.rescheduleExpiry(req.id, want).catch((err: unknown) => this.log(`could not move the revocation of ${req.id} earlier`, err));
   }
 
+
   /** Moves an active grant's revocation to its expiry less its close lead (when there is a lead). */
   private async scheduleRevocation(req: AccessRequest): Promise<void> {
     const lead = this.closeLead(req);
     if (lead <= 0 || req.expiresAt === undefined) return;
     await this.deps.scheduler.rescheduleExpiry(req.id, req.expiresAt - lead).catch((err: unknown) => this.log(`could not move the revocation of ${req.id} ahead of its expiry; it closes at the expiry`, err));
   }
+
 
   /**
    * Closes the request's rules and audits each one removed. For a revocation at expiry (`expiry`),
@@ -1196,6 +949,7 @@ export class JitService implements JobHandlers {
       });
     }
   }
+
 
   /**
    * Moves the expiry the network side holds for a grant. A failure is logged, not thrown: the
@@ -1218,6 +972,7 @@ export class JitService implements JobHandlers {
     }
   }
 
+
   private async closeQuietly(req: AccessRequest, target: Target): Promise<void> {
     try {
       await this.closeRules(req, target, 'system');
@@ -1226,82 +981,10 @@ export class JitService implements JobHandlers {
     }
   }
 
-  /** A chat adapter's delivery problem worth an audit record (an approval card refused, and what was sent instead). */
-  async auditDelivery(req: AccessRequest, actor: string, details: AuditEvent['details']): Promise<void> {
-    await this.appendAudit({ time: this.deps.clock.now(), actor, action: 'notify.card_fallback', requestId: req.id, target: req.target, details });
-  }
-
-  private async appendAudit(e: AuditEvent): Promise<void> {
-    const stored = await this.deps.audit.append(e);
-    await this.emitAudit([stored]);
-  }
-
-  private async emitAudit(events: AuditEvent[]): Promise<void> {
-    for (const e of events) {
-      try {
-        await this.deps.notifier.audit(e);
-      } catch (err) {
-        this.log('audit notifier failed', err);
-      }
-    }
-  }
-
-  private async notify(n: Notification): Promise<void> {
-    try {
-      await this.deps.notifier.notify(n);
-    } catch (err) {
-      this.log(`notifier failed for ${n.kind} ${n.request.id}`, err);
-    }
-  }
 
   private outcome(req: AccessRequest): Reply {
     if (req.status === 'active') return { kind: 'active', request: req, connections: connectionsFor(this.targetOf(req), req.ports, req.rules) };
     if (req.status === 'failed') return { kind: 'failed', request: req };
     return { kind: 'status', request: req, connections: [] };
-  }
-
-  private async mustGet(id: string): Promise<AccessRequest> {
-    const req = await this.deps.store.get(id);
-    if (!req) throw new JitError('not_found', `there is no request ${id}`, 'list');
-    return req;
-  }
-
-  private targetOf(req: AccessRequest): Target {
-    return own(this.book.targets, req.target) ?? this.targetFromRecord(req);
-  }
-
-  /** A target removed from the policy file still has its grants closed. */
-  private targetFromRecord(req: AccessRequest): Target {
-    return { name: req.target, id: req.targetId, os: 'linux' };
-  }
-
-  /**
-   * Who sees a request: its requester (while they hold any role) and whoever reads its target
-   * (JIT Reader, JIT Approver, JIT Admin at a covering scope). An approver always reads: deciding
-   * needs the approve permission, and every role with it also has read.
-   */
-  private canSee(actor: PrincipalId, req: AccessRequest): boolean {
-    if (req.requester === actor && hasAnyRole(this.book, actor)) return true;
-    return can(this.book, actor, 'read', req.targetId);
-  }
-
-  /** The same answer for "no such request" and "not yours to see": ids are not confirmed to outsiders. */
-  private notFound(id: string): JitError {
-    // Said whether or not the request exists (it confirms nothing): rights may hang on a directory group that cannot be read now.
-    const book = this.book;
-    const unresolved = Object.keys(book.unresolvedGroups ?? {}).filter((g) => book.roles.some((r) => r.principal === `group:${g}`)).sort();
-    return new JitError('not_found', `there is no request ${id} that you can see${unresolvedNote(book, unresolved)}`, 'list');
-  }
-
-  /** The request, if it exists and `actor` may see it; else not_found (before any permission message). */
-  private async mustSee(actor: PrincipalId, id: string): Promise<AccessRequest> {
-    if (!hasAnyRole(this.book, actor)) throw this.notFound(id);
-    const req = await this.deps.store.get(id);
-    if (!req || !this.canSee(actor, req)) throw this.notFound(id);
-    return req;
-  }
-
-  private event(req: AccessRequest, action: AuditEvent['action'], actor: string, now: number, details: AuditEvent['details'] = {}): AuditEvent {
-    return { time: now, actor, action, requestId: req.id, target: req.target, details };
   }
 }
