@@ -234,6 +234,35 @@ describe('a crash between the network write and the commit', () => {
   });
 });
 
+describe('approval vs the approval timeout', () => {
+  it('an approval that commits while the timeout job is about to commit: the approval stands, the job finds it decided', async () => {
+    const w = fakeWorld();
+    const { id, approve } = await pendingRequest(w);
+    const req = await w.get(id);
+    w.clock.set(req.approvalExpiresAt);
+    const held = w.store.holds.hold('cas', (next) => (next as AccessRequest).status === 'timed_out');
+    const job = w.svc.timeoutApproval(id);
+    await held.reached;
+    expect((await approve()).kind).toBe('decided');
+    held.release();
+    await job;
+    expect((await w.get(id)).status).toBe('active');
+    expect(w.gate.rulesOf(id)).toHaveLength(1);
+    expect(w.audit.actions(id)).not.toContain('request.timed_out');
+  });
+
+  it('an approval just after the timeout committed is refused and opens nothing', async () => {
+    const w = fakeWorld();
+    const { id, approve } = await pendingRequest(w);
+    await w.scheduler.runUntil(w.svc, (await w.get(id)).approvalExpiresAt);
+    expect((await w.get(id)).status).toBe('timed_out');
+    expect((await approve()).kind).toBe('rejected');
+    expect((await w.get(id)).status).toBe('timed_out');
+    expect(w.gate.rulesOf(id)).toEqual([]);
+    expect(w.audit.actions(id)).not.toContain('request.approved');
+  });
+});
+
 describe('the races of test/integration/races.test.ts, without Redis', () => {
   it('50 concurrent approvals of one request: exactly one decision, one approval event, one rule', async () => {
     const w = fakeWorld();
