@@ -1,34 +1,20 @@
 // A grant's network side and timing: when its revocation starts (the close lead, early close),
 // closing and moving its rules with their audit, and its expiry reminder.
+import { closeLeadFor, revocationDueAt } from '../core/grant-timing.js';
 import type { EffectivePolicy } from '../core/policy.js';
 import type { AccessRequest, AppliedRule, AuditEvent, Target } from '../core/types.js';
 import type { UseCaseContext } from './context.js';
 import { appendAudit } from './transition.js';
 
-/**
- * How long before its expiry this grant's revocation starts: the gate's estimate of how long
- * closing its rules takes (0: no early close) plus the margin, at most `closeLeadMaxMs` and at
- * most half the grant (a grant is never closed as it opens).
- */
+/** How long before its expiry this grant's revocation starts (core/grant-timing.ts), from the gate's estimate. */
 export function closeLead(ctx: UseCaseContext, req: AccessRequest): number {
   if (req.expiresAt === undefined) return 0;
-  const estimate = ctx.deps.gate.closeLeadMs?.(req.rules, req.expiresAt) ?? 0;
-  if (!(estimate > 0)) return 0;
-  // The grant's length: as asked, or longer once extended.
-  const length = Math.max(req.durationMs, req.expiresAt - (req.activatedAt ?? req.expiresAt));
-  return Math.max(0, Math.min(Math.round(estimate + ctx.settings.closeLeadMarginMs), ctx.settings.closeLeadMaxMs, Math.floor(length / 2)));
+  return closeLeadFor(req, ctx.deps.gate.closeLeadMs?.(req.rules, req.expiresAt) ?? 0, ctx.settings);
 }
 
-/**
- * null when an active grant's revocation may start at `now` (within its close lead of the expiry,
- * or past it); else when it is due. Never more than `closeLeadMaxMs` before the expiry, even
- * with the slack for a job firing a moment early.
- */
+/** null when an active grant's revocation may start at `now`; else when it is due (core/grant-timing.ts). */
 export function earlyCloseCheck(ctx: UseCaseContext, req: AccessRequest, now: number): number | null {
-  const expiresAt = req.expiresAt ?? 0;
-  const lead = closeLead(ctx, req);
-  const window = lead > 0 ? Math.min(ctx.settings.closeLeadMaxMs, lead + ctx.settings.expirySlackMs) : ctx.settings.expirySlackMs;
-  return expiresAt > now + window ? expiresAt - lead : null;
+  return revocationDueAt(req, closeLead(ctx, req), now, ctx.settings);
 }
 
 /**
