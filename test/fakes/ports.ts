@@ -27,6 +27,8 @@ const copy = <T>(v: T): T => structuredClone(v);
 export class MemoryAuditLog implements AuditLog {
   readonly events: AuditEvent[] = [];
   private seq = 0;
+  /** Who asked for a request (the store tells it: Redis keeps a per-requester index for this). */
+  requesterOf: (requestId: string) => string | undefined = () => undefined;
 
   async append(event: AuditEvent): Promise<AuditEvent> {
     const stored = { ...copy(event), id: `${event.time}-${this.seq++}` };
@@ -43,7 +45,11 @@ export class MemoryAuditLog implements AuditLog {
 
   async listScoped(scope: AuditScope): Promise<{ events: AuditEvent[]; truncated: boolean }> {
     const targets = new Set(scope.target === undefined ? scope.targets : scope.targets.filter((t) => t === scope.target));
-    const hit = this.events.filter((e) => e.time >= scope.since && (targets.has(e.target) || scope.requesters.length > 0) && (scope.target === undefined || e.target === scope.target));
+    const own = (e: AuditEvent) => {
+      const requester = this.requesterOf(e.requestId);
+      return requester !== undefined && scope.requesters.includes(requester);
+    };
+    const hit = this.events.filter((e) => e.time >= scope.since && (targets.has(e.target) || own(e)) && (scope.target === undefined || e.target === scope.target));
     const newest = hit.slice(-scope.limit);
     return { events: newest.map(copy), truncated: hit.length > scope.limit };
   }
@@ -71,7 +77,9 @@ export class MemoryStore implements RequestStore {
   constructor(
     private readonly audit: MemoryAuditLog,
     private readonly clock: ManualClock,
-  ) {}
+  ) {
+    audit.requesterOf = (id) => this.requests.get(id)?.requester;
+  }
 
   async create(request: AccessRequest, events: AuditEvent[]): Promise<boolean> {
     if (this.requests.has(request.id)) return false;
