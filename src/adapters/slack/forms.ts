@@ -11,7 +11,7 @@ import type { ChatViews } from '../../app/views.js';
 import type { PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { replyMessage } from './blocks.js';
-import { FORM_ACTIONS, FORM_MODAL, SHORTCUT, VIEW_LIMITS, blockId, homeView, infoModal, requestModal, resultModal, slackErrors, targetOption, type FormMeta } from './views.js';
+import { FORM_ACTIONS, FORM_MODAL, SHORTCUT, VIEW_LIMITS, blockId, homeView, infoModal, requestModal, resultModal, slackErrors, targetOption, targetValue, type FormMeta } from './views.js';
 
 type Client = InstanceType<typeof webApi.WebClient>;
 
@@ -72,11 +72,10 @@ export class SlackForms {
     return v;
   }
 
-  /** A target option value back to its name (long names travel as a `~` prefix). */
+  /** A target option value back to its name (long names travel as a digest, see targetValue). */
   private targetName(principal: PrincipalId, value: string | undefined): string | undefined {
     if (!value?.startsWith('~')) return value;
-    const hits = this.views().forms.requestableTargets(principal).filter((t) => t.name.startsWith(value.slice(1)));
-    return hits.length === 1 ? hits[0]!.name : value;
+    return this.views().forms.requestableTargets(principal).find((t) => targetValue(t.name) === value)?.name ?? value;
   }
 
   /**

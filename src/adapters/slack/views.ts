@@ -1,6 +1,7 @@
 // Block Kit for the request form (a modal) and the App Home, from the platform-neutral models of
 // src/app/forms.ts and src/app/home.ts. Pure functions; the buttons of the home are the approval
 // cards' and reminders' own (same action ids, same values), so a click there runs the same handler.
+import { createHash } from 'node:crypto';
 import type { ActionsBlock, Button, HomeView, InputBlock, KnownBlock, ModalView, PlainTextElement, PlainTextOption, SectionBlock } from '@slack/types';
 import type { FormErrors, FormField, RequestFormModel, SelectedTargetForm, TargetChoice } from '../../app/forms.js';
 import type { GrantEntry, HomeModel, HomeSection, PendingEntry } from '../../app/home.js';
@@ -41,8 +42,12 @@ const md = (text: string, max: number = BLOCK_KIT.sectionText) => ({ type: 'mrkd
 const section = (text: string, blockId?: string): SectionBlock => ({ type: 'section', text: md(text), ...(blockId ? { block_id: blockId } : {}) });
 const option = (text: string, value: string): PlainTextOption => ({ text: plain(text, VIEW_LIMITS.optionText), value: clip(value, VIEW_LIMITS.optionValue, false) });
 
-/** A target as an option value: its name (≤ 75), or for longer names a unique-enough prefix marked `~`. */
-export const targetValue = (name: string): string => (name.length <= VIEW_LIMITS.optionValue ? name : `~${name.slice(0, VIEW_LIMITS.optionValue - 1)}`);
+/**
+ * A target as an option value: its name when it fits Slack's 75 characters, else `~` and a digest
+ * of the name (two long names sharing their first 75 characters must not share a value).
+ */
+export const targetValue = (name: string): string =>
+  name.length <= VIEW_LIMITS.optionValue ? name : `~${createHash('sha256').update(name).digest('base64url').slice(0, 22)}`;
 export const targetOption = (t: TargetChoice): PlainTextOption => option(`${t.name} (${t.os})`, targetValue(t.name));
 
 /** The block id of a field in the modal at revision `rev`. */
