@@ -222,6 +222,16 @@ describe('the request form (modal)', () => {
     // Bob decided on the card; he never opened his home, so none was drawn for him.
     await h.app.homesSettled();
     expect(slack.of('views.publish').filter((c) => c.body.user_id === BOB)).toEqual([]);
+    // Extend from the home (the reminder's handler): vm1 needs approvers, so it waits for them;
+    // carol approves the extension from her home (the extension card's handler).
+    const before = (await h.get(reqId!))!.expiresAt!;
+    await send(homeButtonBody(ALICE, { action_id: `${ACTIONS.extend}_1800000`, value: `${reqId}:1800000` }));
+    await waitFor('extension waiting', async () => Boolean((await h.get(reqId!))?.pendingExtension));
+    await waitFor('carol home with the extension', async () => homeText(CAROL).includes(ACTIONS.extApprove) && homeText(CAROL).includes(reqId!));
+    await waitFor('alice home says it waits', async () => homeText(ALICE).includes('An extension waits for the approvers'));
+    await send(homeButtonBody(CAROL, { action_id: ACTIONS.extApprove, value: reqId! }));
+    await waitFor('extended', async () => (await h.get(reqId!))!.expiresAt! === before + 1_800_000);
+    await waitFor('carol home without the extension', async () => !homeText(CAROL).includes(ACTIONS.extApprove));
     // Close from the home: the same revoke handler; the home is drawn again, the grant in the history.
     await send(homeButtonBody(ALICE, { action_id: ACTIONS.revoke, value: reqId! }));
     await waitFor('revoked', async () => (await h.get(reqId!))?.status === 'revoked');
