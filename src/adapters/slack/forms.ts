@@ -191,7 +191,14 @@ export class SlackForms {
           return;
         }
         if (!result.ok) {
-          await ack({ response_action: 'errors', errors: slackErrors(result.errors, meta.rev, Boolean(typedSource), picked !== undefined) });
+          // An error for a field the form does not show (a VM whose policy offers no duration …) goes on the VM field.
+          const shown = new Set(((view.blocks as Array<{ block_id?: string }> | undefined) ?? []).map((x) => x.block_id));
+          const errors: Record<string, string> = {};
+          for (const [k, v] of Object.entries(slackErrors(result.errors, meta.rev, Boolean(typedSource), picked !== undefined))) {
+            const at = shown.has(k) ? k : 'target';
+            errors[at] = errors[at] ? `${errors[at]}; ${v}`.slice(0, VIEW_LIMITS.errorText) : v;
+          }
+          await ack({ response_action: 'errors', errors });
           return;
         }
         // The command's own answer, in the modal (a "my IP" link is clicked there).
