@@ -3,6 +3,7 @@
 // generated hostile input and with 1,000 targets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { HomeModel } from '../../src/app/home.js';
 import type { CardJson } from '../../src/adapters/teams/cards.js';
 import { FORM_TARGETS_SHOWN, FORM_VERBS, formCard, homeCard, nothingToRequestCard, type FormCardData } from '../../src/adapters/teams/forms.js';
 import { connections, request, userText } from '../fixtures/arbitraries.js';
@@ -93,16 +94,26 @@ describe('the request form card', { timeout: CPU_BOUND_MS }, () => {
 });
 
 describe('the home card', { timeout: CPU_BOUND_MS }, () => {
+  const section = <T>(items: T[], more = 0) => ({ items, more });
   it('any requests, grants and approvals: schema-valid, within budget, refreshed by the jitHome verb for its owner', () => {
     fc.assert(
       fc.property(
-        fc.array(request, { maxLength: 30 }),
-        fc.array(fc.record({ request, connections, extendOptionsMs: fc.array(fc.integer({ min: 60_000, max: 86_400_000 }), { maxLength: 6 }) }), { maxLength: 30 }),
-        fc.array(fc.record({ request, scope: fc.constantFrom('request' as const, 'extension' as const) }), { maxLength: 30 }),
-        fc.array(request, { maxLength: 200 }),
+        fc.array(fc.record({ request, withdrawable: fc.boolean() }), { maxLength: 20 }),
+        fc.array(fc.record({ request, connections, extendOptionsMs: fc.array(fc.integer({ min: 60_000, max: 86_400_000 }), { maxLength: 6 }), timeLeftMs: fc.nat(), closable: fc.boolean() }), { maxLength: 20 }),
+        fc.array(fc.record({ request, scope: fc.constantFrom('request' as const, 'extension' as const) }), { maxLength: 20 }),
+        fc.array(request, { maxLength: 20 }),
+        fc.nat({ max: 5000 }),
         userText(300),
-        (pending, active, approvals, history, note) => {
-          const c = homeCard({ principal: 'alice@contoso.com', now: 1_800_000_000_000, pending, active, approvals, history, refreshUserIds: ['29:1alice'], note });
+        (pending, active, approvals, history, more, note) => {
+          const model: HomeModel = {
+            principal: 'alice@contoso.com',
+            at: 1_800_000_000_000,
+            pending: section(pending, more),
+            active: section(active.map((g) => ({ ...g, expiresAt: g.request.expiresAt ?? 0, extensionPending: false }))),
+            approvals: section(approvals.map((a) => ({ ...a, quorum: 1, escalatedTo: [], deciders: ['alice@contoso.com'] }))),
+            history: section(history, more),
+          };
+          const c = homeCard({ model, refreshUserIds: ['29:1alice'], note });
           valid(c);
           expect(c.refresh).toMatchObject({ action: { type: 'Action.Execute', verb: FORM_VERBS.home }, userIds: ['29:1alice'] });
         },

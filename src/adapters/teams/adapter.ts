@@ -25,6 +25,7 @@ import { approvalCardOf } from '../../app/chat/notifier.js';
 import type { ApprovalCard, ChatMessage, Destination } from '../../app/chat/platform.js';
 import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
+import type { ChatViews } from '../../app/views.js';
 import { isJitError } from '../../core/errors.js';
 import { cardFallbackLine, cardText } from '../../core/messages.js';
 import type { PolicyBook } from '../../core/policy.js';
@@ -33,6 +34,8 @@ import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
 import { expressShim, refuseForeign } from './http.js';
 import { runCardAction, type CardView } from '../chat/card-actions.js';
+import { isFormAction, type FormHost } from '../chat/form-actions.js';
+import { formRequest, TeamsHomes } from './home.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { channelTokensOnly, sameService, tenantOf, type TeamsAuthOverrides } from './auth.js';
 import { COLORS, activeCard, auditLine, cardOf, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
@@ -89,6 +92,8 @@ export class TeamsAdapter implements ChatAdapter {
   readonly auditFeed: { channel?: string; intervalMs: number };
   readonly adapter: CloudAdapter;
   private service: JitService | undefined;
+  private views: ChatViews | undefined;
+  private readonly homes: TeamsHomes;
   private identities = new Map<string, { principal: PrincipalId; until: number }>();
 
   constructor(private readonly deps: TeamsDeps) {
@@ -105,6 +110,7 @@ export class TeamsAdapter implements ChatAdapter {
     this.adapter = new CloudAdapter(
       new ConfigurationBotFrameworkAuthentication(auth, deps.auth?.credentialsFactory ?? new ConfigurationServiceClientCredentialFactory(auth), channelTokensOnly(issuer)),
     );
+    this.homes = new TeamsHomes({ redis: deps.redis, key: (...parts) => this.key(...parts), proactive: (ref, fn) => this.call(this.proactive(ref, fn)) });
     this.adapter.onTurnError = async (context, error) => {
       log.error('teams: turn failed', { err: error, activity: context.activity.type });
       if (context.activity.type === ActivityTypes.Message) {
@@ -133,8 +139,29 @@ export class TeamsAdapter implements ChatAdapter {
     return 'ok';
   }
 
-  bind(service: JitService): void {
+  bind(service: JitService, views?: ChatViews): void {
     this.service = service;
+    this.views = views;
+  }
+
+  /** The form and home card's host (undefined until bound with the views). */
+  private formHost(): FormHost | undefined {
+    const views = this.views;
+    if (!views) return undefined;
+    return {
+      service: this.svc(),
+      views,
+      platform: 'teams',
+      view: async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome)),
+      log: (msg, fields) => this.deps.log.error(`teams: ${msg}`, fields),
+      refreshUserIds: (principal) => this.memberIds([principal]),
+    };
+  }
+
+  /** Updates the home card last posted to `principal` (the shared notifier calls it on every change that concerns them). */
+  async refreshHome(principal: PrincipalId): Promise<void> {
+    const host = this.formHost();
+    if (host) await this.homes.refreshHome(host, principal);
   }
 
   private svc(): JitService {
@@ -189,7 +216,7 @@ export class TeamsAdapter implements ChatAdapter {
     await this.remember(context);
     if (a.type === ActivityTypes.Message) return this.onMessage(context);
     if (a.type === ActivityTypes.Invoke && a.name === 'adaptiveCard/action') return this.onAction(context);
-    if (a.type === ActivityTypes.ConversationUpdate) return; // references were stored above
+    if (a.type === ActivityTypes.ConversationUpdate) return this.onInstall(context); // references were stored above
   }
 
   private tenantAllowed(a: Activity): boolean {
@@ -253,6 +280,15 @@ export class TeamsAdapter implements ChatAdapter {
     return upn;
   }
 
+  /** The app installed in a personal chat (the bot added): the home card, the start of everything. */
+  private async onInstall(context: TurnContext): Promise<void> {
+    const a = context.activity;
+    const host = this.formHost();
+    if (!host || a.conversation?.conversationType !== 'personal' || !a.membersAdded?.some((m) => m.id === a.recipient?.id)) return;
+    const principal = await this.principalOf(context).catch(() => null);
+    if (principal) await this.homes.sendHome(context, host, principal);
+  }
+
   private async onMessage(context: TurnContext): Promise<void> {
     const a = context.activity;
     // Bot Framework may redeliver an activity it thinks timed out: handle each id once.
@@ -261,6 +297,9 @@ export class TeamsAdapter implements ChatAdapter {
     let card: CardJson;
     try {
       const principal = await this.principalOf(context);
+      const wants = formRequest(text);
+      const host = this.formHost();
+      if (wants && host) return await (wants === 'home' ? this.homes.sendHome(context, host, principal) : this.homes.sendForm(context, host, principal));
       const reply = await this.svc().execute(principal, text || 'help', {
         channel: 'teams',
         replyTo: a.conversation.id,
@@ -294,6 +333,16 @@ export class TeamsAdapter implements ChatAdapter {
       principal = await this.principalOf(context);
     } catch (err) {
       return say(`✗ ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const host = this.formHost();
+    if (host && isFormAction(verb, data)) {
+      try {
+        const done = await this.homes.onAction(context, host, principal, verb, data);
+        return done.card ? show(done.card) : say(done.text ?? '');
+      } catch (err) {
+        this.deps.log.error('teams: form action failed', { err, verb });
+        return say('✗ Something went wrong on our side; nothing was changed.');
+      }
     }
     const view: CardView = async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome));
     const result = await runCardAction(this.svc(), principal, verb, data, view, (msg, fields) =>

@@ -6,7 +6,7 @@
 import { formatDuration } from '../../core/duration.js';
 import { isoSeconds } from '../../core/format.js';
 import { portsOf, sourceOf } from '../../core/messages.js';
-import type { Connection } from '../../core/reply.js';
+import type { HomeModel } from '../../app/home.js';
 import type { AccessRequest } from '../../core/types.js';
 import { VERBS } from '../chat/verbs.js';
 import { CARD_BUDGET_BYTES, mdEsc, type CardJson } from './cards.js';
@@ -147,25 +147,12 @@ export function nothingToRequestCard(message: string): CardJson {
 
 // ------------------------------------------------------------------ home
 
-export interface HomeGrant {
-  request: AccessRequest;
-  connections: Connection[];
-  /** Extensions within the policy, in ms (empty: none left). */
-  extendOptionsMs: number[];
-}
-
+/** The home model (app/home.ts) with what the card adds: who refreshes it, and what the last click did. */
 export interface HomeCardData {
-  principal: string;
-  now: number;
-  pending: AccessRequest[];
-  active: HomeGrant[];
-  /** Requests (or extensions) the principal may decide now. */
-  approvals: Array<{ request: AccessRequest; scope: 'request' | 'extension' }>;
-  /** The principal's requests of the last 7 days that ended. */
-  history: AccessRequest[];
-  /** Teams user ids (29:…) whose clients refresh the card (the card's owner). */
+  model: HomeModel;
+  /** Teams user ids (29:…) whose clients refresh the card (its owner). */
   refreshUserIds: string[];
-  /** A line on top: what the last click did. */
+  /** A line on top: what the last click did (✗ … when refused). */
   note?: string;
 }
 
@@ -185,38 +172,41 @@ interface Sections {
   history: number;
 }
 
-function homeBody(h: HomeCardData, n: Sections): CardJson[] {
+function homeBody(d: HomeCardData, n: Sections): CardJson[] {
+  const h = d.model;
   const body: CardJson[] = [
     text(`jit-bot · ${mdEsc(h.principal)}`, { weight: 'Bolder', size: 'Medium' }),
-    text(`As of ${iso(h.now)}. Updates itself when your requests change.`, { isSubtle: true, size: 'Small', spacing: 'None' }),
+    text(`As of ${iso(h.at)}. Updates itself when your requests change.`, { isSubtle: true, size: 'Small', spacing: 'None' }),
   ];
-  if (h.note) body.push(text(mdEsc(h.note), { color: h.note.startsWith('✗') ? 'Attention' : 'Good' }));
-  const more = (shown: number, all: number) => (all > shown ? [text(`…and ${all - shown} more; \`jit list mine\` shows them all`, { isSubtle: true, size: 'Small' })] : []);
+  if (d.note) body.push(text(mdEsc(clip(d.note, 600)), { color: d.note.startsWith('✗') ? 'Attention' : 'Good' }));
+  const more = (shown: number, all: number, how: string) => (all > shown ? [text(`…and ${all - shown} more; ${how}`, { isSubtle: true, size: 'Small' })] : []);
+  const count = <T>(s: { items: T[]; more: number }) => s.items.length + s.more;
 
-  body.push(heading('My pending requests', h.pending.length));
-  if (!h.pending.length) body.push(text('None.', { isSubtle: true, spacing: 'None' }));
-  for (const r of h.pending.slice(0, n.pending)) {
+  body.push(heading('My pending requests', count(h.pending)));
+  if (!count(h.pending)) body.push(text('None.', { isSubtle: true, spacing: 'None' }));
+  for (const { request: r, withdrawable } of h.pending.items.slice(0, n.pending)) {
     body.push(text(reqLine(r), { spacing: 'Small' }));
-    body.push(text(r.status === 'awaiting_source' ? 'Waiting for your address (the my-IP link).' : `Waiting for approval; the offer expires ${iso(r.approvalExpiresAt)}.`, { isSubtle: true, size: 'Small', spacing: 'None' }));
-    body.push(buttons([exec('Withdraw', VERBS.revoke, { requestId: r.id }, 'destructive')]));
+    const state = r.status === 'awaiting_source' ? 'Waiting for your address (the my-IP link).' : r.status === 'approved' ? `Approved; opens ${iso(r.startAt)}.` : `Waiting for approval; the offer expires ${iso(r.approvalExpiresAt)}.`;
+    body.push(text(state, { isSubtle: true, size: 'Small', spacing: 'None' }));
+    if (withdrawable) body.push(buttons([exec('Withdraw', VERBS.revoke, { requestId: r.id }, 'destructive')]));
   }
-  body.push(...more(Math.min(n.pending, h.pending.length), h.pending.length));
+  body.push(...more(Math.min(n.pending, h.pending.items.length), count(h.pending), '`jit list mine` shows them all'));
 
-  body.push(heading('My open access', h.active.length));
-  if (!h.active.length) body.push(text('None.', { isSubtle: true, spacing: 'None' }));
-  for (const g of h.active.slice(0, n.active)) {
+  body.push(heading('My open access', count(h.active)));
+  if (!count(h.active)) body.push(text('None.', { isSubtle: true, spacing: 'None' }));
+  for (const g of h.active.items.slice(0, n.active)) {
     const r = g.request;
     body.push(text(`🔓 ${reqLine(r)}`, { spacing: 'Small', color: 'Good' }));
-    body.push(text(`${left((r.expiresAt ?? h.now) - h.now)} (until ${iso(r.expiresAt)})${r.pendingExtension ? `; an extension of ${formatDuration(r.pendingExtension.addMs)} waits for approval` : ''}`, { size: 'Small', spacing: 'None' }));
+    body.push(text(`${left(g.timeLeftMs)} (until ${iso(g.expiresAt)})${r.pendingExtension ? `; an extension of ${formatDuration(r.pendingExtension.addMs)} waits for approval` : ''}`, { size: 'Small', spacing: 'None' }));
     for (const c of g.connections.slice(0, 4)) body.push(text(mdEsc(clip(c.command, 300)), { fontType: 'Monospace', size: 'Small', spacing: 'None' }));
-    const ext = [...new Set(g.extendOptionsMs)].slice(0, 3).map((ms) => exec(`+${formatDuration(ms)}`, VERBS.extend, { requestId: r.id, addMs: ms }));
-    body.push(buttons([...ext, exec('Close now', VERBS.revoke, { requestId: r.id }, 'destructive')]));
+    const ext = [...new Set(g.extendOptionsMs)].slice(0, 3).map((ms) => exec(`Extend +${formatDuration(ms)}`, VERBS.extend, { requestId: r.id, addMs: ms }));
+    body.push(buttons([...ext, ...(g.closable ? [exec('Close now', VERBS.revoke, { requestId: r.id }, 'destructive')] : [])]));
   }
-  body.push(...more(Math.min(n.active, h.active.length), h.active.length));
+  body.push(...more(Math.min(n.active, h.active.items.length), count(h.active), '`jit list active` shows them all'));
 
-  body.push(heading('Waiting for my approval', h.approvals.length));
-  if (!h.approvals.length) body.push(text('None.', { isSubtle: true, spacing: 'None' }));
-  for (const { request: r, scope } of h.approvals.slice(0, n.approvals)) {
+  body.push(heading('Waiting for my approval', count(h.approvals)));
+  if (!count(h.approvals)) body.push(text('None.', { isSubtle: true, spacing: 'None' }));
+  for (const { request: r, scope } of h.approvals.items.slice(0, n.approvals)) {
     const ext = scope === 'extension';
     body.push(text(`${ext ? `Extension (+${formatDuration(r.pendingExtension?.addMs ?? 0)}) · ` : ''}${mdEsc(r.requester)} → ${reqLine(r)}`, { spacing: 'Small' }));
     body.push(text(`Why: ${r.justification ? mdEsc(clip(r.justification, 300)) : 'none given'}`, { isSubtle: true, size: 'Small', spacing: 'None' }));
@@ -227,11 +217,11 @@ function homeBody(h: HomeCardData, n: Sections): CardJson[] {
       ]),
     );
   }
-  body.push(...more(Math.min(n.approvals, h.approvals.length), h.approvals.length));
+  body.push(...more(Math.min(n.approvals, h.approvals.items.length), count(h.approvals), '`jit list pending` shows them all'));
 
-  body.push(heading('My last 7 days', h.history.length));
-  if (!h.history.length) body.push(text('Nothing ended in the last 7 days.', { isSubtle: true, spacing: 'None' }));
-  const hist = h.history.slice(0, n.history);
+  body.push(heading('My last 7 days', count(h.history)));
+  if (!count(h.history)) body.push(text('Nothing ended in the last 7 days.', { isSubtle: true, spacing: 'None' }));
+  const hist = h.history.items.slice(0, n.history);
   if (hist.length) {
     body.push({
       type: 'Container',
@@ -239,7 +229,7 @@ function homeBody(h: HomeCardData, n: Sections): CardJson[] {
       items: hist.map((r) => text(`${iso(r.updatedAt).slice(0, 16)} · ${r.status.replace('_', ' ')} · ${mdEsc(r.target)} · ${mdEsc(portsOf(r))} · ${r.id}`, { size: 'Small', spacing: 'None' })),
     });
   }
-  body.push(...more(hist.length, h.history.length));
+  body.push(...more(hist.length, count(h.history), '`jit list mine` shows them all'));
   return body;
 }
 

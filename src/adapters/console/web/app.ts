@@ -32,7 +32,7 @@ interface AdaptiveCardsGlobal {
   HostConfig: new (json: unknown) => unknown;
 }
 type Card = Record<string, unknown>;
-type ActionResult = { kind: 'card'; card: Card } | { kind: 'message'; text: string };
+type ActionResult = { kind: 'card'; card: Card; form?: Card; created?: { request?: { id: string } } } | { kind: 'message'; text: string };
 interface RequestInfo {
   id: string;
   status: string;
@@ -292,7 +292,61 @@ function tick(): void {
   for (const span of document.querySelectorAll<HTMLElement>('[data-until]')) span.textContent = hms(Number(span.dataset.until) - now);
 }
 
+/** The form's and the home card's clicks (verbs jit…, or data marked home) take the form path, as a Teams invoke does. */
+const FORM_VERBS = ['jitForm', 'jitFormChoices', 'jitRequest', 'jitHome'];
+const isFormAction = (a: ExecuteAction) => FORM_VERBS.includes(a.verb ?? '') || (a.data as { home?: unknown } | undefined)?.home === true;
+
+async function formClick(action: ExecuteAction, view: CardView): Promise<void> {
+  const data = { ...((action.data as Record<string, unknown> | undefined) ?? {}) };
+  // The renderer merges the card's input values into the data, as Teams does.
+  for (const input of view.card?.getAllInputs() ?? []) if (input.id && input.value !== undefined) data[input.id] = input.value;
+  const result = await api<ActionResult>('/console/api/action', { as: who.value, verb: action.verb, data, timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone });
+  if (result.kind === 'message') {
+    const note = el('div', 'toast', result.text);
+    note.setAttribute('role', 'status');
+    view.holder.after(note);
+  } else {
+    draw(view, result.card);
+    const id = result.created?.request?.id;
+    if (id) {
+      view.requestId = id;
+      view.holder.dataset.request = id;
+      chatCards.push(view);
+    }
+    if (result.form) addToChat(makeCard(result.form).holder);
+  }
+  await refresh();
+}
+
+/** The request form as a new message in the chat. */
+async function showForm(): Promise<void> {
+  const { card } = await api<{ card: Card }>(`/console/api/form?as=${encodeURIComponent(who.value)}`);
+  const view = makeCard(card);
+  view.holder.classList.add('form');
+  addToChat(view.holder);
+}
+
+let home: CardView | undefined;
+let homeFor = '';
+/** The home card in its panel, drawn again whenever something changes (and for the principal selected). */
+async function showHome(open = false): Promise<void> {
+  const panel = $<HTMLElement>('#homePanel');
+  if (open) panel.hidden = false;
+  if (panel.hidden) return;
+  const principal = who.value;
+  const { card } = await api<{ card: Card }>(`/console/api/home?as=${encodeURIComponent(principal)}`);
+  if (principal !== who.value) return;
+  // The "As of" line changes every time: compare without it.
+  const same = (a: string) => a.replace(/As of [^.]*\./, '');
+  if (!home || homeFor !== principal) {
+    home = makeCard(card);
+    homeFor = principal;
+    $<HTMLElement>('#home').replaceChildren(home.holder);
+  } else if (same(home.json) !== same(JSON.stringify(card))) draw(home, card);
+}
+
 async function click(action: ExecuteAction, view: CardView): Promise<void> {
+  if (isFormAction(action)) return formClick(action, view);
   // Card buttons go through the REST API's Universal Actions endpoint, as the selected principal.
   const res = await fetch('/api/v1/card-actions', {
     method: 'POST',
@@ -419,6 +473,7 @@ async function refresh(): Promise<void> {
       'No grant is open.',
     );
   }
+  void showHome();
   fill('#rules', s.rules.map((r) => [r.name, String(r.priority), r.sourcePrefix, `${r.destinationPort}/${r.protocol}`, r.expiresAt ? time(r.expiresAt) : '-']), 'No rule is open.');
   fill('#audit', s.audit.map((e) => [time(e.time), e.requestId, e.action, e.actor]), 'Nothing in the last hour.');
 }
@@ -432,11 +487,21 @@ async function main(): Promise<void> {
     who.append(o);
   }
   who.addEventListener('change', () => void refresh());
+  $<HTMLButtonElement>('#formBtn').addEventListener('click', () => void showForm());
+  $<HTMLButtonElement>('#homeBtn').addEventListener('click', () => void showHome(true));
   $<HTMLFormElement>('#say').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const input = $<HTMLInputElement>('#text');
     const command = input.value.trim();
-    if (!command) return;
+    // `jit` alone (or nothing, or `request`) is the form; `home` the home card, as in Teams.
+    if (/^(jit|request|form)?$/i.test(command)) {
+      input.value = '';
+      return void showForm();
+    }
+    if (/^(jit\s+)?home$/i.test(command)) {
+      input.value = '';
+      return void showHome(true);
+    }
     input.value = '';
     addToChat(text(`${who.value}: ${command}`), true);
     // Commands go through the REST API (the local channel names the principal), asking for the

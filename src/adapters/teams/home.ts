@@ -1,0 +1,65 @@
+// Teams' home card and request form: `jit` (or `jit request`) answers the form, `jit home` the home
+// card, and installing the app (the bot added to a personal chat) posts the home card. The last
+// home card posted to each person is remembered (Redis), so refreshHome (called by the shared
+// notifier when their requests or approvals change) updates it in place; Teams clients also
+// refresh it themselves through the card's `refresh` (the jitHome verb) when it is shown.
+import { ActivityTypes, CardFactory, TurnContext, type Activity, type ConversationReference } from 'botbuilder';
+import type { Redis } from 'ioredis';
+import type { PrincipalId } from '../../core/types.js';
+import { formCardFor, homeCardFor, runFormAction, type FormHost } from '../chat/form-actions.js';
+import type { CardJson } from './cards.js';
+
+const REF_TTL_S = 365 * 86_400;
+
+/** What a message's text asks for, past the `jit` prefix: the form, the home card, or a command. */
+export function formRequest(text: string): 'form' | 'home' | undefined {
+  const t = text.trim().toLowerCase();
+  if (t === '' || t === 'jit' || t === 'request' || t === 'form') return 'form';
+  if (t === 'home') return 'home';
+  return undefined;
+}
+
+export interface TeamsHomeDeps {
+  redis: Redis;
+  key: (...parts: string[]) => string;
+  /** Runs `fn` in a proactive turn of the conversation (the adapter's, with its failure counted). */
+  proactive: <T>(ref: Partial<ConversationReference>, fn: (ctx: TurnContext) => Promise<T>) => Promise<T>;
+}
+
+const activityOf = (card: CardJson, summary: string): Partial<Activity> => ({ type: ActivityTypes.Message, summary, attachments: [CardFactory.adaptiveCard(card)] });
+
+export class TeamsHomes {
+  constructor(private readonly deps: TeamsHomeDeps) {}
+
+  /** Sends `principal` their home card in this turn's conversation and remembers it for refreshHome. */
+  async sendHome(context: TurnContext, host: FormHost, principal: PrincipalId): Promise<void> {
+    const sent = await context.sendActivity(activityOf(await homeCardFor(host, principal), 'jit-bot home'));
+    if (!sent?.id) return;
+    const ref = TurnContext.getConversationReference(context.activity);
+    await this.deps.redis.set(this.deps.key('home', principal), JSON.stringify({ ref, activityId: sent.id }), 'EX', REF_TTL_S);
+  }
+
+  /** The request form, answered in this turn's conversation. */
+  async sendForm(context: TurnContext, host: FormHost, principal: PrincipalId): Promise<void> {
+    const timeZone = context.activity.localTimezone;
+    await context.sendActivity(activityOf(formCardFor(host, principal, {}, {}, timeZone || undefined), 'Request access'));
+  }
+
+  /** Updates the home card last posted to `principal` (none posted: nothing to do). */
+  async refreshHome(host: FormHost, principal: PrincipalId): Promise<void> {
+    const raw = await this.deps.redis.get(this.deps.key('home', principal));
+    if (!raw) return;
+    const { ref, activityId } = JSON.parse(raw) as { ref: Partial<ConversationReference>; activityId: string };
+    const card = await homeCardFor(host, principal);
+    await this.deps.proactive(ref, (ctx) => ctx.updateActivity({ ...activityOf(card, 'jit-bot home'), id: activityId }));
+  }
+
+  /** A click on the form or the home card: the card that replaces it (a form asked for from the home card comes as a new message). */
+  async onAction(context: TurnContext, host: FormHost, principal: PrincipalId, verb: string, data: Record<string, unknown>): Promise<{ card?: CardJson; text?: string }> {
+    const a = context.activity;
+    const result = await runFormAction(host, principal, verb, data, { ...(a.localTimezone ? { timeZone: a.localTimezone } : {}), replyTo: a.conversation.id });
+    if (result.kind === 'message') return { text: result.text };
+    if (result.form) await context.sendActivity(activityOf(result.form, 'Request access'));
+    return { card: result.card };
+  }
+}
