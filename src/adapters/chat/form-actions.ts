@@ -30,9 +30,9 @@ export interface FormHost {
 /**
  * A click's answer: a card that replaces the clicked one, or a message (the card stays). `created`:
  * the form made a request (its reply); `form`: the form to show as a new message (the home card's
- * "Request access", which leaves the home card in place).
+ * "Request access", which leaves the home card in place); `note`: what a home card click did (shown on top).
  */
-export type FormActionResult = { kind: 'card'; card: CardJson; created?: Reply; form?: CardJson } | { kind: 'message'; text: string };
+export type FormActionResult = { kind: 'card'; card: CardJson; created?: Reply; form?: CardJson; note?: string } | { kind: 'message'; text: string };
 
 /** The form's input ids, as Action.Execute sends them back (merged into the data). */
 const INPUTS = ['target', 'access', 'duration', 'justification', 'source', 'startDate', 'startTime', 'filter'] as const;
@@ -149,7 +149,7 @@ export async function runFormAction(host: FormHost, principal: PrincipalId, verb
   const clicked = await runCardAction(host.service, principal, verb, data, host.view, host.log);
   const id = typeof data.requestId === 'string' ? data.requestId : '';
   const note = clicked.kind === 'message' ? clicked.text : `✓ ${DONE[verb] ?? 'Done'}: ${id}`;
-  return { kind: 'card', card: await homeCardFor(host, principal, note) };
+  return { kind: 'card', card: await homeCardFor(host, principal, note), note };
 }
 
 const DONE: Record<string, string> = {

@@ -109,6 +109,8 @@ const PAGE = `<!doctype html>
  .ac-pushButton:focus-visible{outline:2px solid #2563eb;outline-offset:2px}
  .ac-input.ac-textInput{font:inherit;font-size:.9rem;border:1px solid #cbd5e1;border-radius:8px;padding:.45rem .6rem;width:100%}
  .ac-input.ac-multiline{min-height:3.4rem;resize:vertical}
+ .ac-input:is(.ac-multichoiceInput,.ac-dateInput,.ac-timeInput){font:inherit;font-size:.9rem;border:1px solid #cbd5e1;border-radius:8px;padding:.4rem .5rem;background:#fff;color:var(--ink)}
+ #homePanel{align-self:start}
  .ico{display:inline-block;width:1.05em;height:1.05em;vertical-align:-.17em;background:no-repeat center/contain;margin-right:.15em}
  .ico-ok{background-image:url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='8' fill='%2315803d'/%3E%3Cpath d='M4.5 8.3l2.3 2.3 4.7-4.9' fill='none' stroke='%23fff' stroke-width='1.8' stroke-linecap='round' stroke-linejoin='round'/%3E%3C/svg%3E")}
  .ico-no{background-image:url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='8' fill='%23b91c1c'/%3E%3Cpath d='M5.3 5.3l5.4 5.4M10.7 5.3l-5.4 5.4' stroke='%23fff' stroke-width='1.8' stroke-linecap='round'/%3E%3C/svg%3E")}

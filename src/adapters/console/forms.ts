@@ -25,7 +25,9 @@ export function consoleForms(deps: { service: JitService; views: ChatViews; log:
       return sendJson(res, 200, { card: formCardFor(host, deps.principalOf(url.searchParams.get('as'))) }), true;
     }
     if (req.method === 'GET' && path === '/console/api/home') {
-      return sendJson(res, 200, { card: await homeCardFor(host, deps.principalOf(url.searchParams.get('as'))) }), true;
+      // The page keeps the outcome of its last click on the home card on top (`note`) while redrawing it.
+      const note = url.searchParams.get('note')?.slice(0, 600) || undefined;
+      return sendJson(res, 200, { card: await homeCardFor(host, deps.principalOf(url.searchParams.get('as')), note) }), true;
     }
     if (req.method === 'POST' && path === '/console/api/action') {
       if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) throw new HttpError(415, 'the body must be JSON (content-type: application/json)');

@@ -32,7 +32,7 @@ interface AdaptiveCardsGlobal {
   HostConfig: new (json: unknown) => unknown;
 }
 type Card = Record<string, unknown>;
-type ActionResult = { kind: 'card'; card: Card; form?: Card; created?: { request?: { id: string } } } | { kind: 'message'; text: string };
+type ActionResult = { kind: 'card'; card: Card; form?: Card; note?: string; created?: { request?: { id: string } } } | { kind: 'message'; text: string };
 interface RequestInfo {
   id: string;
   status: string;
@@ -307,6 +307,7 @@ async function formClick(action: ExecuteAction, view: CardView): Promise<void> {
     view.holder.after(note);
   } else {
     draw(view, result.card);
+    if (view === home) homeNote = { principal: who.value, text: result.note ?? '' };
     const id = result.created?.request?.id;
     if (id) {
       view.requestId = id;
@@ -328,13 +329,17 @@ async function showForm(): Promise<void> {
 
 let home: CardView | undefined;
 let homeFor = '';
+/** The outcome of the last click on the home card (its note line), kept while the card is redrawn. */
+let homeNote: { principal: string; text: string } | undefined;
+
 /** The home card in its panel, drawn again whenever something changes (and for the principal selected). */
 async function showHome(open = false): Promise<void> {
   const panel = $<HTMLElement>('#homePanel');
   if (open) panel.hidden = false;
   if (panel.hidden) return;
   const principal = who.value;
-  const { card } = await api<{ card: Card }>(`/console/api/home?as=${encodeURIComponent(principal)}`);
+  const note = homeNote?.principal === principal && homeNote.text ? `&note=${encodeURIComponent(homeNote.text)}` : '';
+  const { card } = await api<{ card: Card }>(`/console/api/home?as=${encodeURIComponent(principal)}${note}`);
   if (principal !== who.value) return;
   // The "As of" line changes every time: compare without it.
   const same = (a: string) => a.replace(/As of [^.]*\./, '');
