@@ -494,6 +494,8 @@ describe('the app manifest', () => {
       'chat.postMessage': ['chat:write'],
       'chat.update': ['chat:write'],
       'views.open': [],
+      'views.update': [],
+      'views.publish': [],
       'users.info': ['users:read', 'users:read.email'],
       'users.lookupByEmail': ['users:read.email'],
     };

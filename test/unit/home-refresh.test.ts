@@ -56,10 +56,12 @@ describe('home refresh', () => {
     const n = new ChatNotifier({ platforms: [platform('a', async (p) => void seen.push(`a:${p}`)), platform('plain')], refs, log });
     n.bind(ctx);
     await n.notify({ kind: 'approved', request: { ...REQ, status: 'approved' }, actor: 'bob@contoso.com' });
+    await n.homesSettled();
     expect(seen.sort()).toEqual(['a:alice@contoso.com', 'a:bob@contoso.com', 'a:carol@contoso.com']);
     // Escalation names added approvers: they are refreshed too.
     seen.length = 0;
     await n.notify({ kind: 'escalated', request: REQ, actor: 'system', approvers: ['erin@contoso.com'] });
+    await n.homesSettled();
     expect(seen).toContain('a:erin@contoso.com');
   });
 
@@ -97,6 +99,7 @@ describe('home refresh', () => {
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
     release();
     await Promise.all([first, ...more]);
+    await n.homesSettled();
     expect(most).toBe(1);
     expect(calls).toBe(2);
     expect(warned.filter((w) => w.startsWith('broken: home view not refreshed')).length).toBeGreaterThan(0);

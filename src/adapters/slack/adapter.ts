@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import type { ChatMessage, Destination } from '../../app/chat/platform.js';
 import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
+import type { ChatViews } from '../../app/views.js';
 import { isJitError } from '../../core/errors.js';
 import type { PolicyBook } from '../../core/policy.js';
 import { REQUEST_ID_RE } from '../../core/ids.js';
@@ -19,6 +20,8 @@ import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { ACTIONS, DENY_MODAL, auditLine, denyModal, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
 import { SlackDirectory, UnresolvedUserError, type SlackUsersApi } from './directory.js';
+import { SlackForms } from './forms.js';
+import { FORM_MODAL } from './views.js';
 import { SlackUserGroups } from './usergroups.js';
 import { foreignWorkspace, workspaceOf, type SlackWorkspace } from './workspace.js';
 
@@ -89,6 +92,8 @@ export class SlackAdapter implements ChatAdapter {
   private readonly directory: SlackDirectory;
   private readonly usersApi: SlackUsersApi;
   private service: JitService | undefined;
+  private views: ChatViews | undefined;
+  private readonly forms: SlackForms;
 
   private constructor(
     private readonly deps: SlackDeps,
@@ -146,7 +151,18 @@ export class SlackAdapter implements ChatAdapter {
     );
     // The Web API client waits out 429s itself (Retry-After); count the time.
     for (const c of [this.client, this.app.client]) c.on(webApi.WebClientEvent.RATE_LIMITED, (seconds: number) => deps.metrics?.chatRateLimited('slack', seconds));
+    this.forms = new SlackForms({
+      app: this.app,
+      client: this.client,
+      log,
+      views: () => this.views,
+      resolve: (user) => this.directory.resolve(user),
+      userOf: (principal) => this.recipient(principal),
+      errorText: (err) => this.errorMessage(err).text,
+      call: (p) => this.call(p),
+    });
     this.register();
+    this.forms.register();
   }
 
   /** Slack user groups as a directory of policy groups (`usergroups.users.list`, scope usergroups:read). */
@@ -218,8 +234,14 @@ export class SlackAdapter implements ChatAdapter {
     return this.home;
   }
 
-  bind(service: JitService): void {
+  bind(service: JitService, views?: ChatViews): void {
     this.service = service;
+    this.views = views;
+  }
+
+  /** The App Home of `principal`, drawn again (the notifier calls this on every change that concerns them). */
+  refreshHome(principal: PrincipalId): Promise<void> {
+    return this.forms.refreshHome(principal);
   }
 
   /** The route for the project's HTTP server. */
@@ -273,6 +295,8 @@ export class SlackAdapter implements ChatAdapter {
       if (!ack) return;
       if (body.command) return ack({ response_type: 'ephemeral', text });
       if (body.type === 'view_submission' && body.view?.callback_id === DENY_MODAL) return ack({ response_action: 'errors', errors: { reason: text.slice(0, 150) } });
+      if (body.type === 'view_submission' && body.view?.callback_id === FORM_MODAL) return ack({ response_action: 'errors', errors: { target: text.slice(0, 150) } });
+      if (body.type === 'block_suggestion') return ack({ options: [] });
       await ack();
       if (body.type === 'block_actions' && respond) await respond({ response_type: 'ephemeral', replace_original: false, text });
     });
@@ -284,6 +308,17 @@ export class SlackAdapter implements ChatAdapter {
         return;
       }
       let message: SlackMessage;
+      // `/jit` alone opens the request form (a modal); someone who may request nothing is told why instead.
+      if (!command.text.trim() && this.forms.enabled) {
+        try {
+          await this.forms.open(command.user_id, command.trigger_id, command.channel_id, async (reason) => {
+            await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), fail(reason));
+          });
+        } catch (err) {
+          await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), this.errorMessage(err));
+        }
+        return;
+      }
       try {
         const who = await this.directory.resolve(command.user_id);
         const reply = await this.svc().execute(who.principal, command.text, {
@@ -305,17 +340,30 @@ export class SlackAdapter implements ChatAdapter {
      */
     const onClick =
       <T>(parse: (value: string) => T | string, handle: (principal: PrincipalId, value: T, triggerId: string) => Promise<SlackMessage | void>) =>
-      async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond: (m: object) => Promise<unknown> }) => {
+      async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond?: (m: object) => Promise<unknown> }) => {
         await args.ack();
-        const body = args.body as { user: { id: string }; trigger_id?: string };
-        const say = (m: SlackMessage) => this.respondSafely((x) => args.respond({ response_type: 'ephemeral', replace_original: false, ...x }), m);
+        const body = args.body as { user: { id: string }; trigger_id?: string; container?: { type?: string }; view?: { type?: string } };
+        // A button in a message answers there (response_url); one on the App Home or in a modal has
+        // no response_url: a refusal arrives by DM, a success shows on the home, drawn again.
+        const respond = args.respond;
+        const fromView = !respond;
+        const say = (m: SlackMessage, failed = true) =>
+          respond
+            ? this.respondSafely((x) => respond({ response_type: 'ephemeral', replace_original: false, ...x }), m)
+            : failed
+              ? this.call(this.client.chat.postMessage({ channel: body.user.id, text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false })).then(
+                  () => {},
+                  (err: unknown) => log.warn('slack: answer to a click on a view not sent', { err }),
+                )
+              : Promise.resolve();
         if (!(await this.firstTime('act', body.trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
         const value = parse((args.action as { value?: string }).value ?? '');
         if (typeof value === 'string') return void (await say(fail(value)));
         try {
           const who = await this.directory.resolve(body.user.id);
           const m = await handle(who.principal, value, body.trigger_id ?? '');
-          if (m) await say(m);
+          if (m) await say(m, false);
+          if (fromView && body.view?.type === 'home') await this.forms.publish(body.user.id, who.principal).catch((err: unknown) => log.warn('slack: home not published', { err }));
         } catch (err) {
           await say(this.errorMessage(err));
         }

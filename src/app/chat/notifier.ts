@@ -69,6 +69,7 @@ export class ChatNotifier implements Notifier {
   private readonly chains = new Map<string, UpdateChain>();
   /** Home refreshes running, per platform and principal (`again`: a change came in meanwhile). */
   private readonly homes = new Map<string, { again: boolean; done: Promise<void> }>();
+  private readonly homeRuns = new Set<Promise<void>>();
 
   constructor(private readonly deps: ChatNotifierDeps) {
     for (const p of deps.platforms) {
@@ -94,7 +95,15 @@ export class ChatNotifier implements Notifier {
         this.notifyOn(p, n).catch((err: unknown) => this.deps.log.warn(`${p.name}: notification not delivered`, { kind: n.kind, request: n.request.id, err })),
       ),
     );
-    await this.refreshHomes(n);
+    // Not awaited: the use case that notified (a click, a command) does not wait for home views.
+    const run = this.refreshHomes(n).catch((err: unknown) => this.deps.log.warn('home views not refreshed', { request: n.request.id, err }));
+    this.homeRuns.add(run);
+    void run.finally(() => this.homeRuns.delete(run));
+  }
+
+  /** Resolves once the home refreshes started so far have finished (tests, shutdown). */
+  async homesSettled(): Promise<void> {
+    while (this.homeRuns.size > 0) await Promise.all([...this.homeRuns]);
   }
 
   /**
@@ -148,6 +157,7 @@ export class ChatNotifier implements Notifier {
 
   /** Stops posting audit lines, after giving the queued ones up to `graceMs`. */
   async close(graceMs = 2000): Promise<void> {
+    await Promise.race([this.homesSettled(), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await Promise.all([...this.posters.values()].map((q) => q.close(graceMs)));
   }
 
