@@ -34,8 +34,7 @@ import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
 import { expressShim, refuseForeign } from './http.js';
 import { runCardAction, type CardView } from '../chat/card-actions.js';
-import { isFormAction, type FormHost } from '../chat/form-actions.js';
-import { formRequest, TeamsHomes } from './home.js';
+import { TeamsHomes } from './home.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { channelTokensOnly, sameService, tenantOf, type TeamsAuthOverrides } from './auth.js';
 import { COLORS, activeCard, auditLine, cardOf, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
@@ -110,7 +109,22 @@ export class TeamsAdapter implements ChatAdapter {
     this.adapter = new CloudAdapter(
       new ConfigurationBotFrameworkAuthentication(auth, deps.auth?.credentialsFactory ?? new ConfigurationServiceClientCredentialFactory(auth), channelTokensOnly(issuer)),
     );
-    this.homes = new TeamsHomes({ redis: deps.redis, key: (...parts) => this.key(...parts), proactive: (ref, fn) => this.call(this.proactive(ref, fn)) });
+    this.homes = new TeamsHomes({
+      redis: deps.redis,
+      key: (...parts) => this.key(...parts),
+      proactive: (ref, fn) => this.call(this.proactive(ref, fn)),
+      log: deps.log,
+      principalOf: (context) => this.principalOf(context),
+      host: () =>
+        this.views && {
+          service: this.svc(),
+          views: this.views,
+          platform: 'teams',
+          view: async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome)),
+          log: (msg, fields) => this.deps.log.error(`teams: ${msg}`, fields),
+          refreshUserIds: (principal) => this.memberIds([principal]),
+        },
+    });
     this.adapter.onTurnError = async (context, error) => {
       log.error('teams: turn failed', { err: error, activity: context.activity.type });
       if (context.activity.type === ActivityTypes.Message) {
@@ -144,24 +158,9 @@ export class TeamsAdapter implements ChatAdapter {
     this.views = views;
   }
 
-  /** The form and home card's host (undefined until bound with the views). */
-  private formHost(): FormHost | undefined {
-    const views = this.views;
-    if (!views) return undefined;
-    return {
-      service: this.svc(),
-      views,
-      platform: 'teams',
-      view: async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome)),
-      log: (msg, fields) => this.deps.log.error(`teams: ${msg}`, fields),
-      refreshUserIds: (principal) => this.memberIds([principal]),
-    };
-  }
-
   /** Updates the home card last posted to `principal` (the shared notifier calls it on every change that concerns them). */
   async refreshHome(principal: PrincipalId): Promise<void> {
-    const host = this.formHost();
-    if (host) await this.homes.refreshHome(host, principal);
+    await this.homes.refreshHome(principal);
   }
 
   private svc(): JitService {
@@ -216,7 +215,7 @@ export class TeamsAdapter implements ChatAdapter {
     await this.remember(context);
     if (a.type === ActivityTypes.Message) return this.onMessage(context);
     if (a.type === ActivityTypes.Invoke && a.name === 'adaptiveCard/action') return this.onAction(context);
-    if (a.type === ActivityTypes.ConversationUpdate) return this.onInstall(context); // references were stored above
+    if (a.type === ActivityTypes.ConversationUpdate) return this.homes.onInstall(context); // references were stored above
   }
 
   private tenantAllowed(a: Activity): boolean {
@@ -280,15 +279,6 @@ export class TeamsAdapter implements ChatAdapter {
     return upn;
   }
 
-  /** The app installed in a personal chat (the bot added): the home card, the start of everything. */
-  private async onInstall(context: TurnContext): Promise<void> {
-    const a = context.activity;
-    const host = this.formHost();
-    if (!host || a.conversation?.conversationType !== 'personal' || !a.membersAdded?.some((m) => m.id === a.recipient?.id)) return;
-    const principal = await this.principalOf(context).catch(() => null);
-    if (principal) await this.homes.sendHome(context, host, principal);
-  }
-
   private async onMessage(context: TurnContext): Promise<void> {
     const a = context.activity;
     // Bot Framework may redeliver an activity it thinks timed out: handle each id once.
@@ -297,9 +287,7 @@ export class TeamsAdapter implements ChatAdapter {
     let card: CardJson;
     try {
       const principal = await this.principalOf(context);
-      const wants = formRequest(text);
-      const host = this.formHost();
-      if (wants && host) return await (wants === 'home' ? this.homes.sendHome(context, host, principal) : this.homes.sendForm(context, host, principal));
+      if (await this.homes.onMessage(context, principal, text)) return;
       const reply = await this.svc().execute(principal, text || 'help', {
         channel: 'teams',
         replyTo: a.conversation.id,
@@ -334,16 +322,8 @@ export class TeamsAdapter implements ChatAdapter {
     } catch (err) {
       return say(`✗ ${err instanceof Error ? err.message : String(err)}`);
     }
-    const host = this.formHost();
-    if (host && isFormAction(verb, data)) {
-      try {
-        const done = await this.homes.onAction(context, host, principal, verb, data);
-        return done.card ? show(done.card) : say(done.text ?? '');
-      } catch (err) {
-        this.deps.log.error('teams: form action failed', { err, verb });
-        return say('✗ Something went wrong on our side; nothing was changed.');
-      }
-    }
+    const form = await this.homes.onAction(context, principal, verb, data);
+    if (form) return form.card ? show(form.card) : say(form.text ?? '');
     const view: CardView = async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome));
     const result = await runCardAction(this.svc(), principal, verb, data, view, (msg, fields) =>
       this.deps.log.error(`teams: ${msg}`, fields),

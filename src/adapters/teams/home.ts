@@ -6,7 +6,8 @@
 import { ActivityTypes, CardFactory, TurnContext, type Activity, type ConversationReference } from 'botbuilder';
 import type { Redis } from 'ioredis';
 import type { PrincipalId } from '../../core/types.js';
-import { formCardFor, homeCardFor, runFormAction, type FormHost } from '../chat/form-actions.js';
+import type { Logger } from '../../log.js';
+import { formCardFor, homeCardFor, isFormAction, runFormAction, type FormHost } from '../chat/form-actions.js';
 import type { CardJson } from './cards.js';
 
 const REF_TTL_S = 365 * 86_400;
@@ -24,12 +25,35 @@ export interface TeamsHomeDeps {
   key: (...parts: string[]) => string;
   /** Runs `fn` in a proactive turn of the conversation (the adapter's, with its failure counted). */
   proactive: <T>(ref: Partial<ConversationReference>, fn: (ctx: TurnContext) => Promise<T>) => Promise<T>;
+  log: Logger;
+  /** The authenticated sender's principal. */
+  principalOf: (context: TurnContext) => Promise<PrincipalId>;
+  /** The form and home cards' host; undefined until the adapter is bound with the views. */
+  host: () => FormHost | undefined;
 }
 
 const activityOf = (card: CardJson, summary: string): Partial<Activity> => ({ type: ActivityTypes.Message, summary, attachments: [CardFactory.adaptiveCard(card)] });
 
 export class TeamsHomes {
   constructor(private readonly deps: TeamsHomeDeps) {}
+
+  /** The app installed in a personal chat (the bot added): the home card, the start of everything. */
+  async onInstall(context: TurnContext): Promise<void> {
+    const a = context.activity;
+    const host = this.deps.host();
+    if (!host || a.conversation?.conversationType !== 'personal' || !a.membersAdded?.some((m) => m.id === a.recipient?.id)) return;
+    const principal = await this.deps.principalOf(context).catch(() => null);
+    if (principal) await this.sendHome(context, host, principal);
+  }
+
+  /** `jit` (the form) or `jit home` (the home card): answered here (true); anything else is a command. */
+  async onMessage(context: TurnContext, principal: PrincipalId, text: string): Promise<boolean> {
+    const wants = formRequest(text);
+    const host = this.deps.host();
+    if (!wants || !host) return false;
+    await (wants === 'home' ? this.sendHome(context, host, principal) : this.sendForm(context, host, principal));
+    return true;
+  }
 
   /** Sends `principal` their home card in this turn's conversation and remembers it for refreshHome. */
   async sendHome(context: TurnContext, host: FormHost, principal: PrincipalId): Promise<void> {
@@ -46,7 +70,9 @@ export class TeamsHomes {
   }
 
   /** Updates the home card last posted to `principal` (none posted: nothing to do). */
-  async refreshHome(host: FormHost, principal: PrincipalId): Promise<void> {
+  async refreshHome(principal: PrincipalId): Promise<void> {
+    const host = this.deps.host();
+    if (!host) return;
     const raw = await this.deps.redis.get(this.deps.key('home', principal));
     if (!raw) return;
     const { ref, activityId } = JSON.parse(raw) as { ref: Partial<ConversationReference>; activityId: string };
@@ -54,12 +80,22 @@ export class TeamsHomes {
     await this.deps.proactive(ref, (ctx) => ctx.updateActivity({ ...activityOf(card, 'jit-bot home'), id: activityId }));
   }
 
-  /** A click on the form or the home card: the card that replaces it (a form asked for from the home card comes as a new message). */
-  async onAction(context: TurnContext, host: FormHost, principal: PrincipalId, verb: string, data: Record<string, unknown>): Promise<{ card?: CardJson; text?: string }> {
+  /**
+   * A click on the form or the home card: the card that replaces it (a form asked for from the home
+   * card comes as a new message). Undefined for any other click (the approval cards' own).
+   */
+  async onAction(context: TurnContext, principal: PrincipalId, verb: string, data: Record<string, unknown>): Promise<{ card?: CardJson; text?: string } | undefined> {
+    const host = this.deps.host();
+    if (!host || !isFormAction(verb, data)) return undefined;
     const a = context.activity;
-    const result = await runFormAction(host, principal, verb, data, { ...(a.localTimezone ? { timeZone: a.localTimezone } : {}), replyTo: a.conversation.id });
-    if (result.kind === 'message') return { text: result.text };
-    if (result.form) await context.sendActivity(activityOf(result.form, 'Request access'));
-    return { card: result.card };
+    try {
+      const result = await runFormAction(host, principal, verb, data, { ...(a.localTimezone ? { timeZone: a.localTimezone } : {}), replyTo: a.conversation.id });
+      if (result.kind === 'message') return { text: result.text };
+      if (result.form) await context.sendActivity(activityOf(result.form, 'Request access'));
+      return { card: result.card };
+    } catch (err) {
+      this.deps.log.error('teams: form action failed', { err, verb });
+      return { text: '✗ Something went wrong on our side; nothing was changed.' };
+    }
   }
 }
