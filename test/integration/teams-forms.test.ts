@@ -149,6 +149,24 @@ describe('Teams: the request form and the home card', () => {
       bf.updates().filter((c) => c.activityId === aliceHome.activityId).map(cardOf).find((c) => JSON.stringify(c).includes('My open access** (1)') && JSON.stringify(c).includes('mstsc')),
     );
     within(aliceUpdate);
+    // Extend from the home card: within the policy's steps; vm1's policy has approvers decide, so
+    // the extension waits on Bob's home card with its own Approve extension button.
+    const extendBtn = executes(aliceUpdate).find((a) => a.verb === 'extend' && a.data?.requestId === id);
+    expect(extendBtn?.data?.addMs).toEqual(expect.any(Number));
+    const extended = await act(ALICE, 'extend', extendBtn!.data!);
+    within(extended.value);
+    await waitFor('extension pending', async () => (await h.get(id!))?.pendingExtension ?? null);
+    await waitFor('bob home shows the extension', async () =>
+      bf.updates().filter((c) => c.activityId === bobHome.activityId).map(cardOf).find((c) => executes(c).some((a) => a.verb === 'ext_approve' && a.data?.requestId === id)),
+    );
+    // The Teams client's own refresh (the card's refresh action) and "Request access" on the home card.
+    const refreshed = await act(ALICE, 'jitHome', { home: true });
+    expect(JSON.stringify(refreshed.value)).toMatch(/My open access\*\* \(1\)/);
+    const sent = bf.to(personalConversation(ALICE).id).length;
+    const opened = await act(ALICE, 'jitForm', { home: true });
+    expect(JSON.stringify(opened.value)).toContain('My open access');
+    const formMsg = await waitFor('the form as a new message', async () => bf.to(personalConversation(ALICE).id)[sent]);
+    expect(byId(cardOf(formMsg), 'target')).toMatchObject({ type: 'Input.ChoiceSet' });
     const closeBtn = executes(aliceUpdate).find((a) => a.verb === 'revoke' && a.data?.requestId === id);
     expect(closeBtn).toBeDefined();
     // Closing from the home card: the same revoke as the connection card's button.
