@@ -176,6 +176,21 @@ describe('Teams: the request form and the home card', () => {
     expect(bf.refused).toEqual([]);
   });
 
+  it('a later start from the date and time inputs, in the Teams user\'s time zone; Withdraw on the home card cancels it', async () => {
+    const date = new Date(Date.now() + 3 * 86_400_000).toISOString().slice(0, 10);
+    const activity = { ...actionActivity(bf.url, ALICE, 'jitRequest', { form: 'request', target: 'vm1', access: 'rdp', duration: '3600000', source: '203.0.113.9', startDate: date, startTime: '10:00' }, personalConversation(ALICE)), localTimezone: 'Asia/Tokyo' };
+    const res = (await postActivity(h.app.url, activity)) as { status: number; body: { value: unknown } };
+    expect(res.status).toBe(200);
+    const id = /Request (r[0-9a-z]{9})/.exec(JSON.stringify(res.body.value))?.[1];
+    expect(id).toBeDefined();
+    expect((await h.get(id!))?.startAt).toBe(Date.parse(`${date}T10:00:00+09:00`));
+    const home = await act(ALICE, 'jitHome', { home: true });
+    const withdraw = executes(home.value).find((a) => a.verb === 'revoke' && a.data?.requestId === id && a.title === 'Withdraw');
+    expect(withdraw).toBeDefined();
+    await act(ALICE, 'revoke', withdraw!.data!);
+    await waitFor('withdrawn', async () => (await h.get(id!))?.status === 'cancelled' || null);
+  });
+
   it('someone who may request nothing gets a clear message, not an empty form', async () => {
     const { card } = await reply(ERIN, 'jit');
     within(card);
