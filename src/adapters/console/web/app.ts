@@ -8,31 +8,13 @@
 // an open grant's connection line with a copy button.
 import { hms, STATUS_LABEL } from './format.js';
 import { cardMarkdown } from './markdown.js';
+import { consoleForms } from './forms.js';
+import type { ActionResult, Card, CardView, ExecuteAction, RenderedCard } from './types.js';
 
-interface ExecuteAction {
-  verb?: string;
-  data?: unknown;
-}
-/** The parts of the renderer's Input used here (value reads the rendered control). */
-interface CardInput {
-  id?: string;
-  readonly value?: string;
-  defaultValue?: string;
-  readonly renderedInputControlElement?: HTMLElement;
-}
-interface RenderedCard {
-  hostConfig: unknown;
-  parse(json: unknown): void;
-  render(): HTMLElement | undefined;
-  getAllInputs(): CardInput[];
-  onExecuteAction: (action: ExecuteAction) => void;
-}
 interface AdaptiveCardsGlobal {
   AdaptiveCard: (new () => RenderedCard) & { onProcessMarkdown?: (text: string, result: { didProcess: boolean; outputHtml?: string }) => void };
   HostConfig: new (json: unknown) => unknown;
 }
-type Card = Record<string, unknown>;
-type ActionResult = { kind: 'card'; card: Card; form?: Card; note?: string; created?: { request?: { id: string } } } | { kind: 'message'; text: string };
 interface RequestInfo {
   id: string;
   status: string;
@@ -173,21 +155,6 @@ function commandLine(command: string, compact = false): HTMLElement {
 }
 
 // ---- cards ----
-interface CardView {
-  holder: HTMLElement;
-  bar: HTMLElement;
-  body: HTMLElement;
-  connect: HTMLElement;
-  json: string;
-  card?: RenderedCard;
-  requestId?: string;
-  /** An approval card in the chat: redrawn (refresh verb) when its request changes. */
-  scope?: string;
-  seenVersion?: number;
-  /** Connection commands the card shows itself (they get copy buttons in place). */
-  ownCommands: string[];
-}
-
 const chatCards: CardView[] = [];
 
 /**
@@ -292,66 +259,26 @@ function tick(): void {
   for (const span of document.querySelectorAll<HTMLElement>('[data-until]')) span.textContent = hms(Number(span.dataset.until) - now);
 }
 
-/** The form's and the home card's clicks (verbs jit…, or data marked home) take the form path, as a Teams invoke does. */
-const FORM_VERBS = ['jitForm', 'jitFormChoices', 'jitRequest', 'jitHome'];
-const isFormAction = (a: ExecuteAction) => FORM_VERBS.includes(a.verb ?? '') || (a.data as { home?: unknown } | undefined)?.home === true;
-
-async function formClick(action: ExecuteAction, view: CardView): Promise<void> {
-  const data = { ...((action.data as Record<string, unknown> | undefined) ?? {}) };
-  // The renderer merges the card's input values into the data, as Teams does.
-  for (const input of view.card?.getAllInputs() ?? []) if (input.id && input.value !== undefined) data[input.id] = input.value;
-  const result = await api<ActionResult>('/console/api/action', { as: who.value, verb: action.verb, data, timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone });
-  if (result.kind === 'message') {
-    const note = el('div', 'toast', result.text);
+/** The request form and the home view (forms.ts), on this page's cards and chat. */
+const forms = consoleForms({
+  who,
+  api,
+  makeCard: (json) => makeCard(json),
+  draw,
+  addToChat: (node) => addToChat(node),
+  track: (view) => chatCards.push(view),
+  toast: (view, message) => {
+    const note = el('div', 'toast', message);
     note.setAttribute('role', 'status');
     view.holder.after(note);
-  } else {
-    draw(view, result.card);
-    if (view === home) homeNote = { principal: who.value, text: result.note ?? '' };
-    const id = result.created?.request?.id;
-    if (id) {
-      view.requestId = id;
-      view.holder.dataset.request = id;
-      chatCards.push(view);
-    }
-    if (result.form) addToChat(makeCard(result.form).holder);
-  }
-  await refresh();
-}
-
-/** The request form as a new message in the chat. */
-async function showForm(): Promise<void> {
-  const { card } = await api<{ card: Card }>(`/console/api/form?as=${encodeURIComponent(who.value)}`);
-  const view = makeCard(card);
-  view.holder.classList.add('form');
-  addToChat(view.holder);
-}
-
-let home: CardView | undefined;
-let homeFor = '';
-/** The outcome of the last click on the home card (its note line), kept while the card is redrawn. */
-let homeNote: { principal: string; text: string } | undefined;
-
-/** The home card in its panel, drawn again whenever something changes (and for the principal selected). */
-async function showHome(open = false): Promise<void> {
-  const panel = $<HTMLElement>('#homePanel');
-  if (open) panel.hidden = false;
-  if (panel.hidden) return;
-  const principal = who.value;
-  const note = homeNote?.principal === principal && homeNote.text ? `&note=${encodeURIComponent(homeNote.text)}` : '';
-  const { card } = await api<{ card: Card }>(`/console/api/home?as=${encodeURIComponent(principal)}${note}`);
-  if (principal !== who.value) return;
-  // The "As of" line changes every time: compare without it.
-  const same = (a: string) => a.replace(/As of [^.]*\./, '');
-  if (!home || homeFor !== principal) {
-    home = makeCard(card);
-    homeFor = principal;
-    $<HTMLElement>('#home').replaceChildren(home.holder);
-  } else if (same(home.json) !== same(JSON.stringify(card))) draw(home, card);
-}
+    keepPinned();
+  },
+  refresh: () => refresh(),
+});
+const { showForm, showHome } = forms;
 
 async function click(action: ExecuteAction, view: CardView): Promise<void> {
-  if (isFormAction(action)) return formClick(action, view);
+  if (forms.isFormAction(action)) return forms.click(action, view);
   // Card buttons go through the REST API's Universal Actions endpoint, as the selected principal.
   const res = await fetch('/api/v1/card-actions', {
     method: 'POST',
