@@ -59,6 +59,8 @@ export interface RunningJit {
   feed: LocalFeed;
   /** The request form and home views every chat platform (and the console) renders. */
   views: ChatViews;
+  /** Resolves once the home views being redrawn in the background (after notifications) are done (tests). */
+  homesSettled(): Promise<void>;
   /** Present when SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are set. */
   slack?: SlackAdapter;
   /** Present when MICROSOFT_APP_ID is set (or TEAMS_ALLOW_UNAUTHENTICATED for local tests). */
@@ -324,6 +326,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     url,
     service,
     views,
+    homesSettled: () => chat.homesSettled(),
     gate,
     feed,
     ...(slack ? { slack } : {}),

@@ -107,6 +107,7 @@ describe('Slack configuration', () => {
 
 describe('signature checks', () => {
   it('refuses a forged signature, an old timestamp and a missing header with 401 and changes nothing', async () => {
+    await h.app.homesSettled();
     const before = { calls: slack.calls.length, responses: slack.responses.length, requests: (await h.app.service.list('dave@contoso.com', 'all')) };
     const body = slashBody(ALICE, 'rdp vm1 2h from 203.0.113.7', slack.responseUrl('forged'));
     const forged = await sendSigned(h.app.url, body, { secret: 'not-the-secret' });

@@ -5,7 +5,7 @@
 // request must also come from the workspace (or Enterprise Grid org) the bot token belongs to
 // (auth.test), else it is refused before any listener runs.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { App, HTTPReceiver, LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
+import { App, HTTPReceiver, webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import type { ChatMessage, Destination } from '../../app/chat/platform.js';
 import type { OpsMetrics } from '../../app/ports.js';
@@ -19,11 +19,12 @@ import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { ACTIONS, DENY_MODAL, auditLine, denyModal, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
+import { PERMANENT, boltLogger, slackError, usersApiOf, webClientOptions } from './client.js';
 import { SlackDirectory, UnresolvedUserError, type SlackUsersApi } from './directory.js';
 import { SlackForms } from './forms.js';
 import { FORM_MODAL } from './views.js';
 import { SlackUserGroups } from './usergroups.js';
-import { foreignWorkspace, workspaceOf, type SlackWorkspace } from './workspace.js';
+import { foreignWorkspace, refuseForeign, workspaceOf, type SlackWorkspace } from './workspace.js';
 
 export { foreignWorkspace, type SlackWorkspace };
 
@@ -55,33 +56,7 @@ type Client = InstanceType<typeof webApi.WebClient>;
 
 const SEEN_TTL_S = 3600;
 
-function boltLogger(log: Logger): BoltLogger {
-  let level = LogLevel.WARN;
-  const text = (msgs: unknown[]) => msgs.map((m) => (m instanceof Error ? m.message : typeof m === 'string' ? m : JSON.stringify(m))).join(' ');
-  return {
-    debug: () => {},
-    info: () => {},
-    warn: (...m: unknown[]) => log.warn(`slack: ${text(m)}`),
-    error: (...m: unknown[]) => log.error(`slack: ${text(m)}`),
-    setLevel: (l: LogLevel) => {
-      level = l;
-    },
-    getLevel: () => level,
-    setName: () => {},
-  };
-}
-
-/** The Web API client's options (ours and Bolt's): base URL, a few quick retries, our logger. */
-const webClientOptions = ({ settings, log }: SlackDeps) => ({
-  ...(settings.apiUrl ? { slackApiUrl: settings.apiUrl } : {}),
-  retryConfig: { retries: 2, factor: 2, minTimeout: 300, maxTimeout: 3000, randomize: true },
-  logger: boltLogger(log),
-});
-
 const fail = (message: string): SlackMessage => replyMessage({ kind: 'info', message: `✗ ${message}` });
-
-/** Slack answers that are about the message itself or its destination: posting the same again cannot help. */
-const PERMANENT = new Set(['invalid_blocks', 'invalid_blocks_format', 'invalid_arguments', 'msg_too_long', 'channel_not_found', 'not_in_channel', 'is_archived', 'user_not_found', 'cannot_dm_bot', 'restricted_action', 'not_authed', 'invalid_auth', 'account_inactive', 'token_revoked', 'missing_scope']);
 
 export class SlackAdapter implements ChatAdapter {
   readonly name = 'slack';
@@ -122,28 +97,7 @@ export class SlackAdapter implements ChatAdapter {
       logger: boltLogger(log),
       clientOptions: webClientOptions(deps),
     });
-    this.usersApi = {
-        info: async (user) => {
-          const u = (await this.client.users.info({ user })).user;
-          if (!u?.id) return undefined;
-          return {
-            id: u.id,
-            ...(u.deleted !== undefined ? { deleted: u.deleted } : {}),
-            ...(u.is_bot !== undefined ? { is_bot: u.is_bot } : {}),
-            ...(u.tz ? { tz: u.tz } : {}),
-            ...(u.profile?.email ? { profile: { email: u.profile.email } } : {}),
-          };
-        },
-        lookupByEmail: async (email) => {
-          try {
-            const r = await this.client.users.lookupByEmail({ email });
-            return r.user?.id ? { id: r.user.id } : undefined;
-          } catch (err) {
-            if (slackError(err) === 'users_not_found') return undefined;
-            throw err;
-          }
-        },
-      };
+    this.usersApi = usersApiOf(this.client);
     this.directory = new SlackDirectory(
       this.usersApi,
       () => this.book(),
@@ -280,26 +234,8 @@ export class SlackAdapter implements ChatAdapter {
   private register(): void {
     const { log } = this.deps;
 
-    // Before any listener: the request must come from the installed workspace. A refusal reads and
-    // changes nothing (no users.info, no Redis); commands get it in the ack, clicks by response_url.
-    this.app.use(async (args) => {
-      const home = await this.installed();
-      const why = home ? foreignWorkspace(home, args.body, args.context) : 'an unconfirmed workspace (auth.test failed)';
-      if (!why) return args.next();
-      log.warn('slack: request from another workspace refused', { from: why, installed: home?.teamId, enterprise: home?.enterpriseId });
-      const text = home
-        ? `✗ jit-bot answers only the Slack workspace it is installed in; this request comes from ${why}. Nothing was read or changed.`
-        : '✗ jit-bot cannot confirm its Slack workspace right now; nothing was read or changed. Try again in a minute.';
-      const body = args.body as { type?: string; command?: string; view?: { callback_id?: string } };
-      const { ack, respond } = args as { ack?: (response?: object) => Promise<void>; respond?: (message: object) => Promise<unknown> };
-      if (!ack) return;
-      if (body.command) return ack({ response_type: 'ephemeral', text });
-      if (body.type === 'view_submission' && body.view?.callback_id === DENY_MODAL) return ack({ response_action: 'errors', errors: { reason: text.slice(0, 150) } });
-      if (body.type === 'view_submission' && body.view?.callback_id === FORM_MODAL) return ack({ response_action: 'errors', errors: { target: text.slice(0, 150) } });
-      if (body.type === 'block_suggestion') return ack({ options: [] });
-      await ack();
-      if (body.type === 'block_actions' && respond) await respond({ response_type: 'ephemeral', replace_original: false, text });
-    });
+    // Before any listener: the request must come from the installed workspace (workspace.ts).
+    this.app.use(refuseForeign(() => this.installed(), log, { [DENY_MODAL]: 'reason', [FORM_MODAL]: 'target' }));
 
     this.app.command('/jit', async ({ command, ack, respond, context }) => {
       await ack();
@@ -471,7 +407,3 @@ export class SlackAdapter implements ChatAdapter {
   }
 }
 
-function slackError(err: unknown): string | undefined {
-  const data = (err as { data?: { error?: unknown } } | undefined)?.data;
-  return typeof data?.error === 'string' ? data.error : undefined;
-}
