@@ -148,7 +148,9 @@ export async function runFormAction(host: FormHost, principal: PrincipalId, verb
   // A home card button: the approval cards' handler, then the home card again with its outcome.
   const clicked = await runCardAction(host.service, principal, verb, data, host.view, host.log);
   const id = typeof data.requestId === 'string' ? data.requestId : '';
-  const note = clicked.kind === 'message' ? clicked.text : `✓ ${DONE[verb] ?? 'Done'}: ${id}`;
+  let note = clicked.kind === 'message' ? clicked.text : `✓ ${DONE[verb] ?? 'Done'}: ${id}`;
+  // An approval that is one of several the policy needs: say so (the request still waits).
+  if (clicked.kind === 'card' && verb === VERBS.approve && (await host.service.get(id))?.status === 'pending') note = `✓ Your approval of ${id} is recorded; it needs more approvals`;
   return { kind: 'card', card: await homeCardFor(host, principal, note), note };
 }
 
