@@ -191,6 +191,18 @@ describe('Teams: the request form and the home card', () => {
     await waitFor('withdrawn', async () => (await h.get(id!))?.status === 'cancelled' || null);
   });
 
+  it('a request that needs two approvals: the first, from the home card, says more are needed', async () => {
+    const ok = await act(ALICE, 'jitRequest', { form: 'request', target: 'quorum2', access: 'ssh', duration: '3600000', source: '203.0.113.10' });
+    const id = /Request (r[0-9a-z]{9})/.exec(JSON.stringify(ok.value))![1]!;
+    const first = await act(BOB, 'approve', { requestId: id, home: true });
+    expect(JSON.stringify(first.value)).toContain(`Your approval of ${id} is recorded; it needs more approvals`);
+    expect((await h.get(id))?.status).toBe('pending');
+    // A second click by the same approver is refused on the home card, as on the approval card.
+    const again = await act(BOB, 'approve', { requestId: id, home: true });
+    expect(JSON.stringify(again.value)).toMatch(/✗/);
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+
   it('someone who may request nothing gets a clear message, not an empty form', async () => {
     const { card } = await reply(ERIN, 'jit');
     within(card);
