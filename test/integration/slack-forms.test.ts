@@ -181,6 +181,12 @@ describe('the request form (modal)', () => {
   });
 
   it('a valid submission makes the request; the approver approves; the App Home shows the grant', async () => {
+    // Homes are kept current for those who have opened theirs (alice and carol here; bob has not).
+    for (const u of [ALICE, CAROL]) {
+      const before = slack.of('views.publish').length;
+      expect((await send(homeOpenedBody(u), 'application/json')).status).toBe(200);
+      await waitFor('home published', async () => slack.of('views.publish').slice(before).find((c) => c.body.user_id === u));
+    }
     const { id } = await openForm(ALICE);
     const view = await choose(ALICE, id, 'target', FORM_ACTIONS.target, 'vm1', {});
     const b = (p: string) => blockOf(view, p)!.block_id!;
@@ -213,6 +219,19 @@ describe('the request form (modal)', () => {
     const closeBtn = home.blocks.flatMap((x) => x.elements ?? []).find((e) => e.action_id === ACTIONS.revoke && e.value === reqId);
     expect(closeBtn).toBeDefined();
     await waitFor('carol home without the decision', async () => !homeText(CAROL).includes(reqId!));
+    // Bob decided on the card; he never opened his home, so none was drawn for him.
+    await h.app.homesSettled();
+    expect(slack.of('views.publish').filter((c) => c.body.user_id === BOB)).toEqual([]);
+    // Extend from the home (the reminder's handler): vm1 needs approvers, so it waits for them;
+    // carol approves the extension from her home (the extension card's handler).
+    const before = (await h.get(reqId!))!.expiresAt!;
+    await send(homeButtonBody(ALICE, { action_id: `${ACTIONS.extend}_1800000`, value: `${reqId}:1800000` }));
+    await waitFor('extension waiting', async () => Boolean((await h.get(reqId!))?.pendingExtension));
+    await waitFor('carol home with the extension', async () => homeText(CAROL).includes(ACTIONS.extApprove) && homeText(CAROL).includes(reqId!));
+    await waitFor('alice home says it waits', async () => homeText(ALICE).includes('An extension waits for the approvers'));
+    await send(homeButtonBody(CAROL, { action_id: ACTIONS.extApprove, value: reqId! }));
+    await waitFor('extended', async () => (await h.get(reqId!))!.expiresAt! === before + 1_800_000);
+    await waitFor('carol home without the extension', async () => !homeText(CAROL).includes(ACTIONS.extApprove));
     // Close from the home: the same revoke handler; the home is drawn again, the grant in the history.
     await send(homeButtonBody(ALICE, { action_id: ACTIONS.revoke, value: reqId! }));
     await waitFor('revoked', async () => (await h.get(reqId!))?.status === 'revoked');

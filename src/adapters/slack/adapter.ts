@@ -55,6 +55,8 @@ export interface SlackDeps {
 type Client = InstanceType<typeof webApi.WebClient>;
 
 const SEEN_TTL_S = 3600;
+/** How long an opened App Home is kept current after its last opening. */
+const HOME_SEEN_TTL_S = 30 * 86_400;
 
 const fail = (message: string): SlackMessage => replyMessage({ kind: 'info', message: `✗ ${message}` });
 
@@ -114,6 +116,11 @@ export class SlackAdapter implements ChatAdapter {
       userOf: (principal) => this.recipient(principal),
       errorText: (err) => this.errorMessage(err).text,
       call: (p) => this.call(p),
+      homeOpened: async (user, mark) => {
+        const key = `${deps.prefix}:slack:home:${user}`;
+        if (mark) return (await deps.redis.set(key, '1', 'EX', HOME_SEEN_TTL_S)) === 'OK';
+        return (await deps.redis.exists(key)) === 1;
+      },
     });
     this.register();
     this.forms.register();

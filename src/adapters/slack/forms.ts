@@ -29,6 +29,8 @@ export interface FormHost {
   errorText(err: unknown): string;
   /** Counts a failed Web API call. */
   call<T>(p: Promise<T>): Promise<T>;
+  /** Remembers (for 30 days) that a user opened the App Home, or asks whether they have. */
+  homeOpened(userId: string, mark: boolean): Promise<boolean>;
 }
 
 /** One input's state as Slack sends it in view.state.values. */
@@ -183,6 +185,7 @@ export class SlackForms {
 
     app.event('app_home_opened', async ({ event }) => {
       if (event.tab !== 'home') return;
+      await this.host.homeOpened(event.user, true).catch((err: unknown) => log.warn('slack: could not note an opened home', { err }));
       await this.publish(event.user).catch((err: unknown) => log.warn('slack: home not published', { err }));
     });
   }
@@ -202,10 +205,14 @@ export class SlackForms {
     await this.host.call(this.host.client.views.publish({ user_id: userId, view: homeView(model, note) }));
   }
 
-  /** The notifier's hook: the home of a principal the bot knows on Slack, drawn again. */
+  /**
+   * The notifier's hook: the home of a principal the bot knows on Slack, drawn again, if they have
+   * opened it in the last 30 days (an approver group of hundreds who never look costs no calls;
+   * opening it draws it fresh anyway).
+   */
   async refreshHome(principal: PrincipalId): Promise<void> {
     if (!this.enabled) return;
     const user = await this.host.userOf(principal);
-    if (user) await this.publish(user, principal);
+    if (user && (await this.host.homeOpened(user, false))) await this.publish(user, principal);
   }
 }
