@@ -86,6 +86,14 @@ describe('the request form card', { timeout: CPU_BOUND_MS }, () => {
     );
   });
 
+  it('why a search box and an update button: the official 1.5 schema rejects the filtered style, Data.Query and valueChangedAction', () => {
+    const choiceSet = (extra: Record<string, unknown>) => ({ type: 'AdaptiveCard', version: '1.5', body: [{ type: 'Input.ChoiceSet', id: 't', choices: [{ title: 'a', value: 'a' }], ...extra }] });
+    expect(cardProblems(choiceSet({ style: 'compact' }))).toEqual([]);
+    expect(cardProblems(choiceSet({ style: 'filtered' })).join()).toMatch(/schema: .*style/);
+    expect(cardProblems(choiceSet({ 'choices.data': { type: 'Data.Query', dataset: 'targets' } })).join()).toMatch(/schema: .*additional/);
+    expect(cardProblems(choiceSet({ valueChangedAction: { type: 'Action.ResetInputs', targetInputIds: ['x'] } })).join()).toMatch(/schema: .*additional/);
+  });
+
   it('nothing to request: a message card, no inputs', () => {
     const c = nothingToRequestCard('No policy lets you request access.');
     valid(c);
