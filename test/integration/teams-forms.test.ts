@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV, TEST_POLICY_YAML, vmId } from '../fixtures/book.js';
 import { cardBytes, cardProblems, TEAMS_CARD_BUDGET_BYTES } from '../fixtures/adaptive-card-schema.js';
-import { FakeConnector, actionActivity, cardOf, installActivity, messageActivity, personalConversation, postActivity, type TeamsUser } from '../fakes/connector.js';
+import { FakeConnector, actionActivity, cardOf, channelConversation, installActivity, messageActivity, personalConversation, postActivity, type TeamsUser } from '../fakes/connector.js';
 import { startHarness, waitFor, type Harness } from './harness.js';
 
 const user = (name: string, aad: string): TeamsUser => ({ id: `29:1${name}`, name, aadObjectId: aad, userPrincipalName: `${name}@contoso.com` });
@@ -201,6 +201,15 @@ describe('Teams: the request form and the home card', () => {
     const again = await act(BOB, 'approve', { requestId: id, home: true });
     expect(JSON.stringify(again.value)).toMatch(/✗/);
     await h.app.service.revoke('alice@contoso.com', id);
+  });
+
+  it('`jit home` in a channel does not show one person\'s requests there: it points to the personal chat', async () => {
+    const channel = channelConversation('19:general@thread.tacv2');
+    const before = bf.to(channel.id).length;
+    expect((await postActivity(h.app.url, messageActivity(bf.url, ALICE, 'home', channel))).status).toBe(200);
+    const answer = await waitFor('answer in the channel', async () => bf.to(channel.id)[before]);
+    expect(JSON.stringify(cardOf(answer))).toMatch(/Your home card is personal/);
+    expect(JSON.stringify(cardOf(answer))).not.toMatch(/My open access|My pending requests/);
   });
 
   it('someone who may request nothing gets a clear message, not an empty form', async () => {

@@ -190,7 +190,7 @@ function homeBody(d: HomeCardData, n: Sections): CardJson[] {
     body.push(text(state, { isSubtle: true, size: 'Small', spacing: 'None' }));
     if (withdrawable) body.push(buttons([exec('Withdraw', VERBS.revoke, { requestId: r.id }, 'destructive')]));
   }
-  body.push(...more(Math.min(n.pending, h.pending.items.length), count(h.pending), '`jit list mine` shows them all'));
+  body.push(...more(Math.min(n.pending, h.pending.items.length), count(h.pending), 'jit list mine shows them all'));
 
   body.push(heading('My open access', count(h.active)));
   if (!count(h.active)) body.push(text('None.', { isSubtle: true, spacing: 'None' }));
@@ -202,7 +202,7 @@ function homeBody(d: HomeCardData, n: Sections): CardJson[] {
     const ext = [...new Set(g.extendOptionsMs)].slice(0, 3).map((ms) => exec(`Extend +${formatDuration(ms)}`, VERBS.extend, { requestId: r.id, addMs: ms }));
     body.push(buttons([...ext, ...(g.closable ? [exec('Close now', VERBS.revoke, { requestId: r.id }, 'destructive')] : [])]));
   }
-  body.push(...more(Math.min(n.active, h.active.items.length), count(h.active), '`jit list active` shows them all'));
+  body.push(...more(Math.min(n.active, h.active.items.length), count(h.active), 'jit list active shows them all'));
 
   body.push(heading('Waiting for my approval', count(h.approvals)));
   if (!count(h.approvals)) body.push(text('None.', { isSubtle: true, spacing: 'None' }));
@@ -217,7 +217,7 @@ function homeBody(d: HomeCardData, n: Sections): CardJson[] {
       ]),
     );
   }
-  body.push(...more(Math.min(n.approvals, h.approvals.items.length), count(h.approvals), '`jit list pending` shows them all'));
+  body.push(...more(Math.min(n.approvals, h.approvals.items.length), count(h.approvals), 'jit list pending shows them all'));
 
   body.push(heading('My last 7 days', count(h.history)));
   if (!count(h.history)) body.push(text('Nothing ended in the last 7 days.', { isSubtle: true, spacing: 'None' }));
@@ -229,7 +229,7 @@ function homeBody(d: HomeCardData, n: Sections): CardJson[] {
       items: hist.map((r) => text(`${iso(r.updatedAt).slice(0, 16)} · ${r.status.replace('_', ' ')} · ${mdEsc(r.target)} · ${mdEsc(portsOf(r))} · ${r.id}`, { size: 'Small', spacing: 'None' })),
     });
   }
-  body.push(...more(hist.length, count(h.history), '`jit list mine` shows them all'));
+  body.push(...more(hist.length, count(h.history), 'jit list mine shows them all'));
   return body;
 }
 

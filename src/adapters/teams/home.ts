@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { formCardFor, homeCardFor, isFormAction, runFormAction, type FormHost } from '../chat/form-actions.js';
-import type { CardJson } from './cards.js';
+import { messageCard, type CardJson } from './cards.js';
 
 const REF_TTL_S = 365 * 86_400;
 
@@ -51,6 +51,11 @@ export class TeamsHomes {
     const wants = formRequest(text);
     const host = this.deps.host();
     if (!wants || !host) return false;
+    if (wants === 'home' && context.activity.conversation?.conversationType !== 'personal') {
+      // A home card lists one person's requests and approvals: not for a channel or group chat.
+      await context.sendActivity(activityOf(messageCard({ title: 'Your home card is personal', text: 'It lists your own requests and what waits for your approval, so jit-bot shows it only in your personal chat with the bot: open jit-bot under Apps (or chat with it) and send "home".' }), 'jit-bot home'));
+      return true;
+    }
     await (wants === 'home' ? this.sendHome(context, host, principal) : this.sendForm(context, host, principal));
     return true;
   }
