@@ -203,6 +203,18 @@ describe('Teams: the request form and the home card', () => {
     await h.app.service.revoke('alice@contoso.com', id);
   });
 
+  it('a submission delivered twice (the same activity) creates one request and answers the same card', async () => {
+    const before = await mine('alice@contoso.com');
+    const activity = actionActivity(bf.url, ALICE, 'jitRequest', { form: 'request', target: 'vm1', access: 'ssh', duration: '1800000', source: '203.0.113.11' }, personalConversation(ALICE));
+    const first = (await postActivity(h.app.url, activity)) as { body: { value: unknown } };
+    const second = (await postActivity(h.app.url, activity)) as { body: { value: unknown } };
+    expect(JSON.stringify(first.body.value)).toMatch(/waiting for approval/);
+    expect(second.body.value).toEqual(first.body.value);
+    expect(await mine('alice@contoso.com')).toBe(before + 1);
+    const id = /Request (r[0-9a-z]{9})/.exec(JSON.stringify(first.body.value))![1]!;
+    await h.app.service.revoke('alice@contoso.com', id);
+  });
+
   it('`jit home` in a channel does not show one person\'s requests there: it points to the personal chat', async () => {
     const channel = channelConversation('19:general@thread.tacv2');
     const before = bf.to(channel.id).length;

@@ -7,7 +7,7 @@ import { ActivityTypes, CardFactory, TurnContext, type Activity, type Conversati
 import type { Redis } from 'ioredis';
 import type { PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
-import { formCardFor, homeCardFor, isFormAction, runFormAction, type FormHost } from '../chat/form-actions.js';
+import { FORM_VERBS, formCardFor, homeCardFor, isFormAction, runFormAction, type FormHost } from '../chat/form-actions.js';
 import { messageCard, type CardJson } from './cards.js';
 
 const REF_TTL_S = 365 * 86_400;
@@ -93,12 +93,20 @@ export class TeamsHomes {
     const host = this.deps.host();
     if (!host || !isFormAction(verb, data)) return undefined;
     const a = context.activity;
+    // A submission delivered twice (the same activity) creates one request: the second gets the first's answer.
+    const once = verb === FORM_VERBS.submit && a.id ? this.deps.key('submitted', a.conversation.id, a.id) : undefined;
+    if (once && (await this.deps.redis.set(once, '', 'EX', 3600, 'NX')) !== 'OK') {
+      const first = await this.deps.redis.get(once);
+      return first ? { card: JSON.parse(first) as CardJson } : { text: 'This form is being submitted; its answer follows.' };
+    }
     try {
       const result = await runFormAction(host, principal, verb, data, { ...(a.localTimezone ? { timeZone: a.localTimezone } : {}), replyTo: a.conversation.id });
       if (result.kind === 'message') return { text: result.text };
       if (result.form) await context.sendActivity(activityOf(result.form, 'Request access'));
+      if (once) await this.deps.redis.set(once, JSON.stringify(result.card), 'EX', 3600);
       return { card: result.card };
     } catch (err) {
+      if (once) await this.deps.redis.del(once).catch(() => 0); // nothing was answered: a retry runs again
       this.deps.log.error('teams: form action failed', { err, verb });
       return { text: '✗ Something went wrong on our side; nothing was changed.' };
     }
