@@ -251,6 +251,35 @@ describe('the request form (modal)', () => {
     expect(String(dm.body.text)).toMatch(/no request .* that you can see/);
   });
 
+  it('a submission slower than Slack waits for (the card post is rate-limited) answers in the modal, then by DM', async () => {
+    const { id } = await openForm(ALICE);
+    const view = await choose(ALICE, id, 'target', FORM_ACTIONS.target, 'vm1', {});
+    const b = (p: string) => blockOf(view, p)!.block_id!;
+    // Slack answers the approval card's post with 429 Retry-After 3: the use case waits it out.
+    slack.failNext('chat.postMessage', 429, { 'retry-after': '3' }, { ok: false, error: 'ratelimited' }, (body) => body.channel === 'C0APPROVALS');
+    const dms = slack.of('chat.postMessage').filter((c) => c.body.channel === ALICE).length;
+    const answer = await submit(ALICE, id, {
+      target: { [FORM_ACTIONS.target]: select('vm1') },
+      [b('access')]: { [FORM_ACTIONS.access]: select('rdp') },
+      [b('duration')]: { duration: select('1800000') },
+      [b('source_text')]: { source_text: text('203.0.113.9') },
+    });
+    expect(answer.response_action).toBe('update');
+    expect(JSON.stringify(answer.view)).toContain('arrives by direct message');
+    // (Other DMs to alice, such as the previous test's notices, may arrive meanwhile.)
+    const made = await waitFor('the answer by DM', async () => {
+      for (const c of slack.of('chat.postMessage').filter((x) => x.body.channel === ALICE).slice(dms)) {
+        const id = /Request (r[0-9a-z]{9})/.exec(String(c.body.text))?.[1];
+        const r = id ? await h.get(id) : null;
+        if (r?.source === '203.0.113.9/32') return r;
+      }
+      return null;
+    });
+    const reqId = made.id;
+    expect(made.status).toBe('pending');
+    await h.app.service.revoke('alice@contoso.com', reqId!);
+  });
+
   it('someone who may request nothing gets a clear ephemeral answer and no modal', async () => {
     const { reply, opened } = await slash(MALLORY, '');
     const r = await reply();

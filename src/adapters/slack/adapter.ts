@@ -290,15 +290,13 @@ export class SlackAdapter implements ChatAdapter {
         // no response_url: a refusal arrives by DM, a success shows on the home, drawn again.
         const respond = args.respond;
         const fromView = !respond;
-        const say = (m: SlackMessage, failed = true) =>
-          respond
-            ? this.respondSafely((x) => respond({ response_type: 'ephemeral', replace_original: false, ...x }), m)
-            : failed
-              ? this.call(this.client.chat.postMessage({ channel: body.user.id, text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false })).then(
-                  () => {},
-                  (err: unknown) => log.warn('slack: answer to a click on a view not sent', { err }),
-                )
-              : Promise.resolve();
+        const say = async (m: SlackMessage, failed = true): Promise<void> => {
+          if (respond) return this.respondSafely((x) => respond({ response_type: 'ephemeral', replace_original: false, ...x }), m);
+          if (!failed) return;
+          await this.call(this.client.chat.postMessage({ channel: body.user.id, text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false })).catch((err: unknown) =>
+            log.warn('slack: answer to a click on a view not sent', { err }),
+          );
+        };
         if (!(await this.firstTime('act', body.trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
         const value = parse((args.action as { value?: string }).value ?? '');
         if (typeof value === 'string') return void (await say(fail(value)));

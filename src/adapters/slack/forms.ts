@@ -60,8 +60,14 @@ function read(values: StateValues, id: string, action: string): string | undefin
   return typeof s.value === 'string' ? s.value : undefined;
 }
 
+/** How long a submission may take before the modal answers "by DM" (Slack gives up after 3 s). */
+export const ACK_BUDGET_MS = 2200;
+
 export class SlackForms {
-  constructor(private readonly host: FormHost) {}
+  constructor(
+    private readonly host: FormHost,
+    private readonly ackBudgetMs = ACK_BUDGET_MS,
+  ) {}
 
   /** Whether forms are wired (bootstrap bound the views). */
   get enabled(): boolean {
@@ -171,9 +177,28 @@ export class SlackForms {
         set('justification', read(values, blockId('justification', meta.rev), 'justification'));
         set('start', read(values, blockId('start', meta.rev), 'start'));
         const tz = who.timeZone ?? meta.timeZone;
-        const result = await this.views().submitForm(who.principal, 'slack', form, { ...(meta.channel ? { replyTo: meta.channel } : {}), ...(tz ? { timeZone: tz } : {}) });
+        const submitted = this.views().submitForm(who.principal, 'slack', form, { ...(meta.channel ? { replyTo: meta.channel } : {}), ...(tz ? { timeZone: tz } : {}) });
+        // Slack waits 3 s for this answer; the use case also tells the approvers (Slack calls of
+        // its own). Past ACK_BUDGET_MS the modal says the answer comes by DM, and it does.
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((ok) => (timer = setTimeout(() => ok('late'), this.ackBudgetMs)));
+        const result = await Promise.race([submitted, late]).finally(() => clearTimeout(timer));
+        if (result === 'late') {
+          await ack({ response_action: 'update', view: resultModal([{ type: 'section', text: { type: 'mrkdwn', text: 'Your request is being made; the answer arrives by direct message in a moment.' } }]) });
+          const done = await submitted.catch((err: unknown) => ({ ok: false as const, errors: { form: this.host.errorText(err) } }));
+          const m = done.ok ? replyMessage(done.reply) : replyMessage({ kind: 'info', message: `✗ Nothing was requested: ${Object.values(done.errors).join('; ')}` });
+          await this.host.call(this.host.client.chat.postMessage({ channel: body.user.id, text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false })).catch((err: unknown) => log.warn('slack: the form\'s late answer was not sent', { err }));
+          return;
+        }
         if (!result.ok) {
-          await ack({ response_action: 'errors', errors: slackErrors(result.errors, meta.rev, Boolean(typedSource), picked !== undefined) });
+          // An error for a field the form does not show (a VM whose policy offers no duration …) goes on the VM field.
+          const shown = new Set(((view.blocks as Array<{ block_id?: string }> | undefined) ?? []).map((x) => x.block_id));
+          const errors: Record<string, string> = {};
+          for (const [k, v] of Object.entries(slackErrors(result.errors, meta.rev, Boolean(typedSource), picked !== undefined))) {
+            const at = shown.has(k) ? k : 'target';
+            errors[at] = errors[at] ? `${errors[at]}; ${v}`.slice(0, VIEW_LIMITS.errorText) : v;
+          }
+          await ack({ response_action: 'errors', errors });
           return;
         }
         // The command's own answer, in the modal (a "my IP" link is clicked there).
