@@ -277,7 +277,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     createApi({ service, tokens: config.JIT_API_TOKENS, log, ...(local ? { local } : {}) }),
     ...chats.map((c) => c.route),
     // The web console acts as any principal: only with the local channel (the server checks its secret).
-    ...(local ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
+    ...(local ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log, views })] : []),
   ]);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
