@@ -14,7 +14,7 @@ import { isJitError } from './core/errors.js';
 import { renderText } from './core/reply.js';
 import type { Logger } from './log.js';
 import type { LocalAuth } from './adapters/local/auth.js';
-import { CHAT_MAX_BODY, HttpError, MAX_BODY, clientAddress, durationParam, escapeHtml, page, refuseDeclaredBody, sendAuditCsv, sendHtml, sendJson } from './http-io.js';
+import { HttpError, MAX_BODY, clientAddress, durationParam, escapeHtml, page, refuseDeclaredBody, sendAuditCsv, sendHtml, sendJson } from './http-io.js';
 
 export * from './http-io.js';
 export { DEFAULT_PRIVACY_TEXT, DEFAULT_TERMS_TEXT, legalPages } from './legal.js';
@@ -45,12 +45,13 @@ export interface ServerDeps {
   limits?: Partial<HttpLimits>;
   /** Told about every request being handled (the drain waits for them). */
   track?: (handling: Promise<void>) => void;
+  /** Body caps of paths that take more than MAX_BODY (the chat platforms' webhooks), by path. */
+  bodyLimits?: ReadonlyMap<string, number>;
 }
 
 /** Extra routes mounted by adapters: return true when the request was handled. */
 export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
 
-const BODY_LIMITS = new Map<string, number>([['/slack/events', CHAT_MAX_BODY], ['/api/messages', CHAT_MAX_BODY]]);
 
 export interface HttpLimits {
   /** The whole request (headers and body) must arrive within this (Node's `requestTimeout`). */
@@ -86,7 +87,7 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     // Every route has a body cap; an announced body over it is refused before anything reads it.
-    refuseDeclaredBody(req, BODY_LIMITS.get(path) ?? MAX_BODY);
+    refuseDeclaredBody(req, deps.bodyLimits?.get(path) ?? MAX_BODY);
 
     // Liveness: the process answers. Redis or a chat platform being down is not a reason to restart it.
     if (req.method === 'GET' && path === '/healthz') {

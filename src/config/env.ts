@@ -6,10 +6,8 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseSource } from '../core/source.js';
 import { azureEnv, checkAzure } from '../adapters/azure/config.js';
-import { CHAT_PLATFORM_CONFIGS } from '../adapters/chat/platforms.js';
+import { CHAT_PLATFORM_CONFIGS, CHAT_PLATFORM_ENV } from '../adapters/chat/platforms.js';
 import { pagerDutyEnv } from '../adapters/pagerduty/config.js';
-import { slackConfig } from '../adapters/slack/config.js';
-import { teamsConfig } from '../adapters/teams/config.js';
 import { bool, durationVar, isLoopback, leadVar, listVar, rate } from './vars.js';
 
 export { isLoopback };
@@ -92,7 +90,7 @@ const coreEnv = {
   JIT_GRAPH_URL: z.url({ message: 'must be the Microsoft Graph URL, e.g. https://graph.microsoft.com' }).default('https://graph.microsoft.com'),
 };
 
-const schema = z.object({ ...coreEnv, ...slackConfig.env, ...teamsConfig.env, ...azureEnv, ...pagerDutyEnv });
+const schema = z.object({ ...coreEnv, ...CHAT_PLATFORM_ENV, ...azureEnv, ...pagerDutyEnv });
 
 export type Config = z.infer<typeof schema>;
 

@@ -59,6 +59,7 @@ const HOME_SEEN_TTL_S = 30 * 86_400;
 
 export class SlackAdapter implements ChatAdapter {
   readonly name = 'slack';
+  readonly webhook = { path: SLACK_PATH, maxBody: CHAT_MAX_BODY };
   readonly auditFeed: { channel?: string; intervalMs: number };
   readonly app: App;
   readonly client: Client;
@@ -216,15 +217,15 @@ export class SlackAdapter implements ChatAdapter {
 
   /** The route for the project's HTTP server. */
   readonly route: Route = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
-    if (url.pathname !== SLACK_PATH) return false;
+    if (url.pathname !== this.webhook.path) return false;
     if (req.method !== 'POST') {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
       return true;
     }
     // Bolt 4 buffers the whole body before it checks the signature. The body is read here instead,
-    // at most CHAT_MAX_BODY bytes (413 beyond, before the signature check), and handed to Bolt as
+    // at most webhook.maxBody (CHAT_MAX_BODY) bytes (413 beyond, before the signature check), and handed to Bolt as
     // already buffered (`rawBody`, which its receiver uses as is).
-    const rawBody = await readRaw(req, CHAT_MAX_BODY);
+    const rawBody = await readRaw(req, this.webhook.maxBody);
     this.receiver.requestListener(Object.assign(req, { rawBody }), res);
     return true;
   };

@@ -88,6 +88,7 @@ const cardActivity = (card: CardJson, summary: string): Partial<Activity> => ({
 
 export class TeamsAdapter implements ChatAdapter {
   readonly name = 'teams';
+  readonly webhook = { path: TEAMS_PATH, maxBody: CHAT_MAX_BODY };
   readonly auditFeed: { channel?: string; intervalMs: number };
   readonly adapter: CloudAdapter;
   private service: JitService | undefined;
@@ -180,7 +181,7 @@ export class TeamsAdapter implements ChatAdapter {
   // ------------------------------------------------------------------ HTTP
 
   readonly route: Route = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
-    if (url.pathname !== TEAMS_PATH) return false;
+    if (url.pathname !== this.webhook.path) return false;
     if (req.method !== 'POST') {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
       return true;
@@ -189,7 +190,7 @@ export class TeamsAdapter implements ChatAdapter {
     if (unauthenticated) refuseForeign(req);
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(await readBody(req, CHAT_MAX_BODY)) as Record<string, unknown>;
+      body = JSON.parse(await readBody(req, this.webhook.maxBody)) as Record<string, unknown>;
     } catch (err) {
       if (err instanceof HttpError) throw err;
       throw new HttpError(400, 'the body must be a Bot Framework activity (JSON)');
