@@ -255,6 +255,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     baseUrl: () => url,
     ...(opts.httpLimits ? { limits: opts.httpLimits } : {}),
     trustedProxies: config.JIT_TRUSTED_PROXIES,
+    bodyLimits: new Map(chats.map((c) => [c.webhook.path, c.webhook.maxBody])),
     health: {
       // Not connected: down at once (a PING would wait in the offline queue until Redis is back).
       redis: async () => redis.status === 'ready' && (await Promise.race([redis.ping(), new Promise((r) => setTimeout(r, 2000).unref())])) === 'PONG',

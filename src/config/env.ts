@@ -6,11 +6,9 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseSource } from '../core/source.js';
 import { azureEnv, checkAzure } from '../adapters/azure/config.js';
-import { CHAT_PLATFORM_CONFIGS } from '../adapters/chat/platforms.js';
+import { CHAT_PLATFORM_CONFIGS, CHAT_PLATFORM_ENV } from '../adapters/chat/platforms.js';
 import { pagerDutyEnv } from '../adapters/pagerduty/config.js';
-import { slackConfig } from '../adapters/slack/config.js';
-import { teamsConfig } from '../adapters/teams/config.js';
-import { bool, durationVar, isLoopback, leadVar, rate } from './vars.js';
+import { bool, durationVar, isLoopback, leadVar, listVar, rate } from './vars.js';
 
 export { isLoopback };
 
@@ -52,20 +50,13 @@ const coreEnv = {
   /** Texts of the /privacy and /terms pages the Teams manifest links to (paragraphs separated by a blank line). */
   JIT_PRIVACY_TEXT: z.string().max(20_000).optional(),
   JIT_TERMS_TEXT: z.string().max(20_000).optional(),
-  JIT_TRUSTED_PROXIES: z
-    .string()
-    .default('')
-    .transform((v, ctx) => {
-      const out: string[] = [];
-      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
-        try {
-          out.push(parseSource(part));
-        } catch {
-          ctx.addIssue({ code: 'custom', message: `"${part}" is not an address or CIDR` });
-        }
-      }
-      return out;
-    }),
+  JIT_TRUSTED_PROXIES: listVar<string>((part) => {
+    try {
+      return { value: parseSource(part) };
+    } catch {
+      return { problem: `"${part}" is not an address or CIDR` };
+    }
+  }),
   /**
    * The local chat channel (CLI / console) acts as any principal, for whoever holds the secret of
    * the run: loopback only; on by default only when no chat platform and no PUBLIC_URL is set.
@@ -84,21 +75,11 @@ const coreEnv = {
    * REST API tokens: `principal=sha256:<hex>` entries, comma-separated. Only the SHA-256 of each
    * token is configured; `npm run api-token -- <principal>` makes one.
    */
-  JIT_API_TOKENS: z
-    .string()
-    .default('')
-    .transform((v, ctx) => {
-      const out: Array<{ principal: string; sha256: string }> = [];
-      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
-        const m = /^([^=\s]+@[^=\s]+)=sha256:([0-9a-f]{64})$/i.exec(part);
-        if (!m) {
-          ctx.addIssue({ code: 'custom', message: `"${part.replace(/=.*/, '=…')}" must be principal=sha256:<64 hex digits> (npm run api-token -- <principal>)` });
-          continue;
-        }
-        out.push({ principal: m[1]!.toLowerCase(), sha256: m[2]!.toLowerCase() });
-      }
-      return out;
-    }),
+  JIT_API_TOKENS: listVar<{ principal: string; sha256: string }>((part) => {
+    const m = /^([^=\s]+@[^=\s]+)=sha256:([0-9a-f]{64})$/i.exec(part);
+    if (!m) return { problem: `"${part.replace(/=.*/, '=…')}" must be principal=sha256:<64 hex digits> (npm run api-token -- <principal>)` };
+    return { value: { principal: m[1]!.toLowerCase(), sha256: m[2]!.toLowerCase() } };
+  }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /**
    * How far V8 lets the server's heap grow past what was live at the last full GC before it
@@ -115,7 +96,7 @@ const coreEnv = {
   JIT_GRAPH_URL: z.url({ message: 'must be the Microsoft Graph URL, e.g. https://graph.microsoft.com' }).default('https://graph.microsoft.com'),
 };
 
-const schema = z.object({ ...coreEnv, ...slackConfig.env, ...teamsConfig.env, ...azureEnv, ...pagerDutyEnv });
+const schema = z.object({ ...coreEnv, ...CHAT_PLATFORM_ENV, ...azureEnv, ...pagerDutyEnv });
 
 export type Config = z.infer<typeof schema>;
 

@@ -17,6 +17,33 @@ export const durationVar = (fallback: string) =>
       }
     });
 
+/**
+ * The variables every chat platform has, named after its prefix: `<P>_AUDIT_INTERVAL` (at most one
+ * audit line per channel per this; default 1 s) and `<P>_USER_CACHE_TTL` (how long a platform user
+ * → principal lookup is trusted; default 10 min).
+ */
+export function chatPlatformVars<P extends string>(prefix: P): Record<`${P}_AUDIT_INTERVAL` | `${P}_USER_CACHE_TTL`, ReturnType<typeof durationVar>> {
+  return { [`${prefix}_AUDIT_INTERVAL`]: durationVar('1s'), [`${prefix}_USER_CACHE_TTL`]: durationVar('10m') } as Record<`${P}_AUDIT_INTERVAL` | `${P}_USER_CACHE_TTL`, ReturnType<typeof durationVar>>;
+}
+
+/**
+ * A comma-separated list, empty by default: `item` reads each entry as a value or answers the
+ * problem with it (each refused entry is reported, naming the variable through loadConfig).
+ */
+export const listVar = <T>(item: (part: string) => { value: T } | { problem: string }) =>
+  z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const out: T[] = [];
+      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+        const got = item(part);
+        if ('problem' in got) ctx.addIssue({ code: 'custom', message: got.problem });
+        else out.push(got.value);
+      }
+      return out;
+    });
+
 /** A duration (also in ms: `500ms`) or `0` (off), at most `maxMs`: how early a revocation may start, and its margin. */
 export const leadVar = (fallback: string, maxMs: number, max: string) =>
   z

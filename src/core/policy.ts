@@ -4,7 +4,6 @@ import { JitError } from './errors.js';
 import { portLabel } from './format.js';
 import { formatDuration } from './duration.js';
 import { ANY, describePrefixes, parseSource, sourceAllowed } from './source.js';
-import { TARGET_NAME_RE } from './validate.js';
 import { DEFAULT_JUSTIFICATION, DEFAULT_REMINDER, type AutoApproveRule, type JustificationRule, type ReminderRule, type RoutingRule } from './workflow.js';
 import type {
   ApprovalRule,
@@ -16,6 +15,9 @@ import type {
   PrincipalRef,
   Target,
 } from './types.js';
+
+export { describePolicy, type PolicyLine } from './policy-describe.js';
+export { withNetworkPolicies, type NetworkPolicies } from './network-policies.js';
 
 export type RoleName = 'JIT Reader' | 'JIT Requester' | 'JIT Approver' | 'JIT Admin';
 export const ROLE_NAMES: readonly RoleName[] = ['JIT Reader', 'JIT Requester', 'JIT Approver', 'JIT Admin'];
@@ -299,109 +301,4 @@ function safeParse(p: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** One line of `policy <vm>`: a setting, its effective value, and where it was set. */
-export interface PolicyLine {
-  key: string;
-  value: string;
-  from: string;
-}
-
-const dur = (ms: number): string => {
-  const h = Math.floor(ms / 3600_000);
-  const m = Math.round((ms % 3600_000) / 60_000);
-  return h && m ? `${h}h${m}m` : h ? `${h}h` : `${m}m`;
-};
-
-/** The effective policy of a target as lines, each with the policy (or default) it comes from. */
-export function describePolicy(policy: EffectivePolicy): PolicyLine[] {
-  const o = policy.origin;
-  const lines: PolicyLine[] = [];
-  for (const r of policy.ports) {
-    const exactly = r.exactSources && !r.allowedSourcePrefixes.includes(ANY) ? 'exactly ' : '';
-    lines.push({ key: `port ${portLabel(r)}`, value: `max ${dur(r.maxDurationMs)}, from ${exactly}${r.allowedSourcePrefixes.map((s) => (s === ANY ? 'any' : s)).join(', ')}`, from: o.ports ?? 'default' });
-  }
-  const a = policy.approval;
-  const approvalValues: Record<string, string> = {
-    required: a.required ? 'yes' : 'no (opens at once)',
-    approvers: a.approvers.length ? a.approvers.join(', ') : 'anyone with JIT Approver or JIT Admin covering the VM',
-    quorum: String(a.quorum),
-    denyQuorum: String(a.denyQuorum),
-    timeoutMs: dur(a.timeoutMs),
-    selfApproval: a.selfApproval ? 'allowed' : 'not allowed',
-  };
-  for (const [k, v] of Object.entries(approvalValues)) lines.push({ key: `approval.${k === 'timeoutMs' ? 'timeout' : k}`, value: v, from: o[`approval.${k}`] ?? 'default' });
-  for (const [k, v] of Object.entries(a)) {
-    if (Object.hasOwn(approvalValues, k) || v === undefined) continue;
-    lines.push({ key: `approval.${k}`, value: typeof v === 'object' ? JSON.stringify(v) : String(v), from: o[`approval.${k}`] ?? 'default' });
-  }
-  const j = policy.justification;
-  lines.push({ key: 'justification', value: j.required ? `required${j.pattern ? ` matching ${j.pattern}` : ''}` : 'optional', from: o['justification.required'] ?? o['justification.pattern'] ?? 'default' });
-  lines.push({ key: 'reminder', value: policy.reminder.beforeMs > 0 ? `${dur(policy.reminder.beforeMs)} before expiry, extend by ${policy.reminder.extendOptionsMs.map(dur).join(' / ') || '—'}` : 'none', from: o['reminder.beforeMs'] ?? 'default' });
-  lines.push({ key: 'autoApprove', value: policy.autoApprove.length ? policy.autoApprove.map((r) => r.name).join(', ') : 'none', from: o.autoApprove ?? 'default' });
-  if (policy.routing.length) lines.push({ key: 'routing', value: policy.routing.map((r) => r.name).join(', '), from: o.routing ?? 'default' });
-  for (const [platform, c] of Object.entries(policy.channels).sort(([a], [b]) => a.localeCompare(b))) {
-    for (const [kind, where] of Object.entries(c)) lines.push({ key: `channels.${platform}.${kind}`, value: String(where), from: o[`channels.${platform}.${kind}`] ?? 'default' });
-  }
-  lines.push({ key: 'timeZone', value: policy.timeZone, from: o.timeZone ?? 'default' });
-  if (policy.target.enforce) lines.push({ key: 'enforce', value: 'yes (deny rules written at start)', from: 'target' });
-  return lines;
-}
-
-/**
- * Targets and port rules that a network provider defines itself (Defender for Cloud's JIT
- * policies): the provider's ports, maximum durations and sources are the truth for these VMs; the
- * policy file adds who may request and who approves.
- */
-export interface NetworkPolicies {
-  /** Who defines them, for origins and messages (`defender`). */
-  source: string;
-  targets: Array<{
-    target: Target;
-    ports: PortRule[];
-    /** The provider's policy, e.g. `prod/default` (shown as the origin of the ports). */
-    policy: string;
-  }>;
-}
-
-/**
- * The policy file's book with a network provider's targets and ports merged in. Each imported VM
- * becomes a target (unless the file names it already: the file's target keeps its name, address and
- * user) and gets a policy at the VM's own scope that sets only its ports, so it overrides any
- * ports the file sets above it while approvals, channels and the rest still come from the file.
- * Returns notes on what could not be merged.
- */
-export function withNetworkPolicies(file: PolicyBook, net: NetworkPolicies | undefined): { book: PolicyBook; notes: string[] } {
-  if (!net) return { book: file, notes: [] };
-  const notes: string[] = [];
-  const targets: Record<string, Target> = { ...file.targets };
-  const byId = new Map(Object.values(file.targets).map((t) => [normalizeScope(t.id), t]));
-  const policies: PolicyDef[] = [...file.policies];
-  for (const { target, ports, policy } of net.targets) {
-    const known = byId.get(normalizeScope(target.id));
-    let merged: Target;
-    if (known) merged = known;
-    else {
-      const name = target.name.toLowerCase();
-      if (!TARGET_NAME_RE.test(name)) {
-        notes.push(`${target.id}: the VM name "${target.name}" cannot be typed in chat; name it under targets in the policy file`);
-        continue;
-      }
-      const clash = own(targets, name);
-      if (clash) {
-        notes.push(`${target.id}: the policy file's target "${name}" is another VM (${clash.id}); name this one under targets in the policy file`);
-        continue;
-      }
-      merged = { ...target, name };
-      targets[name] = merged;
-      byId.set(normalizeScope(target.id), merged);
-    }
-    if (ports.length === 0) {
-      notes.push(`${merged.name}: ${net.source} policy ${policy} opens no port of it`);
-      continue;
-    }
-    policies.push({ name: `${net.source}:${policy}`, scope: normalizeScope(merged.id), ports });
-  }
-  return { book: { ...file, targets, policies }, notes };
 }

@@ -91,6 +91,11 @@ function event(req: AccessRequest, action: AuditAction, actor: string, now: numb
   return { time: now, actor, action, requestId: req.id, target: req.target, details };
 }
 
+/** The details of a `grant.extended` event: the expiry before and after, and what was added. */
+function extendedBy(previous: number, expiresAt: number): { from: string; to: string; added: string } {
+  return { from: new Date(previous).toISOString(), to: new Date(expiresAt).toISOString(), added: formatDuration(expiresAt - previous) };
+}
+
 export function applyTransition(req: AccessRequest, t: Transition, now: number): TransitionResult {
   if (!canTransition(req.status, t.type)) {
     const code = req.status !== 'pending' && (t.type === 'approve' || t.type === 'deny') ? 'already_decided' : 'invalid_transition';
@@ -198,12 +203,7 @@ export function applyTransition(req: AccessRequest, t: Transition, now: number):
       return {
         next: { ...rest, expiresAt: t.expiresAt },
         events: [
-          event(req, 'grant.extended', t.by, now, {
-            from: new Date(previous).toISOString(),
-            to: new Date(t.expiresAt).toISOString(),
-            added: formatDuration(t.expiresAt - previous),
-            ...(t.rule ? { rule: t.rule } : {}),
-          }),
+          event(req, 'grant.extended', t.by, now, { ...extendedBy(previous, t.expiresAt), ...(t.rule ? { rule: t.rule } : {}) }),
         ],
       };
     }
@@ -252,9 +252,7 @@ export function applyTransition(req: AccessRequest, t: Transition, now: number):
         next: { ...rest, expiresAt: t.expiresAt },
         events: [
           event(req, 'grant.extended', t.by, now, {
-            from: new Date(previous).toISOString(),
-            to: new Date(t.expiresAt).toISOString(),
-            added: formatDuration(t.expiresAt - previous),
+            ...extendedBy(previous, t.expiresAt),
             requestedBy: ext.by,
             approvers: decisions.map((d) => d.by).join(','),
           }),

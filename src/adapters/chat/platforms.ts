@@ -43,6 +43,11 @@ export interface ChatPlatformConfig<E> {
 /** The platforms of this build, in the order their checks and endpoints come. */
 export const CHAT_PLATFORM_CONFIGS = [slackConfig, teamsConfig] as const;
 
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+/** Every platform's variables as one shape, spread into the schema loadConfig validates (config/env.ts). */
+export type ChatPlatformEnv = UnionToIntersection<(typeof CHAT_PLATFORM_CONFIGS)[number]['env']>;
+export const CHAT_PLATFORM_ENV = Object.assign({}, ...CHAT_PLATFORM_CONFIGS.map((c) => c.env)) as ChatPlatformEnv;
+
 /**
  * Their names are the keys the policy file takes for them (`principals.<p>.<platform>`,
  * `channels.<platform>`, a routing entry's `<platform>:`), the `platform` label of the chat
@@ -54,6 +59,8 @@ export const CHAT_PLATFORMS: readonly string[] = CHAT_PLATFORM_CONFIGS.map((c) =
 export interface ChatAdapter extends ChatPlatform {
   /** Its endpoint on the one HTTP server (commands, clicks, events). */
   readonly route: Route;
+  /** Its endpoint's path and body cap in bytes (an announced larger body is refused, 413, before any route runs; other paths: MAX_BODY). */
+  readonly webhook: { path: string; maxBody: number };
   /** Hands it the use cases its commands and clicks run (once the service exists), and the form and home views. */
   bind(service: JitService, views?: ChatViews): void;
 }

@@ -13,7 +13,7 @@
 // while a timer runs keeps the new time; cancelling drops both.
 import type { Redis } from 'ioredis';
 import type { JobOutcome } from '../../app/ports.js';
-import { defineScript, type ScriptCall } from '../redis/store.js';
+import { defineScript, type ScriptCall } from '../redis/scripts.js';
 
 export interface TimerOptions {
   /** The longest wait between two polls (ms). */

@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import type { AuditEvent } from '../../core/types.js';
 import type { AuditLog, AuditQuery, AuditScope } from '../../app/ports.js';
-import { LUA_DRAIN_ZSET, LUA_RECORD, auditTargetKey, decodeAuditEntry, defineScript, encodeAuditEvent, type ScriptCall } from './store.js';
+import { LUA_DRAIN_ZSET, LUA_RECORD, auditTargetKey, decodeAuditEntry, defineScript, encodeAuditEvent, type ScriptCall } from './scripts.js';
 import { decodeHead } from './request-codec.js';
 
 /**

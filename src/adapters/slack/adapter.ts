@@ -3,7 +3,7 @@
 // (chat.update) and DMs in Block Kit, for the shared notifier. Bolt's HTTPReceiver checks every request's v0 signature
 // and timestamp; it is mounted on the project's one HTTP server at POST /slack/events. Every
 // request must also come from the workspace (or Enterprise Grid org) the bot token belongs to
-// (auth.test), else it is refused before any listener runs.
+// (auth.test), else it is refused before any listener runs. The listeners are in listeners.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { App, HTTPReceiver, webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
@@ -13,18 +13,17 @@ import type { JitService } from '../../app/service.js';
 import type { ChatViews } from '../../app/views.js';
 import { isJitError } from '../../core/errors.js';
 import type { PolicyBook } from '../../core/policy.js';
-import { REQUEST_ID_RE } from '../../core/ids.js';
 import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
-import { ACTIONS, DENY_MODAL, auditLine, denyModal, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
+import { auditLine, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
 import { PERMANENT, boltLogger, slackError, usersApiOf, webClientOptions } from './client.js';
 import { SlackDirectory, UnresolvedUserError, type SlackUsersApi } from './directory.js';
 import { SlackForms } from './forms.js';
-import { FORM_MODAL } from './views.js';
+import { fail, registerListeners } from './listeners.js';
 import { SlackUserGroups } from './usergroups.js';
-import { foreignWorkspace, refuseForeign, workspaceOf, type SlackWorkspace } from './workspace.js';
+import { foreignWorkspace, workspaceOf, type SlackWorkspace } from './workspace.js';
 
 export { foreignWorkspace, type SlackWorkspace };
 
@@ -58,10 +57,9 @@ const SEEN_TTL_S = 3600;
 /** How long an opened App Home is kept current after its last opening. */
 const HOME_SEEN_TTL_S = 30 * 86_400;
 
-const fail = (message: string): SlackMessage => replyMessage({ kind: 'info', message: `✗ ${message}` });
-
 export class SlackAdapter implements ChatAdapter {
   readonly name = 'slack';
+  readonly webhook = { path: SLACK_PATH, maxBody: CHAT_MAX_BODY };
   readonly auditFeed: { channel?: string; intervalMs: number };
   readonly app: App;
   readonly client: Client;
@@ -122,7 +120,19 @@ export class SlackAdapter implements ChatAdapter {
         return (await deps.redis.exists(key)) === 1;
       },
     });
-    this.register();
+    registerListeners({
+      app: this.app,
+      client: this.client,
+      log,
+      directory: this.directory,
+      forms: this.forms,
+      svc: () => this.svc(),
+      installed: () => this.installed(),
+      firstTime: (kind, key) => this.firstTime(kind, key),
+      respondSafely: (send, m) => this.respondSafely(send, m),
+      errorMessage: (err) => this.errorMessage(err),
+      call: (p) => this.call(p),
+    });
     this.forms.register();
   }
 
@@ -207,15 +217,15 @@ export class SlackAdapter implements ChatAdapter {
 
   /** The route for the project's HTTP server. */
   readonly route: Route = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
-    if (url.pathname !== SLACK_PATH) return false;
+    if (url.pathname !== this.webhook.path) return false;
     if (req.method !== 'POST') {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
       return true;
     }
     // Bolt 4 buffers the whole body before it checks the signature. The body is read here instead,
-    // at most CHAT_MAX_BODY bytes (413 beyond, before the signature check), and handed to Bolt as
+    // at most webhook.maxBody (CHAT_MAX_BODY) bytes (413 beyond, before the signature check), and handed to Bolt as
     // already buffered (`rawBody`, which its receiver uses as is).
-    const rawBody = await readRaw(req, CHAT_MAX_BODY);
+    const rawBody = await readRaw(req, this.webhook.maxBody);
     this.receiver.requestListener(Object.assign(req, { rawBody }), res);
     return true;
   };
@@ -234,132 +244,6 @@ export class SlackAdapter implements ChatAdapter {
     if (!key) return true;
     const ok = await this.deps.redis.set(`${this.deps.prefix}:slack:seen:${kind}:${key}`, '1', 'EX', SEEN_TTL_S, 'NX');
     return ok === 'OK';
-  }
-
-  // ------------------------------------------------------------------ incoming
-
-  private register(): void {
-    const { log } = this.deps;
-
-    // Before any listener: the request must come from the installed workspace (workspace.ts).
-    this.app.use(refuseForeign(() => this.installed(), log, { [DENY_MODAL]: 'reason', [FORM_MODAL]: 'target' }));
-
-    this.app.command('/jit', async ({ command, ack, respond, context }) => {
-      await ack();
-      if (!(await this.firstTime('cmd', command.trigger_id))) {
-        log.info('slack: repeated slash command ignored', { retry: context.retryNum ?? 0 });
-        return;
-      }
-      let message: SlackMessage;
-      // `/jit` alone opens the request form (a modal); someone who may request nothing is told why instead.
-      if (!command.text.trim() && this.forms.enabled) {
-        try {
-          await this.forms.open(command.user_id, command.trigger_id, command.channel_id, async (reason) => {
-            await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), fail(reason));
-          });
-        } catch (err) {
-          await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), this.errorMessage(err));
-        }
-        return;
-      }
-      try {
-        const who = await this.directory.resolve(command.user_id);
-        const reply = await this.svc().execute(who.principal, command.text, {
-          channel: 'slack',
-          replyTo: command.channel_id,
-          ...(who.timeZone ? { timeZone: who.timeZone } : {}),
-        });
-        message = replyMessage(reply);
-      } catch (err) {
-        message = this.errorMessage(err);
-      }
-      await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), message);
-    });
-
-    /**
-     * Every button: ack at once, drop replays (trigger_id seen), read the button value (`parse`
-     * answers a string to refuse it), resolve the clicker from the verified payload (nothing in
-     * the value names a person), answer privately.
-     */
-    const onClick =
-      <T>(parse: (value: string) => T | string, handle: (principal: PrincipalId, value: T, triggerId: string) => Promise<SlackMessage | void>) =>
-      async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond?: (m: object) => Promise<unknown> }) => {
-        await args.ack();
-        const body = args.body as { user: { id: string }; trigger_id?: string; container?: { type?: string }; view?: { type?: string } };
-        // A button in a message answers there (response_url); one on the App Home or in a modal has
-        // no response_url: a refusal arrives by DM, a success shows on the home, drawn again.
-        const respond = args.respond;
-        const fromView = !respond;
-        const say = async (m: SlackMessage, failed = true): Promise<void> => {
-          if (respond) return this.respondSafely((x) => respond({ response_type: 'ephemeral', replace_original: false, ...x }), m);
-          if (!failed) return;
-          await this.call(this.client.chat.postMessage({ channel: body.user.id, text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false })).catch((err: unknown) =>
-            log.warn('slack: answer to a click on a view not sent', { err }),
-          );
-        };
-        if (!(await this.firstTime('act', body.trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
-        const value = parse((args.action as { value?: string }).value ?? '');
-        if (typeof value === 'string') return void (await say(fail(value)));
-        try {
-          const who = await this.directory.resolve(body.user.id);
-          const m = await handle(who.principal, value, body.trigger_id ?? '');
-          if (m) await say(m, false);
-          if (fromView && body.view?.type === 'home') await this.forms.publish(body.user.id, who.principal).catch((err: unknown) => log.warn('slack: home not published', { err }));
-        } catch (err) {
-          await say(this.errorMessage(err));
-        }
-      };
-    const requestId = (v: string) => (REQUEST_ID_RE.test(v) ? { id: v } : 'this button does not name a request; nothing changed');
-    const decision = (decision: 'approve' | 'deny', scope: 'request' | 'extension') =>
-      onClick(requestId, async (principal, { id }, triggerId) => {
-        if (decision === 'approve') return replyMessage(await this.svc().decide(principal, id, 'approve', undefined, scope));
-        // Deny asks for a reason first; the clicker is checked before the dialog opens.
-        await this.svc().checkDecide(principal, id, 'deny', scope);
-        const req = await this.svc().get(id);
-        await this.client.views.open({ trigger_id: triggerId, view: denyModal(id, scope, req?.target ?? '') });
-      });
-    this.app.action(ACTIONS.approve, decision('approve', 'request'));
-    this.app.action(ACTIONS.deny, decision('deny', 'request'));
-    this.app.action(ACTIONS.extApprove, decision('approve', 'extension'));
-    this.app.action(ACTIONS.extDeny, decision('deny', 'extension'));
-    this.app.action(ACTIONS.revoke, onClick(requestId, async (principal, { id }) => replyMessage(await this.svc().revoke(principal, id))));
-    this.app.action(
-      new RegExp(`^${ACTIONS.extend}_\\d+$`),
-      onClick(
-        (v) => {
-          const [id = '', ms = '', ...rest] = v.split(':');
-          return REQUEST_ID_RE.test(id) && /^\d{1,9}$/.test(ms) && rest.length === 0 ? { id, addMs: Number(ms) } : 'this button does not name an extension; nothing changed';
-        },
-        async (principal, { id, addMs }) => replyMessage(await this.svc().extend(principal, id, addMs)),
-      ),
-    );
-
-    this.app.view(DENY_MODAL, async ({ ack, body, view }) => {
-      let meta: { requestId?: unknown; scope?: unknown } = {};
-      try {
-        meta = JSON.parse(view.private_metadata) as typeof meta;
-      } catch {
-        /* handled below */
-      }
-      const id = typeof meta.requestId === 'string' ? meta.requestId : '';
-      const scope = meta.scope === 'extension' ? 'extension' : 'request';
-      const reason = view.state.values.reason?.reason?.value?.trim() || undefined;
-      if (!REQUEST_ID_RE.test(id)) {
-        await ack({ response_action: 'errors', errors: { reason: 'This dialog does not name a request; nothing changed.' } });
-        return;
-      }
-      try {
-        const who = await this.directory.resolve(body.user.id);
-        await this.svc().decide(who.principal, id, 'deny', reason, scope);
-        await ack();
-      } catch (err) {
-        await ack({ response_action: 'errors', errors: { reason: this.errorMessage(err).text.slice(0, 150) } });
-      }
-    });
-
-    this.app.error(async (err) => {
-      log.error('slack: listener failed', { err });
-    });
   }
 
   /** Answers through response_url; if Slack refuses the blocks, the same answer as text only. */

@@ -127,6 +127,15 @@ const button = (b: { action_id: string; text: string; value: string; style?: 'pr
   ...(b.style ? { style: b.style } : {}),
 });
 
+/** An approval card's Approve / Deny buttons (each carrying the request id). */
+function decideButtons(blockId: string, approve: { action_id: string; text: string }, denyAction: string, id: string): Block {
+  return {
+    type: 'actions',
+    block_id: blockId,
+    elements: [button({ ...approve, style: 'primary', value: id }), button({ action_id: denyAction, text: 'Deny', style: 'danger', value: id })],
+  };
+}
+
 /**
  * The approval card for a request, in its current state: buttons only while it is pending.
  * The same function renders the first post and every `chat.update`, so all copies agree.
@@ -145,14 +154,7 @@ export function approvalCard(r: AccessRequest, opts: CardOptions): SlackMessage 
   if (r.escalatedAt) head.push(escalatedLine(r.escalatedAt, opts.escalatedTo ?? [], STYLE));
   blocks.push(stateContext(head, r.decisions, r.status !== 'pending' ? [outcomeLine(r, STYLE).text] : []));
   if (r.status === 'pending') {
-    blocks.push({
-      type: 'actions',
-      block_id: 'jit_decide',
-      elements: [
-        button({ action_id: ACTIONS.approve, text: 'Approve', style: 'primary', value: r.id }),
-        button({ action_id: ACTIONS.deny, text: 'Deny', style: 'danger', value: r.id }),
-      ],
-    });
+    blocks.push(decideButtons('jit_decide', { action_id: ACTIONS.approve, text: 'Approve' }, ACTIONS.deny, r.id));
   }
   return { text: esc(cardText(r, 'request', opts.quorum)), blocks };
 }
@@ -171,14 +173,7 @@ export function extensionCard(r: AccessRequest, opts: CardOptions, outcome?: 'ap
     blocks.push(stateContext([extensionOutcomeLine(r, outcome, STYLE).text], [], []));
   }
   if (ext && r.status === 'active') {
-    blocks.push({
-      type: 'actions',
-      block_id: 'jit_decide_ext',
-      elements: [
-        button({ action_id: ACTIONS.extApprove, text: 'Approve extension', style: 'primary', value: r.id }),
-        button({ action_id: ACTIONS.extDeny, text: 'Deny', style: 'danger', value: r.id }),
-      ],
-    });
+    blocks.push(decideButtons('jit_decide_ext', { action_id: ACTIONS.extApprove, text: 'Approve extension' }, ACTIONS.extDeny, r.id));
   }
   return { text: esc(cardText(r, 'extension', opts.quorum, outcome)), blocks };
 }

@@ -1,7 +1,7 @@
 // Slack's part of the configuration: its variables, their checks, and the factory bootstrap calls
 // when they are set. The SDK (Bolt) loads only then: this file imports none of it.
 import { z } from 'zod';
-import { durationVar, type EnvOf } from '../../config/vars.js';
+import { chatPlatformVars, type EnvOf } from '../../config/vars.js';
 import type { ChatAdapterDeps, ChatPlatformConfig } from '../chat/platforms.js';
 import type { SlackAdapter } from './adapter.js';
 
@@ -10,8 +10,7 @@ const env = {
   SLACK_BOT_TOKEN: z.string().regex(/^xox[bp]-/, 'must be a bot token (xoxb-…) from the app\'s OAuth & Permissions page').optional(),
   SLACK_API_URL: z.url({ message: 'must be the Web API base URL, e.g. https://slack.com/api/' }).optional(),
   SLACK_AUDIT_CHANNEL: z.string().regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a channel id such as C0123ABCD (not a #name)').optional(),
-  SLACK_AUDIT_INTERVAL: durationVar('1s'),
-  SLACK_USER_CACHE_TTL: durationVar('10m'),
+  ...chatPlatformVars('SLACK'),
 };
 export type SlackEnv = EnvOf<typeof env>;
 

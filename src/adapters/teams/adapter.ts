@@ -6,7 +6,8 @@
 // authenticated (JWT) by the CloudAdapter whenever an app id is set, and only tokens the Bot
 // Framework channel service issued are accepted (not the emulator / skill tokens botbuilder also
 // accepts: the bot's own credentials can mint those; auth.ts). Activities from a tenant outside
-// the allow-list are refused before anything is read or stored.
+// the allow-list are refused before anything is read or stored. Conversation references, members
+// and who a sender is: conversations.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ActivityTypes,
@@ -14,7 +15,6 @@ import {
   CloudAdapter,
   ConfigurationBotFrameworkAuthentication,
   ConfigurationServiceClientCredentialFactory,
-  TeamsInfo,
   TurnContext,
   type Activity,
   type ConversationReference,
@@ -37,6 +37,7 @@ import { runCardAction, type CardView } from '../chat/card-actions.js';
 import { TeamsHomes } from './home.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { channelTokensOnly, sameService, tenantOf, type TeamsAuthOverrides } from './auth.js';
+import { TeamsConversations } from './conversations.js';
 import { COLORS, activeCard, auditLine, cardOf, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
 
 export const TEAMS_PATH = '/api/messages';
@@ -76,7 +77,6 @@ interface Posted {
   activityId: string;
 }
 
-const REF_TTL_S = 365 * 86_400;
 const INVOKE_CARD = 'application/vnd.microsoft.card.adaptive';
 const INVOKE_MESSAGE = 'application/vnd.microsoft.activity.message';
 
@@ -88,12 +88,13 @@ const cardActivity = (card: CardJson, summary: string): Partial<Activity> => ({
 
 export class TeamsAdapter implements ChatAdapter {
   readonly name = 'teams';
+  readonly webhook = { path: TEAMS_PATH, maxBody: CHAT_MAX_BODY };
   readonly auditFeed: { channel?: string; intervalMs: number };
   readonly adapter: CloudAdapter;
   private service: JitService | undefined;
   private views: ChatViews | undefined;
   private readonly homes: TeamsHomes;
-  private identities = new Map<string, { principal: PrincipalId; until: number }>();
+  private readonly conversations: TeamsConversations;
 
   constructor(private readonly deps: TeamsDeps) {
     const { settings, log } = deps;
@@ -109,12 +110,13 @@ export class TeamsAdapter implements ChatAdapter {
     this.adapter = new CloudAdapter(
       new ConfigurationBotFrameworkAuthentication(auth, deps.auth?.credentialsFactory ?? new ConfigurationServiceClientCredentialFactory(auth), channelTokensOnly(issuer)),
     );
+    this.conversations = new TeamsConversations({ redis: deps.redis, key: (...parts) => this.key(...parts), settings, book: () => this.book() });
     this.homes = new TeamsHomes({
       redis: deps.redis,
       key: (...parts) => this.key(...parts),
       proactive: (ref, fn) => this.call(this.proactive(ref, fn)),
       log: deps.log,
-      principalOf: (context) => this.principalOf(context),
+      principalOf: (context) => this.conversations.principalOf(context),
       host: () =>
         this.views && {
           service: this.svc(),
@@ -122,7 +124,7 @@ export class TeamsAdapter implements ChatAdapter {
           platform: 'teams',
           view: async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome)),
           log: (msg, fields) => this.deps.log.error(`teams: ${msg}`, fields),
-          refreshUserIds: (principal) => this.memberIds([principal]),
+          refreshUserIds: (principal) => this.conversations.memberIds([principal]),
         },
     });
     this.adapter.onTurnError = async (context, error) => {
@@ -179,7 +181,7 @@ export class TeamsAdapter implements ChatAdapter {
   // ------------------------------------------------------------------ HTTP
 
   readonly route: Route = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
-    if (url.pathname !== TEAMS_PATH) return false;
+    if (url.pathname !== this.webhook.path) return false;
     if (req.method !== 'POST') {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('POST only');
       return true;
@@ -188,7 +190,7 @@ export class TeamsAdapter implements ChatAdapter {
     if (unauthenticated) refuseForeign(req);
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(await readBody(req, CHAT_MAX_BODY)) as Record<string, unknown>;
+      body = JSON.parse(await readBody(req, this.webhook.maxBody)) as Record<string, unknown>;
     } catch (err) {
       if (err instanceof HttpError) throw err;
       throw new HttpError(400, 'the body must be a Bot Framework activity (JSON)');
@@ -212,7 +214,7 @@ export class TeamsAdapter implements ChatAdapter {
   private async onTurn(context: TurnContext): Promise<void> {
     const a = context.activity;
     if (!this.tenantAllowed(a)) return this.refuseTenant(context);
-    await this.remember(context);
+    await this.conversations.remember(context);
     if (a.type === ActivityTypes.Message) return this.onMessage(context);
     if (a.type === ActivityTypes.Invoke && a.name === 'adaptiveCard/action') return this.onAction(context);
     if (a.type === ActivityTypes.ConversationUpdate) return this.homes.onInstall(context); // references were stored above
@@ -238,47 +240,6 @@ export class TeamsAdapter implements ChatAdapter {
     }
   }
 
-  /** Stores the conversation reference (for proactive messages) and the member's Teams id. */
-  private async remember(context: TurnContext): Promise<void> {
-    const a = context.activity;
-    const ref = TurnContext.getConversationReference(a);
-    const convType = a.conversation?.conversationType;
-    const multi = this.deps.redis.multi();
-    if (a.conversation?.id) multi.set(this.key('ref', 'conv', a.conversation.id), JSON.stringify(ref), 'EX', REF_TTL_S);
-    const principal = a.from?.aadObjectId ? await this.principalOf(context).catch(() => null) : null;
-    if (principal && a.from?.id) {
-      multi.set(this.key('member', principal), JSON.stringify({ id: a.from.id, aad: a.from.aadObjectId }), 'EX', REF_TTL_S);
-      if (convType === 'personal') multi.set(this.key('ref', 'user', principal), JSON.stringify(ref), 'EX', REF_TTL_S);
-    }
-    await multi.exec();
-  }
-
-  /** The principal behind the authenticated activity's sender (AAD object id; never card data). */
-  private async principalOf(context: TurnContext): Promise<PrincipalId> {
-    const from = context.activity.from;
-    const aad = from?.aadObjectId;
-    if (!aad) throw new Error('this Teams activity has no AAD object id; jit-bot answers only users of your tenant');
-    const principals = this.book().principals;
-    for (const [principal, info] of Object.entries(principals)) if (info.teams && info.teams.toLowerCase() === aad.toLowerCase()) return principal;
-    // A principal pinned to a Teams account (`teams: <AAD object id>`) is that account only.
-    const pinnedElsewhere = (upn: string) => {
-      const pin = principals[upn]?.teams;
-      return pin !== undefined && pin.toLowerCase() !== aad.toLowerCase();
-    };
-    const hit = this.identities.get(aad);
-    if (hit && hit.until > Date.now() && !pinnedElsewhere(hit.principal)) return hit.principal;
-    const member = await TeamsInfo.getMember(context, from.id);
-    const upn = (member.userPrincipalName ?? member.email ?? '').trim().toLowerCase();
-    if (!upn.includes('@')) {
-      throw new Error(`your Teams account (${aad}) has no UPN or email jit-bot can use; ask a JIT Admin to add "teams: ${aad}" to your entry under principals in the policy file`);
-    }
-    if (pinnedElsewhere(upn)) {
-      throw new Error(`${upn} is mapped to another Teams account under principals in the policy file, so your Teams account (${aad}) cannot act as ${upn}`);
-    }
-    this.identities.set(aad, { principal: upn, until: Date.now() + this.deps.settings.userCacheTtlMs });
-    return upn;
-  }
-
   private async onMessage(context: TurnContext): Promise<void> {
     const a = context.activity;
     // Bot Framework may redeliver an activity it thinks timed out: handle each id once.
@@ -286,7 +247,7 @@ export class TeamsAdapter implements ChatAdapter {
     const text = TurnContext.removeRecipientMention(a).replace(/<[^>]+>/g, ' ').replace(/&nbsp;/g, ' ').trim().replace(/^jit\s+/i, '');
     let card: CardJson;
     try {
-      const principal = await this.principalOf(context);
+      const principal = await this.conversations.principalOf(context);
       if (await this.homes.onMessage(context, principal, text)) return;
       const reply = await this.svc().execute(principal, text || 'help', {
         channel: 'teams',
@@ -318,7 +279,7 @@ export class TeamsAdapter implements ChatAdapter {
     const show = (card: CardJson) => answer({ statusCode: 200, type: INVOKE_CARD, value: card });
     let principal: PrincipalId;
     try {
-      principal = await this.principalOf(context);
+      principal = await this.conversations.principalOf(context);
     } catch (err) {
       return say(`✗ ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -333,36 +294,10 @@ export class TeamsAdapter implements ChatAdapter {
 
   /** An approval card as Teams shows it: deciders who talked to the bot get a refreshed view with buttons. */
   private async render(card: ApprovalCard): Promise<CardJson> {
-    return cardOf(card, await this.memberIds(card.deciders));
-  }
-
-  /** Teams user ids (29:…) of these principals, as far as they have talked to the bot. */
-  private async memberIds(principals: PrincipalId[]): Promise<string[]> {
-    if (principals.length === 0) return [];
-    const raw = await this.deps.redis.mget(...principals.map((p) => this.key('member', p)));
-    return raw.flatMap((v) => (v ? [(JSON.parse(v) as { id: string }).id] : []));
+    return cardOf(card, await this.conversations.memberIds(card.deciders));
   }
 
   // ------------------------------------------------------------------ outgoing
-
-  private channelRef(channelId: string): Partial<ConversationReference> {
-    return {
-      channelId: 'msteams',
-      serviceUrl: this.deps.settings.serviceUrl,
-      conversation: { id: channelId, isGroup: true, conversationType: 'channel', name: '', ...(this.deps.settings.tenantId ? { tenantId: this.deps.settings.tenantId } : {}) },
-      bot: { id: this.deps.settings.appId || 'jit-bot', name: 'jit-bot' },
-    };
-  }
-
-  private async refFor(conversationId: string): Promise<Partial<ConversationReference>> {
-    const raw = await this.deps.redis.get(this.key('ref', 'conv', conversationId));
-    return raw ? (JSON.parse(raw) as Partial<ConversationReference>) : this.channelRef(conversationId);
-  }
-
-  private async userRef(principal: PrincipalId): Promise<Partial<ConversationReference> | null> {
-    const raw = await this.deps.redis.get(this.key('ref', 'user', principal));
-    return raw ? (JSON.parse(raw) as Partial<ConversationReference>) : null;
-  }
 
   /**
    * Runs `fn` in a proactive turn of the conversation and fails with its error (the adapter would
@@ -389,11 +324,11 @@ export class TeamsAdapter implements ChatAdapter {
 
   /** A principal's 1:1 chat with the bot (kept when they installed the app or wrote to it). */
   async recipient(principal: PrincipalId): Promise<string | null> {
-    return (await this.userRef(principal))?.conversation?.id ?? null;
+    return (await this.conversations.userRef(principal))?.conversation?.id ?? null;
   }
 
   async post(to: Destination, m: ChatMessage): Promise<string> {
-    const ref = to.kind === 'dm' ? await this.userRef(to.principal) : await this.refFor(to.id);
+    const ref = to.kind === 'dm' ? await this.conversations.userRef(to.principal) : await this.conversations.refFor(to.id);
     if (!ref) throw new Error(`teams: no conversation with ${to.id}`);
     const activityId = await this.call(this.sendTo(ref, await this.activity(m)));
     return activityId ? JSON.stringify({ ref, activityId } satisfies Posted) : '';
@@ -410,7 +345,7 @@ export class TeamsAdapter implements ChatAdapter {
   }
 
   async postText(channel: string, text: string): Promise<void> {
-    await this.call(this.sendTo(this.channelRef(channel), { type: ActivityTypes.Message, text, textFormat: 'markdown' }));
+    await this.call(this.sendTo(this.conversations.channelRef(channel), { type: ActivityTypes.Message, text, textFormat: 'markdown' }));
   }
 
   /** A message as a Teams activity: an Adaptive Card with a preview line, or markdown text for a card's stand-in. */

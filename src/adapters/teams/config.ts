@@ -1,7 +1,7 @@
 // Teams' part of the configuration: its variables, their checks, and the factory bootstrap calls
 // when they are set. botbuilder loads only then: this file imports none of it.
 import { z } from 'zod';
-import { bool, durationVar, GUID_RE, isLoopback, isLoopbackUrl, type EnvOf, type SharedEnv } from '../../config/vars.js';
+import { bool, chatPlatformVars, GUID_RE, listVar, isLoopback, isLoopbackUrl, type EnvOf, type SharedEnv } from '../../config/vars.js';
 import type { ChatAdapterDeps, ChatPlatformConfig } from '../chat/platforms.js';
 import type { TeamsAdapter } from './adapter.js';
 
@@ -18,23 +18,12 @@ const env = {
    * Tenant ids whose Teams users the bot answers, comma-separated. Default: MICROSOFT_APP_TENANT_ID
    * (the bot's own tenant); a MultiTenant bot without either is refused at start.
    */
-  TEAMS_ALLOWED_TENANTS: z
-    .string()
-    .default('')
-    .transform((v, ctx) => {
-      const out: string[] = [];
-      for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
-        if (GUID_RE.test(part)) out.push(part.toLowerCase());
-        else ctx.addIssue({ code: 'custom', message: `"${part}" is not a tenant id (a GUID)` });
-      }
-      return out;
-    }),
+  TEAMS_ALLOWED_TENANTS: listVar<string>((part) => (GUID_RE.test(part) ? { value: part.toLowerCase() } : { problem: `"${part}" is not a tenant id (a GUID)` })),
   TEAMS_ALLOW_UNAUTHENTICATED: bool(false),
   TEAMS_SERVICE_URL: z.url({ message: 'must be the Bot Connector URL, e.g. https://smba.trafficmanager.net/teams/' }).default('https://smba.trafficmanager.net/teams/'),
   TEAMS_AUDIT_CHANNEL: z.string().min(1).optional(),
-  TEAMS_AUDIT_INTERVAL: durationVar('1s'),
-  /** How long a Teams user (AAD object id) → principal lookup is trusted. */
-  TEAMS_USER_CACHE_TTL: durationVar('10m'),
+  /** TEAMS_AUDIT_INTERVAL, TEAMS_USER_CACHE_TTL (a Teams user's AAD object id → principal). */
+  ...chatPlatformVars('TEAMS'),
 };
 export type TeamsEnv = EnvOf<typeof env>;
 
