@@ -15,10 +15,12 @@ import { VERBS } from '../chat/verbs.js';
 export type CardJson = Record<string, unknown>;
 
 // Loaded untyped: the package's typings pull in adaptivecards' TypeScript sources, which do not
-// compile under this project's strict ESM settings. The runtime API used is one class.
-const ACData = createRequire(import.meta.url)('adaptivecards-templating') as {
-  Template: new (json: unknown) => { expand(context: { $root: unknown }): unknown };
-};
+// compile under this project's strict ESM settings. The runtime API used is one class. Loaded on
+// the first card, not at start: with its expression engine it is a quarter of the server's start-up
+// CPU (docs/benchmarks.md, start-up).
+type Templating = { Template: new (json: unknown) => { expand(context: { $root: unknown }): unknown } };
+let templating: Templating | undefined;
+const ACData = (): Templating => (templating ??= createRequire(import.meta.url)('adaptivecards-templating') as Templating);
 
 // Imported, not read from disk at run time: the server's bundle (dist/main.js) carries them.
 const TEMPLATES = { approval: approvalTemplate as CardJson, message: messageTemplate as CardJson };
@@ -54,7 +56,7 @@ export function mdEsc(s: string): string {
 const iso = (ms: number | undefined) => (ms ? isoSeconds(ms) : '-');
 
 function expand(template: CardJson, data: Record<string, unknown>): CardJson {
-  return new ACData.Template(template).expand({ $root: data }) as CardJson;
+  return new (ACData().Template)(template).expand({ $root: data }) as CardJson;
 }
 
 /**
