@@ -130,6 +130,8 @@ beforeAll(async () => {
     AZURE_WRITE_DEADLINE: '3s',
     AZURE_REQUEST_TIMEOUT: '1s',
     AZURE_SCOPE_SWEEP_INTERVAL: '0',
+    // The least-privilege role's writes: child rules only (JIT_NSG_WRITES=auto is azure-batched.test.ts's).
+    JIT_NSG_WRITES: 'rules',
   });
 });
 

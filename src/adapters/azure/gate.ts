@@ -3,12 +3,19 @@
 // Defender for Cloud's JIT), for the requester's source prefix to the VM's private IPs.
 //
 // How it writes (see docs/security.md, "The bot's Azure role", for why):
-// - NSGs: only the bot's own rules, as child `securityRules` PUT / DELETE operations. Other
-//   people's rules are never re-sent, so ARM does not re-check linked access on their references
-//   (application security groups), an Azure Policy on a foreign rule does not block the bot, and
-//   another writer's edits to other rules cannot race ours. One NSG accepts one operation at a
-//   time: changes for the same NSG queue here (a Redis lock per NSG across replicas) and run one
-//   after another, planned from one read of the NSG (free priorities).
+// - NSGs, `nsgWrites: 'auto'` (the default): every change queued for an NSG (closes first) is
+//   planned on one read and written as ONE whole-NSG PUT with If-Match, followed to Succeeded (a
+//   burst of N grants on one NSG: a few writes, not N). A whole-NSG PUT re-sends everyone's rules,
+//   so ARM checks the role for networkSecurityGroups/write, linked access on every rule's
+//   references (application security groups) and Azure Policy on every rule: where it refuses
+//   (403 AuthorizationFailed / LinkedAuthorizationFailed, RequestDisallowedByPolicy) that NSG falls
+//   back to child rules for an hour, and the same changes are applied that way at once.
+// - NSGs, child rules (`nsgWrites: 'rules'`, and the fallback): only the bot's own rules, as child
+//   `securityRules` PUT / DELETE operations. Other people's rules are never re-sent, so ARM does
+//   not re-check linked access on their references, an Azure Policy on a foreign rule does not
+//   block the bot, and another writer's edits to other rules cannot race ours. One NSG accepts one
+//   operation at a time: changes for the same NSG queue here (a Redis lock per NSG across
+//   replicas) and run one after another, planned from one read of the NSG (free priorities).
 // - Azure Firewall (classic) and Firewall Policy rule collection groups: read-modify-write of the
 //   whole document with If-Match (a concurrent change is re-read, never overwritten), serialized
 //   per firewall and per firewall POLICY (ARM runs one operation per policy), queued behind an
@@ -26,6 +33,7 @@ import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../
 import { parseRuleDescription, ruleDescription, ruleName } from '../simulated/gate.js';
 import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
 import { WriteLatency } from './latency.js';
+import { CHILD_RULES_FOR_MS, childRulesOnly, wholeNsgBody } from './nsg-whole.js';
 
 export { ArmError } from './arm.js';
 
@@ -39,6 +47,12 @@ export interface AzureGateOptions {
   priorityRange?: [number, number];
   /** Priorities for the bot's Deny rules ("enable JIT"; default 4000–4096, below everything else). */
   denyPriorityRange?: [number, number];
+  /**
+   * How NSG rules are written: `auto` (default) one whole-NSG PUT per batch of queued changes where
+   * ARM allows it, child-rule operations on an NSG where it refuses (see writeNsgWhole); `rules`:
+   * child-rule operations only.
+   */
+  nsgWrites?: 'auto' | 'rules';
   /** How long an NSG write keeps retrying 409 / 429 / 5xx / canceled operations before the grant fails. */
   writeDeadlineMs?: number;
   /** The same for firewalls and firewall policies, whose updates take minutes (default 30 min). */
@@ -1146,12 +1160,129 @@ export class AzureGate implements NetworkGate {
     }
   }
 
+  /** NSGs where ARM refused a whole-NSG write: written with child rules until `until`. */
+  private readonly childRulesUntil = new Map<string, { until: number; code: string }>();
+  /** Whole-NSG writes ARM refused (each NSG then fell back to child rules), by ARM's code. */
+  readonly nsgFallbacks: Record<string, number> = {};
+
+  /** Whether this NSG's changes go as one whole-NSG PUT (JIT_NSG_WRITES=auto, not refused lately). */
+  nsgBatched(nsgId: string): boolean {
+    if ((this.opts.nsgWrites ?? 'auto') === 'rules') return false;
+    const refused = this.childRulesUntil.get(nsgId.toLowerCase());
+    if (!refused) return true;
+    if (refused.until > Date.now()) return false;
+    this.childRulesUntil.delete(nsgId.toLowerCase());
+    return true;
+  }
+
+  /**
+   * Applies every change queued for an NSG (closes first) as ONE whole-NSG PUT with If-Match,
+   * planned from one read and followed to Succeeded. 412 (someone wrote the NSG meanwhile)
+   * re-reads and plans again; busy, throttled or canceled retries as the child writer does. Returns
+   * the changes still to do with child-rule operations: all of them when ARM refuses the whole-NSG
+   * write for a reason child operations do not meet (then this NSG takes child rules for an hour),
+   * or for any other refusal (each change then gets its own verdict); none once written.
+   */
+  private async writeNsgWhole(nsgId: string, lockKey: string, changes: Array<Pending<NsgPlan>>): Promise<Array<Pending<NsgPlan>>> {
+    const name = nsgId.split('/').pop()!;
+    const deadline = Date.now() + this.deadlineMs;
+    let pending = prioritize(changes);
+    for (let attempt = 1; ; attempt++) {
+      const release = await this.lock(lockKey, deadline);
+      try {
+        let got = await this.arm.getOrNull(nsgId, NETWORK_API);
+        // Queue behind an operation in flight (another writer's) rather than meet a 409.
+        while (got && /^(updating|creating|deleting|accepted)$/i.test(String(got.doc.properties?.provisioningState ?? ''))) {
+          if (Date.now() + this.arm.pollMs > deadline) break;
+          await this.sleep(this.arm.pollMs);
+          got = await this.arm.getOrNull(nsgId, NETWORK_API);
+        }
+        // Gone: the child writer says what that means for each change.
+        if (!got) return pending;
+        const { doc, etag } = got;
+        const rules = nsgRulesOf(doc);
+        const present = new Set(rules.map((r) => r.name));
+        const planned: Array<{ c: Pending<NsgPlan>; plan: NsgPlan }> = [];
+        for (const c of pending) {
+          // A delete sent before whose answer was lost, and whose rule is gone now: it was ours.
+          for (const [n, r] of c.intended) if (!present.has(n)) c.seen.set(n, r);
+          c.intended.clear();
+          const before = [...rules];
+          let plan: NsgPlan;
+          try {
+            plan = c.plan(doc);
+          } catch (err) {
+            // Nothing of a refused change goes into the PUT.
+            rules.splice(0, rules.length, ...before);
+            c.reject(err);
+            continue;
+          }
+          // The document becomes what the PUT will carry; later changes plan from it.
+          for (const r of plan.deletes) {
+            const i = rules.findIndex((x) => x.name === r.name);
+            if (i >= 0) rules.splice(i, 1);
+          }
+          for (const r of plan.puts) {
+            const i = rules.findIndex((x) => x.name === r.name);
+            if (i >= 0) rules[i] = r;
+            else rules.push(r);
+          }
+          const deleted = new Set(plan.deletes.map((r) => r.name));
+          for (const r of plan.results) if (deleted.has(r.name)) c.intended.set(r.name, r);
+          planned.push({ c, plan });
+        }
+        const changers = planned.filter(({ plan }) => plan.puts.length + plan.deletes.length > 0);
+        if (changers.length > 0) {
+          checkNsgLimits(nsgId, rules);
+          const sent = Date.now();
+          await this.arm.put(nsgId, NETWORK_API, wholeNsgBody(doc, rules), etag ? { ifMatch: etag } : {}, deadline);
+          this.latency.record(lockKey, 'op', Date.now() - sent);
+          this.known.set(nsgId.toLowerCase(), nsgId);
+          for (const { c } of changers) c.wrote = true;
+        }
+        for (const { c, plan } of planned) {
+          c.intended.clear();
+          for (const r of plan.results) c.seen.set(r.name, r);
+          c.resolve([...c.seen.values()]);
+        }
+        this.noteRules(nsgId, doc);
+        return [];
+      } catch (err) {
+        const unsettled = pending.filter((c) => !settled(c));
+        const refused = childRulesOnly(err);
+        if (refused) {
+          if (!this.childRulesUntil.has(nsgId.toLowerCase())) this.log('azure: ARM refused a whole-NSG write; this NSG is written with child rules for an hour', { nsg: name, code: refused });
+          this.childRulesUntil.set(nsgId.toLowerCase(), { until: Date.now() + CHILD_RULES_FOR_MS, code: refused });
+          this.nsgFallbacks[refused] = (this.nsgFallbacks[refused] ?? 0) + 1;
+          return unsettled;
+        }
+        const how = classify(err);
+        // Any other refusal (a lock, a validation error on someone's rule): each change is tried on its own.
+        if (how === 'fatal') return unsettled;
+        pending = unsettled;
+        const next = this.nextTry(name, err, how, attempt, deadline, this.deadlineMs);
+        if (next instanceof Error) {
+          for (const c of pending) c.reject(next);
+          return [];
+        }
+        await release();
+        await this.sleep(next);
+      } finally {
+        await release();
+      }
+    }
+  }
+
   /**
    * Applies NSG changes as child-rule operations, one at a time (ARM: one operation per NSG), each
    * followed to Succeeded. Planned from one read; a conflict, a busy NSG or a canceled operation
    * re-reads and plans the changes not yet done again.
    */
   private async writeNsg(nsgId: string, lockKey: string, changes: Array<Pending<NsgPlan>>): Promise<void> {
+    if (this.nsgBatched(nsgId)) {
+      changes = await this.writeNsgWhole(nsgId, lockKey, changes);
+      if (changes.length === 0) return;
+    }
     const name = nsgId.split('/').pop()!;
     // The deadline bounds retries without progress: each change done moves it (a long queue of
     // rule operations on one NSG is progress, not a stuck write).
