@@ -190,3 +190,34 @@ describe('the whole-NSG role', () => {
     expect(NSG_WRITE.some((a) => a.includes('*') || /applicationSecurityGroups/i.test(a))).toBe(false);
   });
 });
+
+describe('early close with whole-NSG writes', () => {
+  it('the close estimate is one write and one in flight, however many grants expire together; an expiry close is held until about one write before the expiry', async () => {
+    const v = vmOn(writer, 'hold', '10.0.0.12');
+    const at = Date.now() + 3600_000;
+    const opened = await Promise.all(ids('rhold', 3).map((id, i) => v.gate.open({ requestId: id, target: v.target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: `198.51.100.${60 + i}/32`, expiresAt: at })));
+    const op = Math.max(v.gate.latency.opP90(v.nicNsg.toLowerCase())!, v.gate.latency.opP90(v.subnetNsg.toLowerCase())!);
+    expect(op).toBeGreaterThanOrEqual(LATENCY);
+    const alone = v.gate.closeLeadMs(opened[0]!, at + 3600_000);
+    const together = v.gate.closeLeadMs(opened[0]!, at);
+    expect(alone).toBe(2 * op);
+    expect(together).toBe(alone);
+    // A close for an expiry 10 s away: its write is not sent before one write (+ slack) ahead of it,
+    // and a revocation queued meanwhile (no expiry to meet) is not held behind it.
+    const by = Date.now() + 10_000;
+    const writes = writer.writes.length;
+    let heldDone = false;
+    const held = v.gate.close('rhold00', v.target, opened[0]!, { by }).then((r) => ((heldDone = true), r));
+    expect(await v.gate.close('rhold01', v.target, opened[1]!)).toHaveLength(2);
+    expect(heldDone).toBe(false);
+    expect(v.mine('rhold01')).toEqual([]);
+    expect(v.mine('rhold00')).toHaveLength(2);
+    expect(await held).toHaveLength(2);
+    expect(v.mine('rhold00')).toEqual([]);
+    const sent = writer.writes.slice(writes).map((w) => w.at);
+    // The revocation's write per NSG, then the held close's.
+    expect(sent).toHaveLength(4);
+    for (const t of sent.slice(2)) expect(t).toBeGreaterThanOrEqual(by - op - 300);
+    await v.gate.close('rhold02', v.target, opened[2]!);
+  });
+});

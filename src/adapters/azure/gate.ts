@@ -28,7 +28,7 @@
 //   the managed scopes for the bot's rules, so rules outlive neither their VM nor their target.
 import type { TokenCredential } from '@azure/identity';
 import type { Redis } from 'ioredis';
-import type { GrantSpec, NetworkGate } from '../../app/ports.js';
+import type { CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
 import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription, ruleName } from '../simulated/gate.js';
 import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
@@ -239,6 +239,8 @@ interface Pending<P> {
   requests: string[];
   /** A close's grant expiry: closes are taken earliest first. */
   deadline: number;
+  /** A close for an expiry, held until then so that its write completes just before the expiry. */
+  notBefore?: number;
   /** When it was queued, and whether it made an ARM operation (then its time is a latency sample). */
   queuedAt: number;
   wrote: boolean;
@@ -246,6 +248,8 @@ interface Pending<P> {
 interface Queue {
   items: Array<{ resourceId: string; change: Pending<NsgPlan> | Pending<DocPlan> }>;
   running: boolean;
+  /** Ends the drain's wait for a held close early (something new was queued). */
+  kick?: () => void;
 }
 
 export class AzureGate implements NetworkGate {
@@ -368,19 +372,34 @@ export class AzureGate implements NetworkGate {
    * target dropped from the policy. Without stored rules (a grant whose activation failed before
    * it was recorded), the target's current path is read.
    */
-  async close(requestId: string, target: Target, written: AppliedRule[] = []): Promise<AppliedRule[]> {
+  async close(requestId: string, target: Target, written: AppliedRule[] = [], when?: CloseTiming): Promise<AppliedRule[]> {
     const scopes = new Map<string, string>();
     for (const r of written) scopes.set(r.scope.toLowerCase(), r.scope);
     if (scopes.size === 0) for (const r of this.resourcesOf(await this.discover(target), target)) scopes.set(r.toLowerCase(), r);
-    return this.closeIn(requestId, [...scopes.values()]);
+    return this.closeIn(requestId, [...scopes.values()], when?.by);
   }
 
-  private async closeIn(requestId: string, resources: string[]): Promise<AppliedRule[]> {
+  /**
+   * When a close for an expiry at `by` may start its write on this NSG: one write (its p90, read to
+   * Succeeded) and a little slack before `by`, so it completes just before the expiry rather than a
+   * close lead early. Only for NSGs written whole (one write for every change queued: the hold
+   * aligns the NSG's writes with it) and only within HOLD_MAX_MS; undefined: at once.
+   */
+  private holdUntil(resourceId: string, by: number | undefined): number | undefined {
+    if (by === undefined || kindOf(resourceId) !== 'nsg' || !this.nsgBatched(resourceId)) return undefined;
+    const op = this.latency.opP90(queueKeyOf(resourceId));
+    if (op === undefined) return undefined;
+    const at = by - op - HOLD_SLACK_MS;
+    return at > Date.now() && at - Date.now() <= HOLD_MAX_MS ? at : undefined;
+  }
+
+  private async closeIn(requestId: string, resources: string[], by?: number): Promise<AppliedRule[]> {
     const mine = ownedBy(requestId);
     const removed = await Promise.all(
       resources.map((res) => {
         // Closes are taken earliest expiry first (as the rules last seen there say; else now).
-        const tag = { urgent: true, requests: [requestId], deadline: this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now() };
+        const notBefore = this.holdUntil(res, by);
+        const tag = { urgent: true, requests: [requestId], deadline: by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
         return kindOf(res) === 'nsg'
           ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
           : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine), tag);
@@ -392,13 +411,15 @@ export class AzureGate implements NetworkGate {
   /**
    * How long closing these rules (of a grant expiring at `expiresAt`) is expected to take (ms),
    * from this gate's recent writes to their resources: the slowest resource counts
-   * (src/adapters/azure/latency.ts). An NSG deletes each rule in an operation of its own, after
-   * the closes of other grants on it that expire shortly before (from the rules last seen there);
-   * a firewall document takes one write for all.
+   * (src/adapters/azure/latency.ts). An NSG written whole takes one write for all the closes due
+   * there, behind at most one in flight (and close() then holds that write until one write before
+   * the expiry); an NSG with child rules deletes each rule in an operation of its own, after the
+   * closes of other grants on it that expire shortly before (from the rules last seen there); a
+   * firewall document takes one write for all.
    */
   closeLeadMs(rules: AppliedRule[], expiresAt: number): number {
     const own = rules[0]?.requestId;
-    const resources = new Map<string, { key: string; ops: number; ahead?: (leadMs: number) => number }>();
+    const resources = new Map<string, { key: string; ops: number; ahead?: (leadMs: number) => number; batched: boolean }>();
     for (const r of rules) {
       const id = r.scope.toLowerCase();
       const nsg = kindOf(r.scope) === 'nsg';
@@ -409,7 +430,8 @@ export class AzureGate implements NetworkGate {
         return ops;
       };
       const cur = resources.get(id);
-      resources.set(id, { key: queueKeyOf(r.scope), ops: nsg ? (cur?.ops ?? 0) + 1 : 1, ...(nsg ? { ahead } : {}) });
+      const batched = nsg && this.nsgBatched(r.scope);
+      resources.set(id, { key: queueKeyOf(r.scope), ops: nsg ? (cur?.ops ?? 0) + 1 : 1, ...(nsg && !batched ? { ahead } : {}), batched });
     }
     return this.latency.lead([...resources.values()], (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
   }
@@ -1117,17 +1139,20 @@ export class AzureGate implements NetworkGate {
         urgent: tag.urgent ?? false,
         requests: tag.requests ?? [],
         deadline: tag.deadline ?? Infinity,
+        ...(tag.notBefore !== undefined ? { notBefore: tag.notBefore } : {}),
         queuedAt: Date.now(),
         wrote: false,
         resolve: (v: AppliedRule[]) => {
           // A write's time, queued to Succeeded, is a sample of what the next close will take.
-          if (!change.settled && change.wrote) this.latency.record(key, change.urgent ? 'close' : 'write', Date.now() - change.queuedAt);
+          // (A held close's time is mostly its hold: not a sample.)
+          if (!change.settled && change.wrote && change.notBefore === undefined) this.latency.record(key, change.urgent ? 'close' : 'write', Date.now() - change.queuedAt);
           change.settled = true;
           resolve(v);
         },
         reject: (e: unknown) => ((change.settled = true), reject(e)),
       };
       queue.items.push({ resourceId, change: change as Pending<NsgPlan> | Pending<DocPlan> });
+      queue.kick?.();
     });
     if (!queue.running) void this.drain(key, queue);
     return promise;
@@ -1137,9 +1162,22 @@ export class AzureGate implements NetworkGate {
     q.running = true;
     try {
       while (q.items.length > 0) {
+        const wait = this.holdFor(key, q);
+        if (wait > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, wait);
+            q.kick = () => (clearTimeout(timer), resolve());
+          });
+          q.kick = undefined;
+          continue;
+        }
         // Everything queued while the previous write ran goes into this batch (per resource: one
-        // firewall policy's queue may hold several of its rule collection groups).
-        const batch = q.items.splice(0);
+        // firewall policy's queue may hold several of its rule collection groups), but closes held
+        // for later (their write due after this one would end).
+        const now = Date.now();
+        const horizon = now + (this.latency.opP90(key) ?? 0);
+        const batch = q.items.filter((it) => !(it.change.notBefore !== undefined && it.change.notBefore > horizon));
+        q.items = q.items.filter((it) => !batch.includes(it));
         const byResource = new Map<string, { resourceId: string; changes: Array<Pending<NsgPlan> | Pending<DocPlan>> }>();
         for (const it of batch) {
           const e = byResource.get(it.resourceId.toLowerCase()) ?? { resourceId: it.resourceId, changes: [] };
@@ -1190,11 +1228,14 @@ export class AzureGate implements NetworkGate {
     for (let attempt = 1; ; attempt++) {
       const release = await this.lock(lockKey, deadline);
       try {
+        // One write's time, for the close estimate and holds: the read, the PUT and its operation.
+        let readAt = Date.now();
         let got = await this.arm.getOrNull(nsgId, NETWORK_API);
         // Queue behind an operation in flight (another writer's) rather than meet a 409.
         while (got && /^(updating|creating|deleting|accepted)$/i.test(String(got.doc.properties?.provisioningState ?? ''))) {
           if (Date.now() + this.arm.pollMs > deadline) break;
           await this.sleep(this.arm.pollMs);
+          readAt = Date.now();
           got = await this.arm.getOrNull(nsgId, NETWORK_API);
         }
         // Gone: the child writer says what that means for each change.
@@ -1236,7 +1277,8 @@ export class AzureGate implements NetworkGate {
           checkNsgLimits(nsgId, rules);
           const sent = Date.now();
           await this.arm.put(nsgId, NETWORK_API, wholeNsgBody(doc, rules), etag ? { ifMatch: etag } : {}, deadline);
-          this.latency.record(lockKey, 'op', Date.now() - sent);
+          // From the read (not the wait for someone's operation in flight) to Succeeded.
+          this.latency.record(lockKey, 'op', Date.now() - readAt);
           this.known.set(nsgId.toLowerCase(), nsgId);
           for (const { c } of changers) c.wrote = true;
         }
@@ -1438,6 +1480,30 @@ export class AzureGate implements NetworkGate {
   }
 
   /**
+   * How long the queue waits before its next batch (ms), for closes held until one write before
+   * their expiry: nothing else queued, until the first is due; opens and updates queued too, until
+   * it is due if a write started now would still run then (they go in the close's write, a little
+   * later, rather than make the close late); a close that is not held (a revocation) goes at once,
+   * and takes the held closes due before its write would end with it.
+   */
+  private holdFor(key: string, q: Queue): number {
+    const now = Date.now();
+    let held = Infinity;
+    let ready = false;
+    let urgentReady = false;
+    for (const { change: c } of q.items) {
+      if (c.notBefore !== undefined && c.notBefore > now) held = Math.min(held, c.notBefore);
+      else {
+        ready = true;
+        urgentReady ||= c.urgent;
+      }
+    }
+    if (held === Infinity || urgentReady) return 0;
+    if (!ready) return held - now;
+    return held - now < (this.latency.opP90(key) ?? 0) ? held - now : 0;
+  }
+
+  /**
    * Closes queued for this NSG while its batch runs are taken out of the queue and put at `at` in
    * the batch (each behind any change queued earlier for the same request), so a revocation waits
    * for at most the operation in flight and the closes ahead of it, never for a burst of opens.
@@ -1451,7 +1517,7 @@ export class AzureGate implements NetworkGate {
     const held = new Set<string>();
     q.items = q.items.filter((it) => {
       const c = it.change;
-      if (!c.urgent || it.resourceId.toLowerCase() !== id || c.requests.some((r) => held.has(r))) {
+      if (!c.urgent || (c.notBefore !== undefined && c.notBefore > Date.now()) || it.resourceId.toLowerCase() !== id || c.requests.some((r) => held.has(r))) {
         for (const r of c.requests) held.add(r);
         return true;
       }
@@ -1505,7 +1571,14 @@ interface ChangeTag {
   urgent?: boolean;
   requests?: string[];
   deadline?: number;
+  /** A close held until then (see AzureGate.holdUntil). */
+  notBefore?: number;
 }
+
+/** A held close's write aims to complete this much before its expiry. */
+const HOLD_SLACK_MS = 300;
+/** A close is never held longer than this (JIT_CLOSE_LEAD_MAX's ceiling). */
+const HOLD_MAX_MS = 10 * 60_000;
 
 /**
  * Closes ahead of opens and expiry updates, earliest expiry first (in the order they came for the
