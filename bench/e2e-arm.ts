@@ -22,7 +22,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisAuditLog } from '../src/adapters/redis/audit.js';
 import { startJit } from '../src/bootstrap.js';
-import { silentLogger } from '../src/log.js';
+import { createLogger, silentLogger } from '../src/log.js';
 import { deleteKeys } from '../test/integration/harness.js';
 import { summary } from './lib.js';
 import { ArmEmulator } from '../test/fakes/arm.js';
@@ -52,7 +52,7 @@ async function main() {
       // scaled the same way, is 10 s. Its sweeps re-plan revocations whose lead grew meanwhile.
       JIT_RECONCILE_INTERVAL: process.env.BENCH_RECONCILE_INTERVAL ?? '10s',
     },
-    log: silentLogger,
+    log: process.env.BENCH_DEBUG ? createLogger('debug', (l) => process.stderr.write(`${l}\n`)) : silentLogger,
   });
   const open = (id: string) => [vm1.nicNsg, vm1.subnetNsg].every((nsg) => arm.rules(nsg).some((r) => r.name.startsWith(`jit-${id}-`)));
   const closed = (id: string) => [vm1.nicNsg, vm1.subnetNsg].every((nsg) => !arm.rules(nsg).some((r) => r.name.startsWith(`jit-${id}-`)));
