@@ -116,6 +116,8 @@ export interface OnCallDirectory {
  */
 export interface CloseTiming {
   by: number;
+  /** How much before `by` to aim for (JIT_CLOSE_LEAD_MARGIN: the commit after the write, a slower write). */
+  marginMs?: number;
 }
 
 export interface GrantSpec {

@@ -1187,7 +1187,7 @@ export class JitService implements JobHandlers {
    * compares with the expiry (`lateMs`: negative when the rules were gone before it).
    */
   private async closeRules(req: AccessRequest, target: Target, actor: string, expiry?: { expiresAt: number; startedAt: number }): Promise<void> {
-    const removed = await this.deps.gate.close(req.id, target, req.rules, expiry ? { by: expiry.expiresAt } : undefined);
+    const removed = await this.deps.gate.close(req.id, target, req.rules, expiry ? { by: expiry.expiresAt, marginMs: this.settings.closeLeadMarginMs } : undefined);
     const confirmedAt = this.deps.clock.now();
     const timing: AuditEvent['details'] = expiry
       ? { expiresAt: new Date(expiry.expiresAt).toISOString(), leadMs: expiry.expiresAt - expiry.startedAt, confirmedAt: new Date(confirmedAt).toISOString(), lateMs: confirmedAt - expiry.expiresAt }

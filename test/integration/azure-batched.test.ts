@@ -217,7 +217,7 @@ describe('early close with whole-NSG writes', () => {
     const sent = writer.writes.slice(writes).map((w) => w.at);
     // The revocation's write per NSG, then the held close's.
     expect(sent).toHaveLength(4);
-    for (const t of sent.slice(2)) expect(t).toBeGreaterThanOrEqual(by - op - 300);
+    for (const t of sent.slice(2)) expect(t).toBeGreaterThanOrEqual(by - op - 500);
     await v.gate.close('rhold02', v.target, opened[2]!);
   });
 });

@@ -172,7 +172,7 @@ describe('early close: the revocation job', () => {
     gate.timings = [];
     const expiring = h.app.service.expire(req.id);
     await waitFor('the close is held', async () => gate.timings.length === 1 && (await h.get(req.id))!.status === 'expired');
-    expect(gate.timings).toEqual([{ by: req.expiresAt }]);
+    expect(gate.timings).toEqual([{ by: req.expiresAt, marginMs: MARGIN }]);
     // Expired early, its rule still there until the held write: not the reconciler's before the expiry.
     await h.app.service.reconcile();
     expect(await rulesOf(req.id)).toHaveLength(1);

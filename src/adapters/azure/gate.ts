@@ -376,30 +376,30 @@ export class AzureGate implements NetworkGate {
     const scopes = new Map<string, string>();
     for (const r of written) scopes.set(r.scope.toLowerCase(), r.scope);
     if (scopes.size === 0) for (const r of this.resourcesOf(await this.discover(target), target)) scopes.set(r.toLowerCase(), r);
-    return this.closeIn(requestId, [...scopes.values()], when?.by);
+    return this.closeIn(requestId, [...scopes.values()], when);
   }
 
   /**
    * When a close for an expiry at `by` may start its write on this NSG: one write (its p90, read to
-   * Succeeded) and a little slack before `by`, so it completes just before the expiry rather than a
+   * Succeeded) and the margin (at least HOLD_SLACK_MS) before `by`, so it completes just before the expiry rather than a
    * close lead early. Only for NSGs written whole (one write for every change queued: the hold
    * aligns the NSG's writes with it) and only within HOLD_MAX_MS; undefined: at once.
    */
-  private holdUntil(resourceId: string, by: number | undefined): number | undefined {
-    if (by === undefined || kindOf(resourceId) !== 'nsg' || !this.nsgBatched(resourceId)) return undefined;
+  private holdUntil(resourceId: string, when: CloseTiming | undefined): number | undefined {
+    if (when === undefined || kindOf(resourceId) !== 'nsg' || !this.nsgBatched(resourceId)) return undefined;
     const op = this.latency.opP90(queueKeyOf(resourceId));
     if (op === undefined) return undefined;
-    const at = by - op - HOLD_SLACK_MS;
+    const at = when.by - op - Math.max(HOLD_SLACK_MS, when.marginMs ?? 0);
     return at > Date.now() && at - Date.now() <= HOLD_MAX_MS ? at : undefined;
   }
 
-  private async closeIn(requestId: string, resources: string[], by?: number): Promise<AppliedRule[]> {
+  private async closeIn(requestId: string, resources: string[], when?: CloseTiming): Promise<AppliedRule[]> {
     const mine = ownedBy(requestId);
     const removed = await Promise.all(
       resources.map((res) => {
         // Closes are taken earliest expiry first (as the rules last seen there say; else now).
-        const notBefore = this.holdUntil(res, by);
-        const tag = { urgent: true, requests: [requestId], deadline: by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
+        const notBefore = this.holdUntil(res, when);
+        const tag = { urgent: true, requests: [requestId], deadline: when?.by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
         return kindOf(res) === 'nsg'
           ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
           : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine), tag);
@@ -1575,8 +1575,8 @@ interface ChangeTag {
   notBefore?: number;
 }
 
-/** A held close's write aims to complete this much before its expiry. */
-const HOLD_SLACK_MS = 300;
+/** A held close's write aims to complete at least this much before its expiry (the caller's margin if more: the audit commit after it, a write a little slower than its p90). */
+const HOLD_SLACK_MS = 500;
 /** A close is never held longer than this (JIT_CLOSE_LEAD_MAX's ceiling). */
 const HOLD_MAX_MS = 10 * 60_000;
 
