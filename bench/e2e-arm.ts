@@ -7,8 +7,9 @@
 //   how early each close started (rule.removed leadMs: the expiry minus the revocation's start),
 // to set beside "about a minute" that Defender for Cloud's JIT takes to apply a request.
 //
-// One NSG runs one rule operation at a time, so a grant costs each NSG of its path two operations
-// (open, close): ~11 s at 5 s each with 500 ms polling. Approvals come BENCH_E2E_GAP_MS apart
+// One NSG runs one operation at a time. With JIT_NSG_WRITES=auto (default here, with the role that
+// has networkSecurityGroups/write) every change queued for an NSG goes in one whole-NSG write;
+// with =rules (BENCH_NSG_WRITES=rules, the least-privilege role) each rule is an operation. Approvals come BENCH_E2E_GAP_MS apart
 // (default 12 s, jittered ±50%; a load one VM's NSGs can carry) and grants last BENCH_E2E_DURATION_S
 // plus up to as much again at random, so expiries fall between opens as they would.
 //
