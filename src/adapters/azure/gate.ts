@@ -30,12 +30,27 @@ import type { TokenCredential } from '@azure/identity';
 import type { Redis } from 'ioredis';
 import type { CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
 import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../../core/types.js';
-import { parseRuleDescription, ruleDescription, ruleName } from '../simulated/gate.js';
+import { parseRuleDescription, ruleDescription, ruleName } from '../../core/rule-tags.js';
 import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
 import { WriteLatency } from './latency.js';
 import { CHILD_RULES_FOR_MS, childRulesOnly, wholeNsgBody } from './nsg-whole.js';
 
+import {
+  DISCOVERY_TTL_MS, GRAPH_SCALE_SET_INSTANCES, GRAPH_SUBNET_NSGS, GRAPH_SUBSCRIPTIONS_PER_QUERY, GRAPH_VMS_NICS_SCALE_SETS, UnsupportedTargetError, VMSS_NIC_API,
+  instanceName, inventoryRow, kindOf, nicApi, nicConfigs, nicRefList, nicRefsOf, parseArmId, pathOf, type InventoryRow, type NetworkPath,
+} from './discovery.js';
+import {
+  DNAT_COLLECTION, DnatLimitError, FIREWALL_MAX_DNAT, NoFreePortError, dnatApplied, dnatDestinations, dnatResourceOf, natRulesOfFirewall, natRulesOfGroup, publicIpCount, writableDoc,
+  type DnatOutside, type NatCollection, type NatRuleWire,
+} from './firewall-dnat.js';
+import {
+  NoFreePriorityError, armProtocol, checkNsgLimits, covers, denies, denyApplied, denyDescription, denyRuleName, foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, writableProps, type WireRule,
+} from './nsg-rules.js';
+
 export { ArmError } from './arm.js';
+export { GRAPH_SCALE_SET_INSTANCES, GRAPH_SUBNET_NSGS, GRAPH_VMS_NICS_SCALE_SETS, UnsupportedTargetError, kindOf, parseArmId, type InventoryRow, type NetworkPath } from './discovery.js';
+export { DnatLimitError, NoFreePortError, dnatResourceOf } from './firewall-dnat.js';
+export { NoFreePriorityError, denyRuleName, type RuleProps, type WireRule } from './nsg-rules.js';
 
 export interface AzureGateOptions {
   credential: TokenCredential;
@@ -86,124 +101,16 @@ export interface AzureGateOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-interface ArmId {
-  subscription: string;
-  resourceGroup: string;
-  name: string;
-}
-
-/** Parses `/subscriptions/<s>/resourceGroups/<rg>/providers/<ns>/<type>/<name>[/<child>/<name>]`. */
-export function parseArmId(id: string): ArmId & { parent?: string } {
-  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/[^/]+\/[^/]+\/([^/]+)(?:\/[^/]+\/([^/]+))?$/i.exec(id);
-  if (!m) throw new Error(`not an ARM resource id: ${id}`);
-  return m[4] ? { subscription: m[1]!, resourceGroup: m[2]!, name: m[4], parent: m[3]! } : { subscription: m[1]!, resourceGroup: m[2]!, name: m[3]! };
-}
-
 const rgOf = (id: string) => id.split(/\/providers\//i)[0]!;
-
-export class UnsupportedTargetError extends Error {
-  constructor(target: string, reason: string) {
-    super(`${target} is not supported for just-in-time access: ${reason}`);
-    this.name = 'UnsupportedTargetError';
-  }
-}
-
-export interface NetworkPath {
-  /** NSG ids in the path (NIC NSGs first, then subnet NSGs), each once. */
-  nsgs: string[];
-  /** The VM's private IPs (destinations of the rules). */
-  privateIps: string[];
-  /** The primary NIC's primary IP configuration's address (where DNAT translates to). */
-  primaryIp: string;
-  at: number;
-}
-
-type ResourceKind = 'nsg' | 'firewall' | 'rcg';
-
-export function kindOf(resourceId: string): ResourceKind {
-  if (/\/networkSecurityGroups\/[^/]+$/i.test(resourceId)) return 'nsg';
-  if (/\/azureFirewalls\//i.test(resourceId)) return 'firewall';
-  if (/\/firewallPolicies\/[^/]+\/ruleCollectionGroups\//i.test(resourceId)) return 'rcg';
-  throw new Error(`not a resource jit-bot writes to: ${resourceId}`);
-}
-
-/** The resource a firewall target's DNAT rules live in. */
-export function dnatResourceOf(fw: FirewallRoute): string {
-  if (fw.firewallId) return fw.firewallId;
-  return `${fw.policyId}/ruleCollectionGroups/${fw.ruleCollectionGroup}`;
-}
 
 /** Writes to one firewall policy's rule collection groups take turns (ARM: one operation per policy). */
 const queueKeyOf = (resourceId: string) => (kindOf(resourceId) === 'rcg' ? resourceId.replace(/\/ruleCollectionGroups\/[^/]+$/i, '') : resourceId).toLowerCase();
 
-const DNAT_COLLECTION = 'jit-dnat';
 /** Matches a rule this bot wrote for `requestId` (name and description both say so). */
 const ownedBy = (requestId: string) => (r: { name?: string; description?: string }) =>
   Boolean(r.name?.startsWith(`jit-${requestId}-`)) && parseRuleDescription(r.description)?.requestId === requestId;
 
-const DISCOVERY_TTL_MS = 5 * 60_000;
-/** ARM's limits per NSG. */
-const NSG_MAX_RULES = 1000;
-const NSG_MAX_PREFIXES = 4000;
-const RULE_NAME_MAX = 80;
-/**
- * Azure Firewall's DNAT limit, per firewall: its public IP addresses + the unique DNAT destinations
- * (destination address, port, protocol) of every rule it applies — with a Firewall Policy, every
- * rule collection group of the policy and of the policies it inherits from.
- */
-const FIREWALL_MAX_DNAT = 250;
-
-const armProtocol = (p: Protocol): string => (p === 'tcp' ? 'Tcp' : p === 'udp' ? 'Udp' : '*');
-const jitProtocol = (p: string | undefined): Protocol => (p?.toLowerCase() === 'tcp' ? 'tcp' : p?.toLowerCase() === 'udp' ? 'udp' : '*');
-
 // ------------------------------------------------------------------ ARM's wire shapes (what we read and write)
-
-export interface RuleProps {
-  priority: number;
-  direction: string;
-  access: string;
-  protocol: string;
-  sourceAddressPrefix?: string;
-  sourceAddressPrefixes?: string[];
-  sourcePortRange?: string;
-  destinationAddressPrefix?: string;
-  destinationAddressPrefixes?: string[];
-  destinationPortRange?: string;
-  destinationPortRanges?: string[];
-  sourceApplicationSecurityGroups?: Array<{ id: string }>;
-  destinationApplicationSecurityGroups?: Array<{ id: string }>;
-  description?: string;
-  provisioningState?: string;
-}
-export interface WireRule {
-  name: string;
-  id?: string;
-  etag?: string;
-  properties: RuleProps;
-}
-interface NatRuleWire {
-  name?: string;
-  description?: string;
-  ruleType?: string;
-  sourceAddresses?: string[];
-  destinationAddresses?: string[];
-  destinationPorts?: string[];
-  protocols?: string[];
-  ipProtocols?: string[];
-  translatedAddress?: string;
-  translatedPort?: string;
-}
-interface NatCollection {
-  name?: string;
-  priority?: number;
-  rules?: NatRuleWire[];
-}
-
-/** The NSG document's rule list (attached: edits show in later plans of the same batch). */
-const nsgRulesOf = (doc: ArmDoc): WireRule[] => {
-  const props = (doc.properties ??= {});
-  return ((props.securityRules as WireRule[] | undefined) ??= []);
-};
 
 /** errorInfo for callers that only want status / code / Retry-After. */
 export function errorInfo(err: unknown): { status?: number; code?: string; retryAfterMs?: number } {
@@ -1607,307 +1514,3 @@ const settled = (c: { settled: boolean }) => c.settled;
 
 // ------------------------------------------------------------------ pure helpers
 
-/** One VM of the inventory; `reason` when it cannot be supported. */
-export type InventoryRow = { id: string; name: string; reason?: string };
-
-/** Resource Graph recommends fewer than 300 subscriptions per query. */
-const GRAPH_SUBSCRIPTIONS_PER_QUERY = 300;
-/**
- * VMs with their NIC references, NICs with their NSG and IP configurations, and scale sets (their
- * orchestration mode and capacity). Sorted by `id` (projected): Resource Graph pages only results
- * that have it.
- */
-export const GRAPH_VMS_NICS_SCALE_SETS = `Resources
-| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.network/networkinterfaces', 'microsoft.compute/virtualmachinescalesets')
-| project id, name, type, nics = properties.networkProfile.networkInterfaces, nsg = tostring(properties.networkSecurityGroup.id), ipConfigurations = properties.ipConfigurations, orchestrationMode = tostring(properties.orchestrationMode), capacity = sku.capacity
-| order by id asc`;
-/** NSGs associated with subnets, and those subnets: the subnet NSGs of every path. */
-export const GRAPH_SUBNET_NSGS = `Resources
-| where type =~ 'microsoft.network/networksecuritygroups'
-| where isnotnull(properties.subnets)
-| project id, subnets = properties.subnets
-| order by id asc`;
-/** Uniform scale-set instances and their NICs (Resource Graph's ComputeResources table). */
-export const GRAPH_SCALE_SET_INSTANCES = `ComputeResources
-| where type in~ ('microsoft.compute/virtualmachinescalesets/virtualmachines', 'microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces')
-| project id, name, type, nics = properties.networkProfile.networkInterfaces, nsg = tostring(properties.networkSecurityGroup.id), ipConfigurations = properties.ipConfigurations
-| order by id asc`;
-
-/** A VM's row: its path checked (not cached: Resource Graph's copy may lag ARM by seconds). */
-function inventoryRow(id: string, name: string, nics: Array<{ primary: boolean; doc: ArmDoc }>, subnetById: Map<string, ArmDoc>): InventoryRow {
-  try {
-    if (nics.length === 0) throw new UnsupportedTargetError(name, 'the VM has no network interface');
-    pathOf(name, nics, subnetById);
-    return { id, name };
-  } catch (err) {
-    if (err instanceof UnsupportedTargetError) return { id, name, reason: err.message.replace(/^.*?: /, '') };
-    throw err;
-  }
-}
-
-/** A projected `networkProfile.networkInterfaces` column as NIC references. */
-function nicRefList(v: unknown): Array<{ id?: string; properties?: { primary?: boolean } }> {
-  return (Array.isArray(v) ? (v as Array<{ id?: unknown; properties?: { primary?: boolean } }>) : []).filter((n): n is { id: string; properties?: { primary?: boolean } } => typeof n?.id === 'string');
-}
-
-/** A scale-set instance's name as ARM shows it (`<scale set>_<instance id>`), from its id. */
-function instanceName(id: string): string {
-  const m = /\/virtualMachineScaleSets\/([^/]+)\/virtualMachines\/([^/]+)$/i.exec(id);
-  return m ? `${m[1]}_${m[2]}` : id.split('/').pop()!;
-}
-
-/** NICs of a scale set's instances are read through the scale set, at an API version of their own. */
-const VMSS_NIC_API = '2018-10-01';
-const nicApi = (nicId: string) => (/\/virtualMachineScaleSets\//i.test(nicId) ? VMSS_NIC_API : NETWORK_API);
-
-function nicRefsOf(vm: ArmDoc): Array<{ id?: string; properties?: { primary?: boolean } }> {
-  return (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
-}
-
-function nicConfigs(nic: ArmDoc): Array<{ ip?: string; subnet?: string; primary: boolean }> {
-  const cfgs = (nic.properties?.ipConfigurations as Array<{ properties?: { privateIPAddress?: string; primary?: boolean; subnet?: { id?: string } } }> | undefined) ?? [];
-  return cfgs.map((c, i) => ({
-    ...(c.properties?.privateIPAddress ? { ip: c.properties.privateIPAddress } : {}),
-    ...(c.properties?.subnet?.id ? { subnet: c.properties.subnet.id } : {}),
-    primary: c.properties?.primary ?? i === 0,
-  }));
-}
-
-/** The network path from a VM's NICs and their subnets (as read, or as listed). */
-function pathOf(name: string, nics: Array<{ primary: boolean; doc: ArmDoc }>, subnets: Map<string, ArmDoc>): NetworkPath {
-  const nicNsgs: string[] = [];
-  const subnetNsgs: string[] = [];
-  const ips: string[] = [];
-  let primaryIp: string | undefined;
-  for (const nic of nics) {
-    const nsg = (nic.doc.properties?.networkSecurityGroup as { id?: string } | undefined)?.id;
-    if (nsg) nicNsgs.push(nsg);
-    for (const cfg of nicConfigs(nic.doc)) {
-      if (cfg.ip) ips.push(cfg.ip);
-      if (nic.primary && cfg.primary && cfg.ip) primaryIp = cfg.ip;
-      const subnetNsg = cfg.subnet ? (subnets.get(cfg.subnet.toLowerCase())?.properties?.networkSecurityGroup as { id?: string } | undefined)?.id : undefined;
-      if (subnetNsg) subnetNsgs.push(subnetNsg);
-    }
-  }
-  const seen = new Set<string>();
-  const nsgs = [...nicNsgs, ...subnetNsgs].filter((n) => (seen.has(n.toLowerCase()) ? false : (seen.add(n.toLowerCase()), true)));
-  if (nsgs.length === 0) throw new UnsupportedTargetError(name, 'no network security group on its network interfaces or subnets');
-  if (ips.length === 0) throw new UnsupportedTargetError(name, 'the VM has no private IP address');
-  return { nsgs, privateIps: [...new Set(ips)], primaryIp: primaryIp ?? ips[0]!, at: Date.now() };
-}
-
-const isV6 = (prefix: string) => prefix.includes(':');
-
-/**
- * The Allow rules of a grant: one per port and address family (a rule cannot mix IPv4 and IPv6
- * prefixes). An IPv4 source reaches the VM's IPv4 addresses, an IPv6 source its IPv6 ones, Any
- * both; a source of a family the VM has no address of is refused.
- */
-function planAllowRules(target: string, requestId: string, ports: PortSpec[], source: string, ips: string[], description: string): WireRule[] {
-  const families: Array<{ v6: boolean; dests: string[]; source: string }> = [];
-  const v4 = ips.filter((ip) => !isV6(ip));
-  const v6 = ips.filter(isV6);
-  if (source === '*' || source === 'Internet') {
-    if (v4.length) families.push({ v6: false, dests: v4, source });
-    if (v6.length) families.push({ v6: true, dests: v6, source });
-  } else if (isV6(source)) {
-    if (!v6.length) throw new UnsupportedTargetError(target, `the source ${source} is IPv6 but the VM has no IPv6 address; request from an IPv4 address`);
-    families.push({ v6: true, dests: v6, source });
-  } else {
-    if (!v4.length) throw new UnsupportedTargetError(target, `the source ${source} is IPv4 but the VM has only IPv6 addresses; request from an IPv6 address`);
-    families.push({ v6: false, dests: v4, source });
-  }
-  return ports.flatMap((p) =>
-    families.map((f) => ({
-      name: `${ruleName(requestId, p.port, p.protocol)}${f.v6 ? '-v6' : ''}`,
-      properties: {
-        priority: 0,
-        direction: 'Inbound',
-        access: 'Allow',
-        protocol: armProtocol(p.protocol),
-        sourceAddressPrefix: f.source,
-        sourcePortRange: '*',
-        ...(f.dests.length === 1 ? { destinationAddressPrefix: f.dests[0]! } : { destinationAddressPrefixes: f.dests }),
-        destinationPortRange: String(p.port),
-        description,
-      },
-    })),
-  );
-}
-
-/** ARM's per-NSG limits, checked before writing so the refusal says what to do. */
-function checkNsgLimits(nsgId: string, rules: WireRule[]): void {
-  const name = nsgId.split('/').pop();
-  if (rules.length > NSG_MAX_RULES) throw new Error(`${name} would hold ${rules.length} rules; Azure allows ${NSG_MAX_RULES} per network security group`);
-  const prefixes = rules.reduce((n, r) => n + (r.properties.sourceAddressPrefixes?.length ?? 1) + (r.properties.destinationAddressPrefixes?.length ?? 1), 0);
-  if (prefixes > NSG_MAX_PREFIXES) throw new Error(`${name} would hold ${prefixes} address prefixes; Azure allows ${NSG_MAX_PREFIXES} per network security group`);
-}
-
-/** What a child-rule PUT carries: the rule's settings, not its read-only state. */
-function writableProps(p: RuleProps): RuleProps {
-  const { provisioningState: _ignored, ...rest } = p;
-  return rest;
-}
-
-/** What a firewall / rule collection group PUT carries: location (firewalls), tags and properties, without read-only state. */
-function writableDoc(resourceId: string, doc: ArmDoc): ArmDoc {
-  const { provisioningState: _ignored, ...props } = doc.properties ?? {};
-  return { ...(kindOf(resourceId) === 'firewall' ? { location: doc.location } : {}), ...(doc.tags ? { tags: doc.tags } : {}), ...(doc.zones ? { zones: doc.zones } : {}), properties: props };
-}
-
-function nsgApplied(nsgId: string, r: WireRule): AppliedRule | null {
-  const owner = parseRuleDescription(r.properties.description);
-  if (!owner || !r.name.startsWith('jit-')) return null;
-  const p = r.properties;
-  return {
-    name: r.name,
-    scope: nsgId,
-    priority: p.priority ?? 0,
-    direction: 'Inbound',
-    access: 'Allow',
-    protocol: jitProtocol(p.protocol),
-    sourcePrefix: p.sourceAddressPrefix ?? p.sourceAddressPrefixes?.join(',') ?? '*',
-    destinationPort: Number(p.destinationPortRange ?? 0),
-    description: p.description ?? '',
-    requestId: owner.requestId,
-    expiresAt: owner.expiresAt,
-  };
-}
-
-/** Someone else's Allow rule, as the fallback reports what it deleted. */
-function foreignApplied(nsgId: string, r: WireRule): AppliedRule {
-  const p = r.properties;
-  return {
-    name: r.name, scope: nsgId, priority: p.priority ?? 0, direction: 'Inbound', access: 'Allow', protocol: jitProtocol(p.protocol),
-    sourcePrefix: p.sourceAddressPrefix ?? p.sourceAddressPrefixes?.join(',') ?? '*', destinationPort: Number(p.destinationPortRange ?? 0), description: p.description ?? '', requestId: '', expiresAt: 0,
-  };
-}
-
-function dnatApplied(resId: string, r: NatRuleWire, priority: number): AppliedRule | null {
-  const owner = parseRuleDescription(r.description);
-  if (!owner || !r.name?.startsWith('jit-')) return null;
-  const protos = r.ipProtocols ?? r.protocols;
-  const publicPort = Number(r.destinationPorts?.[0] ?? 0);
-  return {
-    name: r.name,
-    scope: resId,
-    priority,
-    direction: 'Inbound',
-    access: 'Allow',
-    protocol: jitProtocol(protos?.[0]),
-    sourcePrefix: r.sourceAddresses?.join(',') ?? '*',
-    destinationPort: publicPort,
-    description: r.description ?? '',
-    requestId: owner.requestId,
-    expiresAt: owner.expiresAt,
-    nat: { publicAddress: r.destinationAddresses?.[0] ?? '', publicPort, translatedPort: Number(r.translatedPort ?? 0) },
-  };
-}
-
-const DENY_MARK = 'jit-bot deny';
-const denyDescription = (target: string) => `${DENY_MARK} target=${target}`;
-
-/** `jit-deny-<target>-<port>[-proto]`, shortened (with a hash of the full name) to ARM's 80 characters. */
-export function denyRuleName(target: string, p: PortSpec): string {
-  const suffix = `-${p.port}${p.protocol === 'tcp' ? '' : `-${p.protocol === '*' ? 'any' : p.protocol}`}`;
-  const full = `jit-deny-${target}${suffix}`;
-  if (full.length <= RULE_NAME_MAX) return full;
-  let h = 2166136261;
-  for (const ch of full) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-  const hash = h.toString(36).padStart(7, '0');
-  return `jit-deny-${target.slice(0, RULE_NAME_MAX - 'jit-deny-'.length - suffix.length - hash.length - 1)}-${hash}${suffix}`;
-}
-
-/** Does this rule already deny inbound traffic from anywhere to port `p` on all of these addresses? */
-function denies(r: RuleProps, p: PortSpec, ips: string[]): boolean {
-  if (r.access !== 'Deny' || (r.direction ?? 'Inbound') !== 'Inbound') return false;
-  return covers(r, p, ips);
-}
-
-/** Does this rule apply to traffic from anywhere to port `p` on all of these addresses? */
-function covers(r: RuleProps, p: PortSpec, ips: string[]): boolean {
-  const dests = [r.destinationAddressPrefix, ...(r.destinationAddressPrefixes ?? [])].filter((x): x is string => Boolean(x));
-  const anyDest = dests.some((d) => d === '*' || d === 'VirtualNetwork');
-  if (!anyDest && !ips.every((ip) => dests.some((d) => d === ip || d === `${ip}/32` || inCidr(ip, d)))) return false;
-  const anySource = [r.sourceAddressPrefix, ...(r.sourceAddressPrefixes ?? [])].some((s) => s === '*' || s === 'Internet' || s === '0.0.0.0/0');
-  const protoOk = r.protocol === '*' || r.protocol?.toLowerCase() === (p.protocol === '*' ? '*' : p.protocol);
-  const ranges = [r.destinationPortRange, ...(r.destinationPortRanges ?? [])].filter((x): x is string => Boolean(x));
-  const portOk = ranges.some((range) => {
-    if (range === '*') return true;
-    const [a, b] = range.split('-').map(Number);
-    return b === undefined ? a === p.port : a! <= p.port && p.port <= b;
-  });
-  return anySource && protoOk && portOk;
-}
-
-function inCidr(ip: string, cidr: string): boolean {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
-  const a = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
-  if (!m || !a) return false;
-  const num = (x: RegExpExecArray) => ((Number(x[1]) << 24) | (Number(x[2]) << 16) | (Number(x[3]) << 8) | Number(x[4])) >>> 0;
-  const bits = Number(m[5]);
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return (num(a) & mask) === (num(m) & mask);
-}
-
-function denyApplied(nsgId: string, r: WireRule): AppliedRule {
-  const p = r.properties;
-  return {
-    name: r.name, scope: nsgId, priority: p.priority ?? 0, direction: 'Inbound', access: 'Deny', protocol: jitProtocol(p.protocol),
-    sourcePrefix: '*', destinationPort: Number(p.destinationPortRange ?? 0), description: p.description ?? '', requestId: '', expiresAt: 0,
-  };
-}
-
-/** What a Firewall Policy's other rule collection groups and its firewalls take of the DNAT limit. */
-interface DnatOutside {
-  destinations: Set<string>;
-  publicIps: number;
-  /** Where they were counted, for the refusal's message. */
-  where: string;
-}
-
-export class DnatLimitError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DnatLimitError';
-  }
-}
-
-/** Unique DNAT destinations (address|port|protocol) of these rules, as Azure Firewall counts them. */
-function dnatDestinations(rules: NatRuleWire[]): Set<string> {
-  const out = new Set<string>();
-  for (const r of rules) {
-    const protos = r.ipProtocols ?? r.protocols ?? ['any'];
-    for (const a of r.destinationAddresses ?? []) for (const p of r.destinationPorts ?? []) for (const x of protos) out.add(`${a}|${p}|${x}`.toLowerCase());
-  }
-  return out;
-}
-
-/** The DNAT rules of a Firewall Policy rule collection group (its NAT rule collections). */
-function natRulesOfGroup(doc: ArmDoc): NatRuleWire[] {
-  return ((doc.properties?.ruleCollections as Array<NatCollection & { ruleCollectionType?: string }> | undefined) ?? []).filter((c) => c.ruleCollectionType === 'FirewallPolicyNatRuleCollection').flatMap((c) => c.rules ?? []);
-}
-
-/** The DNAT rules of a classic Azure Firewall. */
-function natRulesOfFirewall(doc: ArmDoc): NatRuleWire[] {
-  return ((doc.properties?.natRuleCollections as Array<{ properties?: NatCollection }> | undefined) ?? []).flatMap((c) => c.properties?.rules ?? []);
-}
-
-/** A firewall's public IP addresses: its IP configurations that have one. */
-function publicIpCount(doc: ArmDoc): number {
-  return ((doc.properties?.ipConfigurations as Array<{ properties?: { publicIPAddress?: unknown } }> | undefined) ?? []).filter((c) => c.properties?.publicIPAddress).length;
-}
-
-export class NoFreePortError extends Error {
-  constructor(resId: string, pool: [number, number]) {
-    super(`no free port in ${pool[0]}-${pool[1]} on ${resId.split('/').pop()}; widen the firewall's port pool in the policy file`);
-    this.name = 'NoFreePortError';
-  }
-}
-
-export class NoFreePriorityError extends Error {
-  constructor(nsgId: string, range: [number, number]) {
-    super(`no free priority in ${range[0]}-${range[1]} on ${nsgId.split('/').pop()}; raise JIT_NSG_PRIORITY_RANGE or remove stale rules`);
-    this.name = 'NoFreePriorityError';
-  }
-}
