@@ -29,20 +29,15 @@
 import type { TokenCredential } from '@azure/identity';
 import type { Redis } from 'ioredis';
 import type { CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
-import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../../core/types.js';
-import { parseRuleDescription, ruleDescription, ruleName } from '../../core/rule-tags.js';
+import type { AppliedRule, PortSpec, Target } from '../../core/types.js';
+import { parseRuleDescription, ruleDescription } from '../../core/rule-tags.js';
 import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
+import { Inventory } from './inventory.js';
 import { WriteLatency } from './latency.js';
 import { CHILD_RULES_FOR_MS, childRulesOnly, wholeNsgBody } from './nsg-whole.js';
 
-import {
-  DISCOVERY_TTL_MS, GRAPH_SCALE_SET_INSTANCES, GRAPH_SUBNET_NSGS, GRAPH_SUBSCRIPTIONS_PER_QUERY, GRAPH_VMS_NICS_SCALE_SETS, UnsupportedTargetError, VMSS_NIC_API,
-  instanceName, inventoryRow, kindOf, nicApi, nicConfigs, nicRefList, nicRefsOf, parseArmId, pathOf, type InventoryRow, type NetworkPath,
-} from './discovery.js';
-import {
-  DNAT_COLLECTION, DnatLimitError, FIREWALL_MAX_DNAT, NoFreePortError, dnatApplied, dnatDestinations, dnatResourceOf, natRulesOfFirewall, natRulesOfGroup, publicIpCount, writableDoc,
-  type DnatOutside, type NatCollection, type NatRuleWire,
-} from './firewall-dnat.js';
+import { DISCOVERY_TTL_MS, UnsupportedTargetError, kindOf, nicApi, nicConfigs, parseArmId, pathOf, type InventoryRow, type NetworkPath } from './discovery.js';
+import { FirewallRoutes, addDnatRules, dnatApplied, dnatCollection, dnatResourceOf, natRuleList, removeDnatRules, writableDoc, type DocPlan } from './firewall-dnat.js';
 import {
   NoFreePriorityError, armProtocol, checkNsgLimits, covers, denies, denyApplied, denyDescription, denyRuleName, foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, writableProps, type WireRule,
 } from './nsg-rules.js';
@@ -101,8 +96,6 @@ export interface AzureGateOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-const rgOf = (id: string) => id.split(/\/providers\//i)[0]!;
-
 /** Writes to one firewall policy's rule collection groups take turns (ARM: one operation per policy). */
 const queueKeyOf = (resourceId: string) => (kindOf(resourceId) === 'rcg' ? resourceId.replace(/\/ruleCollectionGroups\/[^/]+$/i, '') : resourceId).toLowerCase();
 
@@ -125,11 +118,6 @@ interface NsgPlan {
   results: AppliedRule[];
   puts: WireRule[];
   deletes: WireRule[];
-}
-/** What one caller wants done to a firewall / rule collection group document (edited in place). */
-interface DocPlan {
-  results: AppliedRule[];
-  changed: boolean;
 }
 interface Pending<P> {
   plan: (doc: ArmDoc) => P;
@@ -191,7 +179,18 @@ export class AzureGate implements NetworkGate {
       sleep: this.sleep,
       log: this.log,
     });
+    this.routes = new FirewallRoutes(this.arm);
+    this.inv = new Inventory({
+      arm: this.arm,
+      subscriptions: () => this.subscriptions(),
+      discover: (t, fresh) => this.discover(t, fresh),
+      cachePath: (vmId, path) => void this.paths.set(vmId.toLowerCase(), path),
+      log: this.log,
+    });
   }
+  private readonly inv: Inventory;
+  /** Firewall targets' routes checked, and what DNAT rules outside the bot's group take of the limit. */
+  private readonly routes: FirewallRoutes;
 
   /** ARM calls and their outcomes, for metrics and benchmarks. */
   get stats(): ArmStats {
@@ -254,14 +253,14 @@ export class AzureGate implements NetworkGate {
       return write();
     };
     const nsgRules = planAllowRules(grant.target.name, grant.requestId, grant.ports, nsgSource, path.privateIps, description);
-    if (fw) await this.checkFirewallRoute(grant.target.name, fw);
+    if (fw) await this.routes.check(grant.target.name, fw);
     // What the policy's other rule collection groups (and its base policies') already take of the 250.
-    const outside = fw?.policyId ? await this.dnatOutside(fw) : undefined;
+    const outside = fw?.policyId ? await this.routes.outside(fw) : undefined;
     const tag = { requests: [grant.requestId] };
     const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules)), tag));
     if (fw) {
       const res = dnatResourceOf(fw);
-      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description, outside)), tag));
+      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description, outside)), tag));
     }
     const results = await Promise.allSettled(writes);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -309,7 +308,7 @@ export class AzureGate implements NetworkGate {
         const tag = { urgent: true, requests: [requestId], deadline: when?.by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
         return kindOf(res) === 'nsg'
           ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
-          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine), tag);
+          : this.enqueueDoc(res, (doc) => removeDnatRules(res, doc, mine), tag);
       }),
     );
     return removed.flat();
@@ -478,7 +477,7 @@ export class AzureGate implements NetworkGate {
         const tag = { urgent: true, requests: [...requests], deadline };
         return kindOf(res) === 'nsg'
           ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), tag)
-          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), tag);
+          : this.enqueueDoc(res, (doc) => removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), tag);
       }),
     );
     // Each resource settles on its own: what could be removed is reported; the rest waits for the next sweep.
@@ -503,7 +502,7 @@ export class AzureGate implements NetworkGate {
             }, tag)
           : this.enqueueDoc(res, (doc) => {
               let changed = false;
-              for (const r of this.natRuleList(res, doc)) {
+              for (const r of natRuleList(res, doc)) {
                 if (mine(r) && r.description !== description) {
                   r.description = description;
                   changed = true;
@@ -534,182 +533,9 @@ export class AzureGate implements NetworkGate {
     return removed.flat();
   }
 
-  /**
-   * Every VM of the subscriptions, supported or not, with the reason when it is not (no NIC, no
-   * NSG in its path, no private address), as Defender's JIT blade shows them.
-   *
-   * Built from Azure Resource Graph (see `inventoryFromGraph`): a few paged queries whatever the
-   * number of VMs. If Resource Graph cannot answer (an error after its retries, a truncated
-   * result, a cloud without it), the paged ARM lists are used instead (`inventoryFromLists`), so
-   * `vms` still answers, at more calls.
-   */
+  /** Every VM of the subscriptions, supported or not (see inventory.ts). */
   async inventory(): Promise<InventoryRow[]> {
-    const subs = [...this.subscriptions()];
-    if (Date.now() >= this.graphMissingUntil) {
-      try {
-        return await this.inventoryFromGraph(subs);
-      } catch (err) {
-        // An endpoint without Resource Graph (a sovereign cloud, a proxy) is not asked again for an hour.
-        if (err instanceof ArmError && (err.status === 400 || err.status === 404) && /^(NoRegisteredProviderFound|InvalidResourceType|InvalidResourceNamespace)$/i.test(err.code)) this.graphMissingUntil = Date.now() + 3600_000;
-        this.log('azure: Resource Graph could not build the inventory; listing per subscription instead', { err: err instanceof Error ? err.message : String(err) });
-      }
-    }
-    return this.inventoryFromLists(subs);
-  }
-  private graphMissingUntil = 0;
-
-  /**
-   * The inventory from Azure Resource Graph, joined here rather than in KQL (no `join` /
-   * `mv-expand`, whose per-query limits a large estate would meet; each query a flat projection
-   * that pages by `$skipToken`):
-   * 1. `Resources`: VMs (their NIC references), NICs (NSG, IP configurations: private addresses,
-   *    primary flags, subnets) and scale sets (to know the Uniform ones);
-   * 2. `Resources`: NSGs associated with subnets (`properties.subnets`): the subnet NSGs;
-   * 3. `ComputeResources`: Uniform scale-set instances and their NICs (Resource Graph keeps them
-   *    there, not in `Resources`; Flexible instances are ordinary VMs and come with 1.).
-   * A Uniform scale set of which 3. shows no instance (a cloud whose Resource Graph lacks the
-   * table, or data not indexed yet) is listed through ARM (its instances, their NICs). A VM whose
-   * NIC is not in the result (another subscription, or created seconds ago: Resource Graph lags
-   * ARM by seconds) is read directly. Paths found here are not cached for writes: a grant reads
-   * its VM's path from ARM itself.
-   */
-  private async inventoryFromGraph(subs: string[]): Promise<InventoryRow[]> {
-    const chunks: string[][] = [];
-    for (let i = 0; i < subs.length; i += GRAPH_SUBSCRIPTIONS_PER_QUERY) chunks.push(subs.slice(i, i + GRAPH_SUBSCRIPTIONS_PER_QUERY));
-    const all = async (query: string) => (await Promise.all(chunks.map((c) => this.arm.graph(query, c)))).flat();
-    const [resources, subnetNsgRows, instances] = await Promise.all([
-      all(GRAPH_VMS_NICS_SCALE_SETS),
-      all(GRAPH_SUBNET_NSGS),
-      all(GRAPH_SCALE_SET_INSTANCES).catch((err: unknown) => {
-        this.log('azure: Resource Graph has no scale-set instances here (ComputeResources); listing Uniform scale sets through ARM', { err: err instanceof Error ? err.message : String(err) });
-        return null;
-      }),
-    ]);
-    const typeOf = (r: ArmDoc) => String(r.type ?? '').toLowerCase();
-    const nicById = new Map<string, ArmDoc>();
-    for (const r of [...resources, ...(instances ?? [])]) {
-      if (typeof r.id !== 'string' || !/\/networkinterfaces$/.test(typeOf(r))) continue;
-      nicById.set(r.id.toLowerCase(), {
-        id: r.id,
-        properties: { ...(typeof r.nsg === 'string' && r.nsg ? { networkSecurityGroup: { id: r.nsg } } : {}), ipConfigurations: Array.isArray(r.ipConfigurations) ? r.ipConfigurations : [] },
-      });
-    }
-    const subnetById = new Map<string, ArmDoc>();
-    for (const n of subnetNsgRows) {
-      if (typeof n.id !== 'string' || !Array.isArray(n.subnets)) continue;
-      for (const sn of n.subnets as Array<{ id?: unknown }>) if (typeof sn?.id === 'string') subnetById.set(sn.id.toLowerCase(), { id: sn.id, properties: { networkSecurityGroup: { id: n.id } } });
-    }
-    const out: InventoryRow[] = [];
-    const later: Array<Promise<InventoryRow[]>> = [];
-    const vmRow = (id: string, name: string, refs: Array<{ id?: string; properties?: { primary?: boolean } }>) => {
-      const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
-      if (found.some((f) => !f.doc)) later.push(this.rowFromArm(id, name).then((r) => (r ? [r] : [])));
-      else out.push(inventoryRow(id, name, found as Array<{ primary: boolean; doc: ArmDoc }>, subnetById));
-    };
-    const scaleSets: string[] = [];
-    for (const r of resources) {
-      if (typeof r.id !== 'string') continue;
-      if (typeOf(r) === 'microsoft.compute/virtualmachinescalesets') {
-        // Uniform (or older, without the property) and not scaled to zero: it has instances to list.
-        if (String(r.orchestrationMode ?? '').toLowerCase() !== 'flexible' && r.capacity !== 0) scaleSets.push(r.id);
-      } else if (typeOf(r) === 'microsoft.compute/virtualmachines' && typeof r.name === 'string') vmRow(r.id, r.name, nicRefList(r.nics));
-    }
-    const instancesOf = new Map<string, ArmDoc[]>();
-    for (const r of instances ?? []) {
-      if (typeof r.id !== 'string' || typeOf(r) !== 'microsoft.compute/virtualmachinescalesets/virtualmachines') continue;
-      const ss = r.id.replace(/\/virtualMachines\/[^/]+$/i, '').toLowerCase();
-      instancesOf.set(ss, [...(instancesOf.get(ss) ?? []), r]);
-    }
-    for (const ss of scaleSets) {
-      const listed = instancesOf.get(ss.toLowerCase());
-      if (listed) for (const inst of listed) vmRow(String(inst.id), instanceName(String(inst.id)), nicRefList(inst.nics));
-      else later.push(this.scaleSetRows(ss, subnetById));
-    }
-    for (const rows of await Promise.all(later)) out.push(...rows);
-    return out;
-  }
-
-  /** A VM's row from its own ARM documents (VM, NICs, subnets); a VM gone meanwhile is left out. */
-  private async rowFromArm(id: string, name: string): Promise<InventoryRow | null> {
-    try {
-      await this.discover({ name, id, os: 'linux' }, true);
-      return { id, name };
-    } catch (err) {
-      if (err instanceof UnsupportedTargetError) return { id, name, reason: err.message.replace(/^.*?: /, '') };
-      if (err instanceof ArmError && err.status === 404) return null;
-      // Unreadable now (throttled past the deadline, forbidden): listed without a verdict on its path.
-      this.log('azure: could not read a VM\'s network path for the inventory', { vm: id, err: err instanceof Error ? err.message : String(err) });
-      return { id, name };
-    }
-  }
-
-  /** A Uniform scale set's instances and their NICs, listed through ARM (two paged lists). */
-  private async scaleSetRows(ssId: string, subnetById: Map<string, ArmDoc>): Promise<InventoryRow[]> {
-    const [instances, nics] = await Promise.all([this.arm.list(`${ssId}/virtualMachines`, COMPUTE_API), this.arm.list(`${ssId}/networkInterfaces`, VMSS_NIC_API)]);
-    const nicById = new Map(nics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
-    return instances.flatMap((inst) => {
-      if (typeof inst.id !== 'string' || typeof inst.name !== 'string') return [];
-      const refs = nicRefsOf(inst);
-      return [inventoryRow(inst.id, inst.name, refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) })).filter((f): f is { primary: boolean; doc: ArmDoc } => Boolean(f.doc)), subnetById)];
-    });
-  }
-
-  /**
-   * The inventory from paged ARM lists per subscription (VMs, NICs, virtual networks with their
-   * subnets, scale sets; two more per Uniform scale set), joined here: the fallback when Resource
-   * Graph cannot answer. Paths found are cached for writes (the documents are ARM's own).
-   */
-  private async inventoryFromLists(subscriptions: string[]): Promise<InventoryRow[]> {
-    const out: InventoryRow[] = [];
-    const row = (id: string, name: string, nics: Array<{ primary: boolean; doc: ArmDoc | undefined }>, subnetById: Map<string, ArmDoc>) => {
-      try {
-        if (nics.length === 0) throw new UnsupportedTargetError(name, 'the VM has no network interface');
-        const path = pathOf(name, nics as Array<{ primary: boolean; doc: ArmDoc }>, subnetById);
-        this.paths.set(id.toLowerCase(), path);
-        out.push({ id, name });
-      } catch (err) {
-        if (err instanceof UnsupportedTargetError) out.push({ id, name, reason: err.message.replace(/^.*?: /, '') });
-        else throw err;
-      }
-    };
-    for (const sub of subscriptions) {
-      const [vms, nics, vnets, sets] = await Promise.all([
-        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachines`, COMPUTE_API),
-        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/networkInterfaces`, NETWORK_API),
-        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/virtualNetworks`, NETWORK_API),
-        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachineScaleSets`, COMPUTE_API),
-      ]);
-      const nicById = new Map(nics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
-      const subnetById = new Map<string, ArmDoc>();
-      for (const v of vnets) for (const s of ((v.properties?.subnets as ArmDoc[] | undefined) ?? [])) subnetById.set(String(s.id ?? '').toLowerCase(), s);
-      for (const vm of vms) {
-        if (typeof vm.id !== 'string' || typeof vm.name !== 'string') continue;
-        const refs = nicRefsOf(vm);
-        const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
-        if (found.some((f) => !f.doc)) {
-          // A NIC in another subscription: read the path the slow way.
-          try {
-            await this.discover({ name: vm.name, id: vm.id, os: 'linux' }, true);
-            out.push({ id: vm.id, name: vm.name });
-          } catch (err) {
-            if (err instanceof UnsupportedTargetError) out.push({ id: vm.id, name: vm.name, reason: err.message.replace(/^.*?: /, '') });
-            else throw err;
-          }
-        } else row(vm.id, vm.name, found, subnetById);
-      }
-      // Uniform scale sets: instances and their NICs live under the scale set.
-      for (const ss of sets) {
-        if (typeof ss.id !== 'string' || String(ss.properties?.orchestrationMode ?? 'Uniform') === 'Flexible') continue;
-        const [instances, ssNics] = await Promise.all([this.arm.list(`${ss.id}/virtualMachines`, COMPUTE_API), this.arm.list(`${ss.id}/networkInterfaces`, VMSS_NIC_API)]);
-        const ssNicById = new Map(ssNics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
-        for (const inst of instances) {
-          if (typeof inst.id !== 'string' || typeof inst.name !== 'string') continue;
-          const refs = nicRefsOf(inst);
-          row(inst.id, inst.name, refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: ssNicById.get(r.id!.toLowerCase()) })).filter((f) => f.doc), subnetById);
-        }
-      }
-    }
-    return out;
+    return this.inv.list();
   }
 
   async enforce(target: Target, ports: PortSpec[]): Promise<AppliedRule[]> {
@@ -788,79 +614,6 @@ export class AzureGate implements NetworkGate {
     return removed.flat();
   }
 
-  /**
-   * A firewall route is checked once (cached 5 min) before its first DNAT write: the rule
-   * collection group's name is one ARM accepts, and the public IP people will connect to is one of
-   * the firewall's (the classic firewall's, or those of the firewalls the policy is attached to).
-   */
-  private async checkFirewallRoute(target: string, fw: FirewallRoute): Promise<void> {
-    const key = `${dnatResourceOf(fw)}|${fw.publicIp}`.toLowerCase();
-    const at = this.routesChecked.get(key);
-    if (at !== undefined && Date.now() - at < DISCOVERY_TTL_MS) return;
-    if (fw.ruleCollectionGroup !== undefined && !/^[a-z0-9](?:[a-z0-9_.-]{0,78}[a-z0-9_])?$/i.test(fw.ruleCollectionGroup)) {
-      throw new UnsupportedTargetError(target, `"${fw.ruleCollectionGroup}" is not a valid rule collection group name (1-80 letters, digits, _ . -; starting with a letter or digit, ending with a letter, digit or _)`);
-    }
-    let firewalls: string[];
-    if (fw.firewallId) firewalls = [fw.firewallId];
-    else {
-      const policy = (await this.arm.get(fw.policyId!, NETWORK_API)).doc;
-      firewalls = ((policy.properties?.firewalls as Array<{ id?: string }> | undefined) ?? []).flatMap((f) => (f.id ? [f.id] : []));
-      if (firewalls.length === 0) throw new UnsupportedTargetError(target, `the firewall policy ${fw.policyId!.split('/').pop()} is attached to no firewall`);
-    }
-    const addresses = new Set<string>();
-    for (const id of firewalls) {
-      const doc = (await this.arm.get(id, NETWORK_API)).doc;
-      const cfgs = (doc.properties?.ipConfigurations as ArmDoc[] | undefined) ?? [];
-      this.firewallPublicIps.set(id.toLowerCase(), publicIpCount(doc));
-      for (const c of cfgs) {
-        const pip = (c.properties?.publicIPAddress as { id?: string } | undefined)?.id;
-        if (!pip) continue;
-        const ip = (await this.arm.get(pip, NETWORK_API)).doc.properties?.ipAddress;
-        if (typeof ip === 'string') addresses.add(ip);
-      }
-    }
-    if (!addresses.has(fw.publicIp)) {
-      throw new UnsupportedTargetError(target, `${fw.publicIp} is not a public IP of its firewall (${[...addresses].join(', ') || 'none found'}); fix publicIp in the policy file`);
-    }
-    this.routesChecked.set(key, Date.now());
-  }
-  private routesChecked = new Map<string, number>();
-  /** Public IP addresses per firewall, as last read (checkFirewallRoute). */
-  private firewallPublicIps = new Map<string, number>();
-
-  /**
-   * The DNAT destinations a Firewall Policy target shares Azure Firewall's limit with outside the
-   * bot's own rule collection group: every other group of the policy and of the policies it
-   * inherits from (`basePolicy`, followed up the chain), and the public IPs of the firewalls the
-   * policy is attached to (the most of any of them). Read fresh for every grant.
-   */
-  private async dnatOutside(fw: FirewallRoute): Promise<DnatOutside> {
-    const own = dnatResourceOf(fw).toLowerCase();
-    const destinations = new Set<string>();
-    const policies: string[] = [];
-    let publicIps = 0;
-    const seen = new Set<string>();
-    for (let id: string | undefined = fw.policyId; id && !seen.has(id.toLowerCase()); ) {
-      seen.add(id.toLowerCase());
-      const [policy, groups] = await Promise.all([this.arm.get(id, NETWORK_API), this.arm.list(`${id}/ruleCollectionGroups`, NETWORK_API)]);
-      policies.push(id.split('/').pop()!);
-      for (const g of groups) if (String(g.id ?? '').toLowerCase() !== own) for (const d of dnatDestinations(natRulesOfGroup(g))) destinations.add(d);
-      if (id === fw.policyId) {
-        for (const f of (policy.doc.properties?.firewalls as Array<{ id?: string }> | undefined) ?? []) {
-          if (!f.id) continue;
-          let n = this.firewallPublicIps.get(f.id.toLowerCase());
-          if (n === undefined) {
-            n = publicIpCount((await this.arm.get(f.id, NETWORK_API)).doc);
-            this.firewallPublicIps.set(f.id.toLowerCase(), n);
-          }
-          publicIps = Math.max(publicIps, n);
-        }
-      }
-      id = (policy.doc.properties?.basePolicy as { id?: string } | undefined)?.id;
-    }
-    return { destinations, publicIps, where: `the rule collection groups of ${policies[0]}${policies.length > 1 ? ` and of its base polic${policies.length > 2 ? 'ies' : 'y'} ${policies.slice(1).join(', ')}` : ''}` };
-  }
-
   private resourcesOf(path: NetworkPath, target: Target): string[] {
     return [...path.nsgs, ...(target.firewall ? [dnatResourceOf(target.firewall)] : [])];
   }
@@ -906,116 +659,9 @@ export class AzureGate implements NetworkGate {
     return { results, puts: [], deletes };
   }
 
-  private addDnatRules(resId: string, doc: ArmDoc, fw: FirewallRoute, requestId: string, ports: PortSpec[], source: string, vmIp: string, description: string, outside?: DnatOutside): DocPlan {
-    const existingRules = this.natRuleList(resId, doc);
-    const usedPorts = new Set(
-      existingRules.filter((r) => (r.destinationAddresses ?? []).includes(fw.publicIp) || (r.destinationAddresses ?? []).includes('*')).flatMap((r) => (r.destinationPorts ?? []).map(Number)),
-    );
-    // Ports other rule collection groups of the policy (or its base policies) DNAT on this address are taken too.
-    for (const d of outside?.destinations ?? []) {
-      const [address, port] = d.split('|');
-      if (address === fw.publicIp.toLowerCase() || address === '*') usedPorts.add(Number(port));
-    }
-    const pick = () => {
-      for (let p = fw.portPool[0]; p <= fw.portPool[1]; p++) if (!usedPorts.has(p)) return usedPorts.add(p), p;
-      throw new NoFreePortError(resId, fw.portPool);
-    };
-    const adds: Array<{ name: string; publicPort: number; p: PortSpec }> = [];
-    const results: AppliedRule[] = [];
-    const collection = this.dnatCollection(resId, doc, true)!;
-    for (const p of ports) {
-      const name = ruleName(requestId, p.port, p.protocol);
-      const existing = existingRules.find((r) => r.name === name);
-      if (existing) {
-        const applied = dnatApplied(resId, existing, collection.priority ?? 0);
-        if (applied) results.push(applied);
-        continue;
-      }
-      adds.push({ name, publicPort: pick(), p });
-    }
-    if (adds.length > 0) {
-      // Azure Firewall's limit: public IPs + unique destinations over every rule the firewall applies.
-      const rcg = kindOf(resId) === 'rcg';
-      const destinations = new Set([...(outside?.destinations ?? []), ...dnatDestinations(rcg ? natRulesOfGroup(doc) : natRulesOfFirewall(doc))]);
-      for (const a of adds) destinations.add(`${fw.publicIp}|${a.publicPort}|${a.p.protocol === 'udp' ? 'udp' : 'tcp'}`.toLowerCase());
-      const publicIps = rcg ? (outside?.publicIps ?? 1) : publicIpCount(doc);
-      const total = destinations.size + publicIps;
-      if (total > FIREWALL_MAX_DNAT) {
-        const where = rcg ? (outside?.where ?? `the rule collection groups of ${fw.policyId?.split('/').pop()}`) : `the DNAT rule collections of ${resId.split('/').pop()}`;
-        throw new DnatLimitError(`${resId.split('/').pop()} would bring its firewall to ${total} DNAT destinations (${destinations.size} unique destination address/port/protocol in ${where}, + ${publicIps} public IP address${publicIps === 1 ? '' : 'es'} of the firewall); Azure Firewall allows ${FIREWALL_MAX_DNAT} (public IPs + unique DNAT destinations). Remove unused DNAT rules or use another firewall`);
-      }
-    }
-    const srcs = [source === '*' ? '*' : source];
-    for (const a of adds) {
-      const common = { name: a.name, description, sourceAddresses: srcs, destinationAddresses: [fw.publicIp], destinationPorts: [String(a.publicPort)], translatedAddress: vmIp, translatedPort: String(a.p.port) };
-      const proto = a.p.protocol === 'udp' ? 'UDP' : 'TCP';
-      const rule: NatRuleWire = kindOf(resId) === 'rcg' ? { ruleType: 'NatRule', ipProtocols: [proto], ...common } : { protocols: [proto], ...common };
-      collection.rules!.push(rule);
-      results.push(dnatApplied(resId, rule, collection.priority ?? 0)!);
-    }
-    return { results, changed: adds.length > 0 };
-  }
-
-  private removeDnatRules(resId: string, doc: ArmDoc, match: (r: NatRuleWire) => boolean): DocPlan {
-    const results: AppliedRule[] = [];
-    const collection = this.dnatCollection(resId, doc, false);
-    if (collection) {
-      const keep: NatRuleWire[] = [];
-      for (const r of collection.rules ?? []) {
-        const applied = match(r) ? dnatApplied(resId, r, collection.priority ?? 0) : null;
-        if (applied) results.push(applied);
-        else keep.push(r);
-      }
-      collection.rules = keep;
-    }
-    return { results, changed: results.length > 0 };
-  }
-
-  /**
-   * The bot's own DNAT rule collection (created on first use), classic or Firewall Policy, as ARM's
-   * wire JSON: classic collections keep priority and rules under `properties`, policy ones inline.
-   */
-  private dnatCollection(resId: string, doc: ArmDoc, create: boolean): NatCollection | undefined {
-    const props = (doc.properties ??= {});
-    if (kindOf(resId) === 'rcg') {
-      const list = ((props.ruleCollections as Array<NatCollection & { ruleCollectionType?: string }> | undefined) ??= []);
-      props.ruleCollections = list;
-      let c = list.find((x) => x.name === DNAT_COLLECTION);
-      if (!c && create) {
-        const used = new Set(list.map((x) => x.priority));
-        let priority = 100;
-        while (used.has(priority)) priority++;
-        c = { ruleCollectionType: 'FirewallPolicyNatRuleCollection', name: DNAT_COLLECTION, priority, action: { type: 'DNAT' }, rules: [] } as NatCollection & { ruleCollectionType: string };
-        list.push(c);
-      }
-      if (c) c.rules ??= [];
-      return c;
-    }
-    const list = ((props.natRuleCollections as Array<{ name?: string; properties?: NatCollection & { action?: { type: string } } }> | undefined) ??= []);
-    props.natRuleCollections = list;
-    let c = list.find((x) => x.name === DNAT_COLLECTION);
-    if (!c && create) {
-      const used = new Set(list.map((x) => x.properties?.priority));
-      let priority = 100;
-      while (used.has(priority)) priority++;
-      c = { name: DNAT_COLLECTION, properties: { priority, action: { type: 'Dnat' }, rules: [] } };
-      list.push(c);
-    }
-    if (!c) return undefined;
-    const p = (c.properties ??= {});
-    p.rules ??= [];
-    return { name: c.name, ...(p.priority !== undefined ? { priority: p.priority } : {}), get rules() { return p.rules; }, set rules(v) { p.rules = v; } } as NatCollection;
-  }
-
-  /** Every DNAT rule of a document that could be ours. */
-  private natRuleList(resId: string, doc: ArmDoc): NatRuleWire[] {
-    if (kindOf(resId) === 'rcg') return (((doc.properties?.ruleCollections as NatCollection[] | undefined) ?? []).flatMap((c) => c.rules ?? []));
-    return (((doc.properties?.natRuleCollections as Array<{ properties?: NatCollection }> | undefined) ?? []).flatMap((c) => c.properties?.rules ?? []));
-  }
-
   private ownedRules(resId: string, doc: ArmDoc): AppliedRule[] {
     if (kindOf(resId) === 'nsg') return nsgRulesOf(doc).flatMap((r) => nsgApplied(resId, r) ?? []);
-    const c = this.dnatCollection(resId, structuredClone(doc), false);
+    const c = dnatCollection(resId, structuredClone(doc), false);
     return (c?.rules ?? []).flatMap((r) => dnatApplied(resId, r, c?.priority ?? 0) ?? []);
   }
 
@@ -1182,7 +828,6 @@ export class AzureGate implements NetworkGate {
         const changers = planned.filter(({ plan }) => plan.puts.length + plan.deletes.length > 0);
         if (changers.length > 0) {
           checkNsgLimits(nsgId, rules);
-          const sent = Date.now();
           await this.arm.put(nsgId, NETWORK_API, wholeNsgBody(doc, rules), etag ? { ifMatch: etag } : {}, deadline);
           // From the read (not the wait for someone's operation in flight) to Succeeded.
           this.latency.record(lockKey, 'op', Date.now() - readAt);
