@@ -31,18 +31,18 @@ import type { Redis } from 'ioredis';
 import type { CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
 import type { AppliedRule, PortSpec, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription } from '../../core/rule-tags.js';
-import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
+import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, type ArmDoc, type ArmStats } from './arm.js';
 import { Inventory } from './inventory.js';
 import { WriteLatency } from './latency.js';
-import { CHILD_RULES_FOR_MS, childRulesOnly, wholeNsgBody } from './nsg-whole.js';
-
+import { ArmWriter, queueKeyOf, type ChangeTag, type NsgPlan } from './arm-writer.js';
 import { DISCOVERY_TTL_MS, UnsupportedTargetError, kindOf, nicApi, nicConfigs, parseArmId, pathOf, type InventoryRow, type NetworkPath } from './discovery.js';
-import { FirewallRoutes, addDnatRules, dnatApplied, dnatCollection, dnatResourceOf, natRuleList, removeDnatRules, writableDoc, type DocPlan } from './firewall-dnat.js';
+import { FirewallRoutes, addDnatRules, dnatApplied, dnatCollection, dnatResourceOf, natRuleList, removeDnatRules, type DocPlan } from './firewall-dnat.js';
 import {
-  NoFreePriorityError, armProtocol, checkNsgLimits, covers, denies, denyApplied, denyDescription, denyRuleName, foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, writableProps, type WireRule,
+  NoFreePriorityError, armProtocol, checkNsgLimits, covers, denies, denyApplied, denyDescription, denyRuleName, foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, type WireRule,
 } from './nsg-rules.js';
 
 export { ArmError } from './arm.js';
+export { prioritize } from './arm-writer.js';
 export { GRAPH_SCALE_SET_INSTANCES, GRAPH_SUBNET_NSGS, GRAPH_VMS_NICS_SCALE_SETS, UnsupportedTargetError, kindOf, parseArmId, type InventoryRow, type NetworkPath } from './discovery.js';
 export { DnatLimitError, NoFreePortError, dnatResourceOf } from './firewall-dnat.js';
 export { NoFreePriorityError, denyRuleName, type RuleProps, type WireRule } from './nsg-rules.js';
@@ -96,9 +96,6 @@ export interface AzureGateOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** Writes to one firewall policy's rule collection groups take turns (ARM: one operation per policy). */
-const queueKeyOf = (resourceId: string) => (kindOf(resourceId) === 'rcg' ? resourceId.replace(/\/ruleCollectionGroups\/[^/]+$/i, '') : resourceId).toLowerCase();
-
 /** Matches a rule this bot wrote for `requestId` (name and description both say so). */
 const ownedBy = (requestId: string) => (r: { name?: string; description?: string }) =>
   Boolean(r.name?.startsWith(`jit-${requestId}-`)) && parseRuleDescription(r.description)?.requestId === requestId;
@@ -111,46 +108,9 @@ export function errorInfo(err: unknown): { status?: number; code?: string; retry
   return {};
 }
 
-// ------------------------------------------------------------------ changes queued per resource
-
-/** What one caller wants done to an NSG, planned from its current rules. */
-interface NsgPlan {
-  results: AppliedRule[];
-  puts: WireRule[];
-  deletes: WireRule[];
-}
-interface Pending<P> {
-  plan: (doc: ArmDoc) => P;
-  resolve: (applied: AppliedRule[]) => void;
-  reject: (err: unknown) => void;
-  /** Every rule this change touched, over all attempts (a retry after a lost answer finds its work done). */
-  seen: Map<string, AppliedRule>;
-  /** NSG rules whose delete was sent but not confirmed (a lost answer): removed if the next read lacks them. */
-  intended: Map<string, AppliedRule>;
-  settled: boolean;
-  /** A close (a revocation, the reconciler's sweep): goes ahead of opens and expiry updates queued on the NSG. */
-  urgent: boolean;
-  /** The requests it is for: a close never goes ahead of a change queued earlier for the same request. */
-  requests: string[];
-  /** A close's grant expiry: closes are taken earliest first. */
-  deadline: number;
-  /** A close for an expiry, held until then so that its write completes just before the expiry. */
-  notBefore?: number;
-  /** When it was queued, and whether it made an ARM operation (then its time is a latency sample). */
-  queuedAt: number;
-  wrote: boolean;
-}
-interface Queue {
-  items: Array<{ resourceId: string; change: Pending<NsgPlan> | Pending<DocPlan> }>;
-  running: boolean;
-  /** Ends the drain's wait for a held close early (something new was queued). */
-  kick?: () => void;
-}
-
 export class AzureGate implements NetworkGate {
   private readonly arm: ArmClient;
   private paths = new Map<string, NetworkPath>();
-  private queues = new Map<string, Queue>();
   /** Resources where the bot's rules were written or seen (swept between full scope sweeps). */
   private known = new Map<string, string>();
   private lastScopeSweep = 0;
@@ -179,6 +139,19 @@ export class AzureGate implements NetworkGate {
       sleep: this.sleep,
       log: this.log,
     });
+    this.writer = new ArmWriter({
+      arm: this.arm,
+      latency: this.latency,
+      nsgDeadlineMs: this.deadlineMs,
+      fwDeadlineMs: this.fwDeadlineMs,
+      ...(opts.nsgWrites ? { nsgWrites: opts.nsgWrites } : {}),
+      ...(opts.redis ? { redis: opts.redis } : {}),
+      ...(opts.lockPrefix ? { lockPrefix: opts.lockPrefix } : {}),
+      sleep: this.sleep,
+      log: this.log,
+      onWritten: (id) => void this.known.set(id.toLowerCase(), id),
+      onNsgRead: (id, doc) => this.noteRules(id, doc),
+    });
     this.routes = new FirewallRoutes(this.arm);
     this.inv = new Inventory({
       arm: this.arm,
@@ -189,6 +162,18 @@ export class AzureGate implements NetworkGate {
     });
   }
   private readonly inv: Inventory;
+  /** Queues, locks and retries per resource (arm-writer.ts), NSG writes (nsg-writer.ts). */
+  private readonly writer: ArmWriter;
+
+  /** Whole-NSG writes ARM refused (each NSG then fell back to child rules), by ARM's code. */
+  get nsgFallbacks(): Record<string, number> {
+    return this.writer.nsgFallbacks;
+  }
+
+  /** Whether this NSG's changes go as one whole-NSG PUT (JIT_NSG_WRITES=auto, not refused lately). */
+  nsgBatched(nsgId: string): boolean {
+    return this.writer.nsgBatched(nsgId);
+  }
   /** Firewall targets' routes checked, and what DNAT rules outside the bot's group take of the limit. */
   private readonly routes: FirewallRoutes;
 
@@ -200,20 +185,6 @@ export class AzureGate implements NetworkGate {
   /** ARM's answers since start, by call (read / write) and answer class (jit_network_arm_answers_total). */
   armAnswers(): ReturnType<ArmClient['armAnswers']> {
     return this.arm.armAnswers();
-  }
-
-  /** How long to wait before a write's next try (counted and logged), or the error that ends it at its deadline. */
-  private nextTry(name: string, err: unknown, how: 'reread' | 'retry', attempt: number, deadline: number, deadlineMs: number): number | Error {
-    const wait = how === 'reread' ? Math.random() * 50 : backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
-    const code = err instanceof ArmError ? err.code : undefined;
-    if (Date.now() + wait > deadline) return new Error(`writing ${name} failed after ${attempt} attempts (${code ?? 'network error'}); deadline of ${Math.round(deadlineMs / 1000)} s reached`);
-    this.arm.stats.retries++;
-    this.log('azure: write retried', { resource: name, code, waitMs: Math.round(wait) });
-    return wait;
-  }
-
-  private deadlineOf(resourceId: string): number {
-    return kindOf(resourceId) === 'nsg' ? this.deadlineMs : this.fwDeadlineMs;
   }
 
   // ------------------------------------------------------------------ discovery
@@ -392,7 +363,7 @@ export class AzureGate implements NetworkGate {
     await Promise.all(
       [...toRead].filter(([k]) => !docs.has(k)).map(async ([k, id]) => {
         try {
-          const got = kindOf(id) === 'rcg' ? await this.readRcg(id) : await this.arm.getOrNull(id, NETWORK_API);
+          const got = kindOf(id) === 'rcg' ? await this.writer.readRcg(id) : await this.arm.getOrNull(id, NETWORK_API);
           if (got) docs.set(k, { id, doc: got.doc });
           else this.known.delete(k);
         } catch (err) {
@@ -668,494 +639,19 @@ export class AzureGate implements NetworkGate {
   // ------------------------------------------------------------------ the per-resource writers
 
   private enqueueNsg(resourceId: string, plan: (doc: ArmDoc) => NsgPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
-    return this.enqueue(resourceId, plan, tag);
+    return this.writer.enqueue(resourceId, plan, tag);
   }
 
   private enqueueDoc(resourceId: string, plan: (doc: ArmDoc) => DocPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
-    return this.enqueue(resourceId, plan, tag);
+    return this.writer.enqueue(resourceId, plan, tag);
   }
 
-  private enqueue(resourceId: string, plan: ((doc: ArmDoc) => NsgPlan) | ((doc: ArmDoc) => DocPlan), tag: ChangeTag = {}): Promise<AppliedRule[]> {
-    const key = queueKeyOf(resourceId);
-    let q = this.queues.get(key);
-    if (!q) {
-      q = { items: [], running: false };
-      this.queues.set(key, q);
-    }
-    const queue = q;
-    const promise = new Promise<AppliedRule[]>((resolve, reject) => {
-      const change = {
-        plan,
-        seen: new Map<string, AppliedRule>(),
-        intended: new Map<string, AppliedRule>(),
-        settled: false,
-        urgent: tag.urgent ?? false,
-        requests: tag.requests ?? [],
-        deadline: tag.deadline ?? Infinity,
-        ...(tag.notBefore !== undefined ? { notBefore: tag.notBefore } : {}),
-        queuedAt: Date.now(),
-        wrote: false,
-        resolve: (v: AppliedRule[]) => {
-          // A write's time, queued to Succeeded, is a sample of what the next close will take.
-          // (A held close's time is mostly its hold: not a sample.)
-          if (!change.settled && change.wrote && change.notBefore === undefined) this.latency.record(key, change.urgent ? 'close' : 'write', Date.now() - change.queuedAt);
-          change.settled = true;
-          resolve(v);
-        },
-        reject: (e: unknown) => ((change.settled = true), reject(e)),
-      };
-      queue.items.push({ resourceId, change: change as Pending<NsgPlan> | Pending<DocPlan> });
-      queue.kick?.();
-    });
-    if (!queue.running) void this.drain(key, queue);
-    return promise;
-  }
-
-  private async drain(key: string, q: Queue): Promise<void> {
-    q.running = true;
-    try {
-      while (q.items.length > 0) {
-        const wait = this.holdFor(key, q);
-        if (wait > 0) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, wait);
-            q.kick = () => (clearTimeout(timer), resolve());
-          });
-          q.kick = undefined;
-          continue;
-        }
-        // Everything queued while the previous write ran goes into this batch (per resource: one
-        // firewall policy's queue may hold several of its rule collection groups), but closes held
-        // for later (their write due after this one would end).
-        const now = Date.now();
-        const horizon = now + (this.latency.opP90(key) ?? 0);
-        const batch = q.items.filter((it) => !(it.change.notBefore !== undefined && it.change.notBefore > horizon));
-        q.items = q.items.filter((it) => !batch.includes(it));
-        const byResource = new Map<string, { resourceId: string; changes: Array<Pending<NsgPlan> | Pending<DocPlan>> }>();
-        for (const it of batch) {
-          const e = byResource.get(it.resourceId.toLowerCase()) ?? { resourceId: it.resourceId, changes: [] };
-          e.changes.push(it.change);
-          byResource.set(it.resourceId.toLowerCase(), e);
-        }
-        for (const { resourceId, changes } of byResource.values()) {
-          try {
-            if (kindOf(resourceId) === 'nsg') await this.writeNsg(resourceId, key, changes as Array<Pending<NsgPlan>>);
-            else await this.writeDoc(resourceId, key, changes as Array<Pending<DocPlan>>);
-          } catch (err) {
-            for (const c of changes) c.reject(err);
-          }
-        }
-      }
-    } finally {
-      q.running = false;
-    }
-  }
-
-  /** NSGs where ARM refused a whole-NSG write: written with child rules until `until`. */
-  private readonly childRulesUntil = new Map<string, { until: number; code: string }>();
-  /** Whole-NSG writes ARM refused (each NSG then fell back to child rules), by ARM's code. */
-  readonly nsgFallbacks: Record<string, number> = {};
-
-  /** Whether this NSG's changes go as one whole-NSG PUT (JIT_NSG_WRITES=auto, not refused lately). */
-  nsgBatched(nsgId: string): boolean {
-    if ((this.opts.nsgWrites ?? 'auto') === 'rules') return false;
-    const refused = this.childRulesUntil.get(nsgId.toLowerCase());
-    if (!refused) return true;
-    if (refused.until > Date.now()) return false;
-    this.childRulesUntil.delete(nsgId.toLowerCase());
-    return true;
-  }
-
-  /**
-   * Applies every change queued for an NSG (closes first) as ONE whole-NSG PUT with If-Match,
-   * planned from one read and followed to Succeeded. 412 (someone wrote the NSG meanwhile)
-   * re-reads and plans again; busy, throttled or canceled retries as the child writer does. Returns
-   * the changes still to do with child-rule operations: all of them when ARM refuses the whole-NSG
-   * write for a reason child operations do not meet (then this NSG takes child rules for an hour),
-   * or for any other refusal (each change then gets its own verdict); none once written.
-   */
-  private async writeNsgWhole(nsgId: string, lockKey: string, changes: Array<Pending<NsgPlan>>): Promise<Array<Pending<NsgPlan>>> {
-    const name = nsgId.split('/').pop()!;
-    const deadline = Date.now() + this.deadlineMs;
-    let pending = prioritize(changes);
-    for (let attempt = 1; ; attempt++) {
-      const release = await this.lock(lockKey, deadline);
-      try {
-        // One write's time, for the close estimate and holds: the read, the PUT and its operation.
-        let readAt = Date.now();
-        let got = await this.arm.getOrNull(nsgId, NETWORK_API);
-        // Queue behind an operation in flight (another writer's) rather than meet a 409.
-        while (got && /^(updating|creating|deleting|accepted)$/i.test(String(got.doc.properties?.provisioningState ?? ''))) {
-          if (Date.now() + this.arm.pollMs > deadline) break;
-          await this.sleep(this.arm.pollMs);
-          readAt = Date.now();
-          got = await this.arm.getOrNull(nsgId, NETWORK_API);
-        }
-        // Gone: the child writer says what that means for each change.
-        if (!got) return pending;
-        const { doc, etag } = got;
-        const rules = nsgRulesOf(doc);
-        const present = new Set(rules.map((r) => r.name));
-        const planned: Array<{ c: Pending<NsgPlan>; plan: NsgPlan }> = [];
-        for (const c of pending) {
-          // A delete sent before whose answer was lost, and whose rule is gone now: it was ours.
-          for (const [n, r] of c.intended) if (!present.has(n)) c.seen.set(n, r);
-          c.intended.clear();
-          const before = [...rules];
-          let plan: NsgPlan;
-          try {
-            plan = c.plan(doc);
-          } catch (err) {
-            // Nothing of a refused change goes into the PUT.
-            rules.splice(0, rules.length, ...before);
-            c.reject(err);
-            continue;
-          }
-          // The document becomes what the PUT will carry; later changes plan from it.
-          for (const r of plan.deletes) {
-            const i = rules.findIndex((x) => x.name === r.name);
-            if (i >= 0) rules.splice(i, 1);
-          }
-          for (const r of plan.puts) {
-            const i = rules.findIndex((x) => x.name === r.name);
-            if (i >= 0) rules[i] = r;
-            else rules.push(r);
-          }
-          const deleted = new Set(plan.deletes.map((r) => r.name));
-          for (const r of plan.results) if (deleted.has(r.name)) c.intended.set(r.name, r);
-          planned.push({ c, plan });
-        }
-        const changers = planned.filter(({ plan }) => plan.puts.length + plan.deletes.length > 0);
-        if (changers.length > 0) {
-          checkNsgLimits(nsgId, rules);
-          await this.arm.put(nsgId, NETWORK_API, wholeNsgBody(doc, rules), etag ? { ifMatch: etag } : {}, deadline);
-          // From the read (not the wait for someone's operation in flight) to Succeeded.
-          this.latency.record(lockKey, 'op', Date.now() - readAt);
-          this.known.set(nsgId.toLowerCase(), nsgId);
-          for (const { c } of changers) c.wrote = true;
-        }
-        for (const { c, plan } of planned) {
-          c.intended.clear();
-          for (const r of plan.results) c.seen.set(r.name, r);
-          c.resolve([...c.seen.values()]);
-        }
-        this.noteRules(nsgId, doc);
-        return [];
-      } catch (err) {
-        const unsettled = pending.filter((c) => !settled(c));
-        const refused = childRulesOnly(err);
-        if (refused) {
-          if (!this.childRulesUntil.has(nsgId.toLowerCase())) this.log('azure: ARM refused a whole-NSG write; this NSG is written with child rules for an hour', { nsg: name, code: refused });
-          this.childRulesUntil.set(nsgId.toLowerCase(), { until: Date.now() + CHILD_RULES_FOR_MS, code: refused });
-          this.nsgFallbacks[refused] = (this.nsgFallbacks[refused] ?? 0) + 1;
-          return unsettled;
-        }
-        const how = classify(err);
-        // Any other refusal (a lock, a validation error on someone's rule): each change is tried on its own.
-        if (how === 'fatal') return unsettled;
-        pending = unsettled;
-        const next = this.nextTry(name, err, how, attempt, deadline, this.deadlineMs);
-        if (next instanceof Error) {
-          for (const c of pending) c.reject(next);
-          return [];
-        }
-        await release();
-        await this.sleep(next);
-      } finally {
-        await release();
-      }
-    }
-  }
-
-  /**
-   * Applies NSG changes as child-rule operations, one at a time (ARM: one operation per NSG), each
-   * followed to Succeeded. Planned from one read; a conflict, a busy NSG or a canceled operation
-   * re-reads and plans the changes not yet done again.
-   */
-  private async writeNsg(nsgId: string, lockKey: string, changes: Array<Pending<NsgPlan>>): Promise<void> {
-    if (this.nsgBatched(nsgId)) {
-      changes = await this.writeNsgWhole(nsgId, lockKey, changes);
-      if (changes.length === 0) return;
-    }
-    const name = nsgId.split('/').pop()!;
-    // The deadline bounds retries without progress: each change done moves it (a long queue of
-    // rule operations on one NSG is progress, not a stuck write).
-    let deadline = Date.now() + this.deadlineMs;
-    // Closes first: a revocation does not wait behind the opens queued before it (see prioritize).
-    let pending = prioritize(changes);
-    for (let attempt = 1; ; attempt++) {
-      const release = await this.lock(lockKey, deadline);
-      try {
-        const got = await this.arm.getOrNull(nsgId, NETWORK_API);
-        const doc: ArmDoc = got?.doc ?? { properties: { securityRules: [] } };
-        for (let next = 0; next < pending.length; next++) {
-          // A close queued while this batch runs goes next, not after the whole batch.
-          pending = this.takeUrgent(lockKey, nsgId, pending, next);
-          const c = pending[next]!;
-          let plan: NsgPlan;
-          try {
-            plan = c.plan(doc);
-          } catch (err) {
-            c.reject(err);
-            continue;
-          }
-          if (!got && plan.puts.length > 0) {
-            c.reject(new ArmError(`${name}: the network security group no longer exists`, 'ResourceNotFound', 404));
-            continue;
-          }
-          // A delete tried before whose answer was lost, and whose rule is gone now: it was ours.
-          const present = new Set(nsgRulesOf(doc).map((r) => r.name));
-          for (const [n, r] of c.intended) if (!present.has(n)) c.seen.set(n, r);
-          c.intended.clear();
-          // What needs no operation counts at once; an operation's rule once the operation succeeded.
-          const byName = new Map(plan.results.map((r) => [r.name, r]));
-          const withOp = new Set([...plan.puts, ...plan.deletes].map((r) => r.name));
-          for (const r of plan.results) if (!withOp.has(r.name)) c.seen.set(r.name, r);
-          try {
-            for (const r of plan.puts) {
-              const sent = Date.now();
-              await this.arm.put(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, { properties: writableProps(r.properties) }, {}, deadline);
-              this.latency.record(lockKey, 'op', Date.now() - sent);
-              this.known.set(nsgId.toLowerCase(), nsgId);
-              const applied = byName.get(r.name);
-              if (applied) c.seen.set(r.name, applied);
-            }
-            for (const r of plan.deletes) {
-              const applied = byName.get(r.name);
-              if (applied) c.intended.set(r.name, applied);
-              // 204: someone else (another replica's sweep) removed it first; theirs to report.
-              const sent = Date.now();
-              const existed = await this.arm.delete(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, deadline);
-              if (existed) this.latency.record(lockKey, 'op', Date.now() - sent);
-              c.intended.delete(r.name);
-              if (existed && applied) c.seen.set(r.name, applied);
-              // Later changes of this batch plan from the NSG as it is now.
-              const rules = nsgRulesOf(doc);
-              const i = rules.findIndex((x) => x.name === r.name);
-              if (i >= 0) rules.splice(i, 1);
-            }
-            if (plan.puts.length + plan.deletes.length > 0) {
-              c.wrote = true;
-              deadline = Math.max(deadline, Date.now() + this.deadlineMs);
-            }
-            c.resolve([...c.seen.values()]);
-          } catch (err) {
-            // Fatal: this change fails (open() rolls its grant back); the others go on. Otherwise
-            // this change and those after it are planned again from a fresh read.
-            if (classify(err) === 'fatal') c.reject(err);
-            else throw err;
-          }
-        }
-        this.noteRules(nsgId, doc);
-        return;
-      } catch (err) {
-        const how = classify(err);
-        const unsettled = pending.filter((c) => !settled(c));
-        if (how === 'fatal') {
-          for (const c of unsettled) c.reject(err);
-          return;
-        }
-        pending = unsettled;
-        const next = this.nextTry(name, err, how, attempt, deadline, this.deadlineMs);
-        if (next instanceof Error) {
-          for (const c of pending) c.reject(next);
-          return;
-        }
-        await release();
-        await this.sleep(next);
-      } finally {
-        await release();
-      }
-    }
-  }
-
-  /**
-   * One read-modify-write of a firewall or rule collection group for a batch of changes, with
-   * If-Match, followed to Succeeded. An update already in flight (ours from another replica, or
-   * anyone's) is waited for first: firewall updates take minutes.
-   */
-  private async writeDoc(resourceId: string, lockKey: string, changes: Array<Pending<DocPlan>>): Promise<void> {
-    const name = resourceId.split('/').pop()!;
-    const deadlineMs = this.deadlineOf(resourceId);
-    const deadline = Date.now() + deadlineMs;
-    let pending = changes;
-    for (let attempt = 1; ; attempt++) {
-      const release = await this.lock(lockKey, deadline);
-      try {
-        let got = kindOf(resourceId) === 'rcg' ? await this.readRcg(resourceId) : await this.arm.getOrNull(resourceId, NETWORK_API);
-        if (!got) throw new ArmError(`${name}: not found`, 'ResourceNotFound', 404);
-        // Queue behind an update in flight rather than meet a 409.
-        while (/^(updating|creating|deleting|accepted)$/i.test(String(got.doc.properties?.provisioningState ?? ''))) {
-          if (Date.now() + this.arm.pollMs > deadline) throw new Error(`${name} stayed busy (provisioningState ${String(got.doc.properties?.provisioningState)}) until the deadline`);
-          await this.sleep(this.arm.pollMs);
-          got = kindOf(resourceId) === 'rcg' ? await this.readRcg(resourceId) : await this.arm.getOrNull(resourceId, NETWORK_API);
-          if (!got) throw new ArmError(`${name}: not found`, 'ResourceNotFound', 404);
-        }
-        const { doc, etag } = got;
-        let changed = false;
-        const outcome = new Map<Pending<DocPlan>, unknown>();
-        const changers = new Set<Pending<DocPlan>>();
-        for (const c of pending) {
-          try {
-            const r = c.plan(doc);
-            changed ||= r.changed;
-            if (r.changed) changers.add(c);
-            for (const a of r.results) c.seen.set(a.name, a);
-          } catch (error) {
-            outcome.set(c, error);
-          }
-        }
-        if (changed) {
-          const sent = Date.now();
-          await this.arm.put(resourceId, NETWORK_API, writableDoc(resourceId, doc), etag ? { ifMatch: etag } : { ifNoneMatch: '*' }, deadline);
-          this.latency.record(lockKey, 'op', Date.now() - sent);
-          this.known.set(resourceId.toLowerCase(), resourceId);
-          for (const c of changers) c.wrote = true;
-        }
-        for (const c of pending) {
-          if (outcome.has(c)) c.reject(outcome.get(c));
-          else c.resolve([...c.seen.values()]);
-        }
-        return;
-      } catch (err) {
-        const how = classify(err);
-        if (how === 'fatal') throw err;
-        const next = this.nextTry(name, err, how, attempt, deadline, deadlineMs);
-        if (next instanceof Error) throw next;
-        pending = pending.filter((c) => !settled(c));
-        await release();
-        await this.sleep(next);
-      } finally {
-        await release();
-      }
-    }
-  }
-
-  /**
-   * How long the queue waits before its next batch (ms), for closes held until one write before
-   * their expiry: nothing else queued, until the first is due; opens and updates queued too, until
-   * it is due if a write started now would still run then (they go in the close's write, a little
-   * later, rather than make the close late); a close that is not held (a revocation) goes at once,
-   * and takes the held closes due before its write would end with it.
-   */
-  private holdFor(key: string, q: Queue): number {
-    const now = Date.now();
-    let held = Infinity;
-    let ready = false;
-    let urgentReady = false;
-    for (const { change: c } of q.items) {
-      if (c.notBefore !== undefined && c.notBefore > now) held = Math.min(held, c.notBefore);
-      else {
-        ready = true;
-        urgentReady ||= c.urgent;
-      }
-    }
-    if (held === Infinity || urgentReady) return 0;
-    if (!ready) return held - now;
-    return held - now < (this.latency.opP90(key) ?? 0) ? held - now : 0;
-  }
-
-  /**
-   * Closes queued for this NSG while its batch runs are taken out of the queue and put at `at` in
-   * the batch (each behind any change queued earlier for the same request), so a revocation waits
-   * for at most the operation in flight and the closes ahead of it, never for a burst of opens.
-   */
-  private takeUrgent<P>(queueKey: string, resourceId: string, pending: Array<Pending<P>>, at: number): Array<Pending<P>> {
-    const q = this.queues.get(queueKey);
-    const id = resourceId.toLowerCase();
-    if (!q || !q.items.some((it) => it.change.urgent && it.resourceId.toLowerCase() === id)) return pending;
-    const taken: Array<Pending<P>> = [];
-    // A close stays queued behind a change queued before it for the same request (it goes later).
-    const held = new Set<string>();
-    q.items = q.items.filter((it) => {
-      const c = it.change;
-      if (!c.urgent || (c.notBefore !== undefined && c.notBefore > Date.now()) || it.resourceId.toLowerCase() !== id || c.requests.some((r) => held.has(r))) {
-        for (const r of c.requests) held.add(r);
-        return true;
-      }
-      taken.push(c as Pending<P>);
-      return false;
-    });
-    if (taken.length === 0) return pending;
-    return [...pending.slice(0, at), ...prioritize([...pending.slice(at), ...taken])];
-  }
-
-  /** The bot's rule collection group; absent until the first grant creates it. */
-  private async readRcg(resourceId: string): Promise<{ doc: ArmDoc; etag?: string }> {
-    const got = await this.arm.getOrNull(resourceId, NETWORK_API);
-    return got ?? { doc: { properties: { priority: 65000, ruleCollections: [] } } };
-  }
-
-  /**
-   * A Redis lock per resource so replicas take turns; released by token. It lives 1.5 s and is
-   * renewed every 0.5 s while held, so a replica killed mid-write blocks the others for at most
-   * 1.5 s. Correctness does not rest on it (conflicting writes are refused by ARM and re-read): it
-   * only spares ARM a storm of 409s / 412s. No Redis: in-process only.
-   */
-  private async lock(key: string, deadline: number): Promise<() => Promise<void>> {
-    const redis = this.opts.redis;
-    if (!redis) return async () => {};
-    const rkey = `${this.opts.lockPrefix ?? 'jit'}:azure:lock:${key}`;
-    const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
-    for (;;) {
-      if ((await redis.set(rkey, token, 'PX', LOCK_TTL_MS, 'NX')) === 'OK') break;
-      if (Date.now() > deadline) throw new Error(`could not get the write lock for ${key.split('/').pop()} before the deadline`);
-      await this.sleep(20 + Math.random() * 30);
-    }
-    const renew = setInterval(() => {
-      void redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", 1, rkey, token, LOCK_TTL_MS).catch(() => 0);
-    }, LOCK_TTL_MS / 3);
-    renew.unref();
-    let released = false;
-    return async () => {
-      if (released) return;
-      released = true;
-      clearInterval(renew);
-      await redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, rkey, token).catch(() => 0);
-    };
-  }
-}
-
-const LOCK_TTL_MS = 1500;
-
-/** What a queued change is: a close (urgent, with its grant's expiry) or not, and for which requests. */
-interface ChangeTag {
-  urgent?: boolean;
-  requests?: string[];
-  deadline?: number;
-  /** A close held until then (see AzureGate.holdUntil). */
-  notBefore?: number;
 }
 
 /** A held close's write aims to complete at least this much before its expiry (the caller's margin if more: the audit commit after it, a write a little slower than its p90). */
 const HOLD_SLACK_MS = 500;
 /** A close is never held longer than this (JIT_CLOSE_LEAD_MAX's ceiling). */
 const HOLD_MAX_MS = 10 * 60_000;
-
-/**
- * Closes ahead of opens and expiry updates, earliest expiry first (in the order they came for the
- * same expiry): a close that started early because many others expire near it does not hold up
- * one due sooner. A close stays behind any change queued earlier for one of its requests (an open
- * of the grant it closes must land first, or the close would find nothing and the open would then
- * leave the rule behind).
- */
-export function prioritize<C extends { urgent: boolean; requests: string[]; deadline: number }>(changes: C[]): C[] {
-  const out: C[] = [];
-  for (const c of changes) {
-    if (!c.urgent) {
-      out.push(c);
-      continue;
-    }
-    let at = 0;
-    out.forEach((o, i) => {
-      if ((o.urgent && o.deadline <= c.deadline) || o.requests.some((r) => c.requests.includes(r))) at = i + 1;
-    });
-    out.splice(at, 0, c);
-  }
-  return out;
-}
-
-const settled = (c: { settled: boolean }) => c.settled;
 
 // ------------------------------------------------------------------ pure helpers
 
