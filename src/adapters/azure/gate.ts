@@ -35,11 +35,10 @@ import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, type ArmD
 import { Inventory } from './inventory.js';
 import { WriteLatency } from './latency.js';
 import { ArmWriter, queueKeyOf, type ChangeTag, type NsgPlan } from './arm-writer.js';
+import { addNsgRules, planDenyRules, planUndeny, removeNsgRules, winningAllows } from './nsg-plans.js';
 import { DISCOVERY_TTL_MS, UnsupportedTargetError, kindOf, nicApi, nicConfigs, parseArmId, pathOf, type InventoryRow, type NetworkPath } from './discovery.js';
 import { FirewallRoutes, addDnatRules, dnatApplied, dnatCollection, dnatResourceOf, natRuleList, removeDnatRules, type DocPlan } from './firewall-dnat.js';
-import {
-  NoFreePriorityError, armProtocol, checkNsgLimits, covers, denies, denyApplied, denyDescription, denyRuleName, foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, type WireRule,
-} from './nsg-rules.js';
+import { foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, type WireRule } from './nsg-rules.js';
 
 export { ArmError } from './arm.js';
 export { prioritize } from './arm-writer.js';
@@ -228,7 +227,7 @@ export class AzureGate implements NetworkGate {
     // What the policy's other rule collection groups (and its base policies') already take of the 250.
     const outside = fw?.policyId ? await this.routes.outside(fw) : undefined;
     const tag = { requests: [grant.requestId] };
-    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules)), tag));
+    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => addNsgRules(nsg, doc, nsgRules, this.range)), tag));
     if (fw) {
       const res = dnatResourceOf(fw);
       writes.push(this.enqueueDoc(res, (doc) => unexpired(() => addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description, outside)), tag));
@@ -278,7 +277,7 @@ export class AzureGate implements NetworkGate {
         const notBefore = this.holdUntil(res, when);
         const tag = { urgent: true, requests: [requestId], deadline: when?.by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
         return kindOf(res) === 'nsg'
-          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
+          ? this.enqueueNsg(res, (doc) => removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
           : this.enqueueDoc(res, (doc) => removeDnatRules(res, doc, mine), tag);
       }),
     );
@@ -447,7 +446,7 @@ export class AzureGate implements NetworkGate {
       [...byScope.values()].map(({ scope: res, names, requests, deadline }) => {
         const tag = { urgent: true, requests: [...requests], deadline };
         return kindOf(res) === 'nsg'
-          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), tag)
+          ? this.enqueueNsg(res, (doc) => removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), tag)
           : this.enqueueDoc(res, (doc) => removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), tag);
       }),
     );
@@ -514,37 +513,7 @@ export class AzureGate implements NetworkGate {
     const [lo, hi] = this.opts.denyPriorityRange ?? [4000, 4096];
     const written = await Promise.all(
       path.nsgs.map((nsg) =>
-        this.enqueueNsg(nsg, (doc) => {
-          const rules = nsgRulesOf(doc);
-          const used = new Set(rules.filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound').map((r) => r.properties.priority));
-          const results: AppliedRule[] = [];
-          const puts: WireRule[] = [];
-          for (const p of ports) {
-            if (rules.some((r) => denies(r.properties, p, path.privateIps))) continue; // an equivalent deny exists (ours or anyone's)
-            let priority = hi;
-            while (used.has(priority) && priority >= lo) priority--;
-            if (priority < lo) throw new NoFreePriorityError(nsg, [lo, hi]);
-            used.add(priority);
-            const rule: WireRule = {
-              name: denyRuleName(target.name, p),
-              properties: {
-                priority,
-                direction: 'Inbound',
-                access: 'Deny',
-                protocol: armProtocol(p.protocol),
-                sourceAddressPrefix: '*',
-                sourcePortRange: '*',
-                ...(path.privateIps.length === 1 ? { destinationAddressPrefix: path.privateIps[0]! } : { destinationAddressPrefixes: path.privateIps }),
-                destinationPortRange: String(p.port),
-                description: denyDescription(target.name),
-              },
-            };
-            rules.push(rule);
-            puts.push(rule);
-            results.push(denyApplied(nsg, rule));
-          }
-          return { results, puts, deletes: [] };
-        }),
+        this.enqueueNsg(nsg, (doc) => planDenyRules(nsg, doc, target.name, ports, path.privateIps, [lo, hi])),
       ),
     );
     return written.flat();
@@ -553,33 +522,14 @@ export class AzureGate implements NetworkGate {
   async exposures(target: Target, ports: PortSpec[]): Promise<string[]> {
     const path = await this.discover(target, true);
     const docs = await Promise.all(path.nsgs.map(async (nsg) => ({ nsg, doc: (await this.arm.get(nsg, NETWORK_API)).doc })));
-    const out: string[] = [];
-    for (const p of ports) {
-      // Traffic from the Internet passes only if, on every NSG of the path, the first matching rule
-      // allows it (no matching rule: the default rules deny it). The bot's own grant rules are
-      // intended openings and left out.
-      const firstMatches = docs.map(({ nsg, doc }) => {
-        const matching = nsgRulesOf(doc)
-          .filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound' && !parseRuleDescription(r.properties.description) && covers(r.properties, p, path.privateIps))
-          .sort((a, b) => a.properties.priority - b.properties.priority);
-        return { nsg, first: matching[0] };
-      });
-      if (firstMatches.every((m) => m.first?.properties.access === 'Allow')) {
-        for (const m of firstMatches) out.push(`${m.nsg.split('/').pop()}/${m.first!.name}@${m.first!.properties.priority} (${p.port}/${p.protocol})`);
-      }
-    }
-    return out;
+    return winningAllows(docs, ports, path.privateIps);
   }
 
   async unenforce(target: Target): Promise<AppliedRule[]> {
     const path = await this.discover(target, true);
     const removed = await Promise.all(
       path.nsgs.map((nsg) =>
-        this.enqueueNsg(nsg, (doc) => {
-          const mine = (r: WireRule) => r.name.startsWith('jit-deny-') && r.properties.description === denyDescription(target.name);
-          const deletes = nsgRulesOf(doc).filter(mine);
-          return { results: deletes.map((r) => denyApplied(nsg, r)), puts: [], deletes };
-        }),
+        this.enqueueNsg(nsg, (doc) => planUndeny(nsg, doc, target.name)),
       ),
     );
     return removed.flat();
@@ -590,45 +540,6 @@ export class AzureGate implements NetworkGate {
   }
 
   // ------------------------------------------------------------------ edits
-
-  private addNsgRules(nsgId: string, doc: ArmDoc, wanted: WireRule[]): NsgPlan {
-    const rules = nsgRulesOf(doc);
-    const used = new Set(rules.filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound').map((r) => r.properties.priority));
-    const puts: WireRule[] = [];
-    const results: AppliedRule[] = [];
-    for (const want of wanted) {
-      const existing = rules.find((r) => r.name === want.name);
-      // Idempotent by name: a retried open finds its rule there. One whose operation failed is written again.
-      if (existing && !/^failed$/i.test(existing.properties.provisioningState ?? '')) {
-        results.push(nsgApplied(nsgId, existing)!);
-        continue;
-      }
-      let priority = existing?.properties.priority ?? this.range[0];
-      if (!existing) {
-        while (used.has(priority) && priority <= this.range[1]) priority++;
-        if (priority > this.range[1]) throw new NoFreePriorityError(nsgId, this.range);
-        used.add(priority);
-      }
-      const rule: WireRule = { name: want.name, properties: { ...want.properties, priority } };
-      puts.push(rule);
-      if (!existing) rules.push(rule);
-      results.push(nsgApplied(nsgId, rule)!);
-    }
-    checkNsgLimits(nsgId, rules);
-    return { results, puts, deletes: [] };
-  }
-
-  private removeNsgRules(nsgId: string, doc: ArmDoc, match: (r: WireRule) => boolean): NsgPlan {
-    const deletes: WireRule[] = [];
-    const results: AppliedRule[] = [];
-    for (const r of nsgRulesOf(doc)) {
-      const applied = match(r) ? nsgApplied(nsgId, r) : null;
-      if (!applied) continue;
-      deletes.push(r);
-      results.push(applied);
-    }
-    return { results, puts: [], deletes };
-  }
 
   private ownedRules(resId: string, doc: ArmDoc): AppliedRule[] {
     if (kindOf(resId) === 'nsg') return nsgRulesOf(doc).flatMap((r) => nsgApplied(resId, r) ?? []);
