@@ -221,3 +221,13 @@ describe('early close with whole-NSG writes', () => {
     await v.gate.close('rhold02', v.target, opened[2]!);
   });
 });
+
+describe('the gate reads grant times on the app\'s clock', () => {
+  it('a grant that has expired by the app\'s clock is not written, though the system clock says it has not', async () => {
+    const ids3 = writer.standardVm('sub1', 'clock', 'clock-vm', '10.0.0.13');
+    const target: Target = { name: 'clock-vm', id: ids3.vm, os: 'linux' };
+    const gate = new AzureGate({ credential, endpoint: writer.url, caCert: readFileSync(writer.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [target], clock: { now: () => Date.now() + 3600_000 } });
+    await expect(gate.open({ requestId: 'rclock0000', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '198.51.100.90/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(/expired/);
+    expect([...writer.rules(ids3.nicNsg), ...writer.rules(ids3.subnetNsg)].filter((r) => r.name.startsWith('jit-rclock0000-'))).toEqual([]);
+  });
+});

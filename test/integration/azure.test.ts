@@ -558,7 +558,8 @@ describe('rules outlive neither their VM nor their NSG (closing from what was wr
     expect((await state(id)).status).toBe('active');
     expect(opened(gone1.nicNsg, id) + opened(gone1.subnetNsg, id)).toBe(2);
     arm.deleteVm(gone1.vm);
-    await waitFor('closed at expiry', async () => ((await state(id)).status === 'expired' && opened(gone1.nicNsg, id) + opened(gone1.subnetNsg, id) === 0) || null, 15_000);
+    // Closed, and audited: rule.removed is appended once ARM confirmed the DELETEs (after the rules are gone).
+    await waitFor('closed at expiry', async () => ((await state(id)).status === 'expired' && opened(gone1.nicNsg, id) + opened(gone1.subnetNsg, id) === 0 && (await h.audit(id)).filter((e) => e.action === 'rule.removed').length >= 2) || null, 15_000);
     const removed = (await h.audit(id)).filter((e) => e.action === 'rule.removed').map((e) => String(e.details.scope));
     expect(removed.sort()).toEqual([gone1.nicNsg, gone1.subnetNsg].sort());
   });

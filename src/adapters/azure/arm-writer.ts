@@ -100,6 +100,8 @@ export interface ArmWriterDeps {
   onWritten: (resourceId: string) => void;
   /** An NSG as read and written: the gate notes its rules' expiries (the close estimate). */
   onNsgRead: (nsgId: string, doc: ArmDoc) => void;
+  /** The app's clock: held closes' times (AzureGateOptions.clock); retries and timings are real time. */
+  now: () => number;
 }
 
 export class ArmWriter {
@@ -178,7 +180,7 @@ export class ArmWriter {
         // Everything queued while the previous write ran goes into this batch (per resource: one
         // firewall policy's queue may hold several of its rule collection groups), but closes held
         // for later (their write due after this one would end).
-        const now = Date.now();
+        const now = this.deps.now();
         const horizon = now + (this.latency.opP90(key) ?? 0);
         const batch = q.items.filter((it) => !(it.change.notBefore !== undefined && it.change.notBefore > horizon));
         q.items = q.items.filter((it) => !batch.includes(it));
@@ -213,7 +215,7 @@ export class ArmWriter {
     if ((this.deps.nsgWrites ?? 'auto') === 'rules') return false;
     const refused = this.childRulesUntil.get(nsgId.toLowerCase());
     if (!refused) return true;
-    if (refused.until > Date.now()) return false;
+    if (refused.until > this.deps.now()) return false;
     this.childRulesUntil.delete(nsgId.toLowerCase());
     return true;
   }
@@ -226,7 +228,7 @@ export class ArmWriter {
    * and takes the held closes due before its write would end with it.
    */
   private holdFor(key: string, q: Queue): number {
-    const now = Date.now();
+    const now = this.deps.now();
     let held = Infinity;
     let ready = false;
     let urgentReady = false;
@@ -256,7 +258,7 @@ export class ArmWriter {
     const held = new Set<string>();
     q.items = q.items.filter((it) => {
       const c = it.change;
-      if (!c.urgent || (c.notBefore !== undefined && c.notBefore > Date.now()) || it.resourceId.toLowerCase() !== id || c.requests.some((r) => held.has(r))) {
+      if (!c.urgent || (c.notBefore !== undefined && c.notBefore > this.deps.now()) || it.resourceId.toLowerCase() !== id || c.requests.some((r) => held.has(r))) {
         for (const r of c.requests) held.add(r);
         return true;
       }

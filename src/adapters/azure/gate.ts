@@ -28,16 +28,17 @@
 //   the managed scopes for the bot's rules, so rules outlive neither their VM nor their target.
 import type { TokenCredential } from '@azure/identity';
 import type { Redis } from 'ioredis';
-import type { CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
+import type { Clock, CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
 import type { AppliedRule, PortSpec, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription } from '../../core/rule-tags.js';
-import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, type ArmDoc, type ArmStats } from './arm.js';
+import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, type ArmDoc, type ArmStats } from './arm.js';
 import { Inventory } from './inventory.js';
+import { ownedRules, sweepScopes } from './scope-sweep.js';
 import { WriteLatency } from './latency.js';
 import { ArmWriter, queueKeyOf, type ChangeTag, type NsgPlan } from './arm-writer.js';
 import { addNsgRules, planDenyRules, planUndeny, removeNsgRules, winningAllows } from './nsg-plans.js';
 import { DISCOVERY_TTL_MS, UnsupportedTargetError, kindOf, nicApi, nicConfigs, parseArmId, pathOf, type InventoryRow, type NetworkPath } from './discovery.js';
-import { FirewallRoutes, addDnatRules, dnatApplied, dnatCollection, dnatResourceOf, natRuleList, removeDnatRules, type DocPlan } from './firewall-dnat.js';
+import { FirewallRoutes, addDnatRules, dnatResourceOf, natRuleList, removeDnatRules, type DocPlan } from './firewall-dnat.js';
 import { foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, type WireRule } from './nsg-rules.js';
 
 export { ArmError } from './arm.js';
@@ -93,6 +94,11 @@ export interface AzureGateOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
   /** For tests: how to wait. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * The app's clock (default: the system's): grant expiries, held closes, the discovery cache and
+   * the scope sweep's interval are read against it. ARM calls' deadlines and timings are real time.
+   */
+  clock?: Clock;
 }
 
 /** Matches a rule this bot wrote for `requestId` (name and description both say so). */
@@ -150,6 +156,7 @@ export class AzureGate implements NetworkGate {
       log: this.log,
       onWritten: (id) => void this.known.set(id.toLowerCase(), id),
       onNsgRead: (id, doc) => this.noteRules(id, doc),
+      now: () => this.now(),
     });
     this.routes = new FirewallRoutes(this.arm);
     this.inv = new Inventory({
@@ -161,6 +168,7 @@ export class AzureGate implements NetworkGate {
     });
   }
   private readonly inv: Inventory;
+  private readonly now = (): number => this.opts.clock?.now() ?? Date.now();
   /** Queues, locks and retries per resource (arm-writer.ts), NSG writes (nsg-writer.ts). */
   private readonly writer: ArmWriter;
 
@@ -191,7 +199,7 @@ export class AzureGate implements NetworkGate {
   /** VM → NICs → their NSGs and their subnets' NSGs, and the private IPs. Cached for 5 minutes. */
   async discover(target: Target, fresh = false): Promise<NetworkPath> {
     const cached = this.paths.get(target.id.toLowerCase());
-    if (cached && !fresh && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached;
+    if (cached && !fresh && this.now() - cached.at < DISCOVERY_TTL_MS) return cached;
     const vm = (await this.arm.get(target.id, COMPUTE_API)).doc;
     const nicRefs = (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
     if (nicRefs.length === 0) throw new UnsupportedTargetError(target.name, 'the VM has no network interface');
@@ -219,7 +227,7 @@ export class AzureGate implements NetworkGate {
     // A write still queued (throttling, retries, a busy NSG) when the grant's time is up is not
     // made: a rule must not open after its grant expired.
     const unexpired = <T>(write: () => T): T => {
-      if (grant.expiresAt <= Date.now()) throw new Error(`the grant expired (${new Date(grant.expiresAt).toISOString()}) before its rule could be written`);
+      if (grant.expiresAt <= this.now()) throw new Error(`the grant expired (${new Date(grant.expiresAt).toISOString()}) before its rule could be written`);
       return write();
     };
     const nsgRules = planAllowRules(grant.target.name, grant.requestId, grant.ports, nsgSource, path.privateIps, description);
@@ -266,7 +274,8 @@ export class AzureGate implements NetworkGate {
     const op = this.latency.opP90(queueKeyOf(resourceId));
     if (op === undefined) return undefined;
     const at = when.by - op - Math.max(HOLD_SLACK_MS, when.marginMs ?? 0);
-    return at > Date.now() && at - Date.now() <= HOLD_MAX_MS ? at : undefined;
+    const now = this.now();
+    return at > now && at - now <= HOLD_MAX_MS ? at : undefined;
   }
 
   private async closeIn(requestId: string, resources: string[], when?: CloseTiming): Promise<AppliedRule[]> {
@@ -275,7 +284,7 @@ export class AzureGate implements NetworkGate {
       resources.map((res) => {
         // Closes are taken earliest expiry first (as the rules last seen there say; else now).
         const notBefore = this.holdUntil(res, when);
-        const tag = { urgent: true, requests: [requestId], deadline: when?.by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
+        const tag = { urgent: true, requests: [requestId], deadline: when?.by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? this.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
         return kindOf(res) === 'nsg'
           ? this.enqueueNsg(res, (doc) => removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
           : this.enqueueDoc(res, (doc) => removeDnatRules(res, doc, mine), tag);
@@ -354,10 +363,10 @@ export class AzureGate implements NetworkGate {
     for (const [k, id] of this.known) toRead.set(k, id);
     // Every NSG, firewall and firewall policy of the managed scopes, now and then.
     const interval = this.opts.scopeSweepIntervalMs ?? 5 * 60_000;
-    if (Date.now() - this.lastScopeSweep >= interval) {
-      const swept = await this.sweepScopes(fail);
+    if (this.now() - this.lastScopeSweep >= interval) {
+      const swept = await sweepScopes(this.arm, this.subscriptions(), fail);
       for (const [k, v] of swept) docs.set(k, v);
-      this.lastScopeSweep = Date.now();
+      this.lastScopeSweep = this.now();
     }
     await Promise.all(
       [...toRead].filter(([k]) => !docs.has(k)).map(async ([k, id]) => {
@@ -375,53 +384,12 @@ export class AzureGate implements NetworkGate {
     const out: AppliedRule[] = [];
     for (const [k, { id, doc }] of docs) {
       if (kindOf(id) === 'nsg') this.noteRules(id, doc);
-      const owned = this.ownedRules(id, doc);
+      const owned = ownedRules(id, doc);
       if (owned.length > 0) this.known.set(k, id);
       else this.known.delete(k);
       out.push(...owned);
     }
     return out;
-  }
-
-  /**
-   * Lists, per subscription, the resource groups the identity can see (its role's scopes) and in
-   * each every NSG, Azure Firewall and firewall policy's rule collection groups.
-   */
-  private async sweepScopes(fail: (what: string, err: unknown) => void): Promise<Map<string, { id: string; doc: ArmDoc }>> {
-    const found = new Map<string, { id: string; doc: ArmDoc }>();
-    const subs = this.subscriptions();
-    const add = (docs: ArmDoc[]) => {
-      for (const d of docs) if (typeof d.id === 'string') found.set(d.id.toLowerCase(), { id: d.id, doc: d });
-    };
-    await Promise.all(
-      [...subs].map(async (sub) => {
-        let groups: ArmDoc[];
-        try {
-          groups = await this.arm.list(`/subscriptions/${sub}/resourcegroups`, RESOURCES_API);
-        } catch (err) {
-          return fail(`resource groups of ${sub}`, err);
-        }
-        await Promise.all(
-          groups.map(async (g) => {
-            const rg = String(g.id ?? `/subscriptions/${sub}/resourceGroups/${String(g.name)}`);
-            const net = `${rg}/providers/Microsoft.Network`;
-            await Promise.all([
-              this.arm.list(`${net}/networkSecurityGroups`, NETWORK_API).then(add, (err: unknown) => fail(`NSGs of ${rg}`, err)),
-              this.arm.list(`${net}/azureFirewalls`, NETWORK_API).then(add, (err: unknown) => fail(`firewalls of ${rg}`, err)),
-              this.arm.list(`${net}/firewallPolicies`, NETWORK_API).then(
-                async (policies) => {
-                  await Promise.all(
-                    policies.filter((p) => typeof p.id === 'string').map((p) => this.arm.list(`${String(p.id)}/ruleCollectionGroups`, NETWORK_API).then(add, (err: unknown) => fail(`rule collection groups of ${String(p.name)}`, err))),
-                  );
-                },
-                (err: unknown) => fail(`firewall policies of ${rg}`, err),
-              ),
-            ]);
-          }),
-        );
-      }),
-    );
-    return found;
   }
 
   private subscriptions(): Set<string> {
@@ -540,12 +508,6 @@ export class AzureGate implements NetworkGate {
   }
 
   // ------------------------------------------------------------------ edits
-
-  private ownedRules(resId: string, doc: ArmDoc): AppliedRule[] {
-    if (kindOf(resId) === 'nsg') return nsgRulesOf(doc).flatMap((r) => nsgApplied(resId, r) ?? []);
-    const c = dnatCollection(resId, structuredClone(doc), false);
-    return (c?.rules ?? []).flatMap((r) => dnatApplied(resId, r, c?.priority ?? 0) ?? []);
-  }
 
   // ------------------------------------------------------------------ the per-resource writers
 

@@ -86,7 +86,7 @@ export async function writeNsgWhole(w: ArmWriter, nsgId: string, lockKey: string
       const refused = childRulesOnly(err);
       if (refused) {
         if (!w.childRulesUntil.has(nsgId.toLowerCase())) w.deps.log('azure: ARM refused a whole-NSG write; this NSG is written with child rules for an hour', { nsg: name, code: refused });
-        w.childRulesUntil.set(nsgId.toLowerCase(), { until: Date.now() + CHILD_RULES_FOR_MS, code: refused });
+        w.childRulesUntil.set(nsgId.toLowerCase(), { until: w.deps.now() + CHILD_RULES_FOR_MS, code: refused });
         w.nsgFallbacks[refused] = (w.nsgFallbacks[refused] ?? 0) + 1;
         return unsettled;
       }
