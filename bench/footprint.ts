@@ -49,6 +49,13 @@ function procField(pid: number, field: string): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** CPU time (user + system) the process has used, ms (/proc/<pid>/stat, clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 /** RSS by mapping (/proc/<pid>/smaps): the glibc heap, anonymous mappings (V8's heap, malloc's mmaps), files. */
 function smapsSummary(pid: number): Record<string, number> {
   const out: Record<string, number> = {};
@@ -65,6 +72,16 @@ function smapsSummary(pid: number): Record<string, number> {
   }
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v >= 1).map(([k, v]) => [k, Math.round(v)]));
 }
+
+/** Main-thread GC time so far by kind (major, minor, incremental, weakcb), ms, and major GCs counted: prom-client's nodejs_gc_duration_seconds. */
+async function gcFigures(base: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)/gm)) out[`${m[1]}Ms`] = Number(m[2]) * 1000;
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_count\{kind="(\w+)"\} (\S+)/gm)) out[`${m[1]}N`] = Number(m[2]);
+  return out;
+}
+const gcDelta = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(b).map((k) => [k, Math.round(b[k]! - (a[k] ?? 0))]));
 
 /** The server's V8 heap from its own /metrics (prom-client's default gauges), MiB. */
 async function heapFigures(base: string): Promise<Record<string, number>> {
@@ -88,7 +105,7 @@ function children(pid: number): number[] {
   return out;
 }
 
-/** `npm start` runs npm → sh → tsx's CLI → node with tsx's loader: the server is the deepest process running main. */
+/** `npm start` runs npm → sh → node bin/jit-bot, which imports the bundle dist/main.js in its own process: the server is the deepest process running it. */
 function serverPid(root: number): { pid: number; cmdline: string } {
   const cmd = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
   let found: { pid: number; cmdline: string } | undefined;
@@ -99,7 +116,7 @@ function serverPid(root: number): { pid: number; cmdline: string } {
     } catch {
       return; // exited
     }
-    if (/\bnode\b/.test(line) && /src\/main\.ts|main\.m?js/.test(line)) found = { pid, cmdline: line };
+    if (/\bnode\b/.test(line) && /src\/main\.ts|main\.m?js|bin\/jit-bot/.test(line)) found = { pid, cmdline: line };
     for (const c of children(pid)) walk(c);
   };
   walk(root);
@@ -251,7 +268,20 @@ async function main(): Promise<void> {
     };
 
     const ids: string[] = [];
+    const cpu0 = cpuMs(pid);
+    const gc0 = await gcFigures(base);
     const t0 = performance.now();
+    // While the grants open: the server's RSS and V8 heap every 5 s (where a burst's memory goes).
+    const during: Array<{ s: number; grants: number; rss: number; heap: Record<string, number> }> = [];
+    let opening = true;
+    const sampler = (async () => {
+      while (opening) {
+        await sleep(5000);
+        if (!opening) break;
+        const heap = await heapFigures(base).catch(() => ({}));
+        during.push({ s: Math.round((performance.now() - t0) / 1000), grants: ids.length, rss: Math.round(procField(pid, 'VmRSS') / MiB), heap });
+      }
+    })();
     await pool(Array.from({ length: N }, (_, i) => i), CONCURRENCY, async (i) => {
       const created = await call(requesters[i % REQUESTERS]!, 'POST', '/api/v1/requests', {
         kind: 'rdp', target: `vm${i % TARGETS}`, duration: '2h', source: `10.${Math.floor(i / 62_500) % 250}.${Math.floor(i / 250) % 250}.${(i % 250) + 1}`,
@@ -264,6 +294,13 @@ async function main(): Promise<void> {
       ids.push(req.id);
     });
     const openMs = performance.now() - t0;
+    const openCpuMs = cpuMs(pid) - cpu0;
+    const openGc = gcDelta(gc0, await gcFigures(base));
+    opening = false;
+    await sampler;
+    console.log(`server CPU (user + system) while opening: ${(openCpuMs / 1000).toFixed(1)} s, ${(openCpuMs / N).toFixed(2)} ms per grant; main-thread GC by kind (ms, count) ${JSON.stringify(openGc)}`);
+    console.log('while opening (s, grants, RSS MiB, V8 heap MiB):');
+    for (const d of during) console.log(`  ${String(d.s).padStart(4)} s ${String(d.grants).padStart(6)} grants  RSS ${String(d.rss).padStart(4)}  ${JSON.stringify(d.heap)}`);
     const grantsPerSecond = (N / openMs) * 1000;
     console.log(`opened ${N} grants (request + approve, 2 REST calls each) in ${(openMs / 1000).toFixed(1)} s: ${grantsPerSecond.toFixed(0)} grants/s`);
     const rssPeak = procField(pid, 'VmHWM');
@@ -291,6 +328,7 @@ async function main(): Promise<void> {
     rssSamples.push(procField(pid, 'VmRSS'));
     const rssActive = rssSamples[rssSamples.length - 1]!;
     const rssAfter = rssSamples[0]!;
+    const heapAfter = during.length ? during[during.length - 1]!.heap : {};
     const smapsActive = smapsSummary(pid);
     const heapActive = await heapFigures(base);
     console.log(`server RSS: idle ${(rssIdle / MiB).toFixed(0)} MiB; at ${N} active grants ${(rssActive / MiB).toFixed(0)} MiB ${RSS_WATCH_S} s after the last one settled (${(rssAfter / MiB).toFixed(0)} MiB right after; peak while opening ${(rssPeak / MiB).toFixed(0)} MiB; every 2 s: ${rssSamples.map((s) => (s / MiB).toFixed(0)).join(' ')})`);
@@ -365,8 +403,8 @@ async function main(): Promise<void> {
 
     const results = {
       date: new Date().toISOString(), node: process.version, cores: cpus().length, redisVersion, grants: N, concurrency: CONCURRENCY,
-      serverCmdline: cmdline, grantsPerSecond,
-      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, rightAfter: rssAfter / MiB, watchSeconds: RSS_WATCH_S, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive },
+      serverCmdline: cmdline, grantsPerSecond, serverCpuMsPerGrant: openCpuMs / N, gcWhileOpening: openGc, heapGrowingPercent: serverEnv.JIT_HEAP_GROWING_PERCENT ?? 'default (50)',
+      rssMiB: { idle: rssIdle / MiB, active: rssActive / MiB, rightAfter: rssAfter / MiB, watchSeconds: RSS_WATCH_S, samples: rssSamples.map((s) => s / MiB), peakWhileOpening: rssPeak / MiB, byMappingIdle: smapsIdle, byMappingActive: smapsActive, heapIdle, heapActive, heapLastWhileOpening: heapAfter, whileOpening: during },
       redis: { keys: keysActive, keysIdle, memoryUsageBytes: total, bytesPerGrant: total / N, usedMemoryDeltaPerGrant: (usedActive - usedIdle) / N, byKind: rows },
       audit, statusP50Ms: pct(statusMs, 50),
     };

@@ -11,6 +11,7 @@ import { systemClock, type Clock, type GroupDirectory, type IdSource, type Netwo
 import { DirectoryGroups } from './app/directory-groups.js';
 import { directorySources } from './core/directory.js';
 import { JitService } from './app/service.js';
+import { ChatViews } from './app/views.js';
 import { FanoutNotifier, LocalFeed } from './adapters/local/feed.js';
 import { BullScheduler, BullWorker } from './adapters/queue/bullmq.js';
 import { RedisAuditLog } from './adapters/redis/audit.js';
@@ -56,6 +57,10 @@ export interface RunningJit {
   service: JitService;
   gate: NetworkGate;
   feed: LocalFeed;
+  /** The request form and home views every chat platform (and the console) renders. */
+  views: ChatViews;
+  /** Resolves once the home views being redrawn in the background (after notifications) are done (tests). */
+  homesSettled(): Promise<void>;
   /** Present when SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are set. */
   slack?: SlackAdapter;
   /** Present when MICROSOFT_APP_ID is set (or TEAMS_ALLOW_UNAUTHENTICATED for local tests). */
@@ -207,7 +212,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
       }, Math.max(1000, Math.floor(config.JIT_DIRECTORY_TTL / 3)))
     : undefined;
   directoryTimer?.unref();
-  for (const c of chats) c.bind(service);
+  const views = new ChatViews({ service, store, clock: opts.clock ?? systemClock });
+  for (const c of chats) c.bind(service, views);
 
   let worker: BullWorker | null = null;
   const startWorker = () => {
@@ -271,7 +277,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     createApi({ service, tokens: config.JIT_API_TOKENS, log, ...(local ? { local } : {}) }),
     ...chats.map((c) => c.route),
     // The web console acts as any principal: only with the local channel (the server checks its secret).
-    ...(local ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log })] : []),
+    ...(local ? [await (await import('./adapters/console/console.js')).createConsole({ service, gate, audit, feed, log, views })] : []),
   ]);
   server.listen(config.PORT, config.HOST);
   await once(server, 'listening');
@@ -319,6 +325,8 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
     config,
     url,
     service,
+    views,
+    homesSettled: () => chat.homesSettled(),
     gate,
     feed,
     ...(slack ? { slack } : {}),

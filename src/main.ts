@@ -1,12 +1,19 @@
 // `npm start` (bin/jit-bot runs this file's bundle, dist/main.js): validate configuration, start
 // everything, stop cleanly on SIGINT / SIGTERM.
+import { setFlagsFromString } from 'node:v8';
 import { startJit } from './bootstrap.js';
-import { ConfigError } from './config/env.js';
+import { ConfigError, loadConfig } from './config/env.js';
 import { PolicyFileError } from './config/policy-file.js';
 
 async function main(): Promise<void> {
   let app;
   try {
+    // V8 grows the heap up to 4× what was live at the last full GC on a machine with much memory
+    // (its limit then is ~4 GiB): a burst of requests left the RSS at 200+ MiB for a live heap of
+    // ~35 MiB. A flag read at every GC, so setting it here, in the process, holds however the server
+    // is started (npm start, node dist/main.js). docs/benchmarks.md, "Footprint".
+    const percent = loadConfig().JIT_HEAP_GROWING_PERCENT;
+    if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
     app = await startJit();
   } catch (err) {
     if (err instanceof ConfigError || err instanceof PolicyFileError) {

@@ -101,6 +101,12 @@ const coreEnv = {
     }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /**
+   * How far V8 lets the server's heap grow past what was live at the last full GC before it
+   * collects again, in percent (V8's --heap-growing-percent); 0 leaves V8's own choice (up to 300 %
+   * on a machine with much memory). docs/benchmarks.md, "Footprint".
+   */
+  JIT_HEAP_GROWING_PERCENT: z.coerce.number({ message: 'must be a whole number of percent, e.g. 50' }).int({ message: 'must be a whole number of percent, e.g. 50' }).min(0).max(300).default(50),
+  /**
    * How long a directory group's membership (Entra ID, Slack user group) is trusted after it was
    * read; it is read again every third of this. Past it, a group that cannot be read holds no rights.
    */

@@ -1,12 +1,12 @@
 // CI-sized crash runs, one after the other and after the rest of the suite (vitest.config.ts): at
-// least 40 SIGKILLs of the real server under load on the simulated network (~45 s), and 8 while it
-// drives the Azure adapter against the ARM emulator, which injects faults (~45 s). The invariants
+// least 20 SIGKILLs of the real server under load on the simulated network (~25 s), and 5 while it
+// drives the Azure adapter against the ARM emulator, which injects faults (~30 s). The invariants
 // are the same at any size; `npm run soak` runs 500 and 100 kills, `npm run soak:arm` the second.
 import { describe, expect, it } from 'vitest';
 import { crashRun, type CrashReport } from './crash.js';
 
-const KILLS = Number(process.env.CRASH_KILLS ?? 40);
-const ARM_KILLS = Number(process.env.CRASH_ARM_KILLS ?? 8);
+const KILLS = Number(process.env.CRASH_KILLS ?? 20);
+const ARM_KILLS = Number(process.env.CRASH_ARM_KILLS ?? 5);
 
 function check(report: CrashReport, kills: number): void {
   process.stderr.write(`crash run: ${JSON.stringify({ ...report, lateRules: report.lateRules.length, leftOpen: report.leftOpen.length, inconsistent: report.inconsistent.length, auditGaps: report.auditGaps.length, unexplained: report.unexplained.length })}\n`);

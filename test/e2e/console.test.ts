@@ -282,6 +282,62 @@ describe('local web console (Chromium)', () => {
     await waitFor('denied', async () => (await h.get(id))?.status === 'denied' || null);
   }, 60_000);
 
+  it('the request form and the home view: open the form, fill it, an invalid submission shows the error beside the field, fix, submit, approve from the approver\'s home, the requester\'s home shows the grant', async () => {
+    await as('alice@contoso.com');
+    const before = (await h.app.service.listVisible('alice@contoso.com', { requester: 'alice@contoso.com', limit: 200 })).length;
+    await page.locator('#formBtn').click();
+    const form = page.locator('#chat .card.form').last();
+    await form.getByText('Request access').first().waitFor();
+    // The target decides the access and duration choices: choose vm1 and update them.
+    await form.locator('select').nth(0).selectOption('vm1');
+    await form.getByRole('button', { name: 'Update choices for this target' }).click();
+    await form.getByText('vm1: approvers decide.').waitFor();
+    expect(await form.locator('select').nth(1).locator('option:not([hidden])').allInnerTexts()).toEqual(['RDP (3389/tcp)', 'SSH (22/tcp)']);
+    await form.locator('select').nth(1).selectOption('rdp');
+    await form.locator('select').nth(2).selectOption({ label: '2h' });
+    await form.getByLabel(/^Justification/).first().fill('INC-4711 patch night');
+    await form.getByLabel(/^From/).first().fill('999.1.1.1');
+    await form.getByRole('button', { name: 'Request', exact: true }).click();
+    // Refused: the form comes back with the error right under the source field, the values kept.
+    const error = form.locator('.ac-textBlock', { hasText: /^✗ .*address/ });
+    await error.waitFor();
+    const [fieldBox, errorBox] = [await form.getByLabel(/^From/).first().boundingBox(), await error.boundingBox()];
+    expect(errorBox!.y).toBeGreaterThan(fieldBox!.y);
+    expect(errorBox!.y - (fieldBox!.y + fieldBox!.height)).toBeLessThan(40);
+    expect(await form.getByLabel(/^Justification/).first().inputValue()).toBe('INC-4711 patch night');
+    expect((await h.app.service.listVisible('alice@contoso.com', { requester: 'alice@contoso.com', limit: 200 })).length).toBe(before);
+    mkdirSync('test-artifacts', { recursive: true });
+    await form.screenshot({ path: 'test-artifacts/console-form.png' });
+    if (process.env.UPDATE_SCREENSHOT === '1') copyFileSync('test-artifacts/console-form.png', 'docs/console-form.png');
+
+    await form.getByLabel(/^From/).first().fill('203.0.113.7');
+    await form.getByRole('button', { name: 'Request', exact: true }).click();
+    await form.getByText(/is waiting for approval/).waitFor();
+    const id = /Request (r[0-9a-z]{9})/.exec(await form.innerText())![1]!;
+    expect(await h.get(id)).toMatchObject({ status: 'pending', target: 'vm1', durationMs: 7_200_000, justification: 'INC-4711 patch night', origin: { channel: 'console' } });
+
+    // Bob's home: the request waits for him; Approve there runs the approval cards' handler.
+    await as('bob@contoso.com');
+    await page.locator('#homeBtn').click();
+    const home = page.locator('#home');
+    await home.getByText(/Waiting for my approval/).waitFor();
+    await home.getByText(id).first().waitFor();
+    await home.getByRole('button', { name: 'Approve', exact: true }).first().click();
+    await home.getByText(`✓ approved: ${id}`).waitFor();
+    await waitFor('active', async () => (await h.get(id))?.status === 'active' || null);
+
+    // Alice's home shows the open grant: time left, the connection line, Extend and Close.
+    await as('alice@contoso.com');
+    await home.getByText(/My open access \(1\)/).waitFor();
+    await home.getByText('mstsc /v:vm1.contoso.example:3389').waitFor();
+    await home.getByRole('button', { name: 'Close now' }).waitFor();
+    await page.locator('#homePanel').screenshot({ path: 'test-artifacts/console-home.png' });
+    if (process.env.UPDATE_SCREENSHOT === '1') copyFileSync('test-artifacts/console-home.png', 'docs/console-home.png');
+    await home.getByRole('button', { name: 'Close now' }).click();
+    await waitFor('revoked', async () => (await h.get(id))?.status === 'revoked' || null);
+    await home.getByText(/My open access \(0\)/).waitFor();
+  }, 90_000);
+
   it('the header note is readable and /favicon.ico is an icon', async () => {
     const res = await fetch(`${h.app.url}/favicon.ico`);
     expect(res.status).toBe(200);

@@ -43,6 +43,12 @@ export class FakeSlack {
   private ts = 1_767_000_000_000;
   private failures: Array<{ method: string; status: number; headers: Record<string, string>; body: unknown; match?: (body: Record<string, unknown>) => boolean }> = [];
   url = '';
+  /** Modals opened (views.open) by view id, as last drawn, with their hash (views.update checks it). */
+  readonly views = new Map<string, { hash: string; view: Record<string, unknown> }>();
+  /** Each user's App Home as last published (views.publish). */
+  readonly homes = new Map<string, Record<string, unknown>>();
+  private viewIds = 0;
+  private readonly triggers = new Set<string>();
   /** User groups (S… id → member user ids) for `usergroups.users.list`; tests change them. */
   readonly usergroups: Record<string, string[]> = {};
 
@@ -133,7 +139,7 @@ export class FakeSlack {
         return { ok: false, error: 'invalid_blocks', errors: problems, response_metadata: { messages: problems.map((p) => `[ERROR] ${p}`) } };
       }
     }
-    if (method === 'views.open') {
+    if (method === 'views.open' || method === 'views.update' || method === 'views.publish') {
       const problems = viewProblems(body.view);
       if (problems.length) {
         this.refused.push({ method, problems });
@@ -151,8 +157,31 @@ export class FakeSlack {
       }
       case 'chat.update':
         return { ok: true, channel: body.channel, ts: body.ts, text: body.text };
-      case 'views.open':
-        return { ok: true, view: { id: 'V0DENY', ...(body.view as object) } };
+      case 'views.open': {
+        // trigger_id: required, and good for one view only (Slack: expired_trigger_id / trigger_exchanged).
+        const trigger = String(body.trigger_id ?? '');
+        if (!trigger) return { ok: false, error: 'invalid_trigger_id' };
+        if (this.triggers.has(trigger)) return { ok: false, error: 'trigger_exchanged' };
+        this.triggers.add(trigger);
+        const id = `V0VIEW${++this.viewIds}`;
+        this.views.set(id, { hash: `h${this.viewIds}.0`, view: body.view as Record<string, unknown> });
+        return { ok: true, view: { id, hash: this.views.get(id)!.hash, ...(body.view as object) } };
+      }
+      case 'views.update': {
+        const id = String(body.view_id ?? '');
+        const cur = this.views.get(id);
+        if (!cur) return { ok: false, error: 'not_found' };
+        if (body.hash !== undefined && body.hash !== cur.hash) return { ok: false, error: 'hash_conflict' };
+        const hash = `${cur.hash.split('.')[0]}.${Number(cur.hash.split('.')[1]) + 1}`;
+        this.views.set(id, { hash, view: body.view as Record<string, unknown> });
+        return { ok: true, view: { id, hash, ...(body.view as object) } };
+      }
+      case 'views.publish': {
+        const user = String(body.user_id ?? '');
+        if (!this.users[user]) return { ok: false, error: 'user_not_found' };
+        this.homes.set(user, body.view as Record<string, unknown>);
+        return { ok: true, view: { id: `V0HOME${user}`, ...(body.view as object) } };
+      }
       case 'users.info': {
         const id = String(body.user);
         const u = this.users[id];
@@ -190,12 +219,14 @@ export interface SendOptions {
   timestamp?: number;
   signature?: string | null;
   retryNum?: number;
+  /** The body's media type: Slack posts commands and interactivity as forms, events as JSON. */
+  contentType?: string;
 }
 
 /** POSTs a body to /slack/events signed as Slack signs it. */
 export async function sendSigned(baseUrl: string, body: string, opts: SendOptions): Promise<{ status: number; text: string; ms: number }> {
   const ts = opts.timestamp ?? Math.floor(Date.now() / 1000);
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  const headers: Record<string, string> = { 'content-type': opts.contentType ?? 'application/x-www-form-urlencoded' };
   if (opts.signature !== null) {
     headers['x-slack-request-timestamp'] = String(ts);
     headers['x-slack-signature'] = opts.signature ?? slackSignature(opts.secret, ts, body);
@@ -291,4 +322,117 @@ export function denySubmissionBody(user: string, view: { callback_id: string; pr
     enterprise: null,
   };
   return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
+
+/** The input state of a modal as Slack sends it (view.state.values: block id → action id → value). */
+export type ViewState = Record<string, Record<string, Record<string, unknown>>>;
+
+const user = (id: string) => ({ id, username: id.toLowerCase(), name: id.toLowerCase(), team_id: 'T0CONTOSO' });
+
+/** A view as the payloads of a modal carry it. */
+function viewPayload(view: { id: string; hash?: string; callback_id?: string; private_metadata?: string; blocks?: unknown; type?: string }, state: ViewState) {
+  return {
+    id: view.id,
+    team_id: 'T0CONTOSO',
+    type: view.type ?? 'modal',
+    callback_id: view.callback_id ?? '',
+    private_metadata: view.private_metadata ?? '',
+    blocks: view.blocks ?? [],
+    state: { values: state },
+    hash: view.hash ?? '1700000000.abc',
+  };
+}
+
+/** A block_actions payload from an input with dispatch_action in an open modal (a select changed). */
+export function viewActionBody(userId: string, view: { id: string; hash?: string; callback_id?: string; private_metadata?: string; blocks?: unknown }, state: ViewState, action: { action_id: string; block_id: string; selected: string }): string {
+  const payload = {
+    type: 'block_actions',
+    user: user(userId),
+    api_app_id: 'A0JITBOT',
+    token: 'deprecated-verification-token',
+    container: { type: 'view', view_id: view.id },
+    trigger_id: trigger(),
+    team: { id: 'T0CONTOSO', domain: 'contoso' },
+    enterprise: null,
+    is_enterprise_install: false,
+    view: viewPayload(view, state),
+    actions: [{ type: 'static_select', action_id: action.action_id, block_id: action.block_id, selected_option: { text: { type: 'plain_text', text: action.selected }, value: action.selected }, action_ts: `${Date.now() / 1000}` }],
+  };
+  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
+
+/** A view_submission payload for any modal. */
+export function viewSubmissionBody(userId: string, view: { id: string; callback_id?: string; private_metadata?: string; blocks?: unknown }, state: ViewState): string {
+  const payload = {
+    type: 'view_submission',
+    team: { id: 'T0CONTOSO', domain: 'contoso' },
+    user: user(userId),
+    api_app_id: 'A0JITBOT',
+    token: 'deprecated-verification-token',
+    trigger_id: trigger(),
+    view: viewPayload(view, state),
+    response_urls: [],
+    is_enterprise_install: false,
+    enterprise: null,
+  };
+  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
+
+/** A global shortcut's payload (type `shortcut`). */
+export function shortcutBody(userId: string, callbackId: string): { body: string; triggerId: string } {
+  const triggerId = trigger();
+  const payload = { type: 'shortcut', token: 'deprecated-verification-token', action_ts: `${Date.now() / 1000}`, team: { id: 'T0CONTOSO', domain: 'contoso' }, user: user(userId), is_enterprise_install: false, enterprise: null, callback_id: callbackId, trigger_id: triggerId };
+  return { body: new URLSearchParams({ payload: JSON.stringify(payload) }).toString(), triggerId };
+}
+
+/** An options load request (block_suggestion) from an external_select, with what the user typed. */
+export function blockSuggestionBody(userId: string, action: { action_id: string; block_id: string }, value: string, view: { id: string }): string {
+  const payload = {
+    type: 'block_suggestion',
+    user: user(userId),
+    container: { type: 'view', view_id: view.id },
+    api_app_id: 'A0JITBOT',
+    token: 'deprecated-verification-token',
+    action_id: action.action_id,
+    block_id: action.block_id,
+    value,
+    team: { id: 'T0CONTOSO', domain: 'contoso' },
+    enterprise: null,
+    is_enterprise_install: false,
+    view: viewPayload(view, {}),
+  };
+  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
+
+/** A button click on a user's App Home (no response_url: Slack sends none for views). */
+export function homeButtonBody(userId: string, action: { action_id: string; value: string; block_id?: string }): string {
+  const payload = {
+    type: 'block_actions',
+    user: user(userId),
+    api_app_id: 'A0JITBOT',
+    token: 'deprecated-verification-token',
+    container: { type: 'view', view_id: `V0HOME${userId}` },
+    trigger_id: trigger(),
+    team: { id: 'T0CONTOSO', domain: 'contoso' },
+    enterprise: null,
+    is_enterprise_install: false,
+    view: viewPayload({ id: `V0HOME${userId}`, type: 'home' }, {}),
+    actions: [{ type: 'button', action_id: action.action_id, block_id: action.block_id ?? 'home', value: action.value, text: { type: 'plain_text', text: 'x' }, action_ts: `${Date.now() / 1000}` }],
+  };
+  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
+
+/** An Events API callback (JSON) for app_home_opened. */
+export function homeOpenedBody(userId: string): string {
+  return JSON.stringify({
+    token: 'deprecated-verification-token',
+    team_id: 'T0CONTOSO',
+    api_app_id: 'A0JITBOT',
+    event: { type: 'app_home_opened', user: userId, channel: `D${userId.slice(1)}`, tab: 'home', event_ts: `${Date.now() / 1000}` },
+    type: 'event_callback',
+    event_id: `Ev${Date.now()}${++triggers}`,
+    event_time: Math.floor(Date.now() / 1000),
+    authorizations: [{ enterprise_id: null, team_id: 'T0CONTOSO', user_id: 'U0JITBOT', is_bot: true, is_enterprise_install: false }],
+    is_ext_shared_channel: false,
+  });
 }

@@ -587,11 +587,13 @@ describe('rules outlive neither their VM nor their NSG (closing from what was wr
       endpoint: arm.url, caCert: readFileSync(arm.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [],
     });
     const orphan = 'rorphan0009';
-    await writer.open({ requestId: orphan, target: { name: 'gone2', id: gone2.vm, os: 'linux', firewall: fw }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.42/32', expiresAt: Date.now() + 300 });
+    // Expiring soon, but not before its writes (they took over 300 ms under load).
+    const expiresAt = Date.now() + 3000;
+    await writer.open({ requestId: orphan, target: { name: 'gone2', id: gone2.vm, os: 'linux', firewall: fw }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.42/32', expiresAt });
     expect(opened(gone2.nicNsg, orphan)).toBe(1);
     expect(arm.natRules(RCG).filter((r) => String(r.name).startsWith(`jit-${orphan}-`))).toHaveLength(1);
     arm.deleteVm(gone2.vm);
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 100));
     expect(await h.app.service.reconcile()).toBe(3);
     expect(opened(gone2.nicNsg, orphan) + opened(gone2.subnetNsg, orphan)).toBe(0);
     expect(arm.natRules(RCG).filter((r) => String(r.name).startsWith(`jit-${orphan}-`))).toEqual([]);

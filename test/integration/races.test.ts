@@ -1,5 +1,7 @@
 // Races a security team asks about: many approvals of one request at once; revoke, extend and the
-// expiry job at the same instant. Real Redis, BullMQ and the simulated gate.
+// expiry job at the same instant. Real Redis, BullMQ and the simulated gate: what only they show
+// (the Lua compare-and-set under real concurrency, delayed jobs, a flushed Redis). Each race forced
+// into one exact interleaving, without Redis or sleeps: test/unit/races.test.ts.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

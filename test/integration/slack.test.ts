@@ -107,6 +107,7 @@ describe('Slack configuration', () => {
 
 describe('signature checks', () => {
   it('refuses a forged signature, an old timestamp and a missing header with 401 and changes nothing', async () => {
+    await h.app.homesSettled();
     const before = { calls: slack.calls.length, responses: slack.responses.length, requests: (await h.app.service.list('dave@contoso.com', 'all')) };
     const body = slashBody(ALICE, 'rdp vm1 2h from 203.0.113.7', slack.responseUrl('forged'));
     const forged = await sendSigned(h.app.url, body, { secret: 'not-the-secret' });
@@ -494,6 +495,8 @@ describe('the app manifest', () => {
       'chat.postMessage': ['chat:write'],
       'chat.update': ['chat:write'],
       'views.open': [],
+      'views.update': [],
+      'views.publish': [],
       'users.info': ['users:read', 'users:read.email'],
       'users.lookupByEmail': ['users:read.email'],
     };

@@ -104,6 +104,8 @@ describe('start-up errors name the problem', () => {
     [{ JIT_NETWORK: 'aws' }, 'JIT_NETWORK: must be "simulated", "azure" (the bot writes NSG / firewall rules) or "defender"'],
     [{ JIT_NETWORK: 'defender' }, 'AZURE_SUBSCRIPTION_ID: missing; JIT_NETWORK=defender lists'],
     [{ PORT: 'eighty' }, 'PORT:'],
+    [{ JIT_HEAP_GROWING_PERCENT: '1.5' }, 'JIT_HEAP_GROWING_PERCENT: must be a whole number of percent, e.g. 50 (got "1.5")'],
+    [{ JIT_HEAP_GROWING_PERCENT: '1000' }, 'JIT_HEAP_GROWING_PERCENT:'],
     [{ JIT_POLICY_FILE: '/nonexistent/policy.yaml' }, '/nonexistent/policy.yaml: 1 problem in the policy file:\n  file not found'],
   ])('%o', async (bad, expected) => {
     const r = await run([START], { REDIS_URL, ...bad });

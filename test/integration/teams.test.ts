@@ -189,7 +189,9 @@ describe('jit in Teams, end to end', () => {
 describe('who may act on a card', () => {
   it('refuses a non-approver, the requester, and a spoofed user in the data; the card stays as it was', async () => {
     const { id } = await request(ALICE, 'rdp vm1 1h from 203.0.113.7');
-    const updates = bf.updates().length;
+    // Home cards (refreshed on every change of a request) aside: the approval card stays as it was.
+    const cardUpdates = () => bf.updates().filter((c) => !text(cardOf(c)).includes('My pending requests')).length;
+    const updates = cardUpdates();
     const mallory = await act(MALLORY, 'approve', { requestId: id });
     expect(mallory.body.type).toBe('application/vnd.microsoft.activity.message');
     // mallory (no role) may not see the request: told it does not exist (no target, no approvers).
@@ -204,7 +206,7 @@ describe('who may act on a card', () => {
     expect(String(bogus.body.value)).toMatch(/does not name a request/);
     expect((await state(id)).status).toBe('pending');
     expect((await state(own.id)).status).toBe('pending');
-    expect(bf.updates().length).toBe(updates);
+    expect(cardUpdates()).toBe(updates);
     await h.app.service.revoke('alice@contoso.com', id);
     await h.app.service.revoke('bob@contoso.com', own.id);
   });

@@ -51,9 +51,12 @@ describe('local channel: the secret of the run', () => {
   });
 
   it('without it, from this machine, every local-channel route answers 401 and nothing changes', async () => {
-    for (const path of ['/api/local/rules', '/api/local/audit', '/api/local/audit.csv?as=dave@contoso.com', `/console/api/state?as=${DAVE}`, '/console/api/principals', '/console/app.js']) {
+    for (const path of ['/api/local/rules', '/api/local/audit', '/api/local/audit.csv?as=dave@contoso.com', `/console/api/state?as=${DAVE}`, '/console/api/principals', '/console/app.js', `/console/api/form?as=${DAVE}`, `/console/api/home?as=${DAVE}`]) {
       expect((await raw(h.app.url, path)).status, path).toBe(401);
     }
+    // The form's submission through the console: refused too, nothing created.
+    const submit = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ as: 'alice@contoso.com', verb: 'jitRequest', data: { target: 'vm1', access: 'rdp', duration: '3600000', source: '203.0.113.66' } }) };
+    expect((await raw(h.app.url, '/console/api/action', submit)).status).toBe(401);
     expect((await raw(h.app.url, '/api/local/login-link', { method: 'POST' })).status).toBe(401);
     const page = await raw(h.app.url, '/');
     expect(page.status).toBe(401);
@@ -140,6 +143,8 @@ describe('local channel: DNS rebinding and cross-site pages', () => {
     for (const a of attacks) {
       expect((await raw(h.app.url, '/api/v1/commands', command('rdp vm1 1h from 203.0.113.69', { cookie, ...a }))).status, JSON.stringify(a)).toBe(403);
       expect((await raw(h.app.url, `/console/api/state?as=${DAVE}`, { headers: { cookie, ...a } })).status, JSON.stringify(a)).toBe(403);
+      const submit = JSON.stringify({ as: 'alice@contoso.com', verb: 'jitRequest', data: { target: 'vm1', access: 'rdp', duration: '3600000', source: '203.0.113.69' } });
+      expect((await raw(h.app.url, '/console/api/action', { method: 'POST', headers: { 'content-type': 'application/json', cookie, ...a }, body: submit })).status, JSON.stringify(a)).toBe(403);
     }
     await nothingChanged();
     // The console's own page (same origin) gets in with the cookie.

@@ -101,6 +101,8 @@ describe('an explicit Slack id pins the principal', () => {
 
 describe('requests from another workspace are refused', () => {
   it('a slash command from another team (even by a mapped user id) is refused in the ack; nothing read, nothing created', async () => {
+    // Home tabs redrawn after the previous test's changes are not this request's doing.
+    await h.app.homesSettled();
     const before = { requests: await requests(), info: infoCalls(ALICE), responses: slack.responses.length, calls: slack.calls.length };
     const { res } = await slash(ALICE, 'rdp vm1 1h from 203.0.113.7', { team_id: OTHER_TEAM, team_domain: 'other' });
     expect(res.status).toBe(200);
@@ -155,6 +157,7 @@ describe('requests from another workspace are refused', () => {
 
 describe('events from another workspace', () => {
   it('an Events API callback from another team is acknowledged and dropped before any listener, with a warning', async () => {
+    await h.app.homesSettled();
     const calls = slack.calls.length;
     const body = JSON.stringify({
       token: 'deprecated-verification-token',

@@ -81,6 +81,9 @@ describe('Teams app package', () => {
     expect(bots[0]!.scopes).toEqual(['personal', 'team', 'groupChat']);
     // One command list per scope, as the schema advises.
     expect(bots[0]!.commandLists.map((l) => l.scopes)).toEqual([['personal'], ['team'], ['groupChat']]);
+    // The personal list offers the request form and the home card (issue 20).
+    const personal = (bots[0]!.commandLists[0] as unknown as { commands: Array<{ title: string }> }).commands.map((c) => c.title);
+    expect(personal).toEqual(expect.arrayContaining(['request', 'home']));
     expect(JSON.stringify(m)).not.toContain('${{');
   });
 

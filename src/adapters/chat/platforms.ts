@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import type { ChatPlatform } from '../../app/chat/platform.js';
 import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
+import type { ChatViews } from '../../app/views.js';
 import type { Logger } from '../../log.js';
 import type { Route } from '../../server.js';
 import { slackConfig } from '../slack/config.js';
@@ -53,8 +54,8 @@ export const CHAT_PLATFORMS: readonly string[] = CHAT_PLATFORM_CONFIGS.map((c) =
 export interface ChatAdapter extends ChatPlatform {
   /** Its endpoint on the one HTTP server (commands, clicks, events). */
   readonly route: Route;
-  /** Hands it the use cases its commands and clicks run (once the service exists). */
-  bind(service: JitService): void;
+  /** Hands it the use cases its commands and clicks run (once the service exists), and the form and home views. */
+  bind(service: JitService, views?: ChatViews): void;
 }
 
 /** Awaits a platform API call; a failure is reported to `failed` (the chat metrics) and thrown on. */

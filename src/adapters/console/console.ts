@@ -10,12 +10,14 @@ import { fileURLToPath } from 'node:url';
 import type { LocalFeed } from '../local/feed.js';
 import type { AuditLog, NetworkGate } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
+import type { ChatViews } from '../../app/views.js';
 import { rolesAt } from '../../core/rbac.js';
 import { connectionsFor } from '../../core/reply.js';
 import type { PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { HttpError, sendJson, type Route } from '../../server.js';
 import { approvalCardView } from '../chat/card-actions.js';
+import { consoleForms } from './forms.js';
 
 export interface ConsoleDeps {
   service: JitService;
@@ -23,6 +25,8 @@ export interface ConsoleDeps {
   audit: AuditLog;
   feed: LocalFeed;
   log: Logger;
+  /** The request form and home views (the same cards as Teams); absent: no form, no home. */
+  views?: ChatViews;
 }
 
 const FONT = `"Segoe UI", system-ui, -apple-system, "Helvetica Neue", Roboto, Arial, sans-serif`;
@@ -46,6 +50,8 @@ const PAGE = `<!doctype html>
  .mode{margin-left:auto;font-size:.8rem;color:#fde68a;background:#ffffff1a;border:1px solid #fde68a66;border-radius:999px;padding:.2rem .7rem}
  main{display:grid;grid-template-columns:minmax(24rem,1fr) minmax(24rem,1fr);gap:1rem;padding:1rem 1.2rem}
  section{background:#fff;border-radius:10px;padding:.9rem 1rem;box-shadow:0 1px 2px #0f172a14,0 0 0 1px #0f172a0d;overflow:auto;min-width:0}
+ h2.row{display:flex;align-items:center;gap:.5rem}h2 .tools{margin-left:auto;display:flex;gap:.4rem;text-transform:none;letter-spacing:0}h2 .tools button{padding:.3rem .7rem;font-size:.8rem}
+ [hidden]{display:none !important}
  h2{font-size:.8rem;margin:.1rem 0 .7rem;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);font-weight:650}
  h2+*+h2,#pending+h2{margin-top:1.2rem}
  #talk{display:flex;flex-direction:column;height:min(46rem,calc(100vh - 5.5rem));min-height:24rem;overflow:hidden}
@@ -103,6 +109,8 @@ const PAGE = `<!doctype html>
  .ac-pushButton:focus-visible{outline:2px solid #2563eb;outline-offset:2px}
  .ac-input.ac-textInput{font:inherit;font-size:.9rem;border:1px solid #cbd5e1;border-radius:8px;padding:.45rem .6rem;width:100%}
  .ac-input.ac-multiline{min-height:3.4rem;resize:vertical}
+ .ac-input:is(.ac-multichoiceInput,.ac-dateInput,.ac-timeInput){font:inherit;font-size:.9rem;border:1px solid #cbd5e1;border-radius:8px;padding:.4rem .5rem;background:#fff;color:var(--ink)}
+ #homePanel{align-self:start}
  .ico{display:inline-block;width:1.05em;height:1.05em;vertical-align:-.17em;background:no-repeat center/contain;margin-right:.15em}
  .ico-ok{background-image:url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='8' fill='%2315803d'/%3E%3Cpath d='M4.5 8.3l2.3 2.3 4.7-4.9' fill='none' stroke='%23fff' stroke-width='1.8' stroke-linecap='round' stroke-linejoin='round'/%3E%3C/svg%3E")}
  .ico-no{background-image:url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='8' fill='%23b91c1c'/%3E%3Cpath d='M5.3 5.3l5.4 5.4M10.7 5.3l-5.4 5.4' stroke='%23fff' stroke-width='1.8' stroke-linecap='round'/%3E%3C/svg%3E")}
@@ -115,8 +123,9 @@ const PAGE = `<!doctype html>
 <body>
 <header><h1><img src="/favicon.ico" alt="">jit-bot console</h1><label>You are <select id="who" aria-label="act as"></select></label><span class="mode" title="Anyone who can open this page can act as any principal: keep it on loopback">Local mode · acts as any principal of the policy file</span></header>
 <main>
- <section id="talk"><h2>Chat</h2><div id="chat" role="log" aria-live="polite"></div>
-  <form id="say"><input id="text" type="text" autocomplete="off" placeholder="rdp vm1 2h from 203.0.113.7 reason &quot;INC-1234&quot;" aria-label="command"><button>Send</button></form></section>
+ <section id="talk"><h2 class="row">Chat<span class="tools"><button type="button" id="formBtn">Request access</button><button type="button" id="homeBtn">Home</button></span></h2><div id="chat" role="log" aria-live="polite"></div>
+  <form id="say"><input id="text" type="text" autocomplete="off" placeholder="jit (a form), home, or rdp vm1 2h from 203.0.113.7 reason &quot;INC-1234&quot;" aria-label="command"><button>Send</button></form></section>
+ <section id="homePanel" hidden><h2>Home</h2><div id="home"></div></section>
  <section><h2>Pending requests</h2><div id="pending"></div>
   <h2>Active grants</h2><table id="active" class="grid"><thead><tr><th>request</th><th>target</th><th>closes</th><th>connect</th></tr></thead><tbody></tbody></table></section>
  <section><h2>Network rules (as the NSG shows them)</h2><table id="rules" class="grid"><thead><tr><th>name</th><th>priority</th><th>source</th><th>port</th><th>expires</th></tr></thead><tbody></tbody></table></section>
@@ -158,6 +167,7 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
     if (typeof as !== 'string' || !(as in service.policyBook().principals)) throw new HttpError(400, '"as" must be a principal of the policy file');
     return as;
   };
+  const forms = deps.views ? consoleForms({ service, views: deps.views, log, principalOf }) : undefined;
 
 
   const send = (res: ServerResponse, type: string, body: string) => {
@@ -178,6 +188,7 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
     if (!path.startsWith('/console/')) return false;
     if (req.method === 'GET' && path === '/console/app.js') return send(res, 'text/javascript; charset=utf-8', (await loadAssets()).appJs), true;
     if (req.method === 'GET' && path === '/console/adaptivecards.js') return send(res, 'text/javascript; charset=utf-8', (await loadAssets()).acJs), true;
+    if (forms && (await forms(req, res, url))) return true;
     if (req.method === 'GET' && path === '/console/api/principals') {
       const book = service.policyBook();
       const rolesOf = (id: string) => [...new Set(Object.values(book.targets).flatMap((t) => rolesAt(book, id, t.id)))].join(', ') || 'no role';

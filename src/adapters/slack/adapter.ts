@@ -5,11 +5,12 @@
 // request must also come from the workspace (or Enterprise Grid org) the bot token belongs to
 // (auth.test), else it is refused before any listener runs.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { App, HTTPReceiver, LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
+import { App, HTTPReceiver, webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import type { ChatMessage, Destination } from '../../app/chat/platform.js';
 import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
+import type { ChatViews } from '../../app/views.js';
 import { isJitError } from '../../core/errors.js';
 import type { PolicyBook } from '../../core/policy.js';
 import { REQUEST_ID_RE } from '../../core/ids.js';
@@ -18,9 +19,12 @@ import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { ACTIONS, DENY_MODAL, auditLine, denyModal, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
+import { PERMANENT, boltLogger, slackError, usersApiOf, webClientOptions } from './client.js';
 import { SlackDirectory, UnresolvedUserError, type SlackUsersApi } from './directory.js';
+import { SlackForms } from './forms.js';
+import { FORM_MODAL } from './views.js';
 import { SlackUserGroups } from './usergroups.js';
-import { foreignWorkspace, workspaceOf, type SlackWorkspace } from './workspace.js';
+import { foreignWorkspace, refuseForeign, workspaceOf, type SlackWorkspace } from './workspace.js';
 
 export { foreignWorkspace, type SlackWorkspace };
 
@@ -51,34 +55,10 @@ export interface SlackDeps {
 type Client = InstanceType<typeof webApi.WebClient>;
 
 const SEEN_TTL_S = 3600;
-
-function boltLogger(log: Logger): BoltLogger {
-  let level = LogLevel.WARN;
-  const text = (msgs: unknown[]) => msgs.map((m) => (m instanceof Error ? m.message : typeof m === 'string' ? m : JSON.stringify(m))).join(' ');
-  return {
-    debug: () => {},
-    info: () => {},
-    warn: (...m: unknown[]) => log.warn(`slack: ${text(m)}`),
-    error: (...m: unknown[]) => log.error(`slack: ${text(m)}`),
-    setLevel: (l: LogLevel) => {
-      level = l;
-    },
-    getLevel: () => level,
-    setName: () => {},
-  };
-}
-
-/** The Web API client's options (ours and Bolt's): base URL, a few quick retries, our logger. */
-const webClientOptions = ({ settings, log }: SlackDeps) => ({
-  ...(settings.apiUrl ? { slackApiUrl: settings.apiUrl } : {}),
-  retryConfig: { retries: 2, factor: 2, minTimeout: 300, maxTimeout: 3000, randomize: true },
-  logger: boltLogger(log),
-});
+/** How long an opened App Home is kept current after its last opening. */
+const HOME_SEEN_TTL_S = 30 * 86_400;
 
 const fail = (message: string): SlackMessage => replyMessage({ kind: 'info', message: `✗ ${message}` });
-
-/** Slack answers that are about the message itself or its destination: posting the same again cannot help. */
-const PERMANENT = new Set(['invalid_blocks', 'invalid_blocks_format', 'invalid_arguments', 'msg_too_long', 'channel_not_found', 'not_in_channel', 'is_archived', 'user_not_found', 'cannot_dm_bot', 'restricted_action', 'not_authed', 'invalid_auth', 'account_inactive', 'token_revoked', 'missing_scope']);
 
 export class SlackAdapter implements ChatAdapter {
   readonly name = 'slack';
@@ -89,6 +69,8 @@ export class SlackAdapter implements ChatAdapter {
   private readonly directory: SlackDirectory;
   private readonly usersApi: SlackUsersApi;
   private service: JitService | undefined;
+  private views: ChatViews | undefined;
+  private readonly forms: SlackForms;
 
   private constructor(
     private readonly deps: SlackDeps,
@@ -117,28 +99,7 @@ export class SlackAdapter implements ChatAdapter {
       logger: boltLogger(log),
       clientOptions: webClientOptions(deps),
     });
-    this.usersApi = {
-        info: async (user) => {
-          const u = (await this.client.users.info({ user })).user;
-          if (!u?.id) return undefined;
-          return {
-            id: u.id,
-            ...(u.deleted !== undefined ? { deleted: u.deleted } : {}),
-            ...(u.is_bot !== undefined ? { is_bot: u.is_bot } : {}),
-            ...(u.tz ? { tz: u.tz } : {}),
-            ...(u.profile?.email ? { profile: { email: u.profile.email } } : {}),
-          };
-        },
-        lookupByEmail: async (email) => {
-          try {
-            const r = await this.client.users.lookupByEmail({ email });
-            return r.user?.id ? { id: r.user.id } : undefined;
-          } catch (err) {
-            if (slackError(err) === 'users_not_found') return undefined;
-            throw err;
-          }
-        },
-      };
+    this.usersApi = usersApiOf(this.client);
     this.directory = new SlackDirectory(
       this.usersApi,
       () => this.book(),
@@ -146,7 +107,23 @@ export class SlackAdapter implements ChatAdapter {
     );
     // The Web API client waits out 429s itself (Retry-After); count the time.
     for (const c of [this.client, this.app.client]) c.on(webApi.WebClientEvent.RATE_LIMITED, (seconds: number) => deps.metrics?.chatRateLimited('slack', seconds));
+    this.forms = new SlackForms({
+      app: this.app,
+      client: this.client,
+      log,
+      views: () => this.views,
+      resolve: (user) => this.directory.resolve(user),
+      userOf: (principal) => this.recipient(principal),
+      errorText: (err) => this.errorMessage(err).text,
+      call: (p) => this.call(p),
+      homeOpened: async (user, mark) => {
+        const key = `${deps.prefix}:slack:home:${user}`;
+        if (mark) return (await deps.redis.set(key, '1', 'EX', HOME_SEEN_TTL_S)) === 'OK';
+        return (await deps.redis.exists(key)) === 1;
+      },
+    });
     this.register();
+    this.forms.register();
   }
 
   /** Slack user groups as a directory of policy groups (`usergroups.users.list`, scope usergroups:read). */
@@ -218,8 +195,14 @@ export class SlackAdapter implements ChatAdapter {
     return this.home;
   }
 
-  bind(service: JitService): void {
+  bind(service: JitService, views?: ChatViews): void {
     this.service = service;
+    this.views = views;
+  }
+
+  /** The App Home of `principal`, drawn again (the notifier calls this on every change that concerns them). */
+  refreshHome(principal: PrincipalId): Promise<void> {
+    return this.forms.refreshHome(principal);
   }
 
   /** The route for the project's HTTP server. */
@@ -258,24 +241,8 @@ export class SlackAdapter implements ChatAdapter {
   private register(): void {
     const { log } = this.deps;
 
-    // Before any listener: the request must come from the installed workspace. A refusal reads and
-    // changes nothing (no users.info, no Redis); commands get it in the ack, clicks by response_url.
-    this.app.use(async (args) => {
-      const home = await this.installed();
-      const why = home ? foreignWorkspace(home, args.body, args.context) : 'an unconfirmed workspace (auth.test failed)';
-      if (!why) return args.next();
-      log.warn('slack: request from another workspace refused', { from: why, installed: home?.teamId, enterprise: home?.enterpriseId });
-      const text = home
-        ? `✗ jit-bot answers only the Slack workspace it is installed in; this request comes from ${why}. Nothing was read or changed.`
-        : '✗ jit-bot cannot confirm its Slack workspace right now; nothing was read or changed. Try again in a minute.';
-      const body = args.body as { type?: string; command?: string; view?: { callback_id?: string } };
-      const { ack, respond } = args as { ack?: (response?: object) => Promise<void>; respond?: (message: object) => Promise<unknown> };
-      if (!ack) return;
-      if (body.command) return ack({ response_type: 'ephemeral', text });
-      if (body.type === 'view_submission' && body.view?.callback_id === DENY_MODAL) return ack({ response_action: 'errors', errors: { reason: text.slice(0, 150) } });
-      await ack();
-      if (body.type === 'block_actions' && respond) await respond({ response_type: 'ephemeral', replace_original: false, text });
-    });
+    // Before any listener: the request must come from the installed workspace (workspace.ts).
+    this.app.use(refuseForeign(() => this.installed(), log, { [DENY_MODAL]: 'reason', [FORM_MODAL]: 'target' }));
 
     this.app.command('/jit', async ({ command, ack, respond, context }) => {
       await ack();
@@ -284,6 +251,17 @@ export class SlackAdapter implements ChatAdapter {
         return;
       }
       let message: SlackMessage;
+      // `/jit` alone opens the request form (a modal); someone who may request nothing is told why instead.
+      if (!command.text.trim() && this.forms.enabled) {
+        try {
+          await this.forms.open(command.user_id, command.trigger_id, command.channel_id, async (reason) => {
+            await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), fail(reason));
+          });
+        } catch (err) {
+          await this.respondSafely((m) => respond({ response_type: 'ephemeral', ...m }), this.errorMessage(err));
+        }
+        return;
+      }
       try {
         const who = await this.directory.resolve(command.user_id);
         const reply = await this.svc().execute(who.principal, command.text, {
@@ -305,17 +283,28 @@ export class SlackAdapter implements ChatAdapter {
      */
     const onClick =
       <T>(parse: (value: string) => T | string, handle: (principal: PrincipalId, value: T, triggerId: string) => Promise<SlackMessage | void>) =>
-      async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond: (m: object) => Promise<unknown> }) => {
+      async (args: { ack: () => Promise<void>; body: unknown; action: unknown; respond?: (m: object) => Promise<unknown> }) => {
         await args.ack();
-        const body = args.body as { user: { id: string }; trigger_id?: string };
-        const say = (m: SlackMessage) => this.respondSafely((x) => args.respond({ response_type: 'ephemeral', replace_original: false, ...x }), m);
+        const body = args.body as { user: { id: string }; trigger_id?: string; container?: { type?: string }; view?: { type?: string } };
+        // A button in a message answers there (response_url); one on the App Home or in a modal has
+        // no response_url: a refusal arrives by DM, a success shows on the home, drawn again.
+        const respond = args.respond;
+        const fromView = !respond;
+        const say = async (m: SlackMessage, failed = true): Promise<void> => {
+          if (respond) return this.respondSafely((x) => respond({ response_type: 'ephemeral', replace_original: false, ...x }), m);
+          if (!failed) return;
+          await this.call(this.client.chat.postMessage({ channel: body.user.id, text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false })).catch((err: unknown) =>
+            log.warn('slack: answer to a click on a view not sent', { err }),
+          );
+        };
         if (!(await this.firstTime('act', body.trigger_id))) return void (await say(fail('this click was already handled; nothing changed')));
         const value = parse((args.action as { value?: string }).value ?? '');
         if (typeof value === 'string') return void (await say(fail(value)));
         try {
           const who = await this.directory.resolve(body.user.id);
           const m = await handle(who.principal, value, body.trigger_id ?? '');
-          if (m) await say(m);
+          if (m) await say(m, false);
+          if (fromView && body.view?.type === 'home') await this.forms.publish(body.user.id, who.principal).catch((err: unknown) => log.warn('slack: home not published', { err }));
         } catch (err) {
           await say(this.errorMessage(err));
         }
@@ -423,7 +412,3 @@ export class SlackAdapter implements ChatAdapter {
   }
 }
 
-function slackError(err: unknown): string | undefined {
-  const data = (err as { data?: { error?: unknown } } | undefined)?.data;
-  return typeof data?.error === 'string' ? data.error : undefined;
-}

@@ -1,5 +1,7 @@
 // Which Slack workspace (or Enterprise Grid org) a request comes from, and whether that is the
 // one the bot token belongs to (auth.test): every request from elsewhere is refused.
+import type { Middleware, AnyMiddlewareArgs } from '@slack/bolt';
+import type { Logger } from '../../log.js';
 
 /** Where the bot is installed, from auth.test. */
 export interface SlackWorkspace {
@@ -44,4 +46,32 @@ export function foreignWorkspace(home: SlackWorkspace, body: unknown, context: {
 export function workspaceOf(auth: { team_id?: string; enterprise_id?: string; is_enterprise_install?: boolean }): SlackWorkspace | undefined {
   if (!auth.team_id && !auth.enterprise_id) return undefined;
   return { teamId: auth.team_id ?? '', ...(auth.enterprise_id ? { enterpriseId: auth.enterprise_id } : {}), enterpriseInstall: auth.is_enterprise_install === true };
+}
+
+/**
+ * Bolt middleware run before every listener: a request from another workspace (or while the
+ * installed one is unknown) is refused, reading and changing nothing (no users.info, no Redis).
+ * Commands get the refusal in the ack, clicks by response_url, a modal's submission as an error
+ * on the block `modalErrorBlock[callback_id]` names, a typeahead no options.
+ */
+export function refuseForeign(installed: () => Promise<SlackWorkspace | undefined>, log: Logger, modalErrorBlock: Record<string, string>): Middleware<AnyMiddlewareArgs> {
+  return async (args) => {
+    const home = await installed();
+    const why = home ? foreignWorkspace(home, args.body, args.context) : 'an unconfirmed workspace (auth.test failed)';
+    if (!why) return args.next();
+    log.warn('slack: request from another workspace refused', { from: why, installed: home?.teamId, enterprise: home?.enterpriseId });
+    const text = home
+      ? `✗ jit-bot answers only the Slack workspace it is installed in; this request comes from ${why}. Nothing was read or changed.`
+      : '✗ jit-bot cannot confirm its Slack workspace right now; nothing was read or changed. Try again in a minute.';
+    const body = args.body as { type?: string; command?: string; view?: { callback_id?: string } };
+    const { ack, respond } = args as { ack?: (response?: object) => Promise<void>; respond?: (message: object) => Promise<unknown> };
+    if (!ack) return;
+    if (body.command) return ack({ response_type: 'ephemeral', text });
+    const id = body.type === 'view_submission' ? body.view?.callback_id : undefined;
+    const block = id && Object.hasOwn(modalErrorBlock, id) ? modalErrorBlock[id] : undefined;
+    if (block) return ack({ response_action: 'errors', errors: { [block]: text.slice(0, 150) } });
+    if (body.type === 'block_suggestion') return ack({ options: [] });
+    await ack();
+    if (body.type === 'block_actions' && respond) await respond({ response_type: 'ephemeral', replace_original: false, text });
+  };
 }

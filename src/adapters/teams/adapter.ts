@@ -25,6 +25,7 @@ import { approvalCardOf } from '../../app/chat/notifier.js';
 import type { ApprovalCard, ChatMessage, Destination } from '../../app/chat/platform.js';
 import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
+import type { ChatViews } from '../../app/views.js';
 import { isJitError } from '../../core/errors.js';
 import { cardFallbackLine, cardText } from '../../core/messages.js';
 import type { PolicyBook } from '../../core/policy.js';
@@ -33,6 +34,7 @@ import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, HttpError, readBody, type Route } from '../../server.js';
 import { expressShim, refuseForeign } from './http.js';
 import { runCardAction, type CardView } from '../chat/card-actions.js';
+import { TeamsHomes } from './home.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { channelTokensOnly, sameService, tenantOf, type TeamsAuthOverrides } from './auth.js';
 import { COLORS, activeCard, auditLine, cardOf, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from './cards.js';
@@ -89,6 +91,8 @@ export class TeamsAdapter implements ChatAdapter {
   readonly auditFeed: { channel?: string; intervalMs: number };
   readonly adapter: CloudAdapter;
   private service: JitService | undefined;
+  private views: ChatViews | undefined;
+  private readonly homes: TeamsHomes;
   private identities = new Map<string, { principal: PrincipalId; until: number }>();
 
   constructor(private readonly deps: TeamsDeps) {
@@ -105,6 +109,22 @@ export class TeamsAdapter implements ChatAdapter {
     this.adapter = new CloudAdapter(
       new ConfigurationBotFrameworkAuthentication(auth, deps.auth?.credentialsFactory ?? new ConfigurationServiceClientCredentialFactory(auth), channelTokensOnly(issuer)),
     );
+    this.homes = new TeamsHomes({
+      redis: deps.redis,
+      key: (...parts) => this.key(...parts),
+      proactive: (ref, fn) => this.call(this.proactive(ref, fn)),
+      log: deps.log,
+      principalOf: (context) => this.principalOf(context),
+      host: () =>
+        this.views && {
+          service: this.svc(),
+          views: this.views,
+          platform: 'teams',
+          view: async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome)),
+          log: (msg, fields) => this.deps.log.error(`teams: ${msg}`, fields),
+          refreshUserIds: (principal) => this.memberIds([principal]),
+        },
+    });
     this.adapter.onTurnError = async (context, error) => {
       log.error('teams: turn failed', { err: error, activity: context.activity.type });
       if (context.activity.type === ActivityTypes.Message) {
@@ -133,8 +153,14 @@ export class TeamsAdapter implements ChatAdapter {
     return 'ok';
   }
 
-  bind(service: JitService): void {
+  bind(service: JitService, views?: ChatViews): void {
     this.service = service;
+    this.views = views;
+  }
+
+  /** Updates the home card last posted to `principal` (the shared notifier calls it on every change that concerns them). */
+  async refreshHome(principal: PrincipalId): Promise<void> {
+    await this.homes.refreshHome(principal);
   }
 
   private svc(): JitService {
@@ -189,7 +215,7 @@ export class TeamsAdapter implements ChatAdapter {
     await this.remember(context);
     if (a.type === ActivityTypes.Message) return this.onMessage(context);
     if (a.type === ActivityTypes.Invoke && a.name === 'adaptiveCard/action') return this.onAction(context);
-    if (a.type === ActivityTypes.ConversationUpdate) return; // references were stored above
+    if (a.type === ActivityTypes.ConversationUpdate) return this.homes.onInstall(context); // references were stored above
   }
 
   private tenantAllowed(a: Activity): boolean {
@@ -261,6 +287,7 @@ export class TeamsAdapter implements ChatAdapter {
     let card: CardJson;
     try {
       const principal = await this.principalOf(context);
+      if (await this.homes.onMessage(context, principal, text)) return;
       const reply = await this.svc().execute(principal, text || 'help', {
         channel: 'teams',
         replyTo: a.conversation.id,
@@ -295,6 +322,8 @@ export class TeamsAdapter implements ChatAdapter {
     } catch (err) {
       return say(`✗ ${err instanceof Error ? err.message : String(err)}`);
     }
+    const form = await this.homes.onAction(context, principal, verb, data);
+    if (form) return form.card ? show(form.card) : say(form.text ?? '');
     const view: CardView = async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome));
     const result = await runCardAction(this.svc(), principal, verb, data, view, (msg, fields) =>
       this.deps.log.error(`teams: ${msg}`, fields),

@@ -67,6 +67,9 @@ export class ChatNotifier implements Notifier {
   private ctx: ChatContext | undefined;
   private readonly posters = new Map<string, ChannelPoster>();
   private readonly chains = new Map<string, UpdateChain>();
+  /** Home refreshes running, per platform and principal (`again`: a change came in meanwhile). */
+  private readonly homes = new Map<string, { again: boolean; done: Promise<void> }>();
+  private readonly homeRuns = new Set<Promise<void>>();
 
   constructor(private readonly deps: ChatNotifierDeps) {
     for (const p of deps.platforms) {
@@ -92,6 +95,53 @@ export class ChatNotifier implements Notifier {
         this.notifyOn(p, n).catch((err: unknown) => this.deps.log.warn(`${p.name}: notification not delivered`, { kind: n.kind, request: n.request.id, err })),
       ),
     );
+    // Not awaited: the use case that notified (a click, a command) does not wait for home views.
+    const run = this.refreshHomes(n).catch((err: unknown) => this.deps.log.warn('home views not refreshed', { request: n.request.id, err }));
+    this.homeRuns.add(run);
+    void run.finally(() => this.homeRuns.delete(run));
+  }
+
+  /** Resolves once the home refreshes started so far have finished (tests, shutdown). */
+  async homesSettled(): Promise<void> {
+    while (this.homeRuns.size > 0) await Promise.all([...this.homeRuns]);
+  }
+
+  /**
+   * Every platform with home views shows them again to the principals this change concerns: the
+   * requester and whoever may decide on the request (before or after the change: those the
+   * notification names too). Per platform and principal one refresh runs at a time; changes that
+   * arrive meanwhile make one more, which shows the latest state.
+   */
+  private async refreshHomes(n: Notification): Promise<void> {
+    const homes = this.deps.platforms.filter((p) => p.refreshHome);
+    if (homes.length === 0) return;
+    const deciders = await this.use().approversFor(n.request).catch(() => [] as PrincipalId[]);
+    const concerned = [...new Set([n.request.requester, ...deciders, ...(n.approvers ?? [])])];
+    await Promise.all(homes.flatMap((p) => concerned.map((principal) => this.refreshHome(p, principal))));
+  }
+
+  private refreshHome(p: ChatPlatform, principal: PrincipalId): Promise<void> {
+    const key = `${p.name}:${principal}`;
+    const running = this.homes.get(key);
+    if (running) {
+      running.again = true;
+      return running.done;
+    }
+    const state: { again: boolean; done: Promise<void> } = { again: true, done: Promise.resolve() };
+    this.homes.set(key, state);
+    state.done = (async () => {
+      await Promise.resolve();
+      while (state.again) {
+        state.again = false;
+        try {
+          await p.refreshHome!(principal);
+        } catch (err) {
+          this.deps.log.warn(`${p.name}: home view not refreshed`, { principal, err });
+        }
+      }
+      this.homes.delete(key);
+    })();
+    return state.done;
   }
 
   async audit(event: AuditEvent): Promise<void> {
@@ -107,6 +157,7 @@ export class ChatNotifier implements Notifier {
 
   /** Stops posting audit lines, after giving the queued ones up to `graceMs`. */
   async close(graceMs = 2000): Promise<void> {
+    await Promise.race([this.homesSettled(), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await Promise.all([...this.posters.values()].map((q) => q.close(graceMs)));
   }
 

@@ -55,6 +55,12 @@ export interface ChatPlatform {
   postText(channel: string, text: string): Promise<void>;
   /** A failed post: the platform's error code, and whether posting the same again cannot help (the message or the destination was refused). */
   failure(err: unknown): { code: string; permanent: boolean };
+  /**
+   * Shows `principal` their home view again (Slack App Home, Teams personal tab …), if the platform
+   * has one and knows them. The notifier calls it for every principal a change concerns (the
+   * requester, whoever may decide), one call at a time per principal and platform; a failure is logged.
+   */
+  refreshHome?(principal: PrincipalId): Promise<void>;
 }
 
 /** A posted card as kept for its updates: the platform's reference, and whose DM copy it is. */

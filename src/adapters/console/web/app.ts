@@ -8,31 +8,13 @@
 // an open grant's connection line with a copy button.
 import { hms, STATUS_LABEL } from './format.js';
 import { cardMarkdown } from './markdown.js';
+import { consoleForms } from './forms.js';
+import type { ActionResult, Card, CardView, ExecuteAction, RenderedCard } from './types.js';
 
-interface ExecuteAction {
-  verb?: string;
-  data?: unknown;
-}
-/** The parts of the renderer's Input used here (value reads the rendered control). */
-interface CardInput {
-  id?: string;
-  readonly value?: string;
-  defaultValue?: string;
-  readonly renderedInputControlElement?: HTMLElement;
-}
-interface RenderedCard {
-  hostConfig: unknown;
-  parse(json: unknown): void;
-  render(): HTMLElement | undefined;
-  getAllInputs(): CardInput[];
-  onExecuteAction: (action: ExecuteAction) => void;
-}
 interface AdaptiveCardsGlobal {
   AdaptiveCard: (new () => RenderedCard) & { onProcessMarkdown?: (text: string, result: { didProcess: boolean; outputHtml?: string }) => void };
   HostConfig: new (json: unknown) => unknown;
 }
-type Card = Record<string, unknown>;
-type ActionResult = { kind: 'card'; card: Card } | { kind: 'message'; text: string };
 interface RequestInfo {
   id: string;
   status: string;
@@ -173,21 +155,6 @@ function commandLine(command: string, compact = false): HTMLElement {
 }
 
 // ---- cards ----
-interface CardView {
-  holder: HTMLElement;
-  bar: HTMLElement;
-  body: HTMLElement;
-  connect: HTMLElement;
-  json: string;
-  card?: RenderedCard;
-  requestId?: string;
-  /** An approval card in the chat: redrawn (refresh verb) when its request changes. */
-  scope?: string;
-  seenVersion?: number;
-  /** Connection commands the card shows itself (they get copy buttons in place). */
-  ownCommands: string[];
-}
-
 const chatCards: CardView[] = [];
 
 /**
@@ -292,7 +259,26 @@ function tick(): void {
   for (const span of document.querySelectorAll<HTMLElement>('[data-until]')) span.textContent = hms(Number(span.dataset.until) - now);
 }
 
+/** The request form and the home view (forms.ts), on this page's cards and chat. */
+const forms = consoleForms({
+  who,
+  api,
+  makeCard: (json) => makeCard(json),
+  draw,
+  addToChat: (node) => addToChat(node),
+  track: (view) => chatCards.push(view),
+  toast: (view, message) => {
+    const note = el('div', 'toast', message);
+    note.setAttribute('role', 'status');
+    view.holder.after(note);
+    keepPinned();
+  },
+  refresh: () => refresh(),
+});
+const { showForm, showHome } = forms;
+
 async function click(action: ExecuteAction, view: CardView): Promise<void> {
+  if (forms.isFormAction(action)) return forms.click(action, view);
   // Card buttons go through the REST API's Universal Actions endpoint, as the selected principal.
   const res = await fetch('/api/v1/card-actions', {
     method: 'POST',
@@ -419,6 +405,7 @@ async function refresh(): Promise<void> {
       'No grant is open.',
     );
   }
+  void showHome();
   fill('#rules', s.rules.map((r) => [r.name, String(r.priority), r.sourcePrefix, `${r.destinationPort}/${r.protocol}`, r.expiresAt ? time(r.expiresAt) : '-']), 'No rule is open.');
   fill('#audit', s.audit.map((e) => [time(e.time), e.requestId, e.action, e.actor]), 'Nothing in the last hour.');
 }
@@ -432,11 +419,21 @@ async function main(): Promise<void> {
     who.append(o);
   }
   who.addEventListener('change', () => void refresh());
+  $<HTMLButtonElement>('#formBtn').addEventListener('click', () => void showForm());
+  $<HTMLButtonElement>('#homeBtn').addEventListener('click', () => void showHome(true));
   $<HTMLFormElement>('#say').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const input = $<HTMLInputElement>('#text');
     const command = input.value.trim();
-    if (!command) return;
+    // `jit` alone (or nothing, or `request`) is the form; `home` the home card, as in Teams.
+    if (/^(jit|request|form)?$/i.test(command)) {
+      input.value = '';
+      return void showForm();
+    }
+    if (/^(jit\s+)?home$/i.test(command)) {
+      input.value = '';
+      return void showHome(true);
+    }
     input.value = '';
     addToChat(text(`${who.value}: ${command}`), true);
     // Commands go through the REST API (the local channel names the principal), asking for the

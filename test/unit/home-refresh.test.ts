@@ -1,0 +1,107 @@
+// The notifier keeps home views current: every change re-shows the home of each principal it
+// concerns (the requester, whoever may decide), on each platform that has home views; refreshes
+// of one principal never overlap, and a burst of changes ends in one more refresh, not one each.
+import { describe, expect, it } from 'vitest';
+import { ChatNotifier, type ChatContext } from '../../src/app/chat/notifier.js';
+import type { ChatPlatform, MessageRefs } from '../../src/app/chat/platform.js';
+import type { AccessRequest } from '../../src/core/types.js';
+import { testBook } from '../fixtures/book.js';
+
+const REQ: AccessRequest = {
+  id: 'r000000001',
+  requester: 'alice@contoso.com',
+  target: 'vm1',
+  targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
+  ports: [{ port: 3389, protocol: 'tcp' }],
+  source: '203.0.113.7/32',
+  durationMs: 3_600_000,
+  status: 'pending',
+  decisions: [],
+  createdAt: 1_767_000_000_000,
+  updatedAt: 1_767_000_000_000,
+  approvalExpiresAt: 1_767_003_600_000,
+  rules: [],
+  origin: { channel: 'elsewhere' },
+  version: 1,
+};
+
+const ctx: ChatContext = {
+  policyBook: () => testBook(),
+  get: async () => REQ,
+  approversFor: async () => ['bob@contoso.com', 'carol@contoso.com'],
+  checkDecide: async () => {},
+  auditDelivery: async () => {},
+};
+const refs: MessageRefs = { add: async () => {}, list: async () => [] };
+const log = { warn: () => {}, error: () => {} };
+
+function platform(name: string, home?: (p: string) => Promise<void>): ChatPlatform {
+  return {
+    name,
+    auditFeed: { intervalMs: 0 },
+    health: () => 'ok',
+    recipient: async (p) => `dm:${p}`,
+    post: async () => 'ref',
+    update: async () => {},
+    auditLine: () => '',
+    postText: async () => {},
+    failure: () => ({ code: 'x', permanent: true }),
+    ...(home ? { refreshHome: home } : {}),
+  };
+}
+
+describe('home refresh', () => {
+  it('refreshes the requester and the deciders on each platform with home views, not others', async () => {
+    const seen: string[] = [];
+    const n = new ChatNotifier({ platforms: [platform('a', async (p) => void seen.push(`a:${p}`)), platform('plain')], refs, log });
+    n.bind(ctx);
+    await n.notify({ kind: 'approved', request: { ...REQ, status: 'approved' }, actor: 'bob@contoso.com' });
+    await n.homesSettled();
+    expect(seen.sort()).toEqual(['a:alice@contoso.com', 'a:bob@contoso.com', 'a:carol@contoso.com']);
+    // Escalation names added approvers: they are refreshed too.
+    seen.length = 0;
+    await n.notify({ kind: 'escalated', request: REQ, actor: 'system', approvers: ['erin@contoso.com'] });
+    await n.homesSettled();
+    expect(seen).toContain('a:erin@contoso.com');
+  });
+
+  it('one refresh at a time per principal; changes meanwhile end in one more; a failing platform is only logged', async () => {
+    let running = 0;
+    let most = 0;
+    let calls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const firstStarted = new Promise<void>((r) => (started = r));
+    const warned: string[] = [];
+    const n = new ChatNotifier({
+      platforms: [
+        platform('a', async () => {
+          running++;
+          most = Math.max(most, running);
+          calls++;
+          started();
+          await gate;
+          running--;
+        }),
+        platform('broken', async () => {
+          throw new Error('down');
+        }),
+      ],
+      refs,
+      log: { warn: (m) => void warned.push(m), error: () => {} },
+    });
+    n.bind({ ...ctx, approversFor: async () => [] });
+    const first = n.notify({ kind: 'approval_progress', request: REQ, actor: 'bob@contoso.com' });
+    await firstStarted;
+    const more = [1, 2, 3].map(() => n.notify({ kind: 'approval_progress', request: REQ, actor: 'bob@contoso.com' }));
+    // Let the three notifications reach the refresh (all in memory: a few turns of the event loop).
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    release();
+    await Promise.all([first, ...more]);
+    await n.homesSettled();
+    expect(most).toBe(1);
+    expect(calls).toBe(2);
+    expect(warned.filter((w) => w.startsWith('broken: home view not refreshed')).length).toBeGreaterThan(0);
+  });
+});
