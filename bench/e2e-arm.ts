@@ -7,19 +7,23 @@
 //   how early each close started (rule.removed leadMs: the expiry minus the revocation's start),
 // to set beside "about a minute" that Defender for Cloud's JIT takes to apply a request.
 //
-// One NSG runs one rule operation at a time, so a grant costs each NSG of its path two operations
-// (open, close): ~11 s at 5 s each with 500 ms polling. Approvals come BENCH_E2E_GAP_MS apart
+// One NSG runs one operation at a time. With JIT_NSG_WRITES=auto (default here, with the role that
+// has networkSecurityGroups/write) every change queued for an NSG goes in one whole-NSG write;
+// with =rules (BENCH_NSG_WRITES=rules, the least-privilege role) each rule is an operation. Approvals come BENCH_E2E_GAP_MS apart
 // (default 12 s, jittered ±50%; a load one VM's NSGs can carry) and grants last BENCH_E2E_DURATION_S
 // plus up to as much again at random, so expiries fall between opens as they would.
 //
 //   npm run bench:e2e                       (10 grants, 5 s per ARM write, 30–60 s grants)
 //   BENCH_E2E_GRANTS=5 BENCH_ARM_LATENCY_MS=2000 BENCH_E2E_GAP_MS=5000 npm run bench:e2e
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+//   BENCH_E2E_GRANTS=20 BENCH_E2E_GAP_MS=0 npm run bench:e2e   (a burst of 20 approvals at once)
+//   BENCH_NSG_WRITES=rules npm run bench:e2e   (JIT_NSG_WRITES=rules, the least-privilege role;
+//     default: auto with the role that has networkSecurityGroups/write)
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisAuditLog } from '../src/adapters/redis/audit.js';
 import { startJit } from '../src/bootstrap.js';
-import { silentLogger } from '../src/log.js';
+import { createLogger, silentLogger } from '../src/log.js';
 import { deleteKeys } from '../test/integration/harness.js';
 import { summary } from './lib.js';
 import { ArmEmulator } from '../test/fakes/arm.js';
@@ -30,10 +34,12 @@ const LATENCY = Number(process.env.BENCH_ARM_LATENCY_MS ?? 5000);
 const DURATION_S = Number(process.env.BENCH_E2E_DURATION_S ?? 30);
 const GAP_MS = Number(process.env.BENCH_E2E_GAP_MS ?? 12_000);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const MODE = process.env.BENCH_NSG_WRITES === 'rules' ? 'rules' : 'auto';
+const ROLE = JSON.parse(readFileSync(new URL(`../manifest/azure/${MODE === 'rules' ? 'jit-bot-role.json' : 'jit-bot-role-nsg-write.json'}`, import.meta.url), 'utf8')) as { Actions: string[] };
 
 
 async function main() {
-  const arm = await new ArmEmulator({ latencyMs: LATENCY }).start();
+  const arm = await new ArmEmulator({ latencyMs: LATENCY, roleActions: ROLE.Actions }).start();
   const vm1 = arm.standardVm('sub1', 'prod', 'vm1', '10.0.0.4');
   const dir = mkdtempSync(join(tmpdir(), 'jit-bench-e2e-'));
   writeFileSync(join(dir, 'policy.yaml'), TEST_POLICY_YAML);
@@ -41,13 +47,13 @@ async function main() {
   const jit = await startJit({
     env: {
       PORT: '0', HOST: '127.0.0.1', REDIS_URL, JIT_KEY_PREFIX: prefix, JIT_REQUEST_RATE: 'off', JIT_MAX_ACTIVE_PER_PRINCIPAL: '0', JIT_MAX_ACTIVE_PER_TARGET: '0', JIT_DATA_DIR: dir, JIT_POLICY_FILE: join(dir, 'policy.yaml'), JIT_MIN_DURATION: '1s',
-      JIT_NETWORK: 'azure', AZURE_ARM_ENDPOINT: arm.url, AZURE_ARM_CA_FILE: arm.certFile, AZURE_ACCESS_TOKEN: 'bench',
+      JIT_NETWORK: 'azure', JIT_NSG_WRITES: MODE, AZURE_ARM_ENDPOINT: arm.url, AZURE_ARM_CA_FILE: arm.certFile, AZURE_ACCESS_TOKEN: 'bench',
       AZURE_POLL_INTERVAL_MS: process.env.AZURE_POLL_INTERVAL_MS ?? '500', AZURE_WRITE_DEADLINE: '120s',
       // Time is compressed here (30–60 s grants; in use ≥ 5 min): the reconciler's 60 s default,
       // scaled the same way, is 10 s. Its sweeps re-plan revocations whose lead grew meanwhile.
       JIT_RECONCILE_INTERVAL: process.env.BENCH_RECONCILE_INTERVAL ?? '10s',
     },
-    log: silentLogger,
+    log: process.env.BENCH_DEBUG ? createLogger('debug', (l) => process.stderr.write(`${l}\n`)) : silentLogger,
   });
   const open = (id: string) => [vm1.nicNsg, vm1.subnetNsg].every((nsg) => arm.rules(nsg).some((r) => r.name.startsWith(`jit-${id}-`)));
   const closed = (id: string) => [vm1.nicNsg, vm1.subnetNsg].every((nsg) => !arm.rules(nsg).some((r) => r.name.startsWith(`jit-${id}-`)));
@@ -101,6 +107,7 @@ async function main() {
     }),
   );
 
+  console.log(`JIT_NSG_WRITES=${MODE}`);
   console.log(`e2e with modelled ARM latency: ${N} grants on one VM (NIC NSG + subnet NSG), ${LATENCY} ms per NSG rule operation, approvals ~${GAP_MS / 1000} s apart, ${DURATION_S}–${2 * DURATION_S} s grants, ${cpus().length} cores, node ${process.version}`);
   const o = summary('request approved → port open', openMs, 's');
   const c = summary('expiry → port closed (negative: before the expiry)', closeMs, 's');
@@ -110,9 +117,9 @@ async function main() {
   const sec = (ms: number) => ((ms - t0) / 1000).toFixed(1).padStart(6);
   for (const g of timeline.sort((a, b) => a.expiresAt - b.expiresAt)) console.log(`  ${g.id}  opened ${sec(g.activatedAt)}  close started ${sec(g.expiresAt - g.leadMs)}  expiry ${sec(g.expiresAt)}  closed ${sec(g.expiresAt + g.lateMs)}${g.lateMs > 0 ? '  LATE' : ''}`);
   if (notOpened.length) console.log(`not opened (${notOpened.length}): ${notOpened.join('; ')}`);
-  console.log(`NSG rule operations: ${arm.stats.puts} PUT, ${arm.stats.deletes} DELETE; 409s ${arm.stats.conflicts409}; goal: open <= 10 s (Defender for Cloud JIT: about a minute), closed by the expiry (p99 <= 0 s)`);
+  console.log(`NSG writes: ${arm.stats.nsgPuts} whole-NSG PUT, ${arm.stats.puts - arm.stats.nsgPuts} rule PUT, ${arm.stats.deletes} rule DELETE; 409s ${arm.stats.conflicts409}; 403s ${arm.stats.forbidden403}; goal: open <= 10 s (Defender for Cloud JIT: about a minute), closed by the expiry (p99 <= 0 s)`);
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/e2e-arm.json', JSON.stringify({ at: new Date().toISOString(), grants: N, latencyMs: LATENCY, gapMs: GAP_MS, open: o, close: c, lead: l, notOpened: notOpened.length, puts: arm.stats.puts, deletes: arm.stats.deletes, conflicts409: arm.stats.conflicts409 }, null, 2));
+  writeFileSync('bench/results/e2e-arm.json', JSON.stringify({ at: new Date().toISOString(), mode: MODE, grants: N, latencyMs: LATENCY, gapMs: GAP_MS, open: o, close: c, lead: l, notOpened: notOpened.length, puts: arm.stats.puts, nsgPuts: arm.stats.nsgPuts, deletes: arm.stats.deletes, conflicts409: arm.stats.conflicts409 }, null, 2));
 
   await jit.stop();
   await arm.close();

@@ -109,6 +109,17 @@ export interface OnCallDirectory {
   isOnCall(principal: PrincipalId, schedules: string[], at: number): Promise<boolean>;
 }
 
+/**
+ * A close made for an expiry (the revocation job, started its close lead early): the gate may hold
+ * its write so that it completes just before `by` rather than as soon as possible (Azure: aligned
+ * with the NSG's other writes). Absent for revocations and sweeps: those close at once.
+ */
+export interface CloseTiming {
+  by: number;
+  /** How much before `by` to aim for (JIT_CLOSE_LEAD_MARGIN: the commit after the write, a slower write). */
+  marginMs?: number;
+}
+
 export interface GrantSpec {
   requestId: string;
   target: Target;
@@ -127,7 +138,7 @@ export interface NetworkGate {
    * Deletes every rule this bot wrote for the request. Idempotent. `written` (the request's stored
    * rules) says where they were written: closing must not depend on the VM still being there.
    */
-  close(requestId: string, target: Target, written?: AppliedRule[]): Promise<AppliedRule[]>;
+  close(requestId: string, target: Target, written?: AppliedRule[], when?: CloseTiming): Promise<AppliedRule[]>;
   /** Rules this bot owns (for reconciliation and display). */
   list(): Promise<AppliedRule[]>;
   /** Deletes exactly these rules (the reconciler's sweep; works without the request record). */

@@ -29,6 +29,9 @@ export async function reconcile(ctx: UseCaseContext, replanWithinMs = 2 * ctx.se
     const expiresAt = req?.status === 'active' && req.expiresAt !== undefined ? req.expiresAt : Math.min(...owned.map((r) => r.expiresAt));
     const expired = expiresAt <= now;
     const isStale = !req || (req.status !== 'active' && req.status !== 'approved') || (req.status === 'approved' && expired);
+    // Expired early (its revocation started its close lead before the expiry, and the gate may
+    // hold the write until just before it): the revocation is closing it; after the expiry, it is ours.
+    if (req?.status === 'expired' && !expired) continue;
     if (!expired && !isStale) {
       if (req?.status === 'active' && owned.some((r) => r.expiresAt !== expiresAt)) {
         const target = ctx.targetOf(req);

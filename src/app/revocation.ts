@@ -53,7 +53,8 @@ export async function scheduleReminder(ctx: UseCaseContext, req: AccessRequest, 
  * compares with the expiry (`lateMs`: negative when the rules were gone before it).
  */
 export async function closeRules(ctx: UseCaseContext, req: AccessRequest, target: Target, actor: string, expiry?: { expiresAt: number; startedAt: number }): Promise<void> {
-  const removed = await ctx.deps.gate.close(req.id, target, req.rules);
+  // An expiry's close says which expiry it must meet (the gate may hold its write until just before it).
+  const removed = await ctx.deps.gate.close(req.id, target, req.rules, expiry ? { by: expiry.expiresAt, marginMs: ctx.settings.closeLeadMarginMs } : undefined);
   const confirmedAt = ctx.now();
   const timing: AuditEvent['details'] = expiry
     ? { expiresAt: new Date(expiry.expiresAt).toISOString(), leadMs: expiry.expiresAt - expiry.startedAt, confirmedAt: new Date(confirmedAt).toISOString(), lateMs: confirmedAt - expiry.expiresAt }

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { build } from 'esbuild';
-import { parseRuleDescription } from '../../src/adapters/simulated/gate.js';
+import { parseRuleDescription } from '../../src/core/rule-tags.js';
 import { RedisAuditLog } from '../../src/adapters/redis/audit.js';
 import { RedisRequestStore } from '../../src/adapters/redis/store.js';
 import type { AccessRequest, AuditAction } from '../../src/core/types.js';

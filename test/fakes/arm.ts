@@ -7,6 +7,8 @@
 //   Linked access: a write whose body references an application security group needs
 //   `applicationSecurityGroups/joinNetworkSecurityRule/action`, an IP group `ipGroups/join/action`,
 //   a firewall's subnet / public IP their join actions (403 LinkedAuthorizationFailed).
+// - Azure Policy: deny assignments on security rules (denyByPolicy) are evaluated on every write's
+//   body, whole-NSG PUTs included (403 RequestDisallowedByPolicy).
 // - Writes: api-version required, ETag / If-Match / If-None-Match (412), one operation at a time
 //   per NSG and per firewall policy (409 AnotherOperationInProgress), locks (409 ScopeLocked),
 //   unique priority per direction (400 SecurityRuleConflict), one address family per rule, the
@@ -82,6 +84,9 @@ export interface ArmStats {
   preconditionFailed412: number;
   throttled429: number;
   ruleConflicts400: number;
+  /** Whole-NSG PUTs accepted (also counted in `puts`), and refused with 403 RequestDisallowedByPolicy. */
+  nsgPuts: number;
+  policyDenied403: number;
   forbidden403: number;
   faults: number;
   /** Resource Graph requests answered (pages, refusals and 429s included). */
@@ -170,7 +175,7 @@ interface Operation {
 }
 
 export class ArmEmulator {
-  readonly stats: ArmStats = { puts: 0, deletes: 0, gets: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, ruleConflicts400: 0, forbidden403: 0, faults: 0, graphQueries: 0, graphThrottled429: 0 };
+  readonly stats: ArmStats = { puts: 0, deletes: 0, gets: 0, conflicts409: 0, preconditionFailed412: 0, throttled429: 0, ruleConflicts400: 0, nsgPuts: 0, policyDenied403: 0, forbidden403: 0, faults: 0, graphQueries: 0, graphThrottled429: 0 };
   /** Every Resource Graph request body as received (api-version added), for checks on scope and paging. */
   readonly graphRequests: Array<{ apiVersion: string | null; body: Record<string, unknown> }> = [];
   private graphThrottle = 0;
@@ -529,6 +534,38 @@ export class ArmEmulator {
     const nsg = this.nsgs.get(lower(nsgId))!;
     nsg.rules.push({ ...rule, properties: { ...rule.properties, provisioningState: 'Succeeded' } });
     nsg.etag = `W/"${randomUUID()}"`;
+  }
+
+  /**
+   * An Azure Policy assignment with a deny effect on security rules (e.g. "no SSH from the
+   * Internet"), assigned after rules it matches were made: ARM evaluates it on every write's body,
+   * so a whole-NSG PUT that re-sends a matching rule is refused (403 RequestDisallowedByPolicy), a
+   * child-rule PUT only when the rule it writes matches. Returns the assignment's id.
+   */
+  denyByPolicy(name: string, matches: (rule: ArmRule) => boolean): string {
+    const id = `/subscriptions/sub1/providers/Microsoft.Authorization/policyAssignments/${name}`;
+    this.policyDenies.push({ id, name, matches });
+    return id;
+  }
+  private policyDenies: Array<{ id: string; name: string; matches: (rule: ArmRule) => boolean }> = [];
+
+  /** ARM's Azure Policy check of a write's rules: false (answered 403) when a deny assignment matches one. */
+  private policyAllows(resourceId: string, rules: ArmRule[], send: Send): boolean {
+    for (const a of this.policyDenies) {
+      if (!rules.some((r) => a.matches(r))) continue;
+      this.stats.policyDenied403++;
+      const def = `/providers/Microsoft.Authorization/policyDefinitions/${a.name}`;
+      send(403, {
+        error: {
+          code: 'RequestDisallowedByPolicy',
+          target: resourceId.split('/').pop(),
+          message: `Resource '${resourceId.split('/').pop()}' was disallowed by policy. Policy identifiers: '[{"policyAssignment":{"name":"${a.name}","id":"${a.id}"},"policyDefinition":{"name":"${a.name}","id":"${def}"}}]'.`,
+          additionalInfo: [{ type: 'PolicyViolation', info: { evaluationDetails: { evaluatedExpressions: [] }, policyDefinitionId: def, policyDefinitionName: a.name, policyDefinitionEffect: 'deny', policyAssignmentId: a.id, policyAssignmentName: a.name, policyAssignmentScope: '/subscriptions/sub1' } }],
+        },
+      });
+      return false;
+    }
+    return true;
   }
 
   /** The next writes (PUT / DELETE) fail with these answers, in order. */
@@ -1179,6 +1216,7 @@ export class ArmEmulator {
     const props = { ...((body.properties ?? {}) as ArmRule['properties']) };
     delete props.provisioningState;
     const rule: ArmRule = { name, properties: props };
+    if (!this.policyAllows(`${nsg.id}/securityRules/${name}`, [rule], send)) return;
     const bad = this.validateRule(nsg, rule, nsg.rules);
     if (bad) return send(bad.status, { error: { code: bad.code, message: bad.message } });
     const before = existing ? { ...existing, properties: { ...existing.properties } } : undefined;
@@ -1210,18 +1248,25 @@ export class ArmEmulator {
     this.writes[this.writes.length - 1]!.rules = nsg.rules.length;
   }
 
-  /** A whole-NSG PUT (what other tools do; the bot writes child rules): every rule in the body is checked. */
+  /**
+   * A whole-NSG PUT (the bot's batched writes, and what other tools do): the role needs
+   * networkSecurityGroups/write (checked with every call), and every rule in the body is checked:
+   * linked access of its references (ASGs), Azure Policy, validation.
+   */
   private putNsg(nsg: Nsg, headers: Record<string, string | string[] | undefined>, body: Record<string, unknown>, send: Send): void {
-    if (!this.admit(nsg, headers, send, nsg.id)) return;
+    // Authorization (linked access) and Azure Policy are checked before the resource provider sees the write.
     if (!this.linkedAccess(body, send)) return;
     const props = (body.properties ?? {}) as { securityRules?: ArmRule[] };
     const rules = (props.securityRules ?? []).map((r) => ({ name: r.name, properties: { ...r.properties } }));
+    if (!this.policyAllows(nsg.id, rules, send)) return;
+    if (!this.admit(nsg, headers, send, nsg.id)) return;
     for (const r of rules) {
       delete r.properties.provisioningState;
       const bad = this.validateRule(nsg, r, rules);
       if (bad) return send(bad.status, { error: { code: bad.code, message: bad.message } });
     }
     this.stats.puts++;
+    this.stats.nsgPuts++;
     const before = nsg.rules;
     nsg.rules = rules.map((r) => ({ ...r, properties: { ...r.properties, provisioningState: 'Updating' } }));
     this.commit(nsg, nsg.id, this.opts.latencyMs ?? 0, (outcome) => {

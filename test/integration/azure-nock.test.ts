@@ -54,8 +54,9 @@ afterAll(() => {
   nock.enableNetConnect();
 });
 
-const gate = (targets: Target[] = [target]) =>
+const gate = (targets: Target[] = [target], nsgWrites: 'auto' | 'rules' = 'rules') =>
   new AzureGate({
+    nsgWrites,
     credential: { getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }) },
     pollIntervalMs: 1,
     writeDeadlineMs: 5000,
@@ -88,6 +89,54 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
     });
     expect(rules).toHaveLength(1);
     expect(rules[0]).toMatchObject({ name: 'jit-rabcdefghj-3389', scope: NSG, priority: 101, requestId: 'rabcdefghj' });
+    expect(nock.isDone()).toBe(true);
+  });
+
+  it('JIT_NSG_WRITES=auto: one whole-NSG PUT with If-Match carrying every rule as read (without read-only state) plus its own; 403 LinkedAuthorizationFailed falls back to a child rule', async () => {
+    discovery();
+    const foreign = { name: 'allow-https', id: `${NSG}/securityRules/allow-https`, etag: 'W/"r1"', properties: { priority: 100, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '*', destinationAddressPrefix: '*', destinationPortRange: '443', sourcePortRange: '*', provisioningState: 'Succeeded' } };
+    const read = { ...nsgBody('W/"e1"', [foreign]), tags: { owner: 'netops' } };
+    (read.properties as Record<string, unknown>).flushConnection = true;
+    let put: { body: Record<string, unknown>; ifMatch: string | undefined } | undefined;
+    const op = operation('op-w', { status: 'Succeeded' });
+    nock(ARM)
+      .get(NSG).query(true).reply(200, read, { etag: 'W/"e1"' })
+      .put(NSG).query(true)
+      .reply(function (_uri, body) {
+        put = { body: body as Record<string, unknown>, ifMatch: this.req.headers['if-match'] as string | undefined };
+        return [200, { ...read, etag: 'W/"e2"', properties: { ...(body as { properties: object }).properties, provisioningState: 'Updating' } }, { 'Azure-AsyncOperation': op }];
+      });
+    const g = gate([target], 'auto');
+    const rules = await open(g, 'rwholensg1');
+    expect(put!.ifMatch).toBe('W/"e1"');
+    const { provisioningState: _p, ...foreignProps } = foreign.properties;
+    expect(put!.body).toEqual({
+      location: 'westeurope',
+      tags: { owner: 'netops' },
+      properties: {
+        flushConnection: true,
+        securityRules: [
+          { name: 'allow-https', properties: foreignProps },
+          { name: 'jit-rwholensg1-3389', properties: { priority: 101, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '203.0.113.7/32', sourcePortRange: '*', destinationAddressPrefix: '10.0.0.4', destinationPortRange: '3389', description: 'jit-bot request=rwholensg1 expires=2036-11-26T12:00:00.000Z' } },
+        ],
+      },
+    });
+    expect(rules).toMatchObject([{ name: 'jit-rwholensg1-3389', scope: NSG, priority: 101 }]);
+    expect(nock.isDone()).toBe(true);
+
+    // ARM refuses the whole write (someone's rule references an ASG the role may not join): the
+    // same change goes as a child rule at once; the NSG stays on child rules.
+    const asgRule = { name: 'web-asg', properties: { priority: 102, direction: 'Inbound', access: 'Allow', protocol: 'Tcp', sourceAddressPrefix: '*', sourcePortRange: '*', destinationApplicationSecurityGroups: [{ id: `${RG}/providers/Microsoft.Network/applicationSecurityGroups/web` }], destinationPortRange: '443' } };
+    const ok = operation('op-child', { status: 'Succeeded' });
+    nock(ARM)
+      .get(NSG).query(true).reply(200, nsgBody('W/"e3"', [asgRule]))
+      .put(NSG).query(true).reply(403, { error: { code: 'LinkedAuthorizationFailed', message: "The client has permission to perform action 'Microsoft.Network/networkSecurityGroups/write' on scope 'vm1-nsg', however it does not have permission to perform action 'Microsoft.Network/applicationSecurityGroups/joinNetworkSecurityRule/action' on the linked scope(s)." } })
+      .get(NSG).query(true).reply(200, nsgBody('W/"e3"', [asgRule]))
+      .put(rule('jit-rwholensg2-3389')).query(true).reply(201, {}, { 'Azure-AsyncOperation': ok });
+    await expect(open(g, 'rwholensg2')).resolves.toMatchObject([{ name: 'jit-rwholensg2-3389', priority: 100 }]);
+    expect(g.nsgFallbacks).toEqual({ LinkedAuthorizationFailed: 1 });
+    expect(g.nsgBatched(NSG)).toBe(false);
+    expect(g.stats.retries).toBe(0);
     expect(nock.isDone()).toBe(true);
   });
 
@@ -194,6 +243,7 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
     const bodies: Array<{ query: string; subscriptions: string[]; options: Record<string, unknown> }> = [];
     const waits: number[] = [];
     const g = new AzureGate({
+      nsgWrites: 'rules',
       credential: { getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }) },
       subscriptions: ['sub1'],
       targets: () => [],

@@ -130,6 +130,8 @@ beforeAll(async () => {
     AZURE_WRITE_DEADLINE: '3s',
     AZURE_REQUEST_TIMEOUT: '1s',
     AZURE_SCOPE_SWEEP_INTERVAL: '0',
+    // The least-privilege role's writes: child rules only (JIT_NSG_WRITES=auto is azure-batched.test.ts's).
+    JIT_NSG_WRITES: 'rules',
   });
 });
 
@@ -287,7 +289,7 @@ describe('writes under ARM\'s rules', () => {
 
   it('retries are bounded by the deadline and jittered (no two waits alike, each within its backoff window)', async () => {
     const waits: number[] = [];
-    const g = new AzureGate({
+    const g = new AzureGate({ nsgWrites: 'rules',
       credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
       endpoint: arm.url,
       caCert: readFileSync(arm.certFile, 'utf8'),
@@ -556,7 +558,8 @@ describe('rules outlive neither their VM nor their NSG (closing from what was wr
     expect((await state(id)).status).toBe('active');
     expect(opened(gone1.nicNsg, id) + opened(gone1.subnetNsg, id)).toBe(2);
     arm.deleteVm(gone1.vm);
-    await waitFor('closed at expiry', async () => ((await state(id)).status === 'expired' && opened(gone1.nicNsg, id) + opened(gone1.subnetNsg, id) === 0) || null, 15_000);
+    // Closed, and audited: rule.removed is appended once ARM confirmed the DELETEs (after the rules are gone).
+    await waitFor('closed at expiry', async () => ((await state(id)).status === 'expired' && opened(gone1.nicNsg, id) + opened(gone1.subnetNsg, id) === 0 && (await h.audit(id)).filter((e) => e.action === 'rule.removed').length >= 2) || null, 15_000);
     const removed = (await h.audit(id)).filter((e) => e.action === 'rule.removed').map((e) => String(e.details.scope));
     expect(removed.sort()).toEqual([gone1.nicNsg, gone1.subnetNsg].sort());
   });
@@ -579,16 +582,18 @@ describe('rules outlive neither their VM nor their NSG (closing from what was wr
     // (a crash), behind the firewall policy; then the VM is deleted. No live target leads there.
     const gone2 = arm.standardVm('sub1', 'prod', 'gone2', '10.0.0.11');
     const fw = { policyId: POLICY_ID, ruleCollectionGroup: 'jit', publicIp: '20.50.60.71', portPool: [51000, 51099] as [number, number], subnetPrefix: '10.100.0.0/26' };
-    const writer = new AzureGate({
+    const writer = new AzureGate({ nsgWrites: 'rules',
       credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
       endpoint: arm.url, caCert: readFileSync(arm.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [],
     });
     const orphan = 'rorphan0009';
-    await writer.open({ requestId: orphan, target: { name: 'gone2', id: gone2.vm, os: 'linux', firewall: fw }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.42/32', expiresAt: Date.now() + 300 });
+    // Expiring soon, but not before its writes (they took over 300 ms under load).
+    const expiresAt = Date.now() + 3000;
+    await writer.open({ requestId: orphan, target: { name: 'gone2', id: gone2.vm, os: 'linux', firewall: fw }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.42/32', expiresAt });
     expect(opened(gone2.nicNsg, orphan)).toBe(1);
     expect(arm.natRules(RCG).filter((r) => String(r.name).startsWith(`jit-${orphan}-`))).toHaveLength(1);
     arm.deleteVm(gone2.vm);
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 100));
     expect(await h.app.service.reconcile()).toBe(3);
     expect(opened(gone2.nicNsg, orphan) + opened(gone2.subnetNsg, orphan)).toBe(0);
     expect(arm.natRules(RCG).filter((r) => String(r.name).startsWith(`jit-${orphan}-`))).toEqual([]);
@@ -663,7 +668,7 @@ describe('NSGs and firewalls that reference application security groups and IP g
       const app = strict.standardVm('sub1', 'prod', 'app1', '10.0.0.7');
       strict.addFirewall(FW, '20.50.60.70');
       strict.addFirewallNetworkRules(FW, { name: 'partners', properties: { priority: 200, action: { type: 'Allow' }, rules: [{ name: 'p1', protocols: ['TCP'], sourceIpGroups: [IPG], destinationAddresses: ['10.0.0.0/8'], destinationPorts: ['443'] }] } });
-      const g = new AzureGate({ credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: strict.url, caCert: readFileSync(strict.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
+      const g = new AzureGate({ nsgWrites: 'rules', credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: strict.url, caCert: readFileSync(strict.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
       const target = { ...h.app.service.policyBook().targets.app1!, id: app.vm };
       await expect(g.open({ requestId: 'rlinked0001', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.52/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(/LinkedAuthorizationFailed/);
       expect(g.stats.retries).toBe(0);
@@ -688,7 +693,7 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 1 s pe
     vmA = slow.standardVm('sub1', 'prod', 'fwa', '10.0.0.30');
     slow.addFirewall(FW2, '20.50.60.71');
     slow.addFirewallPolicy(POLICY_ID, [FW2]);
-    g = new AzureGate({
+    g = new AzureGate({ nsgWrites: 'rules',
       credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
       endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 1000, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
     });
@@ -719,7 +724,7 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 1 s pe
   });
 
   it('a write arriving while another writer\'s policy update is in flight waits for it (no 409), and opens only after its own update Succeeded', async () => {
-    const other = new AzureGate({
+    const other = new AzureGate({ nsgWrites: 'rules',
       credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
       endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 1000, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
     });
@@ -807,7 +812,7 @@ describe('reads are throttled too', () => {
     const busy = await new ArmEmulator({ readLatencyMs: 30 }).start();
     try {
       const targets = Array.from({ length: 12 }, (_, i) => busy.standardVm('sub1', `rg${i % 4}`, `cap${i}`, `10.2.0.${i + 4}`)).map((v, i) => ({ name: `cap${i}`, id: v.vm, os: 'linux' as const }));
-      const g = new AzureGate({
+      const g = new AzureGate({ nsgWrites: 'rules',
         credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
         endpoint: busy.url, caCert: readFileSync(busy.certFile, 'utf8'), pollIntervalMs: 5, readConcurrency: 3, scopeSweepIntervalMs: 0, targets: () => targets,
       });
@@ -886,7 +891,7 @@ describe('address families and limits', () => {
       const rules = Array.from({ length: 249 }, (_, i) => ({ name: `n${i}`, protocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['20.50.60.70'], destinationPorts: [String(40000 + i)], translatedAddress: '10.0.0.99', translatedPort: '443' }));
       for (let i = 0; i < 10; i++) rules.push({ ...rules[0]!, name: `same${i}`, sourceAddresses: [`198.51.100.${i}`] });
       full.addFirewallNatRules(FW, { name: 'others', properties: { priority: 200, action: { type: 'Dnat' }, rules } });
-      const g = new AzureGate({ credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: full.url, caCert: readFileSync(full.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
+      const g = new AzureGate({ nsgWrites: 'rules', credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: full.url, caCert: readFileSync(full.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
       const target = { name: 'nat1', id: v.vm, os: 'linux' as const, firewall: { firewallId: FW, publicIp: '20.50.60.70', portPool: [50000, 50001] as [number, number], subnetPrefix: '10.100.0.0/26' } };
       await expect(g.open({ requestId: 'rnatlimit1', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.85/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(
         /would bring its firewall to 251 DNAT destinations \(250 unique destination address\/port\/protocol in the DNAT rule collections of hub-fw, \+ 1 public IP address of the firewall\); Azure Firewall allows 250/,
@@ -935,7 +940,7 @@ describe('address families and limits', () => {
         nat('apps-dnat', [...Array.from({ length: 144 }, (_, i) => dnat(`a${i}`, '20.50.60.82', 31000 + i)), dnat('a-pool', '20.50.60.80', 50000)]),
         { ruleCollectionType: 'FirewallPolicyFilterRuleCollection', name: 'apps-net', priority: 200, action: { type: 'Allow' }, rules: Array.from({ length: 20 }, (_, i) => ({ ruleType: 'NetworkRule', name: `n${i}`, ipProtocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['10.0.0.0/8'], destinationPorts: [String(8000 + i)] })) },
       ]);
-      const g = new AzureGate({ credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: em.url, caCert: readFileSync(em.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
+      const g = new AzureGate({ nsgWrites: 'rules', credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: em.url, caCert: readFileSync(em.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
       const target = { name: 'nat2', id: v.vm, os: 'linux' as const, firewall: { policyId: policy, ruleCollectionGroup: 'jit', publicIp: '20.50.60.80', portPool: [50000, 50009] as [number, number], subnetPrefix: '10.100.0.0/26' } };
       const open = (requestId: string) => g.open({ requestId, target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.86/32', expiresAt: Date.now() + 60_000 });
       // 245 + 1 = 246 destinations + 3 public IPs = 249, then 250: both fit. Port 50000 is taken in another group.

@@ -4,7 +4,7 @@
 // gate with a lead the test sets, and a clock the test moves (the service's clock: the job
 // handler is called directly at chosen moments, so nothing here depends on timing).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Clock, GrantSpec, NetworkGate } from '../../src/app/ports.js';
+import type { Clock, CloseTiming, GrantSpec, NetworkGate } from '../../src/app/ports.js';
 import { SimulatedGate } from '../../src/adapters/simulated/gate.js';
 import { loadConfig } from '../../src/config/env.js';
 import type { AppliedRule, AuditEvent, Target } from '../../src/core/types.js';
@@ -20,11 +20,16 @@ const CAP = 3000;
 class LeadGate implements NetworkGate {
   lead = 0;
   asked: AppliedRule[][] = [];
+  /** What each close was told of its timing, and, when set, a wait before it writes (the Azure gate's hold). */
+  timings: Array<CloseTiming | undefined> = [];
+  hold: Promise<void> | undefined;
   constructor(private readonly inner: SimulatedGate) {}
   open(g: GrantSpec) {
     return this.inner.open(g);
   }
-  close(id: string, t: Target, written?: AppliedRule[]) {
+  async close(id: string, t: Target, written?: AppliedRule[], when?: CloseTiming) {
+    this.timings.push(when);
+    if (this.hold) await this.hold;
     return this.inner.close(id, t, written);
   }
   list() {
@@ -156,6 +161,44 @@ describe('early close: the revocation job', () => {
     expect(removed!.time).toBe(confirmedAt);
     expect(d.lateMs).toBe(confirmedAt - req.expiresAt!);
     expect(d.lateMs).toBeLessThan(0);
+  });
+
+  it('the close of an expiry is told the expiry to meet (the gate may hold its write); the reconciler leaves it to the revocation until the expiry', async () => {
+    gate.lead = 2000;
+    const req = await active('1h', '198.51.100.16');
+    clock.offset = req.expiresAt! - 2000 - Date.now();
+    let release!: () => void;
+    gate.hold = new Promise((r) => (release = r));
+    gate.timings = [];
+    const expiring = h.app.service.expire(req.id);
+    await waitFor('the close is held', async () => gate.timings.length === 1 && (await h.get(req.id))!.status === 'expired');
+    expect(gate.timings).toEqual([{ by: req.expiresAt, marginMs: MARGIN }]);
+    // Expired early, its rule still there until the held write: not the reconciler's before the expiry.
+    await h.app.service.reconcile();
+    expect(await rulesOf(req.id)).toHaveLength(1);
+    gate.hold = undefined;
+    release();
+    await expiring;
+    expect(await rulesOf(req.id)).toEqual([]);
+    const [removed] = await events(req.id, 'rule.removed');
+    expect(removed!.details.expiresAt).toBe(new Date(req.expiresAt!).toISOString());
+    expect(removed!.actor).toBe('system');
+  });
+
+  it('a rule of an expired grant still there after its expiry is the reconciler\'s', async () => {
+    gate.lead = 0;
+    const req = await active('1h', '198.51.100.17');
+    clock.offset = req.expiresAt! + 1000 - Date.now();
+    let release!: () => void;
+    gate.hold = new Promise((r) => (release = r));
+    const expiring = h.app.service.expire(req.id);
+    await waitFor('expired', async () => (await h.get(req.id))!.status === 'expired');
+    gate.hold = undefined;
+    expect(await rulesOf(req.id)).toHaveLength(1);
+    expect(await h.app.service.reconcile()).toBeGreaterThanOrEqual(1);
+    expect(await rulesOf(req.id)).toEqual([]);
+    release();
+    await expiring;
   });
 
   it('revoked grants are closed at once, without expiry timing in their audit', async () => {

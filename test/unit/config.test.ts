@@ -28,6 +28,7 @@ describe('configuration owned by the adapters', () => {
     ['JIT_NSG_PRIORITY_RANGE', '50-60'],
     ['PAGERDUTY_API_URL', 'not a url'],
     ['JIT_REQUEST_RATE', 'lots'],
+    ['JIT_NSG_WRITES', 'nsg'],
   ])('a bad %s is refused with a message naming it', (name, value) => {
     const got = problems({ [name]: value });
     expect(got).toHaveLength(1);
@@ -40,6 +41,13 @@ describe('configuration owned by the adapters', () => {
       'MICROSOFT_APP_ID: missing; MICROSOFT_APP_PASSWORD is set without it',
       'JIT_DEFENDER_NSG_FALLBACK: only used with JIT_NETWORK=defender',
     ]);
+  });
+
+  it('JIT_NSG_WRITES: auto by default, rules accepted with the Azure network, named when it has nothing to act on', () => {
+    expect(loadConfig({}).JIT_NSG_WRITES).toBe('auto');
+    expect(loadConfig({ JIT_NETWORK: 'azure', JIT_NSG_WRITES: 'rules' }).JIT_NSG_WRITES).toBe('rules');
+    expect(problems({ JIT_NSG_WRITES: 'rules' })).toEqual(['JIT_NSG_WRITES: only used with JIT_NETWORK=azure or defender']);
+    expect(problems({ JIT_NSG_WRITES: 'whole' })[0]).toMatch(/^JIT_NSG_WRITES: must be auto .* or rules/);
   });
 
   it('each chat platform says what exposes the server; the local channel is then off by default', () => {

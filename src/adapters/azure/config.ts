@@ -12,6 +12,13 @@ export const azureEnv = {
   AZURE_ACCESS_TOKEN: z.string().min(1).optional(),
   JIT_NSG_PRIORITY_RANGE: priorityRange('100-199'),
   JIT_NSG_DENY_PRIORITY_RANGE: priorityRange('4000-4096'),
+  /**
+   * How NSG rules are written (docs/security.md, "How NSG rules are written"): `auto` batches every
+   * change queued for an NSG into one whole-NSG PUT (If-Match), and falls back to child-rule
+   * operations on an NSG where ARM refuses that (the role lacks networkSecurityGroups/write, an
+   * application security group's join action, an Azure Policy deny); `rules`: child rules only.
+   */
+  JIT_NSG_WRITES: z.enum(['auto', 'rules'], { message: 'must be auto (whole-NSG writes where allowed, else child rules) or rules (child rules only)' }).default('auto'),
   AZURE_WRITE_DEADLINE: durationVar('60s'),
   AZURE_REQUEST_TIMEOUT: durationVar('20s'),
   AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
@@ -31,5 +38,6 @@ export function checkAzure(cfg: AzureEnv & SharedEnv, problems: string[]): void 
   if (cfg.JIT_NETWORK === 'defender' && !cfg.AZURE_SUBSCRIPTION_ID) {
     problems.push('AZURE_SUBSCRIPTION_ID: missing; JIT_NETWORK=defender lists Defender for Cloud\'s JIT policies per subscription: name the subscription(s), comma-separated');
   }
+  if (cfg.JIT_NSG_WRITES !== 'auto' && cfg.JIT_NETWORK === 'simulated') problems.push('JIT_NSG_WRITES: only used with JIT_NETWORK=azure or defender');
   if (cfg.JIT_DEFENDER_NSG_FALLBACK && cfg.JIT_NETWORK !== 'defender') problems.push('JIT_DEFENDER_NSG_FALLBACK: only used with JIT_NETWORK=defender');
 }

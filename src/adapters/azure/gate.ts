@@ -3,12 +3,19 @@
 // Defender for Cloud's JIT), for the requester's source prefix to the VM's private IPs.
 //
 // How it writes (see docs/security.md, "The bot's Azure role", for why):
-// - NSGs: only the bot's own rules, as child `securityRules` PUT / DELETE operations. Other
-//   people's rules are never re-sent, so ARM does not re-check linked access on their references
-//   (application security groups), an Azure Policy on a foreign rule does not block the bot, and
-//   another writer's edits to other rules cannot race ours. One NSG accepts one operation at a
-//   time: changes for the same NSG queue here (a Redis lock per NSG across replicas) and run one
-//   after another, planned from one read of the NSG (free priorities).
+// - NSGs, `nsgWrites: 'auto'` (the default): every change queued for an NSG (closes first) is
+//   planned on one read and written as ONE whole-NSG PUT with If-Match, followed to Succeeded (a
+//   burst of N grants on one NSG: a few writes, not N). A whole-NSG PUT re-sends everyone's rules,
+//   so ARM checks the role for networkSecurityGroups/write, linked access on every rule's
+//   references (application security groups) and Azure Policy on every rule: where it refuses
+//   (403 AuthorizationFailed / LinkedAuthorizationFailed, RequestDisallowedByPolicy) that NSG falls
+//   back to child rules for an hour, and the same changes are applied that way at once.
+// - NSGs, child rules (`nsgWrites: 'rules'`, and the fallback): only the bot's own rules, as child
+//   `securityRules` PUT / DELETE operations. Other people's rules are never re-sent, so ARM does
+//   not re-check linked access on their references, an Azure Policy on a foreign rule does not
+//   block the bot, and another writer's edits to other rules cannot race ours. One NSG accepts one
+//   operation at a time: changes for the same NSG queue here (a Redis lock per NSG across
+//   replicas) and run one after another, planned from one read of the NSG (free priorities).
 // - Azure Firewall (classic) and Firewall Policy rule collection groups: read-modify-write of the
 //   whole document with If-Match (a concurrent change is re-read, never overwritten), serialized
 //   per firewall and per firewall POLICY (ARM runs one operation per policy), queued behind an
@@ -21,13 +28,24 @@
 //   the managed scopes for the bot's rules, so rules outlive neither their VM nor their target.
 import type { TokenCredential } from '@azure/identity';
 import type { Redis } from 'ioredis';
-import type { GrantSpec, NetworkGate } from '../../app/ports.js';
-import type { AppliedRule, FirewallRoute, PortSpec, Protocol, Target } from '../../core/types.js';
-import { parseRuleDescription, ruleDescription, ruleName } from '../simulated/gate.js';
-import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, RESOURCES_API, backoff, classify, type ArmDoc, type ArmStats } from './arm.js';
+import type { Clock, CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
+import type { AppliedRule, PortSpec, Target } from '../../core/types.js';
+import { parseRuleDescription, ruleDescription } from '../../core/rule-tags.js';
+import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, type ArmDoc, type ArmStats } from './arm.js';
+import { Inventory } from './inventory.js';
+import { ownedRules, sweepScopes } from './scope-sweep.js';
 import { WriteLatency } from './latency.js';
+import { ArmWriter, queueKeyOf, type ChangeTag, type NsgPlan } from './arm-writer.js';
+import { addNsgRules, planDenyRules, planUndeny, removeNsgRules, winningAllows } from './nsg-plans.js';
+import { DISCOVERY_TTL_MS, UnsupportedTargetError, kindOf, nicApi, nicConfigs, parseArmId, pathOf, type InventoryRow, type NetworkPath } from './discovery.js';
+import { FirewallRoutes, addDnatRules, dnatResourceOf, natRuleList, removeDnatRules, type DocPlan } from './firewall-dnat.js';
+import { foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, type WireRule } from './nsg-rules.js';
 
 export { ArmError } from './arm.js';
+export { prioritize } from './arm-writer.js';
+export { GRAPH_SCALE_SET_INSTANCES, GRAPH_SUBNET_NSGS, GRAPH_VMS_NICS_SCALE_SETS, UnsupportedTargetError, kindOf, parseArmId, type InventoryRow, type NetworkPath } from './discovery.js';
+export { DnatLimitError, NoFreePortError, dnatResourceOf } from './firewall-dnat.js';
+export { NoFreePriorityError, denyRuleName, type RuleProps, type WireRule } from './nsg-rules.js';
 
 export interface AzureGateOptions {
   credential: TokenCredential;
@@ -39,6 +57,12 @@ export interface AzureGateOptions {
   priorityRange?: [number, number];
   /** Priorities for the bot's Deny rules ("enable JIT"; default 4000–4096, below everything else). */
   denyPriorityRange?: [number, number];
+  /**
+   * How NSG rules are written: `auto` (default) one whole-NSG PUT per batch of queued changes where
+   * ARM allows it, child-rule operations on an NSG where it refuses (see writeNsgWhole); `rules`:
+   * child-rule operations only.
+   */
+  nsgWrites?: 'auto' | 'rules';
   /** How long an NSG write keeps retrying 409 / 429 / 5xx / canceled operations before the grant fails. */
   writeDeadlineMs?: number;
   /** The same for firewalls and firewall policies, whose updates take minutes (default 30 min). */
@@ -70,126 +94,18 @@ export interface AzureGateOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
   /** For tests: how to wait. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * The app's clock (default: the system's): grant expiries, held closes, the discovery cache and
+   * the scope sweep's interval are read against it. ARM calls' deadlines and timings are real time.
+   */
+  clock?: Clock;
 }
 
-interface ArmId {
-  subscription: string;
-  resourceGroup: string;
-  name: string;
-}
-
-/** Parses `/subscriptions/<s>/resourceGroups/<rg>/providers/<ns>/<type>/<name>[/<child>/<name>]`. */
-export function parseArmId(id: string): ArmId & { parent?: string } {
-  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/[^/]+\/[^/]+\/([^/]+)(?:\/[^/]+\/([^/]+))?$/i.exec(id);
-  if (!m) throw new Error(`not an ARM resource id: ${id}`);
-  return m[4] ? { subscription: m[1]!, resourceGroup: m[2]!, name: m[4], parent: m[3]! } : { subscription: m[1]!, resourceGroup: m[2]!, name: m[3]! };
-}
-
-const rgOf = (id: string) => id.split(/\/providers\//i)[0]!;
-
-export class UnsupportedTargetError extends Error {
-  constructor(target: string, reason: string) {
-    super(`${target} is not supported for just-in-time access: ${reason}`);
-    this.name = 'UnsupportedTargetError';
-  }
-}
-
-export interface NetworkPath {
-  /** NSG ids in the path (NIC NSGs first, then subnet NSGs), each once. */
-  nsgs: string[];
-  /** The VM's private IPs (destinations of the rules). */
-  privateIps: string[];
-  /** The primary NIC's primary IP configuration's address (where DNAT translates to). */
-  primaryIp: string;
-  at: number;
-}
-
-type ResourceKind = 'nsg' | 'firewall' | 'rcg';
-
-export function kindOf(resourceId: string): ResourceKind {
-  if (/\/networkSecurityGroups\/[^/]+$/i.test(resourceId)) return 'nsg';
-  if (/\/azureFirewalls\//i.test(resourceId)) return 'firewall';
-  if (/\/firewallPolicies\/[^/]+\/ruleCollectionGroups\//i.test(resourceId)) return 'rcg';
-  throw new Error(`not a resource jit-bot writes to: ${resourceId}`);
-}
-
-/** The resource a firewall target's DNAT rules live in. */
-export function dnatResourceOf(fw: FirewallRoute): string {
-  if (fw.firewallId) return fw.firewallId;
-  return `${fw.policyId}/ruleCollectionGroups/${fw.ruleCollectionGroup}`;
-}
-
-/** Writes to one firewall policy's rule collection groups take turns (ARM: one operation per policy). */
-const queueKeyOf = (resourceId: string) => (kindOf(resourceId) === 'rcg' ? resourceId.replace(/\/ruleCollectionGroups\/[^/]+$/i, '') : resourceId).toLowerCase();
-
-const DNAT_COLLECTION = 'jit-dnat';
 /** Matches a rule this bot wrote for `requestId` (name and description both say so). */
 const ownedBy = (requestId: string) => (r: { name?: string; description?: string }) =>
   Boolean(r.name?.startsWith(`jit-${requestId}-`)) && parseRuleDescription(r.description)?.requestId === requestId;
 
-const DISCOVERY_TTL_MS = 5 * 60_000;
-/** ARM's limits per NSG. */
-const NSG_MAX_RULES = 1000;
-const NSG_MAX_PREFIXES = 4000;
-const RULE_NAME_MAX = 80;
-/**
- * Azure Firewall's DNAT limit, per firewall: its public IP addresses + the unique DNAT destinations
- * (destination address, port, protocol) of every rule it applies — with a Firewall Policy, every
- * rule collection group of the policy and of the policies it inherits from.
- */
-const FIREWALL_MAX_DNAT = 250;
-
-const armProtocol = (p: Protocol): string => (p === 'tcp' ? 'Tcp' : p === 'udp' ? 'Udp' : '*');
-const jitProtocol = (p: string | undefined): Protocol => (p?.toLowerCase() === 'tcp' ? 'tcp' : p?.toLowerCase() === 'udp' ? 'udp' : '*');
-
 // ------------------------------------------------------------------ ARM's wire shapes (what we read and write)
-
-export interface RuleProps {
-  priority: number;
-  direction: string;
-  access: string;
-  protocol: string;
-  sourceAddressPrefix?: string;
-  sourceAddressPrefixes?: string[];
-  sourcePortRange?: string;
-  destinationAddressPrefix?: string;
-  destinationAddressPrefixes?: string[];
-  destinationPortRange?: string;
-  destinationPortRanges?: string[];
-  sourceApplicationSecurityGroups?: Array<{ id: string }>;
-  destinationApplicationSecurityGroups?: Array<{ id: string }>;
-  description?: string;
-  provisioningState?: string;
-}
-export interface WireRule {
-  name: string;
-  id?: string;
-  etag?: string;
-  properties: RuleProps;
-}
-interface NatRuleWire {
-  name?: string;
-  description?: string;
-  ruleType?: string;
-  sourceAddresses?: string[];
-  destinationAddresses?: string[];
-  destinationPorts?: string[];
-  protocols?: string[];
-  ipProtocols?: string[];
-  translatedAddress?: string;
-  translatedPort?: string;
-}
-interface NatCollection {
-  name?: string;
-  priority?: number;
-  rules?: NatRuleWire[];
-}
-
-/** The NSG document's rule list (attached: edits show in later plans of the same batch). */
-const nsgRulesOf = (doc: ArmDoc): WireRule[] => {
-  const props = (doc.properties ??= {});
-  return ((props.securityRules as WireRule[] | undefined) ??= []);
-};
 
 /** errorInfo for callers that only want status / code / Retry-After. */
 export function errorInfo(err: unknown): { status?: number; code?: string; retryAfterMs?: number } {
@@ -197,47 +113,9 @@ export function errorInfo(err: unknown): { status?: number; code?: string; retry
   return {};
 }
 
-// ------------------------------------------------------------------ changes queued per resource
-
-/** What one caller wants done to an NSG, planned from its current rules. */
-interface NsgPlan {
-  results: AppliedRule[];
-  puts: WireRule[];
-  deletes: WireRule[];
-}
-/** What one caller wants done to a firewall / rule collection group document (edited in place). */
-interface DocPlan {
-  results: AppliedRule[];
-  changed: boolean;
-}
-interface Pending<P> {
-  plan: (doc: ArmDoc) => P;
-  resolve: (applied: AppliedRule[]) => void;
-  reject: (err: unknown) => void;
-  /** Every rule this change touched, over all attempts (a retry after a lost answer finds its work done). */
-  seen: Map<string, AppliedRule>;
-  /** NSG rules whose delete was sent but not confirmed (a lost answer): removed if the next read lacks them. */
-  intended: Map<string, AppliedRule>;
-  settled: boolean;
-  /** A close (a revocation, the reconciler's sweep): goes ahead of opens and expiry updates queued on the NSG. */
-  urgent: boolean;
-  /** The requests it is for: a close never goes ahead of a change queued earlier for the same request. */
-  requests: string[];
-  /** A close's grant expiry: closes are taken earliest first. */
-  deadline: number;
-  /** When it was queued, and whether it made an ARM operation (then its time is a latency sample). */
-  queuedAt: number;
-  wrote: boolean;
-}
-interface Queue {
-  items: Array<{ resourceId: string; change: Pending<NsgPlan> | Pending<DocPlan> }>;
-  running: boolean;
-}
-
 export class AzureGate implements NetworkGate {
   private readonly arm: ArmClient;
   private paths = new Map<string, NetworkPath>();
-  private queues = new Map<string, Queue>();
   /** Resources where the bot's rules were written or seen (swept between full scope sweeps). */
   private known = new Map<string, string>();
   private lastScopeSweep = 0;
@@ -266,7 +144,45 @@ export class AzureGate implements NetworkGate {
       sleep: this.sleep,
       log: this.log,
     });
+    this.writer = new ArmWriter({
+      arm: this.arm,
+      latency: this.latency,
+      nsgDeadlineMs: this.deadlineMs,
+      fwDeadlineMs: this.fwDeadlineMs,
+      ...(opts.nsgWrites ? { nsgWrites: opts.nsgWrites } : {}),
+      ...(opts.redis ? { redis: opts.redis } : {}),
+      ...(opts.lockPrefix ? { lockPrefix: opts.lockPrefix } : {}),
+      sleep: this.sleep,
+      log: this.log,
+      onWritten: (id) => void this.known.set(id.toLowerCase(), id),
+      onNsgRead: (id, doc) => this.noteRules(id, doc),
+      now: () => this.now(),
+    });
+    this.routes = new FirewallRoutes(this.arm);
+    this.inv = new Inventory({
+      arm: this.arm,
+      subscriptions: () => this.subscriptions(),
+      discover: (t, fresh) => this.discover(t, fresh),
+      cachePath: (vmId, path) => void this.paths.set(vmId.toLowerCase(), path),
+      log: this.log,
+    });
   }
+  private readonly inv: Inventory;
+  private readonly now = (): number => this.opts.clock?.now() ?? Date.now();
+  /** Queues, locks and retries per resource (arm-writer.ts), NSG writes (nsg-writer.ts). */
+  private readonly writer: ArmWriter;
+
+  /** Whole-NSG writes ARM refused (each NSG then fell back to child rules), by ARM's code. */
+  get nsgFallbacks(): Record<string, number> {
+    return this.writer.nsgFallbacks;
+  }
+
+  /** Whether this NSG's changes go as one whole-NSG PUT (JIT_NSG_WRITES=auto, not refused lately). */
+  nsgBatched(nsgId: string): boolean {
+    return this.writer.nsgBatched(nsgId);
+  }
+  /** Firewall targets' routes checked, and what DNAT rules outside the bot's group take of the limit. */
+  private readonly routes: FirewallRoutes;
 
   /** ARM calls and their outcomes, for metrics and benchmarks. */
   get stats(): ArmStats {
@@ -278,26 +194,12 @@ export class AzureGate implements NetworkGate {
     return this.arm.armAnswers();
   }
 
-  /** How long to wait before a write's next try (counted and logged), or the error that ends it at its deadline. */
-  private nextTry(name: string, err: unknown, how: 'reread' | 'retry', attempt: number, deadline: number, deadlineMs: number): number | Error {
-    const wait = how === 'reread' ? Math.random() * 50 : backoff(attempt, err instanceof ArmError ? err.retryAfterMs : undefined);
-    const code = err instanceof ArmError ? err.code : undefined;
-    if (Date.now() + wait > deadline) return new Error(`writing ${name} failed after ${attempt} attempts (${code ?? 'network error'}); deadline of ${Math.round(deadlineMs / 1000)} s reached`);
-    this.arm.stats.retries++;
-    this.log('azure: write retried', { resource: name, code, waitMs: Math.round(wait) });
-    return wait;
-  }
-
-  private deadlineOf(resourceId: string): number {
-    return kindOf(resourceId) === 'nsg' ? this.deadlineMs : this.fwDeadlineMs;
-  }
-
   // ------------------------------------------------------------------ discovery
 
   /** VM → NICs → their NSGs and their subnets' NSGs, and the private IPs. Cached for 5 minutes. */
   async discover(target: Target, fresh = false): Promise<NetworkPath> {
     const cached = this.paths.get(target.id.toLowerCase());
-    if (cached && !fresh && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached;
+    if (cached && !fresh && this.now() - cached.at < DISCOVERY_TTL_MS) return cached;
     const vm = (await this.arm.get(target.id, COMPUTE_API)).doc;
     const nicRefs = (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
     if (nicRefs.length === 0) throw new UnsupportedTargetError(target.name, 'the VM has no network interface');
@@ -325,18 +227,18 @@ export class AzureGate implements NetworkGate {
     // A write still queued (throttling, retries, a busy NSG) when the grant's time is up is not
     // made: a rule must not open after its grant expired.
     const unexpired = <T>(write: () => T): T => {
-      if (grant.expiresAt <= Date.now()) throw new Error(`the grant expired (${new Date(grant.expiresAt).toISOString()}) before its rule could be written`);
+      if (grant.expiresAt <= this.now()) throw new Error(`the grant expired (${new Date(grant.expiresAt).toISOString()}) before its rule could be written`);
       return write();
     };
     const nsgRules = planAllowRules(grant.target.name, grant.requestId, grant.ports, nsgSource, path.privateIps, description);
-    if (fw) await this.checkFirewallRoute(grant.target.name, fw);
+    if (fw) await this.routes.check(grant.target.name, fw);
     // What the policy's other rule collection groups (and its base policies') already take of the 250.
-    const outside = fw?.policyId ? await this.dnatOutside(fw) : undefined;
+    const outside = fw?.policyId ? await this.routes.outside(fw) : undefined;
     const tag = { requests: [grant.requestId] };
-    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => this.addNsgRules(nsg, doc, nsgRules)), tag));
+    const writes = path.nsgs.map((nsg) => this.enqueueNsg(nsg, (doc) => unexpired(() => addNsgRules(nsg, doc, nsgRules, this.range)), tag));
     if (fw) {
       const res = dnatResourceOf(fw);
-      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => this.addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description, outside)), tag));
+      writes.push(this.enqueueDoc(res, (doc) => unexpired(() => addDnatRules(res, doc, fw, grant.requestId, grant.ports, grant.sourcePrefix, path.primaryIp, description, outside)), tag));
     }
     const results = await Promise.allSettled(writes);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -354,22 +256,38 @@ export class AzureGate implements NetworkGate {
    * target dropped from the policy. Without stored rules (a grant whose activation failed before
    * it was recorded), the target's current path is read.
    */
-  async close(requestId: string, target: Target, written: AppliedRule[] = []): Promise<AppliedRule[]> {
+  async close(requestId: string, target: Target, written: AppliedRule[] = [], when?: CloseTiming): Promise<AppliedRule[]> {
     const scopes = new Map<string, string>();
     for (const r of written) scopes.set(r.scope.toLowerCase(), r.scope);
     if (scopes.size === 0) for (const r of this.resourcesOf(await this.discover(target), target)) scopes.set(r.toLowerCase(), r);
-    return this.closeIn(requestId, [...scopes.values()]);
+    return this.closeIn(requestId, [...scopes.values()], when);
   }
 
-  private async closeIn(requestId: string, resources: string[]): Promise<AppliedRule[]> {
+  /**
+   * When a close for an expiry at `by` may start its write on this NSG: one write (its p90, read to
+   * Succeeded) and the margin (at least HOLD_SLACK_MS) before `by`, so it completes just before the expiry rather than a
+   * close lead early. Only for NSGs written whole (one write for every change queued: the hold
+   * aligns the NSG's writes with it) and only within HOLD_MAX_MS; undefined: at once.
+   */
+  private holdUntil(resourceId: string, when: CloseTiming | undefined): number | undefined {
+    if (when === undefined || kindOf(resourceId) !== 'nsg' || !this.nsgBatched(resourceId)) return undefined;
+    const op = this.latency.opP90(queueKeyOf(resourceId));
+    if (op === undefined) return undefined;
+    const at = when.by - op - Math.max(HOLD_SLACK_MS, when.marginMs ?? 0);
+    const now = this.now();
+    return at > now && at - now <= HOLD_MAX_MS ? at : undefined;
+  }
+
+  private async closeIn(requestId: string, resources: string[], when?: CloseTiming): Promise<AppliedRule[]> {
     const mine = ownedBy(requestId);
     const removed = await Promise.all(
       resources.map((res) => {
         // Closes are taken earliest expiry first (as the rules last seen there say; else now).
-        const tag = { urgent: true, requests: [requestId], deadline: this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? Date.now() };
+        const notBefore = this.holdUntil(res, when);
+        const tag = { urgent: true, requests: [requestId], deadline: when?.by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? this.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
         return kindOf(res) === 'nsg'
-          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
-          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, mine), tag);
+          ? this.enqueueNsg(res, (doc) => removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
+          : this.enqueueDoc(res, (doc) => removeDnatRules(res, doc, mine), tag);
       }),
     );
     return removed.flat();
@@ -378,13 +296,15 @@ export class AzureGate implements NetworkGate {
   /**
    * How long closing these rules (of a grant expiring at `expiresAt`) is expected to take (ms),
    * from this gate's recent writes to their resources: the slowest resource counts
-   * (src/adapters/azure/latency.ts). An NSG deletes each rule in an operation of its own, after
-   * the closes of other grants on it that expire shortly before (from the rules last seen there);
-   * a firewall document takes one write for all.
+   * (src/adapters/azure/latency.ts). An NSG written whole takes one write for all the closes due
+   * there, behind at most one in flight (and close() then holds that write until one write before
+   * the expiry); an NSG with child rules deletes each rule in an operation of its own, after the
+   * closes of other grants on it that expire shortly before (from the rules last seen there); a
+   * firewall document takes one write for all.
    */
   closeLeadMs(rules: AppliedRule[], expiresAt: number): number {
     const own = rules[0]?.requestId;
-    const resources = new Map<string, { key: string; ops: number; ahead?: (leadMs: number) => number }>();
+    const resources = new Map<string, { key: string; ops: number; ahead?: (leadMs: number) => number; batched: boolean }>();
     for (const r of rules) {
       const id = r.scope.toLowerCase();
       const nsg = kindOf(r.scope) === 'nsg';
@@ -395,7 +315,8 @@ export class AzureGate implements NetworkGate {
         return ops;
       };
       const cur = resources.get(id);
-      resources.set(id, { key: queueKeyOf(r.scope), ops: nsg ? (cur?.ops ?? 0) + 1 : 1, ...(nsg ? { ahead } : {}) });
+      const batched = nsg && this.nsgBatched(r.scope);
+      resources.set(id, { key: queueKeyOf(r.scope), ops: nsg ? (cur?.ops ?? 0) + 1 : 1, ...(nsg && !batched ? { ahead } : {}), batched });
     }
     return this.latency.lead([...resources.values()], (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
   }
@@ -442,15 +363,15 @@ export class AzureGate implements NetworkGate {
     for (const [k, id] of this.known) toRead.set(k, id);
     // Every NSG, firewall and firewall policy of the managed scopes, now and then.
     const interval = this.opts.scopeSweepIntervalMs ?? 5 * 60_000;
-    if (Date.now() - this.lastScopeSweep >= interval) {
-      const swept = await this.sweepScopes(fail);
+    if (this.now() - this.lastScopeSweep >= interval) {
+      const swept = await sweepScopes(this.arm, this.subscriptions(), fail);
       for (const [k, v] of swept) docs.set(k, v);
-      this.lastScopeSweep = Date.now();
+      this.lastScopeSweep = this.now();
     }
     await Promise.all(
       [...toRead].filter(([k]) => !docs.has(k)).map(async ([k, id]) => {
         try {
-          const got = kindOf(id) === 'rcg' ? await this.readRcg(id) : await this.arm.getOrNull(id, NETWORK_API);
+          const got = kindOf(id) === 'rcg' ? await this.writer.readRcg(id) : await this.arm.getOrNull(id, NETWORK_API);
           if (got) docs.set(k, { id, doc: got.doc });
           else this.known.delete(k);
         } catch (err) {
@@ -463,53 +384,12 @@ export class AzureGate implements NetworkGate {
     const out: AppliedRule[] = [];
     for (const [k, { id, doc }] of docs) {
       if (kindOf(id) === 'nsg') this.noteRules(id, doc);
-      const owned = this.ownedRules(id, doc);
+      const owned = ownedRules(id, doc);
       if (owned.length > 0) this.known.set(k, id);
       else this.known.delete(k);
       out.push(...owned);
     }
     return out;
-  }
-
-  /**
-   * Lists, per subscription, the resource groups the identity can see (its role's scopes) and in
-   * each every NSG, Azure Firewall and firewall policy's rule collection groups.
-   */
-  private async sweepScopes(fail: (what: string, err: unknown) => void): Promise<Map<string, { id: string; doc: ArmDoc }>> {
-    const found = new Map<string, { id: string; doc: ArmDoc }>();
-    const subs = this.subscriptions();
-    const add = (docs: ArmDoc[]) => {
-      for (const d of docs) if (typeof d.id === 'string') found.set(d.id.toLowerCase(), { id: d.id, doc: d });
-    };
-    await Promise.all(
-      [...subs].map(async (sub) => {
-        let groups: ArmDoc[];
-        try {
-          groups = await this.arm.list(`/subscriptions/${sub}/resourcegroups`, RESOURCES_API);
-        } catch (err) {
-          return fail(`resource groups of ${sub}`, err);
-        }
-        await Promise.all(
-          groups.map(async (g) => {
-            const rg = String(g.id ?? `/subscriptions/${sub}/resourceGroups/${String(g.name)}`);
-            const net = `${rg}/providers/Microsoft.Network`;
-            await Promise.all([
-              this.arm.list(`${net}/networkSecurityGroups`, NETWORK_API).then(add, (err: unknown) => fail(`NSGs of ${rg}`, err)),
-              this.arm.list(`${net}/azureFirewalls`, NETWORK_API).then(add, (err: unknown) => fail(`firewalls of ${rg}`, err)),
-              this.arm.list(`${net}/firewallPolicies`, NETWORK_API).then(
-                async (policies) => {
-                  await Promise.all(
-                    policies.filter((p) => typeof p.id === 'string').map((p) => this.arm.list(`${String(p.id)}/ruleCollectionGroups`, NETWORK_API).then(add, (err: unknown) => fail(`rule collection groups of ${String(p.name)}`, err))),
-                  );
-                },
-                (err: unknown) => fail(`firewall policies of ${rg}`, err),
-              ),
-            ]);
-          }),
-        );
-      }),
-    );
-    return found;
   }
 
   private subscriptions(): Set<string> {
@@ -534,8 +414,8 @@ export class AzureGate implements NetworkGate {
       [...byScope.values()].map(({ scope: res, names, requests, deadline }) => {
         const tag = { urgent: true, requests: [...requests], deadline };
         return kindOf(res) === 'nsg'
-          ? this.enqueueNsg(res, (doc) => this.removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), tag)
-          : this.enqueueDoc(res, (doc) => this.removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), tag);
+          ? this.enqueueNsg(res, (doc) => removeNsgRules(res, doc, (r) => names.has(r.name) && parseRuleDescription(r.properties.description) !== null), tag)
+          : this.enqueueDoc(res, (doc) => removeDnatRules(res, doc, (r) => names.has(r.name ?? '') && parseRuleDescription(r.description) !== null), tag);
       }),
     );
     // Each resource settles on its own: what could be removed is reported; the rest waits for the next sweep.
@@ -560,7 +440,7 @@ export class AzureGate implements NetworkGate {
             }, tag)
           : this.enqueueDoc(res, (doc) => {
               let changed = false;
-              for (const r of this.natRuleList(res, doc)) {
+              for (const r of natRuleList(res, doc)) {
                 if (mine(r) && r.description !== description) {
                   r.description = description;
                   changed = true;
@@ -591,182 +471,9 @@ export class AzureGate implements NetworkGate {
     return removed.flat();
   }
 
-  /**
-   * Every VM of the subscriptions, supported or not, with the reason when it is not (no NIC, no
-   * NSG in its path, no private address), as Defender's JIT blade shows them.
-   *
-   * Built from Azure Resource Graph (see `inventoryFromGraph`): a few paged queries whatever the
-   * number of VMs. If Resource Graph cannot answer (an error after its retries, a truncated
-   * result, a cloud without it), the paged ARM lists are used instead (`inventoryFromLists`), so
-   * `vms` still answers, at more calls.
-   */
+  /** Every VM of the subscriptions, supported or not (see inventory.ts). */
   async inventory(): Promise<InventoryRow[]> {
-    const subs = [...this.subscriptions()];
-    if (Date.now() >= this.graphMissingUntil) {
-      try {
-        return await this.inventoryFromGraph(subs);
-      } catch (err) {
-        // An endpoint without Resource Graph (a sovereign cloud, a proxy) is not asked again for an hour.
-        if (err instanceof ArmError && (err.status === 400 || err.status === 404) && /^(NoRegisteredProviderFound|InvalidResourceType|InvalidResourceNamespace)$/i.test(err.code)) this.graphMissingUntil = Date.now() + 3600_000;
-        this.log('azure: Resource Graph could not build the inventory; listing per subscription instead', { err: err instanceof Error ? err.message : String(err) });
-      }
-    }
-    return this.inventoryFromLists(subs);
-  }
-  private graphMissingUntil = 0;
-
-  /**
-   * The inventory from Azure Resource Graph, joined here rather than in KQL (no `join` /
-   * `mv-expand`, whose per-query limits a large estate would meet; each query a flat projection
-   * that pages by `$skipToken`):
-   * 1. `Resources`: VMs (their NIC references), NICs (NSG, IP configurations: private addresses,
-   *    primary flags, subnets) and scale sets (to know the Uniform ones);
-   * 2. `Resources`: NSGs associated with subnets (`properties.subnets`): the subnet NSGs;
-   * 3. `ComputeResources`: Uniform scale-set instances and their NICs (Resource Graph keeps them
-   *    there, not in `Resources`; Flexible instances are ordinary VMs and come with 1.).
-   * A Uniform scale set of which 3. shows no instance (a cloud whose Resource Graph lacks the
-   * table, or data not indexed yet) is listed through ARM (its instances, their NICs). A VM whose
-   * NIC is not in the result (another subscription, or created seconds ago: Resource Graph lags
-   * ARM by seconds) is read directly. Paths found here are not cached for writes: a grant reads
-   * its VM's path from ARM itself.
-   */
-  private async inventoryFromGraph(subs: string[]): Promise<InventoryRow[]> {
-    const chunks: string[][] = [];
-    for (let i = 0; i < subs.length; i += GRAPH_SUBSCRIPTIONS_PER_QUERY) chunks.push(subs.slice(i, i + GRAPH_SUBSCRIPTIONS_PER_QUERY));
-    const all = async (query: string) => (await Promise.all(chunks.map((c) => this.arm.graph(query, c)))).flat();
-    const [resources, subnetNsgRows, instances] = await Promise.all([
-      all(GRAPH_VMS_NICS_SCALE_SETS),
-      all(GRAPH_SUBNET_NSGS),
-      all(GRAPH_SCALE_SET_INSTANCES).catch((err: unknown) => {
-        this.log('azure: Resource Graph has no scale-set instances here (ComputeResources); listing Uniform scale sets through ARM', { err: err instanceof Error ? err.message : String(err) });
-        return null;
-      }),
-    ]);
-    const typeOf = (r: ArmDoc) => String(r.type ?? '').toLowerCase();
-    const nicById = new Map<string, ArmDoc>();
-    for (const r of [...resources, ...(instances ?? [])]) {
-      if (typeof r.id !== 'string' || !/\/networkinterfaces$/.test(typeOf(r))) continue;
-      nicById.set(r.id.toLowerCase(), {
-        id: r.id,
-        properties: { ...(typeof r.nsg === 'string' && r.nsg ? { networkSecurityGroup: { id: r.nsg } } : {}), ipConfigurations: Array.isArray(r.ipConfigurations) ? r.ipConfigurations : [] },
-      });
-    }
-    const subnetById = new Map<string, ArmDoc>();
-    for (const n of subnetNsgRows) {
-      if (typeof n.id !== 'string' || !Array.isArray(n.subnets)) continue;
-      for (const sn of n.subnets as Array<{ id?: unknown }>) if (typeof sn?.id === 'string') subnetById.set(sn.id.toLowerCase(), { id: sn.id, properties: { networkSecurityGroup: { id: n.id } } });
-    }
-    const out: InventoryRow[] = [];
-    const later: Array<Promise<InventoryRow[]>> = [];
-    const vmRow = (id: string, name: string, refs: Array<{ id?: string; properties?: { primary?: boolean } }>) => {
-      const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
-      if (found.some((f) => !f.doc)) later.push(this.rowFromArm(id, name).then((r) => (r ? [r] : [])));
-      else out.push(inventoryRow(id, name, found as Array<{ primary: boolean; doc: ArmDoc }>, subnetById));
-    };
-    const scaleSets: string[] = [];
-    for (const r of resources) {
-      if (typeof r.id !== 'string') continue;
-      if (typeOf(r) === 'microsoft.compute/virtualmachinescalesets') {
-        // Uniform (or older, without the property) and not scaled to zero: it has instances to list.
-        if (String(r.orchestrationMode ?? '').toLowerCase() !== 'flexible' && r.capacity !== 0) scaleSets.push(r.id);
-      } else if (typeOf(r) === 'microsoft.compute/virtualmachines' && typeof r.name === 'string') vmRow(r.id, r.name, nicRefList(r.nics));
-    }
-    const instancesOf = new Map<string, ArmDoc[]>();
-    for (const r of instances ?? []) {
-      if (typeof r.id !== 'string' || typeOf(r) !== 'microsoft.compute/virtualmachinescalesets/virtualmachines') continue;
-      const ss = r.id.replace(/\/virtualMachines\/[^/]+$/i, '').toLowerCase();
-      instancesOf.set(ss, [...(instancesOf.get(ss) ?? []), r]);
-    }
-    for (const ss of scaleSets) {
-      const listed = instancesOf.get(ss.toLowerCase());
-      if (listed) for (const inst of listed) vmRow(String(inst.id), instanceName(String(inst.id)), nicRefList(inst.nics));
-      else later.push(this.scaleSetRows(ss, subnetById));
-    }
-    for (const rows of await Promise.all(later)) out.push(...rows);
-    return out;
-  }
-
-  /** A VM's row from its own ARM documents (VM, NICs, subnets); a VM gone meanwhile is left out. */
-  private async rowFromArm(id: string, name: string): Promise<InventoryRow | null> {
-    try {
-      await this.discover({ name, id, os: 'linux' }, true);
-      return { id, name };
-    } catch (err) {
-      if (err instanceof UnsupportedTargetError) return { id, name, reason: err.message.replace(/^.*?: /, '') };
-      if (err instanceof ArmError && err.status === 404) return null;
-      // Unreadable now (throttled past the deadline, forbidden): listed without a verdict on its path.
-      this.log('azure: could not read a VM\'s network path for the inventory', { vm: id, err: err instanceof Error ? err.message : String(err) });
-      return { id, name };
-    }
-  }
-
-  /** A Uniform scale set's instances and their NICs, listed through ARM (two paged lists). */
-  private async scaleSetRows(ssId: string, subnetById: Map<string, ArmDoc>): Promise<InventoryRow[]> {
-    const [instances, nics] = await Promise.all([this.arm.list(`${ssId}/virtualMachines`, COMPUTE_API), this.arm.list(`${ssId}/networkInterfaces`, VMSS_NIC_API)]);
-    const nicById = new Map(nics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
-    return instances.flatMap((inst) => {
-      if (typeof inst.id !== 'string' || typeof inst.name !== 'string') return [];
-      const refs = nicRefsOf(inst);
-      return [inventoryRow(inst.id, inst.name, refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) })).filter((f): f is { primary: boolean; doc: ArmDoc } => Boolean(f.doc)), subnetById)];
-    });
-  }
-
-  /**
-   * The inventory from paged ARM lists per subscription (VMs, NICs, virtual networks with their
-   * subnets, scale sets; two more per Uniform scale set), joined here: the fallback when Resource
-   * Graph cannot answer. Paths found are cached for writes (the documents are ARM's own).
-   */
-  private async inventoryFromLists(subscriptions: string[]): Promise<InventoryRow[]> {
-    const out: InventoryRow[] = [];
-    const row = (id: string, name: string, nics: Array<{ primary: boolean; doc: ArmDoc | undefined }>, subnetById: Map<string, ArmDoc>) => {
-      try {
-        if (nics.length === 0) throw new UnsupportedTargetError(name, 'the VM has no network interface');
-        const path = pathOf(name, nics as Array<{ primary: boolean; doc: ArmDoc }>, subnetById);
-        this.paths.set(id.toLowerCase(), path);
-        out.push({ id, name });
-      } catch (err) {
-        if (err instanceof UnsupportedTargetError) out.push({ id, name, reason: err.message.replace(/^.*?: /, '') });
-        else throw err;
-      }
-    };
-    for (const sub of subscriptions) {
-      const [vms, nics, vnets, sets] = await Promise.all([
-        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachines`, COMPUTE_API),
-        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/networkInterfaces`, NETWORK_API),
-        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Network/virtualNetworks`, NETWORK_API),
-        this.arm.list(`/subscriptions/${sub}/providers/Microsoft.Compute/virtualMachineScaleSets`, COMPUTE_API),
-      ]);
-      const nicById = new Map(nics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
-      const subnetById = new Map<string, ArmDoc>();
-      for (const v of vnets) for (const s of ((v.properties?.subnets as ArmDoc[] | undefined) ?? [])) subnetById.set(String(s.id ?? '').toLowerCase(), s);
-      for (const vm of vms) {
-        if (typeof vm.id !== 'string' || typeof vm.name !== 'string') continue;
-        const refs = nicRefsOf(vm);
-        const found = refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: nicById.get(r.id!.toLowerCase()) }));
-        if (found.some((f) => !f.doc)) {
-          // A NIC in another subscription: read the path the slow way.
-          try {
-            await this.discover({ name: vm.name, id: vm.id, os: 'linux' }, true);
-            out.push({ id: vm.id, name: vm.name });
-          } catch (err) {
-            if (err instanceof UnsupportedTargetError) out.push({ id: vm.id, name: vm.name, reason: err.message.replace(/^.*?: /, '') });
-            else throw err;
-          }
-        } else row(vm.id, vm.name, found, subnetById);
-      }
-      // Uniform scale sets: instances and their NICs live under the scale set.
-      for (const ss of sets) {
-        if (typeof ss.id !== 'string' || String(ss.properties?.orchestrationMode ?? 'Uniform') === 'Flexible') continue;
-        const [instances, ssNics] = await Promise.all([this.arm.list(`${ss.id}/virtualMachines`, COMPUTE_API), this.arm.list(`${ss.id}/networkInterfaces`, VMSS_NIC_API)]);
-        const ssNicById = new Map(ssNics.map((n) => [String(n.id ?? '').toLowerCase(), n]));
-        for (const inst of instances) {
-          if (typeof inst.id !== 'string' || typeof inst.name !== 'string') continue;
-          const refs = nicRefsOf(inst);
-          row(inst.id, inst.name, refs.map((r) => ({ primary: r.properties?.primary ?? refs.length === 1, doc: ssNicById.get(r.id!.toLowerCase()) })).filter((f) => f.doc), subnetById);
-        }
-      }
-    }
-    return out;
+    return this.inv.list();
   }
 
   async enforce(target: Target, ports: PortSpec[]): Promise<AppliedRule[]> {
@@ -774,37 +481,7 @@ export class AzureGate implements NetworkGate {
     const [lo, hi] = this.opts.denyPriorityRange ?? [4000, 4096];
     const written = await Promise.all(
       path.nsgs.map((nsg) =>
-        this.enqueueNsg(nsg, (doc) => {
-          const rules = nsgRulesOf(doc);
-          const used = new Set(rules.filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound').map((r) => r.properties.priority));
-          const results: AppliedRule[] = [];
-          const puts: WireRule[] = [];
-          for (const p of ports) {
-            if (rules.some((r) => denies(r.properties, p, path.privateIps))) continue; // an equivalent deny exists (ours or anyone's)
-            let priority = hi;
-            while (used.has(priority) && priority >= lo) priority--;
-            if (priority < lo) throw new NoFreePriorityError(nsg, [lo, hi]);
-            used.add(priority);
-            const rule: WireRule = {
-              name: denyRuleName(target.name, p),
-              properties: {
-                priority,
-                direction: 'Inbound',
-                access: 'Deny',
-                protocol: armProtocol(p.protocol),
-                sourceAddressPrefix: '*',
-                sourcePortRange: '*',
-                ...(path.privateIps.length === 1 ? { destinationAddressPrefix: path.privateIps[0]! } : { destinationAddressPrefixes: path.privateIps }),
-                destinationPortRange: String(p.port),
-                description: denyDescription(target.name),
-              },
-            };
-            rules.push(rule);
-            puts.push(rule);
-            results.push(denyApplied(nsg, rule));
-          }
-          return { results, puts, deletes: [] };
-        }),
+        this.enqueueNsg(nsg, (doc) => planDenyRules(nsg, doc, target.name, ports, path.privateIps, [lo, hi])),
       ),
     );
     return written.flat();
@@ -813,109 +490,17 @@ export class AzureGate implements NetworkGate {
   async exposures(target: Target, ports: PortSpec[]): Promise<string[]> {
     const path = await this.discover(target, true);
     const docs = await Promise.all(path.nsgs.map(async (nsg) => ({ nsg, doc: (await this.arm.get(nsg, NETWORK_API)).doc })));
-    const out: string[] = [];
-    for (const p of ports) {
-      // Traffic from the Internet passes only if, on every NSG of the path, the first matching rule
-      // allows it (no matching rule: the default rules deny it). The bot's own grant rules are
-      // intended openings and left out.
-      const firstMatches = docs.map(({ nsg, doc }) => {
-        const matching = nsgRulesOf(doc)
-          .filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound' && !parseRuleDescription(r.properties.description) && covers(r.properties, p, path.privateIps))
-          .sort((a, b) => a.properties.priority - b.properties.priority);
-        return { nsg, first: matching[0] };
-      });
-      if (firstMatches.every((m) => m.first?.properties.access === 'Allow')) {
-        for (const m of firstMatches) out.push(`${m.nsg.split('/').pop()}/${m.first!.name}@${m.first!.properties.priority} (${p.port}/${p.protocol})`);
-      }
-    }
-    return out;
+    return winningAllows(docs, ports, path.privateIps);
   }
 
   async unenforce(target: Target): Promise<AppliedRule[]> {
     const path = await this.discover(target, true);
     const removed = await Promise.all(
       path.nsgs.map((nsg) =>
-        this.enqueueNsg(nsg, (doc) => {
-          const mine = (r: WireRule) => r.name.startsWith('jit-deny-') && r.properties.description === denyDescription(target.name);
-          const deletes = nsgRulesOf(doc).filter(mine);
-          return { results: deletes.map((r) => denyApplied(nsg, r)), puts: [], deletes };
-        }),
+        this.enqueueNsg(nsg, (doc) => planUndeny(nsg, doc, target.name)),
       ),
     );
     return removed.flat();
-  }
-
-  /**
-   * A firewall route is checked once (cached 5 min) before its first DNAT write: the rule
-   * collection group's name is one ARM accepts, and the public IP people will connect to is one of
-   * the firewall's (the classic firewall's, or those of the firewalls the policy is attached to).
-   */
-  private async checkFirewallRoute(target: string, fw: FirewallRoute): Promise<void> {
-    const key = `${dnatResourceOf(fw)}|${fw.publicIp}`.toLowerCase();
-    const at = this.routesChecked.get(key);
-    if (at !== undefined && Date.now() - at < DISCOVERY_TTL_MS) return;
-    if (fw.ruleCollectionGroup !== undefined && !/^[a-z0-9](?:[a-z0-9_.-]{0,78}[a-z0-9_])?$/i.test(fw.ruleCollectionGroup)) {
-      throw new UnsupportedTargetError(target, `"${fw.ruleCollectionGroup}" is not a valid rule collection group name (1-80 letters, digits, _ . -; starting with a letter or digit, ending with a letter, digit or _)`);
-    }
-    let firewalls: string[];
-    if (fw.firewallId) firewalls = [fw.firewallId];
-    else {
-      const policy = (await this.arm.get(fw.policyId!, NETWORK_API)).doc;
-      firewalls = ((policy.properties?.firewalls as Array<{ id?: string }> | undefined) ?? []).flatMap((f) => (f.id ? [f.id] : []));
-      if (firewalls.length === 0) throw new UnsupportedTargetError(target, `the firewall policy ${fw.policyId!.split('/').pop()} is attached to no firewall`);
-    }
-    const addresses = new Set<string>();
-    for (const id of firewalls) {
-      const doc = (await this.arm.get(id, NETWORK_API)).doc;
-      const cfgs = (doc.properties?.ipConfigurations as ArmDoc[] | undefined) ?? [];
-      this.firewallPublicIps.set(id.toLowerCase(), publicIpCount(doc));
-      for (const c of cfgs) {
-        const pip = (c.properties?.publicIPAddress as { id?: string } | undefined)?.id;
-        if (!pip) continue;
-        const ip = (await this.arm.get(pip, NETWORK_API)).doc.properties?.ipAddress;
-        if (typeof ip === 'string') addresses.add(ip);
-      }
-    }
-    if (!addresses.has(fw.publicIp)) {
-      throw new UnsupportedTargetError(target, `${fw.publicIp} is not a public IP of its firewall (${[...addresses].join(', ') || 'none found'}); fix publicIp in the policy file`);
-    }
-    this.routesChecked.set(key, Date.now());
-  }
-  private routesChecked = new Map<string, number>();
-  /** Public IP addresses per firewall, as last read (checkFirewallRoute). */
-  private firewallPublicIps = new Map<string, number>();
-
-  /**
-   * The DNAT destinations a Firewall Policy target shares Azure Firewall's limit with outside the
-   * bot's own rule collection group: every other group of the policy and of the policies it
-   * inherits from (`basePolicy`, followed up the chain), and the public IPs of the firewalls the
-   * policy is attached to (the most of any of them). Read fresh for every grant.
-   */
-  private async dnatOutside(fw: FirewallRoute): Promise<DnatOutside> {
-    const own = dnatResourceOf(fw).toLowerCase();
-    const destinations = new Set<string>();
-    const policies: string[] = [];
-    let publicIps = 0;
-    const seen = new Set<string>();
-    for (let id: string | undefined = fw.policyId; id && !seen.has(id.toLowerCase()); ) {
-      seen.add(id.toLowerCase());
-      const [policy, groups] = await Promise.all([this.arm.get(id, NETWORK_API), this.arm.list(`${id}/ruleCollectionGroups`, NETWORK_API)]);
-      policies.push(id.split('/').pop()!);
-      for (const g of groups) if (String(g.id ?? '').toLowerCase() !== own) for (const d of dnatDestinations(natRulesOfGroup(g))) destinations.add(d);
-      if (id === fw.policyId) {
-        for (const f of (policy.doc.properties?.firewalls as Array<{ id?: string }> | undefined) ?? []) {
-          if (!f.id) continue;
-          let n = this.firewallPublicIps.get(f.id.toLowerCase());
-          if (n === undefined) {
-            n = publicIpCount((await this.arm.get(f.id, NETWORK_API)).doc);
-            this.firewallPublicIps.set(f.id.toLowerCase(), n);
-          }
-          publicIps = Math.max(publicIps, n);
-        }
-      }
-      id = (policy.doc.properties?.basePolicy as { id?: string } | undefined)?.id;
-    }
-    return { destinations, publicIps, where: `the rule collection groups of ${policies[0]}${policies.length > 1 ? ` and of its base polic${policies.length > 2 ? 'ies' : 'y'} ${policies.slice(1).join(', ')}` : ''}` };
   }
 
   private resourcesOf(path: NetworkPath, target: Target): string[] {
@@ -924,786 +509,22 @@ export class AzureGate implements NetworkGate {
 
   // ------------------------------------------------------------------ edits
 
-  private addNsgRules(nsgId: string, doc: ArmDoc, wanted: WireRule[]): NsgPlan {
-    const rules = nsgRulesOf(doc);
-    const used = new Set(rules.filter((r) => (r.properties.direction ?? 'Inbound') === 'Inbound').map((r) => r.properties.priority));
-    const puts: WireRule[] = [];
-    const results: AppliedRule[] = [];
-    for (const want of wanted) {
-      const existing = rules.find((r) => r.name === want.name);
-      // Idempotent by name: a retried open finds its rule there. One whose operation failed is written again.
-      if (existing && !/^failed$/i.test(existing.properties.provisioningState ?? '')) {
-        results.push(nsgApplied(nsgId, existing)!);
-        continue;
-      }
-      let priority = existing?.properties.priority ?? this.range[0];
-      if (!existing) {
-        while (used.has(priority) && priority <= this.range[1]) priority++;
-        if (priority > this.range[1]) throw new NoFreePriorityError(nsgId, this.range);
-        used.add(priority);
-      }
-      const rule: WireRule = { name: want.name, properties: { ...want.properties, priority } };
-      puts.push(rule);
-      if (!existing) rules.push(rule);
-      results.push(nsgApplied(nsgId, rule)!);
-    }
-    checkNsgLimits(nsgId, rules);
-    return { results, puts, deletes: [] };
-  }
-
-  private removeNsgRules(nsgId: string, doc: ArmDoc, match: (r: WireRule) => boolean): NsgPlan {
-    const deletes: WireRule[] = [];
-    const results: AppliedRule[] = [];
-    for (const r of nsgRulesOf(doc)) {
-      const applied = match(r) ? nsgApplied(nsgId, r) : null;
-      if (!applied) continue;
-      deletes.push(r);
-      results.push(applied);
-    }
-    return { results, puts: [], deletes };
-  }
-
-  private addDnatRules(resId: string, doc: ArmDoc, fw: FirewallRoute, requestId: string, ports: PortSpec[], source: string, vmIp: string, description: string, outside?: DnatOutside): DocPlan {
-    const existingRules = this.natRuleList(resId, doc);
-    const usedPorts = new Set(
-      existingRules.filter((r) => (r.destinationAddresses ?? []).includes(fw.publicIp) || (r.destinationAddresses ?? []).includes('*')).flatMap((r) => (r.destinationPorts ?? []).map(Number)),
-    );
-    // Ports other rule collection groups of the policy (or its base policies) DNAT on this address are taken too.
-    for (const d of outside?.destinations ?? []) {
-      const [address, port] = d.split('|');
-      if (address === fw.publicIp.toLowerCase() || address === '*') usedPorts.add(Number(port));
-    }
-    const pick = () => {
-      for (let p = fw.portPool[0]; p <= fw.portPool[1]; p++) if (!usedPorts.has(p)) return usedPorts.add(p), p;
-      throw new NoFreePortError(resId, fw.portPool);
-    };
-    const adds: Array<{ name: string; publicPort: number; p: PortSpec }> = [];
-    const results: AppliedRule[] = [];
-    const collection = this.dnatCollection(resId, doc, true)!;
-    for (const p of ports) {
-      const name = ruleName(requestId, p.port, p.protocol);
-      const existing = existingRules.find((r) => r.name === name);
-      if (existing) {
-        const applied = dnatApplied(resId, existing, collection.priority ?? 0);
-        if (applied) results.push(applied);
-        continue;
-      }
-      adds.push({ name, publicPort: pick(), p });
-    }
-    if (adds.length > 0) {
-      // Azure Firewall's limit: public IPs + unique destinations over every rule the firewall applies.
-      const rcg = kindOf(resId) === 'rcg';
-      const destinations = new Set([...(outside?.destinations ?? []), ...dnatDestinations(rcg ? natRulesOfGroup(doc) : natRulesOfFirewall(doc))]);
-      for (const a of adds) destinations.add(`${fw.publicIp}|${a.publicPort}|${a.p.protocol === 'udp' ? 'udp' : 'tcp'}`.toLowerCase());
-      const publicIps = rcg ? (outside?.publicIps ?? 1) : publicIpCount(doc);
-      const total = destinations.size + publicIps;
-      if (total > FIREWALL_MAX_DNAT) {
-        const where = rcg ? (outside?.where ?? `the rule collection groups of ${fw.policyId?.split('/').pop()}`) : `the DNAT rule collections of ${resId.split('/').pop()}`;
-        throw new DnatLimitError(`${resId.split('/').pop()} would bring its firewall to ${total} DNAT destinations (${destinations.size} unique destination address/port/protocol in ${where}, + ${publicIps} public IP address${publicIps === 1 ? '' : 'es'} of the firewall); Azure Firewall allows ${FIREWALL_MAX_DNAT} (public IPs + unique DNAT destinations). Remove unused DNAT rules or use another firewall`);
-      }
-    }
-    const srcs = [source === '*' ? '*' : source];
-    for (const a of adds) {
-      const common = { name: a.name, description, sourceAddresses: srcs, destinationAddresses: [fw.publicIp], destinationPorts: [String(a.publicPort)], translatedAddress: vmIp, translatedPort: String(a.p.port) };
-      const proto = a.p.protocol === 'udp' ? 'UDP' : 'TCP';
-      const rule: NatRuleWire = kindOf(resId) === 'rcg' ? { ruleType: 'NatRule', ipProtocols: [proto], ...common } : { protocols: [proto], ...common };
-      collection.rules!.push(rule);
-      results.push(dnatApplied(resId, rule, collection.priority ?? 0)!);
-    }
-    return { results, changed: adds.length > 0 };
-  }
-
-  private removeDnatRules(resId: string, doc: ArmDoc, match: (r: NatRuleWire) => boolean): DocPlan {
-    const results: AppliedRule[] = [];
-    const collection = this.dnatCollection(resId, doc, false);
-    if (collection) {
-      const keep: NatRuleWire[] = [];
-      for (const r of collection.rules ?? []) {
-        const applied = match(r) ? dnatApplied(resId, r, collection.priority ?? 0) : null;
-        if (applied) results.push(applied);
-        else keep.push(r);
-      }
-      collection.rules = keep;
-    }
-    return { results, changed: results.length > 0 };
-  }
-
-  /**
-   * The bot's own DNAT rule collection (created on first use), classic or Firewall Policy, as ARM's
-   * wire JSON: classic collections keep priority and rules under `properties`, policy ones inline.
-   */
-  private dnatCollection(resId: string, doc: ArmDoc, create: boolean): NatCollection | undefined {
-    const props = (doc.properties ??= {});
-    if (kindOf(resId) === 'rcg') {
-      const list = ((props.ruleCollections as Array<NatCollection & { ruleCollectionType?: string }> | undefined) ??= []);
-      props.ruleCollections = list;
-      let c = list.find((x) => x.name === DNAT_COLLECTION);
-      if (!c && create) {
-        const used = new Set(list.map((x) => x.priority));
-        let priority = 100;
-        while (used.has(priority)) priority++;
-        c = { ruleCollectionType: 'FirewallPolicyNatRuleCollection', name: DNAT_COLLECTION, priority, action: { type: 'DNAT' }, rules: [] } as NatCollection & { ruleCollectionType: string };
-        list.push(c);
-      }
-      if (c) c.rules ??= [];
-      return c;
-    }
-    const list = ((props.natRuleCollections as Array<{ name?: string; properties?: NatCollection & { action?: { type: string } } }> | undefined) ??= []);
-    props.natRuleCollections = list;
-    let c = list.find((x) => x.name === DNAT_COLLECTION);
-    if (!c && create) {
-      const used = new Set(list.map((x) => x.properties?.priority));
-      let priority = 100;
-      while (used.has(priority)) priority++;
-      c = { name: DNAT_COLLECTION, properties: { priority, action: { type: 'Dnat' }, rules: [] } };
-      list.push(c);
-    }
-    if (!c) return undefined;
-    const p = (c.properties ??= {});
-    p.rules ??= [];
-    return { name: c.name, ...(p.priority !== undefined ? { priority: p.priority } : {}), get rules() { return p.rules; }, set rules(v) { p.rules = v; } } as NatCollection;
-  }
-
-  /** Every DNAT rule of a document that could be ours. */
-  private natRuleList(resId: string, doc: ArmDoc): NatRuleWire[] {
-    if (kindOf(resId) === 'rcg') return (((doc.properties?.ruleCollections as NatCollection[] | undefined) ?? []).flatMap((c) => c.rules ?? []));
-    return (((doc.properties?.natRuleCollections as Array<{ properties?: NatCollection }> | undefined) ?? []).flatMap((c) => c.properties?.rules ?? []));
-  }
-
-  private ownedRules(resId: string, doc: ArmDoc): AppliedRule[] {
-    if (kindOf(resId) === 'nsg') return nsgRulesOf(doc).flatMap((r) => nsgApplied(resId, r) ?? []);
-    const c = this.dnatCollection(resId, structuredClone(doc), false);
-    return (c?.rules ?? []).flatMap((r) => dnatApplied(resId, r, c?.priority ?? 0) ?? []);
-  }
-
   // ------------------------------------------------------------------ the per-resource writers
 
   private enqueueNsg(resourceId: string, plan: (doc: ArmDoc) => NsgPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
-    return this.enqueue(resourceId, plan, tag);
+    return this.writer.enqueue(resourceId, plan, tag);
   }
 
   private enqueueDoc(resourceId: string, plan: (doc: ArmDoc) => DocPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
-    return this.enqueue(resourceId, plan, tag);
+    return this.writer.enqueue(resourceId, plan, tag);
   }
 
-  private enqueue(resourceId: string, plan: ((doc: ArmDoc) => NsgPlan) | ((doc: ArmDoc) => DocPlan), tag: ChangeTag = {}): Promise<AppliedRule[]> {
-    const key = queueKeyOf(resourceId);
-    let q = this.queues.get(key);
-    if (!q) {
-      q = { items: [], running: false };
-      this.queues.set(key, q);
-    }
-    const queue = q;
-    const promise = new Promise<AppliedRule[]>((resolve, reject) => {
-      const change = {
-        plan,
-        seen: new Map<string, AppliedRule>(),
-        intended: new Map<string, AppliedRule>(),
-        settled: false,
-        urgent: tag.urgent ?? false,
-        requests: tag.requests ?? [],
-        deadline: tag.deadline ?? Infinity,
-        queuedAt: Date.now(),
-        wrote: false,
-        resolve: (v: AppliedRule[]) => {
-          // A write's time, queued to Succeeded, is a sample of what the next close will take.
-          if (!change.settled && change.wrote) this.latency.record(key, change.urgent ? 'close' : 'write', Date.now() - change.queuedAt);
-          change.settled = true;
-          resolve(v);
-        },
-        reject: (e: unknown) => ((change.settled = true), reject(e)),
-      };
-      queue.items.push({ resourceId, change: change as Pending<NsgPlan> | Pending<DocPlan> });
-    });
-    if (!queue.running) void this.drain(key, queue);
-    return promise;
-  }
-
-  private async drain(key: string, q: Queue): Promise<void> {
-    q.running = true;
-    try {
-      while (q.items.length > 0) {
-        // Everything queued while the previous write ran goes into this batch (per resource: one
-        // firewall policy's queue may hold several of its rule collection groups).
-        const batch = q.items.splice(0);
-        const byResource = new Map<string, { resourceId: string; changes: Array<Pending<NsgPlan> | Pending<DocPlan>> }>();
-        for (const it of batch) {
-          const e = byResource.get(it.resourceId.toLowerCase()) ?? { resourceId: it.resourceId, changes: [] };
-          e.changes.push(it.change);
-          byResource.set(it.resourceId.toLowerCase(), e);
-        }
-        for (const { resourceId, changes } of byResource.values()) {
-          try {
-            if (kindOf(resourceId) === 'nsg') await this.writeNsg(resourceId, key, changes as Array<Pending<NsgPlan>>);
-            else await this.writeDoc(resourceId, key, changes as Array<Pending<DocPlan>>);
-          } catch (err) {
-            for (const c of changes) c.reject(err);
-          }
-        }
-      }
-    } finally {
-      q.running = false;
-    }
-  }
-
-  /**
-   * Applies NSG changes as child-rule operations, one at a time (ARM: one operation per NSG), each
-   * followed to Succeeded. Planned from one read; a conflict, a busy NSG or a canceled operation
-   * re-reads and plans the changes not yet done again.
-   */
-  private async writeNsg(nsgId: string, lockKey: string, changes: Array<Pending<NsgPlan>>): Promise<void> {
-    const name = nsgId.split('/').pop()!;
-    // The deadline bounds retries without progress: each change done moves it (a long queue of
-    // rule operations on one NSG is progress, not a stuck write).
-    let deadline = Date.now() + this.deadlineMs;
-    // Closes first: a revocation does not wait behind the opens queued before it (see prioritize).
-    let pending = prioritize(changes);
-    for (let attempt = 1; ; attempt++) {
-      const release = await this.lock(lockKey, deadline);
-      try {
-        const got = await this.arm.getOrNull(nsgId, NETWORK_API);
-        const doc: ArmDoc = got?.doc ?? { properties: { securityRules: [] } };
-        for (let next = 0; next < pending.length; next++) {
-          // A close queued while this batch runs goes next, not after the whole batch.
-          pending = this.takeUrgent(lockKey, nsgId, pending, next);
-          const c = pending[next]!;
-          let plan: NsgPlan;
-          try {
-            plan = c.plan(doc);
-          } catch (err) {
-            c.reject(err);
-            continue;
-          }
-          if (!got && plan.puts.length > 0) {
-            c.reject(new ArmError(`${name}: the network security group no longer exists`, 'ResourceNotFound', 404));
-            continue;
-          }
-          // A delete tried before whose answer was lost, and whose rule is gone now: it was ours.
-          const present = new Set(nsgRulesOf(doc).map((r) => r.name));
-          for (const [n, r] of c.intended) if (!present.has(n)) c.seen.set(n, r);
-          c.intended.clear();
-          // What needs no operation counts at once; an operation's rule once the operation succeeded.
-          const byName = new Map(plan.results.map((r) => [r.name, r]));
-          const withOp = new Set([...plan.puts, ...plan.deletes].map((r) => r.name));
-          for (const r of plan.results) if (!withOp.has(r.name)) c.seen.set(r.name, r);
-          try {
-            for (const r of plan.puts) {
-              const sent = Date.now();
-              await this.arm.put(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, { properties: writableProps(r.properties) }, {}, deadline);
-              this.latency.record(lockKey, 'op', Date.now() - sent);
-              this.known.set(nsgId.toLowerCase(), nsgId);
-              const applied = byName.get(r.name);
-              if (applied) c.seen.set(r.name, applied);
-            }
-            for (const r of plan.deletes) {
-              const applied = byName.get(r.name);
-              if (applied) c.intended.set(r.name, applied);
-              // 204: someone else (another replica's sweep) removed it first; theirs to report.
-              const sent = Date.now();
-              const existed = await this.arm.delete(`${nsgId}/securityRules/${encodeURIComponent(r.name)}`, NETWORK_API, deadline);
-              if (existed) this.latency.record(lockKey, 'op', Date.now() - sent);
-              c.intended.delete(r.name);
-              if (existed && applied) c.seen.set(r.name, applied);
-              // Later changes of this batch plan from the NSG as it is now.
-              const rules = nsgRulesOf(doc);
-              const i = rules.findIndex((x) => x.name === r.name);
-              if (i >= 0) rules.splice(i, 1);
-            }
-            if (plan.puts.length + plan.deletes.length > 0) {
-              c.wrote = true;
-              deadline = Math.max(deadline, Date.now() + this.deadlineMs);
-            }
-            c.resolve([...c.seen.values()]);
-          } catch (err) {
-            // Fatal: this change fails (open() rolls its grant back); the others go on. Otherwise
-            // this change and those after it are planned again from a fresh read.
-            if (classify(err) === 'fatal') c.reject(err);
-            else throw err;
-          }
-        }
-        this.noteRules(nsgId, doc);
-        return;
-      } catch (err) {
-        const how = classify(err);
-        const unsettled = pending.filter((c) => !settled(c));
-        if (how === 'fatal') {
-          for (const c of unsettled) c.reject(err);
-          return;
-        }
-        pending = unsettled;
-        const next = this.nextTry(name, err, how, attempt, deadline, this.deadlineMs);
-        if (next instanceof Error) {
-          for (const c of pending) c.reject(next);
-          return;
-        }
-        await release();
-        await this.sleep(next);
-      } finally {
-        await release();
-      }
-    }
-  }
-
-  /**
-   * One read-modify-write of a firewall or rule collection group for a batch of changes, with
-   * If-Match, followed to Succeeded. An update already in flight (ours from another replica, or
-   * anyone's) is waited for first: firewall updates take minutes.
-   */
-  private async writeDoc(resourceId: string, lockKey: string, changes: Array<Pending<DocPlan>>): Promise<void> {
-    const name = resourceId.split('/').pop()!;
-    const deadlineMs = this.deadlineOf(resourceId);
-    const deadline = Date.now() + deadlineMs;
-    let pending = changes;
-    for (let attempt = 1; ; attempt++) {
-      const release = await this.lock(lockKey, deadline);
-      try {
-        let got = kindOf(resourceId) === 'rcg' ? await this.readRcg(resourceId) : await this.arm.getOrNull(resourceId, NETWORK_API);
-        if (!got) throw new ArmError(`${name}: not found`, 'ResourceNotFound', 404);
-        // Queue behind an update in flight rather than meet a 409.
-        while (/^(updating|creating|deleting|accepted)$/i.test(String(got.doc.properties?.provisioningState ?? ''))) {
-          if (Date.now() + this.arm.pollMs > deadline) throw new Error(`${name} stayed busy (provisioningState ${String(got.doc.properties?.provisioningState)}) until the deadline`);
-          await this.sleep(this.arm.pollMs);
-          got = kindOf(resourceId) === 'rcg' ? await this.readRcg(resourceId) : await this.arm.getOrNull(resourceId, NETWORK_API);
-          if (!got) throw new ArmError(`${name}: not found`, 'ResourceNotFound', 404);
-        }
-        const { doc, etag } = got;
-        let changed = false;
-        const outcome = new Map<Pending<DocPlan>, unknown>();
-        const changers = new Set<Pending<DocPlan>>();
-        for (const c of pending) {
-          try {
-            const r = c.plan(doc);
-            changed ||= r.changed;
-            if (r.changed) changers.add(c);
-            for (const a of r.results) c.seen.set(a.name, a);
-          } catch (error) {
-            outcome.set(c, error);
-          }
-        }
-        if (changed) {
-          const sent = Date.now();
-          await this.arm.put(resourceId, NETWORK_API, writableDoc(resourceId, doc), etag ? { ifMatch: etag } : { ifNoneMatch: '*' }, deadline);
-          this.latency.record(lockKey, 'op', Date.now() - sent);
-          this.known.set(resourceId.toLowerCase(), resourceId);
-          for (const c of changers) c.wrote = true;
-        }
-        for (const c of pending) {
-          if (outcome.has(c)) c.reject(outcome.get(c));
-          else c.resolve([...c.seen.values()]);
-        }
-        return;
-      } catch (err) {
-        const how = classify(err);
-        if (how === 'fatal') throw err;
-        const next = this.nextTry(name, err, how, attempt, deadline, deadlineMs);
-        if (next instanceof Error) throw next;
-        pending = pending.filter((c) => !settled(c));
-        await release();
-        await this.sleep(next);
-      } finally {
-        await release();
-      }
-    }
-  }
-
-  /**
-   * Closes queued for this NSG while its batch runs are taken out of the queue and put at `at` in
-   * the batch (each behind any change queued earlier for the same request), so a revocation waits
-   * for at most the operation in flight and the closes ahead of it, never for a burst of opens.
-   */
-  private takeUrgent<P>(queueKey: string, resourceId: string, pending: Array<Pending<P>>, at: number): Array<Pending<P>> {
-    const q = this.queues.get(queueKey);
-    const id = resourceId.toLowerCase();
-    if (!q || !q.items.some((it) => it.change.urgent && it.resourceId.toLowerCase() === id)) return pending;
-    const taken: Array<Pending<P>> = [];
-    // A close stays queued behind a change queued before it for the same request (it goes later).
-    const held = new Set<string>();
-    q.items = q.items.filter((it) => {
-      const c = it.change;
-      if (!c.urgent || it.resourceId.toLowerCase() !== id || c.requests.some((r) => held.has(r))) {
-        for (const r of c.requests) held.add(r);
-        return true;
-      }
-      taken.push(c as Pending<P>);
-      return false;
-    });
-    if (taken.length === 0) return pending;
-    return [...pending.slice(0, at), ...prioritize([...pending.slice(at), ...taken])];
-  }
-
-  /** The bot's rule collection group; absent until the first grant creates it. */
-  private async readRcg(resourceId: string): Promise<{ doc: ArmDoc; etag?: string }> {
-    const got = await this.arm.getOrNull(resourceId, NETWORK_API);
-    return got ?? { doc: { properties: { priority: 65000, ruleCollections: [] } } };
-  }
-
-  /**
-   * A Redis lock per resource so replicas take turns; released by token. It lives 1.5 s and is
-   * renewed every 0.5 s while held, so a replica killed mid-write blocks the others for at most
-   * 1.5 s. Correctness does not rest on it (conflicting writes are refused by ARM and re-read): it
-   * only spares ARM a storm of 409s / 412s. No Redis: in-process only.
-   */
-  private async lock(key: string, deadline: number): Promise<() => Promise<void>> {
-    const redis = this.opts.redis;
-    if (!redis) return async () => {};
-    const rkey = `${this.opts.lockPrefix ?? 'jit'}:azure:lock:${key}`;
-    const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
-    for (;;) {
-      if ((await redis.set(rkey, token, 'PX', LOCK_TTL_MS, 'NX')) === 'OK') break;
-      if (Date.now() > deadline) throw new Error(`could not get the write lock for ${key.split('/').pop()} before the deadline`);
-      await this.sleep(20 + Math.random() * 30);
-    }
-    const renew = setInterval(() => {
-      void redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", 1, rkey, token, LOCK_TTL_MS).catch(() => 0);
-    }, LOCK_TTL_MS / 3);
-    renew.unref();
-    let released = false;
-    return async () => {
-      if (released) return;
-      released = true;
-      clearInterval(renew);
-      await redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, rkey, token).catch(() => 0);
-    };
-  }
 }
 
-const LOCK_TTL_MS = 1500;
-
-/** What a queued change is: a close (urgent, with its grant's expiry) or not, and for which requests. */
-interface ChangeTag {
-  urgent?: boolean;
-  requests?: string[];
-  deadline?: number;
-}
-
-/**
- * Closes ahead of opens and expiry updates, earliest expiry first (in the order they came for the
- * same expiry): a close that started early because many others expire near it does not hold up
- * one due sooner. A close stays behind any change queued earlier for one of its requests (an open
- * of the grant it closes must land first, or the close would find nothing and the open would then
- * leave the rule behind).
- */
-export function prioritize<C extends { urgent: boolean; requests: string[]; deadline: number }>(changes: C[]): C[] {
-  const out: C[] = [];
-  for (const c of changes) {
-    if (!c.urgent) {
-      out.push(c);
-      continue;
-    }
-    let at = 0;
-    out.forEach((o, i) => {
-      if ((o.urgent && o.deadline <= c.deadline) || o.requests.some((r) => c.requests.includes(r))) at = i + 1;
-    });
-    out.splice(at, 0, c);
-  }
-  return out;
-}
-
-const settled = (c: { settled: boolean }) => c.settled;
+/** A held close's write aims to complete at least this much before its expiry (the caller's margin if more: the audit commit after it, a write a little slower than its p90). */
+const HOLD_SLACK_MS = 500;
+/** A close is never held longer than this (JIT_CLOSE_LEAD_MAX's ceiling). */
+const HOLD_MAX_MS = 10 * 60_000;
 
 // ------------------------------------------------------------------ pure helpers
 
-/** One VM of the inventory; `reason` when it cannot be supported. */
-export type InventoryRow = { id: string; name: string; reason?: string };
-
-/** Resource Graph recommends fewer than 300 subscriptions per query. */
-const GRAPH_SUBSCRIPTIONS_PER_QUERY = 300;
-/**
- * VMs with their NIC references, NICs with their NSG and IP configurations, and scale sets (their
- * orchestration mode and capacity). Sorted by `id` (projected): Resource Graph pages only results
- * that have it.
- */
-export const GRAPH_VMS_NICS_SCALE_SETS = `Resources
-| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.network/networkinterfaces', 'microsoft.compute/virtualmachinescalesets')
-| project id, name, type, nics = properties.networkProfile.networkInterfaces, nsg = tostring(properties.networkSecurityGroup.id), ipConfigurations = properties.ipConfigurations, orchestrationMode = tostring(properties.orchestrationMode), capacity = sku.capacity
-| order by id asc`;
-/** NSGs associated with subnets, and those subnets: the subnet NSGs of every path. */
-export const GRAPH_SUBNET_NSGS = `Resources
-| where type =~ 'microsoft.network/networksecuritygroups'
-| where isnotnull(properties.subnets)
-| project id, subnets = properties.subnets
-| order by id asc`;
-/** Uniform scale-set instances and their NICs (Resource Graph's ComputeResources table). */
-export const GRAPH_SCALE_SET_INSTANCES = `ComputeResources
-| where type in~ ('microsoft.compute/virtualmachinescalesets/virtualmachines', 'microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces')
-| project id, name, type, nics = properties.networkProfile.networkInterfaces, nsg = tostring(properties.networkSecurityGroup.id), ipConfigurations = properties.ipConfigurations
-| order by id asc`;
-
-/** A VM's row: its path checked (not cached: Resource Graph's copy may lag ARM by seconds). */
-function inventoryRow(id: string, name: string, nics: Array<{ primary: boolean; doc: ArmDoc }>, subnetById: Map<string, ArmDoc>): InventoryRow {
-  try {
-    if (nics.length === 0) throw new UnsupportedTargetError(name, 'the VM has no network interface');
-    pathOf(name, nics, subnetById);
-    return { id, name };
-  } catch (err) {
-    if (err instanceof UnsupportedTargetError) return { id, name, reason: err.message.replace(/^.*?: /, '') };
-    throw err;
-  }
-}
-
-/** A projected `networkProfile.networkInterfaces` column as NIC references. */
-function nicRefList(v: unknown): Array<{ id?: string; properties?: { primary?: boolean } }> {
-  return (Array.isArray(v) ? (v as Array<{ id?: unknown; properties?: { primary?: boolean } }>) : []).filter((n): n is { id: string; properties?: { primary?: boolean } } => typeof n?.id === 'string');
-}
-
-/** A scale-set instance's name as ARM shows it (`<scale set>_<instance id>`), from its id. */
-function instanceName(id: string): string {
-  const m = /\/virtualMachineScaleSets\/([^/]+)\/virtualMachines\/([^/]+)$/i.exec(id);
-  return m ? `${m[1]}_${m[2]}` : id.split('/').pop()!;
-}
-
-/** NICs of a scale set's instances are read through the scale set, at an API version of their own. */
-const VMSS_NIC_API = '2018-10-01';
-const nicApi = (nicId: string) => (/\/virtualMachineScaleSets\//i.test(nicId) ? VMSS_NIC_API : NETWORK_API);
-
-function nicRefsOf(vm: ArmDoc): Array<{ id?: string; properties?: { primary?: boolean } }> {
-  return (((vm.properties?.networkProfile as { networkInterfaces?: Array<{ id?: string; properties?: { primary?: boolean } }> } | undefined)?.networkInterfaces) ?? []).filter((n) => n.id);
-}
-
-function nicConfigs(nic: ArmDoc): Array<{ ip?: string; subnet?: string; primary: boolean }> {
-  const cfgs = (nic.properties?.ipConfigurations as Array<{ properties?: { privateIPAddress?: string; primary?: boolean; subnet?: { id?: string } } }> | undefined) ?? [];
-  return cfgs.map((c, i) => ({
-    ...(c.properties?.privateIPAddress ? { ip: c.properties.privateIPAddress } : {}),
-    ...(c.properties?.subnet?.id ? { subnet: c.properties.subnet.id } : {}),
-    primary: c.properties?.primary ?? i === 0,
-  }));
-}
-
-/** The network path from a VM's NICs and their subnets (as read, or as listed). */
-function pathOf(name: string, nics: Array<{ primary: boolean; doc: ArmDoc }>, subnets: Map<string, ArmDoc>): NetworkPath {
-  const nicNsgs: string[] = [];
-  const subnetNsgs: string[] = [];
-  const ips: string[] = [];
-  let primaryIp: string | undefined;
-  for (const nic of nics) {
-    const nsg = (nic.doc.properties?.networkSecurityGroup as { id?: string } | undefined)?.id;
-    if (nsg) nicNsgs.push(nsg);
-    for (const cfg of nicConfigs(nic.doc)) {
-      if (cfg.ip) ips.push(cfg.ip);
-      if (nic.primary && cfg.primary && cfg.ip) primaryIp = cfg.ip;
-      const subnetNsg = cfg.subnet ? (subnets.get(cfg.subnet.toLowerCase())?.properties?.networkSecurityGroup as { id?: string } | undefined)?.id : undefined;
-      if (subnetNsg) subnetNsgs.push(subnetNsg);
-    }
-  }
-  const seen = new Set<string>();
-  const nsgs = [...nicNsgs, ...subnetNsgs].filter((n) => (seen.has(n.toLowerCase()) ? false : (seen.add(n.toLowerCase()), true)));
-  if (nsgs.length === 0) throw new UnsupportedTargetError(name, 'no network security group on its network interfaces or subnets');
-  if (ips.length === 0) throw new UnsupportedTargetError(name, 'the VM has no private IP address');
-  return { nsgs, privateIps: [...new Set(ips)], primaryIp: primaryIp ?? ips[0]!, at: Date.now() };
-}
-
-const isV6 = (prefix: string) => prefix.includes(':');
-
-/**
- * The Allow rules of a grant: one per port and address family (a rule cannot mix IPv4 and IPv6
- * prefixes). An IPv4 source reaches the VM's IPv4 addresses, an IPv6 source its IPv6 ones, Any
- * both; a source of a family the VM has no address of is refused.
- */
-function planAllowRules(target: string, requestId: string, ports: PortSpec[], source: string, ips: string[], description: string): WireRule[] {
-  const families: Array<{ v6: boolean; dests: string[]; source: string }> = [];
-  const v4 = ips.filter((ip) => !isV6(ip));
-  const v6 = ips.filter(isV6);
-  if (source === '*' || source === 'Internet') {
-    if (v4.length) families.push({ v6: false, dests: v4, source });
-    if (v6.length) families.push({ v6: true, dests: v6, source });
-  } else if (isV6(source)) {
-    if (!v6.length) throw new UnsupportedTargetError(target, `the source ${source} is IPv6 but the VM has no IPv6 address; request from an IPv4 address`);
-    families.push({ v6: true, dests: v6, source });
-  } else {
-    if (!v4.length) throw new UnsupportedTargetError(target, `the source ${source} is IPv4 but the VM has only IPv6 addresses; request from an IPv6 address`);
-    families.push({ v6: false, dests: v4, source });
-  }
-  return ports.flatMap((p) =>
-    families.map((f) => ({
-      name: `${ruleName(requestId, p.port, p.protocol)}${f.v6 ? '-v6' : ''}`,
-      properties: {
-        priority: 0,
-        direction: 'Inbound',
-        access: 'Allow',
-        protocol: armProtocol(p.protocol),
-        sourceAddressPrefix: f.source,
-        sourcePortRange: '*',
-        ...(f.dests.length === 1 ? { destinationAddressPrefix: f.dests[0]! } : { destinationAddressPrefixes: f.dests }),
-        destinationPortRange: String(p.port),
-        description,
-      },
-    })),
-  );
-}
-
-/** ARM's per-NSG limits, checked before writing so the refusal says what to do. */
-function checkNsgLimits(nsgId: string, rules: WireRule[]): void {
-  const name = nsgId.split('/').pop();
-  if (rules.length > NSG_MAX_RULES) throw new Error(`${name} would hold ${rules.length} rules; Azure allows ${NSG_MAX_RULES} per network security group`);
-  const prefixes = rules.reduce((n, r) => n + (r.properties.sourceAddressPrefixes?.length ?? 1) + (r.properties.destinationAddressPrefixes?.length ?? 1), 0);
-  if (prefixes > NSG_MAX_PREFIXES) throw new Error(`${name} would hold ${prefixes} address prefixes; Azure allows ${NSG_MAX_PREFIXES} per network security group`);
-}
-
-/** What a child-rule PUT carries: the rule's settings, not its read-only state. */
-function writableProps(p: RuleProps): RuleProps {
-  const { provisioningState: _ignored, ...rest } = p;
-  return rest;
-}
-
-/** What a firewall / rule collection group PUT carries: location (firewalls), tags and properties, without read-only state. */
-function writableDoc(resourceId: string, doc: ArmDoc): ArmDoc {
-  const { provisioningState: _ignored, ...props } = doc.properties ?? {};
-  return { ...(kindOf(resourceId) === 'firewall' ? { location: doc.location } : {}), ...(doc.tags ? { tags: doc.tags } : {}), ...(doc.zones ? { zones: doc.zones } : {}), properties: props };
-}
-
-function nsgApplied(nsgId: string, r: WireRule): AppliedRule | null {
-  const owner = parseRuleDescription(r.properties.description);
-  if (!owner || !r.name.startsWith('jit-')) return null;
-  const p = r.properties;
-  return {
-    name: r.name,
-    scope: nsgId,
-    priority: p.priority ?? 0,
-    direction: 'Inbound',
-    access: 'Allow',
-    protocol: jitProtocol(p.protocol),
-    sourcePrefix: p.sourceAddressPrefix ?? p.sourceAddressPrefixes?.join(',') ?? '*',
-    destinationPort: Number(p.destinationPortRange ?? 0),
-    description: p.description ?? '',
-    requestId: owner.requestId,
-    expiresAt: owner.expiresAt,
-  };
-}
-
-/** Someone else's Allow rule, as the fallback reports what it deleted. */
-function foreignApplied(nsgId: string, r: WireRule): AppliedRule {
-  const p = r.properties;
-  return {
-    name: r.name, scope: nsgId, priority: p.priority ?? 0, direction: 'Inbound', access: 'Allow', protocol: jitProtocol(p.protocol),
-    sourcePrefix: p.sourceAddressPrefix ?? p.sourceAddressPrefixes?.join(',') ?? '*', destinationPort: Number(p.destinationPortRange ?? 0), description: p.description ?? '', requestId: '', expiresAt: 0,
-  };
-}
-
-function dnatApplied(resId: string, r: NatRuleWire, priority: number): AppliedRule | null {
-  const owner = parseRuleDescription(r.description);
-  if (!owner || !r.name?.startsWith('jit-')) return null;
-  const protos = r.ipProtocols ?? r.protocols;
-  const publicPort = Number(r.destinationPorts?.[0] ?? 0);
-  return {
-    name: r.name,
-    scope: resId,
-    priority,
-    direction: 'Inbound',
-    access: 'Allow',
-    protocol: jitProtocol(protos?.[0]),
-    sourcePrefix: r.sourceAddresses?.join(',') ?? '*',
-    destinationPort: publicPort,
-    description: r.description ?? '',
-    requestId: owner.requestId,
-    expiresAt: owner.expiresAt,
-    nat: { publicAddress: r.destinationAddresses?.[0] ?? '', publicPort, translatedPort: Number(r.translatedPort ?? 0) },
-  };
-}
-
-const DENY_MARK = 'jit-bot deny';
-const denyDescription = (target: string) => `${DENY_MARK} target=${target}`;
-
-/** `jit-deny-<target>-<port>[-proto]`, shortened (with a hash of the full name) to ARM's 80 characters. */
-export function denyRuleName(target: string, p: PortSpec): string {
-  const suffix = `-${p.port}${p.protocol === 'tcp' ? '' : `-${p.protocol === '*' ? 'any' : p.protocol}`}`;
-  const full = `jit-deny-${target}${suffix}`;
-  if (full.length <= RULE_NAME_MAX) return full;
-  let h = 2166136261;
-  for (const ch of full) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-  const hash = h.toString(36).padStart(7, '0');
-  return `jit-deny-${target.slice(0, RULE_NAME_MAX - 'jit-deny-'.length - suffix.length - hash.length - 1)}-${hash}${suffix}`;
-}
-
-/** Does this rule already deny inbound traffic from anywhere to port `p` on all of these addresses? */
-function denies(r: RuleProps, p: PortSpec, ips: string[]): boolean {
-  if (r.access !== 'Deny' || (r.direction ?? 'Inbound') !== 'Inbound') return false;
-  return covers(r, p, ips);
-}
-
-/** Does this rule apply to traffic from anywhere to port `p` on all of these addresses? */
-function covers(r: RuleProps, p: PortSpec, ips: string[]): boolean {
-  const dests = [r.destinationAddressPrefix, ...(r.destinationAddressPrefixes ?? [])].filter((x): x is string => Boolean(x));
-  const anyDest = dests.some((d) => d === '*' || d === 'VirtualNetwork');
-  if (!anyDest && !ips.every((ip) => dests.some((d) => d === ip || d === `${ip}/32` || inCidr(ip, d)))) return false;
-  const anySource = [r.sourceAddressPrefix, ...(r.sourceAddressPrefixes ?? [])].some((s) => s === '*' || s === 'Internet' || s === '0.0.0.0/0');
-  const protoOk = r.protocol === '*' || r.protocol?.toLowerCase() === (p.protocol === '*' ? '*' : p.protocol);
-  const ranges = [r.destinationPortRange, ...(r.destinationPortRanges ?? [])].filter((x): x is string => Boolean(x));
-  const portOk = ranges.some((range) => {
-    if (range === '*') return true;
-    const [a, b] = range.split('-').map(Number);
-    return b === undefined ? a === p.port : a! <= p.port && p.port <= b;
-  });
-  return anySource && protoOk && portOk;
-}
-
-function inCidr(ip: string, cidr: string): boolean {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
-  const a = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
-  if (!m || !a) return false;
-  const num = (x: RegExpExecArray) => ((Number(x[1]) << 24) | (Number(x[2]) << 16) | (Number(x[3]) << 8) | Number(x[4])) >>> 0;
-  const bits = Number(m[5]);
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return (num(a) & mask) === (num(m) & mask);
-}
-
-function denyApplied(nsgId: string, r: WireRule): AppliedRule {
-  const p = r.properties;
-  return {
-    name: r.name, scope: nsgId, priority: p.priority ?? 0, direction: 'Inbound', access: 'Deny', protocol: jitProtocol(p.protocol),
-    sourcePrefix: '*', destinationPort: Number(p.destinationPortRange ?? 0), description: p.description ?? '', requestId: '', expiresAt: 0,
-  };
-}
-
-/** What a Firewall Policy's other rule collection groups and its firewalls take of the DNAT limit. */
-interface DnatOutside {
-  destinations: Set<string>;
-  publicIps: number;
-  /** Where they were counted, for the refusal's message. */
-  where: string;
-}
-
-export class DnatLimitError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DnatLimitError';
-  }
-}
-
-/** Unique DNAT destinations (address|port|protocol) of these rules, as Azure Firewall counts them. */
-function dnatDestinations(rules: NatRuleWire[]): Set<string> {
-  const out = new Set<string>();
-  for (const r of rules) {
-    const protos = r.ipProtocols ?? r.protocols ?? ['any'];
-    for (const a of r.destinationAddresses ?? []) for (const p of r.destinationPorts ?? []) for (const x of protos) out.add(`${a}|${p}|${x}`.toLowerCase());
-  }
-  return out;
-}
-
-/** The DNAT rules of a Firewall Policy rule collection group (its NAT rule collections). */
-function natRulesOfGroup(doc: ArmDoc): NatRuleWire[] {
-  return ((doc.properties?.ruleCollections as Array<NatCollection & { ruleCollectionType?: string }> | undefined) ?? []).filter((c) => c.ruleCollectionType === 'FirewallPolicyNatRuleCollection').flatMap((c) => c.rules ?? []);
-}
-
-/** The DNAT rules of a classic Azure Firewall. */
-function natRulesOfFirewall(doc: ArmDoc): NatRuleWire[] {
-  return ((doc.properties?.natRuleCollections as Array<{ properties?: NatCollection }> | undefined) ?? []).flatMap((c) => c.properties?.rules ?? []);
-}
-
-/** A firewall's public IP addresses: its IP configurations that have one. */
-function publicIpCount(doc: ArmDoc): number {
-  return ((doc.properties?.ipConfigurations as Array<{ properties?: { publicIPAddress?: unknown } }> | undefined) ?? []).filter((c) => c.properties?.publicIPAddress).length;
-}
-
-export class NoFreePortError extends Error {
-  constructor(resId: string, pool: [number, number]) {
-    super(`no free port in ${pool[0]}-${pool[1]} on ${resId.split('/').pop()}; widen the firewall's port pool in the policy file`);
-    this.name = 'NoFreePortError';
-  }
-}
-
-export class NoFreePriorityError extends Error {
-  constructor(nsgId: string, range: [number, number]) {
-    super(`no free priority in ${range[0]}-${range[1]} on ${nsgId.split('/').pop()}; raise JIT_NSG_PRIORITY_RANGE or remove stale rules`);
-    this.name = 'NoFreePriorityError';
-  }
-}

@@ -16,6 +16,11 @@
 // larger of that and what closes there took lately, each the p90 of its samples: a moving
 // estimate that follows ARM's latency as it drifts, without being pulled up for good by one
 // outlier (a throttled write, a deadline's worth of retries).
+//
+// An NSG written whole (JIT_NSG_WRITES=auto) takes ONE write for every change queued there, however
+// many grants expire together: its close takes its own write and at most one already in flight,
+// 2 x the p90 of its writes (read to Succeeded), and the gate holds the close's write until about
+// one write before the expiry (AzureGate: `holdMs`), so it is done just before, not a write early.
 
 /** Samples kept per resource and kind. */
 const WINDOW = 20;
@@ -67,18 +72,26 @@ export class WriteLatency {
     return Math.round(lead);
   }
 
+  /** The p90 of one ARM operation on `key`'s resource (ms); undefined without samples. */
+  opP90(key: string): number | undefined {
+    const op = this.samples.get(key)?.op;
+    return op?.length ? quantile(op, PERCENTILE) : undefined;
+  }
+
   /**
    * The close time expected for rules on these resources (`ops`: the operations a close makes on
    * each): they close side by side, so the slowest counts. A resource without samples of its own
    * takes the highest estimate among those of its kind (`kindOf`); none at all: 0.
    */
-  lead(resources: Array<{ key: string; ops: number; ahead?: (leadMs: number) => number }>, kindOf: (key: string) => string): number {
+  lead(resources: Array<{ key: string; ops: number; ahead?: (leadMs: number) => number; batched?: boolean }>, kindOf: (key: string) => string): number {
     let lead = 0;
-    for (const { key, ops, ahead } of resources) {
-      let e = this.estimate(key, ops, ahead);
+    for (const { key, ops, ahead, batched } of resources) {
+      // Written whole: its own write and one in flight, whatever else closes with it.
+      const one = (k: string) => (batched ? mapOp(this.opP90(k), (op) => 2 * op) : this.estimate(k, ops, ahead));
+      let e = one(key);
       if (e === undefined) {
         const kind = kindOf(key);
-        for (const other of this.samples.keys()) if (kindOf(other) === kind) e = Math.max(e ?? 0, this.estimate(other, ops, ahead) ?? 0);
+        for (const other of this.samples.keys()) if (kindOf(other) === kind) e = Math.max(e ?? 0, one(other) ?? 0);
       }
       lead = Math.max(lead, e ?? 0);
     }
@@ -92,3 +105,5 @@ export class WriteLatency {
     return out;
   }
 }
+
+const mapOp = (v: number | undefined, f: (v: number) => number): number | undefined => (v === undefined ? undefined : Math.round(f(v)));

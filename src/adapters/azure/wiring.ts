@@ -55,6 +55,7 @@ export async function createAzureGate(config: AzureEnv, deps: { redis: Redis; pr
     ...(caCert ? { caCert } : {}),
     priorityRange: config.JIT_NSG_PRIORITY_RANGE,
     denyPriorityRange: config.JIT_NSG_DENY_PRIORITY_RANGE,
+    nsgWrites: config.JIT_NSG_WRITES,
     writeDeadlineMs: config.AZURE_WRITE_DEADLINE,
     firewallDeadlineMs: config.AZURE_FIREWALL_WRITE_DEADLINE,
     scopeSweepIntervalMs: config.AZURE_SCOPE_SWEEP_INTERVAL,

@@ -4,7 +4,7 @@
 // process's own metrics. Counts and durations only: no ids, names or addresses in labels.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GrantSpec, NetworkGate, Notification, Notifier, OpsMetrics } from '../../app/ports.js';
+import type { CloseTiming, GrantSpec, NetworkGate, Notification, Notifier, OpsMetrics } from '../../app/ports.js';
 import type { AccessRequest, AppliedRule, AuditEvent, Target } from '../../core/types.js';
 
 const OUTCOMES: Partial<Record<AuditEvent['action'], string>> = {
@@ -174,7 +174,7 @@ export class PrometheusMetrics implements Notifier, OpsMetrics {
     const overrides: Partial<Record<PropertyKey, unknown>> = {
       open: timed('open', (g: GrantSpec) => gate.open(g)),
       // Every argument passed on: close() works from the rules as written (`written`).
-      close: timed('close', (id: string, t: Target, written?: AppliedRule[]) => gate.close(id, t, written)),
+      close: timed('close', (id: string, t: Target, written?: AppliedRule[], when?: CloseTiming) => gate.close(id, t, written, when)),
       remove: timed('remove', (rules: AppliedRule[]) => gate.remove(rules)),
       updateExpiry: timed('update', (id: string, t: Target, at: number) => gate.updateExpiry(id, t, at)),
     };

@@ -27,19 +27,9 @@ export function nsgIdFor(target: Target): string {
   return `${rg}/providers/Microsoft.Network/networkSecurityGroups/${target.name}-nsg`;
 }
 
-export const ruleName = (requestId: string, port: number, protocol: string): string =>
-  `jit-${requestId}-${port}${protocol === 'tcp' ? '' : `-${protocol === '*' ? 'any' : protocol}`}`;
-
-export const ruleDescription = (requestId: string, expiresAt: number): string =>
-  `jit-bot request=${requestId} expires=${new Date(expiresAt).toISOString()}`;
-
-/** Reads back what `ruleDescription` wrote; null for rules this bot did not write. */
-export function parseRuleDescription(description: string | undefined): { requestId: string; expiresAt: number } | null {
-  const m = /^jit-bot request=([a-z0-9]+) expires=(\S+)$/.exec(description ?? '');
-  if (!m) return null;
-  const expiresAt = Date.parse(m[2]!);
-  return Number.isNaN(expiresAt) ? null : { requestId: m[1]!, expiresAt };
-}
+// The rule tags live in core (every network writes them); re-exported for this adapter's users.
+export { parseRuleDescription, ruleDescription, ruleName } from '../../core/rule-tags.js';
+import { ruleDescription, ruleName } from '../../core/rule-tags.js';
 
 const FILE_START = Buffer.from('{"version": 1, "nsgs": {');
 const FILE_END = Buffer.from('\n}}\n');
