@@ -63,6 +63,8 @@ export interface AzureGateOptions {
    * child-rule operations only.
    */
   nsgWrites?: 'auto' | 'rules';
+  /** How an idle write queue gathers a burst before its first write (default 40 ms quiet, 250 ms at most). */
+  gather?: { quietMs: number; maxMs: number };
   /** How long an NSG write keeps retrying 409 / 429 / 5xx / canceled operations before the grant fails. */
   writeDeadlineMs?: number;
   /** The same for firewalls and firewall policies, whose updates take minutes (default 30 min). */
@@ -150,6 +152,7 @@ export class AzureGate implements NetworkGate {
       nsgDeadlineMs: this.deadlineMs,
       fwDeadlineMs: this.fwDeadlineMs,
       ...(opts.nsgWrites ? { nsgWrites: opts.nsgWrites } : {}),
+      ...(opts.gather ? { gather: opts.gather } : {}),
       ...(opts.redis ? { redis: opts.redis } : {}),
       ...(opts.lockPrefix ? { lockPrefix: opts.lockPrefix } : {}),
       sleep: this.sleep,
