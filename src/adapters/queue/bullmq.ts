@@ -195,13 +195,18 @@ export interface WorkerOptions extends BullOptions {
   timers?: TimerOptions;
 }
 
+/** How long close() waits for a worker's running jobs (a network write retries for up to ~25 s). */
+const CLOSE_WAIT_MS = 30_000;
+
 /** Runs both queues. `close()` stops taking jobs and waits for the running ones (graceful drain). */
 export class BullWorker {
   private readonly workers: Worker<JobData>[];
+  private readonly log: WorkerOptions['log'];
   private readonly timers: RedisTimers;
   private closing: Promise<void> | null = null;
 
   constructor(opts: WorkerOptions) {
+    this.log = opts.log;
     const concurrency = opts.concurrency ?? 50;
     const retry = opts.retry ?? RETRY;
     // Errors this worker has logged already (a last attempt): the 'failed' event does not log them twice.
@@ -274,7 +279,17 @@ export class BullWorker {
     // A worker closed while it is still connecting leaves its connections' rejections unhandled:
     // let it finish connecting first (bounded, in case Redis is gone).
     const ready = (w: Worker<JobData>) => Promise.race([w.waitUntilReady().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
-    this.closing ??= Promise.all([...this.workers.map(async (w) => (await ready(w), w.close())), this.timers.stop()]).then(() => undefined);
+    // BullMQ's close waits for its blocking connection's 'end', which a connection caught between
+    // a Redis outage and its reconnect never emits (taskforcesh/bullmq#4656): the drain would hang
+    // for ever. Running jobs get CLOSE_WAIT_MS to finish; then the close is given up (logged).
+    const closed = (w: Worker<JobData>) =>
+      Promise.race([
+        w.close().then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), CLOSE_WAIT_MS).unref()),
+      ]).then((done) => {
+        if (!done) this.log(`${w.name} worker: close did not finish within ${CLOSE_WAIT_MS / 1000} s (a Redis connection stuck reconnecting); given up`);
+      });
+    this.closing ??= Promise.all([...this.workers.map(async (w) => (await ready(w), closed(w))), this.timers.stop()]).then(() => undefined);
     return this.closing;
   }
 }
