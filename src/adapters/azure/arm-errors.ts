@@ -77,3 +77,9 @@ export function quotaResetMs(value: string | undefined | null): number | undefin
 export function backoff(attempt: number, retryAfterMs?: number): number {
   return Math.max(retryAfterMs ?? 0, jitteredBackoff(Math.min(attempt, 6), 250, 10_000));
 }
+
+/** errorInfo for callers that only want status / code / Retry-After. */
+export function errorInfo(err: unknown): { status?: number; code?: string; retryAfterMs?: number } {
+  if (err instanceof ArmError) return { ...(err.status !== undefined ? { status: err.status } : {}), code: err.code, ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}) };
+  return {};
+}
