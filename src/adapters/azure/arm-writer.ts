@@ -58,7 +58,7 @@ export interface ChangeTag {
   urgent?: boolean;
   requests?: string[];
   deadline?: number;
-  /** A close held until then (see AzureGate.holdUntil). */
+  /** A close held until then (see CloseTimes.holdUntil, close-timing.ts). */
   notBefore?: number;
 }
 

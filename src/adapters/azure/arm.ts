@@ -15,133 +15,15 @@
 //   every page ($skipToken) is retried like one, and the service's own quota is kept — its
 //   `x-ms-user-quota-remaining` / `x-ms-user-quota-resets-after` headers pause the next query
 //   instead of meeting a 429.
-import type { TokenCredential } from '@azure/identity';
 import { ServiceClient } from '@azure/core-client';
 import { createHttpHeaders, createPipelineRequest, type HttpMethods, type PipelineResponse } from '@azure/core-rest-pipeline';
-import { jitteredBackoff } from '../../core/backoff.js';
+import { ArmError, answerClass, backoff, classify, quotaResetMs, type ArmAnswer, type ArmCall } from './arm-errors.js';
+import { RESOURCE_GRAPH_API, RESOURCE_GRAPH_PAGE, RESOURCE_GRAPH_PATH, type ArmClientOptions, type ArmDoc, type ArmStats } from './arm-api.js';
 
-export const NETWORK_API = '2024-05-01';
-export const COMPUTE_API = '2024-07-01';
-export const RESOURCES_API = '2021-04-01';
-/** Azure Resource Graph (stable; the spec's QueryRequest / QueryResponse, paged by `$skipToken`). */
-export const RESOURCE_GRAPH_API = '2022-10-01';
-export const RESOURCE_GRAPH_PATH = '/providers/Microsoft.ResourceGraph/resources';
-/** Rows per Resource Graph page: the service's maximum `$top`. */
-export const RESOURCE_GRAPH_PAGE = 1000;
-/** Microsoft.Security's jitNetworkAccessPolicies (Defender for Cloud's JIT VM access). */
-export const SECURITY_API = '2020-01-01';
-
-export class ArmError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-    readonly status?: number,
-    readonly retryAfterMs?: number,
-    /** The long-running operation reached this terminal state (Failed / Canceled). */
-    readonly operationStatus?: string,
-  ) {
-    super(message);
-    this.name = 'ArmError';
-  }
-}
-
-/** Codes ARM answers for "busy, try again": on the request or as a long-running operation's end. */
-const RETRYABLE_CODES = new Set(
-  [
-    'AnotherOperationInProgress',
-    'RetryableError',
-    'RetryableErrorDueToAnotherOperation',
-    'Canceled',
-    'CanceledAndSupersededDueToAnotherOperation',
-    'OperationPreempted',
-    'InternalServerError',
-    'ServiceUnavailable',
-    'GatewayTimeout',
-    'TooManyRequests',
-    'NetworkError',
-    'RequestTimeout',
-  ].map((c) => c.toLowerCase()),
-);
-/** Codes that mean "read again and decide again" (someone else changed the resource). */
-const REREAD_CODES = new Set(['PreconditionFailed', 'SecurityRuleConflict'].map((c) => c.toLowerCase()));
-
-/**
- * What to do after an error: `reread` (the resource changed: read it again, at once), `retry`
- * (busy or throttled: back off, then read again) or `fatal` (ARM said no: report its code).
- */
-export function classify(err: unknown): 'reread' | 'retry' | 'fatal' {
-  if (!(err instanceof ArmError)) return 'retry';
-  const code = err.code.toLowerCase();
-  if (code === 'scopelocked') return 'fatal';
-  if (err.status === 412 || REREAD_CODES.has(code)) return 'reread';
-  if (RETRYABLE_CODES.has(code)) return 'retry';
-  if (err.operationStatus === 'Canceled') return 'retry';
-  if (err.operationStatus) return 'fatal';
-  if (err.status === 429 || (err.status !== undefined && err.status >= 500)) return 'retry';
-  // 409 without a known code is a conflict with something in flight; a lock says ScopeLocked.
-  if (err.status === 409) return 'retry';
-  return 'fatal';
-}
-
-export interface ArmClientOptions {
-  credential: TokenCredential;
-  endpoint: string;
-  caCert?: string;
-  /** How long one HTTP exchange may go unanswered. */
-  timeoutMs: number;
-  /** Polling interval of long-running operations (ARM's Retry-After wins when it asks for more). */
-  pollMs: number;
-  /** How long a read keeps retrying 429 / 5xx / network errors. */
-  readDeadlineMs: number;
-  /** Reads in flight at once (ARM throttles reads per principal). */
-  readConcurrency: number;
-  sleep: (ms: number) => Promise<void>;
-  log: (msg: string, fields?: Record<string, unknown>) => void;
-}
-
-export interface ArmStats {
-  puts: number;
-  deletes: number;
-  /** POST actions (Defender for Cloud's initiate). */
-  actions: number;
-  reads: number;
-  readRetries: number;
-  retries: number;
-  conflicts409: number;
-  preconditionFailed412: number;
-  throttled429: number;
-  serverErrors: number;
-  timeouts: number;
-  operationsFailed: number;
-  operationsCanceled: number;
-  /** Resource Graph requests (one per page, retries included). */
-  graphQueries: number;
-  /** Times a Resource Graph query waited for the user quota to reset (x-ms-user-quota-remaining: 0). */
-  graphQuotaWaits: number;
-}
-
-export interface ArmDoc {
-  id?: string;
-  name?: string;
-  etag?: string;
-  location?: string;
-  properties?: Record<string, unknown>;
-  [key: string]: unknown;
-}
+export { COMPUTE_API, NETWORK_API, RESOURCES_API, RESOURCE_GRAPH_API, RESOURCE_GRAPH_PAGE, RESOURCE_GRAPH_PATH, SECURITY_API, type ArmClientOptions, type ArmDoc, type ArmStats } from './arm-api.js';
+export { ArmError, backoff, classify, quotaResetMs, type ArmAnswer, type ArmCall } from './arm-errors.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
-
-export type ArmCall = 'read' | 'write';
-/**
- * What ARM answered one call, as a class: `ok`, `404`, `409` (another operation in progress),
- * `412` (ETag moved), `429` (throttled), other `4xx`, `5xx`, `timeout` (no answer within the
- * request timeout), `network` (no HTTP answer at all) or `failed` (a long-running operation that
- * ended Failed or Canceled).
- */
-export type ArmAnswer = 'ok' | '404' | '409' | '412' | '429' | '4xx' | '5xx' | 'timeout' | 'network' | 'failed';
-
-const answerClass = (status: number): ArmAnswer =>
-  status === 404 || status === 409 || status === 412 || status === 429 ? (String(status) as ArmAnswer) : status >= 500 ? '5xx' : status >= 400 ? '4xx' : 'ok';
 
 export class ArmClient {
   /** Every ARM call's answer since start, keyed `<call> <answer>` (metrics: jit_network_arm_answers_total). */
@@ -489,16 +371,4 @@ export class ArmClient {
       throw new ArmError(`${name}: provisioningState ${state}`, state, undefined, undefined, state);
     }
   }
-}
-
-/** Resource Graph's `x-ms-user-quota-resets-after` (hh:mm:ss, fractions allowed) in ms. */
-export function quotaResetMs(value: string | undefined | null): number | undefined {
-  const m = value ? /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(value.trim()) : null;
-  if (!m) return undefined;
-  return Math.round((Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3])) * 1000);
-}
-
-/** Jittered exponential backoff (250 ms doubling, capped at 10 s), never shorter than Retry-After. */
-export function backoff(attempt: number, retryAfterMs?: number): number {
-  return Math.max(retryAfterMs ?? 0, jitteredBackoff(Math.min(attempt, 6), 250, 10_000));
 }

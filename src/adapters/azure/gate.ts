@@ -26,101 +26,36 @@
 // - close() works from what was written (the request's stored rules and their resources), not by
 //   re-discovering the VM; the reconciler reads every NSG, firewall and rule collection group in
 //   the managed scopes for the bot's rules, so rules outlive neither their VM nor their target.
-import type { TokenCredential } from '@azure/identity';
-import type { Redis } from 'ioredis';
-import type { Clock, CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
+import type { CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
 import type { AppliedRule, PortSpec, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription } from '../../core/rule-tags.js';
-import { ArmClient, ArmError, COMPUTE_API, NETWORK_API, type ArmDoc, type ArmStats } from './arm.js';
+import { COMPUTE_API, NETWORK_API, type ArmClient, type ArmDoc, type ArmStats } from './arm.js';
+import { connectArm } from './arm-connect.js';
+import { CloseTimes } from './close-timing.js';
+import type { AzureGateOptions } from './gate-options.js';
 import { Inventory } from './inventory.js';
-import { ownedRules, sweepScopes } from './scope-sweep.js';
+import { RuleSweep } from './scope-sweep.js';
 import { WriteLatency } from './latency.js';
-import { ArmWriter, queueKeyOf, type ChangeTag, type NsgPlan } from './arm-writer.js';
+import { ArmWriter, type ChangeTag, type NsgPlan } from './arm-writer.js';
 import { addNsgRules, planDenyRules, planUndeny, removeNsgRules, winningAllows } from './nsg-plans.js';
 import { DISCOVERY_TTL_MS, UnsupportedTargetError, kindOf, nicApi, nicConfigs, parseArmId, pathOf, type InventoryRow, type NetworkPath } from './discovery.js';
 import { FirewallRoutes, addDnatRules, dnatResourceOf, natRuleList, removeDnatRules, type DocPlan } from './firewall-dnat.js';
-import { foreignApplied, nsgApplied, nsgRulesOf, planAllowRules, type WireRule } from './nsg-rules.js';
+import { foreignApplied, nsgRulesOf, planAllowRules, type WireRule } from './nsg-rules.js';
 
-export { ArmError } from './arm.js';
+export { ArmError, errorInfo } from './arm-errors.js';
+export type { AzureGateOptions } from './gate-options.js';
 export { prioritize } from './arm-writer.js';
 export { GRAPH_SCALE_SET_INSTANCES, GRAPH_SUBNET_NSGS, GRAPH_VMS_NICS_SCALE_SETS, UnsupportedTargetError, kindOf, parseArmId, type InventoryRow, type NetworkPath } from './discovery.js';
 export { DnatLimitError, NoFreePortError, dnatResourceOf } from './firewall-dnat.js';
 export { NoFreePriorityError, denyRuleName, type RuleProps, type WireRule } from './nsg-rules.js';
 
-export interface AzureGateOptions {
-  credential: TokenCredential;
-  /** ARM endpoint (sovereign clouds, the emulator); default https://management.azure.com. */
-  endpoint?: string;
-  /** Extra CA certificate(s) to trust for the ARM endpoint (a TLS-inspecting proxy, the emulator). */
-  caCert?: string;
-  /** Priorities the bot may use for Allow rules (default 100–199, as Azure JIT). */
-  priorityRange?: [number, number];
-  /** Priorities for the bot's Deny rules ("enable JIT"; default 4000–4096, below everything else). */
-  denyPriorityRange?: [number, number];
-  /**
-   * How NSG rules are written: `auto` (default) one whole-NSG PUT per batch of queued changes where
-   * ARM allows it, child-rule operations on an NSG where it refuses (see writeNsgWhole); `rules`:
-   * child-rule operations only.
-   */
-  nsgWrites?: 'auto' | 'rules';
-  /** How an idle write queue gathers a burst before its first write (default 40 ms quiet, 250 ms at most). */
-  gather?: { quietMs: number; maxMs: number };
-  /** How long an NSG write keeps retrying 409 / 429 / 5xx / canceled operations before the grant fails. */
-  writeDeadlineMs?: number;
-  /** The same for firewalls and firewall policies, whose updates take minutes (default 30 min). */
-  firewallDeadlineMs?: number;
-  /** LRO polling interval. */
-  pollIntervalMs?: number;
-  /**
-   * How long one ARM call may go unanswered before it is abandoned and retried (default 20 s). A
-   * timed-out write may still have been applied: the retry re-reads, and every change is idempotent.
-   */
-  requestTimeoutMs?: number;
-  /** How long a read retries 429 / 5xx (default 30 s). */
-  readDeadlineMs?: number;
-  /** Reads in flight at once (default 8). */
-  readConcurrency?: number;
-  /**
-   * How often the reconciler lists every NSG, firewall and firewall policy of the managed scopes
-   * (default 5 min); between those sweeps it reads the live targets' resources and those it knows
-   * hold the bot's rules. 0: every sweep.
-   */
-  scopeSweepIntervalMs?: number;
-  /** Cross-replica lock per resource. */
-  redis?: Redis;
-  lockPrefix?: string;
-  /** Subscriptions whose VMs the inventory lists and whose resource groups the reconciler sweeps. */
-  subscriptions?: string[];
-  /** The targets of the policy. */
-  targets: () => Target[];
-  log?: (msg: string, fields?: Record<string, unknown>) => void;
-  /** For tests: how to wait. */
-  sleep?: (ms: number) => Promise<void>;
-  /**
-   * The app's clock (default: the system's): grant expiries, held closes, the discovery cache and
-   * the scope sweep's interval are read against it. ARM calls' deadlines and timings are real time.
-   */
-  clock?: Clock;
-}
-
 /** Matches a rule this bot wrote for `requestId` (name and description both say so). */
 const ownedBy = (requestId: string) => (r: { name?: string; description?: string }) =>
   Boolean(r.name?.startsWith(`jit-${requestId}-`)) && parseRuleDescription(r.description)?.requestId === requestId;
 
-// ------------------------------------------------------------------ ARM's wire shapes (what we read and write)
-
-/** errorInfo for callers that only want status / code / Retry-After. */
-export function errorInfo(err: unknown): { status?: number; code?: string; retryAfterMs?: number } {
-  if (err instanceof ArmError) return { ...(err.status !== undefined ? { status: err.status } : {}), code: err.code, ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}) };
-  return {};
-}
-
 export class AzureGate implements NetworkGate {
   private readonly arm: ArmClient;
   private paths = new Map<string, NetworkPath>();
-  /** Resources where the bot's rules were written or seen (swept between full scope sweeps). */
-  private known = new Map<string, string>();
-  private lastScopeSweep = 0;
   private readonly range: [number, number];
   private readonly deadlineMs: number;
   private readonly fwDeadlineMs: number;
@@ -128,6 +63,8 @@ export class AzureGate implements NetworkGate {
   private readonly log: (msg: string, fields?: Record<string, unknown>) => void;
   /** How long writes take per NSG / firewall / firewall policy, queued to Succeeded (closeLeadMs). */
   readonly latency = new WriteLatency();
+  /** The bot's rules last seen per NSG, held closes and the close lead (close-timing.ts). */
+  private readonly times = new CloseTimes({ latency: this.latency, nsgBatched: (id) => this.nsgBatched(id), now: () => this.now() });
 
   constructor(private readonly opts: AzureGateOptions) {
     this.range = opts.priorityRange ?? [100, 199];
@@ -135,17 +72,7 @@ export class AzureGate implements NetworkGate {
     this.fwDeadlineMs = opts.firewallDeadlineMs ?? 30 * 60_000;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.log = opts.log ?? (() => {});
-    this.arm = new ArmClient({
-      credential: opts.credential,
-      endpoint: opts.endpoint ?? 'https://management.azure.com',
-      ...(opts.caCert ? { caCert: opts.caCert } : {}),
-      timeoutMs: opts.requestTimeoutMs ?? 20_000,
-      pollMs: opts.pollIntervalMs ?? 1000,
-      readDeadlineMs: opts.readDeadlineMs ?? 30_000,
-      readConcurrency: opts.readConcurrency ?? 8,
-      sleep: this.sleep,
-      log: this.log,
-    });
+    this.arm = connectArm(opts, opts.pollIntervalMs ?? 1000, this.sleep, this.log);
     this.writer = new ArmWriter({
       arm: this.arm,
       latency: this.latency,
@@ -157,11 +84,22 @@ export class AzureGate implements NetworkGate {
       ...(opts.lockPrefix ? { lockPrefix: opts.lockPrefix } : {}),
       sleep: this.sleep,
       log: this.log,
-      onWritten: (id) => void this.known.set(id.toLowerCase(), id),
-      onNsgRead: (id, doc) => this.noteRules(id, doc),
+      onWritten: (id) => this.sweep.written(id),
+      onNsgRead: (id, doc) => this.times.noteRules(id, doc),
       now: () => this.now(),
     });
     this.routes = new FirewallRoutes(this.arm);
+    this.sweep = new RuleSweep({
+      arm: this.arm,
+      targets: () => this.opts.targets(),
+      resourcesOf: async (t) => this.resourcesOf(await this.discover(t), t),
+      subscriptions: () => this.subscriptions(),
+      readRcg: (id) => this.writer.readRcg(id),
+      noteRules: (id, doc) => this.times.noteRules(id, doc),
+      now: () => this.now(),
+      ...(this.opts.scopeSweepIntervalMs !== undefined ? { scopeSweepIntervalMs: this.opts.scopeSweepIntervalMs } : {}),
+      log: this.log,
+    });
     this.inv = new Inventory({
       arm: this.arm,
       subscriptions: () => this.subscriptions(),
@@ -171,6 +109,8 @@ export class AzureGate implements NetworkGate {
     });
   }
   private readonly inv: Inventory;
+  /** The reconciler's reads (scope-sweep.ts). */
+  private readonly sweep: RuleSweep;
   private readonly now = (): number => this.opts.clock?.now() ?? Date.now();
   /** Queues, locks and retries per resource (arm-writer.ts), NSG writes (nsg-writer.ts). */
   private readonly writer: ArmWriter;
@@ -266,28 +206,13 @@ export class AzureGate implements NetworkGate {
     return this.closeIn(requestId, [...scopes.values()], when);
   }
 
-  /**
-   * When a close for an expiry at `by` may start its write on this NSG: one write (its p90, read to
-   * Succeeded) and the margin (at least HOLD_SLACK_MS) before `by`, so it completes just before the expiry rather than a
-   * close lead early. Only for NSGs written whole (one write for every change queued: the hold
-   * aligns the NSG's writes with it) and only within HOLD_MAX_MS; undefined: at once.
-   */
-  private holdUntil(resourceId: string, when: CloseTiming | undefined): number | undefined {
-    if (when === undefined || kindOf(resourceId) !== 'nsg' || !this.nsgBatched(resourceId)) return undefined;
-    const op = this.latency.opP90(queueKeyOf(resourceId));
-    if (op === undefined) return undefined;
-    const at = when.by - op - Math.max(HOLD_SLACK_MS, when.marginMs ?? 0);
-    const now = this.now();
-    return at > now && at - now <= HOLD_MAX_MS ? at : undefined;
-  }
-
   private async closeIn(requestId: string, resources: string[], when?: CloseTiming): Promise<AppliedRule[]> {
     const mine = ownedBy(requestId);
     const removed = await Promise.all(
       resources.map((res) => {
         // Closes are taken earliest expiry first (as the rules last seen there say; else now).
-        const notBefore = this.holdUntil(res, when);
-        const tag = { urgent: true, requests: [requestId], deadline: when?.by ?? this.ruleExpiries.get(res.toLowerCase())?.get(requestId)?.expiresAt ?? this.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
+        const notBefore = this.times.holdUntil(res, when);
+        const tag = { urgent: true, requests: [requestId], deadline: when?.by ?? this.times.expiryOf(res, requestId) ?? this.now(), ...(notBefore !== undefined ? { notBefore } : {}) };
         return kindOf(res) === 'nsg'
           ? this.enqueueNsg(res, (doc) => removeNsgRules(res, doc, (r) => mine({ name: r.name, description: r.properties.description })), tag)
           : this.enqueueDoc(res, (doc) => removeDnatRules(res, doc, mine), tag);
@@ -296,103 +221,13 @@ export class AzureGate implements NetworkGate {
     return removed.flat();
   }
 
-  /**
-   * How long closing these rules (of a grant expiring at `expiresAt`) is expected to take (ms),
-   * from this gate's recent writes to their resources: the slowest resource counts
-   * (src/adapters/azure/latency.ts). An NSG written whole takes one write for all the closes due
-   * there, behind at most one in flight (and close() then holds that write until one write before
-   * the expiry); an NSG with child rules deletes each rule in an operation of its own, after the
-   * closes of other grants on it that expire shortly before (from the rules last seen there); a
-   * firewall document takes one write for all.
-   */
   closeLeadMs(rules: AppliedRule[], expiresAt: number): number {
-    const own = rules[0]?.requestId;
-    const resources = new Map<string, { key: string; ops: number; ahead?: (leadMs: number) => number; batched: boolean }>();
-    for (const r of rules) {
-      const id = r.scope.toLowerCase();
-      const nsg = kindOf(r.scope) === 'nsg';
-      const seen = this.ruleExpiries.get(id);
-      const ahead = (lead: number) => {
-        let ops = 0;
-        for (const [requestId, e] of seen ?? []) if (requestId !== own && e.expiresAt >= expiresAt - lead && e.expiresAt <= expiresAt) ops += e.rules;
-        return ops;
-      };
-      const cur = resources.get(id);
-      const batched = nsg && this.nsgBatched(r.scope);
-      resources.set(id, { key: queueKeyOf(r.scope), ops: nsg ? (cur?.ops ?? 0) + 1 : 1, ...(nsg && !batched ? { ahead } : {}), batched });
-    }
-    return this.latency.lead([...resources.values()], (key) => (/\/networksecuritygroups\//.test(key) ? 'nsg' : 'firewall'));
+    return this.times.closeLeadMs(rules, expiresAt);
   }
 
-  /** Per NSG, the bot's rules on it by request (their expiry, how many), as this gate last read or wrote it. */
-  private readonly ruleExpiries = new Map<string, Map<string, { expiresAt: number; rules: number }>>();
-
-  private noteRules(nsgId: string, doc: ArmDoc): void {
-    const byRequest = new Map<string, { expiresAt: number; rules: number }>();
-    for (const r of nsgRulesOf(doc)) {
-      const a = nsgApplied(nsgId, r);
-      if (!a) continue;
-      const e = byRequest.get(a.requestId);
-      byRequest.set(a.requestId, { expiresAt: Math.min(e?.expiresAt ?? Infinity, a.expiresAt), rules: (e?.rules ?? 0) + 1 });
-    }
-    this.ruleExpiries.set(nsgId.toLowerCase(), byRequest);
-  }
-
-  /**
-   * Every rule the bot owns that it can read. Resources are read one by one and settle on their
-   * own: one that cannot be read (throttled, forbidden) is logged and skipped, not the whole sweep.
-   */
+  /** Every rule the bot owns that it can read (scope-sweep.ts). */
   async list(): Promise<AppliedRule[]> {
-    const docs = new Map<string, { id: string; doc: ArmDoc }>();
-    const toRead = new Map<string, string>();
-    let failures = 0;
-    let firstError: unknown;
-    const fail = (what: string, err: unknown) => {
-      failures++;
-      firstError ??= err;
-      this.log('azure: could not read for the reconciler; the next sweep retries', { what, err: err instanceof Error ? err.message : String(err) });
-    };
-    // The live targets' paths and firewalls.
-    await Promise.all(
-      this.opts.targets().map(async (t) => {
-        if (t.firewall) toRead.set(dnatResourceOf(t.firewall).toLowerCase(), dnatResourceOf(t.firewall));
-        try {
-          for (const r of this.resourcesOf(await this.discover(t), t)) toRead.set(r.toLowerCase(), r);
-        } catch (err) {
-          if (!(err instanceof UnsupportedTargetError) && !(err instanceof ArmError && err.status === 404)) fail(`discovery of ${t.name}`, err);
-        }
-      }),
-    );
-    for (const [k, id] of this.known) toRead.set(k, id);
-    // Every NSG, firewall and firewall policy of the managed scopes, now and then.
-    const interval = this.opts.scopeSweepIntervalMs ?? 5 * 60_000;
-    if (this.now() - this.lastScopeSweep >= interval) {
-      const swept = await sweepScopes(this.arm, this.subscriptions(), fail);
-      for (const [k, v] of swept) docs.set(k, v);
-      this.lastScopeSweep = this.now();
-    }
-    await Promise.all(
-      [...toRead].filter(([k]) => !docs.has(k)).map(async ([k, id]) => {
-        try {
-          const got = kindOf(id) === 'rcg' ? await this.writer.readRcg(id) : await this.arm.getOrNull(id, NETWORK_API);
-          if (got) docs.set(k, { id, doc: got.doc });
-          else this.known.delete(k);
-        } catch (err) {
-          fail(id.split('/').pop()!, err);
-        }
-      }),
-    );
-    // Nothing readable at all (ARM down, the role missing): the sweep fails and says so.
-    if (failures > 0 && docs.size === 0) throw firstError;
-    const out: AppliedRule[] = [];
-    for (const [k, { id, doc }] of docs) {
-      if (kindOf(id) === 'nsg') this.noteRules(id, doc);
-      const owned = ownedRules(id, doc);
-      if (owned.length > 0) this.known.set(k, id);
-      else this.known.delete(k);
-      out.push(...owned);
-    }
-    return out;
+    return this.sweep.list();
   }
 
   private subscriptions(): Set<string> {
@@ -510,10 +345,6 @@ export class AzureGate implements NetworkGate {
     return [...path.nsgs, ...(target.firewall ? [dnatResourceOf(target.firewall)] : [])];
   }
 
-  // ------------------------------------------------------------------ edits
-
-  // ------------------------------------------------------------------ the per-resource writers
-
   private enqueueNsg(resourceId: string, plan: (doc: ArmDoc) => NsgPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
     return this.writer.enqueue(resourceId, plan, tag);
   }
@@ -521,13 +352,5 @@ export class AzureGate implements NetworkGate {
   private enqueueDoc(resourceId: string, plan: (doc: ArmDoc) => DocPlan, tag?: ChangeTag): Promise<AppliedRule[]> {
     return this.writer.enqueue(resourceId, plan, tag);
   }
-
 }
-
-/** A held close's write aims to complete at least this much before its expiry (the caller's margin if more: the audit commit after it, a write a little slower than its p90). */
-const HOLD_SLACK_MS = 500;
-/** A close is never held longer than this (JIT_CLOSE_LEAD_MAX's ceiling). */
-const HOLD_MAX_MS = 10 * 60_000;
-
-// ------------------------------------------------------------------ pure helpers
 
