@@ -70,10 +70,9 @@ describe('ensureRedis', () => {
     expect(msg).toContain('REDIS_URL=redis://host:6379');
   });
 
-  it('a closed probe port is detected quickly', async () => {
-    const t0 = Date.now();
-    expect(await pingRedis({ host: '127.0.0.1', port: await closedPort() }, 500)).toBe(false);
-    expect(Date.now() - t0).toBeLessThan(1000);
+  it('a closed probe port is detected on the refusal, not by waiting for the probe timeout', async () => {
+    // With a 10-minute probe timeout, only the refusal can end it within the test's own timeout.
+    expect(await pingRedis({ host: '127.0.0.1', port: await closedPort() }, 600_000)).toBe(false);
   });
 
   it('spawns a private redis-server on a unix socket (AOF, noeviction), and stop() ends it', async () => {
