@@ -119,7 +119,7 @@ export async function expire(ctx: UseCaseContext, id: string): Promise<JobOutcom
 export async function timeoutApproval(ctx: UseCaseContext, id: string): Promise<JobOutcome> {
   const req = await ctx.deps.store.get(id);
   if (!req || (req.status !== 'pending' && req.status !== 'awaiting_source')) return;
-  if (req.approvalExpiresAt > ctx.now() + ctx.settings.expirySlackMs) {
+  if (req.approvalExpiresAt > ctx.now() + ctx.settings.expiryToleranceMs) {
     return { retryAt: req.approvalExpiresAt };
   }
   try {
@@ -142,7 +142,7 @@ export async function workflow(ctx: UseCaseContext, kind: WorkflowJob, id: strin
   const now = ctx.now();
   if (kind === 'start') {
     if (req.status !== 'approved') return;
-    if ((req.startAt ?? 0) > now + ctx.settings.expirySlackMs) return { retryAt: req.startAt! };
+    if ((req.startAt ?? 0) > now + ctx.settings.expiryToleranceMs) return { retryAt: req.startAt! };
     await activate(ctx, id);
     return;
   }
@@ -150,7 +150,7 @@ export async function workflow(ctx: UseCaseContext, kind: WorkflowJob, id: strin
     const esc = policy.approval.escalation;
     if (req.status !== 'pending' || req.escalatedAt || !esc) return;
     const due = req.createdAt + esc.afterMs;
-    if (due > now + ctx.settings.expirySlackMs) return { retryAt: due };
+    if (due > now + ctx.settings.expiryToleranceMs) return { retryAt: due };
     const added = approversAmong(ctx.book, esc.approvers, req.targetId).filter((p) => p !== req.requester || policy.approval.selfApproval);
     let next: AccessRequest;
     try {
@@ -165,7 +165,7 @@ export async function workflow(ctx: UseCaseContext, kind: WorkflowJob, id: strin
   // remind
   if (req.status !== 'active' || req.expiresAt === undefined) return;
   const due = req.expiresAt - policy.reminder.beforeMs;
-  if (due > now + ctx.settings.expirySlackMs) return { retryAt: due }; // extended since
+  if (due > now + ctx.settings.expiryToleranceMs) return { retryAt: due }; // extended since
   const { rules } = checkAccess(policy, { ports: req.ports, durationMs: req.durationMs }, 0);
   const maxMs = Math.min(...rules.map((r) => r.maxDurationMs));
   const options = extendOptions(policy.reminder, req.activatedAt ?? now, req.expiresAt, maxMs);

@@ -195,7 +195,7 @@ export async function guardActivation(ctx: UseCaseContext, req: AccessRequest): 
 
 /** Opens now, or (for `at …`) schedules the opening; approval can happen ahead of the start. */
 export async function activateOrSchedule(ctx: UseCaseContext, req: AccessRequest): Promise<AccessRequest> {
-  if (req.startAt !== undefined && req.startAt > ctx.now() + ctx.settings.expirySlackMs) {
+  if (req.startAt !== undefined && req.startAt > ctx.now() + ctx.settings.expiryToleranceMs) {
     await ctx.deps.scheduler.scheduleWorkflow('start', req.id, req.startAt);
     return req;
   }

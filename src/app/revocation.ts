@@ -27,7 +27,7 @@ export async function replanRevocation(ctx: UseCaseContext, req: AccessRequest, 
   if (lead <= 0 || req.expiresAt === undefined) return;
   const want = Math.max(now, req.expiresAt - lead);
   const due = await ctx.deps.scheduler.expiryDueAt(req.id).catch(() => null);
-  if (due === null || due <= want + ctx.settings.expirySlackMs) return;
+  if (due === null || due <= want + ctx.settings.expiryToleranceMs) return;
   await ctx.deps.scheduler.rescheduleExpiry(req.id, want).catch((err: unknown) => ctx.log(`could not move the revocation of ${req.id} earlier`, err));
 }
 

@@ -14,7 +14,7 @@ export interface ServiceSettings {
    * If a revocation job fires more than this (plus the grant's close lead) before the stored
    * expiry, the grant was extended: reschedule.
    */
-  expirySlackMs: number;
+  expiryToleranceMs: number;
   /**
    * Early close: a revocation starts before the expiry by the gate's estimate of how long the close
    * takes (`NetworkGate.closeLeadMs`) plus this margin (the job starting late, the commit), so the
@@ -37,7 +37,7 @@ export interface ServiceSettings {
 export const DEFAULT_SETTINGS: ServiceSettings = {
   minDurationMs: 5 * 60_000,
   sourceLinkTtlMs: 5 * 60_000,
-  expirySlackMs: 250,
+  expiryToleranceMs: 250,
   closeLeadMarginMs: 1000,
   closeLeadMaxMs: 30_000,
   requestRate: { count: 0, windowMs: 60_000 },

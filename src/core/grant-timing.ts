@@ -7,7 +7,7 @@ export interface CloseLeadLimits {
   /** Never earlier than this before the expiry (0: at the expiry). */
   closeLeadMaxMs: number;
   /** A job firing this much early still counts as on time. */
-  expirySlackMs: number;
+  expiryToleranceMs: number;
 }
 
 /** What of a grant the timing reads. */
@@ -36,6 +36,6 @@ export function closeLeadFor(grant: GrantTimes, estimateMs: number, limits: Clos
  */
 export function revocationDueAt(grant: GrantTimes, lead: number, now: number, limits: CloseLeadLimits): number | null {
   const expiresAt = grant.expiresAt ?? 0;
-  const window = lead > 0 ? Math.min(limits.closeLeadMaxMs, lead + limits.expirySlackMs) : limits.expirySlackMs;
+  const window = lead > 0 ? Math.min(limits.closeLeadMaxMs, lead + limits.expiryToleranceMs) : limits.expiryToleranceMs;
   return expiresAt > now + window ? expiresAt - lead : null;
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { closeLeadFor, revocationDueAt } from '../../src/core/grant-timing.js';
 import { fakeWorld, idOf } from '../fakes/service.js';
 
-const limits = { closeLeadMarginMs: 1000, closeLeadMaxMs: 30_000, expirySlackMs: 250 };
+const limits = { closeLeadMarginMs: 1000, closeLeadMaxMs: 30_000, expiryToleranceMs: 250 };
 const HOUR = 3_600_000;
 
 describe('close lead', () => {
