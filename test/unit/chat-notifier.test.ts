@@ -9,24 +9,9 @@ import type { Notification } from '../../src/app/ports.js';
 import { cardText } from '../../src/core/messages.js';
 import type { AccessRequest, AuditEvent } from '../../src/core/types.js';
 import { testBook } from '../fixtures/book.js';
+import { pendingRequest } from '../fixtures/requests.js';
 
-const BASE: AccessRequest = {
-  id: 'r000000001',
-  requester: 'alice@contoso.com',
-  target: 'vm1',
-  targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
-  ports: [{ port: 3389, protocol: 'tcp' }],
-  source: '203.0.113.7/32',
-  durationMs: 3_600_000,
-  status: 'pending',
-  decisions: [],
-  createdAt: 1_767_000_000_000,
-  updatedAt: 1_767_000_000_000,
-  approvalExpiresAt: 1_767_003_600_000,
-  rules: [],
-  origin: { channel: 'elsewhere' },
-  version: 1,
-};
+const BASE: AccessRequest = pendingRequest();
 const approved = { ...BASE, status: 'approved' as const, decisions: [{ by: 'bob@contoso.com', decision: 'approve' as const, at: BASE.createdAt + 1 }], version: 2 };
 const active = { ...approved, status: 'active' as const, activatedAt: BASE.createdAt + 2, expiresAt: BASE.createdAt + 3_600_002, version: 3 };
 

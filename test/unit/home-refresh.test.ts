@@ -6,24 +6,9 @@ import { ChatNotifier, type ChatContext } from '../../src/app/chat/notifier.js';
 import type { ChatPlatform, MessageRefs } from '../../src/app/chat/platform.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { testBook } from '../fixtures/book.js';
+import { pendingRequest } from '../fixtures/requests.js';
 
-const REQ: AccessRequest = {
-  id: 'r000000001',
-  requester: 'alice@contoso.com',
-  target: 'vm1',
-  targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
-  ports: [{ port: 3389, protocol: 'tcp' }],
-  source: '203.0.113.7/32',
-  durationMs: 3_600_000,
-  status: 'pending',
-  decisions: [],
-  createdAt: 1_767_000_000_000,
-  updatedAt: 1_767_000_000_000,
-  approvalExpiresAt: 1_767_003_600_000,
-  rules: [],
-  origin: { channel: 'elsewhere' },
-  version: 1,
-};
+const REQ: AccessRequest = pendingRequest();
 
 const ctx: ChatContext = {
   policyBook: () => testBook(),
