@@ -20,7 +20,10 @@ const ctx: ChatContext = {
 const refs: MessageRefs = { add: async () => {}, list: async () => [] };
 const log = { warn: () => {}, error: () => {} };
 
-function platform(name: string, home?: (p: string) => Promise<void>): ChatPlatform {
+const EVERYONE = ['alice@contoso.com', 'bob@contoso.com', 'carol@contoso.com', 'erin@contoso.com'];
+
+/** A platform; with `home`, home views kept by `viewers` (everyone by default). */
+function platform(name: string, home?: (p: string) => Promise<void>, viewers: string[] = EVERYONE): ChatPlatform {
   return {
     name,
     auditFeed: { intervalMs: 0 },
@@ -31,7 +34,7 @@ function platform(name: string, home?: (p: string) => Promise<void>): ChatPlatfo
     auditLine: () => '',
     postText: async () => {},
     failure: () => ({ code: 'x', permanent: true }),
-    ...(home ? { refreshHome: home } : {}),
+    ...(home ? { homes: { viewers: async () => new Set(viewers), refresh: home } } : {}),
   };
 }
 
@@ -48,6 +51,28 @@ describe('home refresh', () => {
     await n.notify({ kind: 'escalated', request: REQ, actor: 'system', approvers: ['erin@contoso.com'] });
     await n.homesSettled();
     expect(seen).toContain('a:erin@contoso.com');
+  });
+
+  it('refreshes only those who keep a home; with no viewer anywhere, works out nothing and calls nothing', async () => {
+    const seen: string[] = [];
+    let asked = 0;
+    const counting: ChatContext = { ...ctx, approversFor: async (r) => (asked++, ctx.approversFor(r)) };
+    const n = new ChatNotifier({ platforms: [platform('a', async (p) => void seen.push(`a:${p}`), ['carol@contoso.com', 'zoe@contoso.com']), platform('b', async (p) => void seen.push(`b:${p}`), [])], refs, log });
+    n.bind(counting);
+    await n.notify({ kind: 'approved', request: { ...REQ, status: 'approved' }, actor: 'bob@contoso.com' });
+    await n.homesSettled();
+    // Zoe keeps a home but the change is not hers; nobody keeps one on b.
+    expect(seen).toEqual(['a:carol@contoso.com']);
+    expect(asked).toBe(1);
+
+    seen.length = 0;
+    asked = 0;
+    const quiet = new ChatNotifier({ platforms: [platform('a', async (p) => void seen.push(`a:${p}`), []), platform('plain')], refs, log });
+    quiet.bind(counting);
+    await quiet.notify({ kind: 'approved', request: { ...REQ, status: 'approved' }, actor: 'bob@contoso.com' });
+    await quiet.homesSettled();
+    expect(seen).toEqual([]);
+    expect(asked).toBe(0);
   });
 
   it('one refresh at a time per principal; changes meanwhile end in one more; a failing platform is only logged', async () => {

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { App, HTTPReceiver, webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
-import type { ChatMessage, Destination } from '../../app/chat/platform.js';
+import type { ChatMessage, Destination, HomeViewsPort } from '../../app/chat/platform.js';
 import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
 import type { ChatViews } from '../../app/views.js';
@@ -16,6 +16,7 @@ import type { PolicyBook } from '../../core/policy.js';
 import type { AuditEvent, PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { CHAT_MAX_BODY, readRaw, type Route } from '../../server.js';
+import { HomeViewers } from '../chat/home-viewers.js';
 import { counted, type ChatAdapter } from '../chat/platforms.js';
 import { auditLine, renderMessage, replyMessage, type SlackMessage } from './blocks.js';
 import { PERMANENT, boltLogger, slackError, usersApiOf, webClientOptions } from './client.js';
@@ -55,7 +56,7 @@ type Client = InstanceType<typeof webApi.WebClient>;
 
 const SEEN_TTL_S = 3600;
 /** How long an opened App Home is kept current after its last opening. */
-const HOME_SEEN_TTL_S = 30 * 86_400;
+const HOME_SEEN_TTL_MS = 30 * 86_400_000;
 
 export class SlackAdapter implements ChatAdapter {
   readonly name = 'slack';
@@ -69,6 +70,7 @@ export class SlackAdapter implements ChatAdapter {
   private service: JitService | undefined;
   private views: ChatViews | undefined;
   private readonly forms: SlackForms;
+  private readonly homeViewers: HomeViewers;
 
   private constructor(
     private readonly deps: SlackDeps,
@@ -105,6 +107,7 @@ export class SlackAdapter implements ChatAdapter {
     );
     // The Web API client waits out 429s itself (Retry-After); count the time.
     for (const c of [this.client, this.app.client]) c.on(webApi.WebClientEvent.RATE_LIMITED, (seconds: number) => deps.metrics?.chatRateLimited('slack', seconds));
+    this.homeViewers = new HomeViewers(deps.redis, `${deps.prefix}:slack:homes`, { ttlMs: HOME_SEEN_TTL_MS });
     this.forms = new SlackForms({
       app: this.app,
       client: this.client,
@@ -114,11 +117,7 @@ export class SlackAdapter implements ChatAdapter {
       userOf: (principal) => this.recipient(principal),
       errorText: (err) => this.errorMessage(err).text,
       call: (p) => this.call(p),
-      homeOpened: async (user, mark) => {
-        const key = `${deps.prefix}:slack:home:${user}`;
-        if (mark) return (await deps.redis.set(key, '1', 'EX', HOME_SEEN_TTL_S)) === 'OK';
-        return (await deps.redis.exists(key)) === 1;
-      },
+      homes: this.homeViewers,
     });
     registerListeners({
       app: this.app,
@@ -210,10 +209,11 @@ export class SlackAdapter implements ChatAdapter {
     this.views = views;
   }
 
-  /** The App Home of `principal`, drawn again (the notifier calls this on every change that concerns them). */
-  refreshHome(principal: PrincipalId): Promise<void> {
-    return this.forms.refreshHome(principal);
-  }
+  /** The App Homes: who opened theirs in the last 30 days, and one drawn again (the notifier calls it on every change that concerns them). */
+  readonly homes: HomeViewsPort = {
+    viewers: () => (this.forms.enabled ? this.homeViewers.viewers() : Promise.resolve(new Set<PrincipalId>())),
+    refresh: (principal) => this.forms.refreshHome(principal),
+  };
 
   /** The route for the project's HTTP server. */
   readonly route: Route = async (req: IncomingMessage, res: ServerResponse, url: URL) => {

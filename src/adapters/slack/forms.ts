@@ -3,13 +3,14 @@
 // block_actions), more than 100 VMs are searched through the options load URL (block_suggestion),
 // the submission runs the typed command's use case (errors by block, nothing created until valid),
 // and the App Home (views.publish) is drawn on app_home_opened and on every change that concerns
-// its owner (ChatPlatform.refreshHome, called by the shared notifier).
+// its owner (ChatPlatform.homes, called by the shared notifier).
 import type { App, webApi } from '@slack/bolt';
 import type { KnownBlock } from '@slack/types';
 import type { FormValues } from '../../app/forms.js';
 import type { ChatViews } from '../../app/views.js';
 import type { PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
+import type { HomeViewers } from '../chat/home-viewers.js';
 import { replyMessage } from './blocks.js';
 import { FORM_ACTIONS, FORM_MODAL, SHORTCUT, VIEW_LIMITS, blockId, homeView, infoModal, requestModal, resultModal, slackErrors, targetOption, targetValue, type FormMeta } from './views.js';
 
@@ -29,8 +30,8 @@ export interface FormHost {
   errorText(err: unknown): string;
   /** Counts a failed Web API call. */
   call<T>(p: Promise<T>): Promise<T>;
-  /** Remembers (for 30 days) that a user opened the App Home, or asks whether they have. */
-  homeOpened(userId: string, mark: boolean): Promise<boolean>;
+  /** Who opened the App Home in the last 30 days (their homes are kept current). */
+  homes: HomeViewers;
 }
 
 /** One input's state as Slack sends it in view.state.values. */
@@ -210,8 +211,10 @@ export class SlackForms {
 
     app.event('app_home_opened', async ({ event }) => {
       if (event.tab !== 'home') return;
-      await this.host.homeOpened(event.user, true).catch((err: unknown) => log.warn('slack: could not note an opened home', { err }));
-      await this.publish(event.user).catch((err: unknown) => log.warn('slack: home not published', { err }));
+      // Noted before it is drawn: a change while it is drawn draws it again.
+      const who = await this.host.resolve(event.user).then((w) => w.principal, () => undefined);
+      if (who) await this.host.homes.mark(who).catch((err: unknown) => log.warn('slack: could not note an opened home', { err }));
+      await this.publish(event.user, who).catch((err: unknown) => log.warn('slack: home not published', { err }));
     });
   }
 
@@ -231,13 +234,13 @@ export class SlackForms {
   }
 
   /**
-   * The notifier's hook: the home of a principal the bot knows on Slack, drawn again, if they have
-   * opened it in the last 30 days (an approver group of hundreds who never look costs no calls;
+   * The notifier's hook: the home of a principal who opened it in the last 30 days, drawn again
+   * (the notifier asks only for those: an approver group of hundreds who never look costs no calls;
    * opening it draws it fresh anyway).
    */
   async refreshHome(principal: PrincipalId): Promise<void> {
-    if (!this.enabled) return;
+    if (!this.enabled || !(await this.host.homes.has(principal))) return;
     const user = await this.host.userOf(principal);
-    if (user && (await this.host.homeOpened(user, false))) await this.publish(user, principal);
+    if (user) await this.publish(user, principal);
   }
 }

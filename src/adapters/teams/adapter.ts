@@ -22,7 +22,7 @@ import {
 import { AuthenticationConstants } from 'botframework-connector';
 import type { Redis } from 'ioredis';
 import { approvalCardOf } from '../../app/chat/notifier.js';
-import type { ApprovalCard, ChatMessage, Destination } from '../../app/chat/platform.js';
+import type { ApprovalCard, ChatMessage, Destination, HomeViewsPort } from '../../app/chat/platform.js';
 import type { OpsMetrics } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
 import type { ChatViews } from '../../app/views.js';
@@ -93,7 +93,7 @@ export class TeamsAdapter implements ChatAdapter {
   readonly adapter: CloudAdapter;
   private service: JitService | undefined;
   private views: ChatViews | undefined;
-  private readonly homes: TeamsHomes;
+  private readonly homeCards: TeamsHomes;
   private readonly conversations: TeamsConversations;
 
   constructor(private readonly deps: TeamsDeps) {
@@ -111,7 +111,7 @@ export class TeamsAdapter implements ChatAdapter {
       new ConfigurationBotFrameworkAuthentication(auth, deps.auth?.credentialsFactory ?? new ConfigurationServiceClientCredentialFactory(auth), channelTokensOnly(issuer)),
     );
     this.conversations = new TeamsConversations({ redis: deps.redis, key: (...parts) => this.key(...parts), settings, book: () => this.book() });
-    this.homes = new TeamsHomes({
+    this.homeCards = new TeamsHomes({
       redis: deps.redis,
       key: (...parts) => this.key(...parts),
       proactive: (ref, fn) => this.call(this.proactive(ref, fn)),
@@ -160,10 +160,11 @@ export class TeamsAdapter implements ChatAdapter {
     this.views = views;
   }
 
-  /** Updates the home card last posted to `principal` (the shared notifier calls it on every change that concerns them). */
-  async refreshHome(principal: PrincipalId): Promise<void> {
-    await this.homes.refreshHome(principal);
-  }
+  /** The home cards: who was posted one, and the last one posted to a principal updated (the shared notifier calls it on every change that concerns them). */
+  readonly homes: HomeViewsPort = {
+    viewers: () => this.homeCards.viewers.viewers(),
+    refresh: (principal) => this.homeCards.refreshHome(principal),
+  };
 
   private svc(): JitService {
     if (!this.service) throw new Error('teams adapter used before bind()');
@@ -217,7 +218,7 @@ export class TeamsAdapter implements ChatAdapter {
     await this.conversations.remember(context);
     if (a.type === ActivityTypes.Message) return this.onMessage(context);
     if (a.type === ActivityTypes.Invoke && a.name === 'adaptiveCard/action') return this.onAction(context);
-    if (a.type === ActivityTypes.ConversationUpdate) return this.homes.onInstall(context); // references were stored above
+    if (a.type === ActivityTypes.ConversationUpdate) return this.homeCards.onInstall(context); // references were stored above
   }
 
   private tenantAllowed(a: Activity): boolean {
@@ -248,7 +249,7 @@ export class TeamsAdapter implements ChatAdapter {
     let card: CardJson;
     try {
       const principal = await this.conversations.principalOf(context);
-      if (await this.homes.onMessage(context, principal, text)) return;
+      if (await this.homeCards.onMessage(context, principal, text)) return;
       const reply = await this.svc().execute(principal, text || 'help', {
         channel: 'teams',
         replyTo: a.conversation.id,
@@ -283,7 +284,7 @@ export class TeamsAdapter implements ChatAdapter {
     } catch (err) {
       return say(`✗ ${err instanceof Error ? err.message : String(err)}`);
     }
-    const form = await this.homes.onAction(context, principal, verb, data);
+    const form = await this.homeCards.onAction(context, principal, verb, data);
     if (form) return form.card ? show(form.card) : say(form.text ?? '');
     const view: CardView = async (req, scope, viewer, outcome) => this.render(await approvalCardOf(this.svc(), req, scope, viewer, outcome));
     const result = await runCardAction(this.svc(), principal, verb, data, view, (msg, fields) =>

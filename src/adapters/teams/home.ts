@@ -1,6 +1,6 @@
 // Teams' home card and request form: `jit` (or `jit request`) answers the form, `jit home` the home
 // card, and installing the app (the bot added to a personal chat) posts the home card. The last
-// home card posted to each person is remembered (Redis), so refreshHome (called by the shared
+// home card posted to each person is remembered (Redis), so refreshHome (ChatPlatform.homes, called by the shared
 // notifier when their requests or approvals change) updates it in place; Teams clients also
 // refresh it themselves through the card's `refresh` (the jitHome verb) when it is shown.
 import { ActivityTypes, CardFactory, TurnContext, type Activity, type ConversationReference } from 'botbuilder';
@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { PrincipalId } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { FORM_VERBS, formCardFor, homeCardFor, isFormAction, runFormAction, type FormHost } from '../chat/form-actions.js';
+import { HomeViewers } from '../chat/home-viewers.js';
 import { messageCard, type CardJson } from './cards.js';
 
 const REF_TTL_S = 365 * 86_400;
@@ -35,7 +36,12 @@ export interface TeamsHomeDeps {
 const activityOf = (card: CardJson, summary: string): Partial<Activity> => ({ type: ActivityTypes.Message, summary, attachments: [CardFactory.adaptiveCard(card)] });
 
 export class TeamsHomes {
-  constructor(private readonly deps: TeamsHomeDeps) {}
+  /** Who was posted a home card in the last year (the notifier refreshes only theirs). */
+  readonly viewers: HomeViewers;
+
+  constructor(private readonly deps: TeamsHomeDeps) {
+    this.viewers = new HomeViewers(deps.redis, deps.key('homes'), { ttlMs: REF_TTL_S * 1000 });
+  }
 
   /** The app installed in a personal chat (the bot added): the home card, the start of everything. */
   async onInstall(context: TurnContext): Promise<void> {
@@ -66,6 +72,7 @@ export class TeamsHomes {
     if (!sent?.id) return;
     const ref = TurnContext.getConversationReference(context.activity);
     await this.deps.redis.set(this.deps.key('home', principal), JSON.stringify({ ref, activityId: sent.id }), 'EX', REF_TTL_S);
+    await this.viewers.mark(principal);
   }
 
   /** The request form, answered in this turn's conversation. */
@@ -79,7 +86,7 @@ export class TeamsHomes {
     const host = this.deps.host();
     if (!host) return;
     const raw = await this.deps.redis.get(this.deps.key('home', principal));
-    if (!raw) return;
+    if (!raw) return this.viewers.forget(principal);
     const { ref, activityId } = JSON.parse(raw) as { ref: Partial<ConversationReference>; activityId: string };
     const card = await homeCardFor(host, principal);
     await this.deps.proactive(ref, (ctx) => ctx.updateActivity({ ...activityOf(card, 'jit-bot home'), id: activityId }));

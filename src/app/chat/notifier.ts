@@ -11,7 +11,7 @@ import type { AccessRequest, AuditEvent, PrincipalId } from '../../core/types.js
 import { routeOn, type PlatformRoute } from '../../core/workflow.js';
 import type { Notification, Notifier } from '../ports.js';
 import type { JitService } from '../service.js';
-import type { ApprovalCard, ChatMessage, ChatPlatform, Destination, MessageRefs, PostedMessage } from './platform.js';
+import type { ApprovalCard, ChatMessage, ChatPlatform, Destination, HomeViewsPort, MessageRefs, PostedMessage } from './platform.js';
 import { ChannelPoster } from './poster.js';
 
 /** What the notifier reads from the use cases. */
@@ -107,21 +107,24 @@ export class ChatNotifier implements Notifier {
   }
 
   /**
-   * Every platform with home views shows them again to the principals this change concerns: the
-   * requester and whoever may decide on the request (before or after the change: those the
-   * notification names too). Per platform and principal one refresh runs at a time; changes that
+   * Every platform with home views shows them again to the principals this change concerns who
+   * keep one there: the requester and whoever may decide on the request (before or after the
+   * change: those the notification names too). Per platform and principal one refresh runs at a time; changes that
    * arrive meanwhile make one more, which shows the latest state.
    */
   private async refreshHomes(n: Notification): Promise<void> {
-    const homes = this.deps.platforms.filter((p) => p.refreshHome);
+    const homes = this.deps.platforms.flatMap((p) => (p.homes ? [{ p, port: p.homes }] : []));
     if (homes.length === 0) return;
+    const viewers = await Promise.all(homes.map(({ port }) => port.viewers().catch(() => new Set<PrincipalId>())));
+    // Nobody keeps a home anywhere: nothing to work out (the common case of a busy bot).
+    if (viewers.every((v) => v.size === 0)) return;
     const deciders = await this.use().approversFor(n.request).catch(() => [] as PrincipalId[]);
     const concerned = [...new Set([n.request.requester, ...deciders, ...(n.approvers ?? [])])];
-    await Promise.all(homes.flatMap((p) => concerned.map((principal) => this.refreshHome(p, principal))));
+    await Promise.all(homes.flatMap(({ p, port }, i) => concerned.filter((c) => viewers[i]!.has(c)).map((principal) => this.refreshHome(p.name, port, principal))));
   }
 
-  private refreshHome(p: ChatPlatform, principal: PrincipalId): Promise<void> {
-    const key = `${p.name}:${principal}`;
+  private refreshHome(platform: string, port: HomeViewsPort, principal: PrincipalId): Promise<void> {
+    const key = `${platform}:${principal}`;
     const running = this.homes.get(key);
     if (running) {
       running.again = true;
@@ -134,9 +137,9 @@ export class ChatNotifier implements Notifier {
       while (state.again) {
         state.again = false;
         try {
-          await p.refreshHome!(principal);
+          await port.refresh(principal);
         } catch (err) {
-          this.deps.log.warn(`${p.name}: home view not refreshed`, { principal, err });
+          this.deps.log.warn(`${platform}: home view not refreshed`, { principal, err });
         }
       }
       this.homes.delete(key);

@@ -55,12 +55,24 @@ export interface ChatPlatform {
   postText(channel: string, text: string): Promise<void>;
   /** A failed post: the platform's error code, and whether posting the same again cannot help (the message or the destination was refused). */
   failure(err: unknown): { code: string; permanent: boolean };
+  /** Home views (Slack App Home, Teams home card …), if the platform has them. */
+  homes?: HomeViewsPort;
+}
+
+/**
+ * A platform's home views. The notifier asks `viewers` first, and only when a change concerns one
+ * of them works out who else it concerns; so on a platform where nobody keeps a home, a change costs
+ * nothing more.
+ */
+export interface HomeViewsPort {
+  /** Who keeps a home view current there (a cheap read: it may be a few seconds stale). */
+  viewers(): Promise<ReadonlySet<PrincipalId>>;
   /**
-   * Shows `principal` their home view again (Slack App Home, Teams personal tab …), if the platform
-   * has one and knows them. The notifier calls it for every principal a change concerns (the
-   * requester, whoever may decide), one call at a time per principal and platform; a failure is logged.
+   * Shows `principal` their home view again. The notifier calls it for every viewer a change
+   * concerns (the requester, whoever may decide), one call at a time per principal and platform; a
+   * failure is logged.
    */
-  refreshHome?(principal: PrincipalId): Promise<void>;
+  refresh(principal: PrincipalId): Promise<void>;
 }
 
 /** A posted card as kept for its updates: the platform's reference, and whose DM copy it is. */
