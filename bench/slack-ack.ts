@@ -7,7 +7,7 @@
 //   BENCH_RATE=50 BENCH_SECONDS=10 npm run bench:slack
 //
 // Loopback only. Redis at REDIS_URL (default 127.0.0.1:6379), under a throw-away key prefix.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,6 +24,17 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SECRET = 'bench-signing-secret-0123456789';
 
+
+/** CPU time (user + system) a process has used so far, in ms (from /proc; 0 where there is none). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -95,6 +106,7 @@ async function main() {
   const errors = { jit: 0, bare: 0 };
   const total = RATE * SECONDS;
   const interval = 1000 / RATE;
+  const cpu0 = { jit: cpuMs(jit.proc.pid), bare: cpuMs(bare.proc.pid) };
   const t0 = performance.now();
   const inflight: Array<Promise<void>> = [];
   const shoot = (which: 'jit' | 'bare', i: number) => {
@@ -129,8 +141,10 @@ async function main() {
     await new Promise((r) => setTimeout(r, 200));
     seen = await stats();
   }
+  // Less noisy than a tail latency on a shared 2-core machine: what each request cost the server.
+  const cpuPerRequest = { jit: (cpuMs(jit.proc.pid) - cpu0.jit) / total, bare: (cpuMs(bare.proc.pid) - cpu0.bare) / total };
   const answer = seen.responses.filter((r) => r.path.startsWith('/respond/jit-')).map((r) => r.at - sentAt.get(r.path.slice('/respond/'.length))!);
-  const rss = Number((await import('node:fs')).readFileSync(`/proc/${jit.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) * 1024;
+  const rss = Number(readFileSync(`/proc/${jit.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) * 1024;
 
   console.log(`slack ack bench: ${RATE} req/s to each for ${SECONDS} s (${elapsed.toFixed(1)} s actual), ${cpus().length} cores, node ${process.version}`);
   const j = summary('jit-bot /jit ack', ackJit);
@@ -138,12 +152,13 @@ async function main() {
   const a = summary('jit-bot answer at response_url', answer);
   const ratio = { p50: j.p50 / b.p50, p99: j.p99 / b.p99 };
   console.log(`ratio jit/bare: p50 ${ratio.p50.toFixed(2)}x p99 ${ratio.p99.toFixed(2)}x (goal <= 1.3x, jit p99 < 30 ms); errors jit=${errors.jit} bare=${errors.bare}`);
+  console.log(`server CPU per request: jit-bot ${cpuPerRequest.jit.toFixed(2)} ms, bare Bolt ${cpuPerRequest.bare.toFixed(2)} ms`);
   console.log(`jit-bot RSS after the run ${(rss / 2 ** 20).toFixed(0)} MiB; approval cards posted: ${seen.cards}`);
 
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(
     'bench/results/slack-ack.json',
-    JSON.stringify({ at: new Date().toISOString(), rate: RATE, seconds: SECONDS, cores: cpus().length, node: process.version, jit: j, bare: b, answer: a, ratio, errors }, null, 2),
+    JSON.stringify({ at: new Date().toISOString(), rate: RATE, seconds: SECONDS, cores: cpus().length, node: process.version, jit: j, bare: b, answer: a, ratio, errors, cpuPerRequestMs: cpuPerRequest }, null, 2),
   );
 
   bare.proc.kill('SIGTERM');
