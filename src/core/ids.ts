@@ -1,10 +1,37 @@
-// Request ids, one definition: `r` + 9 Crockford base-32 characters (no i, l, o, u), never a plain
-// integer and never containing `:` (BullMQ job ids). The generator (src/app/ids.ts), the command
-// parser, the HTTP API and its OpenAPI pattern, and the chat buttons all read it from here.
+// The ids of the domain, one definition each: a branded string type and the one function that
+// makes it from text (parse: normalises and checks the shape, undefined when the text is not one).
+// A brand exists only at compile time; on the wire and in Redis these are plain strings. Every
+// place an id enters the system (the policy file, env, chat directories, the HTTP API, the CLI and
+// console) goes through its parse, so nothing downstream normalises again.
 
-declare const requestIdBrand: unique symbol;
+declare const brand: unique symbol;
+/** A string that went through the parse of its kind `B`. */
+export type Branded<B extends string> = string & { readonly [brand]: B };
+
+/** `T` as JSON carries it: every branded string a plain string (for wire schemas that describe a branded type). */
+export type Unbranded<T> = T extends Branded<string>
+  ? string
+  : T extends readonly (infer U)[]
+    ? Unbranded<U>[]
+    : T extends object
+      ? { [K in keyof T]: Unbranded<T[K]> }
+      : T;
+
+function must<T>(kind: string, parse: (text: string) => T | undefined): (text: string) => T {
+  return (text) => {
+    const v = parse(text);
+    if (v === undefined) throw new TypeError(`${JSON.stringify(text)} is not a ${kind}`);
+    return v;
+  };
+}
+
+// ------------------------------------------------------------------ request ids
+// `r` + 9 Crockford base-32 characters (no i, l, o, u), never a plain integer and never containing
+// `:` (BullMQ job ids). The generator (src/app/ids.ts), the command parser, the HTTP API and its
+// OpenAPI pattern, and the chat buttons all read it from here.
+
 /** A string known to have the request-id shape (from `parseRequestId` or `formatRequestId`). */
-export type RequestId = string & { readonly [requestIdBrand]: true };
+export type RequestId = Branded<'RequestId'>;
 
 /** Crockford base 32, lower case: digits and letters without i, l, o, u. */
 export const REQUEST_ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
@@ -16,6 +43,8 @@ export const REQUEST_ID_RE = new RegExp(REQUEST_ID_PATTERN);
 export function parseRequestId(text: string): RequestId | undefined {
   return REQUEST_ID_RE.test(text) ? (text as RequestId) : undefined;
 }
+/** `parseRequestId` for text that must be one (a bug otherwise): throws a TypeError. */
+export const requestId = must('request id', parseRequestId);
 
 /** An id from random bytes: each byte picks one character of the alphabet (modulo 32). */
 export function formatRequestId(bytes: Uint8Array): RequestId {

@@ -1,5 +1,7 @@
 // The vocabulary of ../shared/DESIGN.md as types. Pure: no I/O, no SDK.
 
+import type { RequestId } from './ids.js';
+
 /** A person, by email / UPN (lower-cased). */
 export type PrincipalId = string;
 /** A principal (`alice@contoso.com`) or a group reference (`group:oncall`). */
@@ -141,7 +143,7 @@ export interface RequestOrigin {
 }
 
 export interface AccessRequest {
-  id: string;
+  id: RequestId;
   requester: PrincipalId;
   target: string;
   targetId: string;

@@ -6,6 +6,8 @@ import { RedisAuditLog } from '../../src/adapters/redis/audit.js';
 import { createRedis } from '../../src/adapters/redis/connection.js';
 import { RedisRequestStore, decodeAuditEntry, encodeAuditEvent } from '../../src/adapters/redis/store.js';
 import type { AccessRequest, AuditAction, AuditEvent, RequestStatus } from '../../src/core/types.js';
+import { rid } from '../fixtures/ids.js';
+import { formatRequestId, type RequestId } from '../../src/core/ids.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `test:store:${randomBytes(6).toString('hex')}`;
@@ -15,9 +17,9 @@ let store: RedisRequestStore;
 let audit: RedisAuditLog;
 let seq = 0;
 
-function newId(): string {
+function newId(): RequestId {
   seq += 1;
-  return `r${seq}-${randomBytes(3).toString('hex')}`;
+  return formatRequestId(randomBytes(9));
 }
 
 function req(over: Partial<AccessRequest> = {}): AccessRequest {
@@ -365,9 +367,9 @@ describe('data written by the previous version (hash records, sorted-set indexes
   const old = `test:store-legacy:${randomBytes(6).toString('hex')}`;
   const base = Date.now() - 60_000;
   const legacy = [
-    req({ id: 'rlegacy0001', requester: 'alice@contoso.com', target: 'vm1', status: 'pending', createdAt: base, version: 1 }),
-    req({ id: 'rlegacy0002', requester: 'bob@contoso.com', target: 'vm2', status: 'active', createdAt: base + 1000, version: 3, activatedAt: base + 1500, expiresAt: base + 3_600_000 }),
-    req({ id: 'rlegacy0003', requester: 'alice@contoso.com', target: 'vm1', status: 'denied', createdAt: base + 2000, version: 2 }),
+    req({ id: rid('r1egacy001'), requester: 'alice@contoso.com', target: 'vm1', status: 'pending', createdAt: base, version: 1 }),
+    req({ id: rid('r1egacy002'), requester: 'bob@contoso.com', target: 'vm2', status: 'active', createdAt: base + 1000, version: 3, activatedAt: base + 1500, expiresAt: base + 3_600_000 }),
+    req({ id: rid('r1egacy003'), requester: 'alice@contoso.com', target: 'vm1', status: 'denied', createdAt: base + 2000, version: 2 }),
   ];
   const oldEvents = new Map<string, string[]>();
 

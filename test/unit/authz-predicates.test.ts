@@ -6,10 +6,11 @@ import { isJitError } from '../../src/core/errors.js';
 import { effectivePolicy } from '../../src/core/policy.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { PROD, testBook, vmId } from '../fixtures/book.js';
+import { rid } from '../fixtures/ids.js';
 
 const book = testBook();
 const request = (over: Partial<AccessRequest> = {}): AccessRequest => ({
-  id: 'r0000000001', requester: 'alice@contoso.com', target: 'vm1', targetId: vmId(PROD, 'vm1'), ports: [{ port: 3389, protocol: 'tcp' }],
+  id: rid('r000000001'), requester: 'alice@contoso.com', target: 'vm1', targetId: vmId(PROD, 'vm1'), ports: [{ port: 3389, protocol: 'tcp' }],
   source: '203.0.113.7/32', durationMs: 3_600_000, status: 'pending', decisions: [], createdAt: 0, updatedAt: 0, approvalExpiresAt: 3_600_000,
   rules: [], origin: { channel: 'test' }, version: 1, ...over,
 });

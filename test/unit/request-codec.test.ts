@@ -6,9 +6,10 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BodyCache, REQUEST_DICTIONARY_J1, decodeHead, decodeRequest, encodeRequest, joinRecord } from '../../src/adapters/redis/request-codec.js';
 import type { AccessRequest } from '../../src/core/types.js';
+import { rid } from '../fixtures/ids.js';
 
 const golden: AccessRequest = {
-  id: 'rgolden0001', requester: 'alice@contoso.com', target: 'vm1',
+  id: rid('rg01den001'), requester: 'alice@contoso.com', target: 'vm1',
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
   ports: [{ port: 3389, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 7200000, justification: 'patch — KB5034441 ✓',
   status: 'active', decisions: [{ by: 'bob@contoso.com', decision: 'approve', at: 1796304052339 }],
@@ -28,7 +29,7 @@ const GOLDEN_J1 =
 describe('request records (format j1)', () => {
   it('a record written by the first j1 version still reads back whole', () => {
     const buf = Buffer.from(GOLDEN_J1, 'base64');
-    expect(decodeRequest('rgolden0001', buf)).toEqual(golden);
+    expect(decodeRequest(golden.id, buf)).toEqual(golden);
     expect(decodeHead(buf)).toEqual({ version: 3, status: 'active', requester: 'alice@contoso.com', target: 'vm1', auditIds: ['1796304052298-0', '1796304052341-0'] });
   });
 

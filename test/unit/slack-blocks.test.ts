@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ACTIONS, approvalCard, auditLine, esc, expiringMessage, extensionCard, replyMessage } from '../../src/adapters/slack/blocks.js';
 import type { AccessRequest } from '../../src/core/types.js';
+import { rid } from '../fixtures/ids.js';
 
 const base: AccessRequest = {
-  id: 'r0123456789'.slice(0, 10),
+  id: rid('r012345678'),
   requester: 'alice@contoso.com',
   target: 'vm1',
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',

@@ -8,12 +8,13 @@ import { ACTIONS } from '../../src/adapters/slack/blocks.js';
 import { HOME_SHOWN, blockId, homeView, requestModal, slackErrors, targetValue } from '../../src/adapters/slack/views.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { blockKitProblems, viewProblems } from '../fakes/block-kit.js';
+import { rid } from '../fixtures/ids.js';
 
 const LONG = `v${'m'.repeat(79)}`; // 80 characters: the longest target name the policy file takes
 const NOW = 1_767_000_000_000;
 
 const req = (i: number, more: Partial<AccessRequest> = {}): AccessRequest => ({
-  id: `r${String(i).padStart(9, '0')}`,
+  id: rid(`r${String(i).padStart(9, '0')}`),
   requester: `someone.with.a.rather.long.name.${i}@contoso.example.com`,
   target: `${LONG.slice(0, 70)}${i}`,
   targetId: `/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm${i}`,

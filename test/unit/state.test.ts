@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { JitError } from '../../src/core/errors.js';
 import { applyTransition, canTransition, type Transition } from '../../src/core/state.js';
 import type { AccessRequest, AppliedRule, RequestStatus } from '../../src/core/types.js';
+import { rid } from '../fixtures/ids.js';
 
 const NOW = Date.UTC(2026, 10, 24, 9, 0, 0);
 
 function req(status: RequestStatus, extra: Partial<AccessRequest> = {}): AccessRequest {
   return {
-    id: 'rtest00001',
+    id: rid('rtest00001'),
     requester: 'alice@contoso.com',
     target: 'vm1',
     targetId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1',
