@@ -35,9 +35,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < N; i += batch) {
       await Promise.all(
         Array.from({ length: Math.min(batch, N - i) }, async (_, j) => {
-          const r = await svc.execute('alice@contoso.com', `rdp vm1 1h from 203.0.113.${((i + j) % 250) + 1}`, { channel: 'bench' });
+          const r = await svc.execute('alice@contoso.com', `rdp vm1 1h from 203.0.113.${((i + j) % 250) + 1}`, { via: 'bench' });
           if (!('request' in r)) throw new Error(JSON.stringify(r));
-          await svc.execute('bob@contoso.com', `deny ${r.request.id} reason "bench"`, { channel: 'bench' });
+          await svc.execute('bob@contoso.com', `deny ${r.request.id} reason "bench"`, { via: 'bench' });
         }),
       );
     }
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
       let rows = 0;
       for (let k = 0; k < runs; k++) {
         const s = performance.now();
-        const r = await svc.execute(who, text, { channel: 'bench' });
+        const r = await svc.execute(who, text, { via: 'bench' });
         best = Math.min(best, performance.now() - s);
         rows = r.kind === 'audit' ? r.rows.length : -1;
       }
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     const quiet = await time('dave@contoso.com', 'audit dev1');
     console.log(`audit dev1 (quiet) by dave@contoso.com   best of 5: ${quiet.ms.toFixed(1).padStart(8)} ms, ${quiet.rows} rows`);
     const s = performance.now();
-    await Promise.all(Array.from({ length: 8 }, () => svc.execute('mallory@contoso.com', 'audit', { channel: 'bench' })));
+    await Promise.all(Array.from({ length: 8 }, () => svc.execute('mallory@contoso.com', 'audit', { via: 'bench' })));
     console.log(`8 parallel audits by mallory (no role): ${(performance.now() - s).toFixed(1)} ms in all`);
   } finally {
     await app.stop();

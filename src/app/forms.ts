@@ -255,7 +255,7 @@ export class RequestForms {
    * Checks every field (so a person sees all that is wrong at once), then runs the typed command's
    * use case, which checks everything again; nothing is created until all is valid.
    */
-  async submitForm(principal: PrincipalId, platform: string, values: FormValues, origin: Omit<RequestOrigin, 'channel'> = {}): Promise<SubmitResult> {
+  async submitForm(principal: PrincipalId, platform: string, values: FormValues, origin: Omit<RequestOrigin, 'via'> = {}): Promise<SubmitResult> {
     const errors: FormErrors = {};
     const book = this.service.policyBook();
     const name = values.target?.trim() ?? '';
@@ -320,7 +320,7 @@ export class RequestForms {
       ...(start ? { startAt: start } : {}),
     };
     try {
-      return { ok: true, reply: await this.service.requestAccess(principal, cmd, { ...origin, channel: platform }) };
+      return { ok: true, reply: await this.service.requestAccess(principal, cmd, { ...origin, via: platform }) };
     } catch (e) {
       if (!isJitError(e)) throw e;
       return { ok: false, errors: fieldErrors(e, justification !== undefined) };

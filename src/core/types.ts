@@ -134,8 +134,11 @@ export interface AppliedRule {
 }
 
 export interface RequestOrigin {
-  /** `cli`, `console`, `api`, or the name of the chat platform the request came from. */
-  channel: string;
+  /**
+   * How the request came in: `cli`, `console`, `api`, or the name of the chat platform (the audit
+   * event's `via`). Records stored before it was renamed say `channel`; the codec reads those.
+   */
+  via: string;
   /** Platform-specific reply address (a chat's response URL or conversation id ...). */
   replyTo?: string;
   /** The requester's IANA time zone from their platform profile (for `at 14:00`). */

@@ -314,7 +314,7 @@ describe('local web console (Chromium)', () => {
     await form.getByRole('button', { name: 'Request', exact: true }).click();
     await form.getByText(/is waiting for approval/).waitFor();
     const id = /Request (r[0-9a-z]{9})/.exec(await form.innerText())![1]!;
-    expect(await h.get(id)).toMatchObject({ status: 'pending', target: 'vm1', durationMs: 7_200_000, justification: 'INC-4711 patch night', origin: { channel: 'console' } });
+    expect(await h.get(id)).toMatchObject({ status: 'pending', target: 'vm1', durationMs: 7_200_000, justification: 'INC-4711 patch night', origin: { via: 'console' } });
 
     // Bob's home: the request waits for him; Approve there runs the approval cards' handler.
     await as('bob@contoso.com');

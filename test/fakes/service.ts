@@ -49,7 +49,7 @@ export function fakeWorld(settings: Partial<ServiceSettings> = {}): FakeWorld {
   const world: FakeWorld = {
     svc: make(),
     clock, store, audit, scheduler, gate, notifier, logged,
-    cmd: (actor, text) => world.svc.execute(actor, text, { channel: 'test' }),
+    cmd: (actor, text) => world.svc.execute(actor, text, { via: 'test' }),
     get: async (id) => {
       const r = await store.get(id);
       if (!r) throw new Error(`no request ${id}`);

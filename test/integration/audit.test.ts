@@ -6,7 +6,7 @@ import type { Reply } from '../../src/core/reply.js';
 import { localHeaders, requestOf, startHarness, type Harness } from './harness.js';
 
 let h: Harness;
-const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { via: 'test' });
 const rowsOf = (r: Reply): AuditRow[] => {
   if (r.kind !== 'audit') throw new Error(`expected an audit reply, got ${r.kind}: ${JSON.stringify(r)}`);
   return r.rows;

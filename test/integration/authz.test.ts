@@ -10,7 +10,7 @@ import { testBook } from '../fixtures/book.js';
 import { requestOf, startHarness, type Harness } from './harness.js';
 
 let h: Harness;
-const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { via: 'test' });
 const refused = (r: Reply) => (r.kind === 'rejected' ? r.code : 'allowed');
 
 beforeAll(async () => {

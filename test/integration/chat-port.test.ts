@@ -39,7 +39,7 @@ afterAll(async () => {
 describe('a chat platform of its own, through the shared notifier', () => {
   it('request → card to the approvers → approve → card updated, requester told, audit channel fed → expiry told', async () => {
     // Alice asks on the memo platform (as its command handler would: her principal, its name as the origin).
-    const reply = await h.app.service.execute('alice@contoso.com', 'rdp vm1 4s from 203.0.113.7', { channel: 'memo' });
+    const reply = await h.app.service.execute('alice@contoso.com', 'rdp vm1 4s from 203.0.113.7', { via: 'memo' });
     expect(reply.kind).toBe('pending_approval');
     const id = requestOf(reply).id;
 

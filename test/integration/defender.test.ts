@@ -63,7 +63,7 @@ let vm5: ReturnType<ArmEmulator['standardVm']>;
 let vm6: ReturnType<ArmEmulator['standardVm']>;
 
 const state = async (id: string): Promise<AccessRequest> => (await h.app.service.get(id))!;
-const run = async (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const run = async (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { via: 'test' });
 async function grant(text: string): Promise<string> {
   const id = requestOf(await run('alice@contoso.com', text)).id;
   await run('bob@contoso.com', `approve ${id}`);

@@ -130,7 +130,7 @@ describe('forms model', () => {
     const r = await h.app.views.submitForm('alice@contoso.com', 'slack', { target: 'tick1', access: 'ssh', duration: '1800000', source: '203.0.113.7', justification: 'INC-4711 disk full' }, { timeZone: 'Europe/Berlin' });
     expect(r.ok).toBe(true);
     if (!r.ok || r.reply.kind !== 'pending_approval') throw new Error(`unexpected ${JSON.stringify(r)}`);
-    expect(r.reply.request).toMatchObject({ target: 'tick1', ports: [{ port: 22, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 1_800_000, justification: 'INC-4711 disk full', origin: { channel: 'slack', timeZone: 'Europe/Berlin' } });
+    expect(r.reply.request).toMatchObject({ target: 'tick1', ports: [{ port: 22, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 1_800_000, justification: 'INC-4711 disk full', origin: { via: 'slack', timeZone: 'Europe/Berlin' } });
     expect(r.reply.approvers).toEqual(['bob@contoso.com', 'carol@contoso.com']);
     // "my IP": the one-time link, as `/jit ssh dev1 1h` gives.
     const link = await h.app.views.submitForm('alice@contoso.com', 'slack', { target: 'dev1', access: 'ssh', duration: '1h', source: 'myip' });

@@ -69,7 +69,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: Omit<
     rules: async () => (await json<{ rules: AppliedRule[] }>('/api/local/rules')).rules,
     audit: async (requestId) => (await json<{ events: AuditEvent[] }>(`/api/local/audit${requestId ? `?request=${requestId}` : ''}`)).events,
     get: async (id) => {
-      const reply = await app.service.execute('dave@contoso.com', `status ${id}`, { channel: 'test' });
+      const reply = await app.service.execute('dave@contoso.com', `status ${id}`, { via: 'test' });
       return reply.kind === 'status' ? reply.request : null;
     },
     async close() {

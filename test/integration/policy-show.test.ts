@@ -5,7 +5,7 @@ import type { Reply } from '../../src/core/reply.js';
 import { startHarness, type Harness } from './harness.js';
 
 let h: Harness;
-const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { via: 'test' });
 beforeAll(async () => {
   h = await startHarness();
 });

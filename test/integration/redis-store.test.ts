@@ -39,7 +39,7 @@ function req(over: Partial<AccessRequest> = {}): AccessRequest {
     updatedAt: now,
     approvalExpiresAt: now + 3_600_000,
     rules: [],
-    origin: { channel: 'test' },
+    origin: { via: 'test' },
     version: 0,
     ...over,
   };

@@ -204,7 +204,7 @@ describe('the request form (modal)', () => {
     const reqId = /Request (r[0-9a-z]{9})/.exec(JSON.stringify(answer.view))?.[1];
     expect(reqId).toBeDefined();
     const req = (await requestsOf('alice@contoso.com')).find((r) => r.id === reqId)!;
-    expect(req).toMatchObject({ status: 'pending', target: 'vm1', source: '203.0.113.7/32', justification: 'INC-1 patching', origin: { channel: 'slack', timeZone: 'Europe/Berlin' } });
+    expect(req).toMatchObject({ status: 'pending', target: 'vm1', source: '203.0.113.7/32', justification: 'INC-1 patching', origin: { via: 'slack', timeZone: 'Europe/Berlin' } });
     // The approvers' card, as for a typed request; alice's and the approvers' homes show it.
     const card = await waitFor('approval card', async () => slack.of('chat.postMessage').slice(cards).find((c) => c.body.channel === 'C0APPROVALS' && JSON.stringify(c.body.blocks).includes(reqId!)));
     await waitFor('alice home with the pending request', async () => homeText(ALICE).includes(reqId!) && homeText(ALICE).includes('Withdraw'));

@@ -12,7 +12,7 @@ const book = testBook();
 const request = (over: Partial<AccessRequest> = {}): AccessRequest => ({
   id: rid('r000000001'), requester: 'alice@contoso.com', target: 'vm1', targetId: vmId(PROD, 'vm1'), ports: [{ port: 3389, protocol: 'tcp' }],
   source: '203.0.113.7/32', durationMs: 3_600_000, status: 'pending', decisions: [], createdAt: 0, updatedAt: 0, approvalExpiresAt: 3_600_000,
-  rules: [], origin: { channel: 'test' }, version: 1, ...over,
+  rules: [], origin: { via: 'test' }, version: 1, ...over,
 });
 const vm1 = book.targets.vm1!;
 const policy = effectivePolicy(book, vm1);

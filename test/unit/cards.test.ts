@@ -25,7 +25,7 @@ const req: AccessRequest = {
   ports: [{ port: 3389, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 7_200_000,
   justification: 'INC-1 [click](https://evil.example) **now** ${injected}', status: 'pending', decisions: [],
   createdAt: 1_767_000_000_000, updatedAt: 1_767_000_000_000, approvalExpiresAt: 1_767_003_600_000,
-  rules: [], origin: { channel: 'teams' }, version: 1,
+  rules: [], origin: { via: 'teams' }, version: 1,
 };
 const actions = (c: CardJson) => ((c.actions as Array<{ type: string; verb: string; data: Record<string, unknown> }>) ?? []).map((a) => [a.type, a.verb, a.data]);
 

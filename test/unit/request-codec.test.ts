@@ -3,8 +3,9 @@
 // record written once must read back forever: the dictionary and the window are part of the
 // format, so a golden record written by this version is decoded here.
 import { createHash } from 'node:crypto';
+import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { BodyCache, REQUEST_DICTIONARY_J1, decodeHead, decodeRequest, encodeRequest, joinRecord } from '../../src/adapters/redis/request-codec.js';
+import { BodyCache, REQUEST_DICTIONARY_J1, decodeHead, decodeLegacy, decodeRequest, encodeRequest, joinRecord } from '../../src/adapters/redis/request-codec.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { rid } from '../fixtures/ids.js';
 
@@ -19,18 +20,43 @@ const golden: AccessRequest = {
     direction: 'Inbound', access: 'Allow', protocol: 'tcp', sourcePrefix: '203.0.113.7/32', destinationPort: 3389,
     description: 'jit-bot request=rgolden0001 expires=2026-12-03T15:20:52.351Z', requestId: 'rgolden0001', expiresAt: 1796311252351,
   }],
-  origin: { channel: 'slack', replyTo: 'https://hooks.slack.com/commands/T024BE7LD/1234/abcd', timeZone: 'Europe/Berlin' },
+  origin: { via: 'slack', replyTo: 'https://hooks.slack.com/commands/T024BE7LD/1234/abcd', timeZone: 'Europe/Berlin' },
   version: 3, activatedAt: 1796304052366, expiresAt: 1796311252351,
 };
 /** `golden` at version 3 with two audit ids, as written by the first version of j1. */
 const GOLDEN_J1 =
   'ajEKMwphY3RpdmUKYWxpY2VAY29udG9zby5jb20Kdm0xCjE3OTYzMDQwNTIyOTgtMCwxNzk2MzA0MDUyMzQxLTAK3dZLDoIwEAbgq3ABZR6dNrAkutKlF6BA1IQIQd17B116Ok5iNEYCFF8bE9ftn0z690vmGcrt3mK3v7Iq0t+zMzTArox3ycqrDydvFgmwUgq9+nx0a7SFfRukCTSDAiHmoAvycUaBaYNsUlq7Qd5uGH3PukEuizzNNgCAL0B+VNhfkGuepk0OaQS8QAkJQqExC/bINdEOuWsliCTEgkPkvlo5SEVTM5/4SKz82CapcweJsipfb/qg239pcOAL';
 
+/** The JSON body of a j1 record (base64), as stored. */
+function inflate(b64: string): { origin: Record<string, unknown> } {
+  const buf = Buffer.from(b64, 'base64');
+  let at = -1;
+  for (let i = 0; i < 6; i++) at = buf.indexOf(0x0a, at + 1);
+  return JSON.parse(inflateRawSync(buf.subarray(at + 1), { dictionary: Buffer.from(REQUEST_DICTIONARY_J1, 'latin1'), windowBits: 12 }).toString('utf8'));
+}
+
 describe('request records (format j1)', () => {
   it('a record written by the first j1 version still reads back whole', () => {
     const buf = Buffer.from(GOLDEN_J1, 'base64');
     expect(decodeRequest(golden.id, buf)).toEqual(golden);
     expect(decodeHead(buf)).toEqual({ version: 3, status: 'active', requester: 'alice@contoso.com', target: 'vm1', auditIds: ['1796304052298-0', '1796304052341-0'] });
+  });
+
+  it('origin.channel (its name before via) reads as origin.via; new records write via', () => {
+    // GOLDEN_J1 was written with origin.channel, as every record before the rename.
+    const old = inflate(GOLDEN_J1);
+    expect(old.origin).toEqual({ channel: 'slack', replyTo: golden.origin.replyTo, timeZone: 'Europe/Berlin' });
+    expect(decodeRequest(golden.id, Buffer.from(GOLDEN_J1, 'base64')).origin).toEqual({ via: 'slack', replyTo: golden.origin.replyTo, timeZone: 'Europe/Berlin' });
+    // A record encoded now from JSON that still says channel (an object as an old reader kept it).
+    const { via, ...rest } = golden.origin;
+    const asOld = { ...golden, origin: { channel: via, ...rest } } as unknown as AccessRequest;
+    expect(decodeRequest(golden.id, joinRecord(encodeRequest(asOld, 4), [])).origin).toEqual(golden.origin);
+    // What is written now says via, and only via.
+    const { json } = encodeRequest(golden, 4);
+    expect(JSON.parse(json).origin).toEqual(golden.origin);
+    expect(json).not.toContain('"channel"');
+    // The hash format before j1 too.
+    expect(decodeLegacy('2', JSON.stringify({ ...asOld, version: 1 }))?.origin).toEqual(golden.origin);
   });
 
   it('the dictionary is part of the format: it never changes (a new one is a new format tag)', () => {

@@ -18,7 +18,7 @@ const base: AccessRequest = {
   updatedAt: 1_767_000_000_000,
   approvalExpiresAt: 1_767_003_600_000,
   rules: [],
-  origin: { channel: 'slack' },
+  origin: { via: 'slack' },
   version: 1,
 };
 

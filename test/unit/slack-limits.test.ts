@@ -70,7 +70,7 @@ describe('Slack builders within Block Kit limits (generated input)', () => {
 });
 
 describe('what the limits do to the content', () => {
-  const base = { id: rid('rk2m9qx7ab'), requester: 'alice@contoso.com', target: 'vm1', targetId: '/x', ports: [{ port: 3389, protocol: 'tcp' as const }], source: '203.0.113.7/32', durationMs: 3_600_000, status: 'pending' as const, decisions: [], createdAt: 1_767_000_000_000, updatedAt: 1_767_000_000_000, approvalExpiresAt: 1_767_003_600_000, rules: [], origin: { channel: 'slack' }, version: 1 };
+  const base = { id: rid('rk2m9qx7ab'), requester: 'alice@contoso.com', target: 'vm1', targetId: '/x', ports: [{ port: 3389, protocol: 'tcp' as const }], source: '203.0.113.7/32', durationMs: 3_600_000, status: 'pending' as const, decisions: [], createdAt: 1_767_000_000_000, updatedAt: 1_767_000_000_000, approvalExpiresAt: 1_767_003_600_000, rules: [], origin: { via: 'slack' }, version: 1 };
 
   it('a field is cut after escaping, never inside an escape, and ends in …', () => {
     const card = approvalCard({ ...base, justification: '&'.repeat(500) }, { quorum: 1 });

@@ -28,7 +28,7 @@ const req = (i: number, more: Partial<AccessRequest> = {}): AccessRequest => ({
   updatedAt: NOW - i * 1000,
   approvalExpiresAt: NOW + 3600_000,
   rules: [],
-  origin: { channel: 'slack' },
+  origin: { via: 'slack' },
   version: 1,
   ...more,
 });

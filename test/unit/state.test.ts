@@ -21,7 +21,7 @@ function req(status: RequestStatus, extra: Partial<AccessRequest> = {}): AccessR
     updatedAt: NOW - 1000,
     approvalExpiresAt: NOW + 3_600_000,
     rules: [],
-    origin: { channel: 'cli' },
+    origin: { via: 'cli' },
     version: 3,
     ...extra,
   };

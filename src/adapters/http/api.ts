@@ -108,7 +108,7 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
     return parsed.value;
   };
 
-  const origin = { channel: 'api' };
+  const origin = { via: 'api' };
   const cardView = approvalCardView(service);
 
   return async (req, res, url) => {

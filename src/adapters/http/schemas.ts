@@ -103,7 +103,7 @@ export const RequestSchema = z
     activatedAt: int.optional(),
     expiresAt: int.optional(),
     rules: z.array(AppliedRule),
-    origin: z.object({ channel: z.string(), replyTo: z.string().optional(), timeZone: z.string().optional() }),
+    origin: z.object({ via: z.string(), replyTo: z.string().optional(), timeZone: z.string().optional() }),
     pendingExtension: z.object({ addMs: int, by: z.string(), at: int, decisions: z.array(Decision) }).optional(),
     escalatedAt: int.optional(),
     version: int,
