@@ -4,7 +4,7 @@ import { auditRow, type AuditRow } from '../core/audit-export.js';
 import { decidersOf, requestableTargets } from '../core/authz.js';
 import { JitError } from '../core/errors.js';
 import { describePolicy, effectivePolicy, findTarget, portLabel } from '../core/policy.js';
-import { can, hasAnyRole, isApprover, normalizePrincipal } from '../core/rbac.js';
+import { can, hasAnyRole, isApprover } from '../core/rbac.js';
 import { connectionsFor, type Reply } from '../core/reply.js';
 import type { AccessRequest, PrincipalId, RequestOrigin } from '../core/types.js';
 import type { UseCaseContext } from './context.js';
@@ -17,7 +17,7 @@ import type { ListFilter } from './ports.js';
  * exist and one the caller may not see get the same not_found.
  */
 export async function visibleRequest(ctx: UseCaseContext, actor: PrincipalId, id: string): Promise<AccessRequest> {
-  const me = normalizePrincipal(actor);
+  const me = actor;
   if (!hasAnyRole(ctx.book, me)) throw ctx.notFound(id);
   await checkReadRate(ctx, me, 'read');
   return ctx.mustSee(me, id);
@@ -54,7 +54,7 @@ export function showPolicy(ctx: UseCaseContext, actor: PrincipalId, name: string
  * target or all, since a time: rows in the columns of Azure's activity-log export.
  */
 export async function auditRows(ctx: UseCaseContext, actor: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
-  const me = normalizePrincipal(actor);
+  const me = actor;
   const book = ctx.book;
   // No role: nothing to see, answered at once (no Redis, not even the rate limiter).
   if (!hasAnyRole(book, me)) return { rows: [], truncated: false };

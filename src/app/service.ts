@@ -5,7 +5,6 @@ import type { AccessCommand, Command } from '../core/command.js';
 import { JitError, isJitError } from '../core/errors.js';
 import { parseCommand } from '../core/parse.js';
 import type { EffectivePolicy, PolicyBook } from '../core/policy.js';
-import { normalizePrincipal } from '../core/rbac.js';
 import * as authz from '../core/authz.js';
 import type { DecisionScope } from '../core/authz.js';
 import type { ApprovalRoute } from '../core/workflow.js';
@@ -102,7 +101,7 @@ export class JitService implements JobHandlers {
 
   /** Parses and runs one command typed by `actor`; never throws a JitError (it becomes a rejected reply). */
   async execute(actor: PrincipalId, text: string, origin: RequestOrigin): Promise<Reply> {
-    const who = normalizePrincipal(actor);
+    const who = actor;
     try {
       return await this.run(who, parseCommand(text), origin);
     } catch (e) {
@@ -182,8 +181,8 @@ export class JitService implements JobHandlers {
   }
 
   /** "Enable JIT" (JIT Admin): the bot's Deny rules for the policy's ports (or those given) on the target's path. */
-  enforce(actor: PrincipalId, name: string, ports?: PortSpec[], system = false): Promise<Reply> {
-    return admin.enforce(this.ctx, actor, name, ports, system);
+  enforce(actor: PrincipalId | 'system', name: string, ports?: PortSpec[]): Promise<Reply> {
+    return admin.enforce(this.ctx, actor, name, ports);
   }
 
   unenforce(actor: PrincipalId, name: string): Promise<Reply> {

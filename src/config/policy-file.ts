@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { fileSchema } from './policy-schema.js';
 import { normalizeScope, type GroupSource, type PolicyBook, type PolicyDef } from '../core/policy.js';
-import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
+import { GROUP_PREFIX, isGroupRef, parsePrincipal } from '../core/ids.js';
 import { parseSource } from '../core/source.js';
 import { TARGET_NAME_RE } from '../core/validate.js';
 import type { Target } from '../core/types.js';
@@ -57,7 +57,11 @@ export function parsePolicyText(text: string, file = 'policy file', platforms?: 
   const f = parsed.data;
   const problems: string[] = [];
   const principals: PolicyBook['principals'] = {};
-  for (const [p, info] of Object.entries(f.principals)) principals[normalizePrincipal(p)] = info ?? {};
+  for (const [p, info] of Object.entries(f.principals)) {
+    const id = parsePrincipal(p);
+    if (id === undefined) problems.push(`principals.${p}: "${p}" is not a principal (an email / UPN like alice@contoso.com)`);
+    else principals[id] = info ?? {};
+  }
   const targets: Record<string, Target> = {};
   for (const [name, t] of Object.entries(f.targets)) {
     // The same names chat accepts; `__proto__` and friends never become keys of the book.
@@ -105,13 +109,13 @@ export function parsePolicyText(text: string, file = 'policy file', platforms?: 
     }
   }
   for (const [i, r] of f.roles.entries()) {
-    if (r.principal.startsWith(GROUP_PREFIX) && !Object.hasOwn(f.groups, r.principal.slice(GROUP_PREFIX.length))) {
+    if (isGroupRef(r.principal) && !Object.hasOwn(f.groups, r.principal.slice(GROUP_PREFIX.length))) {
       problems.push(`roles[${i}].principal: group "${r.principal.slice(GROUP_PREFIX.length)}" is not defined under groups`);
     }
   }
   for (const [name, p] of Object.entries(f.policies)) {
     for (const [i, a] of (p.approval?.approvers ?? []).entries()) {
-      if (a.startsWith(GROUP_PREFIX) && !Object.hasOwn(f.groups, a.slice(GROUP_PREFIX.length))) {
+      if (isGroupRef(a) && !Object.hasOwn(f.groups, a.slice(GROUP_PREFIX.length))) {
         problems.push(`policies.${name}.approval.approvers[${i}]: group "${a.slice(GROUP_PREFIX.length)}" is not defined under groups`);
       }
     }

@@ -51,3 +51,45 @@ export function formatRequestId(bytes: Uint8Array): RequestId {
   if (bytes.length !== REQUEST_ID_LENGTH) throw new RangeError(`a request id takes ${REQUEST_ID_LENGTH} bytes, not ${bytes.length}`);
   return `r${Array.from(bytes, (b) => REQUEST_ID_ALPHABET[b % 32]).join('')}` as RequestId;
 }
+
+// ------------------------------------------------------------------ principals
+// A person, by email / UPN: `local@domain`, trimmed and lower-cased (Entra ID, Slack and Teams
+// spell the same person in different cases). A group reference (`group:oncall`) is not a
+// principal: it names a group of them (PrincipalRef below).
+
+/** A principal's id: trimmed, lower-cased `local@domain` (from `parsePrincipal`). */
+export type PrincipalId = Branded<'PrincipalId'>;
+/** The longest principal id (an email address's limit, RFC 5321). */
+export const PRINCIPAL_MAX_LENGTH = 254;
+/** One `@`, something on each side, no white space. */
+export const PRINCIPAL_RE = /^[^@\s]+@[^@\s]+$/;
+/** Characters that forge lines or hide text (C0 / C1 controls, line separators, bidi overrides): never in an id. */
+// eslint-disable-next-line no-control-regex
+const HIDDEN_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+export const GROUP_PREFIX = 'group:';
+/** A reference to a group of the policy file (`group:oncall`). */
+export type GroupRef = `${typeof GROUP_PREFIX}${string}`;
+/** A principal or a group reference, as roles and approver lists name them. */
+export type PrincipalRef = PrincipalId | GroupRef;
+
+/**
+ * The principal `text` names (`' Alice@Contoso.com'` → `alice@contoso.com`), or undefined when it
+ * is not one: no `@` with text on both sides, white space or control characters inside, longer
+ * than PRINCIPAL_MAX_LENGTH, or a group reference.
+ */
+export function parsePrincipal(text: string): PrincipalId | undefined {
+  const p = text.trim().toLowerCase();
+  if (p.length > PRINCIPAL_MAX_LENGTH || !PRINCIPAL_RE.test(p) || HIDDEN_RE.test(p) || p.startsWith(GROUP_PREFIX)) return undefined;
+  return p as PrincipalId;
+}
+/** `parsePrincipal` for text that must be one (a bug otherwise): throws a TypeError. */
+export const principalId = must('principal', parsePrincipal);
+
+export const isGroupRef = (ref: string): ref is GroupRef => ref.startsWith(GROUP_PREFIX);
+
+/** A principal (parsed as parsePrincipal does) or `group:<name>` (kept as written), or undefined. */
+export function parsePrincipalRef(text: string): PrincipalRef | undefined {
+  if (isGroupRef(text)) return text.length > GROUP_PREFIX.length && !HIDDEN_RE.test(text) ? text : undefined;
+  return parsePrincipal(text);
+}

@@ -1,11 +1,9 @@
 // The vocabulary of ../shared/DESIGN.md as types. Pure: no I/O, no SDK.
 
-import type { RequestId } from './ids.js';
+import type { PrincipalId, PrincipalRef, RequestId } from './ids.js';
 
-/** A person, by email / UPN (lower-cased). */
-export type PrincipalId = string;
-/** A principal (`alice@contoso.com`) or a group reference (`group:oncall`). */
-export type PrincipalRef = string;
+/** People by email / UPN, and refs to them: defined with their parse in ids.ts. */
+export type { PrincipalId, PrincipalRef } from './ids.js';
 
 export type Protocol = 'tcp' | 'udp' | '*';
 

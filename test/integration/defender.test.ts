@@ -14,6 +14,7 @@ import { ArmEmulator, actionOf } from '../fakes/arm.js';
 import { DefenderEmulator } from '../fakes/defender.js';
 import { DEV, PROD, SUB, vmId } from '../fixtures/book.js';
 import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 const ROLE = JSON.parse(readFileSync(new URL('../../manifest/azure/jit-bot-defender-role.json', import.meta.url), 'utf8')) as { Actions: string[] };
 /** What docs/security.md says JIT_DEFENDER_NSG_FALLBACK adds to the Defender role. */
@@ -63,7 +64,7 @@ let vm5: ReturnType<ArmEmulator['standardVm']>;
 let vm6: ReturnType<ArmEmulator['standardVm']>;
 
 const state = async (id: string): Promise<AccessRequest> => (await h.app.service.get(id))!;
-const run = async (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { via: 'test' });
+const run = async (as: string, text: string): Promise<Reply> => h.app.service.execute(p(as), text, { via: 'test' });
 async function grant(text: string): Promise<string> {
   const id = requestOf(await run('alice@contoso.com', text)).id;
   await run('bob@contoso.com', `approve ${id}`);

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JitService } from '../../app/service.js';
 import type { AccessCommand } from '../../core/command.js';
 import { isJitError } from '../../core/errors.js';
-import { REQUEST_ID_RE } from '../../core/ids.js';
+import { parsePrincipal, REQUEST_ID_RE } from '../../core/ids.js';
 import { parsePorts, VERB_PORTS } from '../../core/parse.js';
 import { rejectedReply, renderText, type Reply } from '../../core/reply.js';
 import type { PrincipalId, RequestStatus } from '../../core/types.js';
@@ -77,8 +77,8 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
     if (typeof actAs === 'string' && !req.headers.authorization) {
       if (!deps.local) throw Object.assign(new HttpError(401, 'X-Jit-Act-As is only accepted on the local channel (JIT_LOCAL_CHANNEL); use a bearer token'), { bearer: true });
       deps.local.check(req);
-      const who = actAs.trim().toLowerCase();
-      if (!/^[^@\s]+@[^@\s]+$/.test(who) || who.length > 200) throw Object.assign(new HttpError(401, 'X-Jit-Act-As must name a principal (alice@contoso.com)'), { bearer: true });
+      const who = parsePrincipal(actAs);
+      if (!who) throw Object.assign(new HttpError(401, 'X-Jit-Act-As must name a principal (alice@contoso.com)'), { bearer: true });
       return who;
     }
     const header = req.headers.authorization ?? '';
@@ -153,8 +153,10 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
         const limit = Number(url.searchParams.get('limit') ?? 50);
         if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpError(400, 'limit must be 1–200');
         const target = url.searchParams.get('target') ?? undefined;
-        const requester = url.searchParams.get('requester') ?? undefined;
-        const requests = await service.listVisible(actor, { ...(status ? { status: status as RequestStatus } : {}), ...(target ? { target } : {}), ...(requester ? { requester: requester.toLowerCase() } : {}), limit });
+        const requesterParam = url.searchParams.get('requester') ?? undefined;
+        const requester = requesterParam === undefined ? undefined : parsePrincipal(requesterParam);
+        if (requesterParam !== undefined && !requester) throw new HttpError(400, 'requester must be a principal (alice@contoso.com)');
+        const requests = await service.listVisible(actor, { ...(status ? { status: status as RequestStatus } : {}), ...(target ? { target } : {}), ...(requester ? { requester } : {}), limit });
         return sendJson(res, 200, { requests }), true;
       }
       if (id && !id[2] && req.method === 'GET') return sendReply(res, await service.status(actor, id[1]!)), true;
