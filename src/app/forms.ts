@@ -15,6 +15,7 @@ import { describePrefixes, parseSource } from '../core/source.js';
 import { MAX_TEXT_LENGTH } from '../core/validate.js';
 import type { Os, PortRule, PortSpec, PrincipalId, Protocol, RequestOrigin, Target } from '../core/types.js';
 import type { JitService } from './service.js';
+import { parseTargetName } from '../core/ids.js';
 
 /** What the forms read from the use cases (public methods of JitService only). */
 export type FormsService = Pick<JitService, 'policyBook' | 'settings' | 'requestAccess'>;
@@ -212,7 +213,8 @@ export class RequestForms {
     const targets = this.requestableTargets(principal);
     const reason = this.noRequestReason(principal, targets);
     if (reason) return { ok: false, reason };
-    const pick = selected.target !== undefined ? targets.find((t) => t.name === selected.target!.toLowerCase()) : targets.length === 1 ? targets[0] : undefined;
+    const want = selected.target === undefined ? undefined : parseTargetName(selected.target);
+    const pick = selected.target !== undefined ? targets.find((t) => t.name === want) : targets.length === 1 ? targets[0] : undefined;
     return {
       ok: true,
       targets: targets.map(choice),

@@ -58,7 +58,8 @@ export async function auditRows(ctx: UseCaseContext, actor: PrincipalId, opts: {
   const book = ctx.book;
   // No role: nothing to see, answered at once (no Redis, not even the rate limiter).
   if (!hasAnyRole(book, me)) return { rows: [], truncated: false };
-  if (opts.target !== undefined && !findTarget(book, opts.target)) throw new JitError('unknown_target', `there is no VM "${opts.target}" in the policy`, 'vms');
+  const only = opts.target === undefined ? undefined : findTarget(book, opts.target);
+  if (opts.target !== undefined && !only) throw new JitError('unknown_target', `there is no VM "${opts.target}" in the policy`, 'vms');
   await checkReadRate(ctx, me, 'audit');
   const limit = opts.limit ?? 10_000;
   // The targets the caller reads, and their own requests elsewhere: the log walks only those indexes.
@@ -66,14 +67,14 @@ export async function auditRows(ctx: UseCaseContext, actor: PrincipalId, opts: {
   const { events, truncated } = await ctx.deps.audit.listScoped({
     targets: readable,
     requesters: [me],
-    ...(opts.target !== undefined ? { target: opts.target.toLowerCase() } : {}),
+    ...(only ? { target: only.name } : {}),
     since: opts.since,
     limit,
   });
   const ids = [...new Set(events.map((e) => e.requestId))];
   const stored = await ctx.deps.store.getMany(ids);
   const byId = new Map(ids.map((id, i) => [id, stored[i] ?? null]));
-  const readableSet = new Set(readable);
+  const readableSet = new Set<string>(readable);
   const rows: AuditRow[] = [];
   for (const e of events) {
     const req = byId.get(e.requestId) ?? null;

@@ -4,9 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { fileSchema } from './policy-schema.js';
 import { normalizeScope, type GroupSource, type PolicyBook, type PolicyDef } from '../core/policy.js';
-import { GROUP_PREFIX, isGroupRef, parsePrincipal } from '../core/ids.js';
+import { GROUP_PREFIX, isGroupRef, parsePrincipal, parseTargetName } from '../core/ids.js';
 import { parseSource } from '../core/source.js';
-import { TARGET_NAME_RE } from '../core/validate.js';
 import type { Target } from '../core/types.js';
 
 export class PolicyFileError extends Error {
@@ -40,7 +39,7 @@ export function parsePolicyText(text: string, file = 'policy file', platforms?: 
   // A key such as `__proto__` would be dropped (or worse) by the object-building below: name it.
   const rawTargets = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).targets : undefined;
   if (rawTargets && typeof rawTargets === 'object') {
-    const bad = Object.keys(rawTargets).filter((name) => !TARGET_NAME_RE.test(name));
+    const bad = Object.keys(rawTargets).filter((name) => !parseTargetName(name));
     if (bad.length) throw new PolicyFileError(file, bad.map((name) => `targets.${name}: "${name}" is not a VM name people can type (letters, digits, . _ -, starting with a letter or digit)`));
   }
   const parsed = fileSchema.safeParse(raw ?? {});
@@ -65,13 +64,14 @@ export function parsePolicyText(text: string, file = 'policy file', platforms?: 
   const targets: Record<string, Target> = {};
   for (const [name, t] of Object.entries(f.targets)) {
     // The same names chat accepts; `__proto__` and friends never become keys of the book.
-    if (!TARGET_NAME_RE.test(name)) {
+    const key = parseTargetName(name);
+    if (!key) {
       problems.push(`targets.${name}: "${name}" is not a VM name people can type (letters, digits, . _ -, starting with a letter or digit)`);
       continue;
     }
     const { firewall, ...rest } = t;
-    targets[name.toLowerCase()] = {
-      name: name.toLowerCase(),
+    targets[key] = {
+      name: key,
       ...rest,
       ...(firewall
         ? {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { formatDuration, parseDuration } from '../core/duration.js';
 import { isJitError } from '../core/errors.js';
 import { ROLE_NAMES, type GroupSource, type RoleName } from '../core/policy.js';
-import { parsePrincipal, parsePrincipalRef, type PrincipalId, type PrincipalRef } from '../core/ids.js';
+import { parsePrincipal, parsePrincipalRef, parseTargetName, type PrincipalId, type PrincipalRef, type TargetName } from '../core/ids.js';
 import { parseSource } from '../core/source.js';
 import type { ApprovalRule, PortRule, PortSpec, Protocol } from '../core/types.js';
 import { WEEKDAYS, type AutoApproveRule, type PlatformRoute, type ReminderRule, type RoutingRule, type TimeWindow, type Weekday } from '../core/workflow.js';
@@ -69,6 +69,12 @@ const principalRef = z.string().transform((s, ctx): PrincipalRef => {
   const r = parsePrincipalRef(s);
   if (r === undefined) ctx.addIssue({ code: 'custom', message: 'must be a principal (alice@contoso.com) or a group (group:oncall)' });
   return r ?? z.NEVER;
+});
+
+const targetName = z.string().transform((s, ctx): TargetName => {
+  const t = parseTargetName(s);
+  if (t === undefined) ctx.addIssue({ code: 'custom', message: 'must be a VM name (letters, digits, . _ -, starting with a letter or digit)' });
+  return t ?? z.NEVER;
 });
 
 const sourcePrefix = z.string().transform((v, ctx) => {
@@ -217,7 +223,7 @@ const routingRule = z
     name: z.string().min(1),
     when: z
       .object({
-        targets: z.array(z.string()).default([]),
+        targets: z.array(targetName).default([]),
         ports: z.array(portRef).default([]),
         roles: z.array(z.enum(ROLE_NAMES as [RoleName, ...RoleName[]], { message: `must be one of ${ROLE_NAMES.join(', ')}` })).default([]),
       })
@@ -236,7 +242,7 @@ const routingRule = z
     for (const [k, v] of Object.entries(r)) if (!ROUTING_KEYS.has(k)) platforms[k] = v as PlatformRoute;
     return {
       name: r.name,
-      targets: (r.when?.targets ?? []).map((t) => t.toLowerCase()),
+      targets: r.when?.targets ?? [],
       ports: r.when?.ports ?? [],
       roles: r.when?.roles ?? [],
       platforms,

@@ -93,3 +93,20 @@ export function parsePrincipalRef(text: string): PrincipalRef | undefined {
   if (isGroupRef(text)) return text.length > GROUP_PREFIX.length && !HIDDEN_RE.test(text) ? text : undefined;
   return parsePrincipal(text);
 }
+
+// ------------------------------------------------------------------ target names
+// The short name people type for a VM (`vm1`): letters, digits, `.`, `_`, `-`, a letter or digit
+// first, at most 80; lower-cased (chat, the REST API, forms and the policy file all name targets
+// case-insensitively). Not an ARM resource id: those stay plain strings.
+
+/** A target's name as the policy file keys it: lower-case (from `parseTargetName`). */
+export type TargetName = Branded<'TargetName'>;
+/** A target name as people type it (any case). */
+export const TARGET_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,79}$/i;
+
+/** The target name `text` is (`VM1` → `vm1`), or undefined: no trimming, nothing outside TARGET_NAME_RE. */
+export function parseTargetName(text: string): TargetName | undefined {
+  return TARGET_NAME_RE.test(text) ? (text.toLowerCase() as TargetName) : undefined;
+}
+/** `parseTargetName` for text that must be one (a bug otherwise): throws a TypeError. */
+export const targetName = must('target name', parseTargetName);

@@ -1,7 +1,7 @@
 // The policy model: targets, scoped policies that inherit downwards, and the check of a
 // request against the effective policy. Pure.
 import { JitError } from './errors.js';
-import { principalId } from './ids.js';
+import { parseTargetName, principalId } from './ids.js';
 import { portLabel } from './format.js';
 import { formatDuration } from './duration.js';
 import { ANY, describePrefixes, parseSource, sourceAllowed } from './source.js';
@@ -201,9 +201,10 @@ export function own<T>(record: Record<string, T>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
-/** The target named `name` (case-insensitive), own entries only. */
+/** The target named `name` (case-insensitive: parsed as a target name), own entries only. */
 export function findTarget(book: PolicyBook, name: string): Target | undefined {
-  return own(book.targets, name.toLowerCase());
+  const key = parseTargetName(name);
+  return key === undefined ? undefined : own(book.targets, key);
 }
 
 export { portLabel };

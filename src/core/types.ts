@@ -1,9 +1,9 @@
 // The vocabulary of ../shared/DESIGN.md as types. Pure: no I/O, no SDK.
 
-import type { PrincipalId, PrincipalRef, RequestId } from './ids.js';
+import type { PrincipalId, PrincipalRef, RequestId, TargetName } from './ids.js';
 
 /** People by email / UPN, and refs to them: defined with their parse in ids.ts. */
-export type { PrincipalId, PrincipalRef } from './ids.js';
+export type { PrincipalId, PrincipalRef, TargetName } from './ids.js';
 
 export type Protocol = 'tcp' | 'udp' | '*';
 
@@ -16,7 +16,7 @@ export type Os = 'windows' | 'linux';
 
 export interface Target {
   /** Short name people type in chat (`vm1`). */
-  name: string;
+  name: TargetName;
   /** ARM resource id of the VM. */
   id: string;
   os: Os;
@@ -29,6 +29,12 @@ export interface Target {
   /** Reached through an Azure Firewall: grants are DNAT rules there (plus NSG allows from its subnet). */
   firewall?: FirewallRoute;
 }
+
+/**
+ * A VM as the network adapters address it: a Target, or one read from ARM (inventory, a network
+ * provider's policies) whose name is the VM's ARM name, not (yet) a target name.
+ */
+export type NetworkTarget = Omit<Target, 'name'> & { name: string };
 
 export interface FirewallRoute {
   /** Classic rules: the Azure Firewall's resource id (natRuleCollections). */
@@ -146,7 +152,7 @@ export interface RequestOrigin {
 export interface AccessRequest {
   id: RequestId;
   requester: PrincipalId;
-  target: string;
+  target: TargetName;
   targetId: string;
   ports: PortSpec[];
   /** Source prefix (normalised CIDR or `*`); null until the "my IP" link was opened. */

@@ -8,7 +8,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DefenderGate, type InitiateWire, type JitPolicyWire, type JitRequestWire } from '../../src/adapters/azure/defender.js';
 import type { Target } from '../../src/core/types.js';
-import { p } from '../fixtures/ids.js';
+import { p, tn } from '../fixtures/ids.js';
 
 const ARM = 'https://management.azure.com';
 const SUB = '20ff7fc3-e762-44dd-bd96-b71116dcdc23';
@@ -16,7 +16,7 @@ const RG = `/subscriptions/${SUB}/resourceGroups/myRg1`;
 const VM = `${RG}/providers/Microsoft.Compute/virtualMachines/vm1`;
 const POLICY = `${RG}/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default`;
 const LIST = `/subscriptions/${SUB}/providers/Microsoft.Security/jitNetworkAccessPolicies`;
-const target: Target = { name: 'vm1', id: VM, os: 'windows' };
+const target: Target = { name: tn('vm1'), id: VM, os: 'windows' };
 
 const policyDoc = (requests: JitRequestWire[] = []): JitPolicyWire & { type: string } => ({
   kind: 'Basic',

@@ -6,7 +6,7 @@ import { RedisAuditLog } from '../../src/adapters/redis/audit.js';
 import { createRedis } from '../../src/adapters/redis/connection.js';
 import { RedisRequestStore, decodeAuditEntry, encodeAuditEvent } from '../../src/adapters/redis/store.js';
 import type { AccessRequest, AuditAction, AuditEvent, RequestStatus } from '../../src/core/types.js';
-import { p, rid } from '../fixtures/ids.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 import { formatRequestId, type RequestId } from '../../src/core/ids.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -27,7 +27,7 @@ function req(over: Partial<AccessRequest> = {}): AccessRequest {
   return {
     id: newId(),
     requester: p('alice@contoso.com'),
-    target: 'vm1',
+    target: tn('vm1'),
     targetId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1',
     ports: [{ port: 3389, protocol: 'tcp' }],
     source: '203.0.113.7/32',
@@ -192,7 +192,7 @@ describe('RedisRequestStore: compareAndSet', () => {
 
 describe('RedisRequestStore: list', () => {
   const requester = p(`lister-${randomBytes(3).toString('hex')}@contoso.com`);
-  const target = `vm-${randomBytes(3).toString('hex')}`;
+  const target = tn(`vm-${randomBytes(3).toString('hex')}`);
   const made: AccessRequest[] = [];
 
   beforeAll(async () => {
@@ -201,7 +201,7 @@ describe('RedisRequestStore: list', () => {
     for (let i = 0; i < statuses.length; i++) {
       const r = req({
         requester: i < 4 ? requester : p('someone-else@contoso.com'),
-        target: i % 2 === 0 ? target : 'vm-other',
+        target: i % 2 === 0 ? target : tn('vm-other'),
         status: statuses[i] as RequestStatus,
         createdAt: base + i * 1000,
       });
@@ -367,9 +367,9 @@ describe('data written by the previous version (hash records, sorted-set indexes
   const old = `test:store-legacy:${randomBytes(6).toString('hex')}`;
   const base = Date.now() - 60_000;
   const legacy = [
-    req({ id: rid('r1egacy001'), requester: p('alice@contoso.com'), target: 'vm1', status: 'pending', createdAt: base, version: 1 }),
-    req({ id: rid('r1egacy002'), requester: p('bob@contoso.com'), target: 'vm2', status: 'active', createdAt: base + 1000, version: 3, activatedAt: base + 1500, expiresAt: base + 3_600_000 }),
-    req({ id: rid('r1egacy003'), requester: p('alice@contoso.com'), target: 'vm1', status: 'denied', createdAt: base + 2000, version: 2 }),
+    req({ id: rid('r1egacy001'), requester: p('alice@contoso.com'), target: tn('vm1'), status: 'pending', createdAt: base, version: 1 }),
+    req({ id: rid('r1egacy002'), requester: p('bob@contoso.com'), target: tn('vm2'), status: 'active', createdAt: base + 1000, version: 3, activatedAt: base + 1500, expiresAt: base + 3_600_000 }),
+    req({ id: rid('r1egacy003'), requester: p('alice@contoso.com'), target: tn('vm1'), status: 'denied', createdAt: base + 2000, version: 2 }),
   ];
   const oldEvents = new Map<string, string[]>();
 

@@ -6,11 +6,11 @@ import { isJitError } from '../../src/core/errors.js';
 import { effectivePolicy } from '../../src/core/policy.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { PROD, testBook, vmId } from '../fixtures/book.js';
-import { p, rid } from '../fixtures/ids.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const book = testBook();
 const request = (over: Partial<AccessRequest> = {}): AccessRequest => ({
-  id: rid('r000000001'), requester: p('alice@contoso.com'), target: 'vm1', targetId: vmId(PROD, 'vm1'), ports: [{ port: 3389, protocol: 'tcp' }],
+  id: rid('r000000001'), requester: p('alice@contoso.com'), target: tn('vm1'), targetId: vmId(PROD, 'vm1'), ports: [{ port: 3389, protocol: 'tcp' }],
   source: '203.0.113.7/32', durationMs: 3_600_000, status: 'pending', decisions: [], createdAt: 0, updatedAt: 0, approvalExpiresAt: 3_600_000,
   rules: [], origin: { via: 'test' }, version: 1, ...over,
 });
@@ -68,7 +68,7 @@ describe('core/authz', () => {
   });
 
   it('a target removed from the policy still resolves from the record (its grants still close); requestable targets follow the roles', () => {
-    expect(targetOf(book, request({ target: 'gone1', targetId: vmId(PROD, 'gone1') }))).toEqual({ name: 'gone1', id: vmId(PROD, 'gone1'), os: 'linux' });
+    expect(targetOf(book, request({ target: tn('gone1'), targetId: vmId(PROD, 'gone1') }))).toEqual({ name: 'gone1', id: vmId(PROD, 'gone1'), os: 'linux' });
     expect(requestableTargets(book, p('bob@contoso.com')).map((t) => t.name).sort()).toEqual(['db1', 'quick1', 'quorum2', 'vm1']);
     expect(requestableTargets(book, p('erin@contoso.com'))).toEqual([]);
   });

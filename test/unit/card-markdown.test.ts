@@ -9,10 +9,10 @@ import { replyMessage } from '../../src/adapters/slack/blocks.js';
 import { activeCard, approvalCard, mdEsc, replyCard, type CardJson } from '../../src/adapters/teams/cards.js';
 import type { Reply } from '../../src/core/reply.js';
 import type { AccessRequest } from '../../src/core/types.js';
-import { p, rid } from '../fixtures/ids.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const req: AccessRequest = {
-  id: rid('rk2m9qx7ab'), requester: p('alice@contoso.com'), target: 'vm1',
+  id: rid('rk2m9qx7ab'), requester: p('alice@contoso.com'), target: tn('vm1'),
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
   ports: [{ port: 3389, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 7_200_000,
   justification: 'INC-1 [click](https://evil.example) **now** _x_ ~~y~~ `z` <b>h</b> ${injected}', status: 'pending', decisions: [],

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from '../../src/adapters/teams/cards.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { cardProblems } from '../fixtures/adaptive-card-schema.js';
-import { p, rid } from '../fixtures/ids.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 /** The fields our templates bind (`${title}` …): one left in an expanded card is a bug. */
 const FIELDS = [...new Set(readdirSync('cards').filter((f) => f.endsWith('.json')).flatMap((f) => [...readFileSync(`cards/${f}`, 'utf8').matchAll(/\$\{([A-Za-z]+)\}/g)].map((m) => m[1]!)))];
@@ -20,7 +20,7 @@ function validate(card: CardJson): string[] {
 }
 
 const req: AccessRequest = {
-  id: rid('rk2m9qx7ab'), requester: p('alice@contoso.com'), target: 'vm1',
+  id: rid('rk2m9qx7ab'), requester: p('alice@contoso.com'), target: tn('vm1'),
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
   ports: [{ port: 3389, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 7_200_000,
   justification: 'INC-1 [click](https://evil.example) **now** ${injected}', status: 'pending', decisions: [],

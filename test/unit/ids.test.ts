@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomIds } from '../../src/app/ids.js';
 import { openApiDocument } from '../../src/adapters/http/openapi.js';
-import { GROUP_PREFIX, parsePrincipal, parsePrincipalRef, parseRequestId, PRINCIPAL_MAX_LENGTH, principalId, requestId } from '../../src/core/ids.js';
+import { GROUP_PREFIX, parsePrincipal, parsePrincipalRef, parseRequestId, parseTargetName, PRINCIPAL_MAX_LENGTH, principalId, requestId, targetName } from '../../src/core/ids.js';
 
 /** Every `pattern` the OpenAPI document gives a request id (path parameters and the Request schema's `id`). */
 function idPatterns(): RegExp[] {
@@ -109,5 +109,35 @@ describe('principals', () => {
     expect(parsePrincipalRef(GROUP_PREFIX)).toBeUndefined();
     expect(parsePrincipalRef('group:a\u0000b')).toBeUndefined();
     expect(parsePrincipalRef('oncall')).toBeUndefined();
+  });
+});
+
+describe('target names', () => {
+  it.each([
+    ['a short name', 'vm1', 'vm1'],
+    ['upper case (chat, the REST API and the policy file name targets case-insensitively)', 'VM-Prod.01', 'vm-prod.01'],
+    ['dots, underscores and hyphens after the first character', 'db_1.eu-west', 'db_1.eu-west'],
+    ['a digit first', '1vm', '1vm'],
+    ['the longest (80)', `v${'m'.repeat(79)}`, `v${'m'.repeat(79)}`],
+  ])('accepts %s', (_what, text, name) => {
+    expect(parseTargetName(text)).toBe(name);
+    expect(parseTargetName(name)).toBe(name);
+    expect(targetName(text)).toBe(name);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['white space around it (a name is typed as one word)', ' vm1'],
+    ['white space inside', 'vm 1'],
+    ['a punctuation mark first', '-vm1'],
+    ['a dot first', '.vm1'],
+    ['longer than 80', `v${'m'.repeat(80)}`],
+    ['a slash (an ARM id is not a target name)', '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1'],
+    ['an inherited key of every object', '__proto__'],
+    ['markup', 'vm1<b>'],
+    ['non-ASCII', 'vmé'],
+  ])('refuses %s', (_what, text) => {
+    expect(parseTargetName(text)).toBeUndefined();
+    expect(() => targetName(text)).toThrow(TypeError);
   });
 });

@@ -7,10 +7,10 @@ import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { BodyCache, REQUEST_DICTIONARY_J1, decodeHead, decodeLegacy, decodeRequest, encodeRequest, joinRecord } from '../../src/adapters/redis/request-codec.js';
 import type { AccessRequest, PrincipalId } from '../../src/core/types.js';
-import { p, rid } from '../fixtures/ids.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const golden: AccessRequest = {
-  id: rid('rg01den001'), requester: p('alice@contoso.com'), target: 'vm1',
+  id: rid('rg01den001'), requester: p('alice@contoso.com'), target: tn('vm1'),
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
   ports: [{ port: 3389, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 7200000, justification: 'patch — KB5034441 ✓',
   status: 'active', decisions: [{ by: p('bob@contoso.com'), decision: 'approve', at: 1796304052339 }],

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ACTIONS, approvalCard, auditLine, esc, expiringMessage, extensionCard, replyMessage } from '../../src/adapters/slack/blocks.js';
 import type { AccessRequest } from '../../src/core/types.js';
-import { p, rid } from '../fixtures/ids.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const base: AccessRequest = {
   id: rid('r012345678'),
   requester: p('alice@contoso.com'),
-  target: 'vm1',
+  target: tn('vm1'),
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
   ports: [{ port: 3389, protocol: 'tcp' }],
   source: '203.0.113.7/32',

@@ -8,7 +8,7 @@ import { ACTIONS } from '../../src/adapters/slack/blocks.js';
 import { HOME_SHOWN, blockId, homeView, requestModal, slackErrors, targetValue } from '../../src/adapters/slack/views.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { blockKitProblems, viewProblems } from '../fakes/block-kit.js';
-import { p, rid } from '../fixtures/ids.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const LONG = `v${'m'.repeat(79)}`; // 80 characters: the longest target name the policy file takes
 const NOW = 1_767_000_000_000;
@@ -16,7 +16,7 @@ const NOW = 1_767_000_000_000;
 const req = (i: number, more: Partial<AccessRequest> = {}): AccessRequest => ({
   id: rid(`r${String(i).padStart(9, '0')}`),
   requester: p(`someone.with.a.rather.long.name.${i}@contoso.example.com`),
-  target: `${LONG.slice(0, 70)}${i}`,
+  target: tn(`${LONG.slice(0, 70)}${i}`),
   targetId: `/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm${i}`,
   ports: Array.from({ length: 10 }, (_, p) => ({ port: 10_000 + p, protocol: 'tcp' as const })),
   source: '2001:db8:1234:5678::/64',

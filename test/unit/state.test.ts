@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { JitError } from '../../src/core/errors.js';
 import { applyTransition, canTransition, type Transition } from '../../src/core/state.js';
 import type { AccessRequest, AppliedRule, RequestStatus } from '../../src/core/types.js';
-import { p, rid } from '../fixtures/ids.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 import type { PrincipalId } from '../../src/core/ids.js';
 
 const NOW = Date.UTC(2026, 10, 24, 9, 0, 0);
@@ -11,7 +11,7 @@ function req(status: RequestStatus, extra: Partial<AccessRequest> = {}): AccessR
   return {
     id: rid('rtest00001'),
     requester: p('alice@contoso.com'),
-    target: 'vm1',
+    target: tn('vm1'),
     targetId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1',
     ports: [{ port: 3389, protocol: 'tcp' }],
     source: '203.0.113.7/32',

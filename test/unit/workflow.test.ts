@@ -3,7 +3,7 @@ import { PolicyFileError, parsePolicyText } from '../../src/config/policy-file.j
 import { effectivePolicy } from '../../src/core/policy.js';
 import { refMatches } from '../../src/core/rbac.js';
 import { checkJustification, extendOptions, inWindow, localTime, matchAutoApproval, resolveStart, routeApproval, routeOn, type AutoApproveRule } from '../../src/core/workflow.js';
-import { p } from '../fixtures/ids.js';
+import { p, tn } from '../fixtures/ids.js';
 import type { PrincipalId, PrincipalRef } from '../../src/core/ids.js';
 
 const H = 3_600_000;
@@ -160,7 +160,7 @@ policies:
   const book = parsePolicyText(ROUTED, 'routed.yaml');
   const route = (target: string, port: number, roles: string[]) => {
     const p = effectivePolicy(book, book.targets[target]!);
-    return routeApproval(p.routing, { target, ports: [{ port, protocol: 'tcp' }], requesterRoles: roles }, p.channels);
+    return routeApproval(p.routing, { target: tn(target), ports: [{ port, protocol: 'tcp' }], requesterRoles: roles }, p.channels);
   };
 
   it.each([
@@ -173,12 +173,12 @@ policies:
   });
 
   it('without routing: the approval channel where one is set, else DMs to approvers', () => {
-    const route = routeApproval([], { target: 'x', ports: [], requesterRoles: [] }, { slack: { approvals: 'C1' } });
+    const route = routeApproval([], { target: tn('x'), ports: [], requesterRoles: [] }, { slack: { approvals: 'C1' } });
     expect(route).toEqual({ matched: 'default', platforms: { slack: { channel: 'C1', dm: false } }, others: { dm: true } });
     // A platform the policy names no channel for asks the approvers by DM.
     expect(['slack', 'teams'].map((p) => routeOn(route, p))).toEqual([{ channel: 'C1', dm: false }, { dm: true }]);
     // After a routing entry matched, a platform it does not name gets nothing.
-    expect(routeOn(routeApproval([{ name: '*', targets: [], ports: [], roles: [], platforms: { teams: { dm: true } } }], { target: 'x', ports: [], requesterRoles: [] }, {}), 'slack')).toBeUndefined();
+    expect(routeOn(routeApproval([{ name: '*', targets: [], ports: [], roles: [], platforms: { teams: { dm: true } } }], { target: tn('x'), ports: [], requesterRoles: [] }, {}), 'slack')).toBeUndefined();
   });
 
   it('a routing entry without any destination is refused with its key path', () => {

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JitService } from '../../app/service.js';
 import type { AccessCommand } from '../../core/command.js';
 import { isJitError } from '../../core/errors.js';
-import { parsePrincipal, REQUEST_ID_RE } from '../../core/ids.js';
+import { parsePrincipal, parseTargetName, REQUEST_ID_RE } from '../../core/ids.js';
 import { parsePorts, VERB_PORTS } from '../../core/parse.js';
 import { rejectedReply, renderText, type Reply } from '../../core/reply.js';
 import type { PrincipalId, RequestStatus } from '../../core/types.js';
@@ -62,7 +62,7 @@ function accessCommand(body: z.output<typeof NewRequestBody>): AccessCommand {
   } else ports = VERB_PORTS[verb];
   const durationMs = durationParam(body.duration, 'duration');
   const { source, justification, startAt } = body;
-  return { kind: 'access', verb, ports, target: body.target.toLowerCase(), durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
+  return { kind: 'access', verb, ports, target: parseTargetName(body.target) ?? body.target, durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
 }
 
 export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger; /** The local channel: with its secret, `X-Jit-Act-As` may name the principal. */ local?: LocalAuth }): Route {
@@ -152,10 +152,12 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
         if (status !== undefined && !(STATUSES as readonly string[]).includes(status)) throw new HttpError(400, `status must be one of ${STATUSES.join(', ')}`);
         const limit = Number(url.searchParams.get('limit') ?? 50);
         if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpError(400, 'limit must be 1–200');
-        const target = url.searchParams.get('target') ?? undefined;
+        const targetParam = url.searchParams.get('target') ?? undefined;
+        const target = targetParam === undefined ? undefined : parseTargetName(targetParam);
         const requesterParam = url.searchParams.get('requester') ?? undefined;
         const requester = requesterParam === undefined ? undefined : parsePrincipal(requesterParam);
-        if (requesterParam !== undefined && !requester) throw new HttpError(400, 'requester must be a principal (alice@contoso.com)');
+        // A filter that is no VM name or no principal matches no request (as it always answered: an empty list).
+        if ((targetParam !== undefined && !target) || (requesterParam !== undefined && !requester)) return sendJson(res, 200, { requests: [] }), true;
         const requests = await service.listVisible(actor, { ...(status ? { status: status as RequestStatus } : {}), ...(target ? { target } : {}), ...(requester ? { requester } : {}), limit });
         return sendJson(res, 200, { requests }), true;
       }
