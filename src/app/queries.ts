@@ -13,11 +13,10 @@ import { checkReadRate } from './limits.js';
 import type { ListFilter } from './ports.js';
 
 /**
- * A request as `actor` may see it (a card refresh): counted as a read; a request that does not
+ * A request as `me` may see it (a card refresh): counted as a read; a request that does not
  * exist and one the caller may not see get the same not_found.
  */
-export async function visibleRequest(ctx: UseCaseContext, actor: PrincipalId, id: string): Promise<AccessRequest> {
-  const me = actor;
+export async function visibleRequest(ctx: UseCaseContext, me: PrincipalId, id: string): Promise<AccessRequest> {
   if (!hasAnyRole(ctx.book, me)) throw ctx.notFound(id);
   await checkReadRate(ctx, me, 'read');
   return ctx.mustSee(me, id);
@@ -53,8 +52,7 @@ export function showPolicy(ctx: UseCaseContext, actor: PrincipalId, name: string
  * The activity the caller may read (their own requests; targets they read or approve), for one
  * target or all, since a time: rows in the columns of Azure's activity-log export.
  */
-export async function auditRows(ctx: UseCaseContext, actor: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
-  const me = actor;
+export async function auditRows(ctx: UseCaseContext, me: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
   const book = ctx.book;
   // No role: nothing to see, answered at once (no Redis, not even the rate limiter).
   if (!hasAnyRole(book, me)) return { rows: [], truncated: false };

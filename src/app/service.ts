@@ -101,13 +101,12 @@ export class JitService implements JobHandlers {
 
   /** Parses and runs one command typed by `actor`; never throws a JitError (it becomes a rejected reply). */
   async execute(actor: PrincipalId, text: string, origin: RequestOrigin): Promise<Reply> {
-    const who = actor;
     try {
-      return await this.run(who, parseCommand(text), origin);
+      return await this.run(actor, parseCommand(text), origin);
     } catch (e) {
       if (!isJitError(e)) throw e;
       // The "try …" is what they paste next: make it one that works for them (src/app/examples.ts).
-      const example = e.example === undefined ? undefined : await workingExample(queries.exampleContext(this.ctx, origin), who, e.example).catch(() => 'help');
+      const example = e.example === undefined ? undefined : await workingExample(queries.exampleContext(this.ctx, origin), actor, e.example).catch(() => 'help');
       return rejectedReply(example === e.example ? e : new JitError(e.code, e.message, example));
     }
   }
