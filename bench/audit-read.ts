@@ -13,6 +13,7 @@ import { startJit } from '../src/bootstrap.js';
 import { silentLogger } from '../src/log.js';
 import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
 import { deleteKeys } from '../test/integration/harness.js';
+import { principalId as p } from '../src/core/ids.js';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 5000);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -35,9 +36,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < N; i += batch) {
       await Promise.all(
         Array.from({ length: Math.min(batch, N - i) }, async (_, j) => {
-          const r = await svc.execute('alice@contoso.com', `rdp vm1 1h from 203.0.113.${((i + j) % 250) + 1}`, { channel: 'bench' });
+          const r = await svc.execute(p('alice@contoso.com'), `rdp vm1 1h from 203.0.113.${((i + j) % 250) + 1}`, { via: 'bench' });
           if (!('request' in r)) throw new Error(JSON.stringify(r));
-          await svc.execute('bob@contoso.com', `deny ${r.request.id} reason "bench"`, { channel: 'bench' });
+          await svc.execute(p('bob@contoso.com'), `deny ${r.request.id} reason "bench"`, { via: 'bench' });
         }),
       );
     }
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
       let rows = 0;
       for (let k = 0; k < runs; k++) {
         const s = performance.now();
-        const r = await svc.execute(who, text, { channel: 'bench' });
+        const r = await svc.execute(p(who), text, { via: 'bench' });
         best = Math.min(best, performance.now() - s);
         rows = r.kind === 'audit' ? r.rows.length : -1;
       }
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
     const quiet = await time('dave@contoso.com', 'audit dev1');
     console.log(`audit dev1 (quiet) by dave@contoso.com   best of 5: ${quiet.ms.toFixed(1).padStart(8)} ms, ${quiet.rows} rows`);
     const s = performance.now();
-    await Promise.all(Array.from({ length: 8 }, () => svc.execute('mallory@contoso.com', 'audit', { channel: 'bench' })));
+    await Promise.all(Array.from({ length: 8 }, () => svc.execute(p('mallory@contoso.com'), 'audit', { via: 'bench' })));
     console.log(`8 parallel audits by mallory (no role): ${(performance.now() - s).toFixed(1)} ms in all`);
   } finally {
     await app.stop();

@@ -28,6 +28,7 @@ import { deleteKeys } from '../test/integration/harness.js';
 import { summary } from './lib.js';
 import { ArmEmulator } from '../test/fakes/arm.js';
 import { TEST_POLICY_YAML } from '../test/fixtures/book.js';
+import { principalId as p } from '../src/core/ids.js';
 
 const N = Number(process.env.BENCH_E2E_GRANTS ?? 10);
 const LATENCY = Number(process.env.BENCH_ARM_LATENCY_MS ?? 5000);
@@ -61,7 +62,7 @@ async function main() {
   const ids: string[] = [];
   for (let i = 0; i < N; i++) {
     const seconds = DURATION_S + Math.floor(Math.random() * (DURATION_S + 1));
-    const r = await jit.service.execute('alice@contoso.com', `rdp vm1 ${seconds}s from 203.0.113.${i + 1}`, { channel: 'bench' });
+    const r = await jit.service.execute(p('alice@contoso.com'), `rdp vm1 ${seconds}s from 203.0.113.${i + 1}`, { via: 'bench' });
     if (!('request' in r)) throw new Error(JSON.stringify(r));
     ids.push(r.request.id);
   }
@@ -75,7 +76,7 @@ async function main() {
     const t0 = Date.now();
     // The approve call returns once the grant is active: both NSG writes accepted AND their
     // long-running operations reported Succeeded (ARM applies rules asynchronously).
-    const reply = await jit.service.execute('bob@contoso.com', `approve ${id}`, { channel: 'bench' });
+    const reply = await jit.service.execute(p('bob@contoso.com'), `approve ${id}`, { via: 'bench' });
     if (!('request' in reply) || reply.request.status !== 'active' || !open(id)) {
       notOpened.push(`${id}: ${JSON.stringify(reply).slice(0, 200)}`);
       return;

@@ -18,6 +18,7 @@ import { silentLogger } from '../src/log.js';
 import { PROD, TEST_POLICY_YAML, vmId } from '../test/fixtures/book.js';
 import { deleteKeys } from '../test/integration/harness.js';
 import { summary } from './lib.js';
+import { principalId as p } from '../src/core/ids.js';
 
 const TARGETS = Number(process.env.BENCH_TARGETS ?? 1000);
 const PENDING = Number(process.env.BENCH_PENDING ?? 200);
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   });
   const { views } = app;
   try {
-    const alice = 'alice@contoso.com';
+    const alice = p('alice@contoso.com');
     const first = views.requestForm(alice, 'bench');
     if (!first.ok) throw new Error(first.reason);
     console.log(`alice may request ${first.count} VMs (typeahead: ${first.typeahead})`);
@@ -63,9 +64,9 @@ async function main(): Promise<void> {
     });
     summary(`submitForm → request created (${PENDING})`, submits);
     await app.homesSettled();
-    const bob = await views.homeView('bob@contoso.com', 'bench');
+    const bob = await views.homeView(p('bob@contoso.com'), 'bench');
     console.log(`bob's queue: ${bob.approvals.items.length} shown, ${bob.approvals.more} more`);
-    summary(`homeView of an approver with ${PENDING} waiting`, await timed(50, () => views.homeView('bob@contoso.com', 'bench')));
+    summary(`homeView of an approver with ${PENDING} waiting`, await timed(50, () => views.homeView(p('bob@contoso.com'), 'bench')));
     summary(`homeView of the requester (${PENDING} waiting)`, await timed(50, () => views.homeView(alice, 'bench')));
   } finally {
     await app.stop();

@@ -16,6 +16,7 @@ import type { AppliedRule, Target } from '../src/core/types.js';
 import { silentLogger } from '../src/log.js';
 import { deleteKeys } from '../test/integration/harness.js';
 import { summary } from './lib.js';
+import { principalId as p } from '../src/core/ids.js';
 
 const fmt = (v: number) => v.toFixed(1);
 
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     await pool(Array.from({ length: N }, (_, i) => i), CONCURRENCY, async (i) => {
       const octet = (i % 250) + 1;
-      const reply = await app.service.execute('req@bench.example', `rdp vm${i % TARGETS} ${DURATION_S + Math.floor((i / N) * SPREAD_S)}s from 203.0.${Math.floor(i / 250)}.${octet}`, { channel: 'bench' });
+      const reply = await app.service.execute(p('req@bench.example'), `rdp vm${i % TARGETS} ${DURATION_S + Math.floor((i / N) * SPREAD_S)}s from 203.0.${Math.floor(i / 250)}.${octet}`, { via: 'bench' });
       if (reply.kind !== 'pending_approval') throw new Error(`request ${i}: ${JSON.stringify(reply)}`);
       ids.push(reply.request.id);
     });
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
     const t1 = performance.now();
     await pool(ids, CONCURRENCY, async (id) => {
       approveStart.set(id, performance.now());
-      const reply = await app.service.execute('ok@bench.example', `approve ${id}`, { channel: 'bench' });
+      const reply = await app.service.execute(p('ok@bench.example'), `approve ${id}`, { via: 'bench' });
       if (reply.kind !== 'decided' || reply.request.status !== 'active') throw new Error(`approve ${id}: ${JSON.stringify(reply)}`);
       expiresAt.set(id, reply.request.expiresAt!);
     });

@@ -12,6 +12,7 @@ import { NetworkManagementClient, type SecurityRule } from '@azure/arm-network';
 import { AzureGate, errorInfo } from '../src/adapters/azure/gate.js';
 import type { Target } from '../src/core/types.js';
 import { ArmEmulator } from '../test/fakes/arm.js';
+import { targetName } from '../src/core/ids.js';
 
 const N = Number(process.env.BENCH_NSG_GRANTS ?? 1000);
 const LATENCY = Number(process.env.BENCH_ARM_LATENCY_MS ?? 20);
@@ -24,7 +25,7 @@ function world(arm: ArmEmulator, name: string): { target: Target; nsg: string } 
   const nsg = arm.addNsg(`${base}/Microsoft.Network/networkSecurityGroups/${name}-nsg`);
   const nic = arm.addNic(`${base}/Microsoft.Network/networkInterfaces/${name}-nic`, [{ ip: '10.0.0.4', subnet }], nsg);
   const vm = arm.addVm(`${base}/Microsoft.Compute/virtualMachines/${name}`, [nic]);
-  return { target: { name, id: vm, os: 'linux' }, nsg };
+  return { target: { name: targetName(name), id: vm, os: 'linux' }, nsg };
 }
 
 const rid = (i: number) => `r${i.toString(36).padStart(9, '0')}`;

@@ -2,9 +2,11 @@
 // Prints a new REST API token for a principal of the policy file, and the JIT_API_TOKENS entry
 // to configure (only the token's SHA-256 is stored on the server; the token is shown once).
 import { createHash, randomBytes } from 'node:crypto';
+import { parsePrincipal } from '../src/core/ids.js';
 
-const principal = process.argv[2]?.toLowerCase();
-if (!principal || !/^[^=\s,]+@[^=\s,]+$/.test(principal)) {
+// As the server parses it; `=` and `,` would break the JIT_API_TOKENS entry.
+const principal = parsePrincipal(process.argv[2] ?? '');
+if (!principal || /[=,]/.test(principal)) {
   process.stderr.write('usage: npm run api-token -- <principal, e.g. alice@contoso.com>\n');
   process.exit(2);
 }

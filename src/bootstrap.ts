@@ -194,7 +194,7 @@ export async function startJit(opts: StartOptions = {}): Promise<RunningJit> {
   chat.bind(service);
   // Targets the policy marks `enforce: true` get the bot's Deny rules (idempotent: nothing is written when they exist).
   for (const t of Object.values(book.targets).filter((x) => x.enforce)) {
-    await service.enforce('system', t.name, undefined, true).then(
+    await service.enforce('system', t.name).then(
       (r) => log.info('enforced', { target: t.name, result: r.kind === 'info' ? r.message : r.kind }),
       (err: unknown) => log.error('could not enforce the deny rules of a target', { target: t.name, err }),
     );

@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { basename, delimiter, dirname, isAbsolute, join, relative } from 'node:path';
 
+import { parsePrincipal } from './core/ids.js';
 import { escapeControls } from './core/validate.js';
 
 const base = (process.env.JIT_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`).replace(/\/+$/, '');
@@ -114,12 +115,14 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
  * Against a server that lists none (no local console), the name is sent as given.
  */
 async function resolvePrincipal(name: string): Promise<string> {
+  // A search term (a name, the start of an id), or a whole principal (parsed as the server will).
   const want = name.trim().toLowerCase().replace(/^@/, '');
+  const whole = parsePrincipal(want);
   const headers = localToken();
   const { status, json } = await exchange('/console/api/principals', headers);
-  if (status !== 200 || json === null) return want;
-  const known = (json as { principals: { id: string }[] }).principals.map((p) => p.id);
-  if (known.includes(want)) return want;
+  if (status !== 200 || json === null) return whole ?? want;
+  const known = (json as { principals: { id: string }[] }).principals.flatMap((p) => parsePrincipal(p.id) ?? []);
+  if (whole && known.includes(whole)) return whole;
   const byName = known.filter((p) => p.split('@')[0] === want);
   if (byName.length === 1) return byName[0]!;
   const byPrefix = known.filter((p) => p.startsWith(want));

@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { JitService } from './app/service.js';
 import type { AuditLog, NetworkGate } from './app/ports.js';
+import { parsePrincipal } from './core/ids.js';
 import { isJitError } from './core/errors.js';
 import { renderText } from './core/reply.js';
 import type { Logger } from './log.js';
@@ -181,8 +182,8 @@ export function createHttpServer(deps: ServerDeps, extraRoutes: Route[] = []): S
     if (req.method === 'GET' && path === '/api/local/rules') return sendJson(res, 200, { rules: await deps.gate.list() });
     if (req.method === 'GET' && path === '/api/local/audit.csv') {
       // The audit export as a download: ?as=<principal>[&target=<vm>][&since=<duration>] (default 7d).
-      const as = url.searchParams.get('as');
-      if (!as || !as.includes('@')) throw new HttpError(400, '"as" must be the principal to act as (alice@contoso.com)');
+      const as = parsePrincipal(url.searchParams.get('as') ?? '');
+      if (!as) throw new HttpError(400, '"as" must be the principal to act as (alice@contoso.com)');
       const target = url.searchParams.get('target') ?? undefined;
       const sinceMs = durationParam(url.searchParams.get('since') ?? '7d', 'since');
       let rows;

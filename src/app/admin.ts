@@ -7,9 +7,12 @@ import type { AccessRequest, AuditEvent, PortSpec, PrincipalId, Target } from '.
 import type { UseCaseContext } from './context.js';
 import { appendAudit } from './transition.js';
 
-/** "Enable JIT" (JIT Admin): the bot's Deny rules for the policy's ports (or those given) on the target's path. */
-export async function enforce(ctx: UseCaseContext, actor: PrincipalId, name: string, ports?: PortSpec[], system = false): Promise<Reply> {
-  const target = managedTarget(ctx, actor, name, system);
+/**
+ * "Enable JIT" (JIT Admin): the bot's Deny rules for the policy's ports (or those given) on the
+ * target's path. `system`: the server itself (targets marked `enforce: true`, at start).
+ */
+export async function enforce(ctx: UseCaseContext, actor: PrincipalId | 'system', name: string, ports?: PortSpec[]): Promise<Reply> {
+  const target = managedTarget(ctx, actor, name);
   const policy = effectivePolicy(ctx.book, target);
   const want = ports ?? policy.ports.map((p) => ({ port: p.port, protocol: p.protocol }));
   const gate = ctx.deps.gate;
@@ -20,7 +23,7 @@ export async function enforce(ctx: UseCaseContext, actor: PrincipalId, name: str
   // A lower-numbered Allow from anywhere (the portal's "RDP from Any") wins over any Deny: say so.
   const stillOpen = gate.exposures ? await gate.exposures(target, want) : [];
   await appendAudit(ctx, {
-    time: ctx.now(), actor: system ? 'system' : actor, action: 'policy.enforced', requestId: `policy-${target.name}`, target: target.name,
+    time: ctx.now(), actor, action: 'policy.enforced', requestId: `policy-${target.name}`, target: target.name,
     details: { ports: want.map(portLabel).join(','), rules: rules.map((r) => `${r.scope.split('/').pop()}/${r.name}@${r.priority}`).join(',') || 'none needed (equivalent deny rules exist)', ...(stillOpen.length ? { stillOpen: stillOpen.join(',') } : {}) },
   });
   const warning = stillOpen.length ? `. NOT closed: ${stillOpen.join('; ')} allow${stillOpen.length === 1 ? 's' : ''} traffic from anywhere ahead of the Deny rules; remove or restrict ${stillOpen.length === 1 ? 'it' : 'them'}` : '';
@@ -33,7 +36,7 @@ export async function enforce(ctx: UseCaseContext, actor: PrincipalId, name: str
 }
 
 export async function unenforce(ctx: UseCaseContext, actor: PrincipalId, name: string): Promise<Reply> {
-  const target = managedTarget(ctx, actor, name, false);
+  const target = managedTarget(ctx, actor, name);
   if (!ctx.deps.gate.unenforce) return { kind: 'info', message: `${target.name}: nothing to disable on this network (simulated)` };
   const removed = await ctx.deps.gate.unenforce(target);
   await appendAudit(ctx, {
@@ -43,10 +46,10 @@ export async function unenforce(ctx: UseCaseContext, actor: PrincipalId, name: s
   return { kind: 'info', message: `${target.name}: removed ${removed.length} deny rule${removed.length === 1 ? '' : 's'} jit-bot had written; rules written by others are untouched` };
 }
 
-function managedTarget(ctx: UseCaseContext, actor: PrincipalId, name: string, system: boolean): Target {
+function managedTarget(ctx: UseCaseContext, actor: PrincipalId | 'system', name: string): Target {
   const target = findTarget(ctx.book, name);
   if (!target) throw new JitError('unknown_target', `unknown VM "${name}"`, 'help');
-  if (!system && !can(ctx.book, actor, 'manage', target.id)) throw new JitError('forbidden', `only a JIT Admin for ${target.name} can change its policy`);
+  if (actor !== 'system' && !can(ctx.book, actor, 'manage', target.id)) throw new JitError('forbidden', `only a JIT Admin for ${target.name} can change its policy`);
   return target;
 }
 

@@ -15,6 +15,7 @@ import { describePrefixes, parseSource } from '../core/source.js';
 import { MAX_TEXT_LENGTH } from '../core/validate.js';
 import type { Os, PortRule, PortSpec, PrincipalId, Protocol, RequestOrigin, Target } from '../core/types.js';
 import type { JitService } from './service.js';
+import { parseTargetName } from '../core/ids.js';
 
 /** What the forms read from the use cases (public methods of JitService only). */
 export type FormsService = Pick<JitService, 'policyBook' | 'settings' | 'requestAccess'>;
@@ -212,7 +213,8 @@ export class RequestForms {
     const targets = this.requestableTargets(principal);
     const reason = this.noRequestReason(principal, targets);
     if (reason) return { ok: false, reason };
-    const pick = selected.target !== undefined ? targets.find((t) => t.name === selected.target!.toLowerCase()) : targets.length === 1 ? targets[0] : undefined;
+    const want = selected.target === undefined ? undefined : parseTargetName(selected.target);
+    const pick = selected.target !== undefined ? targets.find((t) => t.name === want) : targets.length === 1 ? targets[0] : undefined;
     return {
       ok: true,
       targets: targets.map(choice),
@@ -255,7 +257,7 @@ export class RequestForms {
    * Checks every field (so a person sees all that is wrong at once), then runs the typed command's
    * use case, which checks everything again; nothing is created until all is valid.
    */
-  async submitForm(principal: PrincipalId, platform: string, values: FormValues, origin: Omit<RequestOrigin, 'channel'> = {}): Promise<SubmitResult> {
+  async submitForm(principal: PrincipalId, platform: string, values: FormValues, origin: Omit<RequestOrigin, 'via'> = {}): Promise<SubmitResult> {
     const errors: FormErrors = {};
     const book = this.service.policyBook();
     const name = values.target?.trim() ?? '';
@@ -320,7 +322,7 @@ export class RequestForms {
       ...(start ? { startAt: start } : {}),
     };
     try {
-      return { ok: true, reply: await this.service.requestAccess(principal, cmd, { ...origin, channel: platform }) };
+      return { ok: true, reply: await this.service.requestAccess(principal, cmd, { ...origin, via: platform }) };
     } catch (e) {
       if (!isJitError(e)) throw e;
       return { ok: false, errors: fieldErrors(e, justification !== undefined) };

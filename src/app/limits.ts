@@ -4,11 +4,12 @@ import { formatDuration } from '../core/duration.js';
 import { JitError } from '../core/errors.js';
 import type { PrincipalId, Target } from '../core/types.js';
 import type { UseCaseContext } from './context.js';
+import type { ListFilter } from './ports.js';
 
 /** Before a request is stored: the caps on requests in flight, then the request rate. */
 export async function checkAbuseLimits(ctx: UseCaseContext, actor: PrincipalId, target: Target): Promise<void> {
   const { requestRate, maxActivePerPrincipal, maxActivePerTarget } = ctx.settings;
-  const inFlight = async (filter: { requester?: string; target?: string }, cap: number) => {
+  const inFlight = async (filter: Pick<ListFilter, 'requester' | 'target'>, cap: number) => {
     let n = 0;
     for (const status of ['awaiting_source', 'pending', 'approved', 'active'] as const) {
       n += (await ctx.deps.store.list({ ...filter, status, limit: cap })).length;

@@ -8,6 +8,7 @@ import type {
   PrincipalId,
   RequestStatus,
   Target,
+  TargetName,
 } from '../core/types.js';
 import type { DirectoryMember } from '../core/directory.js';
 import type { RequestId } from '../core/ids.js';
@@ -16,7 +17,7 @@ import type { ApprovalRoute } from '../core/workflow.js';
 
 export interface ListFilter {
   requester?: PrincipalId;
-  target?: string;
+  target?: TargetName;
   status?: RequestStatus;
   /** Newest first; default 50. */
   limit?: number;

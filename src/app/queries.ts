@@ -4,7 +4,7 @@ import { auditRow, type AuditRow } from '../core/audit-export.js';
 import { decidersOf, requestableTargets } from '../core/authz.js';
 import { JitError } from '../core/errors.js';
 import { describePolicy, effectivePolicy, findTarget, portLabel } from '../core/policy.js';
-import { can, hasAnyRole, isApprover, normalizePrincipal } from '../core/rbac.js';
+import { can, hasAnyRole, isApprover } from '../core/rbac.js';
 import { connectionsFor, type Reply } from '../core/reply.js';
 import type { AccessRequest, PrincipalId, RequestOrigin } from '../core/types.js';
 import type { UseCaseContext } from './context.js';
@@ -13,11 +13,10 @@ import { checkReadRate } from './limits.js';
 import type { ListFilter } from './ports.js';
 
 /**
- * A request as `actor` may see it (a card refresh): counted as a read; a request that does not
+ * A request as `me` may see it (a card refresh): counted as a read; a request that does not
  * exist and one the caller may not see get the same not_found.
  */
-export async function visibleRequest(ctx: UseCaseContext, actor: PrincipalId, id: string): Promise<AccessRequest> {
-  const me = normalizePrincipal(actor);
+export async function visibleRequest(ctx: UseCaseContext, me: PrincipalId, id: string): Promise<AccessRequest> {
   if (!hasAnyRole(ctx.book, me)) throw ctx.notFound(id);
   await checkReadRate(ctx, me, 'read');
   return ctx.mustSee(me, id);
@@ -53,12 +52,12 @@ export function showPolicy(ctx: UseCaseContext, actor: PrincipalId, name: string
  * The activity the caller may read (their own requests; targets they read or approve), for one
  * target or all, since a time: rows in the columns of Azure's activity-log export.
  */
-export async function auditRows(ctx: UseCaseContext, actor: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
-  const me = normalizePrincipal(actor);
+export async function auditRows(ctx: UseCaseContext, me: PrincipalId, opts: { target?: string; since: number; limit?: number }): Promise<{ rows: AuditRow[]; truncated: boolean }> {
   const book = ctx.book;
   // No role: nothing to see, answered at once (no Redis, not even the rate limiter).
   if (!hasAnyRole(book, me)) return { rows: [], truncated: false };
-  if (opts.target !== undefined && !findTarget(book, opts.target)) throw new JitError('unknown_target', `there is no VM "${opts.target}" in the policy`, 'vms');
+  const only = opts.target === undefined ? undefined : findTarget(book, opts.target);
+  if (opts.target !== undefined && !only) throw new JitError('unknown_target', `there is no VM "${opts.target}" in the policy`, 'vms');
   await checkReadRate(ctx, me, 'audit');
   const limit = opts.limit ?? 10_000;
   // The targets the caller reads, and their own requests elsewhere: the log walks only those indexes.
@@ -66,14 +65,14 @@ export async function auditRows(ctx: UseCaseContext, actor: PrincipalId, opts: {
   const { events, truncated } = await ctx.deps.audit.listScoped({
     targets: readable,
     requesters: [me],
-    ...(opts.target !== undefined ? { target: opts.target.toLowerCase() } : {}),
+    ...(only ? { target: only.name } : {}),
     since: opts.since,
     limit,
   });
   const ids = [...new Set(events.map((e) => e.requestId))];
   const stored = await ctx.deps.store.getMany(ids);
   const byId = new Map(ids.map((id, i) => [id, stored[i] ?? null]));
-  const readableSet = new Set(readable);
+  const readableSet = new Set<string>(readable);
   const rows: AuditRow[] = [];
   for (const e of events) {
     const req = byId.get(e.requestId) ?? null;

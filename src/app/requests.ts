@@ -77,7 +77,7 @@ export async function requestAccess(ctx: UseCaseContext, actor: PrincipalId, giv
       source: request.source,
       duration: formatDuration(request.durationMs),
       justification: request.justification ?? null,
-      via: origin.channel,
+      via: origin.via,
       ...(startAt !== undefined ? { startAt: new Date(startAt).toISOString() } : {}),
     }),
   ];

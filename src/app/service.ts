@@ -5,7 +5,6 @@ import type { AccessCommand, Command } from '../core/command.js';
 import { JitError, isJitError } from '../core/errors.js';
 import { parseCommand } from '../core/parse.js';
 import type { EffectivePolicy, PolicyBook } from '../core/policy.js';
-import { normalizePrincipal } from '../core/rbac.js';
 import * as authz from '../core/authz.js';
 import type { DecisionScope } from '../core/authz.js';
 import type { ApprovalRoute } from '../core/workflow.js';
@@ -102,13 +101,12 @@ export class JitService implements JobHandlers {
 
   /** Parses and runs one command typed by `actor`; never throws a JitError (it becomes a rejected reply). */
   async execute(actor: PrincipalId, text: string, origin: RequestOrigin): Promise<Reply> {
-    const who = normalizePrincipal(actor);
     try {
-      return await this.run(who, parseCommand(text), origin);
+      return await this.run(actor, parseCommand(text), origin);
     } catch (e) {
       if (!isJitError(e)) throw e;
       // The "try …" is what they paste next: make it one that works for them (src/app/examples.ts).
-      const example = e.example === undefined ? undefined : await workingExample(queries.exampleContext(this.ctx, origin), who, e.example).catch(() => 'help');
+      const example = e.example === undefined ? undefined : await workingExample(queries.exampleContext(this.ctx, origin), actor, e.example).catch(() => 'help');
       return rejectedReply(example === e.example ? e : new JitError(e.code, e.message, example));
     }
   }
@@ -182,8 +180,8 @@ export class JitService implements JobHandlers {
   }
 
   /** "Enable JIT" (JIT Admin): the bot's Deny rules for the policy's ports (or those given) on the target's path. */
-  enforce(actor: PrincipalId, name: string, ports?: PortSpec[], system = false): Promise<Reply> {
-    return admin.enforce(this.ctx, actor, name, ports, system);
+  enforce(actor: PrincipalId | 'system', name: string, ports?: PortSpec[]): Promise<Reply> {
+    return admin.enforce(this.ctx, actor, name, ports);
   }
 
   unenforce(actor: PrincipalId, name: string): Promise<Reply> {

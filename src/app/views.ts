@@ -28,7 +28,7 @@ export class ChatViews {
   }
 
   /** Runs the typed command's use case on the form's values; its reply, or errors by field (nothing created). */
-  submitForm(principal: PrincipalId, platform: string, values: FormValues, origin?: Omit<RequestOrigin, 'channel'>): Promise<SubmitResult> {
+  submitForm(principal: PrincipalId, platform: string, values: FormValues, origin?: Omit<RequestOrigin, 'via'>): Promise<SubmitResult> {
     return this.forms.submitForm(principal, platform, values, origin);
   }
 

@@ -4,6 +4,7 @@
 // the one schema.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parsePrincipal, type PrincipalId } from '../core/ids.js';
 import { parseSource } from '../core/source.js';
 import { azureEnv, checkAzure } from '../adapters/azure/config.js';
 import { CHAT_PLATFORM_CONFIGS, CHAT_PLATFORM_ENV } from '../adapters/chat/platforms.js';
@@ -75,10 +76,11 @@ const coreEnv = {
    * REST API tokens: `principal=sha256:<hex>` entries, comma-separated. Only the SHA-256 of each
    * token is configured; `npm run api-token -- <principal>` makes one.
    */
-  JIT_API_TOKENS: listVar<{ principal: string; sha256: string }>((part) => {
+  JIT_API_TOKENS: listVar<{ principal: PrincipalId; sha256: string }>((part) => {
     const m = /^([^=\s]+@[^=\s]+)=sha256:([0-9a-f]{64})$/i.exec(part);
-    if (!m) return { problem: `"${part.replace(/=.*/, '=…')}" must be principal=sha256:<64 hex digits> (npm run api-token -- <principal>)` };
-    return { value: { principal: m[1]!.toLowerCase(), sha256: m[2]!.toLowerCase() } };
+    const principal = m ? parsePrincipal(m[1]!) : undefined;
+    if (!m || !principal) return { problem: `"${part.replace(/=.*/, '=…')}" must be principal=sha256:<64 hex digits> (npm run api-token -- <principal>)` };
+    return { value: { principal, sha256: m[2]!.toLowerCase() } };
   }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /**

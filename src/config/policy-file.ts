@@ -4,9 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { fileSchema } from './policy-schema.js';
 import { normalizeScope, type GroupSource, type PolicyBook, type PolicyDef } from '../core/policy.js';
-import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
+import { GROUP_PREFIX, isGroupRef, parsePrincipal, parseTargetName } from '../core/ids.js';
 import { parseSource } from '../core/source.js';
-import { TARGET_NAME_RE } from '../core/validate.js';
 import type { Target } from '../core/types.js';
 
 export class PolicyFileError extends Error {
@@ -40,7 +39,7 @@ export function parsePolicyText(text: string, file = 'policy file', platforms?: 
   // A key such as `__proto__` would be dropped (or worse) by the object-building below: name it.
   const rawTargets = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).targets : undefined;
   if (rawTargets && typeof rawTargets === 'object') {
-    const bad = Object.keys(rawTargets).filter((name) => !TARGET_NAME_RE.test(name));
+    const bad = Object.keys(rawTargets).filter((name) => !parseTargetName(name));
     if (bad.length) throw new PolicyFileError(file, bad.map((name) => `targets.${name}: "${name}" is not a VM name people can type (letters, digits, . _ -, starting with a letter or digit)`));
   }
   const parsed = fileSchema.safeParse(raw ?? {});
@@ -57,17 +56,22 @@ export function parsePolicyText(text: string, file = 'policy file', platforms?: 
   const f = parsed.data;
   const problems: string[] = [];
   const principals: PolicyBook['principals'] = {};
-  for (const [p, info] of Object.entries(f.principals)) principals[normalizePrincipal(p)] = info ?? {};
+  for (const [p, info] of Object.entries(f.principals)) {
+    const id = parsePrincipal(p);
+    if (id === undefined) problems.push(`principals.${p}: "${p}" is not a principal (an email / UPN like alice@contoso.com)`);
+    else principals[id] = info ?? {};
+  }
   const targets: Record<string, Target> = {};
   for (const [name, t] of Object.entries(f.targets)) {
     // The same names chat accepts; `__proto__` and friends never become keys of the book.
-    if (!TARGET_NAME_RE.test(name)) {
+    const key = parseTargetName(name);
+    if (!key) {
       problems.push(`targets.${name}: "${name}" is not a VM name people can type (letters, digits, . _ -, starting with a letter or digit)`);
       continue;
     }
     const { firewall, ...rest } = t;
-    targets[name.toLowerCase()] = {
-      name: name.toLowerCase(),
+    targets[key] = {
+      name: key,
       ...rest,
       ...(firewall
         ? {
@@ -105,13 +109,13 @@ export function parsePolicyText(text: string, file = 'policy file', platforms?: 
     }
   }
   for (const [i, r] of f.roles.entries()) {
-    if (r.principal.startsWith(GROUP_PREFIX) && !Object.hasOwn(f.groups, r.principal.slice(GROUP_PREFIX.length))) {
+    if (isGroupRef(r.principal) && !Object.hasOwn(f.groups, r.principal.slice(GROUP_PREFIX.length))) {
       problems.push(`roles[${i}].principal: group "${r.principal.slice(GROUP_PREFIX.length)}" is not defined under groups`);
     }
   }
   for (const [name, p] of Object.entries(f.policies)) {
     for (const [i, a] of (p.approval?.approvers ?? []).entries()) {
-      if (a.startsWith(GROUP_PREFIX) && !Object.hasOwn(f.groups, a.slice(GROUP_PREFIX.length))) {
+      if (isGroupRef(a) && !Object.hasOwn(f.groups, a.slice(GROUP_PREFIX.length))) {
         problems.push(`policies.${name}.approval.approvers[${i}]: group "${a.slice(GROUP_PREFIX.length)}" is not defined under groups`);
       }
     }

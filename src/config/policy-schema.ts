@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { formatDuration, parseDuration } from '../core/duration.js';
 import { isJitError } from '../core/errors.js';
 import { ROLE_NAMES, type GroupSource, type RoleName } from '../core/policy.js';
-import { GROUP_PREFIX, normalizePrincipal } from '../core/rbac.js';
+import { parsePrincipal, parsePrincipalRef, parseTargetName, type PrincipalId, type PrincipalRef, type TargetName } from '../core/ids.js';
 import { parseSource } from '../core/source.js';
 import type { ApprovalRule, PortRule, PortSpec, Protocol } from '../core/types.js';
 import { WEEKDAYS, type AutoApproveRule, type PlatformRoute, type ReminderRule, type RoutingRule, type TimeWindow, type Weekday } from '../core/workflow.js';
@@ -30,10 +30,11 @@ const armId = z
   .string()
   .refine((s) => s.startsWith('/'), { message: 'must be an ARM resource id or scope starting with "/" (e.g. /subscriptions/<id>/resourceGroups/<rg>)' });
 
-const email = z
-  .string()
-  .refine((s) => /^[^@\s]+@[^@\s]+$/.test(s), { message: 'must be an email / UPN like alice@contoso.com' })
-  .transform(normalizePrincipal);
+const email = z.string().transform((s, ctx): PrincipalId => {
+  const p = parsePrincipal(s);
+  if (p === undefined) ctx.addIssue({ code: 'custom', message: 'must be an email / UPN like alice@contoso.com' });
+  return p ?? z.NEVER;
+});
 
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /**
@@ -50,7 +51,7 @@ const groupObject = z
   .refine((g) => g.members.length > 0 || g.entra !== undefined || g.slack !== undefined, { message: 'needs members, entra: <group object id> or slack: <user group id>' });
 // A list or an object, each checked by its own schema so that errors name the bad key (a union
 // would only say "Invalid input").
-const groupDef = z.unknown().transform((v, ctx): { members: string[]; sources: GroupSource[] } => {
+const groupDef = z.unknown().transform((v, ctx): { members: PrincipalId[]; sources: GroupSource[] } => {
   const r = Array.isArray(v) ? z.array(email).safeParse(v) : groupObject.safeParse(v);
   if (!r.success) {
     for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: i.path as PropertyKey[], message: i.message });
@@ -64,12 +65,17 @@ const groupDef = z.unknown().transform((v, ctx): { members: string[]; sources: G
   };
 });
 
-const principalRef = z
-  .string()
-  .refine((s) => s.startsWith(GROUP_PREFIX) || /^[^@\s]+@[^@\s]+$/.test(s), {
-    message: 'must be a principal (alice@contoso.com) or a group (group:oncall)',
-  })
-  .transform((s) => (s.startsWith(GROUP_PREFIX) ? s : normalizePrincipal(s)));
+const principalRef = z.string().transform((s, ctx): PrincipalRef => {
+  const r = parsePrincipalRef(s);
+  if (r === undefined) ctx.addIssue({ code: 'custom', message: 'must be a principal (alice@contoso.com) or a group (group:oncall)' });
+  return r ?? z.NEVER;
+});
+
+const targetName = z.string().transform((s, ctx): TargetName => {
+  const t = parseTargetName(s);
+  if (t === undefined) ctx.addIssue({ code: 'custom', message: 'must be a VM name (letters, digits, . _ -, starting with a letter or digit)' });
+  return t ?? z.NEVER;
+});
 
 const sourcePrefix = z.string().transform((v, ctx) => {
   try {
@@ -217,7 +223,7 @@ const routingRule = z
     name: z.string().min(1),
     when: z
       .object({
-        targets: z.array(z.string()).default([]),
+        targets: z.array(targetName).default([]),
         ports: z.array(portRef).default([]),
         roles: z.array(z.enum(ROLE_NAMES as [RoleName, ...RoleName[]], { message: `must be one of ${ROLE_NAMES.join(', ')}` })).default([]),
       })
@@ -236,7 +242,7 @@ const routingRule = z
     for (const [k, v] of Object.entries(r)) if (!ROUTING_KEYS.has(k)) platforms[k] = v as PlatformRoute;
     return {
       name: r.name,
-      targets: (r.when?.targets ?? []).map((t) => t.toLowerCase()),
+      targets: r.when?.targets ?? [],
       ports: r.when?.ports ?? [],
       roles: r.when?.roles ?? [],
       platforms,

@@ -2,7 +2,8 @@
 // reads the directory and hands the last good membership of each source here; this merges it into
 // the policy book's groups. Rights are never widened on error: a source without a membership known
 // now contributes no member, and the group is listed as unresolved (for refusals and /readyz).
-import { own, type GroupSource, type PolicyBook } from './policy.js';
+import { parsePrincipal } from './ids.js';
+import { listedPrincipals, own, type GroupSource, type PolicyBook } from './policy.js';
 import type { PrincipalId } from './types.js';
 
 /** One member as the directory returns it. */
@@ -39,14 +40,14 @@ export function principalsOfMember(book: PolicyBook, platform: string | undefine
   const out = new Set<PrincipalId>();
   const id = m.id.toLowerCase();
   for (const raw of m.names) {
-    const name = raw.trim().toLowerCase();
-    if (!/^[^@\s]+@[^@\s]+$/.test(name)) continue;
+    const name = parsePrincipal(raw);
+    if (name === undefined) continue;
     const pin = platform === undefined ? undefined : own(book.principals, name)?.[platform];
     if (pin !== undefined && pin.toLowerCase() !== id) continue;
     out.add(name);
   }
   if (platform === undefined) return [...out];
-  for (const [principal, info] of Object.entries(book.principals)) {
+  for (const [principal, info] of listedPrincipals(book)) {
     const pin = own(info, platform);
     if (pin !== undefined && pin.toLowerCase() === id) out.add(principal);
   }

@@ -1,8 +1,8 @@
 // Targets and ports a network provider defines itself (Defender for Cloud's JIT policies), merged
 // over the policy file's book. Pure; policy.ts re-exports it.
 import { normalizeScope, own, type PolicyBook, type PolicyDef } from './policy.js';
-import type { PortRule, Target } from './types.js';
-import { TARGET_NAME_RE } from './validate.js';
+import type { NetworkTarget, PortRule, Target } from './types.js';
+import { parseTargetName } from './ids.js';
 
 /**
  * Targets and port rules that a network provider defines itself (Defender for Cloud's JIT
@@ -13,7 +13,7 @@ export interface NetworkPolicies {
   /** Who defines them, for origins and messages (`defender`). */
   source: string;
   targets: Array<{
-    target: Target;
+    target: NetworkTarget;
     ports: PortRule[];
     /** The provider's policy, e.g. `prod/default` (shown as the origin of the ports). */
     policy: string;
@@ -38,8 +38,8 @@ export function withNetworkPolicies(file: PolicyBook, net: NetworkPolicies | und
     let merged: Target;
     if (known) merged = known;
     else {
-      const name = target.name.toLowerCase();
-      if (!TARGET_NAME_RE.test(name)) {
+      const name = parseTargetName(target.name);
+      if (!name) {
         notes.push(`${target.id}: the VM name "${target.name}" cannot be typed in chat; name it under targets in the policy file`);
         continue;
       }

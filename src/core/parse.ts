@@ -8,10 +8,10 @@ import type { AccessCommand, Command } from './command.js';
 import { looksLikeDuration, parseDuration } from './duration.js';
 import { JitError, isJitError } from './errors.js';
 import { portLabel } from './format.js';
-import { REQUEST_ID_RE } from './ids.js';
+import { parseTargetName, REQUEST_ID_RE, TARGET_NAME_RE } from './ids.js';
 import { parseSource } from './source.js';
 import type { PortSpec, Protocol } from './types.js';
-import { checkPorts, checkText, MAX_PORTS, MAX_TEXT_LENGTH, TARGET_NAME_RE } from './validate.js';
+import { checkPorts, checkText, MAX_PORTS, MAX_TEXT_LENGTH } from './validate.js';
 
 export const VERB_PORTS: Record<'rdp' | 'ssh' | 'winrm', PortSpec[]> = {
   rdp: [{ port: 3389, protocol: 'tcp' }],
@@ -270,10 +270,10 @@ function parseAccess(verb: AccessCommand['verb'], ports: PortSpec[], tokens: Tok
   if (looksLikeDuration(t.text) && !looksLikeDuration(d.text) && TARGET_RE.test(d.text)) {
     throw new JitError('parse', `the VM name comes before the duration`, `${portText} ${d.text} ${t.text}`);
   }
-  if (!TARGET_RE.test(t.text)) {
+  const target = parseTargetName(t.text);
+  if (!target) {
     throw new JitError('parse', `"${t.text}" is not a VM name (letters, digits, . _ -)`, example);
   }
-  const target = t.text.toLowerCase();
   const durationMs = withExample(() => parseDuration(d.text), `${portText} ${target} ${/^\d+$/.test(d.text) ? `${d.text}m` : '1h'}`);
   const cmd: AccessCommand = { kind: 'access', verb, ports, target, durationMs };
   while (tokens.length > 0) {

@@ -1,6 +1,7 @@
 // The policy model: targets, scoped policies that inherit downwards, and the check of a
 // request against the effective policy. Pure.
 import { JitError } from './errors.js';
+import { parseTargetName, principalId } from './ids.js';
 import { portLabel } from './format.js';
 import { formatDuration } from './duration.js';
 import { ANY, describePrefixes, parseSource, sourceAllowed } from './source.js';
@@ -64,6 +65,14 @@ export interface PolicyBook {
    * older than the TTL), with why. Their directory members hold no rights meanwhile (fail closed).
    */
   unresolvedGroups?: Record<string, string>;
+}
+
+/**
+ * The principals listed under `principals` with their platform accounts. The keys were parsed when
+ * the book was made; they are parsed again here because an object's keys come back as strings.
+ */
+export function listedPrincipals(book: PolicyBook): [PrincipalId, PrincipalInfo][] {
+  return Object.entries(book.principals).map(([p, info]) => [principalId(p), info]);
 }
 
 /** Where a policy group's members come from besides its literal list. */
@@ -192,9 +201,10 @@ export function own<T>(record: Record<string, T>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
-/** The target named `name` (case-insensitive), own entries only. */
+/** The target named `name` (case-insensitive: parsed as a target name), own entries only. */
 export function findTarget(book: PolicyBook, name: string): Target | undefined {
-  return own(book.targets, name.toLowerCase());
+  const key = parseTargetName(name);
+  return key === undefined ? undefined : own(book.targets, key);
 }
 
 export { portLabel };

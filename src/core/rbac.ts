@@ -1,7 +1,7 @@
 // RBAC: roles assigned to principals or groups at ARM-style scopes; a role at a scope covers
 // everything below it. Pure.
-import { own, scopeCovers, type EffectivePolicy, type PolicyBook, type RoleName } from './policy.js';
-import type { PrincipalId, PrincipalRef } from './types.js';
+import { listedPrincipals, own, scopeCovers, type EffectivePolicy, type PolicyBook, type RoleName } from './policy.js';
+import { GROUP_PREFIX, isGroupRef, type PrincipalId, type PrincipalRef } from './ids.js';
 
 export type Permission =
   | 'read' // see requests and grants on targets in scope
@@ -18,28 +18,23 @@ export const ROLE_PERMISSIONS: Record<RoleName, readonly Permission[]> = {
   'JIT Admin': ['read', 'request', 'approve', 'revoke_any', 'manage'],
 };
 
-export const GROUP_PREFIX = 'group:';
+export { GROUP_PREFIX } from './ids.js';
 
-export function normalizePrincipal(p: string): PrincipalId {
-  return p.trim().toLowerCase();
-}
+// Principals and refs are parsed (trimmed, lower-cased) where they enter (src/core/ids.ts), so
+// they compare as they are.
 
 /** Does `ref` (a principal or `group:x`) name this principal? */
 export function refMatches(book: PolicyBook, ref: PrincipalRef, principal: PrincipalId): boolean {
-  if (ref.startsWith(GROUP_PREFIX)) {
-    const members = own(book.groups, ref.slice(GROUP_PREFIX.length)) ?? [];
-    const me = normalizePrincipal(principal);
-    return members.some((m) => normalizePrincipal(m) === me);
-  }
-  return normalizePrincipal(ref) === normalizePrincipal(principal);
+  if (isGroupRef(ref)) return (own(book.groups, ref.slice(GROUP_PREFIX.length)) ?? []).includes(principal);
+  return ref === principal;
 }
 
 export function expandRefs(book: PolicyBook, refs: PrincipalRef[]): PrincipalId[] {
   const out = new Set<PrincipalId>();
   for (const ref of refs) {
-    if (ref.startsWith(GROUP_PREFIX)) {
-      for (const m of own(book.groups, ref.slice(GROUP_PREFIX.length)) ?? []) out.add(normalizePrincipal(m));
-    } else out.add(normalizePrincipal(ref));
+    if (isGroupRef(ref)) {
+      for (const m of own(book.groups, ref.slice(GROUP_PREFIX.length)) ?? []) out.add(m);
+    } else out.add(ref);
   }
   return [...out];
 }
@@ -83,9 +78,9 @@ export function approversAmong(book: PolicyBook, refs: PrincipalRef[], targetId:
 export function approversFor(book: PolicyBook, policy: EffectivePolicy): PrincipalId[] {
   if (policy.approval.approvers.length > 0) return approversAmong(book, policy.approval.approvers, policy.target.id);
   const everyone = new Set<PrincipalId>([
-    ...Object.keys(book.principals).map(normalizePrincipal),
-    ...Object.values(book.groups).flat().map(normalizePrincipal),
-    ...book.roles.filter((r) => !r.principal.startsWith(GROUP_PREFIX)).map((r) => normalizePrincipal(r.principal)),
+    ...listedPrincipals(book).map(([p]) => p),
+    ...Object.values(book.groups).flat(),
+    ...book.roles.flatMap((r) => (isGroupRef(r.principal) ? [] : [r.principal])),
   ]);
   return [...everyone].filter((p) => can(book, p, 'approve', policy.target.id)).sort();
 }

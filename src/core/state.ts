@@ -9,12 +9,12 @@
 import { isoSeconds } from './format.js';
 import { JitError } from './errors.js';
 import { formatDuration } from './duration.js';
-import type { AccessRequest, AppliedRule, AuditAction, AuditEvent, RequestStatus } from './types.js';
+import type { AccessRequest, AppliedRule, AuditAction, AuditEvent, PrincipalId, RequestStatus } from './types.js';
 
 export type Transition =
   | { type: 'record_source'; source: string; approvalExpiresAt: number; autoApprove: boolean; rule?: string }
-  | { type: 'approve'; by: string; quorum: number; selfApproval: boolean }
-  | { type: 'deny'; by: string; reason?: string; selfApproval: boolean; denyQuorum?: number }
+  | { type: 'approve'; by: PrincipalId; quorum: number; selfApproval: boolean }
+  | { type: 'deny'; by: PrincipalId; reason?: string; selfApproval: boolean; denyQuorum?: number }
   | { type: 'escalate'; approvers: string[] }
   | { type: 'timeout' }
   | { type: 'cancel'; by: string }
@@ -23,11 +23,11 @@ export type Transition =
   | { type: 'expire' }
   | { type: 'revoke'; by: string; reason?: string }
   | { type: 'extend'; by: string; expiresAt: number; rule?: string }
-  | { type: 'request_extension'; by: string; addMs: number }
+  | { type: 'request_extension'; by: PrincipalId; addMs: number }
   /** An approver extending someone else's grant: asks for the extension and casts their own vote. */
-  | { type: 'propose_extension'; by: string; addMs: number; quorum: number; selfApproval: boolean; expiresAt: number }
-  | { type: 'approve_extension'; by: string; quorum: number; selfApproval: boolean; expiresAt: number }
-  | { type: 'deny_extension'; by: string; selfApproval: boolean; reason?: string };
+  | { type: 'propose_extension'; by: PrincipalId; addMs: number; quorum: number; selfApproval: boolean; expiresAt: number }
+  | { type: 'approve_extension'; by: PrincipalId; quorum: number; selfApproval: boolean; expiresAt: number }
+  | { type: 'deny_extension'; by: PrincipalId; selfApproval: boolean; reason?: string };
 
 export interface TransitionResult {
   next: AccessRequest;

@@ -1,9 +1,9 @@
 // The vocabulary of ../shared/DESIGN.md as types. Pure: no I/O, no SDK.
 
-/** A person, by email / UPN (lower-cased). */
-export type PrincipalId = string;
-/** A principal (`alice@contoso.com`) or a group reference (`group:oncall`). */
-export type PrincipalRef = string;
+import type { PrincipalId, PrincipalRef, RequestId, TargetName } from './ids.js';
+
+/** People by email / UPN, and refs to them: defined with their parse in ids.ts. */
+export type { PrincipalId, PrincipalRef, TargetName } from './ids.js';
 
 export type Protocol = 'tcp' | 'udp' | '*';
 
@@ -16,7 +16,7 @@ export type Os = 'windows' | 'linux';
 
 export interface Target {
   /** Short name people type in chat (`vm1`). */
-  name: string;
+  name: TargetName;
   /** ARM resource id of the VM. */
   id: string;
   os: Os;
@@ -29,6 +29,12 @@ export interface Target {
   /** Reached through an Azure Firewall: grants are DNAT rules there (plus NSG allows from its subnet). */
   firewall?: FirewallRoute;
 }
+
+/**
+ * A VM as the network adapters address it: a Target, or one read from ARM (inventory, a network
+ * provider's policies) whose name is the VM's ARM name, not (yet) a target name.
+ */
+export type NetworkTarget = Omit<Target, 'name'> & { name: string };
 
 export interface FirewallRoute {
   /** Classic rules: the Azure Firewall's resource id (natRuleCollections). */
@@ -132,8 +138,11 @@ export interface AppliedRule {
 }
 
 export interface RequestOrigin {
-  /** `cli`, `console`, `api`, or the name of the chat platform the request came from. */
-  channel: string;
+  /**
+   * How the request came in: `cli`, `console`, `api`, or the name of the chat platform (the audit
+   * event's `via`). Records stored before it was renamed say `channel`; the codec reads those.
+   */
+  via: string;
   /** Platform-specific reply address (a chat's response URL or conversation id ...). */
   replyTo?: string;
   /** The requester's IANA time zone from their platform profile (for `at 14:00`). */
@@ -141,9 +150,9 @@ export interface RequestOrigin {
 }
 
 export interface AccessRequest {
-  id: string;
+  id: RequestId;
   requester: PrincipalId;
-  target: string;
+  target: TargetName;
   targetId: string;
   ports: PortSpec[];
   /** Source prefix (normalised CIDR or `*`); null until the "my IP" link was opened. */

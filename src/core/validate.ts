@@ -4,14 +4,15 @@
 // button's data is held to exactly the same rules. Pure.
 import type { AccessCommand } from './command.js';
 import { JitError, type JitErrorCode } from './errors.js';
+import { TARGET_NAME_RE } from './ids.js';
 import type { PortSpec } from './types.js';
 
 /** The longest justification or deny reason, everywhere. */
 export const MAX_TEXT_LENGTH = 500;
 /** The most ports one request may name. */
 export const MAX_PORTS = 10;
-/** A target name as people type it: letters, digits, `.`, `_`, `-`; a letter or digit first. */
-export const TARGET_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,79}$/i;
+/** A target name as people type it: defined with its parse in ids.ts. */
+export { TARGET_NAME_RE };
 
 /**
  * Characters that are never accepted in free text: C0 controls (line breaks and tabs included),

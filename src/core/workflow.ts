@@ -2,7 +2,7 @@
 // (principals, ports, duration, time windows, on-call), escalation and expiry reminders. Pure:
 // the on-call check is a question the caller answers (an adapter asks PagerDuty).
 import { JitError } from './errors.js';
-import type { ChannelRouting, PortSpec, PrincipalId, PrincipalRef } from './types.js';
+import type { ChannelRouting, PortSpec, PrincipalId, PrincipalRef, TargetName } from './types.js';
 
 export interface JustificationRule {
   required: boolean;
@@ -149,7 +149,7 @@ export function routeOn(route: ApprovalRoute | undefined, platform: string): Pla
 /** One routing entry: conditions (all must hold; none = fallback `*`) and destinations per platform. */
 export interface RoutingRule {
   name: string;
-  targets: string[];
+  targets: TargetName[];
   ports: PortSpec[];
   /** Role names the requester holds at the target (`JIT Requester`, `JIT Admin` ...). */
   roles: string[];
@@ -157,7 +157,7 @@ export interface RoutingRule {
 }
 
 export interface RouteAsk {
-  target: string;
+  target: TargetName;
   ports: PortSpec[];
   requesterRoles: string[];
 }

@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localHeaders, startHarness, waitFor, type Harness } from '../integration/harness.js';
+import { p } from '../fixtures/ids.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 let h: Harness;
@@ -284,7 +285,7 @@ describe('local web console (Chromium)', () => {
 
   it('the request form and the home view: open the form, fill it, an invalid submission shows the error beside the field, fix, submit, approve from the approver\'s home, the requester\'s home shows the grant', async () => {
     await as('alice@contoso.com');
-    const before = (await h.app.service.listVisible('alice@contoso.com', { requester: 'alice@contoso.com', limit: 200 })).length;
+    const before = (await h.app.service.listVisible(p('alice@contoso.com'), { requester: p('alice@contoso.com'), limit: 200 })).length;
     await page.locator('#formBtn').click();
     const form = page.locator('#chat .card.form').last();
     await form.getByText('Request access').first().waitFor();
@@ -305,7 +306,7 @@ describe('local web console (Chromium)', () => {
     expect(errorBox!.y).toBeGreaterThan(fieldBox!.y);
     expect(errorBox!.y - (fieldBox!.y + fieldBox!.height)).toBeLessThan(40);
     expect(await form.getByLabel(/^Justification/).first().inputValue()).toBe('INC-4711 patch night');
-    expect((await h.app.service.listVisible('alice@contoso.com', { requester: 'alice@contoso.com', limit: 200 })).length).toBe(before);
+    expect((await h.app.service.listVisible(p('alice@contoso.com'), { requester: p('alice@contoso.com'), limit: 200 })).length).toBe(before);
     mkdirSync('test-artifacts', { recursive: true });
     await form.screenshot({ path: 'test-artifacts/console-form.png' });
     if (process.env.UPDATE_SCREENSHOT === '1') copyFileSync('test-artifacts/console-form.png', 'docs/console-form.png');
@@ -314,7 +315,7 @@ describe('local web console (Chromium)', () => {
     await form.getByRole('button', { name: 'Request', exact: true }).click();
     await form.getByText(/is waiting for approval/).waitFor();
     const id = /Request (r[0-9a-z]{9})/.exec(await form.innerText())![1]!;
-    expect(await h.get(id)).toMatchObject({ status: 'pending', target: 'vm1', durationMs: 7_200_000, justification: 'INC-4711 patch night', origin: { channel: 'console' } });
+    expect(await h.get(id)).toMatchObject({ status: 'pending', target: 'vm1', durationMs: 7_200_000, justification: 'INC-4711 patch night', origin: { via: 'console' } });
 
     // Bob's home: the request waits for him; Approve there runs the approval cards' handler.
     await as('bob@contoso.com');

@@ -18,9 +18,10 @@ import type {
   Scheduler,
   WorkflowJob,
 } from '../../src/app/ports.js';
-import type { AccessRequest, AppliedRule, AuditEvent, Target } from '../../src/core/types.js';
+import type { AccessRequest, AppliedRule, AuditEvent, PrincipalId, Target } from '../../src/core/types.js';
 import type { ManualClock } from './clock.js';
 import { Holds } from './gates.js';
+import { p } from '../fixtures/ids.js';
 
 const copy = <T>(v: T): T => structuredClone(v);
 
@@ -28,7 +29,7 @@ export class MemoryAuditLog implements AuditLog {
   readonly events: AuditEvent[] = [];
   private seq = 0;
   /** Who asked for a request (the store tells it: Redis keeps a per-requester index for this). */
-  requesterOf: (requestId: string) => string | undefined = () => undefined;
+  requesterOf: (requestId: string) => PrincipalId | undefined = () => undefined;
 
   async append(event: AuditEvent): Promise<AuditEvent> {
     const stored = { ...copy(event), id: `${event.time}-${this.seq++}` };

@@ -8,6 +8,7 @@ import type { AccessRequest } from '../../src/core/types.js';
 import { testBook } from '../fixtures/book.js';
 import { ManualClock } from './clock.js';
 import { ManualScheduler, MemoryAuditLog, MemoryGate, MemoryStore, RecordingNotifier } from './ports.js';
+import { p } from '../fixtures/ids.js';
 
 export interface FakeWorld {
   svc: JitService;
@@ -49,7 +50,7 @@ export function fakeWorld(settings: Partial<ServiceSettings> = {}): FakeWorld {
   const world: FakeWorld = {
     svc: make(),
     clock, store, audit, scheduler, gate, notifier, logged,
-    cmd: (actor, text) => world.svc.execute(actor, text, { channel: 'test' }),
+    cmd: (actor, text) => world.svc.execute(p(actor), text, { via: 'test' }),
     get: async (id) => {
       const r = await store.get(id);
       if (!r) throw new Error(`no request ${id}`);

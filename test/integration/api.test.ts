@@ -224,6 +224,10 @@ describe('commands and the local channel', () => {
   it('X-Jit-Act-As works on the local channel (with its secret); RBAC still decides what the principal may do', async () => {
     const res = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'bob@contoso.com', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'list pending' }) });
     expect(res.status).toBe(200);
+    // The header is parsed as every principal is (src/core/ids.ts): trimmed and lower-cased, the same person.
+    const spelt = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'Bob@Contoso.COM', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'vms' }) });
+    expect(spelt.status).toBe(200);
+    expect(((await spelt.json()) as { reply: { configured: unknown[] } }).reply.configured.length).toBeGreaterThan(0);
     const stranger = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'eve@evil.example', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'rdp vm1 1h from 203.0.113.42' }) });
     expect(stranger.status).toBe(403);
     const garbage = await fetch(`${h.app.url}/api/v1/commands`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jit-act-as': 'not a principal', ...localHeaders(h.app) }, body: JSON.stringify({ text: 'list' }) });

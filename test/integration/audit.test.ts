@@ -4,9 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csvField, toCsv, type AuditRow } from '../../src/core/audit-export.js';
 import type { Reply } from '../../src/core/reply.js';
 import { localHeaders, requestOf, startHarness, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 let h: Harness;
-const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(p(as), text, { via: 'test' });
 const rowsOf = (r: Reply): AuditRow[] => {
   if (r.kind !== 'audit') throw new Error(`expected an audit reply, got ${r.kind}: ${JSON.stringify(r)}`);
   return r.rows;

@@ -8,9 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reply } from '../../src/core/reply.js';
 import { testBook } from '../fixtures/book.js';
 import { requestOf, startHarness, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 let h: Harness;
-const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(p(as), text, { via: 'test' });
 const refused = (r: Reply) => (r.kind === 'rejected' ? r.code : 'allowed');
 
 beforeAll(async () => {
@@ -148,7 +149,7 @@ describe('authorization edge cases', () => {
     const id = await pending();
     const book = testBook();
     const original = h.app.service.policyBook();
-    h.app.service.setPolicyBook({ ...book, groups: { ...book.groups, oncall: ['carol@contoso.com'] } });
+    h.app.service.setPolicyBook({ ...book, groups: { ...book.groups, oncall: [p('carol@contoso.com')] } });
     try {
       // bob is left with JIT Requester on prod only: he may not even see alice's request.
       expect(refused(await run('bob@contoso.com', `approve ${id}`))).toBe('not_found');

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzureGate } from '../../src/adapters/azure/gate.js';
 import type { AppliedRule, Target } from '../../src/core/types.js';
 import { ArmEmulator, actionOf, type ArmRule } from '../fakes/arm.js';
+import { tn } from '../fixtures/ids.js';
 
 const role = (file: string) => (JSON.parse(readFileSync(new URL(`../../manifest/azure/${file}`, import.meta.url), 'utf8')) as { Actions: string[] }).Actions;
 const LEAST = role('jit-bot-role.json');
@@ -33,7 +34,7 @@ afterAll(async () => {
 
 function armIds(arm: ArmEmulator, rg: string, ip: string) {
   const ids = arm.standardVm('sub1', rg, `${rg}-vm`, ip);
-  const target: Target = { name: `${rg}-vm`, id: ids.vm, os: 'linux' };
+  const target: Target = { name: tn(`${rg}-vm`), id: ids.vm, os: 'linux' };
   return { ...ids, target };
 }
 
@@ -195,7 +196,7 @@ describe('where ARM refuses a whole-NSG write, that NSG falls back to child rule
 
   it('JIT_NSG_WRITES=rules never asks for a whole-NSG write', async () => {
     const ids2 = least.standardVm('sub1', 'rulesonly', 'rulesonly-vm', '10.0.0.11');
-    const target: Target = { name: 'rulesonly-vm', id: ids2.vm, os: 'linux' };
+    const target: Target = { name: tn('rulesonly-vm'), id: ids2.vm, os: 'linux' };
     const gate = new AzureGate({ credential, endpoint: least.url, caCert: readFileSync(least.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [target], nsgWrites: 'rules' });
     const calls = least.calls.length;
     const rules = await open(gate, target, 'rrules000', 11);
@@ -250,7 +251,7 @@ describe('early close with whole-NSG writes', () => {
 describe('the gate reads grant times on the app\'s clock', () => {
   it('a grant that has expired by the app\'s clock is not written, though the system clock says it has not', async () => {
     const ids3 = writer.standardVm('sub1', 'clock', 'clock-vm', '10.0.0.13');
-    const target: Target = { name: 'clock-vm', id: ids3.vm, os: 'linux' };
+    const target: Target = { name: tn('clock-vm'), id: ids3.vm, os: 'linux' };
     const gate = new AzureGate({ credential, endpoint: writer.url, caCert: readFileSync(writer.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [target], clock: { now: () => Date.now() + 3600_000 } });
     await expect(gate.open({ requestId: 'rclock0000', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '198.51.100.90/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(/expired/);
     expect([...writer.rules(ids3.nicNsg), ...writer.rules(ids3.subnetNsg)].filter((r) => r.name.startsWith('jit-rclock0000-'))).toEqual([]);

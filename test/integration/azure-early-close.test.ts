@@ -8,6 +8,7 @@ import { AzureGate } from '../../src/adapters/azure/gate.js';
 import type { AppliedRule, Target } from '../../src/core/types.js';
 import { ArmEmulator } from '../fakes/arm.js';
 import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
+import { tn } from '../fixtures/ids.js';
 
 const LATENCY = 400;
 const MARGIN = 1000; // JIT_CLOSE_LEAD_MARGIN's default
@@ -95,7 +96,7 @@ describe('early close on Azure', () => {
   it('the metered gate hands close() the rules as written: they close though the target can no longer be discovered', async () => {
     const rules: AppliedRule[] = await gate().open({ requestId: 'rwritten01', target: dev1, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '198.51.100.40/32', expiresAt: Date.now() + 3600_000 });
     expect(ours('rwritten01')).toHaveLength(2);
-    const gone: Target = { name: 'gone9', id: '/subscriptions/sub1/resourceGroups/dev/providers/Microsoft.Compute/virtualMachines/gone9', os: 'linux' };
+    const gone: Target = { name: tn('gone9'), id: '/subscriptions/sub1/resourceGroups/dev/providers/Microsoft.Compute/virtualMachines/gone9', os: 'linux' };
     expect(await h.app.gate.close('rwritten01', gone, rules)).toHaveLength(2);
     expect(ours('rwritten01')).toEqual([]);
   });

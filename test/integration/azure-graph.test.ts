@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AzureGate } from '../../src/adapters/azure/gate.js';
 import { ArmEmulator, type ArmEmulatorOptions } from '../fakes/arm.js';
+import { tn } from '../fixtures/ids.js';
 
 const SS = '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachineScaleSets/web';
 let em: ArmEmulator | undefined;
@@ -35,7 +36,7 @@ async function estate(n: number, opts: ArmEmulatorOptions = {}) {
     endpoint: em.url,
     caCert: readFileSync(em.certFile, 'utf8'),
     pollIntervalMs: 5,
-    targets: () => [{ name: 'vm0', id: vms[0]!.vm, os: 'linux' }],
+    targets: () => [{ name: tn('vm0'), id: vms[0]!.vm, os: 'linux' }],
   });
   return { em, gate, vms, instances };
 }

@@ -6,6 +6,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AzureGate } from '../../src/adapters/azure/gate.js';
 import type { Target } from '../../src/core/types.js';
+import { tn } from '../fixtures/ids.js';
 
 const ARM = 'https://management.azure.com';
 const RG = '/subscriptions/sub1/resourceGroups/prod';
@@ -18,7 +19,7 @@ const POLICY = `${HUB}/firewallPolicies/hub-policy`;
 const RCG = `${POLICY}/ruleCollectionGroups/jit`;
 const BASE = `${HUB}/firewallPolicies/corp-base`;
 const OPS = '/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations';
-const target: Target = { name: 'vm1', id: VM, os: 'windows' };
+const target: Target = { name: tn('vm1'), id: VM, os: 'windows' };
 const rule = (name: string) => `${NSG}/securityRules/${name}`;
 
 const nsgBody = (etag: string, rules: unknown[] = []) => ({
@@ -197,7 +198,7 @@ describe('AzureGate on ARM\'s wire format (nock)', () => {
   });
 
   it('a firewall policy\'s rule collection group is written with If-Match on the PUT alone: the operation\'s polls carry none; the DNAT count reads the policy\'s other groups and its base policy\'s', async () => {
-    const app2: Target = { ...target, name: 'app2', firewall: { policyId: POLICY, ruleCollectionGroup: 'jit', publicIp: '20.50.60.71', portPool: [51000, 51001], subnetPrefix: '10.100.0.0/26' } };
+    const app2: Target = { ...target, name: tn('app2'), firewall: { policyId: POLICY, ruleCollectionGroup: 'jit', publicIp: '20.50.60.71', portPool: [51000, 51001], subnetPrefix: '10.100.0.0/26' } };
     discovery();
     const polls: Array<string | undefined> = [];
     const op = operation('op-fw', { status: 'Succeeded' }, 2, polls);

@@ -9,6 +9,7 @@ import { AzureGate } from '../../src/adapters/azure/gate.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { ArmEmulator, NO_ACTION, actionOf, type ArmRule } from '../fakes/arm.js';
 import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
+import { tn } from '../fixtures/ids.js';
 
 let arm: ArmEmulator;
 let h: Harness;
@@ -589,7 +590,7 @@ describe('rules outlive neither their VM nor their NSG (closing from what was wr
     const orphan = 'rorphan0009';
     // Expiring soon, but not before its writes (they took over 300 ms under load).
     const expiresAt = Date.now() + 3000;
-    await writer.open({ requestId: orphan, target: { name: 'gone2', id: gone2.vm, os: 'linux', firewall: fw }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.42/32', expiresAt });
+    await writer.open({ requestId: orphan, target: { name: tn('gone2'), id: gone2.vm, os: 'linux', firewall: fw }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.42/32', expiresAt });
     expect(opened(gone2.nicNsg, orphan)).toBe(1);
     expect(arm.natRules(RCG).filter((r) => String(r.name).startsWith(`jit-${orphan}-`))).toHaveLength(1);
     arm.deleteVm(gone2.vm);
@@ -704,7 +705,7 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 1 s pe
 
   it('a grant is reported open only once the policy update has Succeeded, though it outlasts every per-call timeout and the NSG deadline scale', async () => {
     const timeouts = g.stats.timeouts;
-    const rules = await g.open({ requestId: 'rslowfw001', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.60/32', expiresAt: Date.now() + 60_000 });
+    const rules = await g.open({ requestId: 'rslowfw001', target: { name: tn('fwa'), id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.60/32', expiresAt: Date.now() + 60_000 });
     expect(slow.provisioningState(RCG)).toBe('Succeeded');
     expect(rules.find((r) => r.nat)?.nat?.publicPort).toBe(51000);
     expect(natOf(RCG, 'rslowfw001')).toHaveLength(1);
@@ -714,8 +715,8 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 1 s pe
   it('grants for two rule collection groups of one policy take turns (ARM runs one operation per policy): no 409', async () => {
     const c409 = slow.stats.conflicts409;
     await Promise.all([
-      g.open({ requestId: 'rslowfw002', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.61/32', expiresAt: Date.now() + 60_000 }),
-      g.open({ requestId: 'rslowfw003', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit2') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.62/32', expiresAt: Date.now() + 60_000 }),
+      g.open({ requestId: 'rslowfw002', target: { name: tn('fwa'), id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.61/32', expiresAt: Date.now() + 60_000 }),
+      g.open({ requestId: 'rslowfw003', target: { name: tn('fwa'), id: vmA.vm, os: 'linux', firewall: route('jit2') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.62/32', expiresAt: Date.now() + 60_000 }),
     ]);
     expect(slow.stats.conflicts409).toBe(c409);
     expect(natOf(RCG, 'rslowfw002')).toHaveLength(1);
@@ -728,7 +729,7 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 1 s pe
       credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
       endpoint: slow.url, caCert: readFileSync(slow.certFile, 'utf8'), pollIntervalMs: 20, requestTimeoutMs: 1000, writeDeadlineMs: 3000, firewallDeadlineMs: 20_000, targets: () => [],
     });
-    const target = { name: 'fwa', id: vmA.vm, os: 'linux' as const, firewall: route('jit') };
+    const target = { name: tn('fwa'), id: vmA.vm, os: 'linux' as const, firewall: route('jit') };
     const c409 = slow.stats.conflicts409;
     // Another replica (no shared lock here) starts a policy update…
     const first = other.open({ requestId: 'rslowfw005', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.64/32', expiresAt: Date.now() + 60_000 });
@@ -743,11 +744,11 @@ describe('firewalls take minutes (scaled down: 1.5 s per firewall update, 1 s pe
   });
 
   it('closing reports the DNAT rule removed (for the audit) even when the write\'s answer was lost and the retry finds it gone', async () => {
-    const written = await g.open({ requestId: 'rslowfw004', target: { name: 'fwa', id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.63/32', expiresAt: Date.now() + 60_000 });
+    const written = await g.open({ requestId: 'rslowfw004', target: { name: tn('fwa'), id: vmA.vm, os: 'linux', firewall: route('jit') }, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.63/32', expiresAt: Date.now() + 60_000 });
     // The policy's write is applied but its answer is lost: the retry re-reads and finds the rule gone.
     slow.failNext({ hang: 'after' });
     const timeouts = g.stats.timeouts;
-    const fwTarget = { name: 'fwa', id: vmA.vm, os: 'linux' as const, firewall: route('jit') };
+    const fwTarget = { name: tn('fwa'), id: vmA.vm, os: 'linux' as const, firewall: route('jit') };
     const removed = await g.close('rslowfw004', fwTarget, written.filter((r) => r.nat));
     expect(g.stats.timeouts).toBe(timeouts + 1);
     expect(natOf(RCG, 'rslowfw004')).toEqual([]);
@@ -811,7 +812,7 @@ describe('reads are throttled too', () => {
   it('reads stay under the concurrency cap: a sweep of many NSGs keeps at most AZURE_READ_CONCURRENCY reads in flight', async () => {
     const busy = await new ArmEmulator({ readLatencyMs: 30 }).start();
     try {
-      const targets = Array.from({ length: 12 }, (_, i) => busy.standardVm('sub1', `rg${i % 4}`, `cap${i}`, `10.2.0.${i + 4}`)).map((v, i) => ({ name: `cap${i}`, id: v.vm, os: 'linux' as const }));
+      const targets = Array.from({ length: 12 }, (_, i) => busy.standardVm('sub1', `rg${i % 4}`, `cap${i}`, `10.2.0.${i + 4}`)).map((v, i) => ({ name: tn(`cap${i}`), id: v.vm, os: 'linux' as const }));
       const g = new AzureGate({ nsgWrites: 'rules',
         credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) },
         endpoint: busy.url, caCert: readFileSync(busy.certFile, 'utf8'), pollIntervalMs: 5, readConcurrency: 3, scopeSweepIntervalMs: 0, targets: () => targets,
@@ -892,7 +893,7 @@ describe('address families and limits', () => {
       for (let i = 0; i < 10; i++) rules.push({ ...rules[0]!, name: `same${i}`, sourceAddresses: [`198.51.100.${i}`] });
       full.addFirewallNatRules(FW, { name: 'others', properties: { priority: 200, action: { type: 'Dnat' }, rules } });
       const g = new AzureGate({ nsgWrites: 'rules', credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: full.url, caCert: readFileSync(full.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
-      const target = { name: 'nat1', id: v.vm, os: 'linux' as const, firewall: { firewallId: FW, publicIp: '20.50.60.70', portPool: [50000, 50001] as [number, number], subnetPrefix: '10.100.0.0/26' } };
+      const target = { name: tn('nat1'), id: v.vm, os: 'linux' as const, firewall: { firewallId: FW, publicIp: '20.50.60.70', portPool: [50000, 50001] as [number, number], subnetPrefix: '10.100.0.0/26' } };
       await expect(g.open({ requestId: 'rnatlimit1', target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.85/32', expiresAt: Date.now() + 60_000 })).rejects.toThrow(
         /would bring its firewall to 251 DNAT destinations \(250 unique destination address\/port\/protocol in the DNAT rule collections of hub-fw, \+ 1 public IP address of the firewall\); Azure Firewall allows 250/,
       );
@@ -941,7 +942,7 @@ describe('address families and limits', () => {
         { ruleCollectionType: 'FirewallPolicyFilterRuleCollection', name: 'apps-net', priority: 200, action: { type: 'Allow' }, rules: Array.from({ length: 20 }, (_, i) => ({ ruleType: 'NetworkRule', name: `n${i}`, ipProtocols: ['TCP'], sourceAddresses: ['*'], destinationAddresses: ['10.0.0.0/8'], destinationPorts: [String(8000 + i)] })) },
       ]);
       const g = new AzureGate({ nsgWrites: 'rules', credential: { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }) }, endpoint: em.url, caCert: readFileSync(em.certFile, 'utf8'), pollIntervalMs: 5, targets: () => [] });
-      const target = { name: 'nat2', id: v.vm, os: 'linux' as const, firewall: { policyId: policy, ruleCollectionGroup: 'jit', publicIp: '20.50.60.80', portPool: [50000, 50009] as [number, number], subnetPrefix: '10.100.0.0/26' } };
+      const target = { name: tn('nat2'), id: v.vm, os: 'linux' as const, firewall: { policyId: policy, ruleCollectionGroup: 'jit', publicIp: '20.50.60.80', portPool: [50000, 50009] as [number, number], subnetPrefix: '10.100.0.0/26' } };
       const open = (requestId: string) => g.open({ requestId, target, ports: [{ port: 22, protocol: 'tcp' }], sourcePrefix: '203.0.113.86/32', expiresAt: Date.now() + 60_000 });
       // 245 + 1 = 246 destinations + 3 public IPs = 249, then 250: both fit. Port 50000 is taken in another group.
       const first = await open('rnatpol1');

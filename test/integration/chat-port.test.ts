@@ -11,6 +11,7 @@ import { silentLogger } from '../../src/log.js';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
 import { MemoChat } from '../fakes/memo-chat.js';
 import { REDIS_URL, requestOf, startHarness, waitFor, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 const POLICY = TEST_POLICY_YAML.replace('alice@contoso.com: { slack: U024ALICE }', 'alice@contoso.com: { slack: U024ALICE, memo: M-ALICE }')
   .replace('bob@contoso.com: { slack: U024BOB }', 'bob@contoso.com: { slack: U024BOB, memo: M-BOB }')
@@ -39,7 +40,7 @@ afterAll(async () => {
 describe('a chat platform of its own, through the shared notifier', () => {
   it('request → card to the approvers → approve → card updated, requester told, audit channel fed → expiry told', async () => {
     // Alice asks on the memo platform (as its command handler would: her principal, its name as the origin).
-    const reply = await h.app.service.execute('alice@contoso.com', 'rdp vm1 4s from 203.0.113.7', { channel: 'memo' });
+    const reply = await h.app.service.execute(p('alice@contoso.com'), 'rdp vm1 4s from 203.0.113.7', { via: 'memo' });
     expect(reply.kind).toBe('pending_approval');
     const id = requestOf(reply).id;
 
@@ -48,7 +49,7 @@ describe('a chat platform of its own, through the shared notifier', () => {
     expect(card.text).toBe(`Access request ${id}: alice@contoso.com asks for 3389/tcp on vm1 for 4s; waiting for approval`);
 
     // Bob approves (as a click on that card would).
-    await h.app.service.decide('bob@contoso.com', id, 'approve');
+    await h.app.service.decide(p('bob@contoso.com'), id, 'approve');
     await waitFor('card shows the open grant', async () => memo.updates.find((u) => u.ref === card.ref && u.text.includes('is active until')));
     const open = await waitFor('requester told how to connect', async () => memo.posts.find((p) => p.kind === 'active' && p.request === id));
     expect(open.to).toEqual({ kind: 'dm', id: 'M-ALICE', principal: 'alice@contoso.com' });

@@ -8,6 +8,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DefenderGate, type InitiateWire, type JitPolicyWire, type JitRequestWire } from '../../src/adapters/azure/defender.js';
 import type { Target } from '../../src/core/types.js';
+import { p, tn } from '../fixtures/ids.js';
 
 const ARM = 'https://management.azure.com';
 const SUB = '20ff7fc3-e762-44dd-bd96-b71116dcdc23';
@@ -15,7 +16,7 @@ const RG = `/subscriptions/${SUB}/resourceGroups/myRg1`;
 const VM = `${RG}/providers/Microsoft.Compute/virtualMachines/vm1`;
 const POLICY = `${RG}/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default`;
 const LIST = `/subscriptions/${SUB}/providers/Microsoft.Security/jitNetworkAccessPolicies`;
-const target: Target = { name: 'vm1', id: VM, os: 'windows' };
+const target: Target = { name: tn('vm1'), id: VM, os: 'windows' };
 
 const policyDoc = (requests: JitRequestWire[] = []): JitPolicyWire & { type: string } => ({
   kind: 'Basic',
@@ -83,7 +84,7 @@ describe('DefenderGate on the Security API\'s wire format (nock)', () => {
       // Defender applies the request a little later: Initiating first, then Initiated.
       .get(POLICY).query(true).reply(200, policyDoc([request(justification, end, 'Initiating')]))
       .get(POLICY).query(true).reply(200, policyDoc([request(justification, end, 'Initiated')]));
-    const rules = await gate().open({ requestId: 'rnock00001', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '192.127.0.2/32', expiresAt, requester: 'alice@contoso.com', justification: 'testing a new version of the product' });
+    const rules = await gate().open({ requestId: 'rnock00001', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '192.127.0.2/32', expiresAt, requester: p('alice@contoso.com'), justification: 'testing a new version of the product' });
     expect(sent).toEqual({ virtualMachines: [{ id: VM, ports: [{ number: 3389, allowedSourceAddressPrefix: '192.127.0.2', endTimeUtc: end }] }], justification });
     expect(rules).toEqual([
       {

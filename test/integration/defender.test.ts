@@ -14,6 +14,7 @@ import { ArmEmulator, actionOf } from '../fakes/arm.js';
 import { DefenderEmulator } from '../fakes/defender.js';
 import { DEV, PROD, SUB, vmId } from '../fixtures/book.js';
 import { requestOf, startHarness, waitFor, type Harness } from './harness.js';
+import { p, tn } from '../fixtures/ids.js';
 
 const ROLE = JSON.parse(readFileSync(new URL('../../manifest/azure/jit-bot-defender-role.json', import.meta.url), 'utf8')) as { Actions: string[] };
 /** What docs/security.md says JIT_DEFENDER_NSG_FALLBACK adds to the Defender role. */
@@ -63,7 +64,7 @@ let vm5: ReturnType<ArmEmulator['standardVm']>;
 let vm6: ReturnType<ArmEmulator['standardVm']>;
 
 const state = async (id: string): Promise<AccessRequest> => (await h.app.service.get(id))!;
-const run = async (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const run = async (as: string, text: string): Promise<Reply> => h.app.service.execute(p(as), text, { via: 'test' });
 async function grant(text: string): Promise<string> {
   const id = requestOf(await run('alice@contoso.com', text)).id;
   await run('bob@contoso.com', `approve ${id}`);
@@ -302,7 +303,7 @@ describe('what the API offers for an early end, and what the bot then does', () 
     const token = { getToken: async () => ({ token: 'fallback-token', expiresOnTimestamp: Date.now() + 3600_000 }) };
     const common = { credential: token, endpoint: arm.url, caCert: readFileSync(arm.certFile, 'utf8'), pollIntervalMs: 5, writeDeadlineMs: 3000 };
     const gate = new DefenderGate({ ...common, subscriptions: ['sub1'], nsgFallback: new AzureGate({ ...common, targets: () => [] }) });
-    const target = { name: 'vm4', id: vm4.vm, os: 'windows' as const };
+    const target = { name: tn('vm4'), id: vm4.vm, os: 'windows' as const };
     const foreign = { name: 'allow-bastion', properties: { priority: 300, direction: 'Inbound' as const, access: 'Allow' as const, protocol: 'Tcp', sourceAddressPrefix: '10.10.0.0/24', sourcePortRange: '*', destinationAddressPrefix: '*', destinationPortRange: '3389' } };
     arm.addForeignRule(vm4.nicNsg, foreign);
     const rules = await gate.open({ requestId: 'rfallback01', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.22/32', expiresAt: Date.now() + 3600_000 });

@@ -8,6 +8,7 @@ import type { Reply } from '../../src/core/reply.js';
 import type { AccessRequest, AppliedRule, AuditEvent } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log.js';
 import { TEST_POLICY_YAML } from '../fixtures/book.js';
+import { p } from '../fixtures/ids.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -69,7 +70,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: Omit<
     rules: async () => (await json<{ rules: AppliedRule[] }>('/api/local/rules')).rules,
     audit: async (requestId) => (await json<{ events: AuditEvent[] }>(`/api/local/audit${requestId ? `?request=${requestId}` : ''}`)).events,
     get: async (id) => {
-      const reply = await app.service.execute('dave@contoso.com', `status ${id}`, { channel: 'test' });
+      const reply = await app.service.execute(p('dave@contoso.com'), `status ${id}`, { via: 'test' });
       return reply.kind === 'status' ? reply.request : null;
     },
     async close() {

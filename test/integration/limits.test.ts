@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/env.js';
 import { requestOf, startHarness, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 const opened: Harness[] = [];
 afterAll(async () => {
@@ -14,7 +15,7 @@ const start = async (env: Record<string, string>) => {
   return h;
 };
 const count = async (h: Harness) => {
-  const r = await h.app.service.list('dave@contoso.com', 'all');
+  const r = await h.app.service.list(p('dave@contoso.com'), 'all');
   return r.kind === 'list' ? r.requests.length : -1;
 };
 

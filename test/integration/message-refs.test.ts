@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisMessageRefs } from '../../src/adapters/redis/messages.js';
 import { REDIS_URL, deleteKeys } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 const prefix = `test-refs-${Math.random().toString(36).slice(2, 8)}`;
 const redis = new Redis(REDIS_URL);
@@ -19,7 +20,7 @@ describe('card references', () => {
   it('copies added at once by several writers are all kept, each with its viewer, for 30 days', async () => {
     await Promise.all([
       refs.add('slack', 'request', 'r1', [{ ref: 'C0APPROVALS 1.1' }]),
-      refs.add('slack', 'request', 'r1', [{ ref: 'D024BOB 2.2', viewer: 'bob@contoso.com' }]),
+      refs.add('slack', 'request', 'r1', [{ ref: 'D024BOB 2.2', viewer: p('bob@contoso.com') }]),
       refs.add('slack', 'extension', 'r1', [{ ref: 'C0APPROVALS 3.3' }]),
     ]);
     const got = await refs.list('slack', 'request', 'r1');

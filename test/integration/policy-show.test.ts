@@ -3,9 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reply } from '../../src/core/reply.js';
 import { startHarness, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 let h: Harness;
-const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(as, text, { channel: 'test' });
+const run = (as: string, text: string): Promise<Reply> => h.app.service.execute(p(as), text, { via: 'test' });
 beforeAll(async () => {
   h = await startHarness();
 });

@@ -6,6 +6,8 @@ import { RedisAuditLog } from '../../src/adapters/redis/audit.js';
 import { createRedis } from '../../src/adapters/redis/connection.js';
 import { RedisRequestStore, decodeAuditEntry, encodeAuditEvent } from '../../src/adapters/redis/store.js';
 import type { AccessRequest, AuditAction, AuditEvent, RequestStatus } from '../../src/core/types.js';
+import { p, rid, tn } from '../fixtures/ids.js';
+import { formatRequestId, type RequestId } from '../../src/core/ids.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `test:store:${randomBytes(6).toString('hex')}`;
@@ -15,17 +17,17 @@ let store: RedisRequestStore;
 let audit: RedisAuditLog;
 let seq = 0;
 
-function newId(): string {
+function newId(): RequestId {
   seq += 1;
-  return `r${seq}-${randomBytes(3).toString('hex')}`;
+  return formatRequestId(randomBytes(9));
 }
 
 function req(over: Partial<AccessRequest> = {}): AccessRequest {
   const now = Date.now();
   return {
     id: newId(),
-    requester: 'alice@contoso.com',
-    target: 'vm1',
+    requester: p('alice@contoso.com'),
+    target: tn('vm1'),
     targetId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1',
     ports: [{ port: 3389, protocol: 'tcp' }],
     source: '203.0.113.7/32',
@@ -37,7 +39,7 @@ function req(over: Partial<AccessRequest> = {}): AccessRequest {
     updatedAt: now,
     approvalExpiresAt: now + 3_600_000,
     rules: [],
-    origin: { channel: 'test' },
+    origin: { via: 'test' },
     version: 0,
     ...over,
   };
@@ -87,11 +89,11 @@ describe('RedisRequestStore: create and get', () => {
   it('creating the same id twice returns false and leaves the first untouched (no second event)', async () => {
     const r = req({ justification: 'first' });
     expect(await store.create(r, [ev(r, 'request.created')])).toBe(true);
-    const dup = { ...r, justification: 'second', requester: 'mallory@contoso.com', status: 'approved' as const };
+    const dup = { ...r, justification: 'second', requester: p('mallory@contoso.com'), status: 'approved' as const };
     expect(await store.create(dup, [ev(dup, 'request.created')])).toBe(false);
     expect(await store.get(r.id)).toEqual({ ...r, version: 1 });
     expect(await audit.list({ requestId: r.id })).toHaveLength(1);
-    expect((await store.list({ requester: 'mallory@contoso.com' })).map((x) => x.id)).not.toContain(r.id);
+    expect((await store.list({ requester: p('mallory@contoso.com') })).map((x) => x.id)).not.toContain(r.id);
   });
 });
 
@@ -102,12 +104,12 @@ describe('RedisRequestStore: compareAndSet', () => {
     const next: AccessRequest = {
       ...r,
       status: 'approved',
-      decisions: [{ by: 'bob@contoso.com', decision: 'approve', at: Date.now() }],
+      decisions: [{ by: p('bob@contoso.com'), decision: 'approve', at: Date.now() }],
       version: 1,
     };
     const ok = await store.compareAndSet(next, 1, [
-      ev(r, 'request.approval_vote', { decision: 'approve' }, 'bob@contoso.com'),
-      ev(r, 'request.approved', {}, 'bob@contoso.com'),
+      ev(r, 'request.approval_vote', { decision: 'approve' }, p('bob@contoso.com')),
+      ev(r, 'request.approved', {}, p('bob@contoso.com')),
     ]);
     expect(ok).toBe(true);
     const got = await store.get(r.id);
@@ -165,7 +167,7 @@ describe('RedisRequestStore: compareAndSet', () => {
       const stores = conns.map((c) => new RedisRequestStore(c, prefix));
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) => {
-          const approver = `approver${i}@contoso.com`;
+          const approver = p(`approver${i}@contoso.com`);
           const s = stores[i % stores.length] as RedisRequestStore;
           return s.compareAndSet(
             { ...read, status: 'approved', decisions: [{ by: approver, decision: 'approve', at: Date.now() }] },
@@ -189,8 +191,8 @@ describe('RedisRequestStore: compareAndSet', () => {
 });
 
 describe('RedisRequestStore: list', () => {
-  const requester = `lister-${randomBytes(3).toString('hex')}@contoso.com`;
-  const target = `vm-${randomBytes(3).toString('hex')}`;
+  const requester = p(`lister-${randomBytes(3).toString('hex')}@contoso.com`);
+  const target = tn(`vm-${randomBytes(3).toString('hex')}`);
   const made: AccessRequest[] = [];
 
   beforeAll(async () => {
@@ -198,8 +200,8 @@ describe('RedisRequestStore: list', () => {
     const statuses: RequestStatus[] = ['pending', 'active', 'pending', 'denied', 'active', 'pending'];
     for (let i = 0; i < statuses.length; i++) {
       const r = req({
-        requester: i < 4 ? requester : 'someone-else@contoso.com',
-        target: i % 2 === 0 ? target : 'vm-other',
+        requester: i < 4 ? requester : p('someone-else@contoso.com'),
+        target: i % 2 === 0 ? target : tn('vm-other'),
         status: statuses[i] as RequestStatus,
         createdAt: base + i * 1000,
       });
@@ -232,18 +234,18 @@ describe('RedisRequestStore: list', () => {
 
   it('with no filter returns everything (newest first), default limit 50', async () => {
     for (let i = 0; i < 55; i++) {
-      const r = req({ createdAt: Date.now() + 1_000_000 + i, requester: 'bulk@contoso.com' });
+      const r = req({ createdAt: Date.now() + 1_000_000 + i, requester: p('bulk@contoso.com') });
       await store.create(r, []);
     }
     const all = await store.list({});
     expect(all).toHaveLength(50);
     for (let i = 1; i < all.length; i++) expect((all[i - 1] as AccessRequest).createdAt).toBeGreaterThanOrEqual((all[i] as AccessRequest).createdAt);
-    expect(await store.list({ requester: 'bulk@contoso.com', limit: 100 })).toHaveLength(55);
+    expect(await store.list({ requester: p('bulk@contoso.com'), limit: 100 })).toHaveLength(55);
   });
 
   it('a status filter that is satisfied deep in a large index still finds its matches', async () => {
     // requester index is small but status filter rejects most; the pager keeps going
-    const who = `deep-${randomBytes(3).toString('hex')}@contoso.com`;
+    const who = p(`deep-${randomBytes(3).toString('hex')}@contoso.com`);
     const base = Date.now();
     for (let i = 0; i < 130; i++) await store.create(req({ requester: who, createdAt: base + i, status: i < 3 ? 'revoked' : 'expired' }), []);
     const got = await store.list({ requester: who, status: 'revoked', limit: 5 });
@@ -346,7 +348,7 @@ describe('RedisAuditLog', () => {
 
   it('stream entries are flat and readable (what redis-cli XRANGE shows)', async () => {
     const r = req();
-    const e = await audit.append(ev(r, 'grant.revoked', { by: 'admin' }, 'carol@contoso.com'));
+    const e = await audit.append(ev(r, 'grant.revoked', { by: 'admin' }, p('carol@contoso.com')));
     const raw = await redis.xrange(`${prefix}:audit`, e.id as string, e.id as string);
     const fields = raw[0]?.[1] ?? [];
     expect(fields).toEqual(encodeAuditEvent(e));
@@ -365,9 +367,9 @@ describe('data written by the previous version (hash records, sorted-set indexes
   const old = `test:store-legacy:${randomBytes(6).toString('hex')}`;
   const base = Date.now() - 60_000;
   const legacy = [
-    req({ id: 'rlegacy0001', requester: 'alice@contoso.com', target: 'vm1', status: 'pending', createdAt: base, version: 1 }),
-    req({ id: 'rlegacy0002', requester: 'bob@contoso.com', target: 'vm2', status: 'active', createdAt: base + 1000, version: 3, activatedAt: base + 1500, expiresAt: base + 3_600_000 }),
-    req({ id: 'rlegacy0003', requester: 'alice@contoso.com', target: 'vm1', status: 'denied', createdAt: base + 2000, version: 2 }),
+    req({ id: rid('r1egacy001'), requester: p('alice@contoso.com'), target: tn('vm1'), status: 'pending', createdAt: base, version: 1 }),
+    req({ id: rid('r1egacy002'), requester: p('bob@contoso.com'), target: tn('vm2'), status: 'active', createdAt: base + 1000, version: 3, activatedAt: base + 1500, expiresAt: base + 3_600_000 }),
+    req({ id: rid('r1egacy003'), requester: p('alice@contoso.com'), target: tn('vm1'), status: 'denied', createdAt: base + 2000, version: 2 }),
   ];
   const oldEvents = new Map<string, string[]>();
 
@@ -429,14 +431,14 @@ describe('data written by the previous version (hash records, sorted-set indexes
     // Everything reads the same after conversion.
     expect(await s.get(active.id)).toEqual(active);
     expect(await s.get(denied.id)).toEqual(denied);
-    expect((await s.list({ requester: 'alice@contoso.com' })).map((r) => r.id)).toEqual([denied.id, pending.id]);
+    expect((await s.list({ requester: p('alice@contoso.com') })).map((r) => r.id)).toEqual([denied.id, pending.id]);
     expect((await s.list({ status: 'active' })).map((r) => r.id)).toEqual([active.id]);
     expect((await a.list({ requestId: denied.id })).map((e) => e.id)).toEqual(oldEvents.get(denied.id));
     const vm1 = await a.listScoped({ targets: ['vm1'], requesters: [], since: 0, limit: 100 });
     expect(vm1.events.map((e) => `${e.requestId} ${e.action}`)).toEqual([
       `${pending.id} request.created`, `${denied.id} request.created`, `${denied.id} request.denied`, `${pending.id} request.approved`,
     ]);
-    const bobs = await a.listScoped({ targets: [], requesters: ['bob@contoso.com'], since: 0, limit: 100 });
+    const bobs = await a.listScoped({ targets: [], requesters: [p('bob@contoso.com')], since: 0, limit: 100 });
     expect(bobs.events.map((e) => e.action)).toEqual(['request.created', 'request.approved']);
 
     // A later transition and a direct append on a converted record keep its audit whole and in order.
@@ -449,7 +451,7 @@ describe('data written by the previous version (hash records, sorted-set indexes
 describe('RedisRequestStore: the audit of one request', () => {
   it('reads whole and in order across creation, transitions and direct appends; the record lists the ids', async () => {
     const r = req();
-    await store.create(r, [ev(r, 'request.created'), ev(r, 'request.approved', {}, 'bob@contoso.com')]);
+    await store.create(r, [ev(r, 'request.created'), ev(r, 'request.approved', {}, p('bob@contoso.com'))]);
     await audit.append(ev(r, 'notify.card_fallback', { why: 'channel_not_found' }));
     let v = 1;
     for (const action of ['grant.activated', 'grant.extended', 'grant.revoked'] as const) {

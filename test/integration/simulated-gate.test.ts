@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedGate, nsgIdFor, parseRuleDescription, ruleDescription } from '../../src/adapters/simulated/gate.js';
 import type { Target } from '../../src/core/types.js';
+import { tn } from '../fixtures/ids.js';
 
-const vm1: Target = { name: 'vm1', id: '/subscriptions/s1/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm1', os: 'windows' };
-const vm2: Target = { name: 'vm2', id: '/subscriptions/s1/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm2', os: 'linux' };
+const vm1: Target = { name: tn('vm1'), id: '/subscriptions/s1/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm1', os: 'windows' };
+const vm2: Target = { name: tn('vm2'), id: '/subscriptions/s1/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm2', os: 'linux' };
 const T = Date.parse('2026-11-24T12:00:00Z');
 
 let dir: string;
@@ -103,7 +104,7 @@ describe('simulated gate: a change that changes nothing', () => {
     const { join } = await import('node:path');
     const { SimulatedGate } = await import('../../src/adapters/simulated/gate.js');
     const gate = await SimulatedGate.open({ file: join(mkdtempSync(join(tmpdir(), 'gate-noop-')), 'net.json') });
-    const target = { name: 'vm1', id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1', os: 'windows' as const };
+    const target = { name: tn('vm1'), id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1', os: 'windows' as const };
     expect(await gate.close('rnothing00', target)).toEqual([]); // no rules: a no-op batch on an idle gate
     const opened = await Promise.race([
       gate.open({ requestId: 'rafter0001', target, ports: [{ port: 3389, protocol: 'tcp' }], sourcePrefix: '203.0.113.7/32', expiresAt: Date.now() + 60_000 }),

@@ -26,6 +26,8 @@ import {
   type ViewState,
 } from '../fakes/slack.js';
 import { startHarness, waitFor, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
+import type { PrincipalId } from '../../src/core/ids.js';
 
 const SECRET = 'test-signing-secret-forms-1';
 const MANY = 1000;
@@ -71,7 +73,7 @@ const viewOf = (c: SlackCall) => c.body.view as View;
 const blockOf = (v: View, prefix: string) => v.blocks.find((b) => b.block_id === prefix || b.block_id?.startsWith(`${prefix}_r`));
 const homeOf = (user: string) => slack.homes.get(user) as View | undefined;
 const homeText = (user: string) => JSON.stringify(homeOf(user)?.blocks ?? []);
-const requestsOf = async (who: string): Promise<AccessRequest[]> => h.app.service.listVisible(who, { requester: who, limit: 200 });
+const requestsOf = async (who: PrincipalId): Promise<AccessRequest[]> => h.app.service.listVisible(who, { requester: who, limit: 200 });
 
 async function slash(user: string, text: string) {
   const id = `cmd${++n}`;
@@ -155,7 +157,7 @@ describe('the request form (modal)', () => {
   });
 
   it('an invalid submission answers errors by block, and creates nothing', async () => {
-    const before = (await requestsOf('alice@contoso.com')).length;
+    const before = (await requestsOf(p('alice@contoso.com'))).length;
     const { id } = await openForm(ALICE);
     const view = await choose(ALICE, id, 'target', FORM_ACTIONS.target, 'tick1', {});
     const b = (p: string) => blockOf(view, p)!.block_id!;
@@ -177,7 +179,7 @@ describe('the request form (modal)', () => {
       [b('justification')]: { justification: text('because') },
     });
     expect(bad).toEqual({ response_action: 'errors', errors: { [b('justification')]: expect.stringMatching(/ticket id like INC-4711/) } });
-    expect((await requestsOf('alice@contoso.com')).length).toBe(before);
+    expect((await requestsOf(p('alice@contoso.com'))).length).toBe(before);
   });
 
   it('a valid submission makes the request; the approver approves; the App Home shows the grant', async () => {
@@ -203,8 +205,8 @@ describe('the request form (modal)', () => {
     expect(viewProblems(answer.view)).toEqual([]);
     const reqId = /Request (r[0-9a-z]{9})/.exec(JSON.stringify(answer.view))?.[1];
     expect(reqId).toBeDefined();
-    const req = (await requestsOf('alice@contoso.com')).find((r) => r.id === reqId)!;
-    expect(req).toMatchObject({ status: 'pending', target: 'vm1', source: '203.0.113.7/32', justification: 'INC-1 patching', origin: { channel: 'slack', timeZone: 'Europe/Berlin' } });
+    const req = (await requestsOf(p('alice@contoso.com'))).find((r) => r.id === reqId)!;
+    expect(req).toMatchObject({ status: 'pending', target: 'vm1', source: '203.0.113.7/32', justification: 'INC-1 patching', origin: { via: 'slack', timeZone: 'Europe/Berlin' } });
     // The approvers' card, as for a typed request; alice's and the approvers' homes show it.
     const card = await waitFor('approval card', async () => slack.of('chat.postMessage').slice(cards).find((c) => c.body.channel === 'C0APPROVALS' && JSON.stringify(c.body.blocks).includes(reqId!)));
     await waitFor('alice home with the pending request', async () => homeText(ALICE).includes(reqId!) && homeText(ALICE).includes('Withdraw'));
@@ -239,7 +241,7 @@ describe('the request form (modal)', () => {
   });
 
   it('Withdraw on the home cancels a waiting request; a refusal from the home arrives by DM', async () => {
-    const r = await h.app.views.submitForm('alice@contoso.com', 'slack', { target: 'vm1', access: 'rdp', duration: '1h', source: '203.0.113.7' });
+    const r = await h.app.views.submitForm(p('alice@contoso.com'), 'slack', { target: 'vm1', access: 'rdp', duration: '1h', source: '203.0.113.7' });
     if (!r.ok) throw new Error(JSON.stringify(r.errors));
     const reqId = (r.reply as { request: AccessRequest }).request.id;
     await send(homeButtonBody(ALICE, { action_id: ACTIONS.revoke, value: reqId }));
@@ -277,7 +279,7 @@ describe('the request form (modal)', () => {
     });
     const reqId = made.id;
     expect(made.status).toBe('pending');
-    await h.app.service.revoke('alice@contoso.com', reqId!);
+    await h.app.service.revoke(p('alice@contoso.com'), reqId!);
   });
 
   it('someone who may request nothing gets a clear ephemeral answer and no modal', async () => {

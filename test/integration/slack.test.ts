@@ -9,6 +9,7 @@ import type { AccessRequest } from '../../src/core/types.js';
 import { TEST_POLICY_YAML, withWorkflowTargets } from '../fixtures/book.js';
 import { FakeSlack, buttonBody, denySubmissionBody, sendSigned, slashBody, type SlackCall } from '../fakes/slack.js';
 import { startHarness, waitFor, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 const SECRET = 'test-signing-secret-8f3a9c';
 const POLICY = withWorkflowTargets(TEST_POLICY_YAML).replace(
@@ -108,7 +109,7 @@ describe('Slack configuration', () => {
 describe('signature checks', () => {
   it('refuses a forged signature, an old timestamp and a missing header with 401 and changes nothing', async () => {
     await h.app.homesSettled();
-    const before = { calls: slack.calls.length, responses: slack.responses.length, requests: (await h.app.service.list('dave@contoso.com', 'all')) };
+    const before = { calls: slack.calls.length, responses: slack.responses.length, requests: (await h.app.service.list(p('dave@contoso.com'), 'all')) };
     const body = slashBody(ALICE, 'rdp vm1 2h from 203.0.113.7', slack.responseUrl('forged'));
     const forged = await sendSigned(h.app.url, body, { secret: 'not-the-secret' });
     const old = await sendSigned(h.app.url, body, { secret: SECRET, timestamp: Math.floor(Date.now() / 1000) - 6 * 60 });
@@ -127,7 +128,7 @@ describe('signature checks', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(slack.responses.length).toBe(before.responses);
     expect(slack.calls.length).toBe(before.calls);
-    const after = await h.app.service.list('dave@contoso.com', 'all');
+    const after = await h.app.service.list(p('dave@contoso.com'), 'all');
     expect(after).toEqual(before.requests);
   });
 
@@ -195,7 +196,7 @@ describe('/jit end to end', () => {
   });
 
   it('a bad command gets the parser\'s helpful rejection and creates nothing', async () => {
-    const before = (await h.app.service.list('dave@contoso.com', 'all'));
+    const before = (await h.app.service.list(p('dave@contoso.com'), 'all'));
     for (const [text, expected] of [
       ['rdp vm1 99h from 203.0.113.7', /at most 3h/],
       ['rdp vm9 2h from 203.0.113.7', /vm9/],
@@ -205,7 +206,7 @@ describe('/jit end to end', () => {
       expect(replyText(r)).toMatch(/^✗/);
       expect(replyText(r)).toMatch(expected);
     }
-    expect(await h.app.service.list('dave@contoso.com', 'all')).toEqual(before);
+    expect(await h.app.service.list(p('dave@contoso.com'), 'all')).toEqual(before);
   });
 
   it('a Slack user without an email or mapping gets told how to fix it', async () => {
@@ -223,7 +224,7 @@ describe('/jit end to end', () => {
     await waitFor('reply', async () => slack.responses.find((r) => r.path === `/respond/${id}`));
     await new Promise((r) => setTimeout(r, 300));
     expect(slack.responses.filter((r) => r.path === `/respond/${id}`)).toHaveLength(1);
-    const mine = await h.app.service.list('alice@contoso.com', 'mine');
+    const mine = await h.app.service.list(p('alice@contoso.com'), 'mine');
     expect(mine.kind === 'list' && mine.requests.filter((q) => q.target === 'db1').length).toBe(1);
   });
 });
@@ -246,7 +247,7 @@ describe('who may click', () => {
     const self = await click(BOB, 'jit_approve', own.id, ts(own.card));
     expect(replyText(await self.reply())).toMatch(/cannot approve your own request/);
     expect((await state(own.id)).status).toBe('pending');
-    await h.app.service.revoke('bob@contoso.com', own.id);
+    await h.app.service.revoke(p('bob@contoso.com'), own.id);
 
     // The button value carries only the request id; a crafted value naming an approver is refused.
     const crafted = await click(MALLORY, 'jit_approve', JSON.stringify({ requestId: id, user: BOB }), ts(card));
@@ -266,7 +267,7 @@ describe('who may click', () => {
     expect(req.status).toBe('active');
     // Only Bob's decision updated the card; the refused clicks did not.
     await waitFor('card updated once approved', async () => updatesOf(id).length > updatesBefore || null);
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a double click by an approver records one decision', async () => {
@@ -283,7 +284,7 @@ describe('who may click', () => {
     const carol = await click(CAROL, 'jit_approve', id, ts(card));
     await carol.reply();
     await waitFor('approved card', async () => updatesOf(id).find((u) => !actionIds(u).length && blocksText(u).includes('Approved by carol@contoso.com')));
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 });
 
@@ -319,7 +320,7 @@ describe('deny with a reason, timeouts, revoke and extend buttons', () => {
     expect(answer.response_action).toBe('errors');
     expect(answer.errors.reason).toMatch(/there is no request r[0-9a-z]{9} that you can see/);
     expect((await state(id)).status).toBe('pending');
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a request nobody decides times out: the card and the requester say so', async () => {
@@ -361,7 +362,7 @@ describe('deny with a reason, timeouts, revoke and extend buttons', () => {
     expect(req.expiresAt).toBe(before.expiresAt! + 20_000);
     expect(await h.app.scheduler.expiryDueAt(id)).toBe(req.expiresAt);
     await waitFor('extension card updated', async () => slack.of('chat.update').find((u) => u.body.ts === ts(extCard).ts && blocksText(u).includes('Extension approved')));
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
     const late = await click(ALICE, button.action_id, button.value, { channel: 'D024ALICE', ts: '1.2' });
     expect(replyText(await late.reply())).toMatch(/only an active grant can be extended/);
     expect((await h.rules()).some((x) => x.requestId === id)).toBe(false);
@@ -380,7 +381,7 @@ describe('workflow in Slack', () => {
       const done = updatesOf(id).filter((u) => !actionIds(u).length && blocksText(u).includes('Approved by erin@contoso.com'));
       return new Set(done.map((u) => u.body.channel)).size >= 2 || null;
     });
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('`at 23:59` is read in the time zone of the requester\'s Slack profile', async () => {
@@ -390,7 +391,7 @@ describe('workflow in Slack', () => {
     expect(local).toBe('23:59');
     expect(req.startAt! - Date.now()).toBeLessThanOrEqual(86_400_000);
     expect(blocksText(card)).toContain(`<!date^${Math.floor(req.startAt! / 1000)}^`);
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 });
 
@@ -398,7 +399,7 @@ describe('audit channel under rate limits', () => {
   it('a 429 with Retry-After is waited out and nothing is dropped', async () => {
     slack.failNext('chat.postMessage', 429, { 'retry-after': '1' });
     const { id } = await requestVia(ALICE, 'rdp vm1 1h from 203.0.113.7');
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
     const log = (await h.audit(id)).map((e) => e.action);
     const actions = await waitFor('all lines', async () => {
       const got = slack
@@ -426,7 +427,7 @@ describe('Block Kit limits and cards Slack refuses', () => {
     expect(justification.length).toBeLessThanOrEqual(2000);
     expect(justification).toMatch(/^\*Justification\*\n(&amp;&lt;)+(&amp;)?…$/);
     expect(await fallbacks(id)).toEqual([]);
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a card post failing for a transient reason (HTTP 500 through the client\'s own retries) is tried again and goes out as a card', async () => {
@@ -436,7 +437,7 @@ describe('Block Kit limits and cards Slack refuses', () => {
     expect(slack.calls.filter((c) => c.method === 'chat.postMessage!500').length - before).toBe(3);
     expect(actionIds(card)).toEqual(['jit_approve', 'jit_deny']);
     expect(await fallbacks(id)).toEqual([]);
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a card Slack refuses (invalid_blocks) is replaced by plain text saying how to decide, and the audit says so', async () => {
@@ -454,7 +455,7 @@ describe('Block Kit limits and cards Slack refuses', () => {
     const { reply: approved } = await slash(BOB, `approve ${id}`);
     expect(replyText(await approved())).toMatch(/approved/);
     await waitFor('stand-in updated', async () => slack.of('chat.update').find((c) => c.body.ts === stand.response?.ts && blocksText(c).includes('Open until')));
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('when the approvals channel itself fails (channel_not_found), the approvers get the request by DM, and the audit says so', async () => {
@@ -468,7 +469,7 @@ describe('Block Kit limits and cards Slack refuses', () => {
       const dm = dmsTo(user).find((c) => String(c.body.text).includes(`/jit approve ${id}`));
       expect(dm, `DM to ${user}`).toBeDefined();
     }
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('Slack refused no blocks the bot sent in this whole run (the fake checks Block Kit\'s limits)', () => {

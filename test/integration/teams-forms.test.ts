@@ -10,6 +10,8 @@ import { DEV, TEST_POLICY_YAML, vmId } from '../fixtures/book.js';
 import { cardBytes, cardProblems, TEAMS_CARD_BUDGET_BYTES } from '../fixtures/adaptive-card-schema.js';
 import { FakeConnector, actionActivity, cardOf, channelConversation, installActivity, messageActivity, personalConversation, postActivity, type TeamsUser } from '../fakes/connector.js';
 import { startHarness, waitFor, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
+import type { PrincipalId } from '../../src/core/ids.js';
 
 const user = (name: string, aad: string): TeamsUser => ({ id: `29:1${name}`, name, aadObjectId: aad, userPrincipalName: `${name}@contoso.com` });
 const ALICE = user('alice', '6f1c0c1e-0000-4000-8000-00000000a11c');
@@ -52,7 +54,7 @@ const within = (card: unknown) => {
   expect(cardProblems(card)).toEqual([]);
   expect(cardBytes(card)).toBeLessThanOrEqual(TEAMS_CARD_BUDGET_BYTES);
 };
-const mine = async (who: string) => (await h.app.service.listVisible(who, { requester: who, limit: 200 })).length;
+const mine = async (who: PrincipalId) => (await h.app.service.listVisible(who, { requester: who, limit: 200 })).length;
 
 beforeAll(async () => {
   bf = await new FakeConnector([ALICE, BOB, ERIN]).start();
@@ -104,7 +106,7 @@ describe('Teams: the request form and the home card', () => {
   });
 
   it('an invalid submission answers the form again with the error beside the field, and creates nothing', async () => {
-    const before = await mine('alice@contoso.com');
+    const before = await mine(p('alice@contoso.com'));
     const bad = await act(ALICE, 'jitRequest', { form: 'request', target: 'vm1', access: 'rdp', duration: '3600000', source: '999.1.1.1', justification: 'INC-1' });
     expect(bad.type).toBe('application/vnd.microsoft.card.adaptive');
     within(bad.value);
@@ -116,7 +118,7 @@ describe('Teams: the request form and the home card', () => {
     // A start date without a time is refused beside the start too.
     const noTime = await act(ALICE, 'jitRequest', { form: 'request', target: 'vm1', access: 'rdp', duration: '3600000', source: '203.0.113.7', startDate: '2030-01-01' });
     expect(byId(noTime.value, 'startError')).toBeDefined();
-    expect(await mine('alice@contoso.com')).toBe(before);
+    expect(await mine(p('alice@contoso.com'))).toBe(before);
   });
 
   it('a valid submission creates the request; the approver approves on their home card (the approval cards\' handler); the requester\'s home card shows the grant', async () => {
@@ -200,19 +202,19 @@ describe('Teams: the request form and the home card', () => {
     // A second click by the same approver is refused on the home card, as on the approval card.
     const again = await act(BOB, 'approve', { requestId: id, home: true });
     expect(JSON.stringify(again.value)).toMatch(/✗/);
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a submission delivered twice (the same activity) creates one request and answers the same card', async () => {
-    const before = await mine('alice@contoso.com');
+    const before = await mine(p('alice@contoso.com'));
     const activity = actionActivity(bf.url, ALICE, 'jitRequest', { form: 'request', target: 'vm1', access: 'ssh', duration: '1800000', source: '203.0.113.11' }, personalConversation(ALICE));
     const first = (await postActivity(h.app.url, activity)) as { body: { value: unknown } };
     const second = (await postActivity(h.app.url, activity)) as { body: { value: unknown } };
     expect(JSON.stringify(first.body.value)).toMatch(/waiting for approval/);
     expect(second.body.value).toEqual(first.body.value);
-    expect(await mine('alice@contoso.com')).toBe(before + 1);
+    expect(await mine(p('alice@contoso.com'))).toBe(before + 1);
     const id = /Request (r[0-9a-z]{9})/.exec(JSON.stringify(first.body.value))![1]!;
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('`jit home` in a channel does not show one person\'s requests there: it points to the personal chat', async () => {
@@ -233,6 +235,6 @@ describe('Teams: the request form and the home card', () => {
     // And a forged submission is refused beside the target, nothing created.
     const forged = await act(ERIN, 'jitRequest', { target: 'vm1', access: 'rdp', duration: '3600000', source: '203.0.113.7' });
     expect(JSON.stringify(forged.value)).toMatch(/Nothing you can request|JIT Requester/);
-    expect(await mine('erin@contoso.com')).toBe(0);
+    expect(await mine(p('erin@contoso.com'))).toBe(0);
   });
 });

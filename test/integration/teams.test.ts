@@ -21,6 +21,7 @@ import {
   type TeamsUser,
 } from '../fakes/connector.js';
 import { startHarness, waitFor, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 const APPROVALS = '19:approvals@thread.tacv2';
 const AUDIT = '19:audit@thread.tacv2';
@@ -101,7 +102,7 @@ describe('Teams configuration', () => {
       expect(none.status).toBe(401);
       expect(junk.status).toBe(401);
       expect(bf.calls.length).toBe(calls);
-      const all = await secured.app.service.list('dave@contoso.com', 'all');
+      const all = await secured.app.service.list(p('dave@contoso.com'), 'all');
       expect(all.kind === 'list' && all.requests).toEqual([]);
     } finally {
       await secured.close();
@@ -178,11 +179,11 @@ describe('jit in Teams, end to end', () => {
   });
 
   it('a bad command gets the helpful rejection as a card and creates nothing', async () => {
-    const before = await h.app.service.list('dave@contoso.com', 'all');
+    const before = await h.app.service.list(p('dave@contoso.com'), 'all');
     await say(ALICE, 'rdp vm1 99h from 203.0.113.7');
     const reply = await waitFor('reply', async () => bf.to(personalConversation(ALICE).id).find((c) => text(cardOf(c)).includes('at most 3h')));
     expect(text(cardOf(reply))).toContain('Not done');
-    expect(await h.app.service.list('dave@contoso.com', 'all')).toEqual(before);
+    expect(await h.app.service.list(p('dave@contoso.com'), 'all')).toEqual(before);
   });
 });
 
@@ -207,8 +208,8 @@ describe('who may act on a card', () => {
     expect((await state(id)).status).toBe('pending');
     expect((await state(own.id)).status).toBe('pending');
     expect(cardUpdates()).toBe(updates);
-    await h.app.service.revoke('alice@contoso.com', id);
-    await h.app.service.revoke('bob@contoso.com', own.id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
+    await h.app.service.revoke(p('bob@contoso.com'), own.id);
   });
 
   it('Deny with a reason from the card; the requester is told; a second click gets "already decided"', async () => {
@@ -258,7 +259,7 @@ describe('workflow in Teams', () => {
     expect(text(ok.body.value)).toContain('Extension approved');
     expect((await state(id)).expiresAt).toBe(before.expiresAt! + 20_000);
     expect(await h.app.scheduler.expiryDueAt(id)).toBe(before.expiresAt! + 20_000);
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
     const late = await act(ALICE, 'extend', extend.data, personalConversation(ALICE));
     expect(String(late.body.value)).toMatch(/only an active grant can be extended/);
   });
@@ -270,7 +271,7 @@ describe('workflow in Teams', () => {
     expect(verbs(cardOf(dm))).toEqual(['approve', 'deny']);
     const ok = await act(ERIN, 'approve', { requestId: id }, personalConversation(ERIN));
     expect(text(ok.body.value)).toContain('Approved by erin@contoso.com');
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a request nobody decides times out: the card and the requester say so', async () => {
@@ -297,7 +298,7 @@ describe('cards the Bot Connector refuses', () => {
     // The stand-in is a card copy: deciding turns it into the decided card.
     await act(BOB, 'approve', { requestId: id });
     await waitFor('stand-in updated', async () => bf.updates().find((u) => u.activityId === stand.resourceId && text(cardOf(u)).includes('Approved by bob@contoso.com')));
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 });
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestOf, sleep, startHarness, waitFor, type Harness } from './harness.js';
+import { p } from '../fixtures/ids.js';
 
 const SUB = '/subscriptions/wf';
 const vm = (n: string) => `${SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/${n}`;
@@ -269,7 +270,7 @@ describe('extend racing expiry', () => {
       const active = (await h.app.service.get(id))!;
       // Fire the extension at the expiry instant (plus a little skew per round), racing the BullMQ job.
       await sleep(Math.max(0, active.expiresAt! - Date.now()) + i * 40);
-      const ext = await h.app.service.extend(BOB, id, 1000).then((r) => r.kind, (e: Error) => `refused: ${e.message}`);
+      const ext = await h.app.service.extend(p(BOB), id, 1000).then((r) => r.kind, (e: Error) => `refused: ${e.message}`);
       const now = (await h.app.service.get(id))!;
       const rules = (await h.rules()).filter((r) => r.requestId === id);
       const actions = (await h.audit(id)).map((e) => e.action);

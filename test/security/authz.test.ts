@@ -7,6 +7,7 @@ import type { PolicyBook } from '../../src/core/policy.js';
 import { testBook } from '../fixtures/book.js';
 import { requestOf, startHarness, type Harness } from '../integration/harness.js';
 import { API_TOKENS, api } from './lib.js';
+import { p } from '../fixtures/ids.js';
 
 let h: Harness;
 let full: PolicyBook;
@@ -83,7 +84,7 @@ describe('a named approver group without the JIT Approver role', () => {
     const quick = book.policies.find((p) => p.name === 'quick1')!;
     const escalated: PolicyBook = {
       ...book,
-      policies: book.policies.map((p) => (p === quick ? { ...p, approval: { ...p.approval, timeoutMs: 3600_000, escalation: { afterMs: 1, approvers: ['erin@contoso.com'] } } } : p)),
+      policies: book.policies.map((pd) => (pd === quick ? { ...pd, approval: { ...pd.approval, timeoutMs: 3600_000, escalation: { afterMs: 1, approvers: [p('erin@contoso.com')] } } } : pd)),
     };
     h.app.service.setPolicyBook(escalated);
     try {

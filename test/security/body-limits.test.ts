@@ -9,6 +9,7 @@ import { CHAT_MAX_BODY, MAX_BODY } from '../../src/server.js';
 import { FakeConnector } from '../fakes/connector.js';
 import { FakeSlack, sendSigned, slashBody } from '../fakes/slack.js';
 import { startHarness, waitFor, type Harness } from '../integration/harness.js';
+import { p } from '../fixtures/ids.js';
 
 const SECRET = 'body-limits-signing-secret';
 const HUGE = 300 * 1024 * 1024;
@@ -126,7 +127,7 @@ describe('body caps: refused with 413 before anything buffers the body', () => {
     expect(local.status).toBe(413);
     expect(local.written).toBeLessThan(READ_BOUND);
     expect(MAX_BODY).toBeLessThan(CHAT_MAX_BODY);
-    const all = await h.app.service.list('dave@contoso.com', 'all');
+    const all = await h.app.service.list(p('dave@contoso.com'), 'all');
     expect(all.kind === 'list' && all.requests).toEqual([]);
   });
 });
@@ -161,7 +162,7 @@ describe('a modest body over the cap (a client that did not mean harm)', () => {
     expect(failed).toBeNull();
     expect(answer.slice(before)).toMatch(/^HTTP\/1\.1 200/);
     s.destroy();
-    const all = await h.app.service.list('dave@contoso.com', 'all');
+    const all = await h.app.service.list(p('dave@contoso.com'), 'all');
     expect(all.kind === 'list' && all.requests).toEqual([]);
   });
 });

@@ -16,6 +16,7 @@ import { checkPorts, checkText, escapeControls } from '../../src/core/validate.j
 import { testBook } from '../fixtures/book.js';
 import { requestOf, startHarness, type Harness } from '../integration/harness.js';
 import { API_TOKENS, api } from './lib.js';
+import { p } from '../fixtures/ids.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -27,11 +28,11 @@ afterAll(async () => {
 
 /** Runs an attack and asserts it changed nothing: no audit event, no rule, no request for alice. */
 async function changesNothing(attack: () => Promise<void>): Promise<void> {
-  const before = { audit: (await h.audit()).length, rules: (await h.rules()).length, mine: await h.app.service.listVisible('dave@contoso.com', { limit: 200 }) };
+  const before = { audit: (await h.audit()).length, rules: (await h.rules()).length, mine: await h.app.service.listVisible(p('dave@contoso.com'), { limit: 200 }) };
   await attack();
   expect((await h.audit()).length).toBe(before.audit);
   expect((await h.rules()).length).toBe(before.rules);
-  expect((await h.app.service.listVisible('dave@contoso.com', { limit: 200 })).map((r) => r.id)).toEqual(before.mine.map((r) => r.id));
+  expect((await h.app.service.listVisible(p('dave@contoso.com'), { limit: 200 })).map((r) => r.id)).toEqual(before.mine.map((r) => r.id));
 }
 
 const ESC = '\u001b';

@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config/env.js';
 import type { Logger } from '../../src/log.js';
 import { localHeaders, startHarness, type Harness } from '../integration/harness.js';
 import { raw, reverseProxy, tcpTunnel } from './http.js';
+import { p } from '../fixtures/ids.js';
 
 let h: Harness;
 let host: string;
@@ -30,7 +31,7 @@ const command = (text: string, headers: Record<string, string> = {}) => ({
   body: JSON.stringify({ text }),
 });
 const nothingChanged = async () => {
-  const all = await h.app.service.list(DAVE, 'all');
+  const all = await h.app.service.list(p(DAVE), 'all');
   expect(all.kind === 'list' && all.requests).toEqual([]);
   expect(await h.app.gate.list()).toEqual([]);
 };

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localHeaders, requestOf, startHarness, type Harness } from '../integration/harness.js';
 import { API_TOKENS, api, redisCommandsDuring } from './lib.js';
+import { p } from '../fixtures/ids.js';
 
 const opened: Harness[] = [];
 afterAll(async () => {
@@ -128,7 +129,7 @@ describe('audit reads follow what the caller may see', () => {
     }
     // A fresh process (a new audit log object) rebuilds the index on its first read.
     const h2 = await start({ JIT_KEY_PREFIX: h.prefix, JIT_WORKER: 'false' });
-    const rows = (await h2.app.service.auditRows('erin@contoso.com', { since: 0 })).rows;
+    const rows = (await h2.app.service.auditRows(p('erin@contoso.com'), { since: 0 })).rows;
     expect(rows.filter((x) => ids.vm1.includes(x.requestId))).toHaveLength(2 * ids.vm1.length);
     expect(rows.filter((x) => ids.dev1.includes(x.requestId)).length).toBeGreaterThanOrEqual(4 * ids.dev1.length);
   });

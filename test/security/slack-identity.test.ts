@@ -12,6 +12,7 @@ import { TEST_POLICY_YAML } from '../fixtures/book.js';
 import { FakeSlack, buttonBody, denySubmissionBody, sendSigned, slackSignature, slashBody, type SlackCall } from '../fakes/slack.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { startHarness, waitFor, type Harness } from '../integration/harness.js';
+import { p } from '../fixtures/ids.js';
 
 const SECRET = 'test-signing-secret-5e1d7b';
 const ALICE = 'U024ALICE'; // mapped in the policy file
@@ -76,7 +77,7 @@ async function pending(): Promise<{ id: string; card: SlackCall }> {
 
 const status = async (id: string) => (await h.get(id))?.status;
 const requests = async () => {
-  const r = await h.app.service.list('dave@contoso.com', 'all');
+  const r = await h.app.service.list(p('dave@contoso.com'), 'all');
   return r.kind === 'list' ? r.requests.map((x) => `${x.id}:${x.status}`) : [];
 };
 const infoCalls = (user: string) => slack.of('users.info').filter((c) => c.body.user === user).length;
@@ -95,7 +96,7 @@ describe('an explicit Slack id pins the principal', () => {
     const real = await click(BOB, 'jit_approve', id, card);
     expect(String((await real.reply()).body.text)).toMatch(/approved/i);
     await waitFor('active', async () => (await status(id)) === 'active');
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 });
 
@@ -137,7 +138,7 @@ describe('requests from another workspace are refused', () => {
     expect(await status(id)).toBe('pending');
     expect(infoCalls(BOB)).toBe(info);
     expect(slack.of('views.open').length).toBe(0);
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a Deny modal submitted from another team is refused in the modal; the request stays pending', async () => {
@@ -151,7 +152,7 @@ describe('requests from another workspace are refused', () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.text)).toMatchObject({ response_action: 'errors', errors: { reason: expect.stringMatching(/installed in/) } });
     expect(await status(id)).toBe('pending');
-    await h.app.service.revoke('alice@contoso.com', id);
+    await h.app.service.revoke(p('alice@contoso.com'), id);
   });
 });
 
@@ -192,7 +193,7 @@ describe('when the installed workspace is unknown', () => {
     try {
       const res = await sendSigned(h2.app.url, slashBody(ALICE, 'rdp vm1 1h from 203.0.113.7', down.responseUrl('x')), { secret: SECRET });
       expect(JSON.parse(res.text)).toMatchObject({ response_type: 'ephemeral', text: expect.stringMatching(/cannot confirm its Slack workspace right now; nothing was read or changed/) });
-      const all = await h2.app.service.list('dave@contoso.com', 'all');
+      const all = await h2.app.service.list(p('dave@contoso.com'), 'all');
       expect(all.kind === 'list' && all.requests).toEqual([]);
       expect(down.of('users.info')).toEqual([]);
     } finally {

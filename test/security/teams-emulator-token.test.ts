@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { actionActivity, cardOf, channelConversation, messageActivity, personalConversation, postActivity } from '../fakes/connector.js';
 import { waitFor } from '../integration/harness.js';
 import { ALICE, APP_ID, APPROVALS, BOB, startSecuredTeams, type SecuredTeams } from './secured-teams.js';
+import { p } from '../fixtures/ids.js';
 
 let t: SecuredTeams;
 let attacker: Server;
@@ -55,7 +56,7 @@ describe('forged Teams activities with the bot\'s own credentials', () => {
     expect((await t.h.get(id))?.status).toBe('pending');
     // Proactive messages work with the bot's credentials too: the approval card reaches the channel.
     await waitFor('approval card', async () => t.bf.to(APPROVALS).find((c) => JSON.stringify(cardOf(c)).includes(`Access request ${id}`)));
-    await t.h.app.service.revoke('alice@contoso.com', id);
+    await t.h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('an Entra ID client-credentials token (v2 and v1) for the app id is refused: 401, no approval, no reply anywhere', async () => {
@@ -73,7 +74,7 @@ describe('forged Teams activities with the bot\'s own credentials', () => {
     expect((await t.h.audit(id)).length).toBe(audit);
     expect(t.bf.calls.length).toBe(connectorCalls);
     expect(attackerCalls).toEqual([]);
-    await t.h.app.service.revoke('alice@contoso.com', id);
+    await t.h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a skill token (another bot calling this one, from Entra ID) is refused too', async () => {
@@ -83,7 +84,7 @@ describe('forged Teams activities with the bot\'s own credentials', () => {
     expect(approve.status).toBe(401);
     expect((await t.h.get(id))?.status).toBe('pending');
     expect(attackerCalls).toEqual([]);
-    await t.h.app.service.revoke('alice@contoso.com', id);
+    await t.h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('a channel token for another serviceUrl, or for another app, is refused (botbuilder\'s own channel checks still hold)', async () => {
@@ -93,6 +94,6 @@ describe('forged Teams activities with the bot\'s own credentials', () => {
     const otherApp = await postActivity(t.h.app.url, actionActivity(t.bf.url, BOB, 'approve', { requestId: id }, channelConversation(APPROVALS)), bearer(t.idp.channelToken('22222222-0000-4000-8000-0000000000c3', t.bf.url)));
     expect(otherApp.status).toBe(401);
     expect((await t.h.get(id))?.status).toBe('pending');
-    await t.h.app.service.revoke('alice@contoso.com', id);
+    await t.h.app.service.revoke(p('alice@contoso.com'), id);
   });
 });

@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config/env.js';
 import { TENANT, actionActivity, cardOf, channelConversation, messageActivity, personalConversation, postActivity, type TeamsUser } from '../fakes/connector.js';
 import { waitFor } from '../integration/harness.js';
 import { ALICE, APP_ID, APPROVALS, BOB, startSecuredTeams, type SecuredTeams } from './secured-teams.js';
+import { p } from '../fixtures/ids.js';
 
 const FOREIGN = '0badc0de-0000-4000-8000-00000000f0e1';
 // A user of another organisation whose UPN claims a principal's name (a guest-like or look-alike account).
@@ -30,7 +31,7 @@ const foreignConv = (u: TeamsUser) => ({ ...personalConversation(u), tenantId: F
 const foreign = { channelData: { tenant: { id: FOREIGN } } };
 const teamsKeys = () => t.h.app.redis.keys(`${t.h.prefix}:teams:*`);
 const allRequests = async () => {
-  const r = await t.h.app.service.list('dave@contoso.com', 'all');
+  const r = await t.h.app.service.list(p('dave@contoso.com'), 'all');
   return r.kind === 'list' ? r.requests.map((x) => `${x.id}:${x.status}`) : [];
 };
 
@@ -84,7 +85,7 @@ describe('Teams tenant allow-list', () => {
     const ok = await postActivity(t.h.app.url, actionActivity(t.bf.url, BOB, 'approve', { requestId: id }, channelConversation(APPROVALS)), bearer());
     expect(ok.body).toMatchObject({ type: 'application/vnd.microsoft.card.adaptive' });
     expect((await t.h.get(id))?.status).toBe('active');
-    await t.h.app.service.revoke('alice@contoso.com', id);
+    await t.h.app.service.revoke(p('alice@contoso.com'), id);
   });
 
   it('configuration: MultiTenant needs an allow-list (or its own tenant id); SingleTenant defaults to its tenant; ids must be GUIDs', () => {
@@ -110,6 +111,6 @@ describe('Teams identity pin', () => {
     const answer = await waitFor('answer', async () => t.bf.to(personalConversation(BOB_LOOKALIKE).id)[list]);
     expect(JSON.stringify(cardOf(answer))).toMatch(/mapped to another Teams account/);
     expect((await t.h.get(id))?.status).toBe('pending');
-    await t.h.app.service.revoke('alice@contoso.com', id);
+    await t.h.app.service.revoke(p('alice@contoso.com'), id);
   });
 });

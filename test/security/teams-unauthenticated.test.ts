@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/env.js';
 import { FakeConnector, messageActivity, personalConversation, postActivity, type TeamsUser } from '../fakes/connector.js';
 import { startHarness, waitFor, type Harness } from '../integration/harness.js';
 import { raw, reverseProxy } from './http.js';
+import { p } from '../fixtures/ids.js';
 
 const ALICE: TeamsUser = { id: '29:1alice', name: 'alice', aadObjectId: '6f1c0c1e-0000-4000-8000-00000000a11c', userPrincipalName: 'alice@contoso.com' };
 const BOB: TeamsUser = { id: '29:1bob', name: 'bob', aadObjectId: '6f1c0c1e-0000-4000-8000-000000000b0b', userPrincipalName: 'bob@contoso.com' };
@@ -30,7 +31,7 @@ afterAll(async () => {
 const forged = (serviceUrl: string) => JSON.stringify(messageActivity(serviceUrl, ALICE, 'rdp vm1 1h from 203.0.113.7 reason "INC-1"'));
 const nothingHappened = async () => {
   expect(evil.calls).toEqual([]);
-  const all = await h.app.service.list('dave@contoso.com', 'all');
+  const all = await h.app.service.list(p('dave@contoso.com'), 'all');
   expect(all.kind === 'list' && all.requests).toEqual([]);
   expect(await h.app.redis.keys(`${h.prefix}:teams:*`)).toEqual([]);
 };

@@ -9,14 +9,15 @@ import { replyMessage } from '../../src/adapters/slack/blocks.js';
 import { activeCard, approvalCard, mdEsc, replyCard, type CardJson } from '../../src/adapters/teams/cards.js';
 import type { Reply } from '../../src/core/reply.js';
 import type { AccessRequest } from '../../src/core/types.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const req: AccessRequest = {
-  id: 'rk2m9qx7ab', requester: 'alice@contoso.com', target: 'vm1',
+  id: rid('rk2m9qx7ab'), requester: p('alice@contoso.com'), target: tn('vm1'),
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
   ports: [{ port: 3389, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 7_200_000,
   justification: 'INC-1 [click](https://evil.example) **now** _x_ ~~y~~ `z` <b>h</b> ${injected}', status: 'pending', decisions: [],
   createdAt: 1_767_000_000_000, updatedAt: 1_767_000_000_000, approvalExpiresAt: 1_767_003_600_000,
-  rules: [], origin: { channel: 'teams' }, version: 1,
+  rules: [], origin: { via: 'teams' }, version: 1,
 };
 
 /** Every TextBlock text and fact value of a card. */
@@ -86,7 +87,7 @@ describe('card markdown (Teams subset) and the Slack rendering of the same repli
   });
 
   it('a decided approval card has no offer expiry; an open grant shows its connection line plainly', () => {
-    const decided = approvalCard({ ...req, status: 'active', expiresAt: req.createdAt + 60_000, decisions: [{ by: 'bob@contoso.com', decision: 'approve', at: req.createdAt }] }, { scope: 'request', quorum: 1, canDecide: false, refreshUserIds: [] });
+    const decided = approvalCard({ ...req, status: 'active', expiresAt: req.createdAt + 60_000, decisions: [{ by: p('bob@contoso.com'), decision: 'approve', at: req.createdAt }] }, { scope: 'request', quorum: 1, canDecide: false, refreshUserIds: [] });
     expect(teamsSees(decided)).not.toContain('Offer expires');
     const pending = approvalCard(req, { scope: 'request', quorum: 1, canDecide: false, refreshUserIds: [] });
     expect(teamsSees(pending)).toContain('Offer expires');

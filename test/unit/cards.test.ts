@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { activeCard, approvalCard, expiringCard, mdEsc, noticeCard, replyCard, type CardJson } from '../../src/adapters/teams/cards.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { cardProblems } from '../fixtures/adaptive-card-schema.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 /** The fields our templates bind (`${title}` …): one left in an expanded card is a bug. */
 const FIELDS = [...new Set(readdirSync('cards').filter((f) => f.endsWith('.json')).flatMap((f) => [...readFileSync(`cards/${f}`, 'utf8').matchAll(/\$\{([A-Za-z]+)\}/g)].map((m) => m[1]!)))];
@@ -19,12 +20,12 @@ function validate(card: CardJson): string[] {
 }
 
 const req: AccessRequest = {
-  id: 'rk2m9qx7ab', requester: 'alice@contoso.com', target: 'vm1',
+  id: rid('rk2m9qx7ab'), requester: p('alice@contoso.com'), target: tn('vm1'),
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
   ports: [{ port: 3389, protocol: 'tcp' }], source: '203.0.113.7/32', durationMs: 7_200_000,
   justification: 'INC-1 [click](https://evil.example) **now** ${injected}', status: 'pending', decisions: [],
   createdAt: 1_767_000_000_000, updatedAt: 1_767_000_000_000, approvalExpiresAt: 1_767_003_600_000,
-  rules: [], origin: { channel: 'teams' }, version: 1,
+  rules: [], origin: { via: 'teams' }, version: 1,
 };
 const actions = (c: CardJson) => ((c.actions as Array<{ type: string; verb: string; data: Record<string, unknown> }>) ?? []).map((a) => [a.type, a.verb, a.data]);
 
@@ -32,7 +33,7 @@ describe('Adaptive Card templates', () => {
   const cards: Record<string, CardJson> = {
     'approval pending, approver view': approvalCard(req, { scope: 'request', quorum: 2, canDecide: true, refreshUserIds: ['29:bob'] }),
     'approval pending, read-only': approvalCard(req, { scope: 'request', quorum: 1, canDecide: false, refreshUserIds: [] }),
-    'approval decided': approvalCard({ ...req, status: 'denied', statusReason: 'no', decisions: [{ by: 'bob@contoso.com', decision: 'deny', at: req.createdAt, reason: 'no' }], escalatedAt: req.createdAt }, { scope: 'request', quorum: 1, canDecide: true, refreshUserIds: [], escalatedTo: ['sec@contoso.com'] }),
+    'approval decided': approvalCard({ ...req, status: 'denied', statusReason: 'no', decisions: [{ by: p('bob@contoso.com'), decision: 'deny', at: req.createdAt, reason: 'no' }], escalatedAt: req.createdAt }, { scope: 'request', quorum: 1, canDecide: true, refreshUserIds: [], escalatedTo: ['sec@contoso.com'] }),
     'extension pending': approvalCard({ ...req, status: 'active', expiresAt: req.createdAt + 1, pendingExtension: { addMs: 1_800_000, by: req.requester, at: req.createdAt, decisions: [] } }, { scope: 'extension', quorum: 1, canDecide: true, refreshUserIds: ['29:bob'] }),
     'extension approved': approvalCard({ ...req, status: 'active', expiresAt: req.createdAt + 1 }, { scope: 'extension', quorum: 1, canDecide: false, refreshUserIds: [], outcome: 'approved' }),
     active: activeCard({ ...req, status: 'active', expiresAt: req.createdAt + 1 }, [{ host: 'vm1.contoso.example', port: 3389, command: 'mstsc /v:vm1.contoso.example:3389' }]),

@@ -10,9 +10,10 @@ import { cardText } from '../../src/core/messages.js';
 import type { AccessRequest, AuditEvent } from '../../src/core/types.js';
 import { testBook } from '../fixtures/book.js';
 import { pendingRequest } from '../fixtures/requests.js';
+import { BOB, CAROL, p } from '../fixtures/ids.js';
 
 const BASE: AccessRequest = pendingRequest();
-const approved = { ...BASE, status: 'approved' as const, decisions: [{ by: 'bob@contoso.com', decision: 'approve' as const, at: BASE.createdAt + 1 }], version: 2 };
+const approved = { ...BASE, status: 'approved' as const, decisions: [{ by: BOB, decision: 'approve' as const, at: BASE.createdAt + 1 }], version: 2 };
 const active = { ...approved, status: 'active' as const, activatedAt: BASE.createdAt + 2, expiresAt: BASE.createdAt + 3_600_002, version: 3 };
 
 /** The use cases as the notifier reads them: a stored request that the test moves on. */
@@ -20,7 +21,7 @@ function context(stored: { current: AccessRequest }, audited: Array<AuditEvent['
   return {
     policyBook: () => testBook(),
     get: async () => stored.current,
-    approversFor: async () => ['bob@contoso.com', 'carol@contoso.com'],
+    approversFor: async () => [BOB, CAROL],
     checkDecide: async () => {},
     auditDelivery: async (_req, _actor, details) => void audited.push(details),
   };
@@ -178,7 +179,7 @@ describe('cards a platform does not show', () => {
     const audited: Array<AuditEvent['details']> = [];
     const n = new ChatNotifier({ platforms: [board], refs: new MemoryRefs(), log, retryMs: 0 });
     n.bind(context({ current: BASE }, audited));
-    await n.notify(notice('approval_needed', BASE, { ...toChannel, approvers: ['bob@contoso.com', 'carol@contoso.com'] }));
+    await n.notify(notice('approval_needed', BASE, { ...toChannel, approvers: [p('bob@contoso.com'), p('carol@contoso.com')] }));
     expect(board.posts.map((p) => `${p.kind} to ${p.to.id}`)).toEqual(['card_fallback to dm:bob@contoso.com', 'card_fallback to dm:carol@contoso.com']);
     expect(audited).toEqual([{ platform: 'board', card: 'request', destination: '#approvals', error: 'channel_gone', delivered: 'approver_dms', approvers: 'bob@contoso.com carol@contoso.com' }]);
   });
@@ -187,7 +188,7 @@ describe('cards a platform does not show', () => {
     const board = new Board();
     const n = new ChatNotifier({ platforms: [board], refs: new MemoryRefs(), log });
     n.bind(context({ current: BASE }));
-    await n.notify(notice('approval_needed', BASE, { route: { matched: 'ops', platforms: { other: { dm: true } } }, approvers: ['bob@contoso.com'] }));
+    await n.notify(notice('approval_needed', BASE, { route: { matched: 'ops', platforms: { other: { dm: true } } }, approvers: [p('bob@contoso.com')] }));
     expect(board.posts).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@ import type { GroupDirectory } from '../../src/app/ports.js';
 import { parsePolicyText } from '../../src/config/policy-file.js';
 import { withDirectoryGroups, type DirectoryMember } from '../../src/core/directory.js';
 import { can, unresolvedGroupsBehind } from '../../src/core/rbac.js';
+import { p } from '../fixtures/ids.js';
 
 const GUID = '0b6f1a52-3c1e-4d7e-9a55-2f3c4d5e6f70';
 const VM = '/subscriptions/s/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1';
@@ -50,20 +51,20 @@ describe('withDirectoryGroups', () => {
     );
     expect(merged.groups.oncall?.sort()).toEqual(['a.smith@contoso.com', 'alice@contoso.com', 'bob.b@contoso.com', 'bob@contoso.com', 'dave@contoso.com']);
     expect(merged.unresolvedGroups).toEqual({});
-    expect(can(merged, 'bob@contoso.com', 'approve', VM)).toBe(true);
+    expect(can(merged, p('bob@contoso.com'), 'approve', VM)).toBe(true);
   });
 
   it('a pinned account elsewhere alone does not make its email a member', () => {
     const merged = withDirectoryGroups(book, members([{ id: 'id-other', names: ['alice@contoso.com'] }]));
     expect(merged.groups.oncall).toEqual(['dave@contoso.com']);
-    expect(can(merged, 'alice@contoso.com', 'approve', VM)).toBe(false);
+    expect(can(merged, p('alice@contoso.com'), 'approve', VM)).toBe(false);
   });
 
   it('an unknown membership adds nobody (the literal members keep theirs) and names the group', () => {
     const merged = withDirectoryGroups(book, () => ({ problem: `Entra ID group ${GUID}: could not be read: HTTP 503` }));
     expect(merged.groups.oncall).toEqual(['dave@contoso.com']);
     expect(merged.unresolvedGroups).toEqual({ oncall: `Entra ID group ${GUID}: could not be read: HTTP 503` });
-    expect(can(merged, 'bob@contoso.com', 'approve', VM)).toBe(false);
+    expect(can(merged, p('bob@contoso.com'), 'approve', VM)).toBe(false);
     expect(unresolvedGroupsBehind(merged, 'approve', VM)).toEqual(['oncall']);
     expect(unresolvedGroupsBehind(merged, 'request', VM)).toEqual([]);
   });

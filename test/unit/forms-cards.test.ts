@@ -8,6 +8,7 @@ import type { CardJson } from '../../src/adapters/teams/cards.js';
 import { FORM_TARGETS_SHOWN, FORM_VERBS, formCard, homeCard, nothingToRequestCard, type FormCardData } from '../../src/adapters/teams/forms.js';
 import { connections, request, userText } from '../fixtures/arbitraries.js';
 import { cardBytes, cardProblems, TEAMS_CARD_BUDGET_BYTES } from '../fixtures/adaptive-card-schema.js';
+import { p } from '../fixtures/ids.js';
 
 const CPU_BOUND_MS = 120_000;
 const RUNS = Math.min(Number(process.env.FUZZ_RUNS ?? 50), 1000);
@@ -114,11 +115,11 @@ describe('the home card', { timeout: CPU_BOUND_MS }, () => {
         userText(300),
         (pending, active, approvals, history, more, note) => {
           const model: HomeModel = {
-            principal: 'alice@contoso.com',
+            principal: p('alice@contoso.com'),
             at: 1_800_000_000_000,
             pending: section(pending, more),
             active: section(active.map((g) => ({ ...g, expiresAt: g.request.expiresAt ?? 0, extensionPending: false }))),
-            approvals: section(approvals.map((a) => ({ ...a, quorum: 1, escalatedTo: [], deciders: ['alice@contoso.com'] }))),
+            approvals: section(approvals.map((a) => ({ ...a, quorum: 1, escalatedTo: [], deciders: [p('alice@contoso.com')] }))),
             history: section(history, more),
           };
           const c = homeCard({ model, refreshUserIds: ['29:1alice'], note });

@@ -7,23 +7,25 @@ import type { ChatPlatform, MessageRefs } from '../../src/app/chat/platform.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { testBook } from '../fixtures/book.js';
 import { pendingRequest } from '../fixtures/requests.js';
+import { ALICE, BOB, CAROL, p } from '../fixtures/ids.js';
+import type { PrincipalId } from '../../src/core/ids.js';
 
 const REQ: AccessRequest = pendingRequest();
 
 const ctx: ChatContext = {
   policyBook: () => testBook(),
   get: async () => REQ,
-  approversFor: async () => ['bob@contoso.com', 'carol@contoso.com'],
+  approversFor: async () => [BOB, CAROL],
   checkDecide: async () => {},
   auditDelivery: async () => {},
 };
 const refs: MessageRefs = { add: async () => {}, list: async () => [] };
 const log = { warn: () => {}, error: () => {} };
 
-const EVERYONE = ['alice@contoso.com', 'bob@contoso.com', 'carol@contoso.com', 'erin@contoso.com'];
+const EVERYONE = [ALICE, BOB, CAROL, p('erin@contoso.com')];
 
 /** A platform; with `home`, home views kept by `viewers` (everyone by default). */
-function platform(name: string, home?: (p: string) => Promise<void>, viewers: string[] = EVERYONE): ChatPlatform {
+function platform(name: string, home?: (who: PrincipalId) => Promise<void>, viewers: PrincipalId[] = EVERYONE): ChatPlatform {
   return {
     name,
     auditFeed: { intervalMs: 0 },
@@ -48,7 +50,7 @@ describe('home refresh', () => {
     expect(seen.sort()).toEqual(['a:alice@contoso.com', 'a:bob@contoso.com', 'a:carol@contoso.com']);
     // Escalation names added approvers: they are refreshed too.
     seen.length = 0;
-    await n.notify({ kind: 'escalated', request: REQ, actor: 'system', approvers: ['erin@contoso.com'] });
+    await n.notify({ kind: 'escalated', request: REQ, actor: 'system', approvers: [p('erin@contoso.com')] });
     await n.homesSettled();
     expect(seen).toContain('a:erin@contoso.com');
   });
@@ -57,7 +59,7 @@ describe('home refresh', () => {
     const seen: string[] = [];
     let asked = 0;
     const counting: ChatContext = { ...ctx, approversFor: async (r) => (asked++, ctx.approversFor(r)) };
-    const n = new ChatNotifier({ platforms: [platform('a', async (p) => void seen.push(`a:${p}`), ['carol@contoso.com', 'zoe@contoso.com']), platform('b', async (p) => void seen.push(`b:${p}`), [])], refs, log });
+    const n = new ChatNotifier({ platforms: [platform('a', async (p) => void seen.push(`a:${p}`), [CAROL, p('zoe@contoso.com')]), platform('b', async (p) => void seen.push(`b:${p}`), [])], refs, log });
     n.bind(counting);
     await n.notify({ kind: 'approved', request: { ...REQ, status: 'approved' }, actor: 'bob@contoso.com' });
     await n.homesSettled();

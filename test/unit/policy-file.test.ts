@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PolicyFileError, parsePolicyText } from '../../src/config/policy-file.js';
 import { ConfigError, loadConfig } from '../../src/config/env.js';
+import { p } from '../fixtures/ids.js';
 
 function problems(yaml: string): string[] {
   try {
@@ -48,7 +49,7 @@ describe('policy file', () => {
     const yaml = (platform: string) =>
       `principals:\n  a@b.c: { ${platform}: U1 }\n${TARGET}policies:\n  p:\n    scope: /s\n    channels: { ${platform}: { approvals: C1 } }\n    routing:\n      - { name: "*", ${platform}: { dm: true } }\n`;
     const book = parsePolicyText(yaml('teams'), 'p.yaml', ['slack', 'teams']);
-    expect(book.principals['a@b.c']).toEqual({ teams: 'U1' });
+    expect(book.principals[p('a@b.c')]).toEqual({ teams: 'U1' });
     expect(book.policies[0]!.channels).toEqual({ teams: { approvals: 'C1' } });
     expect(book.policies[0]!.routing![0]!.platforms).toEqual({ teams: { dm: true } });
     let refused: string[] = [];
@@ -64,6 +65,18 @@ describe('policy file', () => {
     ]);
     expect(problems(yaml('Slack!')).join('\n')).toMatch(/principals\.a@b\.c\.Slack!: .*is not a chat platform name/);
     expect(problems(`${TARGET}policies:\n  p:\n    scope: /s\n    routing: [{ name: x }]\n`).join('\n')).toMatch(/routing\[0\]: needs a destination on at least one chat platform/);
+  });
+
+  it('principals are parsed where the file names them: lower-cased keys, members and refs; a non-address is refused with its path', () => {
+    const book = parsePolicyText(
+      `principals:\n  Alice@Contoso.com: { slack: U1 }\ngroups:\n  ops: [Bob@Contoso.com]\nroles:\n  - { principal: Carol@Contoso.com, role: JIT Admin, scope: /s }\n  - { principal: group:ops, role: JIT Reader, scope: /s }\n${TARGET}`,
+    );
+    expect(Object.keys(book.principals)).toEqual(['alice@contoso.com']);
+    expect(book.groups.ops).toEqual(['bob@contoso.com']);
+    expect(book.roles.map((r) => r.principal)).toEqual(['carol@contoso.com', 'group:ops']);
+    expect(problems(`principals:\n  alice: { slack: U1 }\n${TARGET}`)).toEqual(['principals.alice: "alice" is not a principal (an email / UPN like alice@contoso.com)']);
+    expect(problems(`groups:\n  ops: ["bob smith@contoso.com"]\n${TARGET}`).join('\n')).toMatch(/groups\.ops\[0\]: must be an email/);
+    expect(problems(`roles:\n  - { principal: bob, role: JIT Admin, scope: /s }\n${TARGET}`).join('\n')).toMatch(/roles\[0\]\.principal: must be a principal \(alice@contoso.com\) or a group/);
   });
 
   it('durations accept ISO-8601, short forms and seconds for demos', () => {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ACTIONS, approvalCard, auditLine, esc, expiringMessage, extensionCard, replyMessage } from '../../src/adapters/slack/blocks.js';
 import type { AccessRequest } from '../../src/core/types.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const base: AccessRequest = {
-  id: 'r0123456789'.slice(0, 10),
-  requester: 'alice@contoso.com',
-  target: 'vm1',
+  id: rid('r012345678'),
+  requester: p('alice@contoso.com'),
+  target: tn('vm1'),
   targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
   ports: [{ port: 3389, protocol: 'tcp' }],
   source: '203.0.113.7/32',
@@ -17,7 +18,7 @@ const base: AccessRequest = {
   updatedAt: 1_767_000_000_000,
   approvalExpiresAt: 1_767_003_600_000,
   rules: [],
-  origin: { channel: 'slack' },
+  origin: { via: 'slack' },
   version: 1,
 };
 
@@ -31,7 +32,7 @@ describe('Slack blocks', () => {
     const card = all(approvalCard(base, { quorum: 1 }));
     expect(card).not.toMatch(/<!channel>|<@U024BOB>|<https:\/\/evil/);
     expect(card).toContain('&lt;!channel&gt;');
-    const denied = all(approvalCard({ ...base, status: 'denied', statusReason: '<!everyone>', decisions: [{ by: 'bob@contoso.com', decision: 'deny', at: base.createdAt, reason: '<!everyone>' }] }, { quorum: 1 }));
+    const denied = all(approvalCard({ ...base, status: 'denied', statusReason: '<!everyone>', decisions: [{ by: p('bob@contoso.com'), decision: 'deny', at: base.createdAt, reason: '<!everyone>' }] }, { quorum: 1 }));
     expect(denied).not.toContain('<!everyone>');
     const line = auditLine({ time: base.createdAt, actor: '<!channel>', action: 'request.created', requestId: base.id, target: 'vm1', details: { justification: '<@U1>' } });
     expect(line).not.toMatch(/<!channel>|<@U1>/);
@@ -42,14 +43,14 @@ describe('Slack blocks', () => {
 
   it('a pending card carries Approve/Deny with only the request id; a decided card has no buttons and says who and when', () => {
     expect(actions(approvalCard(base, { quorum: 1 }))).toEqual([[ACTIONS.approve, base.id], [ACTIONS.deny, base.id]]);
-    const approved = approvalCard({ ...base, status: 'active', expiresAt: base.createdAt + 7_200_000, decisions: [{ by: 'bob@contoso.com', decision: 'approve', at: base.createdAt + 60_000 }] }, { quorum: 1 });
+    const approved = approvalCard({ ...base, status: 'active', expiresAt: base.createdAt + 7_200_000, decisions: [{ by: p('bob@contoso.com'), decision: 'approve', at: base.createdAt + 60_000 }] }, { quorum: 1 });
     expect(actions(approved)).toEqual([]);
     expect(all(approved)).toContain('Approved by bob@contoso.com <!date^1767000060^');
     expect(all(approved)).toContain('Open until');
   });
 
   it('shows the quorum count, the approval expiry, the duration and escalation', () => {
-    const card = all(approvalCard({ ...base, decisions: [{ by: 'bob@contoso.com', decision: 'approve', at: base.createdAt }], escalatedAt: base.createdAt + 1 }, { quorum: 2, escalatedTo: ['sec@contoso.com'] }));
+    const card = all(approvalCard({ ...base, decisions: [{ by: p('bob@contoso.com'), decision: 'approve', at: base.createdAt }], escalatedAt: base.createdAt + 1 }, { quorum: 2, escalatedTo: ['sec@contoso.com'] }));
     expect(card).toContain('Approvals: 1 of 2');
     expect(card).toContain(`Approval offer expires <!date^${base.approvalExpiresAt / 1000}^`);
     expect(card).toContain('2h');

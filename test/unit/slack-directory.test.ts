@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PinnedIdentityError, SlackDirectory, UnresolvedUserError, type SlackUsersApi } from '../../src/adapters/slack/directory.js';
 import { testBook } from '../fixtures/book.js';
+import { p } from '../fixtures/ids.js';
 
 function api(users: Record<string, { email?: string; tz?: string; deleted?: boolean; is_bot?: boolean }>) {
   const calls: string[] = [];
@@ -59,10 +60,10 @@ describe('Slack directory', () => {
   it('finds whom to DM: mapping first, else lookupByEmail, cached; unknown is null', async () => {
     const { a, calls } = api({ U9: { email: 'carol@contoso.com' } });
     const d = new SlackDirectory(a, () => book, 60_000);
-    expect(await d.userOf('alice@contoso.com')).toBe('U024ALICE');
-    expect(await d.userOf('carol@contoso.com')).toBe('U9');
-    expect(await d.userOf('carol@contoso.com')).toBe('U9');
-    expect(await d.userOf('nobody@contoso.com')).toBeNull();
+    expect(await d.userOf(p('alice@contoso.com'))).toBe('U024ALICE');
+    expect(await d.userOf(p('carol@contoso.com'))).toBe('U9');
+    expect(await d.userOf(p('carol@contoso.com'))).toBe('U9');
+    expect(await d.userOf(p('nobody@contoso.com'))).toBeNull();
     expect(calls).toEqual(['lookup carol@contoso.com', 'lookup nobody@contoso.com']);
   });
 

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { approvalCard, clip, denyModal, esc, expiringMessage, extensionCard, noticeMessage, replyMessage, activeMessage, type SlackMessage } from '../../src/adapters/slack/blocks.js';
 import { blockKitProblems, viewProblems } from '../fakes/block-kit.js';
 import { bigInventory, connections, reply, request, userText } from '../fixtures/arbitraries.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const BIG_RUNS = Math.max(50, Math.floor(RUNS / 10));
@@ -69,7 +70,7 @@ describe('Slack builders within Block Kit limits (generated input)', () => {
 });
 
 describe('what the limits do to the content', () => {
-  const base = { id: 'rk2m9qx7ab', requester: 'alice@contoso.com', target: 'vm1', targetId: '/x', ports: [{ port: 3389, protocol: 'tcp' as const }], source: '203.0.113.7/32', durationMs: 3_600_000, status: 'pending' as const, decisions: [], createdAt: 1_767_000_000_000, updatedAt: 1_767_000_000_000, approvalExpiresAt: 1_767_003_600_000, rules: [], origin: { channel: 'slack' }, version: 1 };
+  const base = { id: rid('rk2m9qx7ab'), requester: p('alice@contoso.com'), target: tn('vm1'), targetId: '/x', ports: [{ port: 3389, protocol: 'tcp' as const }], source: '203.0.113.7/32', durationMs: 3_600_000, status: 'pending' as const, decisions: [], createdAt: 1_767_000_000_000, updatedAt: 1_767_000_000_000, approvalExpiresAt: 1_767_003_600_000, rules: [], origin: { via: 'slack' }, version: 1 };
 
   it('a field is cut after escaping, never inside an escape, and ends in …', () => {
     const card = approvalCard({ ...base, justification: '&'.repeat(500) }, { quorum: 1 });
@@ -81,7 +82,7 @@ describe('what the limits do to the content', () => {
   });
 
   it('quorum 12 with 15 decisions: the state shows the latest decisions and sums up the earlier ones in ≤ 10 elements', () => {
-    const decisions = Array.from({ length: 15 }, (_, i) => ({ by: `approver${i}@contoso.com`, decision: i % 5 === 0 ? ('deny' as const) : ('approve' as const), at: base.createdAt + i }));
+    const decisions = Array.from({ length: 15 }, (_, i) => ({ by: p(`approver${i}@contoso.com`), decision: i % 5 === 0 ? ('deny' as const) : ('approve' as const), at: base.createdAt + i }));
     const card = approvalCard({ ...base, decisions, escalatedAt: base.createdAt }, { quorum: 12 });
     const context = card.blocks.find((b) => b.type === 'context')!;
     expect(context.type === 'context' && context.elements.length).toBe(10);

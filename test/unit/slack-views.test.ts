@@ -8,14 +8,15 @@ import { ACTIONS } from '../../src/adapters/slack/blocks.js';
 import { HOME_SHOWN, blockId, homeView, requestModal, slackErrors, targetValue } from '../../src/adapters/slack/views.js';
 import type { AccessRequest } from '../../src/core/types.js';
 import { blockKitProblems, viewProblems } from '../fakes/block-kit.js';
+import { p, rid, tn } from '../fixtures/ids.js';
 
 const LONG = `v${'m'.repeat(79)}`; // 80 characters: the longest target name the policy file takes
 const NOW = 1_767_000_000_000;
 
 const req = (i: number, more: Partial<AccessRequest> = {}): AccessRequest => ({
-  id: `r${String(i).padStart(9, '0')}`,
-  requester: `someone.with.a.rather.long.name.${i}@contoso.example.com`,
-  target: `${LONG.slice(0, 70)}${i}`,
+  id: rid(`r${String(i).padStart(9, '0')}`),
+  requester: p(`someone.with.a.rather.long.name.${i}@contoso.example.com`),
+  target: tn(`${LONG.slice(0, 70)}${i}`),
   targetId: `/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm${i}`,
   ports: Array.from({ length: 10 }, (_, p) => ({ port: 10_000 + p, protocol: 'tcp' as const })),
   source: '2001:db8:1234:5678::/64',
@@ -27,7 +28,7 @@ const req = (i: number, more: Partial<AccessRequest> = {}): AccessRequest => ({
   updatedAt: NOW - i * 1000,
   approvalExpiresAt: NOW + 3600_000,
   rules: [],
-  origin: { channel: 'slack' },
+  origin: { via: 'slack' },
   version: 1,
   ...more,
 });
@@ -35,7 +36,7 @@ const req = (i: number, more: Partial<AccessRequest> = {}): AccessRequest => ({
 function bigHome(n: number): HomeModel {
   const many = <T>(f: (i: number) => T) => ({ items: Array.from({ length: n }, (_, i) => f(i)), more: 7 });
   return {
-    principal: 'alice@contoso.com',
+    principal: p('alice@contoso.com'),
     at: NOW,
     pending: many((i) => ({ request: req(i, { startAt: NOW + 3600_000 }), withdrawable: true })),
     active: many((i) => ({
@@ -47,7 +48,7 @@ function bigHome(n: number): HomeModel {
       extensionPending: i % 2 === 0,
       closable: true,
     })),
-    approvals: many((i) => ({ request: req(200 + i), scope: i % 2 ? ('extension' as const) : ('request' as const), quorum: 3, escalatedTo: [], deciders: ['alice@contoso.com'], viewer: { principal: 'alice@contoso.com', canDecide: true } })),
+    approvals: many((i) => ({ request: req(200 + i), scope: i % 2 ? ('extension' as const) : ('request' as const), quorum: 3, escalatedTo: [], deciders: [p('alice@contoso.com')], viewer: { principal: p('alice@contoso.com'), canDecide: true } })),
     history: many((i) => req(300 + i, { status: 'revoked' })),
   };
 }
@@ -67,7 +68,7 @@ describe('App Home within Block Kit limits', () => {
   });
 
   it('an empty home, and one for someone who may request nothing, say so', () => {
-    const empty: HomeModel = { principal: 'x@contoso.com', at: NOW, pending: { items: [], more: 0 }, active: { items: [], more: 0 }, approvals: { items: [], more: 0 }, history: { items: [], more: 0 } };
+    const empty: HomeModel = { principal: p('x@contoso.com'), at: NOW, pending: { items: [], more: 0 }, active: { items: [], more: 0 }, approvals: { items: [], more: 0 }, history: { items: [], more: 0 } };
     const view = homeView(empty, 'you have no JIT role yet');
     expect(viewProblems(view)).toEqual([]);
     expect(JSON.stringify(view.blocks)).toContain('no JIT role yet');

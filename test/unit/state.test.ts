@@ -2,14 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { JitError } from '../../src/core/errors.js';
 import { applyTransition, canTransition, type Transition } from '../../src/core/state.js';
 import type { AccessRequest, AppliedRule, RequestStatus } from '../../src/core/types.js';
+import { p, rid, tn } from '../fixtures/ids.js';
+import type { PrincipalId } from '../../src/core/ids.js';
 
 const NOW = Date.UTC(2026, 10, 24, 9, 0, 0);
 
 function req(status: RequestStatus, extra: Partial<AccessRequest> = {}): AccessRequest {
   return {
-    id: 'rtest00001',
-    requester: 'alice@contoso.com',
-    target: 'vm1',
+    id: rid('rtest00001'),
+    requester: p('alice@contoso.com'),
+    target: tn('vm1'),
     targetId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1',
     ports: [{ port: 3389, protocol: 'tcp' }],
     source: '203.0.113.7/32',
@@ -20,7 +22,7 @@ function req(status: RequestStatus, extra: Partial<AccessRequest> = {}): AccessR
     updatedAt: NOW - 1000,
     approvalExpiresAt: NOW + 3_600_000,
     rules: [],
-    origin: { channel: 'cli' },
+    origin: { via: 'cli' },
     version: 3,
     ...extra,
   };
@@ -31,7 +33,7 @@ const rule: AppliedRule = {
   sourcePrefix: '203.0.113.7/32', destinationPort: 3389, description: 'x', requestId: 'rtest00001', expiresAt: NOW + 7_200_000,
 };
 
-const approve = (by: string, quorum = 1, selfApproval = false): Transition => ({ type: 'approve', by, quorum, selfApproval });
+const approve = (by: PrincipalId, quorum = 1, selfApproval = false): Transition => ({ type: 'approve', by, quorum, selfApproval });
 
 function fails(fn: () => unknown): JitError {
   try {
@@ -75,7 +77,7 @@ describe('state machine', () => {
   });
 
   it('approve with quorum 1 → approved, with one audit vote and one approved event', () => {
-    const { next, events } = applyTransition(req('pending'), approve('bob@contoso.com'), NOW);
+    const { next, events } = applyTransition(req('pending'), approve(p('bob@contoso.com')), NOW);
     expect(next.status).toBe('approved');
     expect(next.decisions).toEqual([{ by: 'bob@contoso.com', decision: 'approve', at: NOW }]);
     expect(events.map((e) => e.action)).toEqual(['request.approval_vote', 'request.approved']);
@@ -83,30 +85,30 @@ describe('state machine', () => {
   });
 
   it('quorum 2: the first approval keeps it pending, the same approver twice is refused, a second approver completes it', () => {
-    const first = applyTransition(req('pending'), approve('bob@contoso.com', 2), NOW).next;
+    const first = applyTransition(req('pending'), approve(p('bob@contoso.com'), 2), NOW).next;
     expect(first.status).toBe('pending');
-    expect(fails(() => applyTransition(first, approve('bob@contoso.com', 2), NOW)).code).toBe('already_decided');
-    expect(applyTransition(first, approve('carol@contoso.com', 2), NOW).next.status).toBe('approved');
+    expect(fails(() => applyTransition(first, approve(p('bob@contoso.com'), 2), NOW)).code).toBe('already_decided');
+    expect(applyTransition(first, approve(p('carol@contoso.com'), 2), NOW).next.status).toBe('approved');
   });
 
   it('self-approval is refused unless the policy allows it', () => {
-    const e = fails(() => applyTransition(req('pending'), approve('alice@contoso.com'), NOW));
+    const e = fails(() => applyTransition(req('pending'), approve(p('alice@contoso.com')), NOW));
     expect(e.code).toBe('self_approval');
     expect(e.message).toContain('cannot approve your own request');
-    expect(applyTransition(req('pending'), approve('alice@contoso.com', 1, true), NOW).next.status).toBe('approved');
+    expect(applyTransition(req('pending'), approve(p('alice@contoso.com'), 1, true), NOW).next.status).toBe('approved');
   });
 
   it('a decision on a decided request says who decided', () => {
-    const approved = req('approved', { decisions: [{ by: 'bob@contoso.com', decision: 'approve', at: NOW }] });
-    const e = fails(() => applyTransition(approved, approve('carol@contoso.com'), NOW));
+    const approved = req('approved', { decisions: [{ by: p('bob@contoso.com'), decision: 'approve', at: NOW }] });
+    const e = fails(() => applyTransition(approved, approve(p('carol@contoso.com')), NOW));
     expect(e.code).toBe('already_decided');
     expect(e.message).toContain('approved by bob@contoso.com');
-    const denied = req('denied', { decisions: [{ by: 'carol@contoso.com', decision: 'deny', at: NOW }] });
-    expect(fails(() => applyTransition(denied, { type: 'deny', by: 'bob@contoso.com', selfApproval: false }, NOW)).message).toContain('denied by carol@contoso.com');
+    const denied = req('denied', { decisions: [{ by: p('carol@contoso.com'), decision: 'deny', at: NOW }] });
+    expect(fails(() => applyTransition(denied, { type: 'deny', by: p('bob@contoso.com'), selfApproval: false }, NOW)).message).toContain('denied by carol@contoso.com');
   });
 
   it('deny records the reason', () => {
-    const { next, events } = applyTransition(req('pending'), { type: 'deny', by: 'bob@contoso.com', reason: 'not in a change window', selfApproval: false }, NOW);
+    const { next, events } = applyTransition(req('pending'), { type: 'deny', by: p('bob@contoso.com'), reason: 'not in a change window', selfApproval: false }, NOW);
     expect(next.status).toBe('denied');
     expect(next.statusReason).toBe('not in a change window');
     expect(events[0]).toMatchObject({ action: 'request.denied', actor: 'bob@contoso.com', details: { reason: 'not in a change window' } });
@@ -154,7 +156,7 @@ describe('state machine', () => {
   });
 
   it('deny quorum 2: the first deny is a vote, the second distinct deny ends the request', () => {
-    const deny = (by: string) => ({ type: 'deny' as const, by, selfApproval: false, denyQuorum: 2, reason: 'no' });
+    const deny = (by: string) => ({ type: 'deny' as const, by: p(by), selfApproval: false, denyQuorum: 2, reason: 'no' });
     const one = applyTransition(req('pending'), deny('bob@contoso.com'), NOW);
     expect(one.next.status).toBe('pending');
     expect(one.events.map((e) => e.action)).toEqual(['request.approval_vote']);

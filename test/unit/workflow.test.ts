@@ -3,6 +3,8 @@ import { PolicyFileError, parsePolicyText } from '../../src/config/policy-file.j
 import { effectivePolicy } from '../../src/core/policy.js';
 import { refMatches } from '../../src/core/rbac.js';
 import { checkJustification, extendOptions, inWindow, localTime, matchAutoApproval, resolveStart, routeApproval, routeOn, type AutoApproveRule } from '../../src/core/workflow.js';
+import { p, tn } from '../fixtures/ids.js';
+import type { PrincipalId, PrincipalRef } from '../../src/core/ids.js';
 
 const H = 3_600_000;
 const M = 60_000;
@@ -109,14 +111,14 @@ describe('time windows and auto-approval rules', () => {
     { name: 'oncall-any', principals: [], ports: [], windows: [], onCallSchedules: ['PSCHED1'] },
   ];
   const book = parsePolicyText(YAML, 'wf.yaml');
-  const member = (ref: string, p: string) => refMatches(book, ref, p);
-  const ask = (over: Partial<{ requester: string; ports: { port: number; protocol: 'tcp' }[]; durationMs: number; at: number }>) => ({
-    requester: 'sam@contoso.com', ports: [{ port: 22, protocol: 'tcp' as const }], durationMs: H, at: mon0900Berlin, ...over,
+  const member = (ref: PrincipalRef, who: PrincipalId) => refMatches(book, ref, who);
+  const ask = (over: Partial<{ requester: PrincipalId; ports: { port: number; protocol: 'tcp' }[]; durationMs: number; at: number }>) => ({
+    requester: p('sam@contoso.com'), ports: [{ port: 22, protocol: 'tcp' as const }], durationMs: H, at: mon0900Berlin, ...over,
   });
 
   it.each([
     ['all conditions hold', ask({}), ['sre-hours', 'oncall-any']],
-    ['not in the group', ask({ requester: 'eve@contoso.com' }), ['oncall-any']],
+    ['not in the group', ask({ requester: p('eve@contoso.com') }), ['oncall-any']],
     ['a port the rule does not cover', ask({ ports: [{ port: 3389, protocol: 'tcp' }] }), ['oncall-any']],
     ['longer than the rule allows', ask({ durationMs: 2 * H }), ['oncall-any']],
     ['outside the time window', ask({ at: mon1830Berlin }), ['oncall-any']],
@@ -158,7 +160,7 @@ policies:
   const book = parsePolicyText(ROUTED, 'routed.yaml');
   const route = (target: string, port: number, roles: string[]) => {
     const p = effectivePolicy(book, book.targets[target]!);
-    return routeApproval(p.routing, { target, ports: [{ port, protocol: 'tcp' }], requesterRoles: roles }, p.channels);
+    return routeApproval(p.routing, { target: tn(target), ports: [{ port, protocol: 'tcp' }], requesterRoles: roles }, p.channels);
   };
 
   it.each([
@@ -171,12 +173,12 @@ policies:
   });
 
   it('without routing: the approval channel where one is set, else DMs to approvers', () => {
-    const route = routeApproval([], { target: 'x', ports: [], requesterRoles: [] }, { slack: { approvals: 'C1' } });
+    const route = routeApproval([], { target: tn('x'), ports: [], requesterRoles: [] }, { slack: { approvals: 'C1' } });
     expect(route).toEqual({ matched: 'default', platforms: { slack: { channel: 'C1', dm: false } }, others: { dm: true } });
     // A platform the policy names no channel for asks the approvers by DM.
     expect(['slack', 'teams'].map((p) => routeOn(route, p))).toEqual([{ channel: 'C1', dm: false }, { dm: true }]);
     // After a routing entry matched, a platform it does not name gets nothing.
-    expect(routeOn(routeApproval([{ name: '*', targets: [], ports: [], roles: [], platforms: { teams: { dm: true } } }], { target: 'x', ports: [], requesterRoles: [] }, {}), 'slack')).toBeUndefined();
+    expect(routeOn(routeApproval([{ name: '*', targets: [], ports: [], roles: [], platforms: { teams: { dm: true } } }], { target: tn('x'), ports: [], requesterRoles: [] }, {}), 'slack')).toBeUndefined();
   });
 
   it('a routing entry without any destination is refused with its key path', () => {

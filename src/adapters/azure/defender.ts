@@ -32,7 +32,7 @@ import { JitError } from '../../core/errors.js';
 import { portLabel } from '../../core/format.js';
 import type { NetworkPolicies } from '../../core/policy.js';
 import { ANY } from '../../core/source.js';
-import type { AppliedRule, PortSpec, Target } from '../../core/types.js';
+import type { AppliedRule, NetworkTarget, PortSpec, Target } from '../../core/types.js';
 import { ArmError, COMPUTE_API, SECURITY_API, classify, type ArmClient, type ArmDoc, type ArmStats } from './arm.js';
 import { connectArm } from './arm-connect.js';
 import type { DefenderGateOptions } from './defender-options.js';
@@ -163,7 +163,7 @@ export class DefenderGate implements NetworkGate {
     return this.rulesOf(grant.requestId, doc, vm, target.id, ports, grant.expiresAt, answer);
   }
 
-  async close(requestId: string, target: Target, written: AppliedRule[] = []): Promise<AppliedRule[]> {
+  async close(requestId: string, target: NetworkTarget, written: AppliedRule[] = []): Promise<AppliedRule[]> {
     const entry = await this.entryOf(target.id, written.map((r) => r.scope));
     if (!entry) return [];
     const now = Date.now();
@@ -301,7 +301,7 @@ export class DefenderGate implements NetworkGate {
    * Ends the bot's open request on these ports early: initiate again ending now, or a minute from
    * now if Defender refuses an end that close; else the NSG fallback; else an error quoting Defender.
    */
-  private async endEarly(requestId: string, target: Target, entry: Entry, ports: Array<{ number: number; source: string; endTimeUtc: string }>): Promise<AppliedRule[]> {
+  private async endEarly(requestId: string, target: NetworkTarget, entry: Entry, ports: Array<{ number: number; source: string; endTimeUtc: string }>): Promise<AppliedRule[]> {
     const { doc } = entry;
     let refusal: DefenderRefusal | undefined;
     const earliest = Math.min(...ports.map((p) => Date.parse(p.endTimeUtc)));

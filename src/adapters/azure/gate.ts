@@ -27,7 +27,7 @@
 //   re-discovering the VM; the reconciler reads every NSG, firewall and rule collection group in
 //   the managed scopes for the bot's rules, so rules outlive neither their VM nor their target.
 import type { CloseTiming, GrantSpec, NetworkGate } from '../../app/ports.js';
-import type { AppliedRule, PortSpec, Target } from '../../core/types.js';
+import type { AppliedRule, NetworkTarget, PortSpec, Target } from '../../core/types.js';
 import { parseRuleDescription, ruleDescription } from '../../core/rule-tags.js';
 import { COMPUTE_API, NETWORK_API, type ArmClient, type ArmDoc, type ArmStats } from './arm.js';
 import { connectArm } from './arm-connect.js';
@@ -140,7 +140,7 @@ export class AzureGate implements NetworkGate {
   // ------------------------------------------------------------------ discovery
 
   /** VM → NICs → their NSGs and their subnets' NSGs, and the private IPs. Cached for 5 minutes. */
-  async discover(target: Target, fresh = false): Promise<NetworkPath> {
+  async discover(target: NetworkTarget, fresh = false): Promise<NetworkPath> {
     const cached = this.paths.get(target.id.toLowerCase());
     if (cached && !fresh && this.now() - cached.at < DISCOVERY_TTL_MS) return cached;
     const vm = (await this.arm.get(target.id, COMPUTE_API)).doc;
@@ -296,7 +296,7 @@ export class AzureGate implements NetworkGate {
    * Defender will not end a request early. The bot's own rules are never touched here. Returns
    * what was deleted.
    */
-  async removeForeign(target: Target, match: (rule: WireRule, privateIps: string[]) => boolean): Promise<AppliedRule[]> {
+  async removeForeign(target: NetworkTarget, match: (rule: WireRule, privateIps: string[]) => boolean): Promise<AppliedRule[]> {
     const path = await this.discover(target, true);
     const removed = await Promise.all(
       path.nsgs.map((nsg) =>
@@ -341,7 +341,7 @@ export class AzureGate implements NetworkGate {
     return removed.flat();
   }
 
-  private resourcesOf(path: NetworkPath, target: Target): string[] {
+  private resourcesOf(path: NetworkPath, target: NetworkTarget): string[] {
     return [...path.nsgs, ...(target.firewall ? [dnatResourceOf(target.firewall)] : [])];
   }
 

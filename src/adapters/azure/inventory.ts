@@ -2,7 +2,7 @@
 // Graph (a few paged queries whatever the number of VMs), or from paged ARM lists where Resource
 // Graph cannot answer.
 import { ArmError, COMPUTE_API, NETWORK_API, type ArmClient, type ArmDoc } from './arm.js';
-import type { Target } from '../../core/types.js';
+import type { NetworkTarget, Target } from '../../core/types.js';
 import {
   GRAPH_SCALE_SET_INSTANCES, GRAPH_SUBNET_NSGS, GRAPH_SUBSCRIPTIONS_PER_QUERY, GRAPH_VMS_NICS_SCALE_SETS, UnsupportedTargetError, VMSS_NIC_API,
   instanceName, inventoryRow, nicRefList, nicRefsOf, pathOf, type InventoryRow, type NetworkPath,
@@ -13,7 +13,7 @@ export interface InventoryDeps {
   /** The subscriptions to list (configured, and those of the policy's targets). */
   subscriptions: () => Set<string>;
   /** A VM's network path read from ARM (the gate's discovery). */
-  discover: (target: Target, fresh: boolean) => Promise<NetworkPath>;
+  discover: (target: NetworkTarget, fresh: boolean) => Promise<NetworkPath>;
   /** Keeps a path found in ARM's own lists for the gate's writes. */
   cachePath: (vmId: string, path: NetworkPath) => void;
   log: (msg: string, fields?: Record<string, unknown>) => void;

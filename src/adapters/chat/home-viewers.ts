@@ -4,6 +4,7 @@
 // concerns no viewer costs nothing but a read of this in-memory copy (refreshed at most every
 // `maxAgeMs`, one read at a time, from whichever replica marked the opening).
 import type { Redis } from 'ioredis';
+import { parsePrincipal } from '../../core/ids.js';
 import type { PrincipalId } from '../../core/types.js';
 
 export interface HomeViewerOptions {
@@ -64,7 +65,9 @@ export class HomeViewers {
       const failed = res?.find(([err]) => err)?.[0];
       if (failed) throw failed;
       const members = res?.[1]?.[1];
-      this.copy = { set: new Set(Array.isArray(members) ? members.map(String) : []), at: now };
+      // Members were written as principals; each is parsed back (anything else is dropped).
+      const viewers = Array.isArray(members) ? members.flatMap((m) => parsePrincipal(String(m)) ?? []) : [];
+      this.copy = { set: new Set(viewers), at: now };
       return this.copy.set;
     } catch {
       return this.copy?.set ?? EMPTY;

@@ -11,6 +11,8 @@ import type { LocalFeed } from '../local/feed.js';
 import type { AuditLog, NetworkGate } from '../../app/ports.js';
 import type { JitService } from '../../app/service.js';
 import type { ChatViews } from '../../app/views.js';
+import { parsePrincipal } from '../../core/ids.js';
+import { listedPrincipals } from '../../core/policy.js';
 import { rolesAt } from '../../core/rbac.js';
 import { connectionsFor } from '../../core/reply.js';
 import type { PrincipalId } from '../../core/types.js';
@@ -164,8 +166,9 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
   const view = approvalCardView(service);
 
   const principalOf = (as: unknown): PrincipalId => {
-    if (typeof as !== 'string' || !(as in service.policyBook().principals)) throw new HttpError(400, '"as" must be a principal of the policy file');
-    return as;
+    const p = typeof as === 'string' ? parsePrincipal(as) : undefined;
+    if (!p || !Object.hasOwn(service.policyBook().principals, p)) throw new HttpError(400, '"as" must be a principal of the policy file');
+    return p;
   };
   const forms = deps.views ? consoleForms({ service, views: deps.views, log, principalOf }) : undefined;
 
@@ -191,8 +194,8 @@ export async function createConsole(deps: ConsoleDeps): Promise<Route> {
     if (forms && (await forms(req, res, url))) return true;
     if (req.method === 'GET' && path === '/console/api/principals') {
       const book = service.policyBook();
-      const rolesOf = (id: string) => [...new Set(Object.values(book.targets).flatMap((t) => rolesAt(book, id, t.id)))].join(', ') || 'no role';
-      sendJson(res, 200, { principals: Object.keys(book.principals).map((id) => ({ id, roles: rolesOf(id) })) });
+      const rolesOf = (id: PrincipalId) => [...new Set(Object.values(book.targets).flatMap((t) => rolesAt(book, id, t.id)))].join(', ') || 'no role';
+      sendJson(res, 200, { principals: listedPrincipals(book).map(([id]) => ({ id, roles: rolesOf(id) })) });
       return true;
     }
     if (req.method === 'GET' && path === '/console/api/state') {

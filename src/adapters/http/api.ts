@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JitService } from '../../app/service.js';
 import type { AccessCommand } from '../../core/command.js';
 import { isJitError } from '../../core/errors.js';
-import { REQUEST_ID_RE } from '../../core/ids.js';
+import { parsePrincipal, parseTargetName, REQUEST_ID_RE } from '../../core/ids.js';
 import { parsePorts, VERB_PORTS } from '../../core/parse.js';
 import { rejectedReply, renderText, type Reply } from '../../core/reply.js';
 import type { PrincipalId, RequestStatus } from '../../core/types.js';
@@ -62,7 +62,7 @@ function accessCommand(body: z.output<typeof NewRequestBody>): AccessCommand {
   } else ports = VERB_PORTS[verb];
   const durationMs = durationParam(body.duration, 'duration');
   const { source, justification, startAt } = body;
-  return { kind: 'access', verb, ports, target: body.target.toLowerCase(), durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
+  return { kind: 'access', verb, ports, target: parseTargetName(body.target) ?? body.target, durationMs, ...(source !== undefined ? { source } : {}), ...(justification !== undefined ? { justification } : {}), ...(startAt !== undefined ? { startAt } : {}) };
 }
 
 export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: Logger; /** The local channel: with its secret, `X-Jit-Act-As` may name the principal. */ local?: LocalAuth }): Route {
@@ -77,8 +77,8 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
     if (typeof actAs === 'string' && !req.headers.authorization) {
       if (!deps.local) throw Object.assign(new HttpError(401, 'X-Jit-Act-As is only accepted on the local channel (JIT_LOCAL_CHANNEL); use a bearer token'), { bearer: true });
       deps.local.check(req);
-      const who = actAs.trim().toLowerCase();
-      if (!/^[^@\s]+@[^@\s]+$/.test(who) || who.length > 200) throw Object.assign(new HttpError(401, 'X-Jit-Act-As must name a principal (alice@contoso.com)'), { bearer: true });
+      const who = parsePrincipal(actAs);
+      if (!who) throw Object.assign(new HttpError(401, 'X-Jit-Act-As must name a principal (alice@contoso.com)'), { bearer: true });
       return who;
     }
     const header = req.headers.authorization ?? '';
@@ -108,7 +108,7 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
     return parsed.value;
   };
 
-  const origin = { channel: 'api' };
+  const origin = { via: 'api' };
   const cardView = approvalCardView(service);
 
   return async (req, res, url) => {
@@ -152,9 +152,13 @@ export function createApi(deps: { service: JitService; tokens: ApiToken[]; log: 
         if (status !== undefined && !(STATUSES as readonly string[]).includes(status)) throw new HttpError(400, `status must be one of ${STATUSES.join(', ')}`);
         const limit = Number(url.searchParams.get('limit') ?? 50);
         if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpError(400, 'limit must be 1–200');
-        const target = url.searchParams.get('target') ?? undefined;
-        const requester = url.searchParams.get('requester') ?? undefined;
-        const requests = await service.listVisible(actor, { ...(status ? { status: status as RequestStatus } : {}), ...(target ? { target } : {}), ...(requester ? { requester: requester.toLowerCase() } : {}), limit });
+        const targetParam = url.searchParams.get('target') ?? undefined;
+        const target = targetParam === undefined ? undefined : parseTargetName(targetParam);
+        const requesterParam = url.searchParams.get('requester') ?? undefined;
+        const requester = requesterParam === undefined ? undefined : parsePrincipal(requesterParam);
+        // A filter that is no VM name or no principal matches no request (as it always answered: an empty list).
+        if ((targetParam !== undefined && !target) || (requesterParam !== undefined && !requester)) return sendJson(res, 200, { requests: [] }), true;
+        const requests = await service.listVisible(actor, { ...(status ? { status: status as RequestStatus } : {}), ...(target ? { target } : {}), ...(requester ? { requester } : {}), limit });
         return sendJson(res, 200, { requests }), true;
       }
       if (id && !id[2] && req.method === 'GET') return sendReply(res, await service.status(actor, id[1]!)), true;

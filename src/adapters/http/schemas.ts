@@ -1,9 +1,10 @@
 // The REST API's bodies and answers as zod schemas: api.ts validates every request body with the
 // input schemas, and openapi.ts generates the document's components from all of them (zod's JSON
 // Schema output), so the document and the server cannot drift. The answer schemas are checked
-// against live answers in test/integration/api.test.ts.
+// against live answers in test/integration/api.test.ts. Branded ids (src/core/ids.ts) are plain
+// strings on the wire, so the schemas are checked against the Unbranded form of the types.
 import { z } from 'zod';
-import { REQUEST_ID_RE } from '../../core/ids.js';
+import { REQUEST_ID_RE, type Unbranded } from '../../core/ids.js';
 import { MAX_INPUT_LENGTH, MAX_PORTS_PER_REQUEST, MAX_REASON_LENGTH } from '../../core/parse.js';
 import type { AuditRow } from '../../core/audit-export.js';
 import type { PolicyLine } from '../../core/policy.js';
@@ -102,12 +103,12 @@ export const RequestSchema = z
     activatedAt: int.optional(),
     expiresAt: int.optional(),
     rules: z.array(AppliedRule),
-    origin: z.object({ channel: z.string(), replyTo: z.string().optional(), timeZone: z.string().optional() }),
+    origin: z.object({ via: z.string(), replyTo: z.string().optional(), timeZone: z.string().optional() }),
     pendingExtension: z.object({ addMs: int, by: z.string(), at: int, decisions: z.array(Decision) }).optional(),
     escalatedAt: int.optional(),
     version: int,
   })
-  .meta({ description: 'An access request; times are milliseconds since the epoch' }) satisfies z.ZodType<AccessRequest>;
+  .meta({ description: 'An access request; times are milliseconds since the epoch' }) satisfies z.ZodType<Unbranded<AccessRequest>>;
 
 const ConnectionSchema = z.object({ host: z.string(), port: int, command: z.string() }) satisfies z.ZodType<Connection>;
 const InventoryRowSchema = z.object({
@@ -144,7 +145,7 @@ export const ReplySchema = z
     z.object({ kind: z.literal('audit'), target: z.string().optional(), since: int, rows: z.array(AuditRowSchema), truncated: z.boolean() }),
     z.object({ kind: z.literal('help'), examples: z.array(z.string()) }),
   ])
-  .meta({ description: 'What chat would say, structured; `kind` tells which' }) satisfies z.ZodType<Reply>;
+  .meta({ description: 'What chat would say, structured; `kind` tells which' }) satisfies z.ZodType<Unbranded<Reply>>;
 
 export const ErrorSchema = z
   .object({ error: z.string(), code: z.string().optional().meta({ description: 'For policy refusals: the refusal code' }), example: z.string().optional().meta({ description: 'A command that would be accepted' }) })

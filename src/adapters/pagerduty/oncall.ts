@@ -2,6 +2,7 @@
 // Any failure (network, timeout, non-2xx, unexpected body) throws: the caller then falls back to
 // human approval, never to auto-approval.
 import type { OnCallDirectory } from '../../app/ports.js';
+import { parsePrincipal } from '../../core/ids.js';
 import type { PrincipalId } from '../../core/types.js';
 
 export interface PagerDutyOptions {
@@ -31,7 +32,7 @@ export class PagerDutyOnCall implements OnCallDirectory {
       emails = await this.fetchOnCall(schedules, at);
       this.cache.set(key, { at, emails });
     }
-    return emails.has(principal.toLowerCase());
+    return emails.has(principal);
   }
 
   private async fetchOnCall(schedules: string[], at: number): Promise<Set<string>> {
@@ -51,10 +52,11 @@ export class PagerDutyOnCall implements OnCallDirectory {
     if (!res.ok) throw new Error(`PagerDuty /oncalls answered HTTP ${res.status}`);
     const body = (await res.json()) as OnCallsResponse;
     if (!Array.isArray(body.oncalls)) throw new Error('PagerDuty /oncalls: no "oncalls" array in the answer');
-    const emails = new Set<string>();
+    const emails = new Set<PrincipalId>();
     for (const o of body.oncalls) {
       if (o.schedule?.id && !schedules.includes(o.schedule.id)) continue;
-      if (o.user?.email) emails.add(o.user.email.toLowerCase());
+      const who = o.user?.email ? parsePrincipal(o.user.email) : undefined;
+      if (who) emails.add(who);
     }
     return emails;
   }

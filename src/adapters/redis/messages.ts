@@ -3,6 +3,7 @@
 // atomic and commutative, so copies posted at once by several replicas are all kept.
 import type { Redis } from 'ioredis';
 import type { CardScope } from '../../core/messages.js';
+import { parsePrincipal } from '../../core/ids.js';
 import type { MessageRefs, PostedMessage } from '../../app/chat/platform.js';
 
 const TTL_S = 30 * 86_400;
@@ -44,5 +45,6 @@ function decode(member: string): PostedMessage {
     return { ref: member };
   }
   const { ref, viewer } = (o ?? {}) as { ref?: unknown; viewer?: unknown };
-  return { ref: typeof ref === 'string' ? ref : member, ...(typeof viewer === 'string' ? { viewer } : {}) };
+  const who = typeof viewer === 'string' ? parsePrincipal(viewer) : undefined;
+  return { ref: typeof ref === 'string' ? ref : member, ...(who ? { viewer: who } : {}) };
 }

@@ -10,9 +10,10 @@
 // JSON takes ~200 bytes (docs/benchmarks.md, "Footprint"). To read one, `npm run jit -- status <id>`.
 //
 // Versions before this one stored a hash {v, json, status, requester, target}: decodeLegacy reads
-// it, and RedisRequestStore.prepare() converts those hashes once (see store.ts).
+// it, and RedisRequestStore.prepare() converts those hashes once (see store.ts). Records of either
+// kind written before `origin.channel` became `origin.via` are read with `via` (readOrigin).
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import type { AccessRequest, RequestStatus } from '../../core/types.js';
+import type { AccessRequest, RequestOrigin, RequestStatus } from '../../core/types.js';
 
 export const REQUEST_FORMAT = 'j1';
 
@@ -109,7 +110,18 @@ export function decodeRequest(id: string, buf: Buffer, cache?: BodyCache): Acces
     cache?.set(key, json);
   }
   const rest = JSON.parse(json) as Omit<AccessRequest, 'id' | 'version' | 'status' | 'requester' | 'target'>;
-  return { id, requester: head.requester, target: head.target, ...rest, status: head.status, version: head.version } as AccessRequest;
+  return { id, requester: head.requester, target: head.target, ...rest, origin: readOrigin(rest.origin), status: head.status, version: head.version } as AccessRequest;
+}
+
+/**
+ * A stored origin as RequestOrigin. Records written before `origin.channel` was renamed `via`
+ * (the audit events' name for it) carry `channel`: read as `via`. New records write `via`.
+ */
+function readOrigin(stored: RequestOrigin | (Omit<RequestOrigin, 'via'> & { channel?: string }) | undefined): RequestOrigin {
+  if (!stored) return { via: '' };
+  if ('via' in stored) return stored;
+  const { channel, ...rest } = stored;
+  return { via: channel ?? '', ...rest };
 }
 
 /** The JSON bodies of the latest request versions written or read here (bounded, oldest out first). */
@@ -130,5 +142,5 @@ export class BodyCache {
 export function decodeLegacy(v: string | null, json: string | null): AccessRequest | null {
   if (v === null || json === null) return null;
   const req = JSON.parse(json) as AccessRequest;
-  return { ...req, version: Number(v) };
+  return { ...req, origin: readOrigin(req.origin), version: Number(v) };
 }

@@ -3,7 +3,8 @@
 // on the Slack profile (`users.info`, needs users:read.email), cached with a TTL. An explicit
 // mapping pins the principal to that Slack user: another user whose profile email is the
 // principal's is refused. The reverse (who to DM) uses the mapping, else `users.lookupByEmail`.
-import type { PolicyBook } from '../../core/policy.js';
+import { parsePrincipal } from '../../core/ids.js';
+import { listedPrincipals, type PolicyBook } from '../../core/policy.js';
 import type { PrincipalId } from '../../core/types.js';
 
 /** The two Web API calls the directory needs, as Slack documents their answers. */
@@ -56,7 +57,7 @@ export class SlackDirectory {
     if (this.mapped?.book !== book) {
       const toPrincipal = new Map<string, PrincipalId>();
       const toUser = new Map<PrincipalId, string>();
-      for (const [principal, info] of Object.entries(book.principals)) {
+      for (const [principal, info] of listedPrincipals(book)) {
         if (info.slack) {
           toPrincipal.set(info.slack, principal);
           toUser.set(principal, info.slack);
@@ -92,7 +93,7 @@ export class SlackDirectory {
       throw err;
     }
     let identity: SlackIdentity | null = null;
-    const email = user?.profile?.email?.trim().toLowerCase();
+    const email = user?.profile?.email ? parsePrincipal(user.profile.email) : undefined;
     if (user && !user.deleted && !user.is_bot && (explicit || email)) {
       identity = { principal: explicit ?? email!, ...(user.tz ? { timeZone: user.tz } : {}) };
     }

@@ -60,7 +60,7 @@ export function registerListeners(ctx: SlackListeners): void {
     try {
       const who = await directory.resolve(command.user_id);
       const reply = await ctx.svc().execute(who.principal, command.text, {
-        channel: 'slack',
+        via: 'slack',
         replyTo: command.channel_id,
         ...(who.timeZone ? { timeZone: who.timeZone } : {}),
       });

@@ -46,7 +46,8 @@ export class SlackUserGroups implements GroupDirectory {
     const hit = this.users.get(id);
     if (hit && hit.until > this.now()) return hit.member;
     const u = await this.api.info(id);
-    const email = u?.profile?.email?.trim().toLowerCase();
+    // The email is a name of the member; principalsOfMember parses it (src/core/directory.ts).
+    const email = u?.profile?.email;
     // A pinned principal (principals.<p>.slack: <id>) needs no email: the id is kept for it.
     const member = u && !u.deleted && !u.is_bot ? { id, names: email ? [email] : [] } : null;
     this.users.set(id, { member, until: this.now() + this.userTtlMs });

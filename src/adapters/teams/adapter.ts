@@ -251,7 +251,7 @@ export class TeamsAdapter implements ChatAdapter {
       const principal = await this.conversations.principalOf(context);
       if (await this.homeCards.onMessage(context, principal, text)) return;
       const reply = await this.svc().execute(principal, text || 'help', {
-        channel: 'teams',
+        via: 'teams',
         replyTo: a.conversation.id,
         ...(a.localTimezone ? { timeZone: a.localTimezone } : {}),
       });

@@ -4,7 +4,8 @@
 // the policy file, else the member's UPN, cached for TEAMS_USER_CACHE_TTL).
 import { TeamsInfo, TurnContext, type ConversationReference } from 'botbuilder';
 import type { Redis } from 'ioredis';
-import type { PolicyBook } from '../../core/policy.js';
+import { parsePrincipal } from '../../core/ids.js';
+import { listedPrincipals, type PolicyBook } from '../../core/policy.js';
 import type { PrincipalId } from '../../core/types.js';
 
 const REF_TTL_S = 365 * 86_400;
@@ -42,17 +43,17 @@ export class TeamsConversations {
     const aad = from?.aadObjectId;
     if (!aad) throw new Error('this Teams activity has no AAD object id; jit-bot answers only users of your tenant');
     const principals = this.deps.book().principals;
-    for (const [principal, info] of Object.entries(principals)) if (info.teams && info.teams.toLowerCase() === aad.toLowerCase()) return principal;
+    for (const [principal, info] of listedPrincipals(this.deps.book())) if (info.teams && info.teams.toLowerCase() === aad.toLowerCase()) return principal;
     // A principal pinned to a Teams account (`teams: <AAD object id>`) is that account only.
-    const pinnedElsewhere = (upn: string) => {
+    const pinnedElsewhere = (upn: PrincipalId) => {
       const pin = principals[upn]?.teams;
       return pin !== undefined && pin.toLowerCase() !== aad.toLowerCase();
     };
     const hit = this.identities.get(aad);
     if (hit && hit.until > Date.now() && !pinnedElsewhere(hit.principal)) return hit.principal;
     const member = await TeamsInfo.getMember(context, from.id);
-    const upn = (member.userPrincipalName ?? member.email ?? '').trim().toLowerCase();
-    if (!upn.includes('@')) {
+    const upn = parsePrincipal(member.userPrincipalName ?? member.email ?? '');
+    if (!upn) {
       throw new Error(`your Teams account (${aad}) has no UPN or email jit-bot can use; ask a JIT Admin to add "teams: ${aad}" to your entry under principals in the policy file`);
     }
     if (pinnedElsewhere(upn)) {

@@ -204,7 +204,7 @@ export class ChatNotifier implements Notifier {
 
   /** A message to the requester, on the platform the request came from. */
   private async tell(p: ChatPlatform, r: AccessRequest, m: ChatMessage): Promise<void> {
-    if (r.origin.channel !== p.name) return;
+    if (r.origin.via !== p.name) return;
     const to = await this.dmOf(p, r.requester);
     if (to) await p.post(to, m);
   }
