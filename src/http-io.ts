@@ -82,8 +82,8 @@ export async function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<
   return (await readRaw(req, limit)).toString('utf8');
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+export function sendJson(res: ServerResponse, status: number, body: unknown, replacer?: (key: string, value: unknown) => unknown): void {
+  const text = JSON.stringify(body, replacer);
   const linger = status === 413 && lingers(res);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',

@@ -93,6 +93,11 @@ describe('the life cycle over HTTP, RBAC as in chat', () => {
     const listed = await api('alice', 'GET', '/requests?status=pending');
     expect((listed.json.requests as Array<{ id: string }>).map((r) => r.id)).toContain(id);
     expect((await api('alice', 'GET', `/requests/${id}`)).json).toMatchObject({ kind: 'status', request: { id, status: 'pending', requester: 'alice@contoso.com' } });
+    // How it came in is origin.via; origin.channel (its name until 2026-12-03) stays in answers for older clients.
+    const listedOrigin = (listed.json.requests as Array<{ id: string; origin: unknown }>).find((r) => r.id === id)!.origin;
+    expect(listedOrigin).toEqual({ via: 'api', channel: 'api' });
+    expect((created.json.request as { origin: unknown }).origin).toEqual({ via: 'api', channel: 'api' });
+    expect(JSON.stringify(await h.get(id))).not.toContain('"channel"');
 
     // The requester cannot approve her own request; a stranger is told it does not exist.
     expect((await api('alice', 'POST', `/requests/${id}/approve`)).status).toBe(403);

@@ -12,7 +12,7 @@ import { parsePorts, VERB_PORTS } from '../../core/parse.js';
 import { rejectedReply, renderText, type Reply } from '../../core/reply.js';
 import type { PrincipalId, RequestStatus } from '../../core/types.js';
 import type { Logger } from '../../log.js';
-import { durationParam, HttpError, readBody, sendAuditCsv, sendJson, type Route } from '../../server.js';
+import { durationParam, HttpError, readBody, sendAuditCsv, sendJson as sendRaw, type Route } from '../../server.js';
 import type { LocalAuth } from '../local/auth.js';
 import type { z } from 'zod';
 import { openApiDocument } from './openapi.js';
@@ -46,6 +46,17 @@ function sendReply(res: ServerResponse, reply: Reply, okStatus = 200): void {
     return;
   }
   sendJson(res, okStatus, reply);
+}
+
+/**
+ * A request's `origin.via` was called `origin.channel` until 2026-12-03: answers carry both, the
+ * old name deprecated (the OpenAPI schema says so), so a client that reads it keeps working.
+ */
+const legacyOrigin = (key: string, value: unknown): unknown =>
+  key === 'origin' && value !== null && typeof value === 'object' && 'via' in value ? { ...value, channel: value.via } : value;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  sendRaw(res, status, body, legacyOrigin);
 }
 
 /** POST /requests body (validated) → the chat grammar's access command (checked the same way afterwards). */

@@ -103,7 +103,12 @@ export const RequestSchema = z
     activatedAt: int.optional(),
     expiresAt: int.optional(),
     rules: z.array(AppliedRule),
-    origin: z.object({ via: z.string(), replyTo: z.string().optional(), timeZone: z.string().optional() }),
+    origin: z.object({
+      via: z.string().meta({ description: 'How the request came in: api, cli, console, or the chat platform\'s name' }),
+      channel: z.string().optional().meta({ deprecated: true, description: 'The same as via (its name before 2026-12-03); answers carry it for older clients' }),
+      replyTo: z.string().optional(),
+      timeZone: z.string().optional(),
+    }),
     pendingExtension: z.object({ addMs: int, by: z.string(), at: int, decisions: z.array(Decision) }).optional(),
     escalatedAt: int.optional(),
     version: int,
