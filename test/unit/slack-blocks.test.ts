@@ -1,26 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ACTIONS, approvalCard, auditLine, esc, expiringMessage, extensionCard, replyMessage } from '../../src/adapters/slack/blocks.js';
 import type { AccessRequest } from '../../src/core/types.js';
-import { p, rid, tn } from '../fixtures/ids.js';
+import { p, rid } from '../fixtures/ids.js';
+import { pendingRequest } from '../fixtures/requests.js';
 
-const base: AccessRequest = {
+const base: AccessRequest = pendingRequest({
   id: rid('r012345678'),
-  requester: p('alice@contoso.com'),
-  target: tn('vm1'),
-  targetId: '/subscriptions/sub1/resourceGroups/prod/providers/Microsoft.Compute/virtualMachines/vm1',
-  ports: [{ port: 3389, protocol: 'tcp' }],
-  source: '203.0.113.7/32',
   durationMs: 2 * 3600_000,
   justification: 'INC-1 <!channel> <@U024BOB> <https://evil.example|click> & more',
-  status: 'pending',
-  decisions: [],
-  createdAt: 1_767_000_000_000,
-  updatedAt: 1_767_000_000_000,
-  approvalExpiresAt: 1_767_003_600_000,
-  rules: [],
   origin: { via: 'slack' },
-  version: 1,
-};
+});
 
 const all = (x: unknown) => JSON.stringify(x);
 const actions = (m: { blocks: Array<{ type: string; elements?: unknown[] }> }) =>
