@@ -53,11 +53,6 @@ export class HomeViewers {
     return this.loading;
   }
 
-  /** Whether `principal` keeps a home view (from the same copy). */
-  async has(principal: PrincipalId): Promise<boolean> {
-    return (await this.viewers()).has(principal);
-  }
-
   private async load(now: number): Promise<ReadonlySet<PrincipalId>> {
     try {
       // Openings older than the TTL drop out of the set here (the set itself expires with its last one).

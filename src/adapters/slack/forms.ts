@@ -239,7 +239,7 @@ export class SlackForms {
    * opening it draws it fresh anyway).
    */
   async refreshHome(principal: PrincipalId): Promise<void> {
-    if (!this.enabled || !(await this.host.homes.has(principal))) return;
+    if (!this.enabled) return;
     const user = await this.host.userOf(principal);
     if (user) await this.publish(user, principal);
   }
